@@ -1,0 +1,19 @@
+"""streammix: mixtures of linear regressions by EM on data larger than memory."""
+
+from __future__ import annotations
+
+from .em import ComponentCollapseError, ConvergenceWarning
+from .engine import InProcessEngine
+from .model import MixtureOfLinearRegressions, NotFittedError
+from .params import MixtureParams
+from .sources import ArraySource
+from .stats import SuffStats, estep
+from .validation import DataError
+
+__all__ = [
+    "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "ArraySource",
+    "InProcessEngine", "ConvergenceWarning", "ComponentCollapseError", "DataError",
+    "NotFittedError",
+]
+
+__version__ = "0.1.0"

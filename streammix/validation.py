@@ -1,0 +1,50 @@
+"""Input checks shared by every source: clear errors that say what and where."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DataError", "check_finite", "check_weights", "describe_bad_values"]
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file or array, column and rows."""
+
+
+def describe_bad_values(values: np.ndarray, name: str, row_offset: int = 0) -> str | None:
+    """Describe NaN / inf values in a 1-d float array, or return None if clean.
+
+    The message reads like ``"y has 3 NaN values, first at row 17"``; rows
+    are counted from ``row_offset`` (the first row of the chunk).
+    """
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad)
+    n_nan = int(np.isnan(values[rows]).sum())
+    n_inf = rows.size - n_nan
+    parts = []
+    if n_nan:
+        parts.append(f"{n_nan} NaN value{'s' if n_nan != 1 else ''}")
+    if n_inf:
+        parts.append(f"{n_inf} infinite value{'s' if n_inf != 1 else ''}")
+    return f"{name} has {' and '.join(parts)}, first at row {int(rows[0]) + row_offset}"
+
+
+def check_finite(values: np.ndarray, name: str, row_offset: int = 0, where: str = "") -> None:
+    """Raise :class:`DataError` if ``values`` (1-d) holds NaN or inf."""
+    msg = describe_bad_values(values, name, row_offset)
+    if msg is not None:
+        raise DataError(f"{where}{msg}")
+
+
+def check_weights(w: np.ndarray, name: str = "sample_weight", row_offset: int = 0,
+                  where: str = "") -> None:
+    """Weights must be finite and non-negative."""
+    check_finite(w, name, row_offset, where)
+    neg = np.flatnonzero(w < 0)
+    if neg.size:
+        raise DataError(
+            f"{where}{name} has {neg.size} negative value{'s' if neg.size != 1 else ''}, "
+            f"first at row {int(neg[0]) + row_offset} ({w[neg[0]]!r}); weights must be >= 0"
+        )
