@@ -1,0 +1,377 @@
+"""Mergeable sufficient statistics of one EM pass, and the E-step that makes them.
+
+The statistics are kept in the *residual form* of MATH.md §1.2: for each
+component j, with responsibilities γ and residuals r = y - βⱼᵀx at the
+parameters of the pass (the *centre*),
+
+* ``s0[j]  = Σ w γ``
+* ``s2[j]  = Σ w γ x xᵀ``
+* ``rx[j]  = Σ w γ x r``
+* ``r0[j]  = Σ w γ r²``
+
+plus the weighted log-likelihood and two by-products used by ICL.  Because
+every chunk of a pass uses the same centre, statistics of chunks add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .params import MixtureParams
+
+__all__ = [
+    "SuffStats", "estep", "estep_transposed", "accumulate", "log_responsibilities",
+    "design_matrix", "design_transposed", "BLOCK_ELEMENTS",
+]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+#: Target number of float64 elements in the per-block temporaries of the
+#: E-step (about 1 MiB, so that a block stays in the L2 cache).
+BLOCK_ELEMENTS = 1 << 17
+
+
+@dataclass(frozen=True, eq=False)
+class SuffStats:
+    """Sufficient statistics of a pass for all m components.
+
+    Instances are immutable.  ``SuffStats.zeros(m, p)`` is the identity of
+    ``+``, and ``+`` is associative (up to floating-point rounding), so the
+    statistics of chunks can be reduced in any tree.
+
+    Attributes
+    ----------
+    s0, s2, rx, r0 : ndarray
+        Per-component statistics, shapes (m,), (m, p, p), (m, p), (m,).
+    loglik : float
+        Σ w log p(y | x; θ) at the centre θ.
+    class_loglik : float
+        Σ w max_j log(π_j f_j), the classification log-likelihood used by ICL.
+    entropy : float
+        -Σ w Σ_j γ log γ (the EN term of ICL-BIC).
+    sum_w : float
+        Σ w, the total weight N.
+    n_rows : int
+        Number of rows seen (zero-weight rows included).
+    center : ndarray of shape (m, p) or None
+        Coefficients at which residuals were taken; None only for ``zeros``.
+    """
+
+    s0: np.ndarray
+    s2: np.ndarray
+    rx: np.ndarray
+    r0: np.ndarray
+    loglik: float
+    class_loglik: float
+    entropy: float
+    sum_w: float
+    n_rows: int
+    center: np.ndarray | None
+
+    def __post_init__(self) -> None:
+        for name in ("s0", "s2", "rx", "r0", "center"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64)
+                value.setflags(write=False)
+                object.__setattr__(self, name, value)
+
+    @classmethod
+    def zeros(cls, n_components: int, n_coef: int) -> SuffStats:
+        """The identity element: no rows, no centre."""
+        m, p = n_components, n_coef
+        return cls(
+            np.zeros(m), np.zeros((m, p, p)), np.zeros((m, p)), np.zeros(m),
+            0.0, 0.0, 0.0, 0.0, 0, None,
+        )
+
+    @property
+    def n_components(self) -> int:
+        return self.s0.shape[0]
+
+    @property
+    def n_coef(self) -> int:
+        return self.rx.shape[1]
+
+    def __add__(self, other: SuffStats) -> SuffStats:
+        if not isinstance(other, SuffStats):
+            return NotImplemented
+        if self.s2.shape != other.s2.shape:
+            raise ValueError(
+                f"cannot add statistics of shapes {self.s2.shape} and {other.s2.shape}"
+            )
+        if self.center is None:
+            center = other.center
+        elif other.center is None or np.array_equal(self.center, other.center):
+            center = self.center
+        else:
+            raise ValueError(
+                "cannot add statistics computed at different parameters "
+                "(residual-form statistics need a common centre; recentre one first)"
+            )
+        return SuffStats(
+            self.s0 + other.s0,
+            self.s2 + other.s2,
+            self.rx + other.rx,
+            self.r0 + other.r0,
+            self.loglik + other.loglik,
+            self.class_loglik + other.class_loglik,
+            self.entropy + other.entropy,
+            self.sum_w + other.sum_w,
+            self.n_rows + other.n_rows,
+            center,
+        )
+
+    def recentre(self, beta: np.ndarray) -> SuffStats:
+        """Express the residual statistics around new coefficients ``beta``.
+
+        Exact (MATH.md §1.2): with δ = β_new − β_old,
+        ``rx' = rx − s2 δ`` and ``r0' = r0 − 2 δᵀ rx + δᵀ s2 δ``.
+        """
+        beta = np.asarray(beta, dtype=np.float64)
+        if self.center is None:
+            return SuffStats(self.s0, self.s2, self.rx, self.r0, self.loglik,
+                             self.class_loglik, self.entropy, self.sum_w, self.n_rows, beta)
+        delta = beta - self.center
+        s2d = np.einsum("jkl,jl->jk", self.s2, delta)
+        rx = self.rx - s2d
+        r0 = self.r0 - 2.0 * np.einsum("jk,jk->j", delta, self.rx) + np.einsum(
+            "jk,jk->j", delta, s2d
+        )
+        return SuffStats(self.s0, self.s2, rx, np.maximum(r0, 0.0), self.loglik,
+                         self.class_loglik, self.entropy, self.sum_w, self.n_rows, beta)
+
+    def subset(self, keep) -> SuffStats:
+        """Statistics of the components ``keep`` only (totals unchanged)."""
+        keep = np.asarray(keep)
+        center = None if self.center is None else self.center[keep]
+        return SuffStats(self.s0[keep], self.s2[keep], self.rx[keep], self.r0[keep],
+                         self.loglik, self.class_loglik, self.entropy, self.sum_w,
+                         self.n_rows, center)
+
+    def scaled(self, factor: float) -> SuffStats:
+        """All additive quantities multiplied by ``factor`` (row count kept)."""
+        f = float(factor)
+        return SuffStats(self.s0 * f, self.s2 * f, self.rx * f, self.r0 * f,
+                         self.loglik * f, self.class_loglik * f, self.entropy * f,
+                         self.sum_w * f, self.n_rows, self.center)
+
+    def allclose(self, other: SuffStats, rtol: float = 1e-10) -> bool:
+        """Compare two statistics to a relative tolerance (scaled per array)."""
+        def close(a, b):
+            a, b = np.asarray(a), np.asarray(b)
+            scale = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0), 1e-300)
+            return np.max(np.abs(a - b), initial=0.0) <= rtol * scale
+        return (
+            self.n_rows == other.n_rows
+            and all(close(getattr(self, k), getattr(other, k))
+                    for k in ("s0", "s2", "rx", "r0", "loglik", "class_loglik",
+                              "entropy", "sum_w"))
+        )
+
+
+def log_responsibilities(X: np.ndarray, y: np.ndarray, params: MixtureParams):
+    """Per-row log-likelihood and log-responsibilities, in the log domain.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Design matrix.
+    y : ndarray of shape (n,)
+    params : MixtureParams
+
+    Returns
+    -------
+    loglik : ndarray of shape (n,)
+        log p(y_i | x_i).
+    log_resp : ndarray of shape (n, m)
+        log γ_ij.
+    residuals : ndarray of shape (n, m)
+    """
+    R = y[:, None] - X @ params.beta.T
+    L = _component_loglik(R, params)
+    ll = _logsumexp_rows(L)
+    return ll, L - ll[:, None], R
+
+
+def _component_loglik(R: np.ndarray, params: MixtureParams) -> np.ndarray:
+    return _log_norm(params) - R * R * (0.5 / params.sigma2)
+
+
+def _log_norm(params: MixtureParams) -> np.ndarray:
+    # A zero weight gives a huge negative, not -inf, so that 0 * log-density stays 0.
+    return np.log(np.maximum(params.weights, 1e-300)) - 0.5 * (_LOG_2PI + np.log(params.sigma2))
+
+
+
+
+def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
+    M = L.max(axis=1)
+    M = np.where(np.isfinite(M), M, 0.0)
+    return M + np.log(np.exp(L - M[:, None]).sum(axis=1))
+
+
+def _block_rows(p: int, m: int) -> int:
+    return max(256, BLOCK_ELEMENTS // max(1, 2 * m + p * (p + 1) // 2))
+
+
+class _Accumulator:
+    """Running sums of one chunk, laid out for few, cache-friendly GEMMs.
+
+    Works on the transposed design XT (p, n).  ``g1 = [wγ; wγr] @ XT.T``
+    gives rx (and, with an intercept, the first row of s2); the products of
+    the remaining feature pairs (upper triangle only) go through one GEMM
+    ``wγ @ Q.T`` per block.
+    """
+
+    def __init__(self, p: int, m: int, intercept: bool, block: int):
+        self.p, self.m, self.intercept = p, m, intercept
+        first = 1 if intercept else 0
+        self.pair_rows = [(k, np.arange(k, p)) for k in range(first, p)]
+        self.n_pairs = sum(len(rows) for _, rows in self.pair_rows)
+        self.g1 = np.zeros((2 * m, p))
+        self.s2p = np.zeros((m, self.n_pairs))
+        self.s0 = np.zeros(m)
+        self.r0 = np.zeros(m)
+        self._H = np.empty((2 * m, block))
+        self._Q = np.empty((self.n_pairs, block))
+
+    def add(self, XT: np.ndarray, R: np.ndarray, wgam: np.ndarray) -> None:
+        m, nb = self.m, XT.shape[1]
+        H = self._H[:, :nb]
+        H[:m] = wgam
+        np.multiply(wgam, R, out=H[m:])
+        self.g1 += H @ XT.T
+        self.r0 += np.einsum("ij,ij->i", H[m:], R)
+        if not self.intercept:
+            self.s0 += wgam.sum(axis=1)
+        Q = self._Q[:, :nb]
+        pos = 0
+        for k, rows in self.pair_rows:
+            np.multiply(XT[k:k + 1], XT[k:], out=Q[pos:pos + rows.size])
+            pos += rows.size
+        self.s2p += wgam @ Q.T
+
+    def finish(self):
+        m, p = self.m, self.p
+        s2 = np.zeros((m, p, p))
+        s0 = self.g1[:m, 0].copy() if self.intercept else self.s0
+        pos = 0
+        for k, rows in self.pair_rows:
+            s2[:, k, rows] = self.s2p[:, pos:pos + rows.size]
+            pos += rows.size
+        if self.intercept:
+            s2[:, 0, :] = self.g1[:m]
+        s2 = np.triu(s2) + np.triu(s2, 1).transpose(0, 2, 1)
+        return s0, s2, self.g1[m:].copy(), self.r0
+
+
+def _has_intercept(XT: np.ndarray) -> bool:
+    return XT.shape[0] > 0 and bool(np.all(XT[0] == 1.0))
+
+
+def estep(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: MixtureParams) -> SuffStats:
+    """E-step on one chunk: responsibilities at ``params`` and their statistics.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Design matrix (intercept column first when fitted).
+    y : ndarray of shape (n,)
+    w : ndarray of shape (n,)
+        Non-negative frequency weights.
+    params : MixtureParams
+
+    Returns
+    -------
+    SuffStats
+        Statistics centred at ``params.beta``.
+    """
+    XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
+    return estep_transposed(XT, y, w, params, _has_intercept(XT))
+
+
+def estep_transposed(XT: np.ndarray, y: np.ndarray, w: np.ndarray, params: MixtureParams,
+                     intercept: bool) -> SuffStats:
+    """:func:`estep` on the transposed design ``XT`` of shape (p, n).
+
+    ``intercept`` says that row 0 of ``XT`` is all ones (it is not checked).
+    The chunk is processed in cache-sized column blocks; no temporary of size
+    n × m × p is formed.
+    """
+    p, n = XT.shape
+    m = params.n_components
+    if params.n_coef != p:
+        raise ValueError(f"design matrix has {p} columns but the parameters have {params.n_coef}")
+    log_norm = _log_norm(params)[:, None]
+    inv2s2 = (0.5 / params.sigma2)[:, None]
+    beta = params.beta
+    step = _block_rows(p, m)
+    acc = _Accumulator(p, m, intercept, min(step, max(n, 1)))
+    loglik = class_ll = ent = 0.0
+    for start in range(0, n, step):
+        Xb = XT[:, start:start + step]
+        yb = y[start:start + step]
+        wb = w[start:start + step]
+        R = yb - beta @ Xb
+        L = log_norm - R * R * inv2s2
+        M = L.max(axis=0)
+        E = np.exp(L - M)
+        S = E.sum(axis=0)
+        ll = M + np.log(S)
+        wgam = E * (wb / S)
+        wll = float(wb @ ll)
+        loglik += wll
+        class_ll += float(wb @ M)
+        ent += wll - float(np.einsum("ij,ij->", wgam, L))
+        acc.add(Xb, R, wgam)
+    s0, s2, rx, r0 = acc.finish()
+    return SuffStats(s0, s2, rx, r0, loglik, class_ll, ent, float(np.sum(w)), int(n),
+                     params.beta)
+
+
+def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
+               beta: np.ndarray) -> SuffStats:
+    """Statistics for *given* responsibilities ``resp`` (n, m), centred at ``beta``.
+
+    Used to start EM from a partition of the rows.  The likelihood fields are
+    zero because no parameter set is being evaluated.
+    """
+    XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
+    p, n = XT.shape
+    m = resp.shape[1]
+    beta = np.asarray(beta, dtype=np.float64)
+    step = _block_rows(p, m)
+    acc = _Accumulator(p, m, _has_intercept(XT), min(step, max(n, 1)))
+    for start in range(0, n, step):
+        Xb = XT[:, start:start + step]
+        R = y[start:start + step] - beta @ Xb
+        acc.add(Xb, R, (resp[start:start + step] * w[start:start + step, None]).T)
+    s0, s2, rx, r0 = acc.finish()
+    return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
+
+
+def design_matrix(X: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    """The design matrix (n, p): a leading column of ones when an intercept is fitted."""
+    X = np.asarray(X, dtype=np.float64)
+    if not fit_intercept:
+        return np.ascontiguousarray(X)
+    out = np.empty((X.shape[0], X.shape[1] + 1))
+    out[:, 0] = 1.0
+    out[:, 1:] = X
+    return out
+
+
+def design_transposed(X: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    """The transposed design matrix (p, n), C-contiguous, as the E-step wants it."""
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    out = np.empty((d + int(fit_intercept), n))
+    if fit_intercept:
+        out[0] = 1.0
+        out[1:] = X.T
+    else:
+        out[:] = X.T
+    return out
