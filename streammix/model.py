@@ -1,0 +1,514 @@
+"""The scikit-learn style estimator users touch."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .atomic import atomic_write_text
+from .em import COLLAPSE_POLICIES, EMSettings, run_em
+from .engine import InProcessEngine
+from .init import INIT_METHODS, Profile, ProfileTask, initial_params, make_reseeder, variance_floor
+from .mstep import NOISE_MODELS, MStepOptions
+from .params import MixtureParams
+from .sources import DEFAULT_CHUNK_ROWS, as_source
+from .stats import (
+    SuffStats,
+    design_matrix,
+    design_transposed,
+    estep_transposed,
+    log_responsibilities,
+)
+from .validation import DataError
+
+__all__ = ["MixtureOfLinearRegressions", "EStepTask", "NotFittedError"]
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT = "streammix-model"
+MODEL_VERSION = 1
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit``."""
+
+
+@dataclass(frozen=True)
+class EStepTask:
+    """Map function of an EM pass: a chunk -> its :class:`SuffStats` at ``params``."""
+
+    params: MixtureParams
+    fit_intercept: bool
+
+    def __call__(self, chunk) -> SuffStats:
+        XT = design_transposed(chunk.X, self.fit_intercept)
+        return estep_transposed(XT, chunk.y, chunk.w, self.params, self.fit_intercept)
+
+
+class MixtureOfLinearRegressions:
+    """Finite mixture of linear regressions fitted by EM, in chunks.
+
+    ``p(y | x) = Σ_j π_j N(y | a_jᵀx + b_j, σ_j²)``.  Each EM iteration is
+    one pass over the data (a map over chunks and a tree sum of sufficient
+    statistics), so the data need not fit in memory.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of components m.
+    noise : {"per_component", "shared", "fixed"}, default="per_component"
+        One σ per component (as flexmix), one σ for all components, or a
+        known σ given by ``sigma``.
+    sigma : float or array-like of shape (n_components,), optional
+        The known noise standard deviation(s) when ``noise="fixed"``.
+    fit_intercept : bool, default=True
+    tol : float, default=1e-4
+        Stop when the log-likelihood (log-posterior under priors) changes by
+        less than ``tol`` in absolute value between two passes.  Absolute,
+        not relative, so its meaning does not change with n (MATH.md §3.2).
+    max_iter : int, default=500
+        Maximum number of EM iterations (M-steps) per run.
+    n_init : int, default=1
+        Number of runs from different starting values; the run with the
+        highest log-likelihood is kept.
+    init : {"auto", "random", "ybins", "resid_bins"}, MixtureParams or dict, default="auto"
+        Starting values.  ``"auto"`` refines several candidates on the
+        sample and keeps the best; ``"random"`` is flexmix's random
+        partition; ``"ybins"`` is mixtools' y-quantile bins with jitter;
+        ``"resid_bins"`` bins the pooled OLS residuals.  A dict with keys
+        ``weights``, ``coef``, ``intercept``, ``sigma`` (original scale)
+        starts from those values.
+    random_state : int or None
+        Seed of all random choices (the sample and the starting values).
+    variance_floor : float, default=1e-3
+        Every σ_j² is kept at or above this multiple of the pooled OLS
+        residual variance, so the likelihood stays bounded.
+    min_weight : float, default=0.0
+        A component whose weight falls below this collapses (flexmix's
+        ``minprior``).  Components also collapse when their effective
+        number of rows falls below 5 (p + 1).
+    on_collapse : {"drop", "reseed", "error"}, default="drop"
+        What happens to a collapsed component: removed (with a warning, as
+        flexmix does), re-seeded on the worst-explained rows of the sample
+        (up to 3 times per run, then dropped), or an error.
+    ridge : float, default=0.0
+        Precision of a normal prior N(0, σ_j²/ridge) on the coefficients
+        (not the intercept): MAP estimation.
+    prior_dof, prior_scale : float, default=0.0
+        ν0 and ζ0² of an inverse-gamma IG(ν0/2, ζ0²/2) prior on each σ².
+    dirichlet_alpha : float, default=1.0
+        Dirichlet prior on the weights (1 means none).
+    df_correction : bool, default=False
+        Estimate σ_j² as RSS_j / (S0_j (1 - p/n)) like flexmix's FLXMRglm
+        instead of the maximum-likelihood RSS_j / S0_j.
+    chunk_rows : int, default=65536
+        Rows per chunk when fitting in-memory arrays.
+    init_sample_size : int, default=100000
+        Size of the weighted reservoir sample used for starting values.
+    engine : object, optional
+        Where passes run; default in-process.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (m,)
+    coef_ : ndarray of shape (m, n_features)
+    intercept_ : ndarray of shape (m,)
+    sigma_ : ndarray of shape (m,)
+    loglik_ : float
+        Total (weighted) log-likelihood at the fitted parameters.
+    objective_ : float
+        ``loglik_`` plus the log-prior (equal to ``loglik_`` without priors).
+    n_iter_ : int
+    converged_ : bool
+    history_ : list of dict
+        One record per pass of the kept run: iteration, loglik, objective,
+        number of components and any event (a dropped or re-seeded component).
+    n_components_ : int
+        Components left at the end (fewer than asked if some were dropped).
+    params_ : MixtureParams
+        The parameters in design space (intercept first).
+
+    Notes
+    -----
+    Components are reported in a canonical order: decreasing weight.
+    ``sample_weight`` holds frequency weights; N = Σw is the sample size in
+    BIC.
+    """
+
+    def __init__(self, n_components: int = 2, *, noise: str = "per_component", sigma=None,
+                 fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
+                 n_init: int = 1, init="auto", random_state=None,
+                 variance_floor: float = 1e-3, min_weight: float = 0.0,
+                 on_collapse: str = "drop", ridge: float = 0.0, prior_dof: float = 0.0,
+                 prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
+                 df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 init_sample_size: int = 100_000, engine=None):
+        self.n_components = n_components
+        self.noise = noise
+        self.sigma = sigma
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init = init
+        self.random_state = random_state
+        self.variance_floor = variance_floor
+        self.min_weight = min_weight
+        self.on_collapse = on_collapse
+        self.ridge = ridge
+        self.prior_dof = prior_dof
+        self.prior_scale = prior_scale
+        self.dirichlet_alpha = dirichlet_alpha
+        self.df_correction = df_correction
+        self.chunk_rows = chunk_rows
+        self.init_sample_size = init_sample_size
+        self.engine = engine
+
+    # ------------------------------------------------------------------ params
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Hyper-parameters as a dict (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params) -> MixtureOfLinearRegressions:
+        """Set hyper-parameters; unknown names raise ``ValueError``."""
+        valid = set(self._get_param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; "
+                                 f"valid ones are {sorted(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        signature = inspect.signature(type(self).__init__)
+        defaults = {k: v.default for k, v in signature.parameters.items()}
+        shown = []
+        for name, value in self.get_params().items():
+            default = defaults[name]
+            try:
+                same = bool(value == default) if not isinstance(value, np.ndarray) else False
+            except (TypeError, ValueError):
+                same = False
+            if not same or name == "n_components":
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -------------------------------------------------------------- validation
+    def _check_hyperparameters(self) -> None:
+        m = self.n_components
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ValueError(f"n_components must be an integer >= 1, got {m!r}")
+        if self.noise not in NOISE_MODELS:
+            raise ValueError(f"noise must be one of {NOISE_MODELS}, got {self.noise!r}")
+        if self.noise == "fixed":
+            if self.sigma is None:
+                raise ValueError("noise='fixed' needs sigma (the known noise standard deviation)")
+            s = np.asarray(self.sigma, dtype=float)
+            if s.ndim > 1 or (s.ndim == 1 and s.shape[0] != m) or np.any(~(s > 0)) \
+                    or not np.all(np.isfinite(s)):
+                raise ValueError(f"sigma must be a positive finite scalar or {m} values, "
+                                 f"got {self.sigma!r}")
+        elif self.sigma is not None:
+            raise ValueError("sigma is only used with noise='fixed'")
+        for name in ("max_iter", "n_init", "chunk_rows", "init_sample_size"):
+            value = getattr(self, name)
+            low = 0 if name == "max_iter" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not (isinstance(self.init, (MixtureParams, dict)) or self.init in INIT_METHODS):
+            raise ValueError(f"init must be one of {INIT_METHODS}, a dict of starting values "
+                             f"or MixtureParams, got {self.init!r}")
+        if self.on_collapse not in COLLAPSE_POLICIES:
+            raise ValueError(f"on_collapse must be one of {COLLAPSE_POLICIES}, "
+                             f"got {self.on_collapse!r}")
+        if not (0 <= self.min_weight < 1):
+            raise ValueError(f"min_weight must be in [0, 1), got {self.min_weight!r}")
+        if not (self.tol >= 0):
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+
+    def n_parameters(self, n_components: int | None = None, n_features: int | None = None) -> int:
+        """Number of free parameters P (MATH.md §7)."""
+        m = self.n_components_ if n_components is None else n_components
+        p = (self.n_features_in_ if n_features is None else n_features) + int(self.fit_intercept)
+        if self.noise == "per_component":
+            return m * (p + 2) - 1
+        if self.noise == "shared":
+            return m * p + 1 + m - 1
+        return m * p + m - 1
+
+    def _start_params(self, n_features: int):
+        init = self.init
+        if not isinstance(init, dict):
+            return init
+        try:
+            weights = np.asarray(init["weights"], float)
+            coef = np.asarray(init["coef"], float).reshape(len(weights), n_features)
+            sigma = np.broadcast_to(np.asarray(init["sigma"], float), weights.shape)
+            if self.fit_intercept:
+                intercept = np.asarray(init.get("intercept", np.zeros(len(weights))), float)
+                coef = np.column_stack([intercept, coef])
+        except KeyError as exc:
+            raise ValueError(f"init dict is missing {exc.args[0]!r}; it needs weights, coef, "
+                             "intercept and sigma") from None
+        if len(weights) != self.n_components:
+            raise ValueError(f"init has {len(weights)} components, n_components is "
+                             f"{self.n_components}")
+        return MixtureParams(weights, coef, sigma**2)
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X, y=None, sample_weight=None) -> MixtureOfLinearRegressions:
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d), DataFrame, or a source
+            Features, or a source (e.g. :class:`streammix.ParquetSource`)
+            that also supplies the target and weights.
+        y : array-like of shape (n,), optional
+            Target; required unless ``X`` is a source.
+        sample_weight : array-like of shape (n,), optional
+            Non-negative frequency weights.
+
+        Returns
+        -------
+        self
+        """
+        self._check_hyperparameters()
+        source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
+        engine = self.engine if self.engine is not None else InProcessEngine()
+        d = source.n_features
+        p = d + int(self.fit_intercept)
+        m = self.n_components
+        root = np.random.default_rng(self.random_state)
+        seed = int(root.integers(2**31))
+        profile = engine.map_reduce(source, ProfileTask(seed, self.init_sample_size),
+                                    Profile.empty(d, self.init_sample_size))
+        n_params = self.n_parameters(m, d)
+        if profile.n_positive == 0:
+            raise DataError("the data has no rows with positive weight")
+        if profile.n_positive <= n_params:
+            raise DataError(
+                f"{profile.n_positive} rows with positive weight are too few for "
+                f"{n_params} free parameters ({m} components, {p} coefficients each); "
+                "use fewer components or more data"
+            )
+        Xd_sample = design_matrix(profile.X, self.fit_intercept)
+        floor = variance_floor(Xd_sample, profile.y, self.variance_floor)
+        fixed = None
+        if self.noise == "fixed":
+            fixed = np.broadcast_to(np.asarray(self.sigma, float) ** 2, (m,)).copy()
+        options = MStepOptions(
+            noise=self.noise, fixed_sigma2=fixed, variance_floor=floor, ridge=self.ridge,
+            intercept=self.fit_intercept, prior_dof=self.prior_dof,
+            prior_scale=self.prior_scale, dirichlet_alpha=self.dirichlet_alpha,
+            df_correction=self.df_correction,
+        )
+        settings = EMSettings(mstep=options, tol=self.tol, max_iter=self.max_iter,
+                              min_weight=self.min_weight, on_collapse=self.on_collapse)
+        fi = self.fit_intercept
+
+        def pass_fn(params: MixtureParams) -> SuffStats:
+            return engine.map_reduce(source, EStepTask(params, fi),
+                                     SuffStats.zeros(params.n_components, p))
+
+        start = self._start_params(d)
+        explicit = isinstance(start, MixtureParams)
+        if explicit and start.n_coef != p:
+            raise ValueError(f"init has {start.n_coef} coefficients per component, "
+                             f"the data needs {p}")
+        best = None
+        for run in range(1 if explicit else self.n_init):
+            rng = np.random.default_rng([seed, run])
+            params0 = initial_params(profile.X, profile.y, m, method=start, fit_intercept=fi,
+                                     settings=settings, rng=rng)
+            reseed = make_reseeder(profile.X, profile.y, fi, options)
+            result = run_em(pass_fn, params0, settings, reseed=reseed)
+            logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
+                        run, result.loglik, result.n_iter, result.converged)
+            if best is None or result.objective > best.objective:
+                best = result
+        self._set_fitted(best, source, profile)
+        return self
+
+    def _set_fitted(self, result, source, profile) -> None:
+        params = result.params
+        order = np.lexsort((params.beta[:, 0], -params.weights))
+        params = params.permute(order)
+        self.params_ = params
+        self.n_features_in_ = source.n_features
+        self.feature_names_in_ = list(getattr(source, "feature_names", []))
+        self.n_rows_ = int(profile.n_rows)
+        self.sum_weights_ = float(profile.sum_w)
+        self.loglik_ = float(result.loglik)
+        self.objective_ = float(result.objective)
+        self.n_iter_ = int(result.n_iter)
+        self.converged_ = bool(result.converged)
+        self.history_ = result.history
+        self.class_loglik_ = float(result.stats.class_loglik)
+        self.entropy_ = float(result.stats.entropy)
+        self._set_public_arrays()
+
+    def _set_public_arrays(self) -> None:
+        params = self.params_
+        self.n_components_ = params.n_components
+        self.weights_ = params.weights.copy()
+        if self.fit_intercept:
+            self.intercept_ = params.beta[:, 0].copy()
+            self.coef_ = params.beta[:, 1:].copy()
+        else:
+            self.intercept_ = np.zeros(params.n_components)
+            self.coef_ = params.beta.copy()
+        self.sigma_ = np.sqrt(params.sigma2)
+
+    # ----------------------------------------------------------------- predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def _design(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has shape {X.shape}; the model was fitted on "
+                             f"{self.n_features_in_} features")
+        return design_matrix(X, self.fit_intercept)
+
+    def _design_y(self, X, y):
+        Xd = self._design(X)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if y.shape[0] != Xd.shape[0]:
+            raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")
+        return Xd, y
+
+    def predict(self, X) -> np.ndarray:
+        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j)."""
+        self._check_fitted()
+        return self._design(X) @ self.params_.beta.T @ self.params_.weights
+
+    def predict_components(self, X) -> np.ndarray:
+        """Mean of each component, shape (n, m)."""
+        self._check_fitted()
+        return self._design(X) @ self.params_.beta.T
+
+    def predict_proba(self, X, y) -> np.ndarray:
+        """Posterior responsibilities P(component j | x, y), shape (n, m)."""
+        self._check_fitted()
+        _, log_resp, _ = log_responsibilities(*self._design_y(X, y), self.params_)
+        return np.exp(log_resp)
+
+    def score_samples(self, X, y) -> np.ndarray:
+        """Log-likelihood log p(y_i | x_i) of each row."""
+        self._check_fitted()
+        ll, _, _ = log_responsibilities(*self._design_y(X, y), self.params_)
+        return ll
+
+    def _pass_stats(self, X, y, sample_weight) -> SuffStats:
+        self._check_fitted()
+        source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
+        if source.n_features != self.n_features_in_:
+            raise ValueError(f"the data has {source.n_features} features; the model was "
+                             f"fitted on {self.n_features_in_}")
+        engine = self.engine if self.engine is not None else InProcessEngine()
+        p = self.params_.n_coef
+        return engine.map_reduce(source, EStepTask(self.params_, self.fit_intercept),
+                                 SuffStats.zeros(self.n_components_, p))
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Mean log-likelihood per unit weight, Σ w log p / Σ w."""
+        stats = self._pass_stats(X, y, sample_weight)
+        return stats.loglik / stats.sum_w
+
+    def bic(self, X, y=None, sample_weight=None) -> float:
+        """Bayesian information criterion −2ℓ + P log N (lower is better)."""
+        stats = self._pass_stats(X, y, sample_weight)
+        return -2.0 * stats.loglik + self.n_parameters() * math.log(stats.sum_w)
+
+    def aic(self, X, y=None, sample_weight=None) -> float:
+        """Akaike information criterion −2ℓ + 2P (lower is better)."""
+        stats = self._pass_stats(X, y, sample_weight)
+        return -2.0 * stats.loglik + 2.0 * self.n_parameters()
+
+    def information_criteria(self) -> dict:
+        """AIC, BIC, ICL and ICL-BIC of the fit, from its final pass (MATH.md §7)."""
+        self._check_fitted()
+        P = self.n_parameters()
+        log_n = math.log(self.sum_weights_)
+        bic = -2.0 * self.loglik_ + P * log_n
+        return {
+            "loglik": self.loglik_, "n_parameters": P, "n": self.sum_weights_,
+            "aic": -2.0 * self.loglik_ + 2.0 * P, "bic": bic,
+            "icl": -2.0 * self.class_loglik_ + P * log_n,
+            "icl_bic": bic + 2.0 * self.entropy_,
+        }
+
+    def report(self) -> str:
+        """A readable text table of the fitted model."""
+        from .report import format_model
+        return format_model(self)
+
+    # ------------------------------------------------------------- save / load
+    _FITTED = ("n_features_in_", "feature_names_in_", "n_rows_", "sum_weights_", "loglik_",
+               "objective_", "n_iter_", "converged_", "history_", "class_loglik_", "entropy_")
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record of the hyper-parameters and the fitted state."""
+        params = {}
+        for name, value in self.get_params().items():
+            if name == "engine":
+                continue
+            if isinstance(value, MixtureParams):
+                value = {"__mixture_params__": value.to_dict()}
+            elif isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif name == "random_state" and not (value is None or isinstance(value, int)):
+                value = None  # a Generator cannot be stored
+            params[name] = value
+        record = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "hyperparameters": params}
+        if hasattr(self, "params_"):
+            fitted = {name: getattr(self, name) for name in self._FITTED}
+            fitted["params"] = self.params_.to_dict()
+            record["fitted"] = fitted
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> MixtureOfLinearRegressions:
+        if record.get("format") != MODEL_FORMAT:
+            raise ValueError("not a streammix model record (missing format tag)")
+        if record.get("version") != MODEL_VERSION:
+            raise ValueError(f"unsupported model version {record.get('version')!r}")
+        hyper = dict(record["hyperparameters"])
+        if isinstance(hyper.get("init"), dict) and "__mixture_params__" in hyper["init"]:
+            hyper["init"] = MixtureParams.from_dict(hyper["init"]["__mixture_params__"])
+        model = cls(**hyper)
+        fitted = record.get("fitted")
+        if fitted is not None:
+            model.params_ = MixtureParams.from_dict(fitted["params"])
+            for name in cls._FITTED:
+                setattr(model, name, fitted[name])
+            model._set_public_arrays()
+        return model
+
+    def save(self, path) -> None:
+        """Write the model to a JSON file atomically (floats round-trip exactly)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+
+    @classmethod
+    def load(cls, path) -> MixtureOfLinearRegressions:
+        """Read a model written by :meth:`save`."""
+        with open(path, encoding="utf-8") as fh:
+            try:
+                record = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: not a valid model file ({exc})") from None
+        return cls.from_dict(record)
