@@ -20,8 +20,8 @@ from .sources import DEFAULT_CHUNK_ROWS, as_source
 from .stats import (
     SuffStats,
     design_matrix,
-    design_transposed,
-    estep_transposed,
+    estep_features,
+    features_transposed,
     log_responsibilities,
 )
 from .validation import DataError
@@ -46,8 +46,8 @@ class EStepTask:
     fit_intercept: bool
 
     def __call__(self, chunk) -> SuffStats:
-        XT = design_transposed(chunk.X, self.fit_intercept)
-        return estep_transposed(XT, chunk.y, chunk.w, self.params, self.fit_intercept)
+        return estep_features(features_transposed(chunk.X), chunk.y, chunk.w, self.params,
+                              self.fit_intercept)
 
 
 class MixtureOfLinearRegressions:

@@ -81,7 +81,10 @@ class ArraySource:
         check_weights(w)
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-        self.X, self.y, self.w = X, y, w
+        # Stored transposed once: chunks are F-ordered (n, d) views whose .T is
+        # the contiguous (d, n) block the E-step works on, without a copy.
+        self.X = np.asfortranarray(X)
+        self.y, self.w = y, w
         self.chunk_rows = int(chunk_rows)
         self.feature_names = (
             [f"x{k}" for k in range(X.shape[1])] if feature_names is None

@@ -22,8 +22,8 @@ import numpy as np
 from .params import MixtureParams
 
 __all__ = [
-    "SuffStats", "estep", "estep_transposed", "accumulate", "log_responsibilities",
-    "design_matrix", "design_transposed", "BLOCK_ELEMENTS",
+    "SuffStats", "estep", "estep_features", "accumulate", "log_responsibilities",
+    "design_matrix", "features_transposed", "BLOCK_ELEMENTS",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -220,52 +220,58 @@ def _block_rows(p: int, m: int) -> int:
 class _Accumulator:
     """Running sums of one chunk, laid out for few, cache-friendly GEMMs.
 
-    Works on the transposed design XT (p, n).  ``g1 = [wγ; wγr] @ XT.T``
-    gives rx (and, with an intercept, the first row of s2); the products of
-    the remaining feature pairs (upper triangle only) go through one GEMM
+    Works on the transposed *features* FT (d, n); with ``intercept`` the
+    design has an implicit leading column of ones that is never stored.
+    ``g1 = [wγ; wγr] @ FT.T`` gives the feature part of rx and of the first
+    row of s2; row sums of ``[wγ; wγr]`` give their intercept parts; the
+    products of feature pairs (upper triangle only) go through one GEMM
     ``wγ @ Q.T`` per block.
     """
 
-    def __init__(self, p: int, m: int, intercept: bool, block: int):
-        self.p, self.m, self.intercept = p, m, intercept
-        first = 1 if intercept else 0
-        self.pair_rows = [(k, np.arange(k, p)) for k in range(first, p)]
-        self.n_pairs = sum(len(rows) for _, rows in self.pair_rows)
-        self.g1 = np.zeros((2 * m, p))
+    def __init__(self, d: int, m: int, intercept: bool, block: int):
+        self.d, self.m, self.intercept = d, m, intercept
+        self.pair_rows = [(k, np.arange(k, d)) for k in range(d)]
+        self.n_pairs = d * (d + 1) // 2
+        self.g1 = np.zeros((2 * m, d))
+        self.hsum = np.zeros(2 * m)
         self.s2p = np.zeros((m, self.n_pairs))
-        self.s0 = np.zeros(m)
         self.r0 = np.zeros(m)
-        self._H = np.empty((2 * m, block))
+        self.H = np.empty((2 * m, block))
         self._Q = np.empty((self.n_pairs, block))
 
-    def add(self, XT: np.ndarray, R: np.ndarray, wgam: np.ndarray) -> None:
-        m, nb = self.m, XT.shape[1]
-        H = self._H[:, :nb]
-        H[:m] = wgam
-        np.multiply(wgam, R, out=H[m:])
-        self.g1 += H @ XT.T
+    def add(self, FT: np.ndarray, R: np.ndarray, nb: int) -> None:
+        """Add a block; ``self.H[:m, :nb]`` must already hold wγ."""
+        m = self.m
+        H = self.H[:, :nb]
+        np.multiply(H[:m], R, out=H[m:])
+        self.g1 += H @ FT.T
+        self.hsum += H.sum(axis=1)
         self.r0 += np.einsum("ij,ij->i", H[m:], R)
-        if not self.intercept:
-            self.s0 += wgam.sum(axis=1)
         Q = self._Q[:, :nb]
         pos = 0
         for k, rows in self.pair_rows:
-            np.multiply(XT[k:k + 1], XT[k:], out=Q[pos:pos + rows.size])
+            np.multiply(FT[k:k + 1], FT[k:], out=Q[pos:pos + rows.size])
             pos += rows.size
-        self.s2p += wgam @ Q.T
+        self.s2p += H[:m] @ Q.T
 
     def finish(self):
-        m, p = self.m, self.p
+        m, d = self.m, self.d
+        off = int(self.intercept)
+        p = d + off
         s2 = np.zeros((m, p, p))
-        s0 = self.g1[:m, 0].copy() if self.intercept else self.s0
         pos = 0
         for k, rows in self.pair_rows:
-            s2[:, k, rows] = self.s2p[:, pos:pos + rows.size]
+            s2[:, off + k, off + rows] = self.s2p[:, pos:pos + rows.size]
             pos += rows.size
+        s0 = self.hsum[:m].copy()
+        rx = np.empty((m, p))
+        rx[:, off:] = self.g1[m:]
         if self.intercept:
-            s2[:, 0, :] = self.g1[:m]
+            s2[:, 0, 0] = s0
+            s2[:, 0, 1:] = self.g1[:m]
+            rx[:, 0] = self.hsum[m:]
         s2 = np.triu(s2) + np.triu(s2, 1).transpose(0, 2, 1)
-        return s0, s2, self.g1[m:].copy(), self.r0
+        return s0, s2, rx, self.r0
 
 
 def _has_intercept(XT: np.ndarray) -> bool:
@@ -290,43 +296,62 @@ def estep(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: MixtureParams) ->
         Statistics centred at ``params.beta``.
     """
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
-    return estep_transposed(XT, y, w, params, _has_intercept(XT))
+    if _has_intercept(XT):
+        return estep_features(XT[1:], y, w, params, True)
+    return estep_features(XT, y, w, params, False)
 
 
-def estep_transposed(XT: np.ndarray, y: np.ndarray, w: np.ndarray, params: MixtureParams,
-                     intercept: bool) -> SuffStats:
-    """:func:`estep` on the transposed design ``XT`` of shape (p, n).
+def estep_features(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params: MixtureParams,
+                   fit_intercept: bool) -> SuffStats:
+    """:func:`estep` on the transposed features ``FT`` of shape (d, n).
 
-    ``intercept`` says that row 0 of ``XT`` is all ones (it is not checked).
-    The chunk is processed in cache-sized column blocks; no temporary of size
+    With ``fit_intercept`` the design is ``[1, x]`` and ``params.beta[:, 0]``
+    is the intercept; the column of ones is never materialised.  ``FT``
+    should be C-contiguous (``X.T`` of an F-ordered (n, d) array is).  The
+    chunk is processed in cache-sized column blocks; no temporary of size
     n × m × p is formed.
     """
-    p, n = XT.shape
+    FT = np.asarray(FT, dtype=np.float64)
+    d, n = FT.shape
     m = params.n_components
+    p = d + int(fit_intercept)
     if params.n_coef != p:
         raise ValueError(f"design matrix has {p} columns but the parameters have {params.n_coef}")
     log_norm = _log_norm(params)[:, None]
     inv2s2 = (0.5 / params.sigma2)[:, None]
-    beta = params.beta
+    if fit_intercept:
+        b0 = params.beta[:, :1]
+        coef = np.ascontiguousarray(params.beta[:, 1:])
+    else:
+        b0 = np.zeros((m, 1))
+        coef = params.beta
     step = _block_rows(p, m)
-    acc = _Accumulator(p, m, intercept, min(step, max(n, 1)))
+    acc = _Accumulator(d, m, fit_intercept, min(step, max(n, 1)))
     loglik = class_ll = ent = 0.0
     for start in range(0, n, step):
-        Xb = XT[:, start:start + step]
+        Fb = FT[:, start:start + step]
         yb = y[start:start + step]
         wb = w[start:start + step]
-        R = yb - beta @ Xb
-        L = log_norm - R * R * inv2s2
+        nb = yb.size
+        R = coef @ Fb
+        R += b0
+        np.subtract(yb, R, out=R)
+        L = R * R
+        L *= -inv2s2
+        L += log_norm
         M = L.max(axis=0)
-        E = np.exp(L - M)
+        E = L - M
+        np.exp(E, out=E)
         S = E.sum(axis=0)
-        ll = M + np.log(S)
-        wgam = E * (wb / S)
+        ll = np.log(S)
+        ll += M
+        wgam = acc.H[:m, :nb]
+        np.multiply(E, wb / S, out=wgam)
         wll = float(wb @ ll)
         loglik += wll
         class_ll += float(wb @ M)
         ent += wll - float(np.einsum("ij,ij->", wgam, L))
-        acc.add(Xb, R, wgam)
+        acc.add(Fb, R, nb)
     s0, s2, rx, r0 = acc.finish()
     return SuffStats(s0, s2, rx, r0, loglik, class_ll, ent, float(np.sum(w)), int(n),
                      params.beta)
@@ -336,21 +361,37 @@ def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
                beta: np.ndarray) -> SuffStats:
     """Statistics for *given* responsibilities ``resp`` (n, m), centred at ``beta``.
 
-    Used to start EM from a partition of the rows.  The likelihood fields are
-    zero because no parameter set is being evaluated.
+    ``X`` is the design matrix.  Used to start EM from a partition of the
+    rows.  The likelihood fields are zero because no parameter set is being
+    evaluated.
     """
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
-    p, n = XT.shape
+    intercept = _has_intercept(XT)
+    FT = XT[1:] if intercept else XT
+    d, n = FT.shape
     m = resp.shape[1]
     beta = np.asarray(beta, dtype=np.float64)
-    step = _block_rows(p, m)
-    acc = _Accumulator(p, m, _has_intercept(XT), min(step, max(n, 1)))
+    step = _block_rows(d + 1, m)
+    acc = _Accumulator(d, m, intercept, min(step, max(n, 1)))
     for start in range(0, n, step):
-        Xb = XT[:, start:start + step]
-        R = y[start:start + step] - beta @ Xb
-        acc.add(Xb, R, (resp[start:start + step] * w[start:start + step, None]).T)
+        R = y[start:start + step] - beta @ XT[:, start:start + step]
+        nb = R.shape[1]
+        acc.H[:m, :nb] = (resp[start:start + step] * w[start:start + step, None]).T
+        acc.add(FT[:, start:start + step], R, nb)
     s0, s2, rx, r0 = acc.finish()
     return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
+
+
+def features_transposed(X: np.ndarray) -> np.ndarray:
+    """The (d, n) view of the features that the E-step wants, copying only if needed.
+
+    Each feature must be contiguous in memory; an F-ordered (n, d) array (or
+    a row slice of one) is used as it is, a C-ordered one is transposed.
+    """
+    FT = np.asarray(X).T
+    if FT.dtype != np.float64 or (FT.shape[1] > 1 and FT.strides[1] != FT.itemsize):
+        FT = np.ascontiguousarray(FT, dtype=np.float64)
+    return FT
 
 
 def design_matrix(X: np.ndarray, fit_intercept: bool) -> np.ndarray:
@@ -361,17 +402,4 @@ def design_matrix(X: np.ndarray, fit_intercept: bool) -> np.ndarray:
     out = np.empty((X.shape[0], X.shape[1] + 1))
     out[:, 0] = 1.0
     out[:, 1:] = X
-    return out
-
-
-def design_transposed(X: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    """The transposed design matrix (p, n), C-contiguous, as the E-step wants it."""
-    X = np.asarray(X, dtype=np.float64)
-    n, d = X.shape
-    out = np.empty((d + int(fit_intercept), n))
-    if fit_intercept:
-        out[0] = 1.0
-        out[1:] = X.T
-    else:
-        out[:] = X.T
     return out
