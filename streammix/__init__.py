@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .em import ComponentCollapseError, ConvergenceWarning
 from .engine import InProcessEngine
 from .model import MixtureOfLinearRegressions, NotFittedError
@@ -17,3 +19,5 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -84,7 +84,12 @@ class EMResult:
     """Outcome of one EM run.
 
     ``loglik`` and ``stats`` belong to ``params`` (the run ends on an E-step
-    pass, never on an M-step).  ``history`` holds one record per pass.
+    pass, never on an M-step).  ``history`` holds one record per pass:
+    ``iteration``, ``loglik``, ``objective``, ``n_components``, and where
+    something happened, ``event`` (a component dropped or re-seeded before
+    this pass) and ``notes`` (component -> what the M-step that produced
+    these parameters met: "variance at floor", "rank-deficient design",
+    "empty").
     """
 
     params: MixtureParams
@@ -142,6 +147,7 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
     n_iter = 0
     converged = False
     event: str | None = None
+    notes: dict[str, str] = {}
     while True:
         stats = pass_fn(params)
         if not np.isfinite(stats.loglik):
@@ -154,6 +160,8 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
                   "n_components": params.n_components}
         if event is not None:
             record["event"] = event
+        if notes:
+            record["notes"] = notes
         history.append(record)
         logger.debug("EM iteration %d: loglik %.10g", n_iter, stats.loglik)
         if prev_obj is not None and event is None and abs(obj - prev_obj) < settings.tol:
@@ -171,6 +179,7 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
                 n_iter += 1
                 continue
         params, flags = mstep(stats, params, options)
+        notes = {str(j): note for j, note in sorted(flags.items())}
         for j, note in flags.items():
             logger.debug("iteration %d, component %d: %s", n_iter, j, note)
         n_iter += 1

@@ -132,6 +132,8 @@ class MixtureOfLinearRegressions:
         Components left at the end (fewer than asked if some were dropped).
     params_ : MixtureParams
         The parameters in design space (intercept first).
+    variance_floor_ : float
+        The absolute lower bound that was applied to every σ².
 
     Notes
     -----
@@ -354,6 +356,7 @@ class MixtureOfLinearRegressions:
         self.n_iter_ = int(result.n_iter)
         self.converged_ = bool(result.converged)
         self.history_ = result.history
+        self.variance_floor_ = float(result.settings.mstep.variance_floor)
         self.class_loglik_ = float(result.stats.class_loglik)
         self.entropy_ = float(result.stats.entropy)
         self._set_public_arrays()
@@ -459,7 +462,8 @@ class MixtureOfLinearRegressions:
 
     # ------------------------------------------------------------- save / load
     _FITTED = ("n_features_in_", "feature_names_in_", "n_rows_", "sum_weights_", "loglik_",
-               "objective_", "n_iter_", "converged_", "history_", "class_loglik_", "entropy_")
+               "objective_", "n_iter_", "converged_", "history_", "class_loglik_", "entropy_",
+               "variance_floor_")
 
     def to_dict(self) -> dict:
         """A JSON-ready record of the hyper-parameters and the fitted state."""
