@@ -327,7 +327,7 @@ def estep_features(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixture
         coef = params.beta
     step = _block_rows(p, m)
     acc = _Accumulator(d, m, fit_intercept, min(step, max(n, 1)))
-    loglik = class_ll = ent = 0.0
+    loglik = class_ll = 0.0
     for start in range(0, n, step):
         Fb = FT[:, start:start + step]
         yb = y[start:start + step]
@@ -347,12 +347,13 @@ def estep_features(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixture
         ll += M
         wgam = acc.H[:m, :nb]
         np.multiply(E, wb / S, out=wgam)
-        wll = float(wb @ ll)
-        loglik += wll
+        loglik += float(wb @ ll)
         class_ll += float(wb @ M)
-        ent += wll - float(np.einsum("ij,ij->", wgam, L))
         acc.add(Fb, R, nb)
     s0, s2, rx, r0 = acc.finish()
+    # Entropy -Σ w Σ_j γ log γ = Σ w ℓ - Σ_j Σ w γ L_j, and Σ w γ L_j follows from
+    # s0 and r0 because L_j = log_norm_j - r² / (2 σ_j²): no extra pass.
+    ent = loglik - float(log_norm[:, 0] @ s0 - inv2s2[:, 0] @ r0)
     return SuffStats(s0, s2, rx, r0, loglik, class_ll, ent, float(np.sum(w)), int(n),
                      params.beta)
 
