@@ -91,8 +91,19 @@ class MixtureOfLinearRegressions:
         residual variance, so the likelihood stays bounded.
     min_weight : float, default=0.0
         A component whose weight falls below this collapses (flexmix's
-        ``minprior``).  Components also collapse when their effective
-        number of rows falls below 5 (p + 1).
+        ``minprior``, whose default is 0.05).  Components also collapse when
+        their effective number of rows falls below 5 (p + 1).  As in
+        flexmix, the rule is checked before every M-step on the weight
+        estimate Σwγ_j / Σw of the pass just made (strictly below the
+        threshold collapses), and with ``on_collapse="drop"`` EM continues
+        with the remaining components; the removal is warned about and
+        recorded as ``"event": "dropped [j]"`` in the ``history_`` record
+        of the first pass of the reduced model.  One difference: flexmix
+        renormalises the remaining posteriors before that M-step, streammix
+        uses the remaining components' statistics as they are (no extra
+        pass), so the log-likelihood of the pass after the removal differs
+        slightly; both then converge to the same optimum
+        (tests/test_small_components.py checks both against flexmix).
     on_collapse : {"drop", "reseed", "error"}, default="drop"
         What happens to a collapsed component: removed (with a warning, as
         flexmix does), re-seeded on the worst-explained rows of the sample
