@@ -276,7 +276,7 @@ def test_compute_se_on_a_distributed_cluster():
     local = MixtureOfLinearRegressions(2, random_state=0, tol=1e-8, chunk_rows=500)
     local.fit(X, y, se=True)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         remote = MixtureOfLinearRegressions(2, random_state=0, tol=1e-8, chunk_rows=500,
                                             engine=_DaskEngine(client))
         remote.fit(X, y, se=True)
