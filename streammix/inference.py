@@ -247,7 +247,8 @@ def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixtu
         rx = X * (r * inv_s2)[:, None]
         blocks = [rx]
         idx = [bidx[j]]
-        S[:, bidx[j]] += gamma[:, j, None] * rx
+        cols = slice(bidx[j][0], bidx[j][-1] + 1)  # β_j is a contiguous run of columns
+        S[:, cols] += gamma[:, j, None] * rx
         if eidx is not None:
             u_eta = r * r * inv_s2 - 1.0
             S[:, eidx[j]] += gamma[:, j] * u_eta
@@ -296,7 +297,7 @@ def _inverse(matrix: np.ndarray, what: str) -> np.ndarray:
     except np.linalg.LinAlgError:
         warnings.warn(f"the {what} matrix is not positive definite: the parameters are not "
                       "at a maximum of the likelihood (or a component is degenerate); "
-                      "some standard errors will be NaN", InferenceWarning, stacklevel=4)
+                      "some standard errors will be NaN", InferenceWarning, stacklevel=6)
         return np.linalg.pinv(sym)
     inv = np.linalg.inv(sym)
     return 0.5 * (inv + inv.T)
@@ -436,6 +437,6 @@ def infer(stats: InfoStats, layout: ParameterLayout, method: str = "louis") -> I
             f"the score at these parameters is not zero (estimated log-likelihood gap to the "
             f"maximum {gap:.3g}): they are not the maximum-likelihood estimate (a prior, "
             "df_correction, or EM not converged: lower tol); standard errors refer to a "
-            "different point", InferenceWarning, stacklevel=3)
+            "different point", InferenceWarning, stacklevel=4)
     logger.info("standard errors (%s): P = %d, score gap %.3g", method, layout.size, gap)
     return Inference(method, layout, vcov, stats.score.copy(), gap)

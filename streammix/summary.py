@@ -190,8 +190,9 @@ class Summary:
                 f"{'[' + lo:>11} {hi + ']':>11}")
         for j in range(1, h["n_components"] + 1):
             w, sg = self.weights[j - 1], self.sigmas[j - 1]
+            sigma_se = "fixed" if h["noise"] == "fixed" else f"SE {_f(sg.std_err)}"
             lines += ["", f"component {j}: weight {_f(w.estimate)} (SE {_f(w.std_err)})   "
-                          f"sigma {_f(sg.estimate)} (SE {_f(sg.std_err)})", head]
+                          f"sigma {_f(sg.estimate)} ({sigma_se})", head]
             lines.append("-" * len(head))
             for r in (r for r in self.coefficients if r.component == j):
                 lines.append(f"{r.term:<{width}} {_f(r.estimate):>11} {_f(r.std_err):>10} "
