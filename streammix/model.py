@@ -144,6 +144,11 @@ class MixtureOfLinearRegressions:
         Components left at the end (fewer than asked if some were dropped).
     params_ : MixtureParams
         The parameters in design space (intercept first).
+    vcov_, vcov_names_, bse_, se_method_, score_gap_
+        Set by :meth:`compute_se` or ``fit(..., se=True)`` only: covariance
+        of the working parameters (coefficients, log σ, log(π_j/π_1)), their
+        names, per-component standard errors, the method and the estimated
+        log-likelihood gap to the maximum (see :meth:`compute_se`).
 
     Notes
     -----

@@ -27,7 +27,9 @@ from streammix.inference import (
     InformationTask,
     InfoStats,
     ParameterLayout,
+    covariance,
     information_stats,
+    standard_errors,
     transform_matrix,
 )
 from streammix.params import MixtureParams
@@ -361,3 +363,16 @@ def test_interval_coverage():
     assert 0.93 <= coverage["sandwich"] <= 0.97, coverage
     assert 0.92 <= coverage["opg"] <= 0.98, coverage
     assert 0.92 <= float(np.mean(sigma_hits)) <= 0.98
+
+
+def test_information_that_is_not_positive_definite_warns():
+    stats = InfoStats(np.zeros(2), np.eye(2), np.array([[-3.0, 0.0], [0.0, 1.0]]), 0.0, 1.0, 1)
+    with pytest.warns(InferenceWarning, match="not positive definite"):
+        V = covariance(stats, "louis")
+    assert V[1, 1] == pytest.approx(0.5) and V[0, 0] < 0  # reported as a NaN standard error
+    layout = ParameterLayout(1, 1, "per_component")
+    params = MixtureParams([1.0], [[0.0]], [1.0])
+    se = standard_errors(V, layout, params)
+    assert np.isnan(se["coef"][0, 0]) and se["log_sigma"][0] == pytest.approx(np.sqrt(0.5))
+    with pytest.raises(ValueError, match="method must be one of"):
+        covariance(stats, "bootstrap")
