@@ -215,15 +215,15 @@ def _with_se(row: SummaryRow, se: float) -> SummaryRow:
 
 
 def _f(value: float) -> str:
-    """Five significant digits, fixed-point where readable."""
+    """Four significant digits (as R's summaries), fixed-point where readable."""
     if not math.isfinite(value):
         return _NA
     if value == 0:
         return "0"
     mag = math.floor(math.log10(abs(value)))
     if -4 <= mag < 6:
-        return f"{value:.{max(0, 4 - mag)}f}"
-    return f"{value:.4e}"
+        return f"{value:.{max(0, 3 - mag)}f}"
+    return f"{value:.3e}"
 
 
 def _g(value: float) -> str:
