@@ -45,8 +45,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .engine import tree_sum
 from .params import MixtureParams
 from .stats import design_matrix, log_responsibilities
+
+#: Target number of float64 elements of the per-block score matrix (8 MiB).
+BLOCK_ELEMENTS = 1 << 20
 
 __all__ = [
     "SE_METHODS", "ParameterLayout", "InfoStats", "InformationTask", "information_stats",
@@ -218,12 +222,27 @@ def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixtu
         The parameters at which the information is evaluated.
     noise : {"per_component", "shared", "fixed"}
         Which σ parametrisation the model has (σ is not a parameter when fixed).
+
+    Notes
+    -----
+    Rows are processed in blocks of about ``BLOCK_ELEMENTS / P`` so that the
+    temporaries (the n × P score matrix) stay small whatever the chunk size.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    m, p = params.n_components, params.n_coef
-    layout = ParameterLayout(m, p, noise)
+    layout = ParameterLayout(params.n_components, params.n_coef, noise)
+    step = max(64, BLOCK_ELEMENTS // layout.size)
+    n = X.shape[0]
+    if n <= step:
+        return _information_block(X, y, w, params, layout)
+    blocks = (_information_block(X[s:s + step], y[s:s + step], w[s:s + step], params, layout)
+              for s in range(0, n, step))
+    return tree_sum(blocks, InfoStats.zeros(layout.size))
+
+
+def _information_block(X, y, w, params: MixtureParams, layout: ParameterLayout) -> InfoStats:
+    m = params.n_components
     P = layout.size
     ll, log_resp, R = log_responsibilities(X, y, params)
     # Responsibilities below e^-600 add nothing visible in float64 but their products

@@ -257,6 +257,20 @@ def test_chunked_and_in_memory_identical():
         parts + InfoStats.zeros(4)
 
 
+def test_row_blocks_inside_a_chunk_change_nothing(monkeypatch, three_components):
+    import streammix.inference as inference
+
+    Xd, y, w = three_components
+    params = _params_for("per_component")
+    whole = information_stats(Xd, y, w, params, "per_component")
+    monkeypatch.setattr(inference, "BLOCK_ELEMENTS", 64 * 14)  # blocks of 64 rows
+    blocked = information_stats(Xd, y, w, params, "per_component")
+    for name in ("opg", "louis"):
+        a, b = getattr(whole, name), getattr(blocked, name)
+        assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(a))
+    assert blocked.n_rows == whole.n_rows == len(y)
+
+
 class _DaskEngine:
     """A minimal engine on a distributed cluster: map on the workers, tree-sum here."""
 
