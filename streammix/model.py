@@ -13,6 +13,7 @@ import numpy as np
 from .atomic import atomic_write_text
 from .em import COLLAPSE_POLICIES, EMSettings, run_em
 from .engine import InProcessEngine
+from .inference import SE_METHODS, InformationTask, InfoStats, ParameterLayout, infer
 from .init import INIT_METHODS, Profile, ProfileTask, initial_params, make_reseeder, variance_floor
 from .mstep import NOISE_MODELS, MStepOptions
 from .params import MixtureParams
@@ -90,8 +91,19 @@ class MixtureOfLinearRegressions:
         residual variance, so the likelihood stays bounded.
     min_weight : float, default=0.0
         A component whose weight falls below this collapses (flexmix's
-        ``minprior``).  Components also collapse when their effective
-        number of rows falls below 5 (p + 1).
+        ``minprior``, whose default is 0.05).  Components also collapse when
+        their effective number of rows falls below 5 (p + 1).  As in
+        flexmix, the rule is checked before every M-step on the weight
+        estimate Σwγ_j / Σw of the pass just made (strictly below the
+        threshold collapses), and with ``on_collapse="drop"`` EM continues
+        with the remaining components; the removal is warned about and
+        recorded as ``"event": "dropped [j]"`` in the ``history_`` record
+        of the first pass of the reduced model.  One difference: flexmix
+        renormalises the remaining posteriors before that M-step, streammix
+        uses the remaining components' statistics as they are (no extra
+        pass), so the log-likelihood of the pass after the removal differs
+        slightly; both then converge to the same optimum
+        (tests/test_small_components.py checks both against flexmix).
     on_collapse : {"drop", "reseed", "error"}, default="drop"
         What happens to a collapsed component: removed (with a warning, as
         flexmix does), re-seeded on the worst-explained rows of the sample
@@ -134,6 +146,11 @@ class MixtureOfLinearRegressions:
         The parameters in design space (intercept first).
     variance_floor_ : float
         The absolute lower bound that was applied to every σ².
+    vcov_, vcov_names_, bse_, se_method_, score_gap_
+        Set by :meth:`compute_se` or ``fit(..., se=True)`` only: covariance
+        of the working parameters (coefficients, log σ, log(π_j/π_1)), their
+        names, per-component standard errors, the method and the estimated
+        log-likelihood gap to the maximum (see :meth:`compute_se`).
 
     Notes
     -----
@@ -268,7 +285,8 @@ class MixtureOfLinearRegressions:
         return MixtureParams(weights, coef, sigma**2)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None) -> MixtureOfLinearRegressions:
+    def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
+            ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
@@ -280,11 +298,18 @@ class MixtureOfLinearRegressions:
             Target; required unless ``X`` is a source.
         sample_weight : array-like of shape (n,), optional
             Non-negative frequency weights.
+        se : bool or {"louis", "opg", "sandwich"}, default=False
+            Also compute standard errors (one more pass, see
+            :meth:`compute_se`); ``True`` means ``"louis"``.
 
         Returns
         -------
         self
         """
+        if se is not False and se is not None:
+            method = "louis" if se is True else se
+            if method not in SE_METHODS:
+                raise ValueError(f"se must be True, False or one of {SE_METHODS}, got {se!r}")
         self._check_hyperparameters()
         source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
         engine = self.engine if self.engine is not None else InProcessEngine()
@@ -340,9 +365,13 @@ class MixtureOfLinearRegressions:
             if best is None or result.objective > best.objective:
                 best = result
         self._set_fitted(best, source, profile)
+        if se is not False and se is not None:
+            self._compute_se(source, engine, method)
         return self
 
     def _set_fitted(self, result, source, profile) -> None:
+        for name in self._INFERENCE:
+            self.__dict__.pop(name, None)
         params = result.params
         order = np.lexsort((params.beta[:, 0], -params.weights))
         params = params.permute(order)
@@ -455,6 +484,103 @@ class MixtureOfLinearRegressions:
             "icl_bic": bic + 2.0 * self.entropy_,
         }
 
+    # --------------------------------------------------------------- inference
+    _INFERENCE = ("vcov_", "vcov_names_", "bse_", "se_method_", "score_gap_")
+
+    def compute_se(self, X, y=None, sample_weight=None, method: str = "louis",
+                   ) -> MixtureOfLinearRegressions:
+        """Standard errors of the fitted parameters, from one pass over the data.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            The data the model was fitted on (arrays or a source), as in :meth:`fit`.
+        method : {"louis", "opg", "sandwich"}, default="louis"
+            ``"louis"``: inverse observed information by Louis' formula (exact
+            at any θ); ``"opg"``: inverse outer product of the per-row scores
+            (valid at the MLE); ``"sandwich"``: I⁻¹ J I⁻¹, robust to a
+            misspecified noise model.
+
+        Returns
+        -------
+        self
+            With ``vcov_`` (P, P), the covariance of the working parameters
+            named in ``vcov_names_``: per component the coefficients
+            (intercept first) and log σ_j (one log σ for ``noise="shared"``,
+            none for ``"fixed"``), then the multinomial logits
+            log(π_j/π_1), j = 2..m (flexmix's ``refit()`` parametrisation,
+            with components in the model's order); ``bse_``, a dict of
+            standard errors: ``coef`` (m, p) (intercept first when fitted),
+            ``log_sigma`` (m,), ``sigma`` (m,) (delta method),
+            ``logit_weight`` (m,) (NaN for the baseline component 1) and
+            ``weight`` (m,) (delta method); ``se_method_``; ``score_gap_``,
+            the estimated log-likelihood distance to the maximum (≈ 0 at the
+            MLE; an :class:`~streammix.inference.InferenceWarning` is raised
+            above 0.01).
+
+        Notes
+        -----
+        The matrices are those of the likelihood; under priors they are
+        evaluated at the MAP estimate without the prior's curvature.  A σ
+        held at the variance floor, or ``df_correction=True``, is not a
+        likelihood maximum, which the score check reports.
+        """
+        self._check_fitted()
+        if method not in SE_METHODS:
+            raise ValueError(f"method must be one of {SE_METHODS}, got {method!r}")
+        source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
+        if source.n_features != self.n_features_in_:
+            raise ValueError(f"the data has {source.n_features} features; the model was "
+                             f"fitted on {self.n_features_in_}")
+        engine = self.engine if self.engine is not None else InProcessEngine()
+        self._compute_se(source, engine, method)
+        return self
+
+    def _compute_se(self, source, engine, method: str) -> None:
+        params = self.params_
+        layout = ParameterLayout(params.n_components, params.n_coef, self.noise)
+        stats = engine.map_reduce(source, InformationTask(params, self.fit_intercept, self.noise),
+                                  InfoStats.zeros(layout.size))
+        result = infer(stats, layout, method)
+        self._set_inference(result.vcov, method, result.loglik_gap)
+
+    def _set_inference(self, vcov: np.ndarray, method: str, gap: float) -> None:
+        """Set the inference attributes from a working covariance (load, permute)."""
+        from .inference import standard_errors
+        params = self.params_
+        layout = ParameterLayout(params.n_components, params.n_coef, self.noise)
+        if vcov.shape != (layout.size, layout.size):
+            raise ValueError(f"vcov has shape {vcov.shape}; the model has {layout.size} "
+                             "free parameters")
+        self.vcov_ = vcov
+        self.vcov_names_ = layout.names(self._coef_names())
+        self.se_method_ = method
+        self.score_gap_ = float(gap)
+        self.bse_ = standard_errors(vcov, layout, params)
+
+    def _coef_names(self) -> list[str]:
+        names = list(self.feature_names_in_) or [f"x{k}" for k in range(self.n_features_in_)]
+        return (["(intercept)"] if self.fit_intercept else []) + names
+
+    def summary(self, alpha: float = 0.05):
+        """A :class:`~streammix.summary.Summary` of the fit: per component
+        coefficient, SE, z, p-value and confidence interval; weight; σ; the
+        fit statistics.  Standard errors appear once :meth:`compute_se` (or
+        ``fit(..., se=True)``) has run."""
+        from .summary import Summary
+        self._check_fitted()
+        return Summary.from_model(self, alpha=alpha)
+
+    def aligned_to(self, reference) -> MixtureOfLinearRegressions:
+        """A copy with components permuted to match ``reference`` (a model or
+        :class:`MixtureParams`) by Hungarian matching on the coefficients
+        (:func:`streammix.align.align`).  The copy's order is then not the
+        canonical decreasing-weight order; ``vcov_`` and ``bse_`` follow the
+        permutation (the logits change baseline to the new component 1)."""
+        from .align import align, permute_model
+        self._check_fitted()
+        return permute_model(self, align(reference, self))
+
     def report(self) -> str:
         """A readable text table of the fitted model."""
         from .report import format_model
@@ -482,6 +608,10 @@ class MixtureOfLinearRegressions:
         if hasattr(self, "params_"):
             fitted = {name: getattr(self, name) for name in self._FITTED}
             fitted["params"] = self.params_.to_dict()
+            if hasattr(self, "vcov_"):
+                fitted["inference"] = {"method": self.se_method_, "names": self.vcov_names_,
+                                       "vcov": np.asarray(self.vcov_).tolist(),
+                                       "score_gap": self.score_gap_}
             record["fitted"] = fitted
         return record
 
@@ -501,6 +631,10 @@ class MixtureOfLinearRegressions:
             for name in cls._FITTED:
                 setattr(model, name, fitted[name])
             model._set_public_arrays()
+            inference = fitted.get("inference")
+            if inference is not None:
+                model._set_inference(np.asarray(inference["vcov"], float), inference["method"],
+                                     inference["score_gap"])
         return model
 
     def save(self, path) -> None:
