@@ -146,8 +146,9 @@ def batch_arrays(batch, y=None, sample_weight=None, *, target: str | None = None
     if w.shape != (X.shape[0],):
         raise DataError(f"{where}: sample_weight must have shape ({X.shape[0]},), got {w.shape}")
     prefix = f"{where}: "
-    for k, name in enumerate(features):
-        check_finite(X[:, k], f"X column {name!r}", where=prefix)
+    if not np.isfinite(X).all():  # one vectorised test; name the column only when bad
+        for k, name in enumerate(features):
+            check_finite(X[:, k], f"X column {name!r}", where=prefix)
     check_finite(y, "y" if target is None else f"y column {target!r}", where=prefix)
     check_weights(w, where=prefix)
     return X, y, w, tuple(features)
