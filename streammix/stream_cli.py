@@ -91,6 +91,7 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
     consumed = since = 0
     source_meta = source_meta or {}
     ledger_owner = getattr(batches, "ledger", None)
+    _pin_features(batches, model)
     try:
         if max_batches is not None and max_batches <= 0:
             return 0
@@ -103,6 +104,7 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
             if ledger_owner is not None and batches.ledger is not state.ledger:
                 state.ledger.update(batches.ledger)  # quarantines before the first batch
                 batches.ledger = state.ledger
+            _pin_features(batches, model)
             if batch.last:
                 state.mark(batch.key, "done")
             record = state.history[-1] if state.history else None
@@ -122,6 +124,13 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
                 since or not (Path(checkpoint_dir) / STATE_FILE).exists()):
             save_checkpoint(checkpoint_dir, model, source_meta)
     return consumed
+
+
+def _pin_features(source, model) -> None:
+    """Once the stream has started, a source without a feature list reads the
+    model's features, so that a file with other columns is a bad file."""
+    if getattr(source, "features", ()) is None and hasattr(model, "online_"):
+        source.features = list(model.feature_names_in_)
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -206,3 +206,28 @@ def test_bad_stream_batch_stops_the_command_with_a_clear_error(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and out.decode().count("\n") == 2
     assert json.loads((tmp_path / "ck2" / "state.json").read_text())["state"]["n_rows"] == 1200
+
+
+def test_sigterm_writes_a_checkpoint_at_exit(tmp_path):
+    land = tmp_path / "land"
+    land.mkdir()
+    _land(land, "f0.parquet", _table(600, 1))
+    ck = tmp_path / "ck"
+    proc = _cli(land, "--target", "y", "-m", 2, "--checkpoint", ck, "--watch", "--poll", 0.05)
+    assert proc.stdout.readline().decode().startswith("batch 1 rows 600 ")
+    # Once the stream has started, its features are fixed: an extra column is ignored,
+    # a missing one makes a bad file.
+    _land(land, "f1.parquet", _table(600, 2).drop_columns(["a"]))
+    _land(land, "f2.parquet", _table(600, 3).append_column("c", pa.array(np.ones(600))))
+    # f1 landed first: it is quarantined, then f2 is consumed.
+    assert proc.stdout.readline().decode().startswith("batch 2 rows 1200 ")
+    assert (land / "quarantine" / "f1.parquet").exists()
+    assert not (ck / "state.json").exists()  # --checkpoint-every 10: none yet
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    model, _ = load_checkpoint(ck)
+    assert model.n_rows_ == 1200 and model.online_.ledger["f1.parquet"]["status"] == \
+        "quarantined"
+    assert "f1.parquet: missing column(s) ['a']" in model.online_.ledger["f1.parquet"]["reason"]
+    assert model.online_.ledger["f2.parquet"] == {"next": 600, "status": "done"}
