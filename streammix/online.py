@@ -351,32 +351,37 @@ class OnlineEM:
         return record
 
     def _consume(self, X, y, w, batch_w, record) -> None:
+        # Everything is computed first and committed at the end, so that an
+        # error (or an interrupt) half-way leaves the state as it was.
         params = self.params
         XT = design_transposed(X, self.fit_intercept)
         batch = estep_transposed(XT, y, w, params, self.fit_intercept)
         if not np.isfinite(batch.loglik):
             raise FloatingPointError("log-likelihood of a batch is not finite; check the data "
                                      "scale or the variance floor")
-        self.n_batches += 1
-        k = self.n_batches
+        k = self.n_batches + 1
         eta = self.step_size(k, batch_w)
         mean = batch.scaled(1.0 / batch_w)
         n_rows = self.n_rows + y.shape[0]
         if self.stats is None or eta >= 1.0:
-            self.stats = SuffStats(mean.s0, mean.s2, mean.rx, mean.r0, mean.loglik,
-                                   mean.class_loglik, mean.entropy, 1.0, n_rows, mean.center)
+            stats = SuffStats(mean.s0, mean.s2, mean.rx, mean.r0, mean.loglik,
+                              mean.class_loglik, mean.entropy, 1.0, n_rows, mean.center)
         else:
-            self.stats = _mix(self.stats.recentre(params.beta), mean, eta, n_rows)
-        self.sum_w += batch_w
+            stats = _mix(self.stats.recentre(params.beta), mean, eta, n_rows)
+        sum_w = self.sum_w + batch_w
+        m_step = n_rows >= self.burn_in
+        new_params = params
+        if m_step:
+            n_eff = sum_w if self.settings.forget is None else min(sum_w, self.settings.forget)
+            new_params, flags = mstep(stats.scaled(n_eff), params, self.options)
+            for j, note in flags.items():
+                logger.debug("batch %d, component %d: %s", k, j, note)
+        # commit
+        self.n_batches, self.stats, self.sum_w, self.params = k, stats, sum_w, new_params
         for name in ("loglik", "class_loglik", "entropy"):
             self.totals[name] += getattr(batch, name)
         self.totals["sum_w"] += batch_w
-        m_step = n_rows >= self.burn_in
         if m_step:
-            self.params, flags = mstep(self.stats.scaled(self.effective_n()), params,
-                                       self.options)
-            for j, note in flags.items():
-                logger.debug("batch %d, component %d: %s", k, j, note)
             self.n_msteps += 1
             self._accumulate_average()
         record.update(loglik=batch.loglik, loglik_per_w=batch.loglik / batch_w, eta=eta,

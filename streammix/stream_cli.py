@@ -78,6 +78,28 @@ def load_checkpoint(directory) -> tuple[MixtureOfLinearRegressions, dict] | None
     return model, record["source"]
 
 
+class _SignalGuard:
+    """SIGINT/SIGTERM stop the stream between batches, never inside an update."""
+
+    busy = False
+    pending: int | None = None
+
+    def handler(self, signum, frame) -> None:
+        if self.busy:
+            self.pending = signum
+        else:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    def release(self) -> None:
+        self.busy = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise KeyboardInterrupt(f"signal {signum}")
+
+
+_GUARD = _SignalGuard()
+
+
 def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=None,
                checkpoint_every: int = 10, max_batches: int | None = None,
                source_meta: dict | None = None, emit=None) -> int:
@@ -96,6 +118,7 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
         if max_batches is not None and max_batches <= 0:
             return 0
         for batch in batches:
+            _GUARD.busy = True  # a signal now waits for the batch and its checkpoint
             state = getattr(model, "online_", None)
             last = state.history[-1] if state is not None and state.history else None
             model.partial_fit(batch.X, batch.y, batch.w, features=list(batch.feature_names),
@@ -108,18 +131,19 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
             if batch.last:
                 state.mark(batch.key, "done")
             record = state.history[-1] if state.history else None
-            if record is last:  # a replayed batch
-                continue
-            consumed += 1
-            since += 1
-            if checkpoint_dir is not None and since >= checkpoint_every:
-                save_checkpoint(checkpoint_dir, model, source_meta)
-                since = 0
-            if emit is not None:
-                emit(record, model)
+            if record is not last:  # else a replayed batch
+                consumed += 1
+                since += 1
+                if checkpoint_dir is not None and since >= checkpoint_every:
+                    save_checkpoint(checkpoint_dir, model, source_meta)
+                    since = 0
+                if emit is not None:
+                    emit(record, model)
+            _GUARD.release()
             if max_batches is not None and consumed >= max_batches:
                 break
     finally:
+        _GUARD.busy = False
         if checkpoint_dir is not None and hasattr(model, "online_") and (
                 since or not (Path(checkpoint_dir) / STATE_FILE).exists()):
             save_checkpoint(checkpoint_dir, model, source_meta)
@@ -234,10 +258,6 @@ def run_command(args) -> int:
     return 0
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv=None) -> int:
     """Entry point of ``python -m streammix.stream_cli``."""
     parser = argparse.ArgumentParser(prog="streammix")
@@ -249,7 +269,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _GUARD.handler)
+    signal.signal(signal.SIGINT, _GUARD.handler)
     try:
         return args.func(args)
     except DataError as exc:

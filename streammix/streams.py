@@ -382,8 +382,8 @@ class FolderStream:
                 return
             yield StreamBatch(X, y, w, name, offset, names, last=table is None)
             offset += n
-        if offset == 0:
-            self.ledger.setdefault(name, {"next": 0})["status"] = "done"
+        # The consumer asked for more after the last batch: the file is done.
+        self.ledger.setdefault(name, {"next": offset})["status"] = "done"
 
     def _bad(self, name: str, reason: str) -> Iterator[StreamBatch]:
         if self.on_error == "stop":

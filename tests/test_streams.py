@@ -176,12 +176,16 @@ def test_folder_bad_data_policies(tmp_path):
     assert ledger["a_nan.parquet"]["status"] == "quarantined"
     assert "missing column(s) ['b']" in ledger["b_missing.parquet"]["reason"]
     assert sorted(os.listdir(tmp_path / "quarantine")) == ["a_nan.parquet", "b_missing.parquet"]
-    # run_stream marks the good file done, so it is not read again.
+    # Iterating past a file's last batch marks it done: it is not read again.
+    assert ledger["c_good.parquet"] == {"next": 500, "status": "done"}
+    assert list(FolderStream(tmp_path, target="y", ledger=ledger)) == []
+    # run_stream moves the source's ledger into the online state and keeps it there.
     model = MixtureOfLinearRegressions(2, random_state=0)
-    source = FolderStream(tmp_path, target="y", features=["a", "b"], ledger=ledger)
+    source = FolderStream(tmp_path, target="y", features=["a", "b"],
+                          ledger={"a_nan.parquet": dict(ledger["a_nan.parquet"])})
     assert run_stream(model, source) == 1
-    assert ledger is not model.online_.ledger and model.online_.ledger["c_good.parquet"] == {
-        "next": 500, "status": "done"}
+    assert source.ledger is model.online_.ledger
+    assert model.online_.ledger["c_good.parquet"] == {"next": 500, "status": "done"}
     assert model.online_.ledger["a_nan.parquet"]["status"] == "quarantined"
 
 
