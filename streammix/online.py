@@ -62,7 +62,7 @@ import numpy as np
 
 from .em import EMSettings
 from .init import initial_params, variance_floor
-from .mstep import MStepOptions, mstep
+from .mstep import RCOND_LIMIT, MStepOptions, mstep
 from .params import MixtureParams
 from .stats import SuffStats, design_matrix, design_transposed, estep_transposed
 from .validation import DataError
@@ -146,6 +146,43 @@ def _mix(old: SuffStats, new: SuffStats, eta: float, n_rows: int) -> SuffStats:
                      a * old.loglik + eta * new.loglik,
                      a * old.class_loglik + eta * new.class_loglik,
                      a * old.entropy + eta * new.entropy, 1.0, n_rows, new.center)
+
+
+def _fast_ml_mstep(stats: SuffStats, params: MixtureParams,
+                   options: MStepOptions) -> MixtureParams | None:
+    """:func:`~streammix.mstep.mstep` for the plain ML case, vectorised over components.
+
+    With small batches the M-step is a fixed cost per batch next to the E-step,
+    and the per-component Python loop of ``mstep`` dominates it.  Same
+    arithmetic (Cholesky factor, the same two solves, the same variance
+    update); returns None -- the caller then uses ``mstep`` -- whenever
+    ``mstep`` would do anything else: priors, shared or fixed noise, the df
+    correction, an empty or ill-conditioned component, a variance at the floor.
+    """
+    if (options.noise != "per_component" or options.ridge != 0 or options.has_variance_prior
+            or options.dirichlet_alpha != 1.0 or options.df_correction
+            or stats.center is None or not np.array_equal(stats.center, params.beta)):
+        return None
+    N = stats.sum_w
+    if N <= 0 or np.any(stats.s0 <= 1e-12 * N):
+        return None
+    try:
+        L = np.linalg.cholesky(stats.s2)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.diagonal(L, axis1=1, axis2=2)
+    if np.any(d.max(axis=1) <= 0) or np.any((d.min(axis=1) / d.max(axis=1)) ** 2 <= RCOND_LIMIT):
+        return None
+    z = np.linalg.solve(L, stats.rx[:, :, None])
+    delta = np.linalg.solve(np.swapaxes(L, 1, 2), z)[:, :, 0]
+    s2d = np.einsum("jkl,jl->jk", stats.s2, delta)
+    rss = np.maximum(stats.r0 - 2.0 * np.einsum("jk,jk->j", delta, stats.rx)
+                     + np.einsum("jk,jk->j", delta, s2d), 0.0)
+    sigma2 = rss / stats.s0
+    if not np.all(sigma2 > options.variance_floor):
+        return None
+    weights = np.maximum(stats.s0 / N, 0.0)
+    return MixtureParams(weights / weights.sum(), params.beta + delta, sigma2)
 
 
 def _stats_to_dict(s: SuffStats) -> dict:
@@ -373,9 +410,12 @@ class OnlineEM:
         new_params = params
         if m_step:
             n_eff = sum_w if self.settings.forget is None else min(sum_w, self.settings.forget)
-            new_params, flags = mstep(stats.scaled(n_eff), params, self.options)
-            for j, note in flags.items():
-                logger.debug("batch %d, component %d: %s", k, j, note)
+            scaled = stats.scaled(n_eff)
+            new_params = _fast_ml_mstep(scaled, params, self.options)
+            if new_params is None:
+                new_params, flags = mstep(scaled, params, self.options)
+                for j, note in flags.items():
+                    logger.debug("batch %d, component %d: %s", k, j, note)
         # commit
         self.n_batches, self.stats, self.sum_w, self.params = k, stats, sum_w, new_params
         for name in ("loglik", "class_loglik", "entropy"):

@@ -337,3 +337,25 @@ def test_partial_fit_after_fit_continues_from_the_fitted_parameters():
     # ... and a new batch fit drops the online state.
     model.fit(X, y)
     assert not hasattr(model, "online_") and model.converged_
+
+
+def test_vectorised_m_step_is_mstep_bit_for_bit_or_steps_aside():
+    from streammix.mstep import mstep
+    from streammix.online import _fast_ml_mstep
+    from streammix.stats import estep
+    X, y, _ = make_mixture(5000, [0.3, 0.3, 0.4], [-3.0, 0.0, 3.0],
+                           [[2.0, -1.0], [0.0, 1.0], [-1.0, 0.5]], [1.0, 0.5, 0.7], seed=1)
+    p = MixtureParams([0.3, 0.3, 0.4], [[-2.5, 1.5, -1.0], [0.2, 0.0, 1.0], [3.0, -1.0, 0.3]],
+                      [1.0, 1.0, 1.0])
+    stats = estep(design_matrix(X, True), y, np.ones(5000), p)
+    options = MStepOptions(variance_floor=1e-3)
+    assert _fast_ml_mstep(stats, p, options) == mstep(stats, p, options)[0]
+    # Whenever mstep would do more than the plain ML update, the fast path declines.
+    for other in (MStepOptions(ridge=1.0), MStepOptions(noise="shared"),
+                  MStepOptions(prior_dof=3.0, prior_scale=1.0), MStepOptions(dirichlet_alpha=2.0),
+                  MStepOptions(variance_floor=10.0)):
+        assert _fast_ml_mstep(stats, p, other) is None
+    assert _fast_ml_mstep(stats.recentre(p.beta + 0.1), p, options) is None
+    collinear = estep(design_matrix(np.column_stack([X[:, 0], X[:, 0]]), True), y,
+                      np.ones(5000), p)
+    assert _fast_ml_mstep(collinear, p, options) is None
