@@ -33,6 +33,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from .atomic import atomic_write_text
@@ -161,7 +162,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``stream`` sub-command to an argparse ``subparsers`` object."""
     p = subparsers.add_parser(
         "stream", help="fit by online EM over a stream, with checkpoints",
-        description=__doc__.split("\n\n")[2] if __doc__ else None)
+        description="Fit a mixture of linear regressions by online EM over an Arrow IPC "
+                    "stream (a file, or '-' for standard input) or a folder where Parquet "
+                    "files land, printing a line per batch and checkpointing the state so "
+                    "that a restart resumes exactly.")
     p.add_argument("source", metavar="SOURCE",
                    help="'-' (Arrow IPC stream on stdin), an Arrow IPC stream file, or a "
                         "folder of Parquet files")
@@ -217,7 +221,13 @@ def _source(args, features, ledger):
 
 
 def run_command(args) -> int:
-    """Run ``streammix stream`` from parsed arguments; returns the exit code."""
+    """Run ``streammix stream`` from parsed arguments; returns the exit code.
+
+    Installs SIGINT/SIGTERM handlers that stop between batches (exit code
+    130, after the exit checkpoint).  Raises :class:`DataError` on bad data
+    with ``--on-error stop`` and ``ValueError`` on bad arguments or an
+    incompatible checkpoint; :func:`main` maps them to exit codes 2 and 1.
+    """
     features = _features(args.features)
     meta = {"source": args.source, "target": args.target, "features": features,
             "weight": args.weight, "batch_rows": args.batch_rows}
@@ -251,9 +261,17 @@ def run_command(args) -> int:
                          f"loglik/row {ll:.6f} weights {weights}\n")
         sys.stdout.flush()
 
-    n = run_stream(model, source, checkpoint_dir=args.checkpoint,
-                   checkpoint_every=max(1, args.checkpoint_every),
-                   max_batches=args.max_batches, source_meta=meta, emit=emit)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _GUARD.handler)
+        signal.signal(signal.SIGINT, _GUARD.handler)
+    try:
+        n = run_stream(model, source, checkpoint_dir=args.checkpoint,
+                       checkpoint_every=max(1, args.checkpoint_every),
+                       max_batches=args.max_batches, source_meta=meta, emit=emit)
+    except KeyboardInterrupt:
+        sys.stderr.write("streammix stream: interrupted; checkpoint written to "
+                         f"{args.checkpoint}\n")
+        return 130
     logger.info("consumed %d batches; checkpoint in %s", n, args.checkpoint)
     return 0
 
@@ -264,13 +282,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("stream", "-h", "--help"):
+    if not argv or argv[0] != "stream":
         argv.insert(0, "stream")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    signal.signal(signal.SIGTERM, _GUARD.handler)
-    signal.signal(signal.SIGINT, _GUARD.handler)
     try:
         return args.func(args)
     except DataError as exc:
@@ -279,9 +295,6 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         sys.stderr.write(f"streammix stream: {exc}\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("streammix stream: interrupted; checkpoint written\n")
-        return 130
 
 
 if __name__ == "__main__":
