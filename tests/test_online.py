@@ -359,3 +359,26 @@ def test_vectorised_m_step_is_mstep_bit_for_bit_or_steps_aside():
     collinear = estep(design_matrix(np.column_stack([X[:, 0], X[:, 0]]), True), y,
                       np.ones(5000), p)
     assert _fast_ml_mstep(collinear, p, options) is None
+
+
+@pytest.mark.parametrize("forget", [None, 1500])
+def test_frequency_weights_equal_duplicated_rows(forget):
+    batches, _, _ = _drift_stream(8, 0, 300, seed=31)
+    rng = np.random.default_rng(0)
+    weighted = MixtureOfLinearRegressions(2, random_state=0, forget=forget,
+                                          init={"weights": [0.5, 0.5], "coef": [[2, -1], [-1, 0]],
+                                                "intercept": [-4, 4], "sigma": [1.5, 1.5]})
+    duplicated = MixtureOfLinearRegressions(**weighted.get_params())
+    for X, y in batches:
+        w = rng.integers(0, 3, size=len(y)).astype(float)
+        weighted.partial_fit(X, y, sample_weight=w)
+        rep = np.repeat(np.arange(len(y)), w.astype(int))
+        duplicated.partial_fit(X[rep], y[rep])
+    assert weighted.sum_weights_ == duplicated.sum_weights_ == duplicated.n_rows_
+    np.testing.assert_allclose(weighted.params_.beta, duplicated.params_.beta, rtol=1e-9)
+    np.testing.assert_allclose(weighted.params_.sigma2, duplicated.params_.sigma2, rtol=1e-9)
+    np.testing.assert_allclose(weighted.weights_, duplicated.weights_, rtol=1e-9)
+    # A batch with no weight changes nothing but the row count.
+    before = weighted.params_
+    weighted.partial_fit(*batches[0], sample_weight=np.zeros(300))
+    assert weighted.params_ == before and weighted.history_[-1]["eta"] == 0.0
