@@ -195,6 +195,21 @@ def _rebatch(batches: Iterable, batch_rows: int | None) -> Iterator:
         yield pa.Table.from_batches(pending)
 
 
+def _checked(tables: Iterator, name: str) -> Iterator:
+    """Arrow decoding errors (a truncated or corrupt stream) as :class:`DataError`."""
+    rows = 0
+    while True:
+        try:
+            table = next(tables)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{name}: corrupt or truncated Arrow stream after row {rows} "
+                            f"({exc})") from None
+        rows += table.num_rows
+        yield table
+
+
 class ArrowStreamSource:
     """Batches of an Arrow IPC stream (a file, or ``"-"`` for standard input).
 
@@ -235,7 +250,7 @@ class ArrowStreamSource:
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{name}: not an Arrow IPC stream ({exc})") from None
         offset = 0
-        for index, table in enumerate(_rebatch(reader, self.batch_rows)):
+        for index, table in enumerate(_checked(_rebatch(reader, self.batch_rows), name)):
             where = f"{name} batch {index} (rows {offset}-{offset + table.num_rows - 1})"
             try:
                 X, y, w, names = batch_arrays(table, target=self.target,
@@ -343,6 +358,8 @@ class FolderStream:
         import pyarrow.parquet as pq
 
         path = self.folder / name
+        if not path.exists():  # moved away since the scan: nothing to read
+            return
         try:
             pf = pq.ParquetFile(path)
             schema = pf.schema_arrow

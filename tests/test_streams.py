@@ -66,6 +66,24 @@ def test_iter_batches_and_arrow_stream_offsets(tmp_path):
         list(iter_batches(bad, key="k"))
 
 
+def test_truncated_arrow_stream_is_a_data_error(tmp_path):
+    path = tmp_path / "s.arrows"
+    with pa.OSFile(str(path), "wb") as fh:
+        _write_stream(fh, [_table(300, 1), _table(300, 2)])
+    data = path.read_bytes()
+    path.write_bytes(data[:-700])  # the writer died inside the second batch
+    source = ArrowStreamSource(path, target="y")
+    got = []
+    with pytest.raises(DataError, match=r"s.arrows: corrupt or truncated Arrow stream after "
+                                        r"row 300"):
+        for batch in source:
+            got.append(batch)
+    assert [b.n_rows for b in got] == [300]
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(DataError, match="not an Arrow IPC stream"):
+        list(ArrowStreamSource(tmp_path / "empty", target="y"))
+
+
 def _expected_params(tables, m=2, seed=0, every=None):
     model = MixtureOfLinearRegressions(m, random_state=seed)
     offset = 0
