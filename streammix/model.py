@@ -124,6 +124,16 @@ class MixtureOfLinearRegressions:
         Size of the weighted reservoir sample used for starting values.
     engine : object, optional
         Where passes run; default in-process.
+    step_alpha, step_offset : float, default=0.6, 2.0
+        Online EM (:meth:`partial_fit`): step η_k = (k + step_offset)^(−step_alpha)
+        (stepwise EM, Liang & Klein 2009; see :mod:`streammix.online`).
+    forget : float, optional
+        Online EM: constant-step forgetting mode with a window of about
+        ``forget`` rows, for drifting streams.  Default: no forgetting (the
+        estimate averages the whole stream).
+    average : bool or int, default=False
+        Online EM: report the Polyak–Ruppert average of the parameters (from
+        the 10th M-step, or from the given M-step number).
 
     Attributes
     ----------
@@ -166,7 +176,8 @@ class MixtureOfLinearRegressions:
                  on_collapse: str = "drop", ridge: float = 0.0, prior_dof: float = 0.0,
                  prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
                  df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 init_sample_size: int = 100_000, engine=None):
+                 init_sample_size: int = 100_000, engine=None, step_alpha: float = 0.6,
+                 step_offset: float = 2.0, forget: float | None = None, average=False):
         self.n_components = n_components
         self.noise = noise
         self.sigma = sigma
@@ -187,6 +198,10 @@ class MixtureOfLinearRegressions:
         self.chunk_rows = chunk_rows
         self.init_sample_size = init_sample_size
         self.engine = engine
+        self.step_alpha = step_alpha
+        self.step_offset = step_offset
+        self.forget = forget
+        self.average = average
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -311,6 +326,7 @@ class MixtureOfLinearRegressions:
             if method not in SE_METHODS:
                 raise ValueError(f"se must be True, False or one of {SE_METHODS}, got {se!r}")
         self._check_hyperparameters()
+        self.__dict__.pop("online_", None)  # a batch fit starts afresh
         source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
         engine = self.engine if self.engine is not None else InProcessEngine()
         d = source.n_features
@@ -331,15 +347,7 @@ class MixtureOfLinearRegressions:
             )
         Xd_sample = design_matrix(profile.X, self.fit_intercept)
         floor = variance_floor(Xd_sample, profile.y, self.variance_floor)
-        fixed = None
-        if self.noise == "fixed":
-            fixed = np.broadcast_to(np.asarray(self.sigma, float) ** 2, (m,)).copy()
-        options = MStepOptions(
-            noise=self.noise, fixed_sigma2=fixed, variance_floor=floor, ridge=self.ridge,
-            intercept=self.fit_intercept, prior_dof=self.prior_dof,
-            prior_scale=self.prior_scale, dirichlet_alpha=self.dirichlet_alpha,
-            df_correction=self.df_correction,
-        )
+        options = self._mstep_options(floor)
         settings = EMSettings(mstep=options, tol=self.tol, max_iter=self.max_iter,
                               min_weight=self.min_weight, on_collapse=self.on_collapse)
         fi = self.fit_intercept
@@ -367,6 +375,160 @@ class MixtureOfLinearRegressions:
         self._set_fitted(best, source, profile)
         if se is not False and se is not None:
             self._compute_se(source, engine, method)
+        return self
+
+    def _mstep_options(self, floor: float) -> MStepOptions:
+        fixed = None
+        if self.noise == "fixed":
+            fixed = np.broadcast_to(np.asarray(self.sigma, float) ** 2,
+                                    (self.n_components,)).copy()
+        return MStepOptions(
+            noise=self.noise, fixed_sigma2=fixed, variance_floor=floor, ridge=self.ridge,
+            intercept=self.fit_intercept, prior_dof=self.prior_dof,
+            prior_scale=self.prior_scale, dirichlet_alpha=self.dirichlet_alpha,
+            df_correction=self.df_correction,
+        )
+
+    # ------------------------------------------------------------ online EM
+    def partial_fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
+                    features=None, weight: str | None = None, batch_id=None,
+                    ) -> MixtureOfLinearRegressions:
+        """Update the fit with one batch of a stream by online EM (MATH.md §2).
+
+        The first call initialises from its batch (starting values as in
+        :meth:`fit`, on that batch; it must hold more rows than free
+        parameters) -- or, after :meth:`fit`, continues from the fitted
+        parameters; every call then makes one stepwise-EM update.  The state
+        machine is :class:`streammix.online.OnlineEM`, kept in ``online_``.
+        Step, forgetting and averaging come from ``step_alpha``,
+        ``step_offset``, ``forget`` and ``average``.
+
+        Parameters
+        ----------
+        X : array-like (n, d), pandas DataFrame, pyarrow RecordBatch or Table
+            Features; or, when ``y`` is None, a table that also holds the
+            ``target`` column (and the ``weight`` column, if any).
+        y, sample_weight : array-like of shape (n,), optional
+        target, features, weight : str, list of str, str, optional
+            Column names for a table batch; ``features`` defaults to every
+            column but the target and weight.
+        batch_id : str or (str, int), optional
+            Identity of the batch: a name, or ``(stream key, first row)``.
+            A batch whose rows were already consumed is ignored, so replaying
+            batches after a restart does not count them twice.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        After each call the fitted attributes describe the online estimate
+        (the Polyak–Ruppert mean when averaging has started).  ``loglik_``
+        and ``history_`` are *prequential*: each batch's log-likelihood at
+        the parameters before its update (the first batch's is in-sample);
+        ``n_iter_`` counts M-steps; ``converged_`` is False.  Call
+        :meth:`polish` on a finite data set to finish with batch EM passes.
+        """
+        from .online import OnlineEM, OnlineSettings
+        from .streams import batch_arrays
+
+        if isinstance(batch_id, str):
+            key, first_row = batch_id, 0
+        elif batch_id is None:
+            key, first_row = None, 0
+        else:
+            key, first_row = str(batch_id[0]), int(batch_id[1])
+        where = "batch" if batch_id is None else f"batch {batch_id!r}"
+        state = getattr(self, "online_", None)
+        if state is not None and features is None and y is None:
+            features = self.feature_names_in_
+        Xa, ya, wa, names = batch_arrays(X, y, sample_weight, target=target, features=features,
+                                         weight=weight, where=where)
+        if state is None:
+            self._check_hyperparameters()
+            settings = OnlineSettings(self.step_alpha, self.step_offset, self.forget,
+                                      self.average)
+            rng = np.random.default_rng(self.random_state)
+            if hasattr(self, "params_") and self.n_features_in_ == Xa.shape[1]:
+                floor = variance_floor(design_matrix(Xa, self.fit_intercept), ya,
+                                       self.variance_floor)
+                state = OnlineEM.from_params(self.params_, self._mstep_options(floor),
+                                             settings, self.fit_intercept, rng)
+            else:
+                state = OnlineEM.start(
+                    Xa, ya, wa, self.n_components, fit_intercept=self.fit_intercept,
+                    options=self._mstep_options(0.0), settings=settings,
+                    init=self._start_params(Xa.shape[1]),
+                    variance_floor_factor=self.variance_floor,
+                    sample_size=self.init_sample_size, rng=rng, where=where)
+                self.feature_names_in_ = list(names)
+            self.online_ = state
+            self.n_features_in_ = Xa.shape[1]
+        elif Xa.shape[1] != self.n_features_in_:
+            raise DataError(f"{where}: has {Xa.shape[1]} features; the stream started with "
+                            f"{self.n_features_in_}")
+        if state.update(Xa, ya, wa, key=key, first_row=first_row) is not None:
+            self._set_online_fitted()
+        return self
+
+    def _set_online_fitted(self) -> None:
+        state = self.online_
+        params = state.estimate()
+        order = np.lexsort((params.beta[:, 0], -params.weights))
+        self.params_ = params.permute(order)
+        self.n_rows_ = int(state.n_rows)
+        self.sum_weights_ = float(state.sum_w)
+        self.loglik_ = self.objective_ = state.prequential_loglik
+        self.class_loglik_ = float(state.totals["class_loglik"])
+        self.entropy_ = float(state.totals["entropy"])
+        self.n_iter_ = int(state.n_msteps)
+        self.converged_ = False
+        self.history_ = list(state.history)
+        self._set_public_arrays()
+
+    def polish(self, X, y=None, sample_weight=None, *, n_passes: int = 2,
+               ) -> MixtureOfLinearRegressions:
+        """Refine an online fit with up to ``n_passes`` batch EM passes over finite data.
+
+        Online EM is not monotone and its estimate is noisy at the scale of
+        its last steps; a few batch passes from it (Cappé 2011) reach the
+        batch MLE basin and give ``loglik_``, BIC and the other criteria at
+        one parameter set, as :meth:`fit` does.  Stops early when the
+        log-likelihood changes by less than ``tol``.  The online state
+        (``online_``) is kept; a later :meth:`partial_fit` continues the
+        online recursion.
+
+        Parameters
+        ----------
+        X, y, sample_weight : as in :meth:`fit` (arrays or a source)
+        n_passes : int, default=2
+            Maximum number of M-steps (each one E-step pass; one more pass
+            evaluates the final parameters).
+        """
+        state = getattr(self, "online_", None)
+        if state is None:
+            raise NotFittedError("polish refines an online fit; call partial_fit first")
+        if int(n_passes) < 1:
+            raise ValueError(f"n_passes must be >= 1, got {n_passes!r}")
+        source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
+        if source.n_features != self.n_features_in_:
+            raise ValueError(f"the data has {source.n_features} features; the model was "
+                             f"fitted on {self.n_features_in_}")
+        engine = self.engine if self.engine is not None else InProcessEngine()
+        fi, p = self.fit_intercept, state.params.n_coef
+
+        def pass_fn(params: MixtureParams) -> SuffStats:
+            return engine.map_reduce(source, EStepTask(params, fi),
+                                     SuffStats.zeros(params.n_components, p))
+
+        settings = EMSettings(mstep=state.options, tol=self.tol, max_iter=int(n_passes),
+                              min_weight=self.min_weight, on_collapse=self.on_collapse)
+        result = run_em(pass_fn, state.estimate(), settings, warn=False)
+        totals = Profile(result.stats.n_rows, 0, result.stats.sum_w, 0, None, None, None)
+        names = self.feature_names_in_
+        self._set_fitted(result, source, totals)
+        self.feature_names_in_ = names
         return self
 
     def _set_fitted(self, result, source, profile) -> None:

@@ -1,0 +1,515 @@
+"""Online EM for streams: the state and its update rule (MATH.md §2).
+
+Mini-batch stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009).  The
+state holds *per-observation* sufficient statistics s (a :class:`SuffStats`
+whose ``sum_w`` is 1) in the residual form.  For batch k, at the current
+parameters θ_{k-1}:
+
+* ŝ_k = E-step statistics of the batch divided by the batch weight;
+* s is re-centred to θ_{k-1} (:meth:`SuffStats.recentre`, exact), so that
+  both statistics share a centre, then s_k = s + η_k (ŝ_k − s);
+* θ_k = M-step(N_eff · s_k).
+
+Step sizes
+    Default ``η_k = (k + k0)^(−α)`` with ``α = step_alpha = 0.6`` and
+    ``k0 = step_offset = 2``: the stepwise-EM rule of Liang & Klein (2009),
+    whose step satisfies Σ η = ∞, Σ η² < ∞ for α ∈ (½, 1] (the conditions of
+    Cappé & Moulines), and α = 0.6 is inside the range Cappé & Moulines
+    recommend for use with averaging; k0 = 2 damps the first steps.  The
+    very first batch uses η = 1 (s starts at ŝ_1).  During the *burn-in*, until
+    ``max(20, 10 m (p + 1))`` rows were seen, η_k = 1/k (an exact running mean
+    at fixed θ, as Cappé's ``INHIBIT_LAG``) and no M-step is made.
+
+    This default mode *averages* the whole stream with polynomially decaying
+    weights: it converges on a stationary stream and, after a change, adapts
+    ever more slowly (the memory grows like k^α batches).
+
+Forgetting mode
+    ``forget=W`` sets a constant step η = min(1, b_k / W) for a batch of
+    weight b_k (never below 1/k, so the first batches are averaged exactly):
+    an exponential window of about W rows (frequency weights), whatever the
+    batch size.  Use it for drifting streams.
+
+Priors and counts
+    Statistics are means per unit weight; the M-step is given them scaled
+    back to the effective sample size N_eff (the total weight seen, or
+    min(total, W) when forgetting).  Priors (ridge, inverse-gamma,
+    Dirichlet) therefore count as they would in a batch fit on N_eff rows:
+    this is the same as dividing every prior constant by N_eff (MATH.md §2.2).
+
+Averaging
+    ``average=True`` (or an integer) keeps the Polyak–Ruppert mean of the
+    parameters θ_k over M-steps from the ``average``-th on (True means
+    from the 10th); it is reported as the estimate but never fed back into
+    the recursion.  Components keep their indices inside the state (they are
+    only sorted on output), so averaging does not mix labels.  Why the 10th
+    and not MATH.md's max(k_b, 100): on one pass over 1M rows in 100 batches
+    (tests/test_online.py) the un-averaged iterate was up to 2.8 batch-EM
+    standard errors from the batch MLE, the average from the 10th M-step
+    within 1.3; starting at 100 would average nothing on such a stream, and
+    the first few M-steps of a well-started run are already near the optimum.
+
+Memory is O(m p²) whatever the stream length: the history of per-batch
+records is bounded (``history_size`` most recent, plus running totals), and
+the ledger of consumed batches holds one entry per *stream key* (one per
+file for a folder, one for an iterator or an Arrow stream), with the offset
+of the next unread row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .em import EMSettings
+from .init import initial_params, variance_floor
+from .mstep import RCOND_LIMIT, MStepOptions, mstep
+from .params import MixtureParams
+from .stats import SuffStats, design_matrix, design_transposed, estep_transposed
+from .validation import DataError
+
+__all__ = ["OnlineSettings", "OnlineEM", "burn_in_rows", "STATE_FORMAT"]
+
+logger = logging.getLogger(__name__)
+
+STATE_FORMAT = "streammix-online-state"
+STATE_VERSION = 1
+
+#: Averaging with ``average=True`` starts at this M-step.
+DEFAULT_AVERAGE_START = 10
+
+
+def burn_in_rows(n_components: int, n_coef: int) -> int:
+    """Rows to see before the first M-step: max(20, 10 m (p + 1)) (MATH.md §2.2)."""
+    return max(20, 10 * n_components * (n_coef + 1))
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """Hyper-parameters of online EM (see the module notes).
+
+    Parameters
+    ----------
+    step_alpha : float, default=0.6
+        Exponent α ∈ (0.5, 1] of the step (k + k0)^(−α).
+    step_offset : float, default=2.0
+        Offset k0 ≥ 0 of the step.
+    forget : float, optional
+        Window W (in units of weight, i.e. rows) of the constant-step
+        forgetting mode; None for the default decreasing step.
+    average : bool or int, default=False
+        Polyak–Ruppert averaging of the reported parameters: False, True
+        (from the 10th M-step) or the M-step number to start at.
+    burn_in : int, optional
+        Rows before the first M-step; default ``burn_in_rows(m, p)``.
+    history_size : int, default=1000
+        Number of per-batch records kept.
+    """
+
+    step_alpha: float = 0.6
+    step_offset: float = 2.0
+    forget: float | None = None
+    average: bool | int = False
+    burn_in: int | None = None
+    history_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if not (0.5 < self.step_alpha <= 1.0):
+            raise ValueError(f"step_alpha must be in (0.5, 1], got {self.step_alpha!r}")
+        if not (self.step_offset >= 0):
+            raise ValueError(f"step_offset must be >= 0, got {self.step_offset!r}")
+        if self.forget is not None and not (self.forget >= 1):
+            raise ValueError(f"forget (a window in rows) must be >= 1, got {self.forget!r}")
+        avg = self.average
+        if not isinstance(avg, (bool, int, np.integer)) or (
+                not isinstance(avg, bool) and avg < 1):
+            raise ValueError(f"average must be a bool or an M-step number >= 1, got {avg!r}")
+        if self.burn_in is not None and self.burn_in < 0:
+            raise ValueError(f"burn_in must be >= 0, got {self.burn_in!r}")
+        if int(self.history_size) < 1:
+            raise ValueError(f"history_size must be >= 1, got {self.history_size!r}")
+
+    @property
+    def average_start(self) -> int | None:
+        """M-step number from which parameters are averaged, or None."""
+        if self.average is False:
+            return None
+        if self.average is True:
+            return DEFAULT_AVERAGE_START
+        return int(self.average)
+
+
+def _mix(old: SuffStats, new: SuffStats, eta: float, n_rows: int) -> SuffStats:
+    """(1 − η) old + η new for two per-observation statistics with one centre."""
+    a = 1.0 - eta
+    return SuffStats(a * old.s0 + eta * new.s0, a * old.s2 + eta * new.s2,
+                     a * old.rx + eta * new.rx, a * old.r0 + eta * new.r0,
+                     a * old.loglik + eta * new.loglik,
+                     a * old.class_loglik + eta * new.class_loglik,
+                     a * old.entropy + eta * new.entropy, 1.0, n_rows, new.center)
+
+
+def _fast_ml_mstep(stats: SuffStats, params: MixtureParams,
+                   options: MStepOptions) -> MixtureParams | None:
+    """:func:`~streammix.mstep.mstep` for the plain ML case, vectorised over components.
+
+    With small batches the M-step is a fixed cost per batch next to the E-step,
+    and the per-component Python loop of ``mstep`` dominates it.  Same
+    arithmetic (Cholesky factor, the same two solves, the same variance
+    update); returns None -- the caller then uses ``mstep`` -- whenever
+    ``mstep`` would do anything else: priors, shared or fixed noise, the df
+    correction, an empty or ill-conditioned component, a variance at the floor.
+    """
+    if (options.noise != "per_component" or options.ridge != 0 or options.has_variance_prior
+            or options.dirichlet_alpha != 1.0 or options.df_correction
+            or stats.center is None or not np.array_equal(stats.center, params.beta)):
+        return None
+    N = stats.sum_w
+    if N <= 0 or np.any(stats.s0 <= 1e-12 * N):
+        return None
+    try:
+        L = np.linalg.cholesky(stats.s2)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.diagonal(L, axis1=1, axis2=2)
+    if np.any(d.max(axis=1) <= 0) or np.any((d.min(axis=1) / d.max(axis=1)) ** 2 <= RCOND_LIMIT):
+        return None
+    z = np.linalg.solve(L, stats.rx[:, :, None])
+    delta = np.linalg.solve(np.swapaxes(L, 1, 2), z)[:, :, 0]
+    s2d = np.einsum("jkl,jl->jk", stats.s2, delta)
+    rss = np.maximum(stats.r0 - 2.0 * np.einsum("jk,jk->j", delta, stats.rx)
+                     + np.einsum("jk,jk->j", delta, s2d), 0.0)
+    sigma2 = rss / stats.s0
+    if not np.all(sigma2 > options.variance_floor):
+        return None
+    weights = np.maximum(stats.s0 / N, 0.0)
+    return MixtureParams(weights / weights.sum(), params.beta + delta, sigma2)
+
+
+def _stats_to_dict(s: SuffStats) -> dict:
+    return {"s0": s.s0.tolist(), "s2": s.s2.tolist(), "rx": s.rx.tolist(), "r0": s.r0.tolist(),
+            "loglik": s.loglik, "class_loglik": s.class_loglik, "entropy": s.entropy,
+            "sum_w": s.sum_w, "n_rows": s.n_rows, "center": s.center.tolist()}
+
+
+def _stats_from_dict(d: dict) -> SuffStats:
+    return SuffStats(np.array(d["s0"], float), np.array(d["s2"], float),
+                     np.array(d["rx"], float), np.array(d["r0"], float), float(d["loglik"]),
+                     float(d["class_loglik"]), float(d["entropy"]), float(d["sum_w"]),
+                     int(d["n_rows"]), np.array(d["center"], float))
+
+
+def _options_to_dict(o: MStepOptions) -> dict:
+    d = dataclasses.asdict(o)
+    for k in ("fixed_sigma2", "prior_mean"):
+        if d[k] is not None:
+            d[k] = np.asarray(d[k], float).tolist()
+    return d
+
+
+def _options_from_dict(d: dict) -> MStepOptions:
+    d = dict(d)
+    for k in ("fixed_sigma2", "prior_mean"):
+        if d.get(k) is not None:
+            d[k] = np.asarray(d[k], float)
+    return MStepOptions(**d)
+
+
+class OnlineEM:
+    """The state of online EM on one stream.
+
+    Create it with :meth:`start` (from the first batch) or :meth:`from_params`
+    (from known parameters), then call :meth:`update` once per batch.
+
+    Attributes
+    ----------
+    params : MixtureParams
+        Current parameters θ_k (design space, components in state order).
+    stats : SuffStats or None
+        Running per-observation statistics, centred at the parameters of
+        the last E-step.
+    n_batches, n_rows, sum_w : int, int, float
+        Batches, rows and weight consumed.
+    n_msteps : int
+        M-steps made (0 during burn-in).
+    history : deque of dict
+        The last ``history_size`` per-batch records (prequential
+        log-likelihood at θ_{k−1}, step, weights...).
+    totals : dict
+        Running prequential totals over the whole stream.
+    ledger : dict
+        Stream key -> {"next": offset of the next unread row, "status"}.
+    """
+
+    def __init__(self, params: MixtureParams, options: MStepOptions, settings: OnlineSettings,
+                 fit_intercept: bool, rng: np.random.Generator | None = None):
+        self.params = params
+        self.options = options
+        self.settings = settings
+        self.fit_intercept = bool(fit_intercept)
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.stats: SuffStats | None = None
+        self.n_batches = 0
+        self.n_rows = 0
+        self.sum_w = 0.0
+        self.n_msteps = 0
+        self.n_averaged = 0
+        self.avg_sum: dict | None = None
+        self.totals = {"loglik": 0.0, "class_loglik": 0.0, "entropy": 0.0, "sum_w": 0.0,
+                       "n_rows": 0}
+        self.history: deque = deque(maxlen=int(settings.history_size))
+        self.ledger: dict[str, dict] = {}
+
+    # -------------------------------------------------------------- creation
+    @classmethod
+    def start(cls, X, y, w, n_components: int, *, fit_intercept: bool = True,
+              options: MStepOptions | None = None, settings: OnlineSettings | None = None,
+              init="auto", variance_floor_factor: float = 1e-3, sample_size: int = 100_000,
+              rng: np.random.Generator | None = None, where: str = "the first batch",
+              ) -> OnlineEM:
+        """Initialise from one batch (it is not consumed: pass it to :meth:`update`).
+
+        Starting values come from :func:`streammix.init.initial_params` on
+        the rows of the batch with positive weight (a uniform subsample of
+        ``sample_size`` rows if there are more); the variance floor is
+        ``variance_floor_factor`` times their pooled OLS residual variance.
+        """
+        options = options if options is not None else MStepOptions(intercept=fit_intercept)
+        settings = settings if settings is not None else OnlineSettings()
+        rng = rng if rng is not None else np.random.default_rng()
+        X = np.asarray(X, float)
+        y = np.asarray(y, float)
+        w = np.ones_like(y) if w is None else np.asarray(w, float)
+        pos = np.flatnonzero(w > 0)
+        p = X.shape[1] + int(fit_intercept)
+        m = n_components
+        n_params = m * (p + 2) - 1
+        if pos.size <= n_params:
+            raise DataError(
+                f"{where} has {pos.size} rows with positive weight, too few to initialise "
+                f"{n_params} free parameters ({m} components, {p} coefficients each); "
+                "send a larger first batch"
+            )
+        if pos.size > sample_size:
+            pos = np.sort(rng.choice(pos, size=sample_size, replace=False))
+        Xs, ys = X[pos], y[pos]
+        floor = variance_floor(design_matrix(Xs, fit_intercept), ys, variance_floor_factor)
+        options = dataclasses.replace(options, variance_floor=floor)
+        params = initial_params(Xs, ys, m, method=init, fit_intercept=fit_intercept,
+                                settings=EMSettings(mstep=options), rng=rng)
+        if params.n_components != m:
+            raise DataError(f"could not initialise {m} components from {where}")
+        return cls(params, options, settings, fit_intercept, rng)
+
+    @classmethod
+    def from_params(cls, params: MixtureParams, options: MStepOptions,
+                    settings: OnlineSettings | None = None, fit_intercept: bool = True,
+                    rng: np.random.Generator | None = None) -> OnlineEM:
+        """Start from known parameters (e.g. a batch fit); the burn-in still applies."""
+        return cls(params, options, settings or OnlineSettings(), fit_intercept, rng)
+
+    @property
+    def n_components(self) -> int:
+        return self.params.n_components
+
+    @property
+    def burn_in(self) -> int:
+        b = self.settings.burn_in
+        return burn_in_rows(self.params.n_components, self.params.n_coef) if b is None else b
+
+    # ---------------------------------------------------------------- update
+    def step_size(self, k: int, batch_weight: float) -> float:
+        """η_k for the k-th batch (1-based) of weight ``batch_weight``."""
+        if k <= 1:
+            return 1.0
+        if self.n_rows < self.burn_in:
+            return 1.0 / k
+        if self.settings.forget is not None:
+            return min(1.0, max(1.0 / k, batch_weight / self.settings.forget))
+        return float((k + self.settings.step_offset) ** (-self.settings.step_alpha))
+
+    def effective_n(self) -> float:
+        """Weight N_eff that the running statistics stand for."""
+        if self.settings.forget is not None:
+            return min(self.sum_w, float(self.settings.forget))
+        return self.sum_w
+
+    def seen(self, key: str, first_row: int) -> int:
+        """Rows of a batch starting at ``first_row`` of ``key`` already consumed."""
+        entry = self.ledger.get(key)
+        return 0 if entry is None else max(0, int(entry["next"]) - int(first_row))
+
+    def update(self, X, y, w=None, *, key: str | None = None, first_row: int = 0,
+               ) -> dict | None:
+        """Consume one batch: E-step at θ_{k−1}, mix, M-step.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Raw features (validated by the caller).
+        y, w : ndarray of shape (n,)
+        key, first_row : str and int, optional
+            Identity of the batch: rows ``first_row ..`` of stream ``key``.
+            Rows of ``key`` already consumed (a batch replayed after a crash)
+            are skipped, so nothing is counted twice.
+
+        Returns
+        -------
+        dict or None
+            The batch record (also appended to ``history``), or None when
+            the whole batch had been consumed before.
+        """
+        X = np.asarray(X, float)
+        y = np.asarray(y, float)
+        w = np.ones_like(y) if w is None else np.asarray(w, float)
+        if key is not None:
+            skip = self.seen(key, first_row)
+            if skip >= y.shape[0] and y.shape[0] > 0:
+                logger.info("skipping replayed rows %d-%d of %s", first_row,
+                            first_row + y.shape[0] - 1, key)
+                return None
+            if skip:
+                X, y, w = X[skip:], y[skip:], w[skip:]
+                first_row += skip
+        n = int(y.shape[0])
+        batch_w = float(np.sum(w))
+        record = {"batch": self.n_batches + 1, "key": key, "first_row": int(first_row),
+                  "rows": n, "sum_w": batch_w}
+        if batch_w > 0:
+            self._consume(X, y, w, batch_w, record)
+        else:
+            record.update(loglik=0.0, eta=0.0, m_step=False)
+        self.n_rows += n
+        self.totals["n_rows"] += n
+        if key is not None:
+            entry = self.ledger.setdefault(key, {"next": 0, "status": "reading"})
+            entry["next"] = int(first_row) + n
+        record["weights"] = self.params.weights.tolist()
+        self.history.append(record)
+        return record
+
+    def _consume(self, X, y, w, batch_w, record) -> None:
+        # Everything is computed first and committed at the end, so that an
+        # error (or an interrupt) half-way leaves the state as it was.
+        params = self.params
+        XT = design_transposed(X, self.fit_intercept)
+        batch = estep_transposed(XT, y, w, params, self.fit_intercept)
+        if not np.isfinite(batch.loglik):
+            raise FloatingPointError("log-likelihood of a batch is not finite; check the data "
+                                     "scale or the variance floor")
+        k = self.n_batches + 1
+        eta = self.step_size(k, batch_w)
+        mean = batch.scaled(1.0 / batch_w)
+        n_rows = self.n_rows + y.shape[0]
+        if self.stats is None or eta >= 1.0:
+            stats = SuffStats(mean.s0, mean.s2, mean.rx, mean.r0, mean.loglik,
+                              mean.class_loglik, mean.entropy, 1.0, n_rows, mean.center)
+        else:
+            stats = _mix(self.stats.recentre(params.beta), mean, eta, n_rows)
+        sum_w = self.sum_w + batch_w
+        m_step = n_rows >= self.burn_in
+        new_params = params
+        if m_step:
+            n_eff = sum_w if self.settings.forget is None else min(sum_w, self.settings.forget)
+            scaled = stats.scaled(n_eff)
+            new_params = _fast_ml_mstep(scaled, params, self.options)
+            if new_params is None:
+                new_params, flags = mstep(scaled, params, self.options)
+                for j, note in flags.items():
+                    logger.debug("batch %d, component %d: %s", k, j, note)
+        # commit
+        self.n_batches, self.stats, self.sum_w, self.params = k, stats, sum_w, new_params
+        for name in ("loglik", "class_loglik", "entropy"):
+            self.totals[name] += getattr(batch, name)
+        self.totals["sum_w"] += batch_w
+        if m_step:
+            self.n_msteps += 1
+            self._accumulate_average()
+        record.update(loglik=batch.loglik, loglik_per_w=batch.loglik / batch_w, eta=eta,
+                      m_step=m_step)
+
+    def _accumulate_average(self) -> None:
+        start = self.settings.average_start
+        if start is None or self.n_msteps < start:
+            return
+        p = self.params
+        if self.avg_sum is None:
+            self.avg_sum = {"weights": np.zeros_like(p.weights), "beta": np.zeros_like(p.beta),
+                            "sigma2": np.zeros_like(p.sigma2)}
+        self.avg_sum["weights"] = self.avg_sum["weights"] + p.weights
+        self.avg_sum["beta"] = self.avg_sum["beta"] + p.beta
+        self.avg_sum["sigma2"] = self.avg_sum["sigma2"] + p.sigma2
+        self.n_averaged += 1
+
+    def mark(self, key: str, status: str, reason: str | None = None) -> None:
+        """Record the end of stream ``key`` in the ledger ("done" or "quarantined")."""
+        entry = self.ledger.setdefault(key, {"next": 0, "status": status})
+        entry["status"] = status
+        if reason is not None:
+            entry["reason"] = reason
+
+    # --------------------------------------------------------------- results
+    def estimate(self) -> MixtureParams:
+        """The reported parameters: the Polyak–Ruppert mean when averaging has
+        started, else the current θ_k."""
+        if self.n_averaged == 0:
+            return self.params
+        n = float(self.n_averaged)
+        weights = self.avg_sum["weights"] / n
+        return MixtureParams(weights / weights.sum(), self.avg_sum["beta"] / n,
+                             self.avg_sum["sigma2"] / n)
+
+    @property
+    def prequential_loglik(self) -> float:
+        """Σ over batches of the log-likelihood of the batch at θ_{k−1}."""
+        return float(self.totals["loglik"])
+
+    # --------------------------------------------------------- serialisation
+    def to_dict(self) -> dict:
+        """Everything needed to resume exactly, JSON-ready (floats round-trip)."""
+        return {
+            "format": STATE_FORMAT, "version": STATE_VERSION,
+            "settings": dataclasses.asdict(self.settings),
+            "options": _options_to_dict(self.options),
+            "fit_intercept": self.fit_intercept,
+            "params": self.params.to_dict(),
+            "stats": None if self.stats is None else _stats_to_dict(self.stats),
+            "n_batches": self.n_batches, "n_rows": self.n_rows, "sum_w": self.sum_w,
+            "n_msteps": self.n_msteps, "n_averaged": self.n_averaged,
+            "avg_sum": None if self.avg_sum is None else
+            {k: v.tolist() for k, v in self.avg_sum.items()},
+            "totals": dict(self.totals),
+            "history": list(self.history),
+            "ledger": {k: dict(v) for k, v in self.ledger.items()},
+            "rng": self.rng.bit_generator.state,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> OnlineEM:
+        """Inverse of :meth:`to_dict`."""
+        if d.get("format") != STATE_FORMAT:
+            raise ValueError("not a streammix online state (missing format tag)")
+        if d.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported online state version {d.get('version')!r}")
+        rng_state = d["rng"]
+        bitgen = getattr(np.random, rng_state["bit_generator"])()
+        bitgen.state = rng_state
+        state = cls(MixtureParams.from_dict(d["params"]), _options_from_dict(d["options"]),
+                    OnlineSettings(**d["settings"]), d["fit_intercept"],
+                    np.random.Generator(bitgen))
+        state.stats = None if d["stats"] is None else _stats_from_dict(d["stats"])
+        state.n_batches = int(d["n_batches"])
+        state.n_rows = int(d["n_rows"])
+        state.sum_w = float(d["sum_w"])
+        state.n_msteps = int(d["n_msteps"])
+        state.n_averaged = int(d["n_averaged"])
+        if d["avg_sum"] is not None:
+            state.avg_sum = {k: np.array(v, float) for k, v in d["avg_sum"].items()}
+        state.totals = dict(d["totals"])
+        state.history.extend(d["history"])
+        state.ledger = {k: dict(v) for k, v in d["ledger"].items()}
+        return state
