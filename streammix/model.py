@@ -482,6 +482,7 @@ class MixtureOfLinearRegressions:
         self.loglik_ = self.objective_ = state.prequential_loglik
         self.class_loglik_ = float(state.totals["class_loglik"])
         self.entropy_ = float(state.totals["entropy"])
+        self.variance_floor_ = float(state.options.variance_floor)
         self.n_iter_ = int(state.n_msteps)
         self.converged_ = False
         self.history_ = list(state.history)

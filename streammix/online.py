@@ -69,7 +69,7 @@ from .em import EMSettings
 from .init import initial_params, variance_floor
 from .mstep import RCOND_LIMIT, MStepOptions, mstep
 from .params import MixtureParams
-from .stats import SuffStats, design_matrix, design_transposed, estep_transposed
+from .stats import SuffStats, design_matrix, estep_features, features_transposed
 from .validation import DataError
 
 __all__ = ["OnlineSettings", "OnlineEM", "burn_in_rows", "STATE_FORMAT"]
@@ -396,8 +396,7 @@ class OnlineEM:
         # Everything is computed first and committed at the end, so that an
         # error (or an interrupt) half-way leaves the state as it was.
         params = self.params
-        XT = design_transposed(X, self.fit_intercept)
-        batch = estep_transposed(XT, y, w, params, self.fit_intercept)
+        batch = estep_features(features_transposed(X), y, w, params, self.fit_intercept)
         if not np.isfinite(batch.loglik):
             raise FloatingPointError("log-likelihood of a batch is not finite; check the data "
                                      "scale or the variance floor")
