@@ -83,7 +83,9 @@ def lake(tmp_path_factory, data):
 
 
 def fit(source, engine=None, **kw):
-    return MixtureOfLinearRegressions(2, random_state=0, tol=1e-9, engine=engine,
+    # Every pass on the cluster costs scheduler round trips: a loose tol keeps
+    # the runs short; equal runs still stop at the same iteration.
+    return MixtureOfLinearRegressions(2, random_state=0, tol=1e-4, engine=engine,
                                       **kw).fit(source)
 
 
@@ -195,8 +197,9 @@ def test_dask_dataframe_source_fits_on_the_workers(client, data):
     there = fit(src, DaskEngine(client))
     assert_same_fit(there, here, rtol=0)
     assert there.sum_weights_ == w.sum()
-    cached = fit(src, DaskEngine(client, cache=True))
-    assert_same_fit(cached, here, rtol=0)
+    engine = DaskEngine(client, cache=True)
+    assert_same_fit(fit(src, engine), here, rtol=0)
+    engine.clear_cache()
     # y given as a collection partitioned like X; the features by position.
     by_series = fit(DaskSource(ddf[FEATURES], ddf["y"], weight=ddf["w"]), client)
     assert_same_fit(by_series, here, rtol=0)
@@ -213,8 +216,7 @@ def test_dask_array_matches_in_memory_arrays(client, data):
     X, y = data
     Xd = da.from_array(X, chunks=(700, 1))
     yd = da.from_array(y, chunks=1000)  # re-chunked to the rows of X
-    on_cluster = MixtureOfLinearRegressions(2, random_state=0, tol=1e-9,
-                                            engine=client).fit(Xd, yd)
-    in_memory = MixtureOfLinearRegressions(2, random_state=0, tol=1e-9, chunk_rows=700).fit(X, y)
+    on_cluster = MixtureOfLinearRegressions(2, random_state=0, engine=client).fit(Xd, yd)
+    in_memory = MixtureOfLinearRegressions(2, random_state=0, chunk_rows=700).fit(X, y)
     assert_same_fit(on_cluster, in_memory, rtol=0)
     assert scheduler_tasks(client) == 0
