@@ -13,9 +13,9 @@ import pytest
 from conftest import make_mixture
 
 from streammix import (
-    DataError,
     DaskEngine,
     DaskSource,
+    DataError,
     MixtureOfLinearRegressions,
     ParquetSource,
 )
@@ -132,7 +132,8 @@ def test_fit_equals_in_process_for_any_workers_and_chunking(client, lake):
     assert_same_fit(on_two, base)
     assert on_two.converged_ and on_two.n_iter_ == base.n_iter_
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster, set_as_default=False) as one:
+                      dashboard_address=":0") as cluster, \
+            Client(cluster, set_as_default=False) as one:
         on_one = fit(ParquetSource(lake, target="y", features=FEATURES, chunk_rows=450), one)
     assert_same_fit(on_one, base)
     assert scheduler_tasks(client) == 0
