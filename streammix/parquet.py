@@ -277,7 +277,10 @@ class ParquetSource:
         state = dict(self.__dict__)
         state["_fs"] = None  # file systems are re-made where the source is unpickled
         state["_expr"] = None
-        state["_plan"] = None  # the plan stays on the client
+        state["_plan"] = None  # the plan and the file list stay on the client
+        state["files"] = None
+        if isinstance(self.path_or_url, (list, tuple)):
+            state["path_or_url"] = _redact_url(self.path_or_url)
         return state
 
     def __setstate__(self, state: dict) -> None:
