@@ -232,7 +232,7 @@ class ParquetSource:
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
                         self._show(piece.path), n_bad)
         n = row_ids.size
-        X = np.empty((n, self.n_features))
+        X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
         for k, name in enumerate(self.features):
             X[:, k] = values[name]
         y = values[self.target]
