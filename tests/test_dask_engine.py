@@ -221,3 +221,35 @@ def test_dask_array_matches_in_memory_arrays(client, data):
     in_memory = MixtureOfLinearRegressions(2, random_state=0, chunk_rows=700).fit(X, y)
     assert_same_fit(on_cluster, in_memory, rtol=0)
     assert scheduler_tasks(client) == 0
+
+
+def test_fit_survives_a_worker_killed_mid_pass(client, lake):
+    """Kill a worker process while a pass runs: the fit ends as an undisturbed one."""
+    import signal
+    import threading
+    src = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=1)  # 20 chunks
+    undisturbed = fit(src)
+    result, errors = {}, []
+
+    def run():
+        try:
+            result["model"] = fit(src, DaskEngine(client))
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    def pass_running(dask_scheduler):
+        return any(str(k).startswith("streammix-map") for k in dask_scheduler.tasks)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not client.run_on_scheduler(pass_running) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    victim = sorted(client.run(os.getpid).items())[0][1]
+    assert thread.is_alive()  # the fit is under way
+    os.kill(victim, signal.SIGKILL)  # the Nanny restarts the worker
+    thread.join(120)
+    assert not errors and not thread.is_alive()
+    assert_same_fit(result["model"], undisturbed)
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.run(os.getpid).values()
