@@ -26,7 +26,10 @@ class Chunk:
 
     ``origin`` names where the rows come from (a file path, or ``"array"``)
     and ``first_row`` is the index of the chunk's first row within it, so
-    every row has a stable identity whatever the chunking.
+    every row has a stable identity whatever the chunking.  When a source
+    removed rows (a filter, or ``on_invalid="drop"``) the rows left are not
+    consecutive: ``row_ids`` then holds the index of each row within
+    ``origin`` (None means ``first_row, first_row + 1, ...``).
     """
 
     X: np.ndarray
@@ -34,6 +37,7 @@ class Chunk:
     w: np.ndarray
     origin: str
     first_row: int
+    row_ids: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -124,8 +128,10 @@ def as_source(X, y=None, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_
     """Turn what ``fit`` was given into a source.
 
     A source (anything with ``plan`` and ``read``) is returned unchanged;
-    a pandas DataFrame keeps its column names; arrays become an
-    :class:`ArraySource`.
+    a Dask DataFrame or Array becomes a :class:`~streammix.DaskSource` (one
+    chunk per partition; ``y`` and ``sample_weight`` then are dask
+    collections partitioned like ``X``); a pandas DataFrame keeps its column
+    names; arrays become an :class:`ArraySource`.
     """
     if hasattr(X, "plan") and hasattr(X, "read"):
         if y is not None or sample_weight is not None:
@@ -133,6 +139,12 @@ def as_source(X, y=None, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_
                 "y and sample_weight come from the source itself; pass only the source"
             )
         return X
+    from .dask_source import DaskSource, is_dask_collection
+    if is_dask_collection(X):
+        if y is None:
+            raise DataError("y is required with a Dask collection X (or pass "
+                            "streammix.DaskSource(ddf, target=...))")
+        return DaskSource(X, y, weight=sample_weight)
     names = None
     columns = getattr(X, "columns", None)
     if columns is not None:
