@@ -266,7 +266,8 @@ class MixtureOfLinearRegressions:
         return MixtureParams(weights, coef, sigma**2)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None) -> MixtureOfLinearRegressions:
+    def fit(self, X, y=None, sample_weight=None, *, callback=None
+            ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
@@ -278,6 +279,10 @@ class MixtureOfLinearRegressions:
             Target; required unless ``X`` is a source.
         sample_weight : array-like of shape (n,), optional
             Non-negative frequency weights.
+        callback : callable, optional
+            ``callback(record)`` after each EM pass, with the pass's history
+            record (iteration, loglik, objective, n_components); iterations
+            restart at 0 for each of the ``n_init`` runs.
 
         Returns
         -------
@@ -332,7 +337,7 @@ class MixtureOfLinearRegressions:
             params0 = initial_params(profile.X, profile.y, m, method=start, fit_intercept=fi,
                                      settings=settings, rng=rng)
             reseed = make_reseeder(profile.X, profile.y, fi, options)
-            result = run_em(pass_fn, params0, settings, reseed=reseed)
+            result = run_em(pass_fn, params0, settings, reseed=reseed, callback=callback)
             logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
                         run, result.loglik, result.n_iter, result.converged)
             if best is None or result.objective > best.objective:
