@@ -36,10 +36,18 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def row_uniforms(seed: int, origin: str, first_row: int, n: int) -> np.ndarray:
-    """Uniform(0, 1) numbers, one per row, that depend only on the row identity."""
+def row_uniforms(seed: int, origin: str, first_row: int, n: int,
+                 row_ids: np.ndarray | None = None) -> np.ndarray:
+    """Uniform(0, 1) numbers, one per row, that depend only on the row identity.
+
+    Rows are ``first_row, ..., first_row + n - 1`` of ``origin``, or the
+    given ``row_ids`` when a source removed rows.
+    """
     base = (np.uint64(seed & 0xFFFFFFFF) << np.uint64(32)) ^ np.uint64(zlib.crc32(origin.encode()))
-    rows = np.arange(first_row, first_row + n, dtype=np.uint64)
+    if row_ids is None:
+        rows = np.arange(first_row, first_row + n, dtype=np.uint64)
+    else:
+        rows = np.asarray(row_ids).astype(np.uint64)
     h = _splitmix64(_splitmix64(np.full(n, base, dtype=np.uint64)) ^ rows)
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
 
@@ -85,7 +93,8 @@ class ProfileTask:
     def __call__(self, chunk: Chunk) -> Profile:
         w = chunk.w
         pos = w > 0
-        u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows)
+        u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows,
+                         getattr(chunk, "row_ids", None))
         keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
         idx = np.flatnonzero(pos)
         if idx.size > self.size:

@@ -26,7 +26,10 @@ class Chunk:
 
     ``origin`` names where the rows come from (a file path, or ``"array"``)
     and ``first_row`` is the index of the chunk's first row within it, so
-    every row has a stable identity whatever the chunking.
+    every row has a stable identity whatever the chunking.  When a source
+    removed rows (a filter, or ``on_invalid="drop"``) the rows left are not
+    consecutive: ``row_ids`` then holds the index of each row within
+    ``origin`` (None means ``first_row, first_row + 1, ...``).
     """
 
     X: np.ndarray
@@ -34,6 +37,7 @@ class Chunk:
     w: np.ndarray
     origin: str
     first_row: int
+    row_ids: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
