@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from .dask_engine import DaskEngine
+from .dask_source import DaskSource
 from .em import ComponentCollapseError, ConvergenceWarning
 from .engine import InProcessEngine
 from .model import MixtureOfLinearRegressions, NotFittedError
 from .params import MixtureParams
+from .parquet import ParquetSource
 from .sources import ArraySource
 from .stats import SuffStats, estep
 from .validation import DataError
@@ -13,7 +16,7 @@ from .validation import DataError
 __all__ = [
     "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "ArraySource",
     "InProcessEngine", "ConvergenceWarning", "ComponentCollapseError", "DataError",
-    "NotFittedError",
+    "NotFittedError", "ParquetSource", "DaskEngine", "DaskSource",
 ]
 
 __version__ = "0.1.0"

@@ -38,6 +38,28 @@ class NotFittedError(ValueError, AttributeError):
     """The estimator is used before ``fit``."""
 
 
+def _resolve_engine(engine):
+    """The engine passes run on: in-process by default.
+
+    Accepts None, any object with ``map_reduce`` (an engine), or a
+    ``distributed.Client``, which is wrapped in a
+    :class:`~streammix.dask_engine.DaskEngine`.
+    """
+    if engine is None:
+        return InProcessEngine()
+    if hasattr(engine, "map_reduce"):
+        return engine
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        Client = ()
+    if isinstance(engine, Client):
+        from .dask_engine import DaskEngine
+        return DaskEngine(engine)
+    raise TypeError(f"engine must be None, an engine (e.g. DaskEngine) or a distributed.Client, "
+                    f"got {type(engine).__name__}")
+
+
 @dataclass(frozen=True)
 class EStepTask:
     """Map function of an EM pass: a chunk -> its :class:`SuffStats` at ``params``."""
@@ -110,8 +132,10 @@ class MixtureOfLinearRegressions:
         Rows per chunk when fitting in-memory arrays.
     init_sample_size : int, default=100000
         Size of the weighted reservoir sample used for starting values.
-    engine : object, optional
-        Where passes run; default in-process.
+    engine : engine or distributed.Client, optional
+        Where passes run: default in-process; a :class:`~streammix.DaskEngine`
+        or a ``distributed.Client`` (wrapped in a ``DaskEngine``) runs them on
+        a Dask cluster.
 
     Attributes
     ----------
@@ -290,7 +314,7 @@ class MixtureOfLinearRegressions:
         """
         self._check_hyperparameters()
         source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
-        engine = self.engine if self.engine is not None else InProcessEngine()
+        engine = _resolve_engine(self.engine)
         d = source.n_features
         p = d + int(self.fit_intercept)
         m = self.n_components
@@ -424,7 +448,7 @@ class MixtureOfLinearRegressions:
         if source.n_features != self.n_features_in_:
             raise ValueError(f"the data has {source.n_features} features; the model was "
                              f"fitted on {self.n_features_in_}")
-        engine = self.engine if self.engine is not None else InProcessEngine()
+        engine = _resolve_engine(self.engine)
         p = self.params_.n_coef
         return engine.map_reduce(source, EStepTask(self.params_, self.fit_intercept),
                                  SuffStats.zeros(self.n_components_, p))

@@ -125,8 +125,10 @@ def as_source(X, y=None, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_
     """Turn what ``fit`` was given into a source.
 
     A source (anything with ``plan`` and ``read``) is returned unchanged;
-    a pandas DataFrame keeps its column names; arrays become an
-    :class:`ArraySource`.
+    a Dask DataFrame or Array becomes a :class:`~streammix.DaskSource` (one
+    chunk per partition; ``y`` and ``sample_weight`` then are dask
+    collections partitioned like ``X``); a pandas DataFrame keeps its column
+    names; arrays become an :class:`ArraySource`.
     """
     if hasattr(X, "plan") and hasattr(X, "read"):
         if y is not None or sample_weight is not None:
@@ -134,6 +136,12 @@ def as_source(X, y=None, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_
                 "y and sample_weight come from the source itself; pass only the source"
             )
         return X
+    from .dask_source import DaskSource, is_dask_collection
+    if is_dask_collection(X):
+        if y is None:
+            raise DataError("y is required with a Dask collection X (or pass "
+                            "streammix.DaskSource(ddf, target=...))")
+        return DaskSource(X, y, weight=sample_weight)
     names = None
     columns = getattr(X, "columns", None)
     if columns is not None:
