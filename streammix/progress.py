@@ -15,7 +15,8 @@ class FitProgress:
     """Callback for :meth:`MixtureOfLinearRegressions.fit` that shows each EM pass.
 
     On a terminal the line ``run 1/2  iteration 12  chunks 156 (13/pass)
-    loglik -1234.5  change +0.012  (0.8 s/pass)`` is redrawn in place; when
+    loglik -1234.5  change +0.012  (9.6 s)`` is redrawn in place (the time is
+    the time since the fit started, its first pass included); when
     the stream is not a terminal (a log file, a pipe, CI) each pass becomes
     one INFO record of the ``streammix.progress`` logger instead.
 
@@ -47,8 +48,7 @@ class FitProgress:
         self._drawn = False
 
     def __call__(self, record: dict) -> None:
-        now = time.perf_counter()
-        seconds, self._clock = now - self._clock, now
+        seconds = time.perf_counter() - self._clock
         if record["iteration"] == 0 and self.passes > 0:
             self.run += 1
             self.prev = None
@@ -60,7 +60,7 @@ class FitProgress:
         event = f"  [{record['event']}]" if record.get("event") else ""
         line = (f"{run}iteration {record['iteration']:>3}  chunks {self.passes * self.n_chunks}"
                 f" ({self.n_chunks}/pass)  loglik {loglik:.10g}{change}  "
-                f"({seconds:.2g} s/pass){event}")
+                f"({seconds:.3g} s){event}")
         self.lines.append(line)
         if self.tty:
             self.stream.write("\r\033[K" + line)

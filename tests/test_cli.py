@@ -89,6 +89,32 @@ def test_fit_prints_report_writes_model_and_logs_progress(lake, fitted):
     assert "\r" not in proc.stderr
 
 
+def test_fit_on_the_default_local_cluster_and_on_a_scheduler_matches_in_process(lake, fitted,
+                                                                                tmp_path):
+    from distributed import LocalCluster
+
+    folder, _, _ = lake
+    _, in_process = fitted
+    expected = json.loads(in_process.read_text())["fitted"]
+    common = ["fit", folder, "--target", "y", "--features", "x1,x2", "--components", 2,
+              "--seed", 0, "--chunk-rows", 1400]
+    # no cluster option: the embedded local.yaml (a LocalCluster with worker processes)
+    proc = run_cli(*common, "--out", tmp_path / "local.json")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads((tmp_path / "local.json").read_text())["fitted"]
+    assert got["params"] == expected["params"] and got["loglik_"] == expected["loglik_"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        proc = run_cli(*common, "--scheduler", cluster.scheduler_address,
+                       "--out", tmp_path / "sched.json")
+        assert proc.returncode == 0, proc.stderr
+        # the program attached to this scheduler, ran there, and left it running
+        assert cluster.status.name == "running"
+        assert "streammix-map" in cluster.scheduler.task_prefixes
+    got = json.loads((tmp_path / "sched.json").read_text())["fitted"]
+    assert got["params"] == expected["params"]
+
+
 def test_info_prints_the_report(fitted):
     _, out = fitted
     proc = run_cli("info", out)
@@ -283,6 +309,7 @@ def test_progress_redraws_one_line_on_a_terminal():
     assert text.count("\r\033[K") == 3 and text.endswith("\n") and text.count("\n") == 1
     assert "run 1/2  iteration   1  chunks 8 (4/pass)  loglik -9.5  change +0.5" in text
     assert "run 2/2  iteration   0  chunks 12 (4/pass)  loglik -12  (" in text
+    assert text.rstrip().endswith(" s)")
 
 
 def test_progress_logs_lines_when_not_a_terminal(caplog):
