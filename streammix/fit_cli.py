@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                           "default %(default)s)")
     fit.add_argument("--n-init", type=positive_int, default=1, metavar="R",
                      help="runs from different starting values; the best is kept")
+    fit.add_argument("--init-sample-size", type=positive_int, default=100_000, metavar="N",
+                     help="rows sampled (in one pass) to choose starting values (default "
+                          "%(default)s)")
     fit.add_argument("--seed", type=int, default=None, metavar="S",
                      help="random seed (sample and starting values), for reproducible fits")
     add_cluster_arguments(fit)
@@ -76,7 +79,7 @@ def run_fit(args) -> int:
         model = MixtureOfLinearRegressions(
             args.components, noise=args.noise, max_iter=args.max_iter, tol=args.tol,
             n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,
-            engine=engine)
+            init_sample_size=args.init_sample_size, engine=engine)
         try:
             model.fit(source, callback=progress)
         finally:
