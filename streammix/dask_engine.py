@@ -154,10 +154,16 @@ class DaskEngine:
                                  key=f"streammix-sum-{token}-{next(counter)}")
 
         total = counter_tree(mapped, None, self.split_every, combine)
+        error = None
         try:
             return total.result()
+        except Exception as exc:  # re-raised below, once the futures are released
+            error = exc
         finally:
             del mapped, total  # release every future of this pass
+        # Without its traceback, the error no longer holds the frames (and so the
+        # futures) of the failed pass: the scheduler can forget them.
+        raise error.with_traceback(None)
 
     def _map(self, client, source, func, plan, token):
         n = len(plan)

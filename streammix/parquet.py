@@ -218,7 +218,7 @@ class ParquetSource:
             values = {name: v[keep] for name, v in values.items()}
             row_ids = row_ids[keep]
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
-                        piece.path, n_bad)
+                        self._show(piece.path), n_bad)
         n = row_ids.size
         X = np.empty((n, self.n_features))
         for k, name in enumerate(self.features):
@@ -229,7 +229,7 @@ class ParquetSource:
             neg = np.flatnonzero(w < 0)
             if neg.size:
                 raise DataError(
-                    f"{piece.path}: column {self.weight!r} has {neg.size} negative "
+                    f"{self._show(piece.path)}: column {self.weight!r} has {neg.size} negative "
                     f"value{'s' if neg.size != 1 else ''}, first at row {int(row_ids[neg[0]])} "
                     f"({w[neg[0]]!r}); weights must be >= 0")
         contiguous = n == 0 or (row_ids[0] == piece.first_row and row_ids[-1] == piece.first_row
@@ -277,7 +277,10 @@ class ParquetSource:
         state = dict(self.__dict__)
         state["_fs"] = None  # file systems are re-made where the source is unpickled
         state["_expr"] = None
-        state["_plan"] = None  # the plan stays on the client
+        state["_plan"] = None  # the plan and the file list stay on the client
+        state["files"] = None
+        if isinstance(self.path_or_url, (list, tuple)):
+            state["path_or_url"] = _redact_url(self.path_or_url)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -302,12 +305,13 @@ class ParquetSource:
             try:
                 table = table.filter(self._expr)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
-                raise DataError(f"{piece.path}: cannot apply filters {self.filters}: "
-                                f"{exc}") from None
+                raise DataError(f"{self._show(piece.path)}: cannot apply filters "
+                                f"{self.filters}: {exc}") from None
             row_ids = table.column("__streammix_row__").to_numpy()
         values, bad, counts = {}, None, {}
         for name in self.columns:
-            v, col_bad, message = _to_float(table.column(name), name, row_ids, piece.path)
+            v, col_bad, message = _to_float(table.column(name), name, row_ids,
+                                             self._show(piece.path))
             values[name] = v
             if col_bad is not None:
                 if on_invalid == "error":
@@ -324,8 +328,8 @@ class ParquetSource:
                 table = reader.read_row_groups(list(piece.row_groups), columns=file_columns,
                                                use_threads=False)
         except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{piece.path}: cannot read row groups {list(piece.row_groups)}: "
-                            f"{exc}") from None
+            raise DataError(f"{self._show(piece.path)}: cannot read row groups "
+                            f"{list(piece.row_groups)}: {exc}") from None
         for name, value in piece.partition:
             if name in self._needed_columns():
                 typ = self.partition_types[name]
@@ -338,6 +342,10 @@ class ParquetSource:
             if name not in cols:
                 cols.append(name)
         return cols
+
+    def _show(self, path: str) -> str:
+        """A file path as users wrote it: with its URL scheme when remote."""
+        return path if self._protocol == "file" else f"{self._protocol}://{path}"
 
     def _origin(self, path: str) -> str:
         if self.root and path.startswith(self.root + "/"):
@@ -395,18 +403,19 @@ class ParquetSource:
             except (OSError, pa.ArrowException) as exc:
                 size = _file_size(fs, path)
                 what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
-                raise DataError(f"{path}: {what} ({exc})") from None
+                raise DataError(f"{self._show(path)}: {what} ({exc})") from None
             for name in file_columns:
                 if schema.get_field_index(name) < 0:
                     raise DataError(
-                        f"{path}: column {name!r} is missing (the file has columns "
+                        f"{self._show(path)}: column {name!r} is missing (the file has columns "
                         f"{', '.join(schema.names)})")
                 typ = schema.field(name).type
                 first = seen_types.setdefault(name, (typ, path))
                 if name in self.columns and not _is_numeric(typ):
-                    other = (f"; it is {first[0]} in {first[1]}" if first[0] != typ else "")
-                    raise DataError(f"{path}: column {name!r} has type {typ}, which cannot be "
-                                    f"read as float64 (need a numeric type){other}")
+                    other = (f"; it is {first[0]} in {self._show(first[1])}"
+                             if first[0] != typ else "")
+                    raise DataError(f"{self._show(path)}: column {name!r} has type {typ}, which "
+                                    f"cannot be read as float64 (need a numeric type){other}")
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
             keep = [i for i, s in enumerate(sizes) if s > 0]
@@ -433,7 +442,8 @@ class ParquetSource:
             fragment = fmt.make_fragment(path, filesystem=self._arrow_fs(), **kwargs)
             pieces = fragment.split_by_row_group(filter=self._expr, schema=full)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
-            raise DataError(f"{path}: cannot apply filters {self.filters}: {exc}") from None
+            raise DataError(f"{self._show(path)}: cannot apply filters {self.filters}: "
+                            f"{exc}") from None
         ids = {rg.id for piece in pieces for rg in piece.row_groups}
         return [i for i in keep if i in ids]
 
@@ -467,7 +477,8 @@ class _InvalidRowsView:
     def read(self, piece: ParquetPiece) -> InvalidRows:
         _, _, bad, by_column = self.source._read_values(piece, on_invalid="drop")
         n_bad = 0 if bad is None else int(bad.sum())
-        return InvalidRows(n_bad, by_column, {piece.path: n_bad} if n_bad else {})
+        by_file = {self.source._show(piece.path): n_bad} if n_bad else {}
+        return InvalidRows(n_bad, by_column, by_file)
 
     def __repr__(self) -> str:
         return f"InvalidRowsView({self.source!r})"

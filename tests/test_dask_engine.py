@@ -1,0 +1,223 @@
+"""DaskEngine and DaskSource on a real LocalCluster with worker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import make_mixture
+
+from streammix import (
+    DaskEngine,
+    DaskSource,
+    DataError,
+    MixtureOfLinearRegressions,
+    ParquetSource,
+)
+from streammix.dask_engine import NoClientError, counter_tree
+from streammix.engine import InProcessEngine, tree_sum
+from streammix.model import EStepTask, _resolve_engine
+from streammix.params import MixtureParams
+from streammix.stats import SuffStats
+
+FEATURES = ["x1", "x2"]
+
+
+class Expr:
+    """Records the shape of a sum: ``Expr('a') + Expr('b') == Expr('(a+b)')``."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __add__(self, other):
+        return Expr(f"({self.text}+{other.text})")
+
+
+def test_no_client_is_a_clear_error():
+    # Runs before the cluster fixture of this module exists.
+    with pytest.raises(NoClientError, match="never starts a cluster"):
+        DaskEngine().get_client()
+
+
+@pytest.mark.parametrize("n", list(range(1, 34)))
+def test_counter_tree_has_the_shape_of_tree_sum(n):
+    values = [Expr(str(i)) for i in range(n)]
+    want = tree_sum(values, None).text
+    got = counter_tree(values, None, 2, lambda group: group[0] + group[1]).text
+    assert got == want
+    # Wider fan-in: every value once, in plan order.
+    wide = counter_tree(values, None, 4, lambda g: Expr("[" + ",".join(v.text for v in g) + "]"))
+    assert [int(t) for t in wide.text.replace("[", ",").replace("]", ",").split(",") if t] \
+        == list(range(n))
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y, _ = make_mixture(4000, [0.3, 0.7], [-2.0, 2.0], [[1.5, -1.0], [-1.0, 1.0]],
+                           [0.8, 0.6], seed=11)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, data):
+    X, y = data
+    root = tmp_path_factory.mktemp("dask_lake")
+    for k in range(4):
+        sl = slice(1000 * k, 1000 * (k + 1))
+        pq.write_table(pa.table({"x1": X[sl, 0], "x2": X[sl, 1], "y": y[sl]}),
+                       str(root / f"part-{k}.parquet"), row_group_size=200)
+    return str(root)
+
+
+def fit(source, engine=None, **kw):
+    # Every pass on the cluster costs scheduler round trips: a loose tol keeps
+    # the runs short; equal runs still stop at the same iteration.
+    return MixtureOfLinearRegressions(2, random_state=0, tol=1e-4, engine=engine,
+                                      **kw).fit(source)
+
+
+def assert_same_fit(a, b, rtol=1e-10):
+    np.testing.assert_allclose(a.params_.beta, b.params_.beta, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(a.params_.sigma2, b.params_.sigma2, rtol=rtol)
+    np.testing.assert_allclose(a.params_.weights, b.params_.weights, rtol=rtol)
+    assert a.loglik_ == pytest.approx(b.loglik_, rel=rtol)
+
+
+def scheduler_tasks(client, timeout=5.0) -> int:
+    """Tasks the scheduler still holds, once released futures had time to go."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        if n == 0 or time.monotonic() > deadline:
+            return n
+        time.sleep(0.05)
+
+
+def test_pass_is_bit_identical_to_in_process_and_leaves_nothing_behind(client, lake):
+    src = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=300)
+    params = MixtureParams(np.array([0.4, 0.6]), np.array([[-2.0, 1.0, -1.0], [2.0, -1.0, 1.0]]),
+                           np.array([1.0, 0.5]))
+    task, zero = EStepTask(params, True), SuffStats.zeros(2, 3)
+    want = InProcessEngine().map_reduce(src, task, zero)
+    got = DaskEngine(client).map_reduce(src, task, zero)
+    for name in ("s0", "s2", "rx", "r0"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert got.loglik == want.loglik and got.n_rows == 4000
+    wide = DaskEngine(client, split_every=5).map_reduce(src, task, zero)
+    assert wide.allclose(want, rtol=1e-12)
+    assert scheduler_tasks(client) == 0  # every future of the pass was released
+    assert DaskEngine(client).map_reduce(ParquetSource(lake, target="y", features=FEATURES,
+                                                       filters=[("x1", ">", 99.0)]),
+                                         task, zero) is zero
+
+
+def test_fit_equals_in_process_for_any_workers_and_chunking(client, lake):
+    from distributed import Client, LocalCluster
+    base = fit(ParquetSource(lake, target="y", features=FEATURES))
+    on_two = fit(ParquetSource(lake, target="y", features=FEATURES, chunk_rows=250),
+                 DaskEngine(client))
+    assert_same_fit(on_two, base)
+    assert on_two.converged_ and on_two.n_iter_ == base.n_iter_
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, \
+            Client(cluster, set_as_default=False) as one:
+        on_one = fit(ParquetSource(lake, target="y", features=FEATURES, chunk_rows=450), one)
+    assert_same_fit(on_one, base)
+    assert scheduler_tasks(client) == 0
+
+
+def test_cache_keeps_decoded_chunks_on_the_workers(client, lake, tmp_path):
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    src = ParquetSource(str(copy), target="y", features=FEATURES, chunk_rows=500)
+    engine = DaskEngine(client, cache=True)
+    cached = fit(src, engine)
+    assert_same_fit(cached, fit(ParquetSource(lake, target="y", features=FEATURES)))
+    assert len(engine._cached) == len(src.plan())
+    # With the files gone, a cached pass still runs from worker memory...
+    for path in os.listdir(copy):
+        os.remove(copy / path)
+    again = MixtureOfLinearRegressions(2, init=cached.params_, tol=1e-9, engine=engine).fit(src)
+    reference = MixtureOfLinearRegressions(2, init=cached.params_, tol=1e-9).fit(
+        ParquetSource(lake, target="y", features=FEATURES))
+    assert_same_fit(again, reference)
+    # ... and one without the cache has to read them.
+    with pytest.raises(DataError, match=r"part-\d\.parquet: cannot read row groups"):
+        DaskEngine(client).map_reduce(src, EStepTask(cached.params_, True),
+                                      SuffStats.zeros(2, 3))
+    engine.clear_cache()
+    assert scheduler_tasks(client) == 0
+
+
+def test_bad_data_on_a_worker_raises_the_same_clear_error(client, tmp_path):
+    y = np.arange(50.0)
+    y[[7, 9]] = np.nan
+    pq.write_table(pa.table({"x1": np.ones(50), "x2": np.ones(50), "y": y}),
+                   str(tmp_path / "part-3.parquet"))
+    with pytest.raises(DataError, match=r"part-3\.parquet: column 'y' has 2 NaN values, "
+                                        r"first at row 7"):
+        fit(ParquetSource(str(tmp_path), target="y", features=FEATURES), client)
+
+
+def test_model_resolves_engines(client):
+    assert isinstance(_resolve_engine(None), InProcessEngine)
+    wrapped = _resolve_engine(client)
+    assert isinstance(wrapped, DaskEngine) and wrapped.client is client
+    engine = DaskEngine(client, cache=True)
+    assert _resolve_engine(engine) is engine
+    with pytest.raises(TypeError, match="engine must be None"):
+        _resolve_engine("cluster please")
+    from sklearn.base import clone
+    copy = clone(MixtureOfLinearRegressions(2, engine=engine))
+    assert copy.engine is not engine and copy.engine.client is client and copy.engine.cache
+
+
+def test_dask_dataframe_source_fits_on_the_workers(client, data):
+    import dask.dataframe as dd
+    import pandas as pd
+    X, y = data
+    w = np.random.default_rng(2).integers(1, 3, size=len(y)).astype(float)
+    frame = pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "y": y, "w": w})
+    ddf = dd.from_pandas(frame, npartitions=6)
+    src = DaskSource(ddf, target="y", weight="w")
+    assert src.feature_names == FEATURES and src.plan() == list(range(6))
+    here = fit(src)
+    there = fit(src, DaskEngine(client))
+    assert_same_fit(there, here, rtol=0)
+    assert there.sum_weights_ == w.sum()
+    engine = DaskEngine(client, cache=True)
+    assert_same_fit(fit(src, engine), here, rtol=0)
+    engine.clear_cache()
+    # y given as a collection partitioned like X; the features by position.
+    by_series = fit(DaskSource(ddf[FEATURES], ddf["y"], weight=ddf["w"]), client)
+    assert_same_fit(by_series, here, rtol=0)
+    bad = frame.copy()
+    bad.loc[2500, "x2"] = np.nan
+    with pytest.raises(DataError, match=r"partition \d: column 'x2' has 1 NaN or null value"):
+        fit(DaskSource(dd.from_pandas(bad, npartitions=6), target="y"), client)
+    with pytest.raises(DataError, match=r"no column 'z'"):
+        DaskSource(ddf, target="z")
+
+
+def test_dask_array_matches_in_memory_arrays(client, data):
+    import dask.array as da
+    X, y = data
+    Xd = da.from_array(X, chunks=(700, 1))
+    yd = da.from_array(y, chunks=1000)  # re-chunked to the rows of X
+    on_cluster = MixtureOfLinearRegressions(2, random_state=0, engine=client).fit(Xd, yd)
+    in_memory = MixtureOfLinearRegressions(2, random_state=0, chunk_rows=700).fit(X, y)
+    assert_same_fit(on_cluster, in_memory, rtol=0)
+    assert scheduler_tasks(client) == 0
