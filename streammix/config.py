@@ -18,7 +18,9 @@ secrets: a key that looks secret (password, token, secret, passphrase,
 credential, access key) must hold ``env:VAR_NAME`` (read from the
 environment when connecting) or ``file:/path`` (read from that file), and
 PEM blocks are rejected anywhere.  TLS material is given by file *paths*.
-Relative paths are relative to the config file's folder.
+Relative TLS certificate, SSH key and ``local_directory`` paths are
+relative to the config file's folder; paths used on remote machines
+(``remote_python``, SLURM directories) are passed on unchanged.
 """
 
 from __future__ import annotations

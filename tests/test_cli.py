@@ -324,3 +324,44 @@ def test_progress_logs_lines_when_not_a_terminal(caplog):
     assert len(messages) == 2
     assert messages[1].startswith("iteration   1  chunks 6 (3/pass)  loglik -4  change +1")
     assert messages[1].endswith("[dropped [1]]")
+
+
+def test_progress_on_a_real_terminal_redraws_in_place(lake, tmp_path):
+    import pty
+    import select
+
+    folder, _, _ = lake
+    leader, follower = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streammix", "fit", str(folder), "--target", "y", "--features",
+         "x1,x2", "-k", "2", "--seed", "0", "--in-process", "--out", str(tmp_path / "m.json")],
+        env=env, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    stdout, _ = proc.communicate(timeout=120)
+    chunks = []
+    while select.select([leader], [], [], 0.5)[0]:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    terminal = b"".join(chunks).decode()
+    assert proc.returncode == 0, terminal
+    n_passes = MixtureOfLinearRegressions.load(tmp_path / "m.json").n_iter_ + 1
+    assert terminal.count("\r\x1b[K") == n_passes
+    assert "INFO" not in terminal  # a live line, not log records
+    assert stdout.startswith("Mixture of 2 linear regressions")
+
+
+def test_run_em_calls_back_after_each_pass_with_the_history_record(small_mixture):
+    X, y, _ = small_mixture
+    seen = []
+    model = MixtureOfLinearRegressions(2, random_state=0, chunk_rows=500)
+    model.fit(X, y, callback=seen.append)
+    assert seen == model.history_ and len(seen) == model.n_iter_ + 1
+    seen[0]["loglik"] = 0.0  # the callback gets copies
+    assert model.history_[0]["loglik"] != 0.0
