@@ -11,8 +11,8 @@ Run:   python examples/lake_s3.py
 
 from __future__ import annotations
 
+import logging
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -26,12 +26,6 @@ import streammix  # noqa: E402
 BUCKET = "streammix-demo"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     import s3fs
     from moto.server import ThreadedMotoServer
@@ -40,11 +34,12 @@ def main() -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ[name] = "testing"
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's request log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
         storage_options = {"client_kwargs": {"endpoint_url": endpoint}}
         fs = s3fs.S3FileSystem(**storage_options)
         fs.mkdir(BUCKET)

@@ -365,3 +365,59 @@ def test_run_em_calls_back_after_each_pass_with_the_history_record(small_mixture
     assert seen == model.history_ and len(seen) == model.n_iter_ + 1
     seen[0]["loglik"] = 0.0  # the callback gets copies
     assert model.history_[0]["loglik"] != 0.0
+
+
+def test_fit_and_predict_a_hive_lake_in_a_bucket_by_url(tmp_path):
+    """--storage-options reaches s3fs; the bucket gives the local fit; hive columns kept."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    X, y, _ = make_mixture(3000, TRUE_WEIGHTS, [-3.0, 3.0], [[2.0, -1.0], [-1.0, 0.5]],
+                           [1.0, 0.7], seed=11)
+    local = tmp_path / "lake"
+    for k, region in enumerate(["eu", "us"]):
+        (local / f"region={region}").mkdir(parents=True)
+        rows = slice(1500 * k, 1500 * (k + 1))
+        pq.write_table(pa.table({"x1": X[rows, 0], "x2": X[rows, 1], "y": y[rows],
+                                 "id": np.arange(rows.start, rows.stop)}),
+                       local / f"region={region}" / "part-0.parquet", row_group_size=500)
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_DEFAULT_REGION": "us-east-1"}
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        options = {"client_kwargs": {"endpoint_url": f"http://{host}:{port}"}}
+        fs = s3fs.S3FileSystem(key="testing", secret="testing", skip_instance_cache=True,
+                               **options)
+        fs.mkdir("cli-test")
+        fs.put(str(local), "cli-test/lake", recursive=True)
+        env_keep = dict(os.environ)
+        os.environ.update(creds)
+        try:
+            common = ["--target", "y", "--features", "x1,x2", "-k", "2", "--seed", "3",
+                      "--in-process"]
+            remote = run_cli("fit", "s3://cli-test/lake", *common, "--storage-options",
+                             json.dumps(options), "--out", tmp_path / "remote.json")
+            pred = run_cli("predict", tmp_path / "remote.json", "s3://cli-test/lake",
+                           "--storage-options", json.dumps(options), "--keep", "region,id",
+                           "--out", tmp_path / "pred")
+        finally:
+            os.environ.clear()
+            os.environ.update(env_keep)
+    finally:
+        server.stop()
+    assert remote.returncode == 0, remote.stderr
+    assert pred.returncode == 0, pred.stderr
+    here = run_cli("fit", local, *common, "--out", tmp_path / "local.json")
+    assert here.returncode == 0, here.stderr
+    got = json.loads((tmp_path / "remote.json").read_text())
+    want = json.loads((tmp_path / "local.json").read_text())
+    assert got["fitted"]["params"] == want["fitted"]["params"]
+    assert got["data"]["path"] == "s3://cli-test/lake"
+    for k, region in enumerate(["eu", "us"]):
+        table = pq.read_table(tmp_path / "pred" / f"region={region}" / "part-0.parquet")
+        assert table.column_names[:2] == ["region", "id"]
+        assert set(table["region"].to_pylist()) == {region}
+        np.testing.assert_array_equal(table["id"].to_numpy(), np.arange(1500 * k,
+                                                                        1500 * (k + 1)))

@@ -200,4 +200,4 @@ def test_tls_scheduler_config_connects_over_tls(tmp_path):
         from distributed import Client
         no_cert = Security(tls_ca_file=str(certs["ca"]), require_encryption=True)
         with pytest.raises(Exception):  # noqa: B017 - TLS/timeout error type varies
-            Client(address, security=no_cert, timeout=3)
+            Client(address, security=no_cert, timeout=3, set_as_default=False)
