@@ -94,7 +94,7 @@ def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if not text:
         text = type(exc).__name__
-    elif not isinstance(exc, (ValueError, OSError, RuntimeError, LookupError)):
+    elif not isinstance(exc, (ValueError, OSError, RuntimeError)):
         text = f"{type(exc).__name__}: {text}"
     return text
 

@@ -421,3 +421,27 @@ def test_fit_and_predict_a_hive_lake_in_a_bucket_by_url(tmp_path):
         assert set(table["region"].to_pylist()) == {region}
         np.testing.assert_array_equal(table["id"].to_numpy(), np.arange(1500 * k,
                                                                         1500 * (k + 1)))
+
+
+def test_weight_column_is_used_and_quiet_mode_is_silent(lake, fitted, tmp_path):
+    """Weights of 2 on every row: same estimates, twice the log-likelihood and N."""
+    folder, X, y = lake
+    _, unweighted_path = fitted
+    weighted = tmp_path / "lake"
+    weighted.mkdir()
+    for f in sorted(folder.glob("*.parquet")):
+        table = pq.read_table(f)
+        table = table.append_column("w", pa.array(np.full(table.num_rows, 2.0)))
+        pq.write_table(table, weighted / f.name, row_group_size=700)
+    out = tmp_path / "m.json"
+    proc = run_cli("-q", "fit", weighted, "--target", "y", "--features", "x1,x2", "--weight", "w",
+                   "--components", 2, "--seed", 0, "--chunk-rows", 1400, "--in-process",
+                   "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    model = MixtureOfLinearRegressions.load(out)
+    base = MixtureOfLinearRegressions.load(unweighted_path)
+    assert model.sum_weights_ == 2 * base.sum_weights_ == 2 * N_FILE * N_FILES
+    np.testing.assert_allclose(model.params_.beta, base.params_.beta, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(model.loglik_, 2 * base.loglik_, rtol=1e-9)
+    assert json.loads(out.read_text())["data"]["weight"] == "w"
