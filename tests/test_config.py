@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from conftest import make_mixture
 
+from streammix import DaskEngine, MixtureOfLinearRegressions
 from streammix.config import (
     DEFAULT_LOCAL_CONFIG,
     ConfigError,
@@ -192,6 +195,14 @@ def test_tls_scheduler_config_connects_over_tls(tmp_path):
         try:
             assert client.scheduler.address.startswith("tls://")
             assert client.submit(pow, 2, 10).result() == 1024
+            # a whole fit over the encrypted connection equals the in-process fit
+            X, y, _ = make_mixture(1500, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5],
+                                   seed=4)
+            kwargs = dict(random_state=0, chunk_rows=400)
+            remote = MixtureOfLinearRegressions(2, engine=DaskEngine(client), **kwargs)
+            local = MixtureOfLinearRegressions(2, **kwargs)
+            np.testing.assert_array_equal(remote.fit(X, y).params_.beta,
+                                          local.fit(X, y).params_.beta)
         finally:
             closer()
         # attaching never stops someone else's scheduler
