@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
+from pathlib import Path
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
@@ -47,14 +49,37 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback when a command fails")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name, required in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if required or exc.name != module_name:
-                raise
-            continue
-        module.register(subparsers)
+        module = _command_module(module_name, required)
+        if module is not None:
+            module.register(subparsers)
     return parser
+
+
+def _command_module(module_name: str, required: bool):
+    """Import a command module; an optional one that is absent or broken is skipped.
+
+    Optional ``streammix.*`` modules count only when they belong to this copy
+    of the package (an editable install of another checkout can otherwise
+    supply a module of a different version).
+    """
+    if required:
+        return importlib.import_module(module_name)
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except ImportError:
+        spec = None
+    if spec is None:
+        return None
+    here = Path(__file__).resolve().parent
+    if module_name.startswith("streammix.") and (
+            spec.origin is None or Path(spec.origin).resolve().parent != here):
+        logger.debug("skipping %s from another installation (%s)", module_name, spec.origin)
+        return None
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        logger.debug("command module %s is unavailable: %s", module_name, exc)
+        return None
 
 
 def _configure_logging(verbose: int, quiet: bool) -> list[tuple[logging.Logger, object]]:

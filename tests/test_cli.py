@@ -287,11 +287,15 @@ def test_a_command_module_registers_with_one_line(tmp_path, monkeypatch, capsys)
         "    p = subparsers.add_parser('hello', help='say hello')\n"
         "    p.add_argument('name')\n"
         "    p.set_defaults(func=lambda args: print('hello', args.name) or 0)\n")
+    (tmp_path / "broken_cli.py").write_text("import no_such_dependency_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "COMMAND_MODULES",
-                        cli.COMMAND_MODULES + (("hello_cli", False), ("absent_cli", False)))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + (
+        ("hello_cli", False), ("absent_cli", False), ("broken_cli", False)))
     assert cli.main(["hello", "world"]) == 0
     assert capsys.readouterr().out == "hello world\n"
+    # optional modules that are absent or cannot be imported are left out of the program
+    assert cli.main(["broken"]) == 2
+    assert "invalid choice: 'broken'" in capsys.readouterr().err
 
 
 def test_progress_redraws_one_line_on_a_terminal():
