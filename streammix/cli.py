@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_module(module_name: str, required: bool):
-    """Import a command module; an optional one that is absent or broken is skipped.
+    """Import a command module; an optional one that is absent or fails to import is skipped.
+
+    A failed import is reported on stderr (a warning), and the other commands work.
 
     Optional ``streammix.*`` modules count only when they belong to this copy
     of the package (an editable install of another checkout can otherwise
@@ -77,8 +79,8 @@ def _command_module(module_name: str, required: bool):
         return None
     try:
         return importlib.import_module(module_name)
-    except ImportError as exc:
-        logger.debug("command module %s is unavailable: %s", module_name, exc)
+    except ImportError as exc:  # e.g. a missing optional dependency: the rest still works
+        logger.warning("streammix: the commands of %s are unavailable: %s", module_name, exc)
         return None
 
 
