@@ -80,7 +80,9 @@ def _command_module(module_name: str, required: bool):
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:  # e.g. a missing optional dependency: the rest still works
-        logger.warning("streammix: the commands of %s are unavailable: %s", module_name, exc)
+        # logging is not set up yet (and the package may add a NullHandler): print
+        print(f"streammix: warning: the commands of {module_name} are unavailable: {exc}",
+              file=sys.stderr)
         return None
 
 
