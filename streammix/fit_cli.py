@@ -74,8 +74,8 @@ def run_fit(args) -> int:
     source = make_source(args)
     n_chunks = len(source.plan())
     logger.info("%s", source.describe())
-    progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
     with open_engine(args) as engine:
+        progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
         model = MixtureOfLinearRegressions(
             args.components, noise=args.noise, max_iter=args.max_iter, tol=args.tol,
             n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,

@@ -453,3 +453,15 @@ def test_weight_column_is_used_and_quiet_mode_is_silent(lake, fitted, tmp_path):
     np.testing.assert_allclose(model.params_.beta, base.params_.beta, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(model.loglik_, 2 * base.loglik_, rtol=1e-9)
     assert json.loads(out.read_text())["data"]["weight"] == "w"
+
+
+def test_a_fit_that_stops_at_max_iter_warns_and_still_writes_the_model(lake, tmp_path):
+    folder, _, _ = lake
+    out = tmp_path / "m.json"
+    proc = run_cli("fit", folder, "--target", "y", "--features", "x1,x2", "-k", 2, "--seed", 0,
+                   "--max-iter", 1, "--tol", 0, "--in-process", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    assert len(warning) == 1 and "EM did not converge in 1 iterations" in warning[0]
+    model = MixtureOfLinearRegressions.load(out)
+    assert model.n_iter_ == 1 and model.converged_ is False
