@@ -18,6 +18,7 @@ import logging
 import os
 import posixpath
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -146,6 +147,17 @@ class ParquetSource:
         readable Parquet, a column is missing in a file, or a column is not
         numeric in some file.  Values are checked when chunks are read.
 
+    Attributes
+    ----------
+    files : list of str
+        The files, sorted (on the client only).
+    root : str
+        The folder the files hang from; row origins are paths relative to it.
+    partition_names : tuple of str
+        Hive partition columns found in the folder names.
+    partition_types : dict
+        Their types, inferred from the values (int64, float64 or string).
+
     Notes
     -----
     Every file's footer is read when the source is made (on the client);
@@ -220,7 +232,7 @@ class ParquetSource:
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
                         self._show(piece.path), n_bad)
         n = row_ids.size
-        X = np.empty((n, self.n_features))
+        X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
         for k, name in enumerate(self.features):
             X[:, k] = values[name]
         y = values[self.target]
@@ -385,7 +397,7 @@ class ParquetSource:
         self._plan = self._plan_files(partitions)
 
     def _plan_files(self, partitions: dict) -> list[ParquetPiece]:
-        fs = self._arrow_fs()
+        self._arrow_fs()  # made once, before the threads below share it
         file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
         for name in self._needed_columns():
             if name in self.partition_names and not _is_numeric(self.partition_types[name]) \
@@ -395,15 +407,14 @@ class ParquetSource:
                                 "float64 (need a numeric type)")
         seen_types: dict[str, tuple[pa.DataType, str]] = {}
         plan: list[ParquetPiece] = []
-        for path in self.files:
-            try:
-                with fs.open_input_file(path) as fh:
-                    meta = pq.ParquetFile(fh).metadata
-                    schema = meta.schema.to_arrow_schema()
-            except (OSError, pa.ArrowException) as exc:
-                size = _file_size(fs, path)
-                what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
-                raise DataError(f"{self._show(path)}: {what} ({exc})") from None
+        # Footers of remote files are fetched by a few threads; errors surface in
+        # file order whatever the threads' timing.
+        n_threads = 1 if self._protocol == "file" or len(self.files) < 2 else 8
+        with ThreadPoolExecutor(n_threads) as pool:
+            footers = list(pool.map(self._footer, self.files))
+        for path, (meta, schema) in zip(self.files, footers, strict=True):
+            if isinstance(meta, DataError):
+                raise meta
             for name in file_columns:
                 if schema.get_field_index(name) < 0:
                     raise DataError(
@@ -427,6 +438,18 @@ class ParquetSource:
         logger.info("planned %d chunks from %d files (%d rows)", len(plan), len(self.files),
                     sum(p.n_rows for p in plan))
         return plan
+
+    def _footer(self, path: str):
+        """A file's metadata and Arrow schema, or a DataError naming the file."""
+        fs = self._arrow_fs()
+        try:
+            with fs.open_input_file(path) as fh:
+                meta = pq.ParquetFile(fh).metadata
+                return meta, meta.schema.to_arrow_schema()
+        except (OSError, pa.ArrowException) as exc:
+            size = _file_size(fs, path)
+            what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
+            return DataError(f"{self._show(path)}: {what} ({exc})"), None
 
     def _prune(self, path, schema, part, keep):
         """Row groups whose statistics and partition values may match the filter."""

@@ -101,6 +101,9 @@ def test_fit_is_the_same_for_any_chunking_listing_order_and_path_form(lake, data
         ParquetSource("file://" + root, target="y", features=FEATURES, chunk_rows=700),
     ]:
         assert_same_fit(fit(source), base)
+    threaded = fit(ParquetSource(root, target="y", features=FEATURES, chunk_rows=100),
+                   engine=InProcessEngine(n_threads=3))
+    assert_same_fit(threaded, base, rtol=0)
     # The same data in memory, from the same starting values, gives the same fit.
     X, y = data
     start = {"weights": base.weights_, "coef": base.coef_ + 0.1,
