@@ -5,7 +5,7 @@ lake to a bucket, and fits it by URL.  Against real S3 (or MinIO, Ceph...)
 only the URL and ``storage_options`` change; credentials come from the
 environment as usual, never from code or config files.
 
-Needs: pip install s3fs "moto[server]"
+Needs: pip install "streammix[s3]" "moto[server]"
 Run:   python examples/lake_s3.py
 """
 
