@@ -120,7 +120,7 @@ def _subset_options(options: MStepOptions, keep: list[int]) -> MStepOptions:
 
 def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
            settings: EMSettings, *, reseed: Callable | None = None,
-           warn: bool = True) -> EMResult:
+           warn: bool = True, callback: Callable[[dict], None] | None = None) -> EMResult:
     """Run batch EM from ``params``.
 
     Parameters
@@ -135,6 +135,9 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
         for ``on_collapse="reseed"``.
     warn : bool
         Emit :class:`ConvergenceWarning` when ``max_iter`` is reached.
+    callback : callable, optional
+        Called after each pass with a copy of its history record (e.g. to
+        display progress).
 
     Returns
     -------
@@ -163,6 +166,8 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
         if notes:
             record["notes"] = notes
         history.append(record)
+        if callback is not None:
+            callback(dict(record))
         logger.debug("EM iteration %d: loglik %.10g", n_iter, stats.loglik)
         if prev_obj is not None and event is None and abs(obj - prev_obj) < settings.tol:
             converged = True

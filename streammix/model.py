@@ -325,6 +325,7 @@ class MixtureOfLinearRegressions:
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
+            callback=None
             ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
@@ -340,6 +341,10 @@ class MixtureOfLinearRegressions:
         se : bool or {"louis", "opg", "sandwich"}, default=False
             Also compute standard errors (one more pass, see
             :meth:`compute_se`); ``True`` means ``"louis"``.
+        callback : callable, optional
+            ``callback(record)`` after each EM pass, with the pass's history
+            record (iteration, loglik, objective, n_components); iterations
+            restart at 0 for each of the ``n_init`` runs.
 
         Returns
         -------
@@ -391,7 +396,7 @@ class MixtureOfLinearRegressions:
             params0 = initial_params(profile.X, profile.y, m, method=start, fit_intercept=fi,
                                      settings=settings, rng=rng)
             reseed = make_reseeder(profile.X, profile.y, fi, options)
-            result = run_em(pass_fn, params0, settings, reseed=reseed)
+            result = run_em(pass_fn, params0, settings, reseed=reseed, callback=callback)
             logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
                         run, result.loglik, result.n_iter, result.converged)
             if best is None or result.objective > best.objective:

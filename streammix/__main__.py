@@ -1,0 +1,9 @@
+"""``python -m streammix``: the command line program."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

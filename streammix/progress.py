@@ -1,0 +1,77 @@
+"""Per-iteration progress of a fit: a live line on a terminal, log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+__all__ = ["FitProgress"]
+
+logger = logging.getLogger(__name__)
+
+
+class FitProgress:
+    """Callback for :meth:`MixtureOfLinearRegressions.fit` that shows each EM pass.
+
+    On a terminal the line ``run 1/2  iteration 12  chunks 156 (13/pass)
+    loglik -1234.5  change +0.012  (9.6 s)`` is redrawn in place (the time is
+    the time since the fit started, its first pass included); when
+    the stream is not a terminal (a log file, a pipe, CI) each pass becomes
+    one INFO record of the ``streammix.progress`` logger instead.
+
+    Parameters
+    ----------
+    n_chunks : int
+        Chunks in one pass (the source's plan length).
+    n_runs : int
+        Number of EM runs (``n_init``).
+    stream : file, optional
+        Where the live line goes (default ``sys.stderr``).
+    tty : bool, optional
+        Force the live line on or off (default: ``stream.isatty()``).
+    """
+
+    def __init__(self, n_chunks: int, n_runs: int = 1, stream=None, tty: bool | None = None):
+        self.n_chunks = int(n_chunks)
+        self.n_runs = int(n_runs)
+        self.stream = sys.stderr if stream is None else stream
+        if tty is None:
+            isatty = getattr(self.stream, "isatty", None)
+            tty = bool(isatty()) if isatty is not None else False
+        self.tty = tty
+        self.run = 0
+        self.passes = 0
+        self.prev: float | None = None
+        self.lines: list[str] = []
+        self._clock = time.perf_counter()
+        self._drawn = False
+
+    def __call__(self, record: dict) -> None:
+        seconds = time.perf_counter() - self._clock
+        if record["iteration"] == 0 and self.passes > 0:
+            self.run += 1
+            self.prev = None
+        self.passes += 1
+        loglik = record["loglik"]
+        change = "" if self.prev is None else f"  change {loglik - self.prev:+.3g}"
+        self.prev = loglik
+        run = f"run {self.run + 1}/{self.n_runs}  " if self.n_runs > 1 else ""
+        event = f"  [{record['event']}]" if record.get("event") else ""
+        line = (f"{run}iteration {record['iteration']:>3}  chunks {self.passes * self.n_chunks}"
+                f" ({self.n_chunks}/pass)  loglik {loglik:.10g}{change}  "
+                f"({seconds:.3g} s){event}")
+        self.lines.append(line)
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self.stream.flush()
+            self._drawn = True
+        else:
+            logger.info(line)
+
+    def close(self) -> None:
+        """End the live line (call once the fit is over)."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
