@@ -201,6 +201,7 @@ class DaskEngine:
             return total.result()
         except Exception as exc:  # re-raised below, once the futures are released
             error = _crash_error(exc, source, plan, token)
+            exc.with_traceback(None)  # its frames hold the futures of this pass
         finally:
             del mapped, total  # release every future of this pass
         # Without its traceback, the error no longer holds the frames (and so the
