@@ -218,6 +218,12 @@ def test_transient_read_errors_are_retried_on_the_cluster_counting_each_row_once
     assert fitted.sum_weights_ == N_ROWS
     with pytest.raises(ValueError, match="retries must be"):
         DaskEngine(client, retries=-1)
+    # the retry count can come from a cluster config file
+    from streammix.config import ConfigError, parse_cluster_config
+    config = parse_cluster_config("type: local\nengine: {retries: 4}\n", "c.yaml")
+    assert DaskEngine(client, **config.engine).retries == 4
+    with pytest.raises(ConfigError, match="key 'engine.retries': must be an integer >= 0"):
+        parse_cluster_config("type: local\nengine: {retries: -1}\n", "c.yaml")
 
 
 class _Failing:
