@@ -26,6 +26,7 @@ def comma_list(text: str) -> list[str]:
 
 
 def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse type)."""
     try:
         value = int(text)
     except ValueError:
@@ -36,6 +37,7 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_int(text: str) -> int:
+    """An integer >= 0 (argparse type)."""
     try:
         value = int(text)
     except ValueError:
@@ -46,6 +48,7 @@ def non_negative_int(text: str) -> int:
 
 
 def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (argparse type)."""
     try:
         value = float(text)
     except ValueError:
@@ -56,6 +59,7 @@ def non_negative_float(text: str) -> float:
 
 
 def json_object(text: str) -> dict:
+    """A JSON object such as ``'{"anon": true}'`` (argparse type)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
