@@ -151,7 +151,7 @@ CASES = {
     "negative weight": (with_value("w", 8, -1.0), {
         "all": error("z-bad.parquet", "'w' has 1 negative value", "first at row 8"),
         "online": error("z-bad.parquet", "sample_weight has 1 negative value",
-                        "first at row 7")}),
+                        "first at row 8")}),
     "chunk with fewer rows than components": (tiny_file, {"all": FIT}),
     "duplicate rows": (duplicate_file, {"all": FIT}),
     "perfectly collinear features": (collinear, {"all": FIT}),

@@ -95,7 +95,7 @@ def test_resume_without_a_seed_reuses_the_stored_one(data, tmp_path):
     """random_state=None: the seed drawn by the interrupted fit is in the checkpoint."""
     import shutil
     X, y = data
-    settings = {**SETTINGS, "random_state": None}
+    settings = {**SETTINGS, "random_state": None, "n_init": 1}
     folder = tmp_path / "ckpt"
     with pytest.raises(Interrupt):
         MixtureOfLinearRegressions(2, **settings).fit(X, y, checkpoint=folder,
