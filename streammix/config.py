@@ -241,7 +241,7 @@ _SCALE = {
         {"minimum": _int(0), "maximum": _int(1)}, required=("maximum",))}),
 }
 _TOP = {"type", "cluster", "scale", "engine", "wait_for_workers", "timeout"}
-_ENGINE = _mapping({"cache": _bool})
+_ENGINE = _mapping({"cache": _bool, "retries": _int(0)})
 
 
 def _scan_secrets(node: Any, ctx: _Ctx, key: str = "") -> None:

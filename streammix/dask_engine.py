@@ -20,13 +20,42 @@ from typing import Any
 
 from .sources import ArraySource
 
-__all__ = ["DaskEngine", "NoClientError", "counter_tree"]
+__all__ = ["DaskEngine", "NoClientError", "ChunkCrashError", "counter_tree",
+           "describe_descriptor"]
 
 logger = logging.getLogger(__name__)
 
 
 class NoClientError(RuntimeError):
     """A :class:`DaskEngine` was used with no Dask client given or running."""
+
+
+class ChunkCrashError(RuntimeError):
+    """A chunk killed every worker that tried it (``distributed``'s ``KilledWorker``).
+
+    Attributes
+    ----------
+    descriptor : object
+        The chunk's descriptor (for Parquet, a
+        :class:`~streammix.parquet.ParquetPiece`: file and row groups).
+    """
+
+    def __init__(self, message: str, descriptor=None):
+        super().__init__(message)
+        self.descriptor = descriptor
+
+
+def describe_descriptor(source, descriptor) -> str:
+    """A chunk descriptor as a user would name it: file and row groups for Parquet."""
+    path = getattr(descriptor, "path", None)
+    groups = getattr(descriptor, "row_groups", None)
+    if path is not None and groups is not None:
+        shown = source._show(path) if hasattr(source, "_show") else path
+        rows = getattr(descriptor, "n_rows", None)
+        first = getattr(descriptor, "first_row", None)
+        extent = f", rows {first}..{first + rows - 1}" if rows and first is not None else ""
+        return f"{shown} row groups {list(groups)}{extent}"
+    return f"chunk {descriptor!r}"
 
 
 def counter_tree(values: Iterable[Any], zero: Any, split_every: int,
@@ -99,6 +128,15 @@ class DaskEngine:
         Fan-in of the reduction tree.  With 2 the tree is that of the
         in-process engine, so results are bit-identical to it; other values
         differ in rounding only.
+    retries : int, default=2
+        A map task (read a chunk, E-step) that raises is run again up to this
+        many times (``retries=`` of ``Client.submit``), e.g. after a
+        transient read error of a network file system.  A map task's result
+        is its return value only, so a retried chunk is counted once.  Tasks
+        whose *worker dies* are re-run by the scheduler instead, up to
+        ``distributed.scheduler.allowed-failures`` times; a chunk that kills
+        that many workers stops the pass with :class:`ChunkCrashError`
+        naming the chunk (file and row groups).
 
     Notes
     -----
@@ -110,9 +148,13 @@ class DaskEngine:
     partitions computed on the workers.
     """
 
-    def __init__(self, client=None, *, cache: bool = False, split_every: int = 2):
+    def __init__(self, client=None, *, cache: bool = False, split_every: int = 2,
+                 retries: int = 2):
         if isinstance(split_every, bool) or int(split_every) < 2:
             raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+        if isinstance(retries, bool) or int(retries) < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        self.retries = int(retries)
         self.client = client
         self.cache = bool(cache)
         self.split_every = int(split_every)
@@ -144,7 +186,7 @@ class DaskEngine:
         if self.cache:
             chunks = self._chunk_futures(client, source, plan)
             mapped = [client.submit(_apply, func, chunks[i], key=f"streammix-map-{token}-{i}",
-                                    priority=n - i) for i in range(n)]
+                                    priority=n - i, retries=self.retries) for i in range(n)]
         else:
             mapped = self._map(client, source, func, plan, token)
         counter = iter(range(n))
@@ -158,7 +200,8 @@ class DaskEngine:
         try:
             return total.result()
         except Exception as exc:  # re-raised below, once the futures are released
-            error = exc
+            error = _crash_error(exc, source, plan, token)
+            exc.with_traceback(None)  # its frames hold the futures of this pass
         finally:
             del mapped, total  # release every future of this pass
         # Without its traceback, the error no longer holds the frames (and so the
@@ -174,8 +217,10 @@ class DaskEngine:
         if hasattr(source, "dask_inputs"):
             inputs = client.compute(source.dask_inputs(plan))
             return [client.submit(_read_input_apply, source, func, d, inputs[i], key=keys[i],
-                                  priority=n - i) for i, d in enumerate(plan)]
-        return [client.submit(_read_apply, source, func, d, key=keys[i], priority=n - i)
+                                  priority=n - i, retries=self.retries)
+                    for i, d in enumerate(plan)]
+        return [client.submit(_read_apply, source, func, d, key=keys[i], priority=n - i,
+                              retries=self.retries)
                 for i, d in enumerate(plan)]
 
     def _chunk_futures(self, client, source, plan) -> list:
@@ -193,7 +238,7 @@ class DaskEngine:
                 futures = [client.submit(_read_input, source, d, inputs[i], key=keys[i])
                            for i, d in enumerate(missing)]
             else:
-                futures = [client.submit(source.read, d, key=keys[i])
+                futures = [client.submit(source.read, d, key=keys[i], retries=self.retries)
                            for i, d in enumerate(missing)]
             self._cached.update(zip(missing, futures, strict=True))
             logger.info("caching %d chunks on the workers", len(missing))
@@ -208,8 +253,32 @@ class DaskEngine:
 
     def __deepcopy__(self, memo) -> DaskEngine:
         # A copy (e.g. by sklearn.clone) shares the client, not the cached chunks.
-        return type(self)(self.client, cache=self.cache, split_every=self.split_every)
+        return type(self)(self.client, cache=self.cache, split_every=self.split_every,
+                          retries=self.retries)
 
     def __repr__(self) -> str:
         where = "ambient client" if self.client is None else repr(self.client)
-        return f"DaskEngine({where}, cache={self.cache}, split_every={self.split_every})"
+        return (f"DaskEngine({where}, cache={self.cache}, split_every={self.split_every}, "
+                f"retries={self.retries})")
+
+
+def _crash_error(exc: Exception, source, plan, token: str) -> Exception:
+    """``KilledWorker`` of a map task -> :class:`ChunkCrashError` naming the chunk."""
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return exc
+    if not isinstance(exc, KilledWorker):
+        return exc
+    key = str(exc.task)
+    prefix = f"streammix-map-{token}-"
+    tries = exc.allowed_failures + 1
+    if key.startswith(prefix):
+        descriptor = plan[int(key[len(prefix):])]
+        what = describe_descriptor(source, descriptor)
+        return ChunkCrashError(
+            f"{what}: reading or processing this chunk killed {tries} worker processes in a "
+            "row, so the fit stopped (the chunk may crash its reader or need more memory "
+            "than a worker has; check the file, or give workers more memory)", descriptor)
+    return ChunkCrashError(f"task {key} killed {tries} worker processes in a row, so the fit "
+                           "stopped (see the worker logs)")

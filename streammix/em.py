@@ -120,7 +120,9 @@ def _subset_options(options: MStepOptions, keep: list[int]) -> MStepOptions:
 
 def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
            settings: EMSettings, *, reseed: Callable | None = None,
-           warn: bool = True, callback: Callable[[dict], None] | None = None) -> EMResult:
+           warn: bool = True, callback: Callable[[dict], None] | None = None,
+           state: dict | None = None,
+           on_state: Callable[[dict], None] | None = None) -> EMResult:
     """Run batch EM from ``params``.
 
     Parameters
@@ -138,6 +140,15 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
     callback : callable, optional
         Called after each pass with a copy of its history record (e.g. to
         display progress).
+    state : dict, optional
+        Resume from a state handed to ``on_state`` by an earlier call with
+        the same pass function and settings (``params`` is then ignored):
+        the run continues exactly as the interrupted one would have.
+    on_state : callable, optional
+        Called after every M-step with the complete loop state (a dict of
+        the parameters of the next pass, ``n_iter``, ``history``, the last
+        objective, pending event and notes, re-seed count and the M-step
+        options), e.g. to write a checkpoint.
 
     Returns
     -------
@@ -151,6 +162,11 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
     converged = False
     event: str | None = None
     notes: dict[str, str] = {}
+    if state is not None:
+        params, options = state["params"], state["options"]
+        history = [dict(record) for record in state["history"]]
+        prev_obj, n_reseeds, n_iter = state["prev_obj"], state["n_reseeds"], state["n_iter"]
+        event, notes = state["event"], dict(state["notes"])
     while True:
         stats = pass_fn(params)
         if not np.isfinite(stats.loglik):
@@ -188,6 +204,10 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
         for j, note in flags.items():
             logger.debug("iteration %d, component %d: %s", n_iter, j, note)
         n_iter += 1
+        if on_state is not None:
+            on_state({"params": params, "options": options, "history": list(history),
+                      "prev_obj": prev_obj, "n_reseeds": n_reseeds, "n_iter": n_iter,
+                      "event": event, "notes": dict(notes)})
     if not converged and warn and settings.max_iter > 0:
         warnings.warn(
             f"EM did not converge in {settings.max_iter} iterations "

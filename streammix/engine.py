@@ -8,12 +8,50 @@ on where or in which order chunks were computed.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["InProcessEngine", "tree_sum"]
+__all__ = ["InProcessEngine", "tree_sum", "read_with_retries", "is_transient"]
+
+logger = logging.getLogger(__name__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a read error may go away if the read is tried again.
+
+    ``OSError`` (a flaky disk or network file system) and errors marked with
+    a true ``transient`` attribute (a :class:`~streammix.validation.DataError`
+    that a :class:`~streammix.parquet.ParquetSource` raised for an I/O
+    error) are; bad data is not.
+    """
+    return isinstance(exc, OSError) or bool(getattr(exc, "transient", False))
+
+
+def read_with_retries(source, descriptor, retries: int = 2, backoff: float = 0.1):
+    """``source.read(descriptor)``, tried again after transient errors.
+
+    Attempt ``k`` (from 1) that fails with a transient error (see
+    :func:`is_transient`) is followed by a pause of ``backoff * 2**(k-1)``
+    seconds and another attempt, at most ``retries`` times; the last
+    error is raised.  Other errors are raised at once.
+    """
+    attempt = 0
+    while True:
+        try:
+            return source.read(descriptor)
+        except Exception as exc:
+            if attempt >= retries or not is_transient(exc):
+                raise
+            pause = backoff * 2 ** attempt
+            attempt += 1
+            logger.warning("reading %r failed (%s: %s); attempt %d of %d in %.2g s",
+                           descriptor, type(exc).__name__, exc, attempt + 1, retries + 1,
+                           pause)
+            time.sleep(pause)
 
 
 def tree_sum(values: Iterable[Any], zero: Any) -> Any:
@@ -56,24 +94,40 @@ class InProcessEngine:
         in-memory arrays the E-step's short numpy calls contend for the GIL
         and threads did not pay (benchmarks/bench_core.py); they help when
         reading chunks means I/O and decoding.
+    retries : int, default=2
+        A chunk read that fails with a transient error (``OSError``, or an
+        error marked ``transient``) is tried again up to this many times.
+    backoff : float, default=0.1
+        Seconds before the first retry; doubled before each further one
+        (0.1 s, 0.2 s, ...).
     """
 
-    def __init__(self, n_threads: int | None = None):
+    def __init__(self, n_threads: int | None = None, *, retries: int = 2,
+                 backoff: float = 0.1):
         if n_threads is None:
             n_threads = 1
         if int(n_threads) < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        if isinstance(retries, bool) or int(retries) < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        if not backoff >= 0:
+            raise ValueError(f"backoff must be >= 0, got {backoff!r}")
         self.n_threads = int(n_threads)
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+
+    def _read(self, source, descriptor):
+        return read_with_retries(source, descriptor, self.retries, self.backoff)
 
     def map_reduce(self, source, func: Callable, zero: Any) -> Any:
         plan = source.plan()
         if self.n_threads == 1 or len(plan) <= 1:
-            return tree_sum((func(source.read(d)) for d in plan), zero)
+            return tree_sum((func(self._read(source, d)) for d in plan), zero)
         return tree_sum(self._threaded(source, func, plan), zero)
 
     def _threaded(self, source, func, plan) -> Iterator[Any]:
         def task(descriptor):
-            return func(source.read(descriptor))
+            return func(self._read(source, descriptor))
 
         with ThreadPoolExecutor(self.n_threads, thread_name_prefix="streammix") as pool:
             pending: deque = deque()
@@ -85,4 +139,5 @@ class InProcessEngine:
                 yield pending.popleft().result()
 
     def __repr__(self) -> str:
-        return f"InProcessEngine(n_threads={self.n_threads})"
+        return (f"InProcessEngine(n_threads={self.n_threads}, retries={self.retries}, "
+                f"backoff={self.backoff})")

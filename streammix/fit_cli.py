@@ -50,6 +50,12 @@ def register(subparsers) -> None:
                           "%(default)s)")
     fit.add_argument("--seed", type=int, default=None, metavar="S",
                      help="random seed (sample and starting values), for reproducible fits")
+    fit.add_argument("--checkpoint", metavar="DIR",
+                     help="write the state of the fit to DIR/checkpoint.json (atomically) "
+                          "after every iteration, so that an interrupted fit can be resumed")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue the fit saved in --checkpoint DIR (same data and "
+                          "settings, else refused); the result equals an uninterrupted fit")
     add_cluster_arguments(fit)
     fit.set_defaults(func=run_fit)
 
@@ -71,6 +77,8 @@ def run_fit(args) -> int:
                                 "does not exist")
     if out.is_dir():
         raise IsADirectoryError(f"cannot write the model to {out}: it is a folder")
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume needs --checkpoint DIR (the folder of the fit to resume)")
     source = make_source(args)
     n_chunks = len(source.plan())
     logger.info("%s", source.describe())
@@ -81,7 +89,8 @@ def run_fit(args) -> int:
             n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,
             init_sample_size=args.init_sample_size, engine=engine)
         try:
-            model.fit(source, callback=progress)
+            model.fit(source, callback=progress, checkpoint=args.checkpoint,
+                      resume=args.resume)
         finally:
             if progress is not None:
                 progress.close()

@@ -325,7 +325,8 @@ class MixtureOfLinearRegressions:
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
-            callback=None) -> MixtureOfLinearRegressions:
+            callback=None, checkpoint=None, resume: bool = False,
+            ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
@@ -344,11 +345,26 @@ class MixtureOfLinearRegressions:
             ``callback(record)`` after each EM pass, with the pass's history
             record (iteration, loglik, objective, n_components); iterations
             restart at 0 for each of the ``n_init`` runs.
+        checkpoint : str or path, optional
+            A folder where the state of the fit is written atomically after
+            every EM iteration (see :mod:`streammix.checkpoint`): parameters,
+            iteration, history, the random seed, and fingerprints of the data
+            and of the settings.  A folder that already holds a checkpoint is
+            refused unless ``resume=True``.  It is a ``fit`` argument, not a
+            hyper-parameter: where a fit saves its progress does not change
+            its result.
+        resume : bool, default=False
+            Continue the fit saved in ``checkpoint``: the result equals that of
+            an uninterrupted fit.  A checkpoint made from other data (another
+            plan, files of other size or modification time) or with other
+            hyper-parameters raises :class:`streammix.checkpoint.CheckpointError`.
 
         Returns
         -------
         self
         """
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=FOLDER")
         if se is not False and se is not None:
             method = "louis" if se is True else se
             if method not in SE_METHODS:
@@ -360,8 +376,20 @@ class MixtureOfLinearRegressions:
         d = source.n_features
         p = d + int(self.fit_intercept)
         m = self.n_components
-        root = np.random.default_rng(self.random_state)
-        seed = int(root.integers(2**31))
+        saver = None
+        if checkpoint is not None:
+            from .checkpoint import Checkpoint, source_fingerprint
+            saver = Checkpoint(checkpoint, source_fingerprint(source),
+                               self.to_dict()["hyperparameters"])
+            if resume:
+                saver.load()
+        if saver is not None and resume:
+            seed = saver.seed
+        else:
+            root = np.random.default_rng(self.random_state)
+            seed = int(root.integers(2**31))
+            if saver is not None:
+                saver.start(seed)
         profile = engine.map_reduce(source, ProfileTask(seed, self.init_sample_size),
                                     Profile.empty(d, self.init_sample_size))
         n_params = self.n_parameters(m, d)
@@ -389,17 +417,22 @@ class MixtureOfLinearRegressions:
         if explicit and start.n_coef != p:
             raise ValueError(f"init has {start.n_coef} coefficients per component, "
                              f"the data needs {p}")
-        best = None
-        for run in range(1 if explicit else self.n_init):
+        best = None if saver is None else saver.best
+        first_run = 0 if saver is None else saver.run
+        for run in range(first_run, 1 if explicit else self.n_init):
             rng = np.random.default_rng([seed, run])
             params0 = initial_params(profile.X, profile.y, m, method=start, fit_intercept=fi,
                                      settings=settings, rng=rng)
             reseed = make_reseeder(profile.X, profile.y, fi, options)
-            result = run_em(pass_fn, params0, settings, reseed=reseed, callback=callback)
+            result = run_em(pass_fn, params0, settings, reseed=reseed, callback=callback,
+                            state=None if saver is None else saver.state,
+                            on_state=None if saver is None else saver.save_state)
             logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
                         run, result.loglik, result.n_iter, result.converged)
             if best is None or result.objective > best.objective:
                 best = result
+            if saver is not None:
+                saver.finish_run(run, best)
         self._set_fitted(best, source, profile)
         if se is not False and se is not None:
             self._compute_se(source, engine, method)

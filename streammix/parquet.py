@@ -340,8 +340,10 @@ class ParquetSource:
                 table = reader.read_row_groups(list(piece.row_groups), columns=file_columns,
                                                use_threads=False)
         except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{self._show(piece.path)}: cannot read row groups "
-                            f"{list(piece.row_groups)}: {exc}") from None
+            error = DataError(f"{self._show(piece.path)}: cannot read row groups "
+                              f"{list(piece.row_groups)}: {exc}")
+            error.transient = isinstance(exc, OSError)  # engines retry I/O errors
+            raise error from None
         for name, value in piece.partition:
             if name in self._needed_columns():
                 typ = self.partition_types[name]

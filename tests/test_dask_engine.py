@@ -210,6 +210,9 @@ def test_dask_dataframe_source_fits_on_the_workers(client, data):
         fit(DaskSource(dd.from_pandas(bad, npartitions=6), target="y"), client)
     with pytest.raises(DataError, match=r"no column 'z'"):
         DaskSource(ddf, target="z")
+    # Release the persisted partitions now: the frames kept by the tracebacks above
+    # would hold them until the garbage collector runs (and the next test counts tasks).
+    client.cancel(ddf)
 
 
 def test_dask_array_matches_in_memory_arrays(client, data):
