@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +20,8 @@ from .params import MixtureParams
 from .stats import SuffStats
 
 __all__ = [
-    "EMSettings", "EMResult", "run_em", "ConvergenceWarning", "ComponentCollapseError",
-    "COLLAPSE_POLICIES",
+    "EMSettings", "EMResult", "run_em", "em_steps", "drive", "warn_not_converged",
+    "ConvergenceWarning", "ComponentCollapseError", "COLLAPSE_POLICIES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,6 +135,48 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
     -------
     EMResult
     """
+    result = drive(em_steps(params, settings, reseed=reseed), pass_fn)
+    if warn:
+        warn_not_converged(result, stacklevel=3)
+    return result
+
+
+def drive(steps: Generator[MixtureParams, SuffStats, EMResult],
+          pass_fn: Callable[[MixtureParams], SuffStats]) -> EMResult:
+    """Run a step generator (:func:`em_steps` and the like) to its end.
+
+    The generator yields the parameters at which it needs the next pass and
+    is sent that pass's statistics; its return value is the result.
+    """
+    try:
+        params = next(steps)
+        while True:
+            params = steps.send(pass_fn(params))
+    except StopIteration as stop:
+        return stop.value
+
+
+def warn_not_converged(result: EMResult, stacklevel: int = 2) -> None:
+    """Emit :class:`ConvergenceWarning` if ``result`` stopped at ``max_iter``."""
+    settings = result.settings
+    if result.converged or settings.max_iter <= 0 or len(result.history) < 2:
+        return
+    last = abs(result.history[-1]["objective"] - result.history[-2]["objective"])
+    warnings.warn(
+        f"EM did not converge in {settings.max_iter} iterations "
+        f"(last change {last:.3g} > tol {settings.tol:g}); increase max_iter or tol",
+        ConvergenceWarning, stacklevel=stacklevel + 1,
+    )
+
+
+def em_steps(params: MixtureParams, settings: EMSettings, *,
+             reseed: Callable | None = None) -> Generator[MixtureParams, SuffStats, EMResult]:
+    """Batch EM as a generator: the body of :func:`run_em` without the passes.
+
+    Yields the parameters of each pass, receives that pass's
+    :class:`SuffStats`, and returns the :class:`EMResult`.  Several runs in
+    this form can share the scans of the data (:mod:`streammix.restarts`).
+    """
     options = settings.mstep
     history: list[dict] = []
     prev_obj = None
@@ -143,7 +185,7 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
     converged = False
     event: str | None = None
     while True:
-        stats = pass_fn(params)
+        stats = yield params
         if not np.isfinite(stats.loglik):
             raise FloatingPointError(
                 f"log-likelihood is not finite at iteration {n_iter}; "
@@ -174,13 +216,6 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
         for j, note in flags.items():
             logger.debug("iteration %d, component %d: %s", n_iter, j, note)
         n_iter += 1
-    if not converged and warn and settings.max_iter > 0:
-        warnings.warn(
-            f"EM did not converge in {settings.max_iter} iterations "
-            f"(last change {abs(history[-1]['objective'] - history[-2]['objective']):.3g}"
-            f" > tol {settings.tol:g}); increase max_iter or tol",
-            ConvergenceWarning, stacklevel=3,
-        )
     return EMResult(params, stats.loglik, obj, n_iter, converged, history, stats,
                     dataclasses.replace(settings, mstep=options))
 

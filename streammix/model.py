@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atomic import atomic_write_text
-from .em import COLLAPSE_POLICIES, EMSettings, run_em
+from .em import COLLAPSE_POLICIES, EMSettings, em_steps, warn_not_converged
 from .engine import InProcessEngine
 from .init import INIT_METHODS, Profile, ProfileTask, initial_params, make_reseeder, variance_floor
 from .mstep import NOISE_MODELS, MStepOptions
 from .params import MixtureParams
+from .restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
 from .sources import DEFAULT_CHUNK_ROWS, as_source
+from .squarem import ACCELERATORS, squarem_steps
 from .stats import (
     SuffStats,
     design_matrix,
@@ -32,6 +34,18 @@ logger = logging.getLogger(__name__)
 
 MODEL_FORMAT = "streammix-model"
 MODEL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _FitContext:
+    """What pass 0 of a fit found: the source, where passes run, the profile."""
+
+    source: object
+    engine: object
+    profile: Profile
+    seed: int
+    d: int
+    p: int
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -112,6 +126,16 @@ class MixtureOfLinearRegressions:
         Size of the weighted reservoir sample used for starting values.
     engine : object, optional
         Where passes run; default in-process.
+    accelerate : {None, "squarem"}, default=None
+        ``"squarem"`` extrapolates EM steps (SQUAREM, MATH.md §3.1) to need
+        fewer passes over the data; it then stops when the estimated gain
+        still to come, from the size of the next EM step, is below ``tol``,
+        and ``max_iter`` bounds the passes.  None runs plain EM.
+    cull_restarts : bool, default=True
+        With ``n_init > 1`` all runs share each pass over the data; after
+        10 passes a run whose log-likelihood is more than 0.05 nats per unit
+        weight below the best run's is stopped
+        (:class:`streammix.restarts.CullRule`).
 
     Attributes
     ----------
@@ -147,7 +171,8 @@ class MixtureOfLinearRegressions:
                  on_collapse: str = "drop", ridge: float = 0.0, prior_dof: float = 0.0,
                  prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
                  df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 init_sample_size: int = 100_000, engine=None):
+                 init_sample_size: int = 100_000, engine=None, accelerate=None,
+                 cull_restarts: bool = True):
         self.n_components = n_components
         self.noise = noise
         self.sigma = sigma
@@ -168,6 +193,8 @@ class MixtureOfLinearRegressions:
         self.chunk_rows = chunk_rows
         self.init_sample_size = init_sample_size
         self.engine = engine
+        self.accelerate = accelerate
+        self.cull_restarts = cull_restarts
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -235,6 +262,9 @@ class MixtureOfLinearRegressions:
             raise ValueError(f"min_weight must be in [0, 1), got {self.min_weight!r}")
         if not (self.tol >= 0):
             raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        if self.accelerate not in ACCELERATORS:
+            raise ValueError(f"accelerate must be one of {ACCELERATORS}, "
+                             f"got {self.accelerate!r}")
 
     def n_parameters(self, n_components: int | None = None, n_features: int | None = None) -> int:
         """Number of free parameters P (MATH.md §7)."""
@@ -284,18 +314,47 @@ class MixtureOfLinearRegressions:
         self
         """
         self._check_hyperparameters()
+        ctx = self._profile_pass(X, y, sample_weight)
+        m = self.n_components
+        start = self._start_params(ctx.d)
+        explicit = isinstance(start, MixtureParams)
+        if explicit and start.n_coef != ctx.p:
+            raise ValueError(f"init has {start.n_coef} coefficients per component, "
+                             f"the data needs {ctx.p}")
+        runs = [self._run_steps(ctx, m, start, run)
+                for run in range(1 if explicit else self.n_init)]
+        cull = CullRule() if self.cull_restarts else None
+        shared = run_shared(runs, self._shared_pass(ctx), cull=cull)
+        best = None
+        for run, result in enumerate(shared.results):
+            if result is None:
+                continue
+            logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
+                        run, result.loglik, result.n_iter, result.converged)
+            if best is None or result.objective > best.objective:
+                best = result
+        warn_not_converged(best, stacklevel=2)
+        self._set_fitted(best, ctx.source, ctx.profile)
+        self.n_passes_ = shared.n_passes + 1
+        return self
+
+    def _profile_pass(self, X, y, sample_weight) -> _FitContext:
+        """Pass 0: the source, its profile (counts and sample) and the seed."""
         source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
         engine = self.engine if self.engine is not None else InProcessEngine()
         d = source.n_features
-        p = d + int(self.fit_intercept)
-        m = self.n_components
         root = np.random.default_rng(self.random_state)
         seed = int(root.integers(2**31))
         profile = engine.map_reduce(source, ProfileTask(seed, self.init_sample_size),
                                     Profile.empty(d, self.init_sample_size))
-        n_params = self.n_parameters(m, d)
         if profile.n_positive == 0:
             raise DataError("the data has no rows with positive weight")
+        return _FitContext(source, engine, profile, seed, d, d + int(self.fit_intercept))
+
+    def _em_settings(self, ctx: _FitContext, m: int) -> EMSettings:
+        """EM settings for ``m`` components; checks that the data can carry them."""
+        d, p, profile = ctx.d, ctx.p, ctx.profile
+        n_params = self.n_parameters(m, d)
         if profile.n_positive <= n_params:
             raise DataError(
                 f"{profile.n_positive} rows with positive weight are too few for "
@@ -313,32 +372,30 @@ class MixtureOfLinearRegressions:
             prior_scale=self.prior_scale, dirichlet_alpha=self.dirichlet_alpha,
             df_correction=self.df_correction,
         )
-        settings = EMSettings(mstep=options, tol=self.tol, max_iter=self.max_iter,
-                              min_weight=self.min_weight, on_collapse=self.on_collapse)
+        return EMSettings(mstep=options, tol=self.tol, max_iter=self.max_iter,
+                          min_weight=self.min_weight, on_collapse=self.on_collapse)
+
+    def _run_steps(self, ctx: _FitContext, m: int, start, run: int, settings=None):
+        """The step generator of run ``run`` (its own starting values) for ``m`` components."""
+        settings = self._em_settings(ctx, m) if settings is None else settings
+        fi = self.fit_intercept
+        rng = np.random.default_rng([ctx.seed, run])
+        params0 = initial_params(ctx.profile.X, ctx.profile.y, m, method=start,
+                                 fit_intercept=fi, settings=settings, rng=rng)
+        reseed = make_reseeder(ctx.profile.X, ctx.profile.y, fi, settings.mstep)
+        if self.accelerate == "squarem":
+            return squarem_steps(params0, settings, reseed=reseed)
+        return em_steps(params0, settings, reseed=reseed)
+
+    def _shared_pass(self, ctx: _FitContext):
+        """``pass_many(params_tuple)``: one scan computing statistics for every set."""
         fi = self.fit_intercept
 
-        def pass_fn(params: MixtureParams) -> SuffStats:
-            return engine.map_reduce(source, EStepTask(params, fi),
-                                     SuffStats.zeros(params.n_components, p))
+        def pass_many(params: tuple[MixtureParams, ...]) -> StatsBundle:
+            return ctx.engine.map_reduce(ctx.source, MultiEStepTask(params, fi),
+                                         StatsBundle.zeros(params))
 
-        start = self._start_params(d)
-        explicit = isinstance(start, MixtureParams)
-        if explicit and start.n_coef != p:
-            raise ValueError(f"init has {start.n_coef} coefficients per component, "
-                             f"the data needs {p}")
-        best = None
-        for run in range(1 if explicit else self.n_init):
-            rng = np.random.default_rng([seed, run])
-            params0 = initial_params(profile.X, profile.y, m, method=start, fit_intercept=fi,
-                                     settings=settings, rng=rng)
-            reseed = make_reseeder(profile.X, profile.y, fi, options)
-            result = run_em(pass_fn, params0, settings, reseed=reseed)
-            logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
-                        run, result.loglik, result.n_iter, result.converged)
-            if best is None or result.objective > best.objective:
-                best = result
-        self._set_fitted(best, source, profile)
-        return self
+        return pass_many
 
     def _set_fitted(self, result, source, profile) -> None:
         params = result.params
