@@ -20,8 +20,13 @@ change of ℓ) does not apply to an extrapolating method (MATH.md §3.2);
 SQUAREM stops on the size of the next EM step, free from the statistics of
 each pass at θ: the step r = F(θ) − θ measured in the complete-data
 information metric, ½ rᵀ I_c r, and the first-order gain gᵀ r with the
-gradient g of §1.7.  For EM both approximate the gain ℓ(F(θ)) − ℓ(θ) of one
-more EM step, so ``tol`` means what it means for plain EM.
+gradient g of §1.7.  For EM, r ≈ I_c⁻¹ g, so gᵀ r ≈ rᵀ I_c r, and the gain
+ℓ(F(θ)) − ℓ(θ) of one more EM step lies between ½ rᵀ I_c r and gᵀ r (the
+upper end when much information is missing).  SQUAREM stops when
+max(rᵀ I_c r, |gᵀ r|) / (1 − λ) < ``tol``, an estimate of what is left to
+gain, with 1/(1 − λ) (λ the rate of EM) estimated by the ‖r‖/‖v‖ of the
+latest cycle; so it stops no farther from the optimum than plain EM, whose
+rule is that its last step gained less than ``tol``.
 """
 
 from __future__ import annotations
@@ -367,9 +372,10 @@ class _Run:
         # Always called on the point of the latest pass.
         quad, gain, gnorm = em_step_size(stats, params, new, self.options)
         self.history[-1].update(em_step=quad, em_gain=gain, grad_norm=gnorm)
-        # Remaining gain ≈ (gain of the next EM step) / (1 − λ), λ the rate of
-        # EM; ‖r‖/‖v‖ of the latest cycle estimates 1/(1 − λ) (MATH.md §3.1).
-        gap = max(quad, 0.5 * abs(gain)) * self.rate_factor
+        # The next EM step gains between ½rᵀI_c r and gᵀr (= rᵀI_c r for EM);
+        # what is left to gain ≈ that / (1 − λ), λ the rate of EM, and
+        # ‖r‖/‖v‖ of the latest cycle estimates 1/(1 − λ).
+        gap = max(2.0 * quad, abs(gain)) * self.rate_factor
         self.history[-1]["gap_estimate"] = gap
         self.converged_flag = gap < self.settings.tol
         return self.converged_flag
