@@ -6,6 +6,7 @@ from .em import ComponentCollapseError, ConvergenceWarning
 from .engine import InProcessEngine
 from .model import MixtureOfLinearRegressions, NotFittedError
 from .params import MixtureParams
+from .selection import SelectionResult, select_components
 from .sources import ArraySource
 from .stats import SuffStats, estep
 from .validation import DataError
@@ -13,7 +14,7 @@ from .validation import DataError
 __all__ = [
     "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "ArraySource",
     "InProcessEngine", "ConvergenceWarning", "ComponentCollapseError", "DataError",
-    "NotFittedError",
+    "NotFittedError", "select_components", "SelectionResult",
 ]
 
 __version__ = "0.1.0"
