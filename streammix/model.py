@@ -132,10 +132,11 @@ class MixtureOfLinearRegressions:
         still to come, from the size of the next EM step, is below ``tol``,
         and ``max_iter`` bounds the passes.  None runs plain EM.
     cull_restarts : bool, default=True
-        With ``n_init > 1`` all runs share each pass over the data; after
-        10 passes a run whose log-likelihood is more than 0.05 nats per unit
-        weight below the best run's is stopped
-        (:class:`streammix.restarts.CullRule`).
+        With ``n_init > 1`` all runs share each pass over the data.  From
+        the 10th pass on, a run whose log-likelihood is more than 0.05 nats
+        per unit weight below the best run's, or whose parameters are within
+        1 nat (in the best run's information metric) of the best run's, is
+        stopped (:class:`streammix.restarts.CullRule`).
 
     Attributes
     ----------
@@ -321,9 +322,10 @@ class MixtureOfLinearRegressions:
         if explicit and start.n_coef != ctx.p:
             raise ValueError(f"init has {start.n_coef} coefficients per component, "
                              f"the data needs {ctx.p}")
-        runs = [self._run_steps(ctx, m, start, run)
+        settings = self._em_settings(ctx, m)
+        runs = [self._run_steps(ctx, m, start, run, settings)
                 for run in range(1 if explicit else self.n_init)]
-        cull = CullRule() if self.cull_restarts else None
+        cull = CullRule(options=settings.mstep) if self.cull_restarts else None
         shared = run_shared(runs, self._shared_pass(ctx), cull=cull)
         best = None
         for run, result in enumerate(shared.results):

@@ -9,16 +9,25 @@ adds element-wise.  Each run is a step generator
 so it sees exactly the statistics it would see alone and ends at the same
 parameters as when run by itself.
 
-Culling rule (:class:`CullRule`): from pass ``after`` on, a run whose best
-objective so far is more than ``gap`` nats per unit weight (``gap * N`` in
-total) below the best objective of its group is stopped.  EM never lowers
-the likelihood, so such a run must climb more than ``gap * N`` to overtake
-the leader, which a start that is still that far behind after ``after``
-passes rarely does.
+Culling rules (:class:`CullRule`), checked after every pass from pass
+``after`` on, against the *leader* of the run's group (the run with the
+highest log-likelihood so far):
+
+* hopeless: a run whose best log-likelihood is more than ``gap`` nats per
+  unit weight (``gap * N`` in total) below the leader's is stopped.  EM never
+  lowers the likelihood, so such a run must climb more than ``gap * N`` to
+  overtake the leader, which a start still that far behind rarely does;
+* duplicate: a run whose parameters, under the best matching of component
+  labels, lie within ``duplicate`` nats of the leader's in the leader's
+  complete-data information metric (½ dᵀ I_c d, d the difference in the
+  unconstrained coordinates of :mod:`streammix.squarem`, free from the
+  leader's statistics of the same pass) is following the leader to the same
+  optimum and is stopped.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +35,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .em import EMResult
+from .mstep import MStepOptions
 from .params import MixtureParams
+from .squarem import em_step_size
 from .stats import SuffStats, design_transposed, estep_transposed
 
-__all__ = ["StatsBundle", "MultiEStepTask", "CullRule", "SharedRuns", "run_shared"]
+__all__ = ["StatsBundle", "MultiEStepTask", "CullRule", "SharedRuns", "run_shared",
+           "information_distance"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +94,49 @@ class CullRule:
         First pass at which runs may be culled.
     gap : float
         Margin in nats per unit weight below the group's leader.
+    duplicate : float
+        Distance in nats to the leader under which a run is a duplicate;
+        0 disables this rule.
+    options : MStepOptions, optional
+        Noise model of the runs (for the coordinates of the distance); the
+        duplicate rule needs it.
     """
 
     after: int = 10
     gap: float = 0.05
+    duplicate: float = 1.0
+    options: MStepOptions | None = None
 
     def __post_init__(self) -> None:
-        if self.after < 1 or not self.gap >= 0:
-            raise ValueError(f"CullRule needs after >= 1 and gap >= 0, got {self}")
+        if self.after < 1 or not self.gap >= 0 or not self.duplicate >= 0:
+            raise ValueError(f"CullRule needs after >= 1, gap >= 0 and duplicate >= 0, "
+                             f"got {self}")
+
+
+def information_distance(a: MixtureParams, b: MixtureParams, stats_b: SuffStats,
+                         options: MStepOptions) -> float:
+    """½ dᵀ I_c(b) d between ``a`` and ``b``, minimised over relabellings of ``a``.
+
+    ``stats_b`` are the statistics of a pass at ``b``.  Infinite when the
+    numbers of components differ.  All m! labellings are tried for m ≤ 6; a
+    greedy matching on the coefficients is used above that.
+    """
+    m = b.n_components
+    if a.n_components != m or a.n_coef != b.n_coef:
+        return float("inf")
+    if m <= 6:
+        orders = itertools.permutations(range(m))
+    else:
+        cost = np.linalg.norm(a.beta[:, None, :] - b.beta[None, :, :], axis=2)
+        order = np.empty(m, dtype=int)
+        for _ in range(m):
+            i, j = np.unravel_index(np.argmin(cost), cost.shape)
+            order[j] = i
+            cost[i, :] = np.inf
+            cost[:, j] = np.inf
+        orders = [tuple(order)]
+    return min(em_step_size(stats_b, b, a.permute(list(order)), options)[0]
+               for order in orders)
 
 
 @dataclass
@@ -104,16 +151,21 @@ class SharedRuns:
         Number of shared passes (scans of the data).
     culled : list of int
         Indices of the culled runs.
+    stopped : list of int
+        Indices of runs stopped by ``dominated``; their results hold the
+        best point they evaluated, with ``converged=False``.
     """
 
     results: list[EMResult | None]
     n_passes: int
     culled: list[int] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)
 
 
 def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
                pass_many: Callable[[tuple[MixtureParams, ...]], Sequence[SuffStats]], *,
-               groups: Sequence | None = None, cull: CullRule | None = None) -> SharedRuns:
+               groups: Sequence | None = None, cull: CullRule | None = None,
+               dominated: Callable | None = None) -> SharedRuns:
     """Advance several step generators in lock-step, one shared pass per round.
 
     Parameters
@@ -129,7 +181,11 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
         A label per run; runs are culled only against runs of their group
         (e.g. the number of components).  Default: one group.
     cull : CullRule, optional
-        Stop hopeless runs; default none.
+        Stop hopeless and duplicate runs; default none.
+    dominated : callable, optional
+        ``dominated(i, logliks, results)``, called after every pass for each
+        live run with the log-likelihoods of its passes so far and the
+        results of the finished runs; True stops the run (kept as a result).
 
     Returns
     -------
@@ -141,8 +197,12 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
         raise ValueError(f"{len(groups)} group labels for {n} runs")
     results: list[EMResult | None] = [None] * n
     best = np.full(n, -np.inf)
+    best_point: list = [None] * n
+    last: list = [None] * n
+    lls: list[list[float]] = [[] for _ in range(n)]
     pending = {i: next(gen) for i, gen in enumerate(runs)}
     culled: list[int] = []
+    stopped: list[int] = []
     n_passes = 0
     while pending:
         ids = sorted(pending)
@@ -151,21 +211,50 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
         sum_w = 0.0
         for i, stats in zip(ids, bundle, strict=True):
             sum_w = stats.sum_w
+            last[i] = (pending[i], stats)
             if np.isfinite(stats.loglik):
-                best[i] = max(best[i], stats.loglik)
+                lls[i].append(float(stats.loglik))
+                if stats.loglik > best[i]:
+                    best[i], best_point[i] = stats.loglik, last[i]
             try:
                 pending[i] = runs[i].send(stats)
             except StopIteration as stop:
                 results[i] = stop.value
+                last[i] = (stop.value.params, stop.value.stats)
                 del pending[i]
+        if dominated is not None:
+            for i in sorted(pending):
+                if best_point[i] is not None and dominated(i, lls[i], results):
+                    params, stats = best_point[i]
+                    history = [{"iteration": t, "loglik": v, "objective": v}
+                               for t, v in enumerate(lls[i])]
+                    results[i] = EMResult(params, float(stats.loglik), float(stats.loglik),
+                                          len(lls[i]) - 1, False, history, stats, None)
+                    _close(runs, pending, i)
+                    stopped.append(i)
+                    logger.info("run %d stopped after %d passes: dominated", i, n_passes)
         if cull is None or n_passes < cull.after:
             continue
-        for i in sorted(pending):
-            leader = max(best[k] for k in range(n) if groups[k] == groups[i])
-            if best[i] < leader - cull.gap * sum_w:
-                logger.info("run %d culled after %d passes: loglik %.6g, leader %.6g",
-                            i, n_passes, best[i], leader)
-                runs[i].close()
-                del pending[i]
+        for i in sorted(pending, key=lambda k: (best[k], -k)):
+            same = [k for k in range(n) if groups[k] == groups[i] and k not in culled]
+            leader = max(same, key=lambda k: (best[k], -k))
+            if leader == i:
+                continue
+            why = None
+            if best[i] < best[leader] - cull.gap * sum_w:
+                why = "hopeless"
+            elif cull.duplicate > 0 and cull.options is not None and last[leader] is not None:
+                (p_lead, s_lead), (p_i, _) = last[leader], last[i]
+                if information_distance(p_i, p_lead, s_lead, cull.options) < cull.duplicate:
+                    why = "duplicate"
+            if why is not None:
+                logger.info("run %d culled after %d passes (%s): loglik %.6g, leader %d %.6g",
+                            i, n_passes, why, best[i], leader, best[leader])
+                _close(runs, pending, i)
                 culled.append(i)
-    return SharedRuns(results, n_passes, culled)
+    return SharedRuns(results, n_passes, culled, stopped)
+
+
+def _close(runs, pending, i) -> None:
+    runs[i].close()
+    del pending[i]

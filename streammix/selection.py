@@ -101,7 +101,7 @@ class SelectionResult:
 
 def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
                       sample_weight=None, holdout: float | None = None,
-                      **model_kwargs) -> SelectionResult:
+                      stop_dominated: bool = True, **model_kwargs) -> SelectionResult:
     """Fit a mixture for every number of components in ``k`` and choose one.
 
     Parameters
@@ -118,6 +118,12 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     holdout : float, optional
         Fraction of the chunks (at least one, chosen at random with the
         model's ``random_state``) kept out of the fits and scored at the end.
+    stop_dominated : bool
+        With ``criterion`` "bic" or "aic", stop the runs of a k that cannot
+        win (see :class:`_Dominance`); their rows hold the best point reached,
+        with ``converged`` False and ``dominated`` True.  Over-fitted k
+        converge slowly (the information is singular), so this saves most
+        of the passes.
     **model_kwargs
         Passed to :class:`MixtureOfLinearRegressions` (``n_init``, ``tol``,
         ``accelerate``, ``engine``, ...); not ``n_components``.
@@ -162,8 +168,14 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         for run in range(model.n_init):
             runs.append(model._run_steps(ctx, m, start, run, settings))
             groups.append(m)
-    cull = CullRule() if base.cull_restarts else None
-    shared = run_shared(runs, base._shared_pass(ctx), groups=groups, cull=cull)
+    cull = CullRule(options=settings.mstep) if base.cull_restarts else None
+    dominated = None
+    if criterion in ("bic", "aic") and stop_dominated:
+        penalty = {m: models[m].n_parameters(m, ctx.d)
+                   * (math.log(ctx.profile.sum_w) if criterion == "bic" else 2.0) for m in ks}
+        dominated = _Dominance(groups, penalty)
+    shared = run_shared(runs, base._shared_pass(ctx), groups=groups, cull=cull,
+                        dominated=dominated)
 
     best = {}
     for m, result in zip(groups, shared.results, strict=True):
@@ -171,7 +183,8 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
             best[m] = result
     table = []
     for m in ks:
-        warn_not_converged(best[m], stacklevel=2)
+        if best[m].settings is not None:
+            warn_not_converged(best[m], stacklevel=2)
         model = models[m]
         model._set_fitted(best[m], ctx.source, ctx.profile)
         model.n_passes_ = shared.n_passes + 1
@@ -179,7 +192,8 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         table.append({"k": m, "loglik": crit["loglik"], "n_parameters": crit["n_parameters"],
                       "aic": crit["aic"], "bic": crit["bic"], "icl": crit["icl"],
                       "icl_bic": crit["icl_bic"], "converged": model.converged_,
-                      "n_iter": model.n_iter_, "n_components_fitted": model.n_components_})
+                      "n_iter": model.n_iter_, "n_components_fitted": model.n_components_,
+                      "dominated": best[m].settings is None})
     n_passes = shared.n_passes + 1
     if test is not None:
         params = tuple(models[m].params_ for m in ks)
@@ -198,6 +212,38 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
                 n_passes)
     return SelectionResult(table, criterion, chosen["k"], models[chosen["k"]], models,
                            n_passes)
+
+
+class _Dominance:
+    """Stop a k whose criterion cannot catch up with a converged k.
+
+    With ℓ_t the log-likelihood of a run's t-th pass, its reach over the
+    next ``horizon`` passes is taken as R = max(``margin``, (horizon /
+    lookback) (ℓ_t − ℓ_{t−lookback})): its recent progress continued
+    linearly, which over-estimates EM's slowing ascent.  The run is stopped
+    when −2(ℓ_t + R) + penalty(k) is still above the best criterion of the
+    converged runs of other k.  The criterion is −2ℓ + penalty, so the
+    smaller-is-better ranking cannot change unless the run gains more
+    than R.
+    """
+
+    def __init__(self, groups, penalty, lookback: int = 5, horizon: int = 200,
+                 margin: float = 2.0):
+        self.groups, self.penalty = list(groups), penalty
+        self.lookback, self.horizon, self.margin = lookback, horizon, margin
+
+    def __call__(self, i: int, lls: list[float], results) -> bool:
+        if len(lls) <= self.lookback:
+            return False
+        done = [-2.0 * r.loglik + self.penalty[self.groups[j]]
+                for j, r in enumerate(results)
+                if r is not None and r.converged and self.groups[j] != self.groups[i]]
+        if not done:
+            return False
+        recent = max(lls[-1] - lls[-1 - self.lookback], 0.0)
+        reach = max(self.margin, self.horizon / self.lookback * recent)
+        here = -2.0 * (max(lls) + reach) + self.penalty[self.groups[i]]
+        return here > min(done)
 
 
 def _split_chunks(source, fraction: float, random_state):

@@ -63,13 +63,18 @@ def test_shared_runs_equal_the_same_seeds_one_by_one(data, accelerate):
         assert a.loglik == b.loglik and a.n_iter == b.n_iter
 
     # The estimator keeps the best of them, equal to the best solo run.
-    fitted = MixtureOfLinearRegressions(3, n_init=5, random_state=4, tol=1e-8,
-                                        accelerate=accelerate, init="random",
-                                        chunk_rows=500).fit(X, y)
+    kw = dict(n_init=5, random_state=4, tol=1e-8, accelerate=accelerate, init="random",
+              chunk_rows=500)
+    fitted = MixtureOfLinearRegressions(3, cull_restarts=False, **kw).fit(X, y)
     best = max(solo, key=lambda r: r.objective)
     order = np.lexsort((best.params.beta[:, 0], -best.params.weights))
     assert fitted.params_.max_abs_diff(best.params.permute(order)) <= 1e-10
     assert fitted.loglik_ == best.loglik
+    assert fitted.n_passes_ == shared.n_passes + 1
+    # Culling stops runs heading for the leader's optimum: same optimum, fewer passes.
+    culled = MixtureOfLinearRegressions(3, **kw).fit(X, y)
+    assert culled.loglik_ == pytest.approx(best.loglik, abs=1e-6)
+    assert culled.params_.max_abs_diff(fitted.params_) < 1e-4
 
 
 def test_one_read_per_chunk_per_pass_whatever_the_number_of_restarts(data):
@@ -84,6 +89,36 @@ def test_one_read_per_chunk_per_pass_whatever_the_number_of_restarts(data):
         reads[n_init] = model.n_passes_
     # Six runs cost as many scans as their longest run, not six times as many.
     assert reads[6] < 2 * reads[1]
+
+
+def test_duplicate_runs_are_culled_by_their_information_distance(data):
+    X, y, _ = data
+    Xd = design_matrix(X, True)
+    w = np.ones(len(y))
+    options = MStepOptions(variance_floor=1e-3)
+    settings = EMSettings(options, tol=1e-8)
+    good = MixtureParams([0.3, 0.3, 0.4], [[0, 1, 0], [2, 0, 1], [4, -1, 1]], [1, 1, 1])
+    # The same start with its labels permuted, slightly moved: the same optimum.
+    twin = MixtureParams([0.4, 0.3, 0.3], [[4.01, -1, 1], [0, 1, 0], [2, 0, 1]], [1, 1, 1])
+
+    def pass_many(params):
+        return [estep(Xd, y, w, p) for p in params]
+
+    shared = run_shared([em_steps(good, settings), em_steps(twin, settings)], pass_many,
+                        cull=CullRule(after=3, options=options))
+    assert len(shared.culled) == 1 and shared.results[shared.culled[0]] is None
+    kept = 1 - shared.culled[0]
+    assert shared.results[kept].converged
+    assert shared.n_passes == len(shared.results[kept].history)
+    alone = drive(em_steps([good, twin][kept], settings), lambda p: estep(Xd, y, w, p))
+    assert alone.params.max_abs_diff(shared.results[kept].params) == 0.0
+    # Without the options (no metric) or with duplicate=0 both run to the end.
+    for rule in (CullRule(after=3), CullRule(after=3, duplicate=0.0, options=options)):
+        shared = run_shared([em_steps(good, settings), em_steps(twin, settings)], pass_many,
+                            cull=rule)
+        assert shared.culled == []
+        a, b = shared.results
+        assert a.params.max_abs_diff(b.params.permute([1, 2, 0])) < 1e-4
 
 
 def test_hopeless_runs_are_culled_and_the_best_result_is_unchanged(data):

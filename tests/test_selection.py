@@ -38,9 +38,9 @@ def test_bic_finds_the_true_number_of_components():
 def test_every_k_in_the_same_scans_equals_separate_fits():
     X, y, _ = _data(1500, 1)
     kw = dict(random_state=3, tol=1e-6, n_init=2, init="random", chunk_rows=250,
-              on_collapse="error")
+              on_collapse="error", cull_restarts=False)
     source = CountingSource(ArraySource(X, y, chunk_rows=250))
-    result = select_components(source, k=[1, 2, 3], **kw)
+    result = select_components(source, k=[1, 2, 3], stop_dominated=False, **kw)
     assert set(source.reads.values()) == {result.n_passes}  # one read per chunk per pass
     separate_passes = 0
     for row in result.table:
@@ -60,6 +60,25 @@ def test_every_k_in_the_same_scans_equals_separate_fits():
     frame = result.to_frame()
     assert list(frame.index) == [1, 2, 3] and "bic" in frame.columns
     assert "chosen by bic: k = 3" in str(result)
+
+
+def test_dominated_k_are_stopped_and_the_choice_is_unchanged():
+    X, y, _ = _data(3000, 4)
+    kw = dict(random_state=0, tol=1e-4, accelerate="squarem", chunk_rows=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dropped components in the k > 3 fits
+        full = select_components(X, y, k=range(1, 6), stop_dominated=False, **kw)
+        fast = select_components(X, y, k=range(1, 6), **kw)
+    assert fast.best_k == full.best_k == 3
+    assert fast.n_passes < full.n_passes / 2
+    assert fast.model.params_.max_abs_diff(full.model.params_) < 1e-3
+    assert fast.model.converged_
+    for a, b in zip(fast.table, full.table, strict=True):
+        if a["dominated"]:
+            assert not a["converged"] and a["k"] != 3
+            assert a["bic"] > fast.table[2]["bic"]
+        else:
+            assert a["loglik"] == pytest.approx(b["loglik"], abs=1e-3)
 
 
 def test_heldout_loglik_is_scored_on_chunks_the_fits_never_saw():
