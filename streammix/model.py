@@ -162,6 +162,9 @@ class MixtureOfLinearRegressions:
         Components left at the end (fewer than asked if some were dropped).
     params_ : MixtureParams
         The parameters in design space (intercept first).
+    n_passes_ : int
+        Scans of the data made by ``fit``, pass 0 included (all restarts
+        share each scan).
 
     Notes
     -----

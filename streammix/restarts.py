@@ -153,7 +153,8 @@ class SharedRuns:
         Indices of the culled runs.
     stopped : list of int
         Indices of runs stopped by ``dominated``; their results hold the
-        best point they evaluated, with ``converged=False``.
+        best point they evaluated, with ``converged=False``, a history of
+        log-likelihoods only and ``settings=None``.
     """
 
     results: list[EMResult | None]

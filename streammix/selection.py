@@ -177,13 +177,13 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     shared = run_shared(runs, base._shared_pass(ctx), groups=groups, cull=cull,
                         dominated=dominated)
 
-    best = {}
-    for m, result in zip(groups, shared.results, strict=True):
+    best, stopped = {}, {}
+    for i, (m, result) in enumerate(zip(groups, shared.results, strict=True)):
         if result is not None and (m not in best or result.objective > best[m].objective):
-            best[m] = result
+            best[m], stopped[m] = result, i in shared.stopped
     table = []
     for m in ks:
-        if best[m].settings is not None:
+        if not stopped[m]:
             warn_not_converged(best[m], stacklevel=2)
         model = models[m]
         model._set_fitted(best[m], ctx.source, ctx.profile)
@@ -193,7 +193,7 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
                       "aic": crit["aic"], "bic": crit["bic"], "icl": crit["icl"],
                       "icl_bic": crit["icl_bic"], "converged": model.converged_,
                       "n_iter": model.n_iter_, "n_components_fitted": model.n_components_,
-                      "dominated": best[m].settings is None})
+                      "dominated": stopped[m]})
     n_passes = shared.n_passes + 1
     if test is not None:
         params = tuple(models[m].params_ for m in ks)
