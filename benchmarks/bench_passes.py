@@ -18,6 +18,7 @@ Not part of the test suite.  Run, e.g.::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 import warnings
@@ -53,20 +54,37 @@ def write_lake(root: Path, rows: int, files: int, row_group: int, seed: int) -> 
 
 
 class LakeSource:
-    """A tiny Parquet reader: one chunk per row group (path, index)."""
+    """A tiny Parquet reader: one chunk per row group (path, index).
 
-    def __init__(self, root: Path):
-        self.paths = sorted(str(p) for p in Path(root).glob("*.parquet"))
+    With ``storage_options`` the paths are ``bucket/key`` names read through
+    s3fs (each read re-opens the object, as a worker would).
+    """
+
+    def __init__(self, root, storage_options=None):
+        self.storage_options = storage_options
+        if storage_options is None:
+            self.paths = sorted(str(p) for p in Path(root).glob("*.parquet"))
+        else:
+            self.paths = sorted(self._fs().glob(f"{root}/*.parquet"))
         self.feature_names = list(FEATURES)
         self.n_features = D
 
+    def _fs(self):
+        import s3fs
+        return s3fs.S3FileSystem(**self.storage_options)
+
+    def _open(self, path):
+        if self.storage_options is None:
+            return pq.ParquetFile(path)
+        return pq.ParquetFile(self._fs().open(path, "rb"))
+
     def plan(self):
         return sorted((p, g) for p in self.paths
-                      for g in range(pq.ParquetFile(p).metadata.num_row_groups))
+                      for g in range(self._open(p).metadata.num_row_groups))
 
     def read(self, descriptor) -> Chunk:
         path, group = descriptor
-        pf = pq.ParquetFile(path)
+        pf = self._open(path)
         table = pf.read_row_group(group, columns=FEATURES + ["y"])
         X = np.column_stack([table.column(c).to_numpy() for c in FEATURES])
         y = table.column("y").to_numpy()
@@ -150,6 +168,30 @@ def bench_select(source, seed, tol, accelerate):
     print("   " + str(result).replace("\n", "\n   "))
 
 
+@contextlib.contextmanager
+def _maybe_s3(wanted: bool):
+    """A moto S3 server on 127.0.0.1 and s3fs storage options for it (dummy keys)."""
+    if not wanted:
+        yield None
+        return
+    import logging
+    import os
+
+    from moto.server import ThreadedMotoServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench-key")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield {"key": "bench-key", "secret": "bench-secret",
+               "client_kwargs": {"endpoint_url": f"http://{host}:{port}",
+                                 "region_name": "eu-west-1"}}
+    finally:
+        server.stop()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -162,16 +204,27 @@ def main(argv=None):
                     help="method of parts 2 and 3")
     ap.add_argument("--parts", default="123")
     ap.add_argument("--dir", default=None, help="where to write the lake (default: a temp dir)")
+    ap.add_argument("--s3", action="store_true",
+                    help="put the lake in a bucket of a local moto S3 server (127.0.0.1) and "
+                         "read it through s3fs")
     args = ap.parse_args(argv)
     acc = None if args.accelerate == "none" else args.accelerate
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _maybe_s3(args.s3) as storage:
         root = Path(args.dir or tmp)
         root.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         write_lake(root, args.rows, args.files, args.row_group, args.seed)
-        source = LakeSource(root)
-        print(f"lake: {args.rows} rows, {len(source.plan())} row groups in {args.files} files, "
-              f"written in {time.perf_counter() - t0:.1f} s")
+        if storage is None:
+            source = LakeSource(root)
+        else:
+            import s3fs
+            fs = s3fs.S3FileSystem(**storage)
+            fs.mkdir("bench")
+            fs.put(str(root), "bench/lake", recursive=True)
+            source = LakeSource("bench/lake", storage)
+        where = "local disk" if storage is None else "moto S3 on 127.0.0.1"
+        print(f"lake ({where}): {args.rows} rows, {len(source.plan())} row groups in "
+              f"{args.files} files, written in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         for d in source.plan():
             source.read(d)
