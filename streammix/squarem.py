@@ -260,7 +260,7 @@ def squarem_steps(params: MixtureParams, settings: EMSettings,
     stats = yield from run.evaluate(params, "start")
     while True:
         # A cycle starts at `params`, whose pass (`stats`) is done.
-        if run.n_components_changed(params, stats):
+        if run.n_components_changed(params, stats) and not run.out_of_passes():
             params, stats = yield from run.after_collapse(params, stats)
             continue
         p1 = run.em_map(params, stats)

@@ -252,3 +252,15 @@ def test_squarem_drops_a_collapsing_component():
     assert res.converged and res.params.n_components == 2
     assert any("dropped" in h.get("event", "") for h in res.history)
     assert sorted(np.round(res.params.beta[:, 0])) == [-10, 10]
+
+
+def test_max_iter_zero_is_one_pass_at_the_start():
+    X, y, _ = make_mixture(2000, [0.5, 0.5], [-10, 10], [[1], [-1]], [0.5, 0.5], seed=1)
+    Xd = design_matrix(X, True)
+    w = np.ones(len(y))
+    start = MixtureParams([0.499, 0.499, 0.002], [[-10, 1], [10, -1], [40, 0]],
+                          [0.25, 0.25, 0.25])  # component 2 would collapse
+    pass_fn, calls = _counting_pass(Xd, y, w)
+    res = run_squarem(pass_fn, start, EMSettings(MStepOptions(), max_iter=0), warn=False)
+    assert len(calls) == 1 and res.n_iter == 0 and res.params is start
+    assert res.loglik == estep(Xd, y, w, start).loglik
