@@ -92,11 +92,13 @@ class MixtureOfLinearRegressions:
     n_init : int, default=1
         Number of runs from different starting values; the run with the
         highest log-likelihood is kept.
-    init : {"auto", "random", "ybins", "resid_bins"}, MixtureParams or dict, default="auto"
-        Starting values.  ``"auto"`` refines several candidates on the
+    init : {"auto", "random", "ybins", "resid_bins", "spectral"}, MixtureParams or dict
+        Starting values, default "auto".  ``"auto"`` refines several candidates on the
         sample and keeps the best; ``"random"`` is flexmix's random
         partition; ``"ybins"`` is mixtools' y-quantile bins with jitter;
-        ``"resid_bins"`` bins the pooled OLS residuals.  A dict with keys
+        ``"resid_bins"`` bins the pooled OLS residuals; ``"spectral"`` runs
+        short EM in the slope subspace found from the pass-0 moments (Yi,
+        Caramanis & Sanghavi 2014; needs an intercept).  A dict with keys
         ``weights``, ``coef``, ``intercept``, ``sigma`` (original scale)
         starts from those values.
     random_state : int or None
@@ -391,7 +393,8 @@ class MixtureOfLinearRegressions:
         fi = self.fit_intercept
         rng = np.random.default_rng([ctx.seed, run])
         params0 = initial_params(ctx.profile.X, ctx.profile.y, m, method=start,
-                                 fit_intercept=fi, settings=settings, rng=rng)
+                                 fit_intercept=fi, settings=settings, rng=rng,
+                                 moments=ctx.profile.moments)
         reseed = make_reseeder(ctx.profile.X, ctx.profile.y, fi, settings.mstep)
         if self.accelerate == "squarem":
             return squarem_steps(params0, settings, reseed=reseed)
