@@ -140,10 +140,10 @@ class MixtureOfLinearRegressions:
         their predecessors).  None runs plain EM, monotone pass by pass.
     cull_restarts : bool, default=True
         With ``n_init > 1`` all runs share each pass over the data.  From
-        the 10th pass on, a run whose log-likelihood is more than 0.05 nats
+        the 5th pass on, a run whose log-likelihood is more than 0.05 nats
         per unit weight below the best run's, or whose parameters are within
-        1 nat (in the best run's information metric) of the best run's, is
-        stopped (:class:`streammix.restarts.CullRule`).
+        P/2 nats (P free parameters; in the best run's information metric)
+        of the best run's, is stopped (:class:`streammix.restarts.CullRule`).
 
     Attributes
     ----------

@@ -22,7 +22,10 @@ highest log-likelihood so far):
   complete-data information metric (½ dᵀ I_c d, d the difference in the
   unconstrained coordinates of :mod:`streammix.squarem`, free from the
   leader's statistics of the same pass) is following the leader to the same
-  optimum and is stopped.
+  optimum and is stopped.  The default threshold is P/2, P the number of
+  free parameters: the mean of ½ χ²_P, the distance at which an estimate
+  typically lies from the truth, so the two runs differ by less than the
+  sampling error of either (and I_c ≥ I_obs makes the test conservative).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 from .em import EMResult
 from .mstep import MStepOptions
 from .params import MixtureParams
-from .squarem import em_step_size
+from .squarem import em_step_size, to_unconstrained
 from .stats import SuffStats, design_transposed, estep_transposed
 
 __all__ = ["StatsBundle", "MultiEStepTask", "CullRule", "SharedRuns", "run_shared",
@@ -94,21 +97,22 @@ class CullRule:
         First pass at which runs may be culled.
     gap : float
         Margin in nats per unit weight below the group's leader.
-    duplicate : float
+    duplicate : float, optional
         Distance in nats to the leader under which a run is a duplicate;
-        0 disables this rule.
+        default P/2 (P free parameters); 0 disables this rule.
     options : MStepOptions, optional
         Noise model of the runs (for the coordinates of the distance); the
         duplicate rule needs it.
     """
 
-    after: int = 10
+    after: int = 5
     gap: float = 0.05
-    duplicate: float = 1.0
+    duplicate: float | None = None
     options: MStepOptions | None = None
 
     def __post_init__(self) -> None:
-        if self.after < 1 or not self.gap >= 0 or not self.duplicate >= 0:
+        if self.after < 1 or not self.gap >= 0 or not (self.duplicate is None
+                                                       or self.duplicate >= 0):
             raise ValueError(f"CullRule needs after >= 1, gap >= 0 and duplicate >= 0, "
                              f"got {self}")
 
@@ -244,9 +248,12 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
             why = None
             if best[i] < best[leader] - cull.gap * sum_w:
                 why = "hopeless"
-            elif cull.duplicate > 0 and cull.options is not None and last[leader] is not None:
+            elif cull.duplicate != 0 and cull.options is not None and last[leader] is not None:
                 (p_lead, s_lead), (p_i, _) = last[leader], last[i]
-                if information_distance(p_i, p_lead, s_lead, cull.options) < cull.duplicate:
+                limit = cull.duplicate
+                if limit is None:
+                    limit = 0.5 * to_unconstrained(p_lead, cull.options).size
+                if information_distance(p_i, p_lead, s_lead, cull.options) < limit:
                     why = "duplicate"
             if why is not None:
                 logger.info("run %d culled after %d passes (%s): loglik %.6g, leader %d %.6g",
