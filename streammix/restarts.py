@@ -49,10 +49,17 @@ __all__ = ["StatsBundle", "MultiEStepTask", "CullRule", "SharedRuns", "run_share
 logger = logging.getLogger(__name__)
 
 
-class StatsBundle(tuple):
-    """A tuple of :class:`SuffStats` (one per parameter set) that adds element-wise."""
+class StatsBundle:
+    """A sequence of :class:`SuffStats` (one per parameter set) that adds element-wise.
 
-    __slots__ = ()
+    Deliberately not a ``tuple`` subclass, so that no framework mistakes it
+    for a plain tuple (whose ``+`` concatenates).
+    """
+
+    __slots__ = ("stats",)
+
+    def __init__(self, stats):
+        self.stats = tuple(stats)
 
     @classmethod
     def zeros(cls, params: Sequence[MixtureParams]) -> StatsBundle:
@@ -64,7 +71,22 @@ class StatsBundle(tuple):
             return NotImplemented
         if len(self) != len(other):
             raise ValueError(f"cannot add bundles of {len(self)} and {len(other)} statistics")
-        return StatsBundle(a + b for a, b in zip(self, other, strict=True))
+        return StatsBundle(a + b for a, b in zip(self.stats, other.stats, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.stats)
+
+    def __iter__(self):
+        return iter(self.stats)
+
+    def __getitem__(self, index):
+        return self.stats[index]
+
+    def __getstate__(self):
+        return self.stats
+
+    def __setstate__(self, state) -> None:
+        self.stats = state
 
     def __repr__(self) -> str:
         return f"StatsBundle({len(self)} statistics)"

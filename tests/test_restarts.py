@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from conftest import make_mixture
@@ -38,6 +40,9 @@ def test_stats_bundle_adds_elementwise_like_the_separate_statistics(data):
         assert got.allclose(estep(Xd, y, w, prm), rtol=1e-12)
     with pytest.raises(ValueError, match="bundles of 3 and 2"):
         _ = total + StatsBundle(total[:2])
+    again = pickle.loads(pickle.dumps(total))  # travels to and from workers
+    assert isinstance(again, StatsBundle) and all(
+        a.allclose(b, rtol=0) for a, b in zip(again, total, strict=True))
 
 
 @pytest.mark.parametrize("accelerate", [None, "squarem"])
