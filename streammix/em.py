@@ -115,7 +115,7 @@ def _subset_options(options: MStepOptions, keep: list[int]) -> MStepOptions:
 
 def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
            settings: EMSettings, *, reseed: Callable | None = None,
-           warn: bool = True) -> EMResult:
+           warn: bool = True, callback: Callable[[dict], None] | None = None) -> EMResult:
     """Run batch EM from ``params``.
 
     Parameters
@@ -130,12 +130,15 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
         for ``on_collapse="reseed"``.
     warn : bool
         Emit :class:`ConvergenceWarning` when ``max_iter`` is reached.
+    callback : callable, optional
+        Called after each pass with a copy of its history record (e.g. to
+        display progress).
 
     Returns
     -------
     EMResult
     """
-    result = drive(em_steps(params, settings, reseed=reseed), pass_fn)
+    result = drive(em_steps(params, settings, reseed=reseed, callback=callback), pass_fn)
     if warn:
         warn_not_converged(result, stacklevel=3)
     return result
@@ -169,8 +172,9 @@ def warn_not_converged(result: EMResult, stacklevel: int = 2) -> None:
     )
 
 
-def em_steps(params: MixtureParams, settings: EMSettings, *,
-             reseed: Callable | None = None) -> Generator[MixtureParams, SuffStats, EMResult]:
+def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | None = None,
+             callback: Callable[[dict], None] | None = None,
+             ) -> Generator[MixtureParams, SuffStats, EMResult]:
     """Batch EM as a generator: the body of :func:`run_em` without the passes.
 
     Yields the parameters of each pass, receives that pass's
@@ -197,6 +201,8 @@ def em_steps(params: MixtureParams, settings: EMSettings, *,
         if event is not None:
             record["event"] = event
         history.append(record)
+        if callback is not None:
+            callback(dict(record))
         logger.debug("EM iteration %d: loglik %.10g", n_iter, stats.loglik)
         if prev_obj is not None and event is None and abs(obj - prev_obj) < settings.tol:
             converged = True

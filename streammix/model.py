@@ -387,9 +387,19 @@ class MixtureOfLinearRegressions:
         return EMSettings(mstep=options, tol=self.tol, max_iter=self.max_iter,
                           min_weight=self.min_weight, on_collapse=self.on_collapse)
 
-    def _run_steps(self, ctx: _FitContext, m: int, start, run: int, settings=None):
-        """The step generator of run ``run`` (its own starting values) for ``m`` components."""
+    def _run_steps(self, ctx: _FitContext, m: int, start, run: int, settings=None,
+                   callback=None):
+        """The step generator of run ``run`` (its own starting values) for ``m`` components.
+
+        ``callback(record)`` is called after each of its passes with a copy
+        of the history record plus ``"run": run`` (runs share passes, so
+        their records interleave).
+        """
         settings = self._em_settings(ctx, m) if settings is None else settings
+        tagged = None
+        if callback is not None:
+            def tagged(record):
+                callback({**record, "run": run})
         fi = self.fit_intercept
         rng = np.random.default_rng([ctx.seed, run])
         params0 = initial_params(ctx.profile.X, ctx.profile.y, m, method=start,
@@ -397,8 +407,8 @@ class MixtureOfLinearRegressions:
                                  moments=ctx.profile.moments)
         reseed = make_reseeder(ctx.profile.X, ctx.profile.y, fi, settings.mstep)
         if self.accelerate == "squarem":
-            return squarem_steps(params0, settings, reseed=reseed)
-        return em_steps(params0, settings, reseed=reseed)
+            return squarem_steps(params0, settings, reseed=reseed, callback=tagged)
+        return em_steps(params0, settings, reseed=reseed, callback=tagged)
 
     def _shared_pass(self, ctx: _FitContext):
         """``pass_many(params_tuple)``: one scan computing statistics for every set."""

@@ -218,7 +218,8 @@ def _slack(stats: SuffStats, sq: SquaremOptions) -> float:
 # ----------------------------------------------------------------------- driver
 def run_squarem(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
                 settings: EMSettings, squarem: SquaremOptions | None = None, *,
-                reseed: Callable | None = None, warn: bool = True) -> EMResult:
+                reseed: Callable | None = None, warn: bool = True,
+                callback: Callable[[dict], None] | None = None) -> EMResult:
     """Run SQUAREM-accelerated EM from ``params``.
 
     Parameters
@@ -236,6 +237,8 @@ def run_squarem(pass_fn: Callable[[MixtureParams], SuffStats], params: MixturePa
         As for :func:`~streammix.em.run_em`.
     warn : bool
         Emit :class:`~streammix.em.ConvergenceWarning` at ``max_iter``.
+    callback : callable, optional
+        Called after each pass with a copy of its history record.
 
     Returns
     -------
@@ -244,7 +247,8 @@ def run_squarem(pass_fn: Callable[[MixtureParams], SuffStats], params: MixturePa
         ``history`` has one record per pass (``step`` says which kind) and
         ``n_iter`` is the number of passes after the first.
     """
-    result = drive(squarem_steps(params, settings, squarem, reseed=reseed), pass_fn)
+    result = drive(squarem_steps(params, settings, squarem, reseed=reseed, callback=callback),
+                   pass_fn)
     if warn:
         warn_not_converged(result, stacklevel=3)
     return result
@@ -252,10 +256,11 @@ def run_squarem(pass_fn: Callable[[MixtureParams], SuffStats], params: MixturePa
 
 def squarem_steps(params: MixtureParams, settings: EMSettings,
                   squarem: SquaremOptions | None = None, *, reseed: Callable | None = None,
+                  callback: Callable[[dict], None] | None = None,
                   ) -> Generator[MixtureParams, SuffStats, EMResult]:
     """:func:`run_squarem` as a generator (see :func:`streammix.em.em_steps`)."""
     sq = squarem if squarem is not None else SquaremOptions()
-    run = _Run(settings, reseed)
+    run = _Run(settings, reseed, callback)
     step_max = sq.step_max0
     stats = yield from run.evaluate(params, "start")
     while True:
@@ -316,7 +321,8 @@ def squarem_steps(params: MixtureParams, settings: EMSettings,
 class _Run:
     """Book-keeping of one SQUAREM run: history, pass budget, collapse handling."""
 
-    def __init__(self, settings: EMSettings, reseed):
+    def __init__(self, settings: EMSettings, reseed, callback=None):
+        self.callback = callback
         self.settings = settings
         self.options = settings.mstep
         self.reseed = reseed
@@ -356,6 +362,8 @@ class _Run:
             record["event"] = self.event
             self.event = None
         self.history.append(record)
+        if self.callback is not None:
+            self.callback(dict(record))
         logger.debug("SQUAREM pass %d (%s): loglik %.10g", record["iteration"], step,
                      stats.loglik)
         if finite and (self.best is None or obj > self.best[0]):

@@ -264,3 +264,18 @@ def test_max_iter_zero_is_one_pass_at_the_start():
     res = run_squarem(pass_fn, start, EMSettings(MStepOptions(), max_iter=0), warn=False)
     assert len(calls) == 1 and res.n_iter == 0 and res.params is start
     assert res.loglik == estep(Xd, y, w, start).loglik
+
+
+def test_callback_sees_every_pass(overlapping):
+    Xd, y, w = overlapping
+    seen = []
+    start = _random_start(np.random.default_rng(4), 3, Xd.shape[1])
+    res = run_squarem(lambda p: estep(Xd, y, w, p), start,
+                      EMSettings(MStepOptions(variance_floor=1e-3), tol=1e-4),
+                      callback=seen.append)
+    assert [r["iteration"] for r in seen] == list(range(len(res.history)))
+    assert [r["step"] for r in seen] == [h["step"] for h in res.history]
+    plain = []
+    em = run_em(lambda p: estep(Xd, y, w, p), start,
+                EMSettings(MStepOptions(variance_floor=1e-3), tol=1e-4), callback=plain.append)
+    assert plain == em.history
