@@ -148,3 +148,17 @@ def test_hopeless_runs_are_culled_and_the_best_result_is_unchanged(data):
     shared = run_shared([em_steps(good, settings), em_steps(stuck, settings)], pass_many,
                         groups=["a", "b"], cull=CullRule(after=5, gap=0.05))
     assert shared.culled == [] and shared.results[1].n_iter == 60
+
+
+def test_run_callbacks_are_tagged_with_their_run(data):
+    X, y, _ = data
+    model = MixtureOfLinearRegressions(3, n_init=3, random_state=2, tol=1e-6, init="random")
+    model._check_hyperparameters()
+    ctx = model._profile_pass(X, y, None)
+    seen = []
+    shared = run_shared([model._run_steps(ctx, 3, "random", r, callback=seen.append)
+                         for r in range(3)], model._shared_pass(ctx))
+    for r, result in enumerate(shared.results):
+        mine = [{k: v for k, v in rec.items() if k != "run"} for rec in seen if rec["run"] == r]
+        assert mine == result.history
+    assert len(seen) == sum(len(res.history) for res in shared.results)
