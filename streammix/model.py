@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -19,6 +20,7 @@ from .params import MixtureParams
 from .restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
 from .sources import DEFAULT_CHUNK_ROWS, as_source
 from .squarem import ACCELERATORS, squarem_steps
+from .standardize import ScaledTask, Scaling
 from .stats import (
     SuffStats,
     design_matrix,
@@ -46,6 +48,8 @@ class _FitContext:
     seed: int
     d: int
     p: int
+    sample: Profile | None = None  # the profile on the fitting scale (standardised or not)
+    scaling: Scaling | None = None
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -144,6 +148,12 @@ class MixtureOfLinearRegressions:
         per unit weight below the best run's, or whose parameters are within
         P/2 nats (P free parameters; in the best run's information metric)
         of the best run's, is stopped (:class:`streammix.restarts.CullRule`).
+    standardize : bool, default=False
+        Run EM on features and target standardised with the weighted means
+        and standard deviations of pass 0 (MATH.md §1.6) and map the fit
+        back (:mod:`streammix.standardize`): the same maximum-likelihood
+        optimum, better conditioned Gram matrices; priors (``ridge``,
+        ``prior_scale``) then apply on the standardised scale.
 
     Attributes
     ----------
@@ -183,7 +193,7 @@ class MixtureOfLinearRegressions:
                  prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
                  df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  init_sample_size: int = 100_000, engine=None, accelerate="squarem",
-                 cull_restarts: bool = True):
+                 cull_restarts: bool = True, standardize: bool = False):
         self.n_components = n_components
         self.noise = noise
         self.sigma = sigma
@@ -206,6 +216,7 @@ class MixtureOfLinearRegressions:
         self.engine = engine
         self.accelerate = accelerate
         self.cull_restarts = cull_restarts
+        self.standardize = standardize
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -346,6 +357,8 @@ class MixtureOfLinearRegressions:
             if best is None or result.objective > best.objective:
                 best = result
         warn_not_converged(best, stacklevel=2)
+        if ctx.scaling is not None:
+            best = ctx.scaling.unscale(best)
         self._set_fitted(best, ctx.source, ctx.profile)
         self.n_passes_ = shared.n_passes + 1
         return self
@@ -361,11 +374,18 @@ class MixtureOfLinearRegressions:
                                     Profile.empty(d, self.init_sample_size))
         if profile.n_positive == 0:
             raise DataError("the data has no rows with positive weight")
-        return _FitContext(source, engine, profile, seed, d, d + int(self.fit_intercept))
+        sample, scaling = profile, None
+        if self.standardize:
+            scaling = Scaling.from_moments(profile.moments, self.fit_intercept)
+            Xs, ys = scaling.data(profile.X, profile.y)
+            sample = dataclasses.replace(profile, X=Xs, y=ys,
+                                         moments=scaling.moments(profile.moments))
+        return _FitContext(source, engine, profile, seed, d, d + int(self.fit_intercept),
+                           sample, scaling)
 
     def _em_settings(self, ctx: _FitContext, m: int) -> EMSettings:
         """EM settings for ``m`` components; checks that the data can carry them."""
-        d, p, profile = ctx.d, ctx.p, ctx.profile
+        d, p, profile = ctx.d, ctx.p, ctx.sample
         n_params = self.n_parameters(m, d)
         if profile.n_positive <= n_params:
             raise DataError(
@@ -378,6 +398,8 @@ class MixtureOfLinearRegressions:
         fixed = None
         if self.noise == "fixed":
             fixed = np.broadcast_to(np.asarray(self.sigma, float) ** 2, (m,)).copy()
+            if ctx.scaling is not None:
+                fixed = fixed / ctx.scaling.s_y**2
         options = MStepOptions(
             noise=self.noise, fixed_sigma2=fixed, variance_floor=floor, ridge=self.ridge,
             intercept=self.fit_intercept, prior_dof=self.prior_dof,
@@ -402,10 +424,13 @@ class MixtureOfLinearRegressions:
                 callback({**record, "run": run})
         fi = self.fit_intercept
         rng = np.random.default_rng([ctx.seed, run])
-        params0 = initial_params(ctx.profile.X, ctx.profile.y, m, method=start,
+        if isinstance(start, MixtureParams) and ctx.scaling is not None:
+            start = ctx.scaling.forward(start)
+        sample = ctx.sample
+        params0 = initial_params(sample.X, sample.y, m, method=start,
                                  fit_intercept=fi, settings=settings, rng=rng,
-                                 moments=ctx.profile.moments)
-        reseed = make_reseeder(ctx.profile.X, ctx.profile.y, fi, settings.mstep)
+                                 moments=sample.moments)
+        reseed = make_reseeder(sample.X, sample.y, fi, settings.mstep)
         if self.accelerate == "squarem":
             return squarem_steps(params0, settings, reseed=reseed, callback=tagged)
         return em_steps(params0, settings, reseed=reseed, callback=tagged)
@@ -415,8 +440,10 @@ class MixtureOfLinearRegressions:
         fi = self.fit_intercept
 
         def pass_many(params: tuple[MixtureParams, ...]) -> StatsBundle:
-            return ctx.engine.map_reduce(ctx.source, MultiEStepTask(params, fi),
-                                         StatsBundle.zeros(params))
+            task = MultiEStepTask(params, fi)
+            if ctx.scaling is not None:
+                task = ScaledTask(task, ctx.scaling)
+            return ctx.engine.map_reduce(ctx.source, task, StatsBundle.zeros(params))
 
         return pass_many
 

@@ -186,7 +186,8 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         if not stopped[m]:
             warn_not_converged(best[m], stacklevel=2)
         model = models[m]
-        model._set_fitted(best[m], ctx.source, ctx.profile)
+        result = best[m] if ctx.scaling is None else ctx.scaling.unscale(best[m])
+        model._set_fitted(result, ctx.source, ctx.profile)
         model.n_passes_ = shared.n_passes + 1
         crit = model.information_criteria()
         table.append({"k": m, "loglik": crit["loglik"], "n_parameters": crit["n_parameters"],

@@ -33,47 +33,72 @@ __all__ = ["Moments", "spectral_subspace", "spectral_candidate"]
 
 @dataclass(frozen=True)
 class Moments:
-    """Weighted power sums of one pass: ``sy[k] = Σ w yᵏ``, ``sx[k] = Σ w yᵏ x``,
-    ``sxx[k] = Σ w yᵏ x xᵀ`` for k = 0, 1, 2."""
+    """Weighted moments of one pass.
+
+    ``mean`` and ``m2`` are the weighted mean of z = (x, y) and its centred
+    co-moment matrix Σ w (z − z̄)(z − z̄)ᵀ, merged with the formulas of
+    Chan, Golub & LeVeque (1983), so means and variances keep their digits
+    whatever the offset of the data.  ``sy[k] = Σ w yᵏ``, ``sx[k] = Σ w yᵏ x``
+    and ``sxx[k] = Σ w yᵏ x xᵀ`` (k = 0, 1, 2) are raw sums for the spectral
+    matrix.
+    """
 
     sy: np.ndarray
     sx: np.ndarray
     sxx: np.ndarray
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
 
     @classmethod
     def zeros(cls, n_features: int) -> Moments:
         d = n_features
-        return cls(np.zeros(3), np.zeros((3, d)), np.zeros((3, d, d)))
+        return cls(np.zeros(3), np.zeros((3, d)), np.zeros((3, d, d)), np.zeros(d + 1),
+                   np.zeros((d + 1, d + 1)))
 
     @classmethod
     def of(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Moments:
-        """The sums over the rows of one chunk."""
+        """The moments of the rows of one chunk."""
         X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
         wk = np.stack([w, w * y, w * y * y])  # (3, n)
-        return cls(wk.sum(axis=1), wk @ X, np.stack([(X * v[:, None]).T @ X for v in wk]))
+        Z = np.column_stack([X, y])
+        sw = float(np.sum(w))
+        mean = (w @ Z) / sw if sw > 0 else np.zeros(Z.shape[1])
+        C = Z - mean
+        return cls(wk.sum(axis=1), wk @ X, np.stack([(X * v[:, None]).T @ X for v in wk]),
+                   mean, (C * w[:, None]).T @ C)
 
     def __add__(self, other: Moments) -> Moments:
         if not isinstance(other, Moments):
             return NotImplemented
-        return Moments(self.sy + other.sy, self.sx + other.sx, self.sxx + other.sxx)
+        na, nb = self.sum_w, other.sum_w
+        if nb == 0:
+            mean, m2 = self.mean, self.m2
+        elif na == 0:
+            mean, m2 = other.mean, other.m2
+        else:
+            delta = other.mean - self.mean
+            n = na + nb
+            mean = self.mean + delta * (nb / n)
+            m2 = self.m2 + other.m2 + np.outer(delta, delta) * (na * nb / n)
+        return Moments(self.sy + other.sy, self.sx + other.sx, self.sxx + other.sxx, mean, m2)
 
     @property
     def sum_w(self) -> float:
         return float(self.sy[0])
 
     def mean_x(self) -> np.ndarray:
-        return self.sx[0] / self.sum_w
+        return self.mean[:-1].copy()
 
     def mean_y(self) -> float:
-        return float(self.sy[1] / self.sum_w)
+        return float(self.mean[-1])
 
     def cov_x(self) -> np.ndarray:
         """Weighted covariance of the features (divisor Σw)."""
-        mu = self.mean_x()
-        return self.sxx[0] / self.sum_w - np.outer(mu, mu)
+        return self.m2[:-1, :-1] / self.sum_w
 
     def var_y(self) -> float:
-        return float(self.sy[2] / self.sum_w - self.mean_y() ** 2)
+        return float(self.m2[-1, -1] / self.sum_w)
 
     def spectral_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(E[ỹ² z zᵀ] − E[ỹ²] I, W)`` with z = W (x − μ) and W = Σ_x^{-1/2}."""
