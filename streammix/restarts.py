@@ -210,9 +210,10 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
     cull : CullRule, optional
         Stop hopeless and duplicate runs; default none.
     dominated : callable, optional
-        ``dominated(i, logliks, results)``, called after every pass for each
-        live run with the log-likelihoods of its passes so far and the
-        results of the finished runs; True stops the run (kept as a result).
+        ``dominated(i, logliks, best)``, called after every pass for each
+        live run with the log-likelihoods of its passes so far and the best
+        log-likelihood of every run so far (an array, −inf before its first
+        pass); True stops the run (kept as a result).
 
     Returns
     -------
@@ -251,7 +252,7 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
                 del pending[i]
         if dominated is not None:
             for i in sorted(pending):
-                if best_point[i] is not None and dominated(i, lls[i], results):
+                if best_point[i] is not None and dominated(i, lls[i], best):
                     params, stats = best_point[i]
                     history = [{"iteration": t, "loglik": v, "objective": v}
                                for t, v in enumerate(lls[i])]

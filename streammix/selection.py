@@ -120,7 +120,8 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         model's ``random_state``) kept out of the fits and scored at the end.
     stop_dominated : bool
         With ``criterion`` "bic" or "aic", stop the runs of a k that cannot
-        win (see :class:`_Dominance`); their rows hold the best point reached,
+        win against another k (see :class:`_Dominance`); their rows hold the
+        best point reached,
         with ``converged`` False and ``dominated`` True.  Over-fitted k
         converge slowly (the information is singular), so this saves most
         of the passes.
@@ -216,16 +217,16 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
 
 
 class _Dominance:
-    """Stop a k whose criterion cannot catch up with a converged k.
+    """Stop a k whose criterion cannot catch up with another k's.
 
     With ℓ_t the log-likelihood of a run's t-th pass, its reach over the
     next ``horizon`` passes is taken as R = max(``margin``, (horizon /
     lookback) (ℓ_t − ℓ_{t−lookback})): its recent progress continued
     linearly, which over-estimates EM's slowing ascent.  The run is stopped
-    when −2(ℓ_t + R) + penalty(k) is still above the best criterion of the
-    converged runs of other k.  The criterion is −2ℓ + penalty, so the
-    smaller-is-better ranking cannot change unless the run gains more
-    than R.
+    when −2(ℓ_best + R) + penalty(k) is still above −2ℓ'_best + penalty(k')
+    for some run of another k'.  EM only raises ℓ', so the other k's final
+    criterion can only be lower than that, and the smaller-is-better
+    ranking cannot change unless the stopped run gains more than R.
     """
 
     def __init__(self, groups, penalty, lookback: int = 5, horizon: int = 200,
@@ -233,18 +234,18 @@ class _Dominance:
         self.groups, self.penalty = list(groups), penalty
         self.lookback, self.horizon, self.margin = lookback, horizon, margin
 
-    def __call__(self, i: int, lls: list[float], results) -> bool:
+    def __call__(self, i: int, lls: list[float], best) -> bool:
         if len(lls) <= self.lookback:
             return False
-        done = [-2.0 * r.loglik + self.penalty[self.groups[j]]
-                for j, r in enumerate(results)
-                if r is not None and r.converged and self.groups[j] != self.groups[i]]
-        if not done:
+        g = self.groups[i]
+        others = [-2.0 * best[j] + self.penalty[self.groups[j]]
+                  for j in range(len(best)) if self.groups[j] != g and np.isfinite(best[j])]
+        if not others:
             return False
         recent = max(lls[-1] - lls[-1 - self.lookback], 0.0)
         reach = max(self.margin, self.horizon / self.lookback * recent)
-        here = -2.0 * (max(lls) + reach) + self.penalty[self.groups[i]]
-        return here > min(done)
+        here = -2.0 * (max(lls) + reach) + self.penalty[g]
+        return here > min(others)
 
 
 def _split_chunks(source, fraction: float, random_state):
