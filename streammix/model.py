@@ -136,8 +136,8 @@ class MixtureOfLinearRegressions:
         Where passes run; default in-process.
     accelerate : {"squarem", None}, default="squarem"
         ``"squarem"`` extrapolates EM steps (SQUAREM, MATH.md §3.1) to need
-        fewer passes over the data (benchmarks/bench_passes.py: 0.39 of the
-        passes of plain EM, 0.43 of its time, on 2e6 rows); it then stops
+        fewer passes over the data (benchmarks/bench_passes.py, 2e6 rows:
+        0.30 to 0.41 of the passes and of the time of plain EM); it then stops
         when the estimated gain still to come, from the size of the next EM
         step, is below ``tol``, ``max_iter`` bounds the passes, and
         ``history_`` also holds the extrapolated points (which may lie below
