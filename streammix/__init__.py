@@ -11,6 +11,7 @@ from .engine import InProcessEngine
 from .model import MixtureOfLinearRegressions, NotFittedError
 from .params import MixtureParams
 from .parquet import ParquetSource
+from .selection import SelectionResult, select_components
 from .sources import ArraySource
 from .stats import SuffStats, estep
 from .validation import DataError
@@ -18,7 +19,8 @@ from .validation import DataError
 __all__ = [
     "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "ArraySource",
     "InProcessEngine", "ConvergenceWarning", "ComponentCollapseError", "DataError",
-    "NotFittedError", "ParquetSource", "DaskEngine", "DaskSource",
+    "NotFittedError", "ParquetSource", "DaskEngine", "DaskSource", "select_components",
+    "SelectionResult",
 ]
 
 __version__ = "0.1.0"

@@ -1,23 +1,28 @@
 """Checkpoints of a batch fit: resume an interrupted ``fit`` where it stopped.
 
-A checkpoint is one JSON file, ``checkpoint.json`` in a folder, rewritten
-atomically (:func:`streammix.atomic.atomic_write_text`) after every EM
-iteration.  It holds
+A checkpoint folder holds ``checkpoint.json``, written once when the fit
+starts, and ``passes/NNNNNN.json``, one file per pass over the data, each
+written atomically (:func:`streammix.atomic.atomic_write_text`) as soon as the
+pass's statistics are reduced.
 
-* the fingerprint of the data (the source's plan: every chunk descriptor,
-  and for files their sizes and modification times) and of the settings
-  (the estimator's hyper-parameters), so that a checkpoint is never resumed
-  on other data or with other settings;
-* the random seed every random choice of the fit derives from (the sample of
-  pass 0 and the starting values of each run), so a resumed fit with
-  ``random_state=None`` makes the same choices;
-* the finished runs (of ``n_init``) with their results, and the loop state
-  of the current run after its last M-step (parameters, iteration,
-  history, last objective, re-seed count, M-step options).
+``checkpoint.json`` holds the fingerprint of the data (the source's plan:
+every chunk descriptor, and for files their sizes and modification times)
+and of the settings (the estimator's hyper-parameters), so that a checkpoint
+is never resumed on other data or with other settings, and the random seed
+every random choice of the fit derives from (the sample of pass 0 and the
+starting values of each run), so a resumed fit with ``random_state=None``
+makes the same choices.
 
-Floats are written with ``repr`` precision and read back bit for bit, and
-every pass is deterministic, so a resumed fit ends with exactly the
-parameters of an uninterrupted one.
+A pass file holds the parameter sets the pass was made at and the
+statistics it returned.  Everything a fit does between passes is a
+deterministic function of the statistics it received (EM, SQUAREM,
+restarts sharing passes, culling), so a resumed fit *replays* the saved
+passes -- the same parameters are asked for, and the saved statistics are
+handed back without reading the data -- and then continues with new passes.
+Floats are written with ``repr`` precision and read back bit for bit, so the
+resumed fit ends with exactly the parameters of an uninterrupted one.  A
+replay that asks for other parameters than were saved (another version of
+streammix, say) is refused.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_text
-from .em import EMResult, EMSettings
-from .online import _options_from_dict, _options_to_dict, _stats_from_dict, _stats_to_dict
+from .online import _stats_from_dict, _stats_to_dict
 from .params import MixtureParams
+from .restarts import StatsBundle
 
 __all__ = ["CheckpointError", "Checkpoint", "source_fingerprint", "CHECKPOINT_FILE"]
 
@@ -112,42 +117,7 @@ def _settings_difference(saved: dict, now: dict) -> str | None:
     return "; ".join(diff) if diff else None
 
 
-# -------------------------------------------------------------------- (de)coding
-def _state_to_dict(state: dict) -> dict:
-    return {"params": state["params"].to_dict(), "options": _options_to_dict(state["options"]),
-            "history": state["history"], "prev_obj": state["prev_obj"],
-            "n_reseeds": state["n_reseeds"], "n_iter": state["n_iter"],
-            "event": state["event"], "notes": state["notes"]}
-
-
-def _state_from_dict(d: dict) -> dict:
-    state = dict(d)
-    state["params"] = MixtureParams.from_dict(d["params"])
-    state["options"] = _options_from_dict(d["options"])
-    return state
-
-
-def _result_to_dict(result: EMResult) -> dict:
-    s = result.settings
-    return {"params": result.params.to_dict(), "loglik": result.loglik,
-            "objective": result.objective, "n_iter": result.n_iter,
-            "converged": result.converged, "history": result.history,
-            "stats": _stats_to_dict(result.stats),
-            "settings": {"mstep": _options_to_dict(s.mstep), "tol": s.tol,
-                         "max_iter": s.max_iter, "min_rows_factor": s.min_rows_factor,
-                         "min_weight": s.min_weight, "on_collapse": s.on_collapse,
-                         "max_reseeds": s.max_reseeds}}
-
-
-def _result_from_dict(d: dict) -> EMResult:
-    settings = dict(d["settings"])
-    settings["mstep"] = _options_from_dict(settings["mstep"])
-    return EMResult(MixtureParams.from_dict(d["params"]), d["loglik"], d["objective"],
-                    d["n_iter"], d["converged"], d["history"], _stats_from_dict(d["stats"]),
-                    EMSettings(**settings))
-
-
-# -------------------------------------------------------------------- the file
+# -------------------------------------------------------------------- the folder
 class Checkpoint:
     """The checkpoint folder of one fit.
 
@@ -163,12 +133,13 @@ class Checkpoint:
     def __init__(self, folder, data: dict, settings: dict):
         self.folder = Path(folder)
         self.path = self.folder / CHECKPOINT_FILE
+        self.pass_dir = self.folder / "passes"
         self.data = data
         self.settings = settings
         self.seed: int | None = None
-        self.run = 0
-        self.best: EMResult | None = None
-        self.state: dict | None = None
+        self.saved: list[tuple[list[MixtureParams], StatsBundle]] = []
+        self.replaying = False
+        self._next = 0
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -184,11 +155,16 @@ class Checkpoint:
                 raise CheckpointError(f"cannot make checkpoint folder {self.folder}: "
                                       f"{self.folder.parent} does not exist")
             self.folder.mkdir()
+        self.pass_dir.mkdir(exist_ok=True)
+        for stale in self.pass_dir.glob("*.json"):
+            stale.unlink()
         self.seed = int(seed)
-        self.write()
+        record = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                  "data": self.data, "settings": self.settings, "seed": self.seed}
+        atomic_write_text(self.path, json.dumps(record, allow_nan=False))
 
     def load(self) -> None:
-        """Read the checkpoint; refuse one made from other data or settings."""
+        """Read the checkpoint and its passes; refuse one from other data or settings."""
         try:
             record = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -209,28 +185,59 @@ class Checkpoint:
             raise CheckpointError(f"{self.path} was made with different settings ({why}); "
                                   "refusing to resume it")
         self.seed = int(record["seed"])
-        self.run = int(record["run"])
-        self.best = None if record["best"] is None else _result_from_dict(record["best"])
-        self.state = None if record["state"] is None else _state_from_dict(record["state"])
-        logger.info("resuming from %s: run %d, iteration %s", self.path, self.run,
-                    None if self.state is None else self.state["n_iter"])
+        self.saved = []
+        while True:
+            path = self._pass_path(len(self.saved))
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                break
+            except (OSError, json.JSONDecodeError) as exc:
+                raise CheckpointError(f"{path}: not a readable pass record ({exc})") from None
+            params = [MixtureParams.from_dict(d) for d in entry["params"]]
+            stats = StatsBundle(_stats_from_dict(d) for d in entry["stats"])
+            self.saved.append((params, stats))
+        logger.info("resuming from %s: %d passes to replay", self.path, len(self.saved))
 
-    def save_state(self, state: dict) -> None:
-        """After an M-step of the current run."""
-        self.state = state
-        self.write()
+    def _pass_path(self, k: int) -> Path:
+        return self.pass_dir / f"{k:06d}.json"
 
-    def finish_run(self, run: int, best: EMResult) -> None:
-        """Run ``run`` is done; ``best`` is the best result so far."""
-        self.run, self.best, self.state = run + 1, best, None
-        self.write()
+    def wrap(self, pass_many):
+        """``pass_many`` (a tuple of parameter sets -> StatsBundle) that saves each pass.
 
-    def write(self) -> None:
-        record = {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-            "data": self.data, "settings": self.settings, "seed": self.seed, "run": self.run,
-            "best": None if self.best is None else _result_to_dict(self.best),
-            "state": None if self.state is None else _state_to_dict(self.state),
-        }
-        atomic_write_text(self.path, json.dumps(record, allow_nan=False))
-        logger.debug("checkpoint written to %s", os.fspath(self.path))
+        Saved passes are replayed first: the parameters asked for must be the
+        saved ones, bit for bit, and the saved statistics are returned without
+        a pass over the data (``replaying`` is then True).
+        """
+        def checkpointed(params) -> StatsBundle:
+            k = self._next
+            self._next += 1
+            if k < len(self.saved):
+                saved_params, stats = self.saved[k]
+                if len(saved_params) != len(params) or any(
+                        a != b for a, b in zip(saved_params, params, strict=True)):
+                    raise CheckpointError(
+                        f"{self._pass_path(k)}: the resumed fit asks for other parameters "
+                        "than the saved pass was made at; refusing to resume it")
+                self.replaying = True
+                return stats
+            self.replaying = False
+            stats = pass_many(params)
+            entry = {"params": [prm.to_dict() for prm in params],
+                     "stats": [_stats_to_dict(st) for st in stats]}
+            atomic_write_text(self._pass_path(k), json.dumps(entry, allow_nan=False))
+            logger.debug("checkpoint: pass %d written to %s", k, os.fspath(self.pass_dir))
+            return stats
+
+        return checkpointed
+
+    def quiet(self, callback):
+        """``callback`` that stays silent while saved passes are replayed."""
+        if callback is None:
+            return None
+
+        def call(record):
+            if not self.replaying:
+                callback(record)
+
+        return call

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +20,8 @@ from .params import MixtureParams
 from .stats import SuffStats
 
 __all__ = [
-    "EMSettings", "EMResult", "run_em", "ConvergenceWarning", "ComponentCollapseError",
-    "COLLAPSE_POLICIES",
+    "EMSettings", "EMResult", "run_em", "em_steps", "drive", "warn_not_converged",
+    "ConvergenceWarning", "ComponentCollapseError", "COLLAPSE_POLICIES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ def _subset_options(options: MStepOptions, keep: list[int]) -> MStepOptions:
 
 def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
            settings: EMSettings, *, reseed: Callable | None = None,
-           warn: bool = True, callback: Callable[[dict], None] | None = None,
-           state: dict | None = None,
-           on_state: Callable[[dict], None] | None = None) -> EMResult:
+           warn: bool = True, callback: Callable[[dict], None] | None = None) -> EMResult:
     """Run batch EM from ``params``.
 
     Parameters
@@ -140,19 +138,53 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
     callback : callable, optional
         Called after each pass with a copy of its history record (e.g. to
         display progress).
-    state : dict, optional
-        Resume from a state handed to ``on_state`` by an earlier call with
-        the same pass function and settings (``params`` is then ignored):
-        the run continues exactly as the interrupted one would have.
-    on_state : callable, optional
-        Called after every M-step with the complete loop state (a dict of
-        the parameters of the next pass, ``n_iter``, ``history``, the last
-        objective, pending event and notes, re-seed count and the M-step
-        options), e.g. to write a checkpoint.
 
     Returns
     -------
     EMResult
+    """
+    result = drive(em_steps(params, settings, reseed=reseed, callback=callback), pass_fn)
+    if warn:
+        warn_not_converged(result, stacklevel=3)
+    return result
+
+
+def drive(steps: Generator[MixtureParams, SuffStats, EMResult],
+          pass_fn: Callable[[MixtureParams], SuffStats]) -> EMResult:
+    """Run a step generator (:func:`em_steps` and the like) to its end.
+
+    The generator yields the parameters at which it needs the next pass and
+    is sent that pass's statistics; its return value is the result.
+    """
+    try:
+        params = next(steps)
+        while True:
+            params = steps.send(pass_fn(params))
+    except StopIteration as stop:
+        return stop.value
+
+
+def warn_not_converged(result: EMResult, stacklevel: int = 2) -> None:
+    """Emit :class:`ConvergenceWarning` if ``result`` stopped at ``max_iter``."""
+    settings = result.settings
+    if result.converged or settings.max_iter <= 0 or len(result.history) < 2:
+        return
+    last = abs(result.history[-1]["objective"] - result.history[-2]["objective"])
+    warnings.warn(
+        f"EM did not converge in {settings.max_iter} iterations "
+        f"(last change {last:.3g} > tol {settings.tol:g}); increase max_iter or tol",
+        ConvergenceWarning, stacklevel=stacklevel + 1,
+    )
+
+
+def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | None = None,
+             callback: Callable[[dict], None] | None = None,
+             ) -> Generator[MixtureParams, SuffStats, EMResult]:
+    """Batch EM as a generator: the body of :func:`run_em` without the passes.
+
+    Yields the parameters of each pass, receives that pass's
+    :class:`SuffStats`, and returns the :class:`EMResult`.  Several runs in
+    this form can share the scans of the data (:mod:`streammix.restarts`).
     """
     options = settings.mstep
     history: list[dict] = []
@@ -162,13 +194,8 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
     converged = False
     event: str | None = None
     notes: dict[str, str] = {}
-    if state is not None:
-        params, options = state["params"], state["options"]
-        history = [dict(record) for record in state["history"]]
-        prev_obj, n_reseeds, n_iter = state["prev_obj"], state["n_reseeds"], state["n_iter"]
-        event, notes = state["event"], dict(state["notes"])
     while True:
-        stats = pass_fn(params)
+        stats = yield params
         if not np.isfinite(stats.loglik):
             raise FloatingPointError(
                 f"log-likelihood is not finite at iteration {n_iter}; "
@@ -204,17 +231,6 @@ def run_em(pass_fn: Callable[[MixtureParams], SuffStats], params: MixtureParams,
         for j, note in flags.items():
             logger.debug("iteration %d, component %d: %s", n_iter, j, note)
         n_iter += 1
-        if on_state is not None:
-            on_state({"params": params, "options": options, "history": list(history),
-                      "prev_obj": prev_obj, "n_reseeds": n_reseeds, "n_iter": n_iter,
-                      "event": event, "notes": dict(notes)})
-    if not converged and warn and settings.max_iter > 0:
-        warnings.warn(
-            f"EM did not converge in {settings.max_iter} iterations "
-            f"(last change {abs(history[-1]['objective'] - history[-2]['objective']):.3g}"
-            f" > tol {settings.tol:g}); increase max_iter or tol",
-            ConvergenceWarning, stacklevel=3,
-        )
     return EMResult(params, stats.loglik, obj, n_iter, converged, history, stats,
                     dataclasses.replace(settings, mstep=options))
 

@@ -56,10 +56,12 @@ def test_exact_line_through_a_few_points():
         MixtureOfLinearRegressions(2, init=start, on_collapse="error").fit(X, y)
 
 
-def test_perfectly_collinear_features_are_reported():
+@pytest.mark.parametrize("accelerate", [None, "squarem"])
+def test_perfectly_collinear_features_are_reported(accelerate):
     X, y, _ = make_mixture(2000, [0.5, 0.5], [-3, 3], [[1], [-1]], [1, 1], seed=2)
     X = np.column_stack([X, 2 * X])
-    model = MixtureOfLinearRegressions(2, random_state=0).fit(X, y)
+    model = MixtureOfLinearRegressions(2, random_state=0, init="random", tol=1e-9,
+                                       accelerate=accelerate).fit(X, y)
     assert _finite(model)
     assert "rank-deficient design" in _notes(model)
     # The fitted lines are still the right ones: a + 2b along the shared direction.

@@ -37,7 +37,8 @@ def test_agrees_with_a_plain_in_memory_em(small_mixture):
     X, y, _ = small_mixture
     start = {"weights": [0.5, 0.5], "intercept": [-1.0, 1.0], "coef": [[1.0, 0.0], [0.0, 1.0]],
              "sigma": [1.5, 1.5]}
-    model = MixtureOfLinearRegressions(2, init=start, tol=0, max_iter=30, chunk_rows=700)
+    model = MixtureOfLinearRegressions(2, init=start, tol=0, max_iter=30, chunk_rows=700,
+                                       accelerate=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
@@ -57,7 +58,8 @@ def test_log_likelihood_never_decreases(noise):
     X, y, _ = make_mixture(4000, [0.3, 0.3, 0.4], [0, 1, 2], [[1, 0], [0, 1], [1, 1]],
                            [1, 1, 1], seed=11)  # overlapping: many iterations
     model = MixtureOfLinearRegressions(3, noise=noise, sigma=1.0 if noise == "fixed" else None,
-                                       tol=1e-10, max_iter=300, random_state=0, init="random")
+                                       tol=1e-10, max_iter=300, random_state=0, init="random",
+                                       accelerate=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
@@ -70,7 +72,8 @@ def test_log_posterior_never_decreases_under_priors():
     X, y, _ = make_mixture(2000, [0.5, 0.5], [0, 2], [[1], [-1]], [1, 1], seed=4)
     model = MixtureOfLinearRegressions(2, ridge=5.0, prior_dof=3.0, prior_scale=0.5,
                                        dirichlet_alpha=2.0, tol=1e-9, max_iter=500,
-                                       random_state=1, init="random").fit(X, y)
+                                       random_state=1, init="random",
+                                       accelerate=None).fit(X, y)
     obj = np.array([h["objective"] for h in model.history_])
     assert np.all(np.diff(obj) >= -1e-9 * np.abs(obj[1:]))
     assert model.objective_ != model.loglik_

@@ -161,11 +161,13 @@ def test_a_chunk_that_kills_every_worker_stops_the_fit_naming_it_and_keeps_the_c
     assert piece.path.endswith("part-2.parquet") and len(piece.row_groups) == 1
     assert not hasattr(fitting, "params_")  # nothing fitted, so nothing can be saved
     # The checkpoint of the last finished iteration is kept ...
-    saved = json.loads((folder / "checkpoint.json").read_text())
-    assert saved["state"]["n_iter"] == 3 and len(saved["state"]["history"]) == 3
-    assert [r["loglik"] for r in saved["state"]["history"]] == \
+    assert json.loads((folder / "checkpoint.json").read_text())["format"] == \
+        "streammix-checkpoint"
+    passes = sorted((folder / "passes").iterdir())
+    assert [p.name for p in passes] == ["000000.json", "000001.json", "000002.json"]
+    assert [json.loads(p.read_text())["stats"][0]["loglik"] for p in passes] == \
         [r["loglik"] for r in undisturbed.history_[:3]]
-    assert [p.name for p in folder.iterdir()] == ["checkpoint.json"]  # no temporary left
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json", "passes"]
     # ... and once the file is repaired the fit resumes from it to the undisturbed result.
     (gate / "crash").unlink()
     client.wait_for_workers(3, timeout=60)
