@@ -17,13 +17,12 @@ plotting sample from a source of any size with the pass-0 reservoir sampler.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_open
 from .engine import InProcessEngine
 from .init import Profile, ProfileTask
 from .stats import design_matrix, log_responsibilities
@@ -256,20 +255,6 @@ def save_figure(fig, path, dpi: int = 120) -> None:
     """Write a figure atomically (format from the file suffix)."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a figure is for sharing
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, dpi=dpi)
     logger.info("wrote %s", path)
