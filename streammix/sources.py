@@ -60,7 +60,7 @@ class ArraySource:
 
     def __init__(self, X, y, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  feature_names=None):
-        X = _as_2d_float(X, "X")
+        X = as_2d_float(X, "X")
         if y is None:
             raise DataError("y is required when X is an array")
         y = np.asarray(y, dtype=np.float64)
@@ -112,15 +112,19 @@ class ArraySource:
         return Chunk(self.X[start:stop], self.y[start:stop], self.w[start:stop], "array", start)
 
 
-def _as_2d_float(X, name: str) -> np.ndarray:
+def as_2d_float(X, name: str, where: str = "") -> np.ndarray:
+    """``X`` as a float64 (n, d) array (a 1-d array is one column).
+
+    Errors are :class:`DataError` reading ``"{where}{name} must be ..."``.
+    """
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{name} must be numeric: {exc}") from None
+        raise DataError(f"{where}{name} must be numeric: {exc}") from None
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise DataError(f"{name} must be 2-dimensional, got shape {arr.shape}")
+        raise DataError(f"{where}{name} must be 2-dimensional, got shape {arr.shape}")
     return arr
 
 

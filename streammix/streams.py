@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .sources import as_2d_float
 from .validation import DataError, check_finite, check_weights
 
 __all__ = ["StreamBatch", "batch_arrays", "iter_batches", "ArrowStreamSource", "FolderStream",
@@ -125,14 +126,7 @@ def batch_arrays(batch, y=None, sample_weight=None, *, target: str | None = None
         if weight is not None:
             sample_weight = _column(batch, weight, where)
     else:
-        try:
-            X = np.asarray(batch, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{where}: X must be numeric: {exc}") from None
-        if X.ndim == 1:
-            X = X[:, None]
-        if X.ndim != 2:
-            raise DataError(f"{where}: X must be 2-dimensional, got shape {X.shape}")
+        X = as_2d_float(batch, "X", where=f"{where}: ")
         if y is None:
             raise DataError(f"{where}: y is required when X is an array")
         features = ([f"x{k}" for k in range(X.shape[1])] if features is None
