@@ -40,7 +40,8 @@ from .online import _stats_from_dict, _stats_to_dict
 from .params import MixtureParams
 from .restarts import StatsBundle
 
-__all__ = ["CheckpointError", "Checkpoint", "source_fingerprint", "CHECKPOINT_FILE"]
+__all__ = ["CheckpointError", "Checkpoint", "source_fingerprint", "profile_digest",
+           "CHECKPOINT_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,26 @@ def source_fingerprint(source) -> dict:
         if isinstance(value, np.ndarray):
             h.update(name.encode())
             h.update(np.ascontiguousarray(value).tobytes())
+    config = {}
+    for name in ("target", "features", "feature_names", "weight", "filters", "on_invalid",
+                 "n_features"):
+        if hasattr(source, name):  # which columns, rows and policy a source reads
+            config[name] = json.loads(json.dumps(getattr(source, name), default=str))
     return {"kind": type(source).__name__, "chunks": len(plan), "digest": h.hexdigest(),
-            "files": files}
+            "files": files, "config": config}
+
+
+def profile_digest(profile) -> str:
+    """A digest of the pass-0 profile (row counts, total weight, the sample).
+
+    It identifies the data also where the plan cannot (a Dask collection's
+    partitions are only numbered): other data give another sample.
+    """
+    h = hashlib.sha256()
+    h.update(repr((int(profile.n_rows), int(profile.n_positive), float(profile.sum_w))).encode())
+    for array in (profile.keys, profile.X, profile.y):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
 
 
 def _data_difference(saved: dict, now: dict) -> str | None:
@@ -93,6 +112,10 @@ def _data_difference(saved: dict, now: dict) -> str | None:
         return None
     if saved.get("kind") != now.get("kind"):
         return f"a {saved.get('kind')} then, a {now.get('kind')} now"
+    if saved.get("config") != now.get("config"):
+        old, new = saved.get("config", {}), now.get("config", {})
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return "; ".join(f"{k} {old.get(k)!r} then, {new.get(k)!r} now" for k in keys)
     old, new = saved.get("files", {}), now.get("files", {})
     gone = sorted(set(old) - set(new))
     added = sorted(set(new) - set(old))
@@ -137,6 +160,7 @@ class Checkpoint:
         self.data = data
         self.settings = settings
         self.seed: int | None = None
+        self.profile: str | None = None
         self.saved: list[tuple[list[MixtureParams], StatsBundle]] = []
         self.replaying = False
         self._next = 0
@@ -159,9 +183,24 @@ class Checkpoint:
         for stale in self.pass_dir.glob("*.json"):
             stale.unlink()
         self.seed = int(seed)
+        self.profile = None
+        self._write_header()
+
+    def _write_header(self) -> None:
         record = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                  "data": self.data, "settings": self.settings, "seed": self.seed}
+                  "data": self.data, "settings": self.settings, "seed": self.seed,
+                  "profile": self.profile}
         atomic_write_text(self.path, json.dumps(record, allow_nan=False))
+
+    def check_profile(self, digest: str) -> None:
+        """Record the pass-0 profile of a new fit, or refuse a resume whose differs."""
+        if self.profile is None:
+            self.profile = digest
+            self._write_header()
+        elif self.profile != digest:
+            raise CheckpointError(
+                f"{self.path} was made from different data (pass 0 drew another sample "
+                "or counted other rows); refusing to resume it")
 
     def load(self) -> None:
         """Read the checkpoint and its passes; refuse one from other data or settings."""
@@ -185,6 +224,7 @@ class Checkpoint:
             raise CheckpointError(f"{self.path} was made with different settings ({why}); "
                                   "refusing to resume it")
         self.seed = int(record["seed"])
+        self.profile = record.get("profile")
         self.saved = []
         while True:
             path = self._pass_path(len(self.saved))
@@ -225,7 +265,9 @@ class Checkpoint:
             stats = pass_many(params)
             entry = {"params": [prm.to_dict() for prm in params],
                      "stats": [_stats_to_dict(st) for st in stats]}
-            atomic_write_text(self._pass_path(k), json.dumps(entry, allow_nan=False))
+            # allow_nan: SQUAREM may evaluate (and then reject) a point whose
+            # likelihood is not finite; json writes and reads NaN/Infinity back.
+            atomic_write_text(self._pass_path(k), json.dumps(entry))
             logger.debug("checkpoint: pass %d written to %s", k, os.fspath(self.pass_dir))
             return stats
 

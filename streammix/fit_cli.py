@@ -51,8 +51,9 @@ def register(subparsers) -> None:
     fit.add_argument("--seed", type=int, default=None, metavar="S",
                      help="random seed (sample and starting values), for reproducible fits")
     fit.add_argument("--checkpoint", metavar="DIR",
-                     help="write the state of the fit to DIR/checkpoint.json (atomically) "
-                          "after every iteration, so that an interrupted fit can be resumed")
+                     help="save the fit in DIR as it goes (DIR/checkpoint.json, then one "
+                          "record per pass in DIR/passes/, each written atomically), so that "
+                          "an interrupted fit can be resumed")
     fit.add_argument("--resume", action="store_true",
                      help="continue the fit saved in --checkpoint DIR (same data and "
                           "settings, else refused); the result equals an uninterrupted fit")

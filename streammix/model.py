@@ -53,6 +53,23 @@ class _FitContext:
     scaling: Scaling | None = None
 
 
+def _jsonable(value):
+    """``value`` with numpy scalars and arrays, and tuples, turned into JSON types.
+
+    So that a hyper-parameter given as ``np.int64(2)``, an array or a tuple
+    is stored, and compares equal after a JSON round trip.
+    """
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 class NotFittedError(ValueError, AttributeError):
     """The estimator is used before ``fit``."""
 
@@ -359,6 +376,9 @@ class MixtureOfLinearRegressions:
 
     def _start_params(self, n_features: int):
         init = self.init
+        if isinstance(init, MixtureParams) and init.n_components != self.n_components:
+            raise ValueError(f"init has {init.n_components} components, n_components is "
+                             f"{self.n_components}")
         if not isinstance(init, dict):
             return init
         try:
@@ -441,6 +461,9 @@ class MixtureOfLinearRegressions:
             if saver is not None:
                 saver.start(seed)
         ctx = self._profile_pass(source, seed=seed)
+        if saver is not None:
+            from .checkpoint import profile_digest
+            saver.check_profile(profile_digest(ctx.profile))
         m = self.n_components
         start = self._start_params(ctx.d)
         explicit = isinstance(start, MixtureParams)
@@ -661,6 +684,8 @@ class MixtureOfLinearRegressions:
         return self
 
     def _set_online_fitted(self) -> None:
+        for name in (*self._INFERENCE, "n_passes_"):
+            self.__dict__.pop(name, None)  # they described another fit
         state = self.online_
         params = state.estimate()
         order = np.lexsort((params.beta[:, 0], -params.weights))
@@ -704,7 +729,7 @@ class MixtureOfLinearRegressions:
         if source.n_features != self.n_features_in_:
             raise ValueError(f"the data has {source.n_features} features; the model was "
                              f"fitted on {self.n_features_in_}")
-        engine = self.engine if self.engine is not None else InProcessEngine()
+        engine = _resolve_engine(self.engine)
         fi, p = self.fit_intercept, state.params.n_coef
 
         def pass_fn(params: MixtureParams) -> SuffStats:
@@ -718,6 +743,7 @@ class MixtureOfLinearRegressions:
         names = self.feature_names_in_
         self._set_fitted(result, source, totals)
         self.feature_names_in_ = names
+        self.n_passes_ = len(result.history)  # the passes polish made
         return self
 
     def _set_fitted(self, result, source, profile) -> None:
@@ -883,7 +909,7 @@ class MixtureOfLinearRegressions:
         if source.n_features != self.n_features_in_:
             raise ValueError(f"the data has {source.n_features} features; the model was "
                              f"fitted on {self.n_features_in_}")
-        engine = self.engine if self.engine is not None else InProcessEngine()
+        engine = _resolve_engine(self.engine)
         self._compute_se(source, engine, method)
         return self
 
@@ -950,11 +976,10 @@ class MixtureOfLinearRegressions:
                 continue
             if isinstance(value, MixtureParams):
                 value = {"__mixture_params__": value.to_dict()}
-            elif isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif name == "random_state" and not (value is None or isinstance(value, int)):
+            elif name == "random_state" and not (
+                    value is None or isinstance(value, (int, np.integer))):
                 value = None  # a Generator cannot be stored
-            params[name] = value
+            params[name] = _jsonable(value)
         record = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "hyperparameters": params}
         if hasattr(self, "params_"):
             fitted = {name: getattr(self, name) for name in self._FITTED}

@@ -40,23 +40,25 @@ class FitProgress:
             isatty = getattr(self.stream, "isatty", None)
             tty = bool(isatty()) if isatty is not None else False
         self.tty = tty
-        self.run = 0
         self.passes = 0
-        self.prev: float | None = None
+        self.prev: dict[int, float] = {}  # run -> its last log-likelihood
+        self._iterations: set[int] = set()
         self.lines: list[str] = []
         self._clock = time.perf_counter()
         self._drawn = False
 
     def __call__(self, record: dict) -> None:
         seconds = time.perf_counter() - self._clock
-        if record["iteration"] == 0 and self.passes > 0:
-            self.run += 1
-            self.prev = None
-        self.passes += 1
+        # Runs share scans: the records of one scan carry the same iteration
+        # (one per live run), so a scan is counted once per iteration.
+        run_no = int(record.get("run", 0))
+        self._iterations.add(record["iteration"])
+        self.passes = len(self._iterations)
         loglik = record["loglik"]
-        change = "" if self.prev is None else f"  change {loglik - self.prev:+.3g}"
-        self.prev = loglik
-        run = f"run {self.run + 1}/{self.n_runs}  " if self.n_runs > 1 else ""
+        prev = self.prev.get(run_no)
+        change = "" if prev is None else f"  change {loglik - prev:+.3g}"
+        self.prev[run_no] = loglik
+        run = f"run {run_no + 1}/{self.n_runs}  " if self.n_runs > 1 else ""
         event = f"  [{record['event']}]" if record.get("event") else ""
         line = (f"{run}iteration {record['iteration']:>3}  chunks {self.passes * self.n_chunks}"
                 f" ({self.n_chunks}/pass)  loglik {loglik:.10g}{change}  "

@@ -114,10 +114,16 @@ class Scaling:
                 if key in record:
                     record[key] = record[key] + shift
             history.append(record)
+        settings = result.settings
+        if settings is not None:  # the floor and a known σ² back in the units of y
+            opts, var_y = settings.mstep, self.s_y**2
+            fixed = None if opts.fixed_sigma2 is None else np.asarray(opts.fixed_sigma2) * var_y
+            settings = dataclasses.replace(settings, mstep=dataclasses.replace(
+                opts, variance_floor=opts.variance_floor * var_y, fixed_sigma2=fixed))
         return dataclasses.replace(result, params=self.backward(result.params),
                                    loglik=result.loglik + shift,
                                    objective=result.objective + shift, history=history,
-                                   stats=stats)
+                                   stats=stats, settings=settings)
 
 
 @dataclass(frozen=True)

@@ -222,3 +222,51 @@ def test_cli_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(lake, t
     bad = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert "different settings (n_init 1 then, 2 now)" in bad.stderr
+
+
+def test_other_columns_or_other_data_behind_the_same_plan_are_refused(lake, tmp_path, data):
+    """The plan alone does not identify the data: columns read and pass 0 are checked too."""
+    folder = tmp_path / "ckpt"
+    source = ParquetSource(str(lake), target="y", features=FEATURES, chunk_rows=250)
+    with pytest.raises(Interrupt):
+        MixtureOfLinearRegressions(2, random_state=0, tol=1e-9).fit(source, checkpoint=folder,
+                                                          callback=stop_after(1))
+    swapped = ParquetSource(str(lake), target="x2", features=["x1", "y"], chunk_rows=250)
+    with pytest.raises(CheckpointError, match="different data.*target 'y' then, 'x2' now"):
+        MixtureOfLinearRegressions(2, random_state=0, tol=1e-9).fit(swapped, checkpoint=folder,
+                                                          resume=True)
+    # In-memory data are hashed; a source whose plan is only numbered is caught by pass 0.
+    X, y = data
+    folder2 = tmp_path / "ckpt2"
+    with pytest.raises(Interrupt):
+        MixtureOfLinearRegressions(2, random_state=0, tol=1e-9).fit(X, y, checkpoint=folder2,
+                                                          callback=stop_after(1))
+    from streammix.checkpoint import Checkpoint, profile_digest
+    from streammix.init import Profile
+    saver = Checkpoint(folder2, {}, {})
+    saver.load = lambda: None  # only the pass-0 check
+    saver.profile = json.loads((folder2 / "checkpoint.json").read_text())["profile"]
+    other = Profile(10, 10, 10.0, 5, np.zeros(5), np.zeros((5, 2)), np.zeros(5))
+    with pytest.raises(CheckpointError, match="different data"):
+        saver.check_profile(profile_digest(other))
+
+
+def test_numpy_and_tuple_hyper_parameters_save_and_resume(data, tmp_path):
+    X, y = data
+    start = {"weights": np.array([0.5, 0.5]), "intercept": np.array([-1.0, 1.0]),
+             "coef": np.array([[1.0, -0.5], [-0.5, 1.0]]), "sigma": (1.0, 1.0)}
+    model = MixtureOfLinearRegressions(np.int64(2), noise="fixed", sigma=(1.0, 0.8),
+                                       init=start, random_state=np.int64(5), tol=1e-9)
+    folder = tmp_path / "ckpt"
+    with pytest.raises(Interrupt):
+        model.fit(X, y, checkpoint=folder, callback=stop_after(2))
+    resumed = MixtureOfLinearRegressions(np.int64(2), noise="fixed", sigma=(1.0, 0.8),
+                                         init=start, random_state=np.int64(5), tol=1e-9)
+    resumed.fit(X, y, checkpoint=folder, resume=True)
+    reference = MixtureOfLinearRegressions(2, noise="fixed", sigma=[1.0, 0.8], init=start,
+                                           random_state=5, tol=1e-9).fit(X, y)
+    np.testing.assert_array_equal(resumed.params_.beta, reference.params_.beta)
+    resumed.save(tmp_path / "model.json")
+    loaded = MixtureOfLinearRegressions.load(tmp_path / "model.json")
+    assert loaded.random_state == 5 and loaded.n_components == 2
+    assert loaded.params_ == resumed.params_

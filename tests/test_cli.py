@@ -309,14 +309,18 @@ def test_progress_redraws_one_line_on_a_terminal():
 
     stream = Terminal()
     progress = FitProgress(n_chunks=4, n_runs=2, stream=stream)
-    for record in ({"iteration": 0, "loglik": -10.0}, {"iteration": 1, "loglik": -9.5},
-                   {"iteration": 0, "loglik": -12.0}):
+    # n_init runs share each scan: their records of one scan interleave
+    for record in ({"iteration": 0, "run": 0, "loglik": -10.0},
+                   {"iteration": 0, "run": 1, "loglik": -12.0},
+                   {"iteration": 1, "run": 0, "loglik": -9.5},
+                   {"iteration": 1, "run": 1, "loglik": -11.0}):
         progress(record)
     progress.close()
     text = stream.getvalue()
-    assert text.count("\r\033[K") == 3 and text.endswith("\n") and text.count("\n") == 1
+    assert text.count("\r\033[K") == 4 and text.endswith("\n") and text.count("\n") == 1
+    assert "run 2/2  iteration   0  chunks 4 (4/pass)  loglik -12  (" in text
     assert "run 1/2  iteration   1  chunks 8 (4/pass)  loglik -9.5  change +0.5" in text
-    assert "run 2/2  iteration   0  chunks 12 (4/pass)  loglik -12  (" in text
+    assert "run 2/2  iteration   1  chunks 8 (4/pass)  loglik -11  change +1" in text
     assert text.rstrip().endswith(" s)")
 
 

@@ -256,3 +256,18 @@ def test_fit_survives_a_worker_killed_mid_pass(client, lake):
     assert_same_fit(result["model"], undisturbed)
     client.wait_for_workers(2, timeout=60)
     assert victim not in client.run(os.getpid).values()
+
+
+def test_a_client_as_engine_serves_compute_se_and_polish(client, data):
+    """The engine given as a bare Client is wrapped for every pass, not only fit's."""
+    X, y = data
+    on_cluster = MixtureOfLinearRegressions(2, random_state=0, engine=client).fit(X, y)
+    local = MixtureOfLinearRegressions(2, random_state=0).fit(X, y)
+    on_cluster.compute_se(X, y)
+    local.compute_se(X, y)
+    np.testing.assert_allclose(on_cluster.vcov_, local.vcov_, rtol=1e-10)
+    online = MixtureOfLinearRegressions(2, random_state=0, engine=client)
+    for start in range(0, len(y), 1000):
+        online.partial_fit(X[start:start + 1000], y[start:start + 1000])
+    online.polish(X, y, n_passes=2)
+    assert np.isfinite(online.loglik_) and online.n_passes_ >= 1

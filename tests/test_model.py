@@ -183,3 +183,28 @@ def test_dataframe_input_keeps_feature_names():
     df = pd.DataFrame(X, columns=["age", "dose"])
     model = MixtureOfLinearRegressions(2, random_state=0).fit(df, y)
     assert model.feature_names_in_ == ["age", "dose"]
+
+
+def test_explicit_parameters_must_have_n_components():
+    from streammix import MixtureParams
+    X, y, _ = make_mixture(300, [0.5, 0.5], [0, 1], [[1], [2]], [1, 1])
+    three = MixtureParams([0.3, 0.3, 0.4], np.zeros((3, 2)), np.ones(3))
+    with pytest.raises(ValueError, match="init has 3 components, n_components is 2"):
+        MixtureOfLinearRegressions(2, init=three).fit(X, y)
+
+
+def test_standardised_fit_reports_the_floor_in_the_units_of_y():
+    X, y, _ = make_mixture(2000, [0.5, 0.5], [-3, 3], [[1], [-1]], [1, 1], seed=6)
+    y = 1000.0 * y
+    plain = MixtureOfLinearRegressions(2, random_state=0).fit(X, y)
+    scaled = MixtureOfLinearRegressions(2, random_state=0, standardize=True).fit(X, y)
+    assert scaled.variance_floor_ == pytest.approx(plain.variance_floor_, rel=1e-9)
+
+
+def test_partial_fit_after_fit_drops_the_old_standard_errors():
+    X, y, _ = make_mixture(3000, [0.5, 0.5], [-3, 3], [[1], [-1]], [1, 1], seed=7)
+    model = MixtureOfLinearRegressions(2, random_state=0).fit(X, y, se=True)
+    assert hasattr(model, "bse_") and hasattr(model, "n_passes_")
+    model.partial_fit(X[:1000], y[:1000] + 0.5)
+    assert not hasattr(model, "bse_") and not hasattr(model, "vcov_")
+    assert not hasattr(model, "n_passes_")
