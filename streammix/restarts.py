@@ -41,7 +41,7 @@ from .em import EMResult
 from .mstep import MStepOptions
 from .params import MixtureParams
 from .squarem import em_step_size, to_unconstrained
-from .stats import SuffStats, estep_features, features_transposed
+from .stats import SuffStats, estep_features_many, features_transposed
 
 __all__ = ["StatsBundle", "MultiEStepTask", "CullRule", "SharedRuns", "run_shared",
            "information_distance"]
@@ -104,9 +104,8 @@ class MultiEStepTask:
     fit_intercept: bool
 
     def __call__(self, chunk) -> StatsBundle:
-        FT = features_transposed(chunk.X)
-        return StatsBundle(estep_features(FT, chunk.y, chunk.w, p, self.fit_intercept)
-                           for p in self.params)
+        return StatsBundle(estep_features_many(features_transposed(chunk.X), chunk.y, chunk.w,
+                                               self.params, self.fit_intercept))
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ import numpy as np
 from .params import MixtureParams
 
 __all__ = [
-    "SuffStats", "estep", "estep_features", "accumulate", "log_responsibilities",
-    "design_matrix", "features_transposed", "BLOCK_ELEMENTS",
+    "SuffStats", "estep", "estep_features", "estep_features_many", "accumulate",
+    "log_responsibilities", "design_matrix", "features_transposed", "BLOCK_ELEMENTS",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -237,21 +237,28 @@ class _Accumulator:
         self.s2p = np.zeros((m, self.n_pairs))
         self.r0 = np.zeros(m)
         self.H = np.empty((2 * m, block))
-        self._Q = np.empty((self.n_pairs, block))
 
-    def add(self, FT: np.ndarray, R: np.ndarray, nb: int) -> None:
-        """Add a block; ``self.H[:m, :nb]`` must already hold wγ."""
+    def pair_products(self, FT: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The upper-triangle feature products of a block, (n_pairs, nb), into ``out``.
+
+        They do not depend on the parameters: one block's products serve
+        every parameter set of a shared pass.
+        """
+        Q = out[:, :FT.shape[1]]
+        pos = 0
+        for k, rows in self.pair_rows:
+            np.multiply(FT[k:k + 1], FT[k:], out=Q[pos:pos + rows.size])
+            pos += rows.size
+        return Q
+
+    def add(self, FT: np.ndarray, R: np.ndarray, nb: int, Q: np.ndarray) -> None:
+        """Add a block; ``self.H[:m, :nb]`` must already hold wγ, ``Q`` its pair products."""
         m = self.m
         H = self.H[:, :nb]
         np.multiply(H[:m], R, out=H[m:])
         self.g1 += H @ FT.T
         self.hsum += H.sum(axis=1)
         self.r0 += np.einsum("ij,ij->i", H[m:], R)
-        Q = self._Q[:, :nb]
-        pos = 0
-        for k, rows in self.pair_rows:
-            np.multiply(FT[k:k + 1], FT[k:], out=Q[pos:pos + rows.size])
-            pos += rows.size
         self.s2p += H[:m] @ Q.T
 
     def finish(self):
@@ -307,55 +314,88 @@ def estep_features(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixture
 
     With ``fit_intercept`` the design is ``[1, x]`` and ``params.beta[:, 0]``
     is the intercept; the column of ones is never materialised.  ``FT``
-    should be C-contiguous (``X.T`` of an F-ordered (n, d) array is).  The
-    chunk is processed in cache-sized column blocks; no temporary of size
+    should have contiguous rows (``X.T`` of an F-ordered (n, d) array has).
+    The chunk is processed in cache-sized column blocks; no temporary of size
     n × m × p is formed.
+    """
+    return estep_features_many(FT, y, w, (params,), fit_intercept)[0]
+
+
+def estep_features_many(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params_seq,
+                        fit_intercept: bool) -> list[SuffStats]:
+    """:func:`estep_features` for several parameter sets in one sweep of the chunk.
+
+    Each block of rows is visited once for all sets, and its feature
+    products (the part of the Gram statistics that does not depend on the
+    parameters) are formed once.  Each result equals that of
+    :func:`estep_features` on its own -- bit for bit when all sets have as
+    many components (the blocks are then the same), else to rounding.
     """
     FT = np.asarray(FT, dtype=np.float64)
     d, n = FT.shape
-    m = params.n_components
     p = d + int(fit_intercept)
-    if params.n_coef != p:
-        raise ValueError(f"design matrix has {p} columns but the parameters have {params.n_coef}")
-    log_norm = _log_norm(params)[:, None]
-    inv2s2 = (0.5 / params.sigma2)[:, None]
-    if fit_intercept:
-        b0 = params.beta[:, :1]
-        coef = np.ascontiguousarray(params.beta[:, 1:])
-    else:
-        b0 = np.zeros((m, 1))
-        coef = params.beta
-    step = _block_rows(p, m)
-    acc = _Accumulator(d, m, fit_intercept, min(step, max(n, 1)))
-    loglik = class_ll = 0.0
+    for params in params_seq:
+        if params.n_coef != p:
+            raise ValueError(f"design matrix has {p} columns but the parameters have "
+                             f"{params.n_coef}")
+    step = _block_rows(p, max(prm.n_components for prm in params_seq))
+    block = min(step, max(n, 1))
+    runs = [_BlockRun(prm, fit_intercept, d, block) for prm in params_seq]
+    pairs = np.empty((d * (d + 1) // 2, block))
     for start in range(0, n, step):
         Fb = FT[:, start:start + step]
         yb = y[start:start + step]
         wb = w[start:start + step]
-        nb = yb.size
-        R = coef @ Fb
-        R += b0
+        Q = runs[0].acc.pair_products(Fb, pairs)
+        for run in runs:
+            run.add_block(Fb, yb, wb, Q)
+    sum_w = float(np.sum(w))
+    return [run.result(sum_w, n) for run in runs]
+
+
+class _BlockRun:
+    """The E-step of one parameter set, block by block (see :func:`estep_features_many`)."""
+
+    def __init__(self, params: MixtureParams, fit_intercept: bool, d: int, block: int):
+        m = params.n_components
+        self.params, self.m = params, m
+        self.log_norm = _log_norm(params)[:, None]
+        self.inv2s2 = (0.5 / params.sigma2)[:, None]
+        if fit_intercept:
+            self.b0 = params.beta[:, :1]
+            self.coef = np.ascontiguousarray(params.beta[:, 1:])
+        else:
+            self.b0 = np.zeros((m, 1))
+            self.coef = params.beta
+        self.acc = _Accumulator(d, m, fit_intercept, block)
+        self.loglik = self.class_ll = 0.0
+
+    def add_block(self, Fb, yb, wb, Q) -> None:
+        m, nb = self.m, yb.size
+        R = self.coef @ Fb
+        R += self.b0
         np.subtract(yb, R, out=R)
         L = R * R
-        L *= -inv2s2
-        L += log_norm
+        L *= -self.inv2s2
+        L += self.log_norm
         M = L.max(axis=0)
         E = L - M
         np.exp(E, out=E)
         S = E.sum(axis=0)
         ll = np.log(S)
         ll += M
-        wgam = acc.H[:m, :nb]
-        np.multiply(E, wb / S, out=wgam)
-        loglik += float(wb @ ll)
-        class_ll += float(wb @ M)
-        acc.add(Fb, R, nb)
-    s0, s2, rx, r0 = acc.finish()
-    # Entropy -Σ w Σ_j γ log γ = Σ w ℓ - Σ_j Σ w γ L_j, and Σ w γ L_j follows from
-    # s0 and r0 because L_j = log_norm_j - r² / (2 σ_j²): no extra pass.
-    ent = loglik - float(log_norm[:, 0] @ s0 - inv2s2[:, 0] @ r0)
-    return SuffStats(s0, s2, rx, r0, loglik, class_ll, ent, float(np.sum(w)), int(n),
-                     params.beta)
+        np.multiply(E, wb / S, out=self.acc.H[:m, :nb])
+        self.loglik += float(wb @ ll)
+        self.class_ll += float(wb @ M)
+        self.acc.add(Fb, R, nb, Q)
+
+    def result(self, sum_w: float, n: int) -> SuffStats:
+        s0, s2, rx, r0 = self.acc.finish()
+        # Entropy -Σ w Σ_j γ log γ = Σ w ℓ - Σ_j Σ w γ L_j, and Σ w γ L_j follows
+        # from s0 and r0 because L_j = log_norm_j - r² / (2 σ_j²): no extra pass.
+        ent = self.loglik - float(self.log_norm[:, 0] @ s0 - self.inv2s2[:, 0] @ r0)
+        return SuffStats(s0, s2, rx, r0, self.loglik, self.class_ll, ent, sum_w, int(n),
+                         self.params.beta)
 
 
 def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
@@ -373,12 +413,15 @@ def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
     m = resp.shape[1]
     beta = np.asarray(beta, dtype=np.float64)
     step = _block_rows(d + 1, m)
-    acc = _Accumulator(d, m, intercept, min(step, max(n, 1)))
+    block = min(step, max(n, 1))
+    acc = _Accumulator(d, m, intercept, block)
+    pairs = np.empty((acc.n_pairs, block))
     for start in range(0, n, step):
         R = y[start:start + step] - beta @ XT[:, start:start + step]
         nb = R.shape[1]
         acc.H[:m, :nb] = (resp[start:start + step] * w[start:start + step, None]).T
-        acc.add(FT[:, start:start + step], R, nb)
+        Fb = FT[:, start:start + step]
+        acc.add(Fb, R, nb, acc.pair_products(Fb, pairs))
     s0, s2, rx, r0 = acc.finish()
     return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
 

@@ -150,3 +150,21 @@ def test_every_pairing_of_three_chunks_matches():
     whole = estep(X, y, w, params)
     for perm in itertools.permutations(parts):
         assert (perm[0] + perm[1] + perm[2]).allclose(whole, rtol=1e-11)
+
+
+def test_many_parameter_sets_in_one_sweep_equal_each_on_its_own():
+    from streammix.stats import estep_features, estep_features_many
+    X, y, w, params = _problem(n=20_000, d=4, m=3)
+    rng = np.random.default_rng(4)
+
+    def draw(m):
+        return MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, X.shape[1])),
+                             rng.uniform(0.5, 2.0, size=m))
+
+    FT = np.ascontiguousarray(X[:, 1:].T)
+    same_m = [params, draw(3), draw(3)]  # as restarts of one fit: the same blocks
+    for prm, st in zip(same_m, estep_features_many(FT, y, w, same_m, True), strict=True):
+        assert st.allclose(estep_features(FT, y, w, prm, True), rtol=0)  # bit for bit
+    mixed = [params, draw(2), draw(4)]  # as select_components: blocks sized for the largest m
+    for prm, st in zip(mixed, estep_features_many(FT, y, w, mixed, True), strict=True):
+        assert st.allclose(estep(X, y, w, prm), rtol=1e-12)
