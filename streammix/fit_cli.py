@@ -54,6 +54,10 @@ def register(subparsers) -> None:
                      help="save the fit in DIR as it goes (DIR/checkpoint.json, then one "
                           "record per pass in DIR/passes/, each written atomically), so that "
                           "an interrupted fit can be resumed")
+    fit.add_argument("--se", nargs="?", const="louis", default=None,
+                     choices=["louis", "opg", "sandwich"],
+                     help="also compute standard errors (one more pass; default method "
+                          "louis); they are saved with the model and shown by 'info'")
     fit.add_argument("--resume", action="store_true",
                      help="continue the fit saved in --checkpoint DIR (same data and "
                           "settings, else refused); the result equals an uninterrupted fit")
@@ -91,7 +95,7 @@ def run_fit(args) -> int:
             init_sample_size=args.init_sample_size, engine=engine)
         try:
             model.fit(source, callback=progress, checkpoint=args.checkpoint,
-                      resume=args.resume)
+                      resume=args.resume, se=args.se or False)
         finally:
             if progress is not None:
                 progress.close()
@@ -131,7 +135,7 @@ def load_model_record(path):
 
 def run_info(args) -> int:
     model, data = load_model_record(args.model)
-    lines = [model.report()]
+    lines = [str(model.summary())]
     if data:
         weight = f", weight {data['weight']!r}" if data.get("weight") else ""
         lines.append(f"fitted on {data.get('path')}: target {data['target']!r}, "

@@ -115,13 +115,24 @@ def test_fit_on_the_default_local_cluster_and_on_a_scheduler_matches_in_process(
     assert got["params"] == expected["params"]
 
 
-def test_info_prints_the_report(fitted):
+def test_info_prints_the_summary(fitted):
     _, out = fitted
     proc = run_cli("info", out)
     assert proc.returncode == 0, proc.stderr
     model = MixtureOfLinearRegressions.load(out)
-    assert proc.stdout.startswith(model.report() + "\n")
+    assert proc.stdout.startswith(str(model.summary()) + "\n")
     assert "target 'y', features x1, x2" in proc.stdout
+
+
+def test_fit_with_se_saves_standard_errors_that_info_shows(lake, tmp_path):
+    out = tmp_path / "se.json"
+    proc = run_cli("fit", lake[0], "--target", "y", "--features", "x1,x2", "--components", "2",
+                   "--seed", "0", "--in-process", "--se", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    model = MixtureOfLinearRegressions.load(out)
+    assert model.se_method_ == "louis" and np.all(np.isfinite(model.vcov_))
+    info = run_cli("info", out)
+    assert "observed information (Louis)" in info.stdout and "n/a" not in info.stdout
 
 
 def reference_posteriors(model, X, y):
