@@ -178,7 +178,7 @@ def test_bad_input_says_what_and_where(mutate, message):
 
 
 def test_dataframe_input_keeps_feature_names():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     X, y = _clean()
     df = pd.DataFrame(X, columns=["age", "dose"])
     model = MixtureOfLinearRegressions(2, random_state=0).fit(df, y)
