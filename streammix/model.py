@@ -725,16 +725,11 @@ class MixtureOfLinearRegressions:
             raise NotFittedError("polish refines an online fit; call partial_fit first")
         if int(n_passes) < 1:
             raise ValueError(f"n_passes must be >= 1, got {n_passes!r}")
-        source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
-        if source.n_features != self.n_features_in_:
-            raise ValueError(f"the data has {source.n_features} features; the model was "
-                             f"fitted on {self.n_features_in_}")
+        source = self._source_like_fit(X, y, sample_weight)
         engine = _resolve_engine(self.engine)
-        fi, p = self.fit_intercept, state.params.n_coef
 
         def pass_fn(params: MixtureParams) -> SuffStats:
-            return engine.map_reduce(source, EStepTask(params, fi),
-                                     SuffStats.zeros(params.n_components, p))
+            return self._estep_pass(engine, source, params)
 
         settings = EMSettings(mstep=state.options, tol=self.tol, max_iter=int(n_passes),
                               min_weight=self.min_weight, on_collapse=self.on_collapse)
@@ -824,14 +819,21 @@ class MixtureOfLinearRegressions:
 
     def _pass_stats(self, X, y, sample_weight) -> SuffStats:
         self._check_fitted()
+        source = self._source_like_fit(X, y, sample_weight)
+        return self._estep_pass(_resolve_engine(self.engine), source, self.params_)
+
+    def _source_like_fit(self, X, y, sample_weight):
+        """A source of data with as many features as the fit had (else ValueError)."""
         source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
         if source.n_features != self.n_features_in_:
             raise ValueError(f"the data has {source.n_features} features; the model was "
                              f"fitted on {self.n_features_in_}")
-        engine = _resolve_engine(self.engine)
-        p = self.params_.n_coef
-        return engine.map_reduce(source, EStepTask(self.params_, self.fit_intercept),
-                                 SuffStats.zeros(self.n_components_, p))
+        return source
+
+    def _estep_pass(self, engine, source, params: MixtureParams) -> SuffStats:
+        """One E-step pass over ``source`` at ``params``."""
+        return engine.map_reduce(source, EStepTask(params, self.fit_intercept),
+                                 SuffStats.zeros(params.n_components, params.n_coef))
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per unit weight, Σ w log p / Σ w."""
@@ -905,10 +907,7 @@ class MixtureOfLinearRegressions:
         self._check_fitted()
         if method not in SE_METHODS:
             raise ValueError(f"method must be one of {SE_METHODS}, got {method!r}")
-        source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
-        if source.n_features != self.n_features_in_:
-            raise ValueError(f"the data has {source.n_features} features; the model was "
-                             f"fitted on {self.n_features_in_}")
+        source = self._source_like_fit(X, y, sample_weight)
         engine = _resolve_engine(self.engine)
         self._compute_se(source, engine, method)
         return self
