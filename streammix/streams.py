@@ -170,6 +170,13 @@ def iter_batches(iterable: Iterable, *, target: str | None = None, features=None
         offset += X.shape[0]
 
 
+def _failure(path, exc: Exception) -> str:
+    """Why a landed file cannot be used: a data error says so itself."""
+    if isinstance(exc, DataError):
+        return str(exc)
+    return f"{path}: unreadable Parquet file ({exc})"
+
+
 def _rebatch(batches: Iterable, batch_rows: int | None) -> Iterator:
     """Record batches regrouped into tables of ``batch_rows`` rows (the last may be short)."""
     if batch_rows is None:
@@ -357,25 +364,19 @@ class FolderStream:
         try:
             pf = pq.ParquetFile(path)
             schema = pf.schema_arrow
-            missing = [c for c in ([self.target] + list(self.features or [])
-                                   + ([self.weight] if self.weight else []))
-                       if c not in schema.names]
+            wanted = ([self.target] + list(self.features or [])
+                      + ([self.weight] if self.weight else []))
+            missing = [c for c in wanted if c not in schema.names]
             if missing:
                 raise DataError(f"{path}: missing column(s) {missing} (it has {schema.names})")
-            columns = None
-            if self.features is not None:
-                columns = list(self.features) + [self.target] + (
-                    [self.weight] if self.weight else [])
+            columns = None if self.features is None else wanted
             if self.batch_rows is None:
                 batches = iter([pf.read(columns=columns)])
             else:
                 batches = _rebatch(pf.iter_batches(columns=columns), self.batch_rows)
             table = next(batches, None)
-        except DataError as exc:
-            yield from self._bad(name, str(exc))
-            return
-        except (pa.ArrowException, OSError) as exc:
-            yield from self._bad(name, f"{path}: unreadable Parquet file ({exc})")
+        except (DataError, pa.ArrowException, OSError) as exc:
+            yield from self._bad(name, _failure(path, exc))
             return
         offset = 0
         while table is not None:
@@ -385,11 +386,8 @@ class FolderStream:
                 X, y, w, names = batch_arrays(table, target=self.target, features=self.features,
                                               weight=self.weight, where=where)
                 table = next(batches, None)
-            except DataError as exc:
-                yield from self._bad(name, str(exc))
-                return
-            except (pa.ArrowException, OSError) as exc:
-                yield from self._bad(name, f"{path}: unreadable Parquet file ({exc})")
+            except (DataError, pa.ArrowException, OSError) as exc:
+                yield from self._bad(name, _failure(path, exc))
                 return
             yield StreamBatch(X, y, w, name, offset, names, last=table is None)
             offset += n
