@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_mixture
+from conftest import make_mixture, moto_endpoint
 from scipy.stats import norm
 
 from streammix import MixtureOfLinearRegressions
@@ -399,7 +399,6 @@ def test_run_em_calls_back_after_each_pass_with_the_history_record(small_mixture
 def test_fit_and_predict_a_hive_lake_in_a_bucket_by_url(tmp_path):
     """--storage-options reaches s3fs; the bucket gives the local fit; hive columns kept."""
     import s3fs
-    from moto.server import ThreadedMotoServer
 
     X, y, _ = make_mixture(3000, TRUE_WEIGHTS, [-3.0, 3.0], [[2.0, -1.0], [-1.0, 0.5]],
                            [1.0, 0.7], seed=11)
@@ -412,11 +411,8 @@ def test_fit_and_predict_a_hive_lake_in_a_bucket_by_url(tmp_path):
                        local / f"region={region}" / "part-0.parquet", row_group_size=500)
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_DEFAULT_REGION": "us-east-1"}
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        options = {"client_kwargs": {"endpoint_url": f"http://{host}:{port}"}}
+    with moto_endpoint() as url:
+        options = {"client_kwargs": {"endpoint_url": url}}
         fs = s3fs.S3FileSystem(key="testing", secret="testing", skip_instance_cache=True,
                                **options)
         fs.mkdir("cli-test")
@@ -434,8 +430,6 @@ def test_fit_and_predict_a_hive_lake_in_a_bucket_by_url(tmp_path):
         finally:
             os.environ.clear()
             os.environ.update(env_keep)
-    finally:
-        server.stop()
     assert remote.returncode == 0, remote.stderr
     assert pred.returncode == 0, pred.stderr
     here = run_cli("fit", local, *common, "--out", tmp_path / "local.json")

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_mixture
+from conftest import assert_same_fit, make_mixture, scheduler_tasks
 
 from streammix import (
     DaskEngine,
@@ -87,23 +87,6 @@ def fit(source, engine=None, **kw):
     # the runs short; equal runs still stop at the same iteration.
     return MixtureOfLinearRegressions(2, random_state=0, tol=1e-3, engine=engine,
                                       **kw).fit(source)
-
-
-def assert_same_fit(a, b, rtol=1e-10):
-    np.testing.assert_allclose(a.params_.beta, b.params_.beta, rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(a.params_.sigma2, b.params_.sigma2, rtol=rtol)
-    np.testing.assert_allclose(a.params_.weights, b.params_.weights, rtol=rtol)
-    assert a.loglik_ == pytest.approx(b.loglik_, rel=rtol)
-
-
-def scheduler_tasks(client, timeout=5.0) -> int:
-    """Tasks the scheduler still holds, once released futures had time to go."""
-    deadline = time.monotonic() + timeout
-    while True:
-        n = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-        if n == 0 or time.monotonic() > deadline:
-            return n
-        time.sleep(0.05)
 
 
 def test_pass_is_bit_identical_to_in_process_and_leaves_nothing_behind(client, lake):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import make_mixture
+from conftest import make_mixture, opg_coef_se
 from scipy.optimize import linear_sum_assignment
 
 from streammix import DataError, MixtureOfLinearRegressions
@@ -18,7 +18,7 @@ from streammix.mstep import MStepOptions
 from streammix.online import OnlineEM, OnlineSettings, burn_in_rows
 from streammix.params import MixtureParams
 from streammix.sources import Chunk
-from streammix.stats import design_matrix, log_responsibilities
+from streammix.stats import design_matrix
 
 W3 = np.array([0.5, 0.3, 0.2])
 B3 = np.array([-4.0, 0.5, 5.0])
@@ -44,28 +44,6 @@ class GeneratedSource:
         return Chunk(X, y, np.ones(self.rows), "generated", k * self.rows)
 
 
-def opg_se(params, source):
-    """OPG standard errors of the coefficients (Σ s_i s_iᵀ accumulated chunk by chunk;
-    written independently of the library, as in test_recovery)."""
-    m, p = params.n_components, params.n_coef
-    J = 0.0
-    for k in source.plan():
-        c = source.read(k)
-        Xd = design_matrix(c.X, True)
-        _, log_resp, R = log_responsibilities(Xd, c.y, params)
-        G = np.exp(log_resp)
-        blocks = []
-        for j in range(m):
-            s2 = params.sigma2[j]
-            blocks.append(G[:, j:j + 1] * Xd * (R[:, j:j + 1] / s2))
-            blocks.append(G[:, j:j + 1] * ((R[:, j:j + 1] ** 2 - s2) / (2 * s2**2)))
-        blocks.append(G[:, :m - 1] - params.weights[:m - 1])
-        S = np.hstack(blocks)
-        J = J + S.T @ S
-    se = np.sqrt(np.diag(np.linalg.inv(J)))
-    return np.array([se[j * (p + 1):j * (p + 1) + p] for j in range(m)])
-
-
 def test_one_pass_over_a_million_rows_lands_within_three_se_of_batch_em():
     source = GeneratedSource(100, 10_000)
     online = MixtureOfLinearRegressions(3, random_state=0, average=True)
@@ -78,7 +56,8 @@ def test_one_pass_over_a_million_rows_lands_within_three_se_of_batch_em():
     est_on = np.column_stack([online.intercept_, online.coef_])
     est_b = np.column_stack([batch.intercept_, batch.coef_])
     rows, cols = linear_sum_assignment(np.abs(est_on[:, None] - est_b[None]).sum(-1))
-    se = opg_se(batch.params_, source)
+    chunks = (source.read(k) for k in source.plan())
+    se = opg_coef_se(batch.params_, ((c.X, c.y) for c in chunks))
     z = np.abs(est_on[rows] - est_b[cols]) / se[cols]
     assert z.max() < 3, z
     np.testing.assert_allclose(online.weights_[rows], batch.weights_[cols], atol=3e-3)

@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import make_mixture
+from conftest import make_mixture, opg_coef_se
 from scipy.optimize import linear_sum_assignment
 
 from streammix import MixtureOfLinearRegressions
-from streammix.stats import design_matrix, log_responsibilities
 
 TRUE_W = np.array([0.5, 0.3, 0.2])
 TRUE_B = np.array([-2.0, 0.5, 3.0])
 TRUE_A = np.array([[1.0, -1.0, 0.5, 2.0], [-1.5, 0.5, 1.0, 0.0], [0.5, 2.0, -1.0, -1.0]])
 TRUE_S = np.array([1.0, 0.6, 1.5])
-
-
-def opg_standard_errors(model, X, y):
-    """SEs from the empirical information Σ s_i s_iᵀ (valid at the MLE), written here
-    independently of the library.  Order: per component (coefficients, σ²), then the
-    logits log(π_j/π_m) for j < m."""
-    Xd = design_matrix(X, True)
-    params = model.params_
-    m, p = params.n_components, params.n_coef
-    _, log_resp, R = log_responsibilities(Xd, y, params)
-    G = np.exp(log_resp)
-    blocks = []
-    for j in range(m):
-        s2 = params.sigma2[j]
-        blocks.append(G[:, j:j + 1] * Xd * (R[:, j:j + 1] / s2))
-        blocks.append(G[:, j:j + 1] * ((R[:, j:j + 1] ** 2 - s2) / (2 * s2**2)))
-    blocks.append(G[:, :m - 1] - params.weights[:m - 1])  # score of the logits
-    S = np.hstack(blocks)
-    cov = np.linalg.inv(S.T @ S)
-    se = np.sqrt(np.diag(cov))
-    coef_se = np.array([se[j * (p + 1):j * (p + 1) + p] for j in range(m)])
-    return coef_se
 
 
 def test_recovers_the_truth_within_four_standard_errors():
@@ -45,7 +22,7 @@ def test_recovers_the_truth_within_four_standard_errors():
     truth = np.column_stack([TRUE_B, TRUE_A])
     cost = np.abs(est[:, None, :] - truth[None, :, :]).sum(-1)
     rows, cols = linear_sum_assignment(cost)
-    se = opg_standard_errors(model, X, y)
+    se = opg_coef_se(model.params_, [(X, y)])
     z = np.abs(est[rows] - truth[cols]) / se[rows]
     assert z.max() < 4, z
     np.testing.assert_allclose(model.weights_[rows], TRUE_W[cols], atol=0.01)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_mixture
+from conftest import assert_same_fit, make_mixture, scheduler_tasks
 from reliability_sources import GatedSource
 
 from streammix import DaskEngine, MixtureOfLinearRegressions, ParquetSource
@@ -75,22 +75,9 @@ def gated(lake, gate):
     return GatedSource(lake, gate=gate, target="y", features=FEATURES, chunk_rows=150)
 
 
-def assert_same_fit(a, b, rtol=1e-10):
-    np.testing.assert_allclose(a.params_.beta, b.params_.beta, rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(a.params_.sigma2, b.params_.sigma2, rtol=rtol)
-    np.testing.assert_allclose(a.params_.weights, b.params_.weights, rtol=rtol)
-    assert a.loglik_ == pytest.approx(b.loglik_, rel=rtol)
+def assert_same_run(a, b, rtol=1e-10):
+    assert_same_fit(a, b, rtol)
     assert a.n_iter_ == b.n_iter_ and a.n_rows_ == b.n_rows_ == N_ROWS
-
-
-def scheduler_tasks(client, timeout=5.0) -> int:
-    """Tasks the scheduler holds, once released futures had time to go."""
-    deadline = time.monotonic() + timeout
-    while True:
-        n = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-        if n == 0 or time.monotonic() > deadline:
-            return n
-        time.sleep(0.02)
 
 
 def worker_pids(client) -> set[int]:
@@ -135,7 +122,7 @@ def test_worker_killed_while_tasks_of_an_iteration_wait_gives_the_undisturbed_fi
     event.set()
     thread.join(120)
     assert not errors and not thread.is_alive()
-    assert_same_fit(result["model"], undisturbed)
+    assert_same_run(result["model"], undisturbed)
     client.wait_for_workers(3, timeout=60)
     assert victim not in worker_pids(client)
     assert scheduler_tasks(client) == 0
@@ -174,7 +161,7 @@ def test_a_chunk_that_kills_every_worker_stops_the_fit_naming_it_and_keeps_the_c
     calls = []
     resumed = model(DaskEngine(client)).fit(source, checkpoint=folder, resume=True,
                                             callback=calls.append)
-    assert_same_fit(resumed, undisturbed)
+    assert_same_run(resumed, undisturbed)
     assert resumed.history_ == undisturbed.history_
     assert calls[0]["iteration"] == 3  # passes 0-2 were not redone
     assert scheduler_tasks(client) == 0
@@ -205,7 +192,7 @@ def test_transient_read_errors_are_retried_in_process_counting_each_row_once(
     (gate / "flaky").touch()
     fitted = model(InProcessEngine(backoff=0.001)).fit(source)
     assert len(list(gate.glob("failed-*"))) == len(source.plan()) == 16  # every chunk failed once
-    assert_same_fit(fitted, undisturbed)
+    assert_same_run(fitted, undisturbed)
     assert fitted.sum_weights_ == N_ROWS
 
 
@@ -216,7 +203,7 @@ def test_transient_read_errors_are_retried_on_the_cluster_counting_each_row_once
     (gate / "flaky").touch()
     fitted = model(DaskEngine(client)).fit(source)
     assert len(list(gate.glob("failed-*"))) == 16
-    assert_same_fit(fitted, undisturbed)
+    assert_same_run(fitted, undisturbed)
     assert fitted.sum_weights_ == N_ROWS
     with pytest.raises(ValueError, match="retries must be"):
         DaskEngine(client, retries=-1)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_mixture
+from conftest import make_mixture, moto_endpoint
 
 from streammix import DaskEngine, DataError, MixtureOfLinearRegressions, ParquetSource
 
@@ -19,20 +19,12 @@ KEY, SECRET = "testing-key-id", "testing-secret-value"
 @pytest.fixture(scope="module")
 def s3():
     """A moto S3 server and storage options that reach it (dummy credentials)."""
-    from moto.server import ThreadedMotoServer
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, moto_endpoint() as url:
         mp.setenv("AWS_ACCESS_KEY_ID", KEY)
         mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
         mp.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            yield {"key": KEY, "secret": SECRET,
-                   "client_kwargs": {"endpoint_url": f"http://{host}:{port}",
-                                     "region_name": "eu-west-1"}}
-        finally:
-            server.stop()
+        yield {"key": KEY, "secret": SECRET,
+               "client_kwargs": {"endpoint_url": url, "region_name": "eu-west-1"}}
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_mixture
+from conftest import make_mixture, moto_endpoint
 
 from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
 from streammix.config import ConfigError, parse_cluster_config, resolve_secret
@@ -36,30 +36,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def bucket(tmp_path_factory):
     """A moto S3 server holding a small lake; the sentinel is the secret key."""
     import s3fs
-    from moto.server import ThreadedMotoServer
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, moto_endpoint() as url:
         mp.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
         mp.setenv("AWS_SECRET_ACCESS_KEY", SENTINEL)
         mp.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            endpoint = {"endpoint_url": f"http://{host}:{port}", "region_name": "eu-west-1"}
-            X, y, _ = make_mixture(900, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5],
-                                   seed=12)
-            local = tmp_path_factory.mktemp("secret_lake")
-            for k in range(3):
-                sl = slice(300 * k, 300 * (k + 1))
-                pq.write_table(pa.table({"x": X[sl, 0], "y": y[sl]}),
-                               str(local / f"part-{k}.parquet"))
-            fs = s3fs.S3FileSystem(key=KEY_ID, secret=SENTINEL, client_kwargs=endpoint,
-                                   skip_instance_cache=True)
-            fs.mkdir("secret-test")
-            fs.put(str(local), "secret-test/lake", recursive=True)
-            yield {"url": "s3://secret-test/lake", "endpoint": endpoint}
-        finally:
-            server.stop()
+        endpoint = {"endpoint_url": url, "region_name": "eu-west-1"}
+        X, y, _ = make_mixture(900, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5],
+                               seed=12)
+        local = tmp_path_factory.mktemp("secret_lake")
+        for k in range(3):
+            sl = slice(300 * k, 300 * (k + 1))
+            pq.write_table(pa.table({"x": X[sl, 0], "y": y[sl]}),
+                           str(local / f"part-{k}.parquet"))
+        fs = s3fs.S3FileSystem(key=KEY_ID, secret=SENTINEL, client_kwargs=endpoint,
+                               skip_instance_cache=True)
+        fs.mkdir("secret-test")
+        fs.put(str(local), "secret-test/lake", recursive=True)
+        yield {"url": "s3://secret-test/lake", "endpoint": endpoint}
 
 
 class Collect(logging.Handler):
