@@ -15,11 +15,17 @@ every chunk of a pass uses the same centre, statistics of chunks add up.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from .params import MixtureParams
+
+try:  # the compiled E-step (streammix/_kernel.c), built where a C compiler was found
+    from . import _kernel
+except ImportError:  # pragma: no cover - depends on the build
+    _kernel = None
 
 __all__ = [
     "SuffStats", "estep", "estep_features", "estep_features_many", "accumulate",
@@ -29,8 +35,13 @@ __all__ = [
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 #: Target number of float64 elements in the per-block temporaries of the
-#: E-step (about 1 MiB, so that a block stays in the L2 cache).
+#: numpy E-step (about 1 MiB, so that a block stays in the L2 cache).
 BLOCK_ELEMENTS = 1 << 17
+
+#: Whether :func:`estep_features_many` runs the compiled kernel: true when it
+#: was built, unless the environment variable ``STREAMMIX_KERNEL`` is ``0``
+#: (then the numpy E-step, the reference the kernel is tested against, runs).
+use_kernel = _kernel is not None and os.environ.get("STREAMMIX_KERNEL", "1") != "0"
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,6 +349,13 @@ def estep_features_many(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params_seq
         if params.n_coef != p:
             raise ValueError(f"design matrix has {p} columns but the parameters have "
                              f"{params.n_coef}")
+    if use_kernel:
+        FT = _rows_contiguous(FT)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        sum_w = float(np.sum(w))
+        return [_BlockRun(prm, fit_intercept, d, 0).compiled(FT, y, w, sum_w)
+                for prm in params_seq]
     step = _block_rows(p, max(prm.n_components for prm in params_seq))
     block = min(step, max(n, 1))
     runs = [_BlockRun(prm, fit_intercept, d, block) for prm in params_seq]
@@ -366,7 +384,7 @@ class _BlockRun:
             self.coef = np.ascontiguousarray(params.beta[:, 1:])
         else:
             self.b0 = np.zeros((m, 1))
-            self.coef = params.beta
+            self.coef = np.ascontiguousarray(params.beta, dtype=np.float64)
         self.acc = _Accumulator(d, m, fit_intercept, block)
         self.loglik = self.class_ll = 0.0
 
@@ -388,6 +406,16 @@ class _BlockRun:
         self.loglik += float(wb @ ll)
         self.class_ll += float(wb @ M)
         self.acc.add(Fb, R, nb, Q)
+
+    def compiled(self, FT, y, w, sum_w: float) -> SuffStats:
+        """The whole chunk in one call of the compiled kernel (same sums, other rounding)."""
+        out = np.zeros(2)
+        acc = self.acc
+        _kernel.estep_chunk(FT, y, w, self.coef, np.ascontiguousarray(self.b0[:, 0]),
+                            self.log_norm[:, 0], self.inv2s2[:, 0], acc.g1, acc.hsum,
+                            acc.s2p, acc.r0, out)
+        self.loglik, self.class_ll = float(out[0]), float(out[1])
+        return self.result(sum_w, y.size)
 
     def result(self, sum_w: float, n: int) -> SuffStats:
         s0, s2, rx, r0 = self.acc.finish()
@@ -424,6 +452,13 @@ def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
         acc.add(Fb, R, nb, acc.pair_products(Fb, pairs))
     s0, s2, rx, r0 = acc.finish()
     return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
+
+
+def _rows_contiguous(FT: np.ndarray) -> np.ndarray:
+    if FT.shape[1] > 1 and FT.strides[1] != FT.itemsize or FT.shape[0] > 1 and (
+            FT.strides[0] < FT.itemsize * FT.shape[1]):
+        return np.ascontiguousarray(FT)
+    return FT
 
 
 def features_transposed(X: np.ndarray) -> np.ndarray:

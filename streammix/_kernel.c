@@ -1,0 +1,301 @@
+/*
+ * The E-step of one chunk in one sweep, for streammix.stats.
+ *
+ * Computes, for one parameter set, the same running sums as the numpy path
+ * of stats.py (_BlockRun + _Accumulator): for rows in cache-sized blocks,
+ * residuals r = y - b0 - coef x, component log-densities, log-sum-exp
+ * responsibilities, and the sums
+ *
+ *   g1[j, k]     += sum w g_j x_k        g1[m + j, k] += sum w g_j r_j x_k
+ *   hsum[j]      += sum w g_j            hsum[m + j]  += sum w g_j r_j
+ *   s2p[j, (k,l)] += sum w g_j x_k x_l   (k <= l, upper triangle by rows)
+ *   r0[j]        += sum w g_j r_j^2
+ *   out[0]       += sum w log p(y|x)     out[1]       += sum w max_j log(pi_j f_j)
+ *
+ * The work between the loads of a block is fused, so no per-block
+ * temporaries leave the L1/L2 cache and no Python call is made per block.
+ * exp and log come from glibc's vector math library (libmvec) on x86-64;
+ * the function is compiled for AVX-512, AVX2 and baseline x86-64 and the
+ * loader picks the best one the CPU has.  The GIL is released while it runs.
+ *
+ * Arrays are passed through the buffer protocol; the features may have any
+ * row stride (a row slice of an F-ordered array) but each row must be
+ * contiguous.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+/* Declared here rather than taken from <math.h>, which only attaches the
+ * vector variants under -ffast-math (that would also drop NaN semantics). */
+__attribute__((simd("notinbranch"), const, nothrow)) double exp(double);
+__attribute__((simd("notinbranch"), const, nothrow)) double log(double);
+#define SM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#include <math.h>
+#define SM_CLONES
+#endif
+
+#define BLOCK 256
+
+/* "omp simd" (honoured under -fopenmp-simd) lets the sums be vectorised. */
+#if defined(__GNUC__)
+#define SM_PRAGMA(x) _Pragma(#x)
+#define SIMD SM_PRAGMA(omp simd)
+#else
+#define SM_PRAGMA(x)
+#define SIMD
+#endif
+
+typedef struct {
+    Py_ssize_t d, m, n, fstride;
+    const double *F, *y, *w, *coef, *b0, *lognorm, *inv2s2;
+    double *g1, *hsum, *s2p, *r0, *out;
+    double *buf;
+} Job;
+
+/* Four dot products of T with rows l0..l0+3 of F (offset start), added to out[0..cnt-1].
+ * Four independent sums keep the FMA units busy (one sum is latency-bound). */
+static inline __attribute__((always_inline))
+void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t l0, Py_ssize_t cnt,
+          Py_ssize_t start, Py_ssize_t nb, double *out)
+{
+    const double *a = F + l0 * fs + start;
+    const double *b = F + (l0 + (cnt > 1 ? 1 : 0)) * fs + start;
+    const double *c = F + (l0 + (cnt > 2 ? 2 : 0)) * fs + start;
+    const double *e = F + (l0 + (cnt > 3 ? 3 : 0)) * fs + start;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    SM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        s0 += T[i] * a[i];
+        s1 += T[i] * b[i];
+        s2 += T[i] * c[i];
+        s3 += T[i] * e[i];
+    }
+    out[0] += s0;
+    if (cnt > 1) out[1] += s1;
+    if (cnt > 2) out[2] += s2;
+    if (cnt > 3) out[3] += s3;
+}
+
+SM_CLONES
+static void run_job(Job *J)
+{
+    const Py_ssize_t d = J->d, m = J->m, n = J->n, fs = J->fstride;
+    const Py_ssize_t npairs = d * (d + 1) / 2;
+    const double *F = J->F;
+    double *R = J->buf;              /* m x BLOCK residuals             */
+    double *G = R + m * BLOCK;       /* m x BLOCK log-density, then w g */
+    double *M = G + m * BLOCK;       /* BLOCK row maxima                */
+    double *S = M + BLOCK;           /* BLOCK sums of exp, then w / sum */
+    double *T = S + BLOCK;           /* BLOCK scratch: w g x_k          */
+    double loglik = 0.0, class_ll = 0.0;
+
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
+        const double *yb = J->y + start, *wb = J->w + start;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Rj = R + j * BLOCK, *Gj = G + j * BLOCK;
+            const double *cj = J->coef + j * d;
+            const double b0 = J->b0[j], ln = J->lognorm[j], h = J->inv2s2[j];
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i] - b0;
+            for (Py_ssize_t k = 0; k < d; k++) {
+                const double c = cj[k], *Fk = F + k * fs + start;
+                SIMD
+                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+            }
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
+        }
+        memcpy(M, G, nb * sizeof(double));
+        for (Py_ssize_t j = 1; j < m; j++) {
+            const double *Gj = G + j * BLOCK;
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) M[i] = Gj[i] > M[i] ? Gj[i] : M[i];
+        }
+        /* A non-finite maximum (NaN input) is replaced by 0, as in the numpy path. */
+        SIMD
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            const double v = M[i];
+            M[i] = (v - v == 0.0) ? v : 0.0;
+            S[i] = 0.0;
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Gj = G + j * BLOCK;
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                Gj[i] = exp(Gj[i] - M[i]);
+                S[i] += Gj[i];
+            }
+        }
+        double ll = 0.0, cl = 0.0;
+        SM_PRAGMA(omp simd reduction(+:ll, cl))
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            ll += wb[i] * (log(S[i]) + M[i]);
+            cl += wb[i] * M[i];
+            S[i] = wb[i] / S[i];
+        }
+        loglik += ll;
+        class_ll += cl;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Gj = G + j * BLOCK, *Rj = R + j * BLOCK;
+            double s_g = 0.0, s_gr = 0.0, s_grr = 0.0;
+            SM_PRAGMA(omp simd reduction(+:s_g, s_gr, s_grr))
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                const double r = Rj[i], g = Gj[i] * S[i], gr = g * r;
+                Gj[i] = g;
+                Rj[i] = gr;          /* R now holds w g r */
+                s_g += g;
+                s_gr += gr;
+                s_grr += gr * r;
+            }
+            J->hsum[j] += s_g;
+            J->hsum[m + j] += s_gr;
+            J->r0[j] += s_grr;
+            double *s2j = J->s2p + j * npairs;
+            Py_ssize_t pos = 0;
+            for (Py_ssize_t k = 0; k < d; k++) {
+                const double *Fk = F + k * fs + start;
+                double s_gx = 0.0, s_grx = 0.0;
+                SM_PRAGMA(omp simd reduction(+:s_gx, s_grx))
+                for (Py_ssize_t i = 0; i < nb; i++) {
+                    T[i] = Gj[i] * Fk[i];
+                    s_gx += T[i];
+                    s_grx += Rj[i] * Fk[i];
+                }
+                J->g1[j * d + k] += s_gx;
+                J->g1[(m + j) * d + k] += s_grx;
+                for (Py_ssize_t l = k; l < d; l += 4) {
+                    const Py_ssize_t cnt = d - l < 4 ? d - l : 4;
+                    dot4(T, F, fs, l, cnt, start, nb, s2j + pos);
+                    pos += cnt;
+                }
+            }
+        }
+    }
+    J->out[0] += loglik;
+    J->out[1] += class_ll;
+}
+
+/* ---- argument handling ------------------------------------------------ */
+
+static Py_ssize_t count(const Py_buffer *v)
+{
+    Py_ssize_t c = 1;
+    for (int i = 0; i < v->ndim; i++) c *= v->shape[i];
+    return c;
+}
+
+/* Rows contiguous, and (for ``whole``) the rows back to back.  Strides of
+ * length-0 and length-1 axes do not matter. */
+static int laid_out(const Py_buffer *v, int whole)
+{
+    if (count(v) == 0) return 1;
+    if (v->ndim < 1 || v->ndim > 2) return 0;
+    const Py_ssize_t last = v->shape[v->ndim - 1];
+    if (last > 1 && v->strides[v->ndim - 1] != 8) return 0;
+    if (v->ndim == 2 && v->shape[0] > 1) {
+        if (v->strides[0] % 8 != 0 || v->strides[0] < 8 * last) return 0;
+        if (whole && v->strides[0] != 8 * last) return 0;
+    }
+    return 1;
+}
+
+/* "d", or "d" with an explicit native (little-endian) byte order. */
+static int native_double(const char *f)
+{
+    if (f == NULL) return 0;
+    if (f[0] == '@' || f[0] == '=' || (f[0] == '<' && PY_LITTLE_ENDIAN)) f++;
+    return strcmp(f, "d") == 0;
+}
+
+static int get_buf(PyObject *obj, Py_buffer *view, int writable, int whole, const char *name)
+{
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    if (view->itemsize != 8 || !native_double(view->format)) {
+        PyErr_Format(PyExc_TypeError, "%s must hold float64", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (!laid_out(view, whole)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a 1- or 2-dimensional array with %s", name,
+                     whole ? "C-contiguous layout" : "contiguous rows");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+#define NARGS 12
+
+/*
+ * estep_chunk(FT, y, w, coef, b0, lognorm, inv2s2, g1, hsum, s2p, r0, out)
+ * FT is (d, n); coef (m, d); b0, lognorm, inv2s2, r0 (m,); g1 (2m, d);
+ * hsum (2m,); s2p (m, d(d+1)/2); out (2,).  The last five are added to.
+ */
+static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *names[NARGS] = {"FT", "y", "w", "coef", "b0", "lognorm", "inv2s2",
+                                       "g1", "hsum", "s2p", "r0", "out"};
+    Py_buffer v[NARGS];
+    int got = 0;
+    PyObject *result = NULL;
+    Job J;
+
+    if (nargs != NARGS) {
+        PyErr_Format(PyExc_TypeError, "estep_chunk takes %d arguments", NARGS);
+        return NULL;
+    }
+    for (; got < NARGS; got++)
+        if (get_buf(args[got], &v[got], got >= 7, got > 0, names[got]) < 0) goto done;
+    if (v[0].ndim != 2) {
+        PyErr_SetString(PyExc_ValueError, "FT must be 2-dimensional");
+        goto done;
+    }
+    J.d = v[0].shape[0];
+    J.n = v[0].shape[1];
+    J.fstride = (J.d > 1 && J.n > 0) ? v[0].strides[0] / 8 : J.n;
+    J.m = count(&v[4]);
+    if (J.m < 1 || count(&v[1]) != J.n || count(&v[2]) != J.n || count(&v[3]) != J.m * J.d
+        || count(&v[5]) != J.m || count(&v[6]) != J.m || count(&v[7]) != 2 * J.m * J.d
+        || count(&v[8]) != 2 * J.m || count(&v[9]) != J.m * (J.d * (J.d + 1) / 2)
+        || count(&v[10]) != J.m || count(&v[11]) != 2) {
+        PyErr_SetString(PyExc_ValueError, "estep_chunk: inconsistent array sizes");
+        goto done;
+    }
+    J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.b0 = v[4].buf;
+    J.lognorm = v[5].buf; J.inv2s2 = v[6].buf; J.g1 = v[7].buf; J.hsum = v[8].buf;
+    J.s2p = v[9].buf; J.r0 = v[10].buf; J.out = v[11].buf;
+    J.buf = malloc(sizeof(double) * (3 * J.m + 3) * BLOCK);
+    if (J.buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    run_job(&J);
+    Py_END_ALLOW_THREADS
+    free(J.buf);
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"estep_chunk", (PyCFunction)(void (*)(void))estep_chunk, METH_FASTCALL,
+     "Add one chunk's E-step sums for one parameter set (see stats._BlockRun)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernel", "Compiled E-step kernel of streammix.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__kernel(void)
+{
+    return PyModule_Create(&module);
+}

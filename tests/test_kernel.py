@@ -1,0 +1,167 @@
+"""The compiled E-step kernel is held equal to the numpy E-step it replaces."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from streammix import MixtureOfLinearRegressions, MixtureParams, stats
+from streammix.stats import estep_features_many
+
+needs_kernel = pytest.mark.skipif(stats._kernel is None, reason="compiled kernel not built")
+
+FIELDS = ("s0", "s2", "rx", "r0", "loglik", "class_loglik", "entropy", "sum_w")
+
+
+def _params(rng, m, p, spread=1.0):
+    return MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, p)) * spread,
+                         rng.uniform(0.3, 3.0, size=m))
+
+
+def _both(monkeypatch, FT, y, w, params_seq, intercept):
+    monkeypatch.setattr(stats, "use_kernel", True)
+    fast = estep_features_many(FT, y, w, params_seq, intercept)
+    monkeypatch.setattr(stats, "use_kernel", False)
+    slow = estep_features_many(FT, y, w, params_seq, intercept)
+    return fast, slow
+
+
+def _assert_close(a, b, rtol=1e-12):
+    for name in FIELDS:
+        x, ref = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
+        if name == "entropy":  # derived from loglik by a difference: its rounding is loglik's
+            scale = max(scale, abs(b.loglik))
+        np.testing.assert_allclose(x, ref, rtol=0, atol=rtol * scale, err_msg=name)
+    assert a.n_rows == b.n_rows
+    np.testing.assert_array_equal(a.center, b.center)
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.machine() == "x86_64"
+                         and (shutil.which("gcc") or shutil.which("cc"))),
+                    reason="the kernel is only required where it can be compiled")
+def test_kernel_is_built_where_a_compiler_exists():
+    # CI builds on x86-64 Linux with GCC: a silently skipped extension would
+    # leave the numpy path running and this suite would not notice otherwise.
+    assert stats._kernel is not None
+    assert stats.use_kernel or os.environ.get("STREAMMIX_KERNEL") == "0"
+
+
+@needs_kernel
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("d,m", [(0, 1), (1, 2), (4, 3), (9, 4), (6, 7)])
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 3001])
+def test_kernel_equals_numpy_estep(monkeypatch, intercept, d, m, n):
+    if d == 0 and not intercept:
+        pytest.skip("no columns at all")
+    rng = np.random.default_rng(d * 100 + m * 10 + n)
+    FT = rng.normal(size=(d, n)) * rng.uniform(0.1, 10, size=(d, 1))
+    y = rng.normal(size=n) * 4
+    w = rng.uniform(0.0, 3.0, size=n)
+    w[::7] = 0.0
+    p = d + int(intercept)
+    params_seq = [_params(rng, m, p), _params(rng, m, p, spread=3.0)]
+    fast, slow = _both(monkeypatch, FT, y, w, params_seq, intercept)
+    for a, b in zip(fast, slow):
+        _assert_close(a, b)
+
+
+@needs_kernel
+def test_kernel_reads_a_row_slice_of_a_fortran_array(monkeypatch):
+    # The layout features_transposed hands over for a row range of an
+    # F-ordered chunk: rows of FT are contiguous but far apart.
+    rng = np.random.default_rng(3)
+    X = np.asfortranarray(rng.normal(size=(5000, 5)))
+    y, w = rng.normal(size=5000), np.ones(5000)
+    FT = stats.features_transposed(X[1234:4321])
+    assert FT.strides[0] > 8 * FT.shape[1]
+    prm = _params(rng, 3, 6)
+    fast, slow = _both(monkeypatch, FT, y[1234:4321], w[1234:4321], [prm], True)
+    _assert_close(fast[0], slow[0])
+    # ... and a C-ordered (strided) view is copied, not misread
+    fast2, _ = _both(monkeypatch, X[1234:4321].T.copy(order="F"), y[1234:4321],
+                     w[1234:4321], [prm], True)
+    _assert_close(fast2[0], slow[0])
+
+
+@needs_kernel
+def test_kernel_handles_outliers_and_vanishing_components(monkeypatch):
+    # Residuals of 1e6 make every density underflow; a weight of 1e-300 and a
+    # tiny sigma push log-densities to -700 and beyond: the log-sum-exp must
+    # keep the row finite in both paths.
+    rng = np.random.default_rng(4)
+    n = 2000
+    FT = rng.normal(size=(3, n))
+    y = rng.normal(size=n)
+    y[::50] = 1e6
+    prm = MixtureParams(np.array([1 - 2e-300, 1e-300, 1e-300]), rng.normal(size=(3, 4)),
+                        np.array([1.0, 1e-8, 50.0]))
+    fast, slow = _both(monkeypatch, FT, y, np.ones(n), [prm], True)
+    assert np.isfinite(fast[0].loglik)
+    _assert_close(fast[0], slow[0], rtol=1e-11)
+
+
+@needs_kernel
+def test_kernel_propagates_nan_like_numpy(monkeypatch):
+    rng = np.random.default_rng(5)
+    FT = rng.normal(size=(2, 600))
+    y = rng.normal(size=600)
+    y[300] = np.nan
+    fast, slow = _both(monkeypatch, FT, y, np.ones(600), [_params(rng, 2, 3)], True)
+    assert np.isnan(fast[0].loglik) and np.isnan(slow[0].loglik)
+
+
+@needs_kernel
+def test_kernel_rejects_bad_arrays():
+    k = stats._kernel
+    m, d, n = 2, 3, 10
+    good = [np.zeros((d, n)), np.zeros(n), np.ones(n), np.zeros((m, d)), np.zeros(m),
+            np.zeros(m), np.ones(m), np.zeros((2 * m, d)), np.zeros(2 * m),
+            np.zeros((m, d * (d + 1) // 2)), np.zeros(m), np.zeros(2)]
+    k.estep_chunk(*good)
+    bad = list(good)
+    bad[0] = good[0].astype(np.float32)
+    with pytest.raises(TypeError, match="FT must hold float64"):
+        k.estep_chunk(*bad)
+    bad = list(good)
+    bad[1] = np.zeros(n + 1)
+    with pytest.raises(ValueError, match="inconsistent array sizes"):
+        k.estep_chunk(*bad)
+    bad = list(good)
+    bad[0] = np.zeros((n, d)).T  # columns, not rows, contiguous
+    with pytest.raises(ValueError, match="FT must be .* contiguous rows"):
+        k.estep_chunk(*bad)
+    bad = list(good)
+    bad[7] = np.zeros((2 * m, d)).copy()
+    bad[7].flags.writeable = False
+    with pytest.raises((BufferError, ValueError, TypeError)):
+        k.estep_chunk(*bad)
+    with pytest.raises(TypeError, match="takes 12 arguments"):
+        k.estep_chunk(*good[:5])
+
+
+@needs_kernel
+def test_fit_with_kernel_equals_fit_without(monkeypatch, small_mixture):
+    X, y, _ = small_mixture
+    kw = dict(n_components=3, random_state=0, tol=1e-8, max_iter=500)
+    monkeypatch.setattr(stats, "use_kernel", True)
+    fast = MixtureOfLinearRegressions(**kw).fit(X, y)
+    monkeypatch.setattr(stats, "use_kernel", False)
+    slow = MixtureOfLinearRegressions(**kw).fit(X, y)
+    assert fast.loglik_ == pytest.approx(slow.loglik_, rel=1e-11)
+    np.testing.assert_allclose(fast.coef_, slow.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(fast.weights_, slow.weights_, rtol=1e-7)
+
+
+def test_environment_variable_turns_the_kernel_off():
+    code = "import streammix.stats as s; print(s.use_kernel)"
+    env = dict(os.environ, STREAMMIX_KERNEL="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
