@@ -1,12 +1,19 @@
 """Run the passes on a Dask cluster.
 
-One pass is one flat graph: a task per chunk descriptor that reads the chunk
-and applies the map function, and a tree of ``+`` tasks over the results in
-plan order, with the same shape as :func:`streammix.engine.tree_sum`.  So a
-pass on a cluster gives bit-for-bit the result of the in-process engine, for
-any number of workers.  Only the descriptors go to the workers and only the
-reduced value (a few KB) comes back; nothing is kept between passes unless
-``cache=True``.
+One pass is one flat graph, sent to the scheduler in one message: a task per
+chunk descriptor that reads the chunk and applies the map function, and a
+tree of ``+`` tasks over the results in plan order, with the same shape as
+:func:`streammix.engine.tree_sum`.  So a pass on a cluster gives bit-for-bit
+the result of the in-process engine, for any number of workers.  Only the
+descriptors go to the workers and only the reduced value (a few KB) comes
+back; nothing is kept between passes unless ``cache=True``.
+
+With ``cache=True`` the chunks already sit in the workers' memory and a map
+task is short, so the per-task cost of the scheduler would dominate: one map
+task then takes an aligned run of 2**k consecutive chunks (kept on one worker)
+and sums their results with ``tree_sum``.  The subtrees of a binary counter
+over aligned power-of-two runs are exactly those runs' ``tree_sum``, so the
+result is still bit-for-bit that of the in-process engine.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .engine import tree_sum
 from .sources import ArraySource
 
 __all__ = ["DaskEngine", "NoClientError", "ChunkCrashError", "counter_tree",
@@ -110,6 +118,19 @@ def _read_input_apply(source, func, descriptor, value):
     return func(source.read_input(descriptor, value))
 
 
+def _apply_run(func, *chunks):
+    return tree_sum((func(chunk) for chunk in chunks), None)
+
+
+def run_length(n_chunks: int, n_threads: int) -> int:
+    """Chunks per map task for cached passes: the largest power of two that
+    still leaves about four tasks per worker thread (at least 1)."""
+    g = 1
+    while -(-n_chunks // (2 * g)) >= 4 * max(1, n_threads):
+        g *= 2
+    return g
+
+
 class DaskEngine:
     """Run each pass as one graph on a ``distributed`` cluster.
 
@@ -160,6 +181,7 @@ class DaskEngine:
         self.split_every = int(split_every)
         self._cached_source = None
         self._cached: dict = {}
+        self._chunk_keys: dict = {}
 
     def get_client(self):
         """The client passes run on: the given one, or the ambient one."""
@@ -182,48 +204,64 @@ class DaskEngine:
         if not plan:
             return zero
         token = uuid.uuid4().hex[:12]
-        n = len(plan)
+        graph: dict = {}
         if self.cache:
-            chunks = self._chunk_futures(client, source, plan)
-            mapped = [client.submit(_apply, func, chunks[i], key=f"streammix-map-{token}-{i}",
-                                    priority=n - i, retries=self.retries) for i in range(n)]
+            leaves, runs = self._cached_map(client, source, func, plan, token, graph)
         else:
-            mapped = self._map(client, source, func, plan, token)
-        counter = iter(range(n))
+            leaves = self._map(client, source, func, plan, token, graph)
+            runs = {key: [i] for i, key in enumerate(leaves)}
+        counter = iter(range(len(plan)))
 
         def combine(group):
-            return client.submit(_sum_values, *group, priority=2 * n + 1,
-                                 key=f"streammix-sum-{token}-{next(counter)}")
+            key = f"streammix-sum-{token}-{next(counter)}"
+            graph[key] = (_sum_values, *group)
+            return key
 
-        total = counter_tree(mapped, None, self.split_every, combine)
+        top = counter_tree(leaves, None, self.split_every, combine)
+        if top not in graph:  # a single map task: the graph needs an output of its own
+            graph[f"streammix-sum-{token}-0"] = (_sum_values, top)
+            top = f"streammix-sum-{token}-0"
+        total = client.get(graph, top, sync=False, retries=self.retries)
         error = None
         try:
             return total.result()
         except Exception as exc:  # re-raised below, once the futures are released
-            error = _crash_error(exc, source, plan, token)
+            error = _crash_error(exc, source, plan, runs, self._chunk_keys)
             exc.with_traceback(None)  # its frames hold the futures of this pass
         finally:
-            del mapped, total  # release every future of this pass
+            graph.clear()  # release every future of this pass
+            del total
         # Without its traceback, the error no longer holds the frames (and so the
         # futures) of the failed pass: the scheduler can forget them.
         raise error.with_traceback(None)
 
-    def _map(self, client, source, func, plan, token):
-        n = len(plan)
-        keys = [f"streammix-map-{token}-{i}" for i in range(n)]
+    def _map(self, client, source, func, plan, token, graph) -> list[str]:
+        keys = [f"streammix-map-{token}-{i}" for i in range(len(plan))]
         if getattr(source, "read_on_client", isinstance(source, ArraySource)):
-            return [client.submit(_apply, func, source.read(d), key=keys[i], priority=n - i)
-                    for i, d in enumerate(plan)]
-        if hasattr(source, "dask_inputs"):
+            for key, d in zip(keys, plan, strict=True):
+                graph[key] = (_apply, func, source.read(d))
+        elif hasattr(source, "dask_inputs"):
             inputs = client.compute(source.dask_inputs(plan))
-            return [client.submit(_read_input_apply, source, func, d, inputs[i], key=keys[i],
-                                  priority=n - i, retries=self.retries)
-                    for i, d in enumerate(plan)]
-        return [client.submit(_read_apply, source, func, d, key=keys[i], priority=n - i,
-                              retries=self.retries)
-                for i, d in enumerate(plan)]
+            for key, d, value in zip(keys, plan, inputs, strict=True):
+                graph[key] = (_read_input_apply, source, func, d, value)
+        else:
+            for key, d in zip(keys, plan, strict=True):
+                graph[key] = (_read_apply, source, func, d)
+        return keys
 
-    def _chunk_futures(self, client, source, plan) -> list:
+    def _cached_map(self, client, source, func, plan, token, graph):
+        threads = sum(client.nthreads().values())
+        g = run_length(len(plan), threads) if self.split_every == 2 else 1
+        chunks = self._chunk_futures(client, source, plan, g)
+        leaves, runs = [], {}
+        for start in range(0, len(plan), g):
+            key = f"streammix-map-{token}-{start}"
+            graph[key] = (_apply_run, func, *chunks[start:start + g])
+            leaves.append(key)
+            runs[key] = list(range(start, min(start + g, len(plan))))
+        return leaves, runs
+
+    def _chunk_futures(self, client, source, plan, run: int = 1) -> list:
         if self._cached_source is not source:
             self.clear_cache()
             self._cached_source = source
@@ -231,16 +269,25 @@ class DaskEngine:
         if missing:
             token = uuid.uuid4().hex[:12]
             keys = [f"streammix-chunk-{token}-{i}" for i in range(len(missing))]
+            # Each run of ``run`` chunks is read on one worker (round robin), so
+            # that its map task finds them all in place.
+            workers = sorted(client.nthreads()) or [None]
+            where = [[workers[(i // run) % len(workers)]] if workers[0] else None
+                     for i in range(len(missing))]
             if getattr(source, "read_on_client", isinstance(source, ArraySource)):
-                futures = [client.scatter(source.read(d)) for d in missing]
+                futures = [client.scatter(source.read(d), workers=where[i])
+                           for i, d in enumerate(missing)]
             elif hasattr(source, "dask_inputs"):
                 inputs = client.compute(source.dask_inputs(missing))
-                futures = [client.submit(_read_input, source, d, inputs[i], key=keys[i])
+                futures = [client.submit(_read_input, source, d, inputs[i], key=keys[i],
+                                         workers=where[i], allow_other_workers=True)
                            for i, d in enumerate(missing)]
             else:
-                futures = [client.submit(source.read, d, key=keys[i], retries=self.retries)
+                futures = [client.submit(source.read, d, key=keys[i], retries=self.retries,
+                                         workers=where[i], allow_other_workers=True)
                            for i, d in enumerate(missing)]
             self._cached.update(zip(missing, futures, strict=True))
+            self._chunk_keys.update({f.key: d for d, f in zip(missing, futures, strict=True)})
             logger.info("caching %d chunks on the workers", len(missing))
         return [self._cached[d] for d in plan]
 
@@ -249,6 +296,7 @@ class DaskEngine:
         for future in self._cached.values():
             future.release()
         self._cached = {}
+        self._chunk_keys = {}
         self._cached_source = None
 
     def __deepcopy__(self, memo) -> DaskEngine:
@@ -262,8 +310,8 @@ class DaskEngine:
                 f"retries={self.retries})")
 
 
-def _crash_error(exc: Exception, source, plan, token: str) -> Exception:
-    """``KilledWorker`` of a map task -> :class:`ChunkCrashError` naming the chunk."""
+def _crash_error(exc: Exception, source, plan, runs: dict, chunk_keys: dict) -> Exception:
+    """``KilledWorker`` of a map or cache-read task -> :class:`ChunkCrashError` naming the chunk."""
     try:
         from distributed.scheduler import KilledWorker
     except ImportError:  # pragma: no cover - distributed is a dependency
@@ -271,11 +319,13 @@ def _crash_error(exc: Exception, source, plan, token: str) -> Exception:
     if not isinstance(exc, KilledWorker):
         return exc
     key = str(exc.task)
-    prefix = f"streammix-map-{token}-"
     tries = exc.allowed_failures + 1
-    if key.startswith(prefix):
-        descriptor = plan[int(key[len(prefix):])]
+    if key in runs or key in chunk_keys:
+        descriptor = chunk_keys[key] if key in chunk_keys else plan[runs[key][0]]
         what = describe_descriptor(source, descriptor)
+        more = len(runs.get(key, ())) - 1
+        if more > 0:
+            what += f" (or one of the {more} chunks after it, processed in the same task)"
         return ChunkCrashError(
             f"{what}: reading or processing this chunk killed {tries} worker processes in a "
             "row, so the fit stopped (the chunk may crash its reader or need more memory "

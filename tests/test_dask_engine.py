@@ -19,7 +19,7 @@ from streammix import (
     MixtureOfLinearRegressions,
     ParquetSource,
 )
-from streammix.dask_engine import NoClientError, counter_tree
+from streammix.dask_engine import NoClientError, counter_tree, run_length
 from streammix.engine import InProcessEngine, tree_sum
 from streammix.model import EStepTask, _resolve_engine
 from streammix.params import MixtureParams
@@ -54,6 +54,25 @@ def test_counter_tree_has_the_shape_of_tree_sum(n):
     wide = counter_tree(values, None, 4, lambda g: Expr("[" + ",".join(v.text for v in g) + "]"))
     assert [int(t) for t in wide.text.replace("[", ",").replace("]", ",").split(",") if t] \
         == list(range(n))
+
+
+def test_runs_of_aligned_chunks_keep_the_shape_of_tree_sum():
+    # Cached passes sum aligned runs of 2**k chunks in one task: the counter
+    # tree over the runs' tree_sum must be the tree_sum over all chunks.
+    for n in range(1, 130):
+        values = [Expr(str(i)) for i in range(n)]
+        want = tree_sum(values, None).text
+        for g in (2, 4, 8, 16):
+            runs = [tree_sum(values[i:i + g], None) for i in range(0, n, g)]
+            assert counter_tree(runs, None, 2, lambda v: v[0] + v[1]).text == want, (n, g)
+
+
+def test_run_length_leaves_about_four_tasks_per_thread():
+    assert run_length(31, 2) == 4 and run_length(8, 2) == 1 and run_length(1, 1) == 1
+    for n, threads in [(1000, 2), (1000, 16), (37, 1), (64, 0)]:
+        g = run_length(n, threads)
+        assert g & (g - 1) == 0 and -(-n // g) >= 4 * max(1, threads)
+        assert g == 1 or -(-n // (2 * g)) < 4 * max(1, threads)
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +160,24 @@ def test_cache_keeps_decoded_chunks_on_the_workers(client, lake, tmp_path):
     with pytest.raises(DataError, match=r"part-\d\.parquet: cannot read row groups"):
         DaskEngine(client).map_reduce(src, EStepTask(cached.params_, True),
                                       SuffStats.zeros(2, 3))
+    engine.clear_cache()
+    assert scheduler_tasks(client) == 0
+
+
+@pytest.mark.parametrize("chunk_rows", [50, 103, 4000])
+def test_cached_pass_is_bit_identical_to_in_process(client, lake, chunk_rows):
+    # 80 and 39 chunks on 2 threads: runs of 4 and 2 chunks per map task.
+    src = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=chunk_rows)
+    params = MixtureParams(np.array([0.4, 0.6]), np.array([[-2.0, 1.0, -1.0], [2.0, -1.0, 1.0]]),
+                           np.array([1.0, 0.5]))
+    task, zero = EStepTask(params, True), SuffStats.zeros(2, 3)
+    want = InProcessEngine().map_reduce(src, task, zero)
+    engine = DaskEngine(client, cache=True)
+    for _ in range(2):  # the pass that reads, then one from worker memory
+        got = engine.map_reduce(src, task, zero)
+        for name in ("s0", "s2", "rx", "r0"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+        assert got.loglik == want.loglik and got.n_rows == 4000
     engine.clear_cache()
     assert scheduler_tasks(client) == 0
 

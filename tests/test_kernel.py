@@ -68,7 +68,7 @@ def test_kernel_equals_numpy_estep(monkeypatch, intercept, d, m, n):
     p = d + int(intercept)
     params_seq = [_params(rng, m, p), _params(rng, m, p, spread=3.0)]
     fast, slow = _both(monkeypatch, FT, y, w, params_seq, intercept)
-    for a, b in zip(fast, slow):
+    for a, b in zip(fast, slow, strict=True):
         _assert_close(a, b)
 
 
