@@ -11,7 +11,9 @@ back; nothing is kept between passes unless ``cache=True``.
 With ``cache=True`` the chunks already sit in the workers' memory and a map
 task is short, so the per-task cost of the scheduler would dominate: one map
 task then takes an aligned run of 2**k consecutive chunks (kept on one worker)
-and sums their results with ``tree_sum``.  The subtrees of a binary counter
+and sums their results with ``tree_sum``.  The same is done when chunks read
+from storage are small (many small files): a task then reads a run of them,
+one at a time, up to about :data:`MIN_TASK_ROWS` rows.  The subtrees of a binary counter
 over aligned power-of-two runs are exactly those runs' ``tree_sum``, so the
 result is still bit-for-bit that of the in-process engine.
 """
@@ -122,6 +124,32 @@ def _apply_run(func, *chunks):
     return tree_sum((func(chunk) for chunk in chunks), None)
 
 
+def _read_apply_run(source, func, *descriptors):
+    # One chunk in memory at a time: read, map, and let it go.
+    return tree_sum((func(source.read(d)) for d in descriptors), None)
+
+
+#: A task that reads from storage covers at least about this many rows (runs
+#: of consecutive small chunks), so that many small files do not each pay the
+#: scheduler's per-task cost.
+MIN_TASK_ROWS = 1 << 16
+
+
+def small_chunk_run(plan, n_threads: int, min_rows: int = MIN_TASK_ROWS) -> int:
+    """Chunks per reading task: 1 for chunks of ``min_rows`` rows or more,
+    else enough consecutive chunks (a power of two) to reach about
+    ``min_rows``, capped by :func:`run_length`.  Descriptors without an
+    ``n_rows`` are read one per task."""
+    rows = [getattr(d, "n_rows", None) for d in plan]
+    if not rows or any(not isinstance(r, int) for r in rows):
+        return 1
+    typical = max(1, sorted(rows)[len(rows) // 2])
+    cap, g = run_length(len(plan), n_threads), 1
+    while g < cap and g * typical < min_rows:
+        g *= 2
+    return g
+
+
 def run_length(n_chunks: int, n_threads: int) -> int:
     """Chunks per map task for cached passes: the largest power of two that
     still leaves about four tasks per worker thread (at least 1)."""
@@ -208,8 +236,7 @@ class DaskEngine:
         if self.cache:
             leaves, runs = self._cached_map(client, source, func, plan, token, graph)
         else:
-            leaves = self._map(client, source, func, plan, token, graph)
-            runs = {key: [i] for i, key in enumerate(leaves)}
+            leaves, runs = self._map(client, source, func, plan, token, graph)
         counter = iter(range(len(plan)))
 
         def combine(group):
@@ -235,7 +262,7 @@ class DaskEngine:
         # futures) of the failed pass: the scheduler can forget them.
         raise error.with_traceback(None)
 
-    def _map(self, client, source, func, plan, token, graph) -> list[str]:
+    def _map(self, client, source, func, plan, token, graph):
         keys = [f"streammix-map-{token}-{i}" for i in range(len(plan))]
         if getattr(source, "read_on_client", isinstance(source, ArraySource)):
             for key, d in zip(keys, plan, strict=True):
@@ -245,21 +272,31 @@ class DaskEngine:
             for key, d, value in zip(keys, plan, inputs, strict=True):
                 graph[key] = (_read_input_apply, source, func, d, value)
         else:
+            g = 1
+            if self.split_every == 2:
+                g = small_chunk_run(plan, sum(client.nthreads().values()))
+            if g > 1:
+                return self._runs(graph, token, plan, g, _read_apply_run, source, func)
             for key, d in zip(keys, plan, strict=True):
                 graph[key] = (_read_apply, source, func, d)
-        return keys
+        return keys, {key: [i] for i, key in enumerate(keys)}
+
+    @staticmethod
+    def _runs(graph, token, items, g, fn, *head):
+        """Map tasks ``fn(*head, *run)`` over aligned runs of ``g`` items."""
+        leaves, runs = [], {}
+        for start in range(0, len(items), g):
+            key = f"streammix-map-{token}-{start}"
+            graph[key] = (fn, *head, *items[start:start + g])
+            leaves.append(key)
+            runs[key] = list(range(start, min(start + g, len(items))))
+        return leaves, runs
 
     def _cached_map(self, client, source, func, plan, token, graph):
         threads = sum(client.nthreads().values())
         g = run_length(len(plan), threads) if self.split_every == 2 else 1
         chunks = self._chunk_futures(client, source, plan, g)
-        leaves, runs = [], {}
-        for start in range(0, len(plan), g):
-            key = f"streammix-map-{token}-{start}"
-            graph[key] = (_apply_run, func, *chunks[start:start + g])
-            leaves.append(key)
-            runs[key] = list(range(start, min(start + g, len(plan))))
-        return leaves, runs
+        return self._runs(graph, token, chunks, g, _apply_run, func)
 
     def _chunk_futures(self, client, source, plan, run: int = 1) -> list:
         if self._cached_source is not source:

@@ -19,7 +19,7 @@ from streammix import (
     MixtureOfLinearRegressions,
     ParquetSource,
 )
-from streammix.dask_engine import NoClientError, counter_tree, run_length
+from streammix.dask_engine import NoClientError, counter_tree, run_length, small_chunk_run
 from streammix.engine import InProcessEngine, tree_sum
 from streammix.model import EStepTask, _resolve_engine
 from streammix.params import MixtureParams
@@ -73,6 +73,17 @@ def test_run_length_leaves_about_four_tasks_per_thread():
         g = run_length(n, threads)
         assert g & (g - 1) == 0 and -(-n // g) >= 4 * max(1, threads)
         assert g == 1 or -(-n // (2 * g)) < 4 * max(1, threads)
+
+
+def test_small_chunks_are_read_in_runs_large_ones_one_per_task():
+    from streammix.parquet import ParquetPiece
+    tiny = [ParquetPiece(f"f{i}", (0,), 0, 10) for i in range(2000)]
+    assert small_chunk_run(tiny, 2) == run_length(2000, 2) == 256  # 8 tasks
+    big = [ParquetPiece("f", (i,), i * 131072, 131072) for i in range(31)]
+    assert small_chunk_run(big, 2) == 1
+    mid = [ParquetPiece("f", (i,), i * 20000, 20000) for i in range(64)]
+    assert small_chunk_run(mid, 2) == 4  # 4 x 20k rows >= 65536
+    assert small_chunk_run(list(range(100)), 2) == 1  # no row counts: one per task
 
 
 @pytest.fixture(scope="module")
