@@ -72,8 +72,8 @@ def register(subparsers) -> None:
 
 def run_fit(args) -> int:
     from .atomic import atomic_write_text
+    from .lake_files import redact_url
     from .model import MixtureOfLinearRegressions
-    from .parquet import _redact_url
     from .progress import FitProgress
 
     out = Path(args.out)
@@ -103,7 +103,7 @@ def run_fit(args) -> int:
         logger.warning("dropped %d of %d rows with null, NaN or infinite values",
                        source.n_rows - model.n_rows_, source.n_rows)
     record = model.to_dict()
-    record[DATA_KEY] = {"path": _redact_url(args.data), "target": source.target,
+    record[DATA_KEY] = {"path": redact_url(args.data), "target": source.target,
                         "features": source.features, "weight": source.weight}
     atomic_write_text(out, json.dumps(record, indent=1, allow_nan=False))
     sys.stdout.write(model.report() + "\n")

@@ -16,19 +16,27 @@ from __future__ import annotations
 
 import logging
 import os
-import posixpath
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from .lake_files import (
+    arrow_filesystem,
+    common_dir,
+    file_size,
+    fsspec_filesystem,
+    hive_partitions,
+    list_files,
+    protocol_of,
+    redact_url,
+    strip_protocol,
+)
+from .parquet_columns import filter_columns, is_numeric, normalise_filters, to_float
 from .sources import Chunk
 from .validation import DataError
 
@@ -38,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 #: What to do with rows holding null, NaN or infinite values.
 ON_INVALID = ("error", "drop")
-
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 class ParquetPiece(NamedTuple):
@@ -185,7 +191,7 @@ class ParquetSource:
         self.target = str(target)
         self.features = features
         self.weight = None if weight is None else str(weight)
-        self.filters = _normalise_filters(filters)
+        self.filters = normalise_filters(filters)
         self.storage_options = dict(storage_options or {})
         self.chunk_rows = int(chunk_rows)
         self.on_invalid = on_invalid
@@ -263,7 +269,7 @@ class ParquetSource:
     def describe(self) -> str:
         """A short multi-line summary without secrets."""
         lines = [
-            f"ParquetSource {_redact_url(self.path_or_url)}",
+            f"ParquetSource {redact_url(self.path_or_url)}",
             f"  files: {self.n_files} ({self.root or '.'}), chunks: {len(self._plan)}, "
             f"rows: {self.n_rows}",
             f"  target: {self.target!r}, features: {self.features}, weight: {self.weight!r}",
@@ -281,7 +287,7 @@ class ParquetSource:
         opts = ""
         if self.storage_options:
             opts = f", storage_options=<{len(self.storage_options)} keys hidden>"
-        return (f"ParquetSource({_redact_url(self.path_or_url)!r}, target={self.target!r}, "
+        return (f"ParquetSource({redact_url(self.path_or_url)!r}, target={self.target!r}, "
                 f"features={self.features!r}, weight={self.weight!r}, filters={self.filters!r}, "
                 f"chunk_rows={self.chunk_rows}, on_invalid={self.on_invalid!r}{opts})")
 
@@ -292,7 +298,7 @@ class ParquetSource:
         state["_plan"] = None  # the plan and the file list stay on the client
         state["files"] = None
         if isinstance(self.path_or_url, (list, tuple)):
-            state["path_or_url"] = _redact_url(self.path_or_url)
+            state["path_or_url"] = redact_url(self.path_or_url)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -322,7 +328,7 @@ class ParquetSource:
             row_ids = table.column("__streammix_row__").to_numpy()
         values, bad, counts = {}, None, {}
         for name in self.columns:
-            v, col_bad, message = _to_float(table.column(name), name, row_ids,
+            v, col_bad, message = to_float(table.column(name), name, row_ids,
                                              self._show(piece.path))
             values[name] = v
             if col_bad is not None:
@@ -352,7 +358,7 @@ class ParquetSource:
 
     def _needed_columns(self) -> list[str]:
         cols = list(self.columns)
-        for name in _filter_columns(self.filters):
+        for name in filter_columns(self.filters):
             if name not in cols:
                 cols.append(name)
         return cols
@@ -368,7 +374,7 @@ class ParquetSource:
 
     def _arrow_fs(self):
         if self._fs is None:
-            self._fs = _arrow_filesystem(self._protocol, self.storage_options)
+            self._fs = arrow_filesystem(self._protocol, self.storage_options)
         return self._fs
 
     # --------------------------------------------------------------- planning
@@ -379,22 +385,22 @@ class ParquetSource:
         items = [os.fspath(i) for i in items]
         if not items:
             raise DataError("no Parquet path given (the list is empty)")
-        protocols = {_protocol_of(i) for i in items}
+        protocols = {protocol_of(i) for i in items}
         if len(protocols) > 1:
             raise DataError(f"all paths must use one file system, got {sorted(protocols)}")
         self._protocol = protocols.pop()
-        fsspec_fs = _fsspec_filesystem(self._protocol, self.storage_options)
+        fsspec_fs = fsspec_filesystem(self._protocol, self.storage_options)
         files, roots = [], []
         for item in items:
-            path = _strip_protocol(item, self._protocol)
-            found, root = _list_files(fsspec_fs, path, _redact_url(item), single=len(items) == 1)
+            path = strip_protocol(item, self._protocol)
+            found, root = list_files(fsspec_fs, path, redact_url(item), single=len(items) == 1)
             files.extend(found)
             roots.append(root)
         files = sorted(set(files))
-        root = roots[0] if len(roots) == 1 else _common_dir(files)
+        root = roots[0] if len(roots) == 1 else common_dir(files)
         self.root = root.rstrip("/")
         self.files = files
-        self.partition_names, self.partition_types, partitions = _hive_partitions(files,
+        self.partition_names, self.partition_types, partitions = hive_partitions(files,
                                                                                    self.root)
         self._plan = self._plan_files(partitions)
 
@@ -402,7 +408,7 @@ class ParquetSource:
         self._arrow_fs()  # made once, before the threads below share it
         file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
         for name in self._needed_columns():
-            if name in self.partition_names and not _is_numeric(self.partition_types[name]) \
+            if name in self.partition_names and not is_numeric(self.partition_types[name]) \
                     and name in self.columns:
                 raise DataError(f"partition column {name!r} has type "
                                 f"{self.partition_types[name]}, which cannot be read as "
@@ -424,7 +430,7 @@ class ParquetSource:
                         f"{', '.join(schema.names)})")
                 typ = schema.field(name).type
                 first = seen_types.setdefault(name, (typ, path))
-                if name in self.columns and not _is_numeric(typ):
+                if name in self.columns and not is_numeric(typ):
                     other = (f"; it is {first[0]} in {self._show(first[1])}"
                              if first[0] != typ else "")
                     raise DataError(f"{self._show(path)}: column {name!r} has type {typ}, which "
@@ -449,7 +455,7 @@ class ParquetSource:
                 meta = pq.ParquetFile(fh).metadata
                 return meta, meta.schema.to_arrow_schema()
         except (OSError, pa.ArrowException) as exc:
-            size = _file_size(fs, path)
+            size = file_size(fs, path)
             what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
             return DataError(f"{self._show(path)}: {what} ({exc})"), None
 
@@ -511,191 +517,3 @@ class _InvalidRowsView:
 
 def _identity(value):
     return value
-
-
-# ------------------------------------------------------------------- helpers
-def _to_float(column: pa.ChunkedArray, name: str, row_ids: np.ndarray, path: str):
-    """A column as float64, the mask of null/NaN/inf rows and a message about them."""
-    try:
-        values = pc.cast(column, pa.float64(), safe=True)
-    except pa.ArrowException as exc:
-        raise DataError(f"{path}: column {name!r} of type {column.type} cannot be read as "
-                        f"float64: {exc}") from None
-    null = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
-    v = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    if null is not None:
-        v = np.where(null, 0.0, v)
-    nonfinite = ~np.isfinite(v)
-    if null is None and not nonfinite.any():
-        return v, None, None
-    bad = nonfinite if null is None else (nonfinite | null)
-    parts = []
-    n_null = 0 if null is None else int(null.sum())
-    n_nan = int(np.isnan(v).sum())
-    n_inf = int(nonfinite.sum()) - n_nan
-    for count, what in ((n_null, "null"), (n_nan, "NaN"), (n_inf, "infinite")):
-        if count:
-            parts.append(f"{count} {what} value{'s' if count != 1 else ''}")
-    first = int(row_ids[np.flatnonzero(bad)[0]])
-    message = f"{path}: column {name!r} has {' and '.join(parts)}, first at row {first}"
-    return v, bad, message
-
-
-def _is_numeric(typ: pa.DataType) -> bool:
-    return (pa.types.is_integer(typ) or pa.types.is_floating(typ)
-            or pa.types.is_boolean(typ) or pa.types.is_decimal(typ))
-
-
-def _normalise_filters(filters):
-    if filters is None:
-        return None
-    if isinstance(filters, ds.Expression):
-        raise TypeError("filters must be a list of (column, op, value) tuples (disjunctive "
-                        "normal form), not a pyarrow Expression, so that it can be shown "
-                        "and its columns read")
-    filters = [list(map(tuple, f)) if isinstance(f, list) else tuple(f) for f in filters]
-    if not filters:
-        return None
-    pq.filters_to_expression(filters)  # raises on a malformed filter
-    return filters
-
-
-def _filter_columns(filters) -> list[str]:
-    if not filters:
-        return []
-    terms = filters if isinstance(filters[0], tuple) else [t for f in filters for t in f]
-    names: list[str] = []
-    for term in terms:
-        if term[0] not in names:
-            names.append(str(term[0]))
-    return names
-
-
-def _protocol_of(url: str) -> str:
-    if "://" not in url:
-        return "file"
-    return url.split("://", 1)[0].lower()
-
-
-def _strip_protocol(url: str, protocol: str) -> str:
-    if protocol == "file":
-        path = url[len("file://"):] if url.startswith("file://") else url
-        return os.path.abspath(os.path.expanduser(path))
-    import fsspec
-    cls = fsspec.get_filesystem_class(protocol)
-    return cls._strip_protocol(url).rstrip("/")
-
-
-def _fsspec_filesystem(protocol: str, storage_options: dict):
-    import fsspec
-    try:
-        return fsspec.filesystem(protocol, **(storage_options if protocol != "file" else {}))
-    except (ImportError, ValueError) as exc:
-        raise DataError(f"cannot open file system {protocol!r}: {exc}") from None
-
-
-def _arrow_filesystem(protocol: str, storage_options: dict):
-    from pyarrow import fs as pafs
-    if protocol == "file":
-        return pafs.LocalFileSystem()
-    return pafs.PyFileSystem(pafs.FSSpecHandler(_fsspec_filesystem(protocol, storage_options)))
-
-
-def _hidden(relative: str) -> bool:
-    return any(part.startswith(("_", ".")) for part in relative.split("/"))
-
-
-def _list_files(fs, path: str, shown: str, single: bool):
-    """Files under a path, a glob or a single file, and the root they hang from."""
-    try:
-        if _GLOB_CHARS.search(path):
-            prefix = path[:_GLOB_CHARS.search(path).start()]
-            root = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-            found = [f for f in fs.glob(path) if fs.isfile(f)]
-            found = [f for f in found if not _hidden(posixpath.relpath(f, root or "."))]
-            if not found:
-                raise DataError(f"{shown}: no files match this pattern")
-            return sorted(found), root
-        if not fs.exists(path):
-            raise DataError(f"{shown} does not exist")
-        if fs.isdir(path):
-            found = [f for f in fs.find(path) if not _hidden(posixpath.relpath(f, path))]
-            if not found:
-                raise DataError(f"{shown}: the folder holds no Parquet files")
-            return sorted(found), path
-    except DataError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{shown}: cannot be listed ({type(exc).__name__}: {exc})") from None
-    return [path], posixpath.dirname(path)
-
-
-def _common_dir(files: list[str]) -> str:
-    return posixpath.commonpath([posixpath.dirname(f) for f in files])
-
-
-def _hive_partitions(files: list[str], root: str):
-    """Partition names, their types and each file's partition values."""
-    raw: dict[str, dict[str, str]] = {}
-    for f in files:
-        rel = f[len(root) + 1:] if root and f.startswith(root + "/") else f
-        parts = {}
-        for segment in rel.split("/")[:-1]:
-            if "=" in segment:
-                key, value = segment.split("=", 1)
-                parts[unquote(key)] = unquote(value)
-        raw[f] = parts
-    names = list(dict.fromkeys(k for parts in raw.values() for k in parts))
-    for f, parts in raw.items():
-        missing = [k for k in names if k not in parts]
-        if missing:
-            raise DataError(f"{f}: not inside a {missing[0]}=... folder, unlike other files "
-                            "(mixed hive partitioning)")
-    types = {}
-    for name in names:
-        values = [parts[name] for parts in raw.values()]
-        types[name] = _infer_type(values)
-    partitions = {
-        f: tuple((k, _convert(parts[k], types[k])) for k in names) for f, parts in raw.items()
-    }
-    return tuple(names), types, partitions
-
-
-def _infer_type(values: list[str]) -> pa.DataType:
-    if all(re.fullmatch(r"[+-]?\d+", v) for v in values):
-        return pa.int64()
-    try:
-        [float(v) for v in values]
-    except ValueError:
-        return pa.string()
-    return pa.float64()
-
-
-def _convert(value: str, typ: pa.DataType):
-    if pa.types.is_integer(typ):
-        return int(value)
-    if pa.types.is_floating(typ):
-        return float(value)
-    return value
-
-
-def _file_size(fs, path: str) -> int | None:
-    try:
-        return fs.get_file_info(path).size
-    except (OSError, pa.ArrowException):
-        return None
-
-
-def _redact_url(url) -> str:
-    """A path or URL with any user:password@ part removed."""
-    if isinstance(url, (list, tuple)):
-        shown = [_redact_url(u) for u in url[:3]]
-        more = f", ... ({len(url)} paths)" if len(url) > 3 else ""
-        return "[" + ", ".join(shown) + more + "]"
-    url = os.fspath(url)
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    return urlunsplit(parts)
