@@ -18,9 +18,9 @@
  * the function is compiled for AVX-512, AVX2 and baseline x86-64 and the
  * loader picks the best one the CPU has.  The GIL is released while it runs.
  *
- * Arrays are passed through the buffer protocol; the features may have any
- * row stride (a row slice of an F-ordered array) but each row must be
- * contiguous.
+ * Arrays are passed through the buffer protocol.  The features FT (d, n)
+ * may have contiguous features (a row slice of an F-ordered X) or contiguous
+ * rows (X.T of a C-ordered X; each block is then transposed in cache).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -50,22 +50,22 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #endif
 
 typedef struct {
-    Py_ssize_t d, m, n, fstride;
+    Py_ssize_t d, m, n, fstride, rowstride;
     const double *F, *y, *w, *coef, *b0, *lognorm, *inv2s2;
     double *g1, *hsum, *s2p, *r0, *out;
     double *buf;
 } Job;
 
-/* Four dot products of T with rows l0..l0+3 of F (offset start), added to out[0..cnt-1].
+/* Four dot products of T with rows l0..l0+3 of F, added to out[0..cnt-1].
  * Four independent sums keep the FMA units busy (one sum is latency-bound). */
 static inline __attribute__((always_inline))
 void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t l0, Py_ssize_t cnt,
-          Py_ssize_t start, Py_ssize_t nb, double *out)
+          Py_ssize_t nb, double *out)
 {
-    const double *a = F + l0 * fs + start;
-    const double *b = F + (l0 + (cnt > 1 ? 1 : 0)) * fs + start;
-    const double *c = F + (l0 + (cnt > 2 ? 2 : 0)) * fs + start;
-    const double *e = F + (l0 + (cnt > 3 ? 3 : 0)) * fs + start;
+    const double *a = F + l0 * fs;
+    const double *b = F + (l0 + (cnt > 1 ? 1 : 0)) * fs;
+    const double *c = F + (l0 + (cnt > 2 ? 2 : 0)) * fs;
+    const double *e = F + (l0 + (cnt > 3 ? 3 : 0)) * fs;
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     SM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3))
     for (Py_ssize_t i = 0; i < nb; i++) {
@@ -83,19 +83,29 @@ void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t l0, Py_ssi
 SM_CLONES
 static void run_job(Job *J)
 {
-    const Py_ssize_t d = J->d, m = J->m, n = J->n, fs = J->fstride;
+    const Py_ssize_t d = J->d, m = J->m, n = J->n;
     const Py_ssize_t npairs = d * (d + 1) / 2;
-    const double *F = J->F;
     double *R = J->buf;              /* m x BLOCK residuals             */
     double *G = R + m * BLOCK;       /* m x BLOCK log-density, then w g */
     double *M = G + m * BLOCK;       /* BLOCK row maxima                */
     double *S = M + BLOCK;           /* BLOCK sums of exp, then w / sum */
     double *T = S + BLOCK;           /* BLOCK scratch: w g x_k          */
+    double *Fbuf = T + BLOCK;        /* d x BLOCK features of row-major input */
     double loglik = 0.0, class_ll = 0.0;
 
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
         const double *yb = J->y + start, *wb = J->w + start;
+        /* Feature k of row start + i is F[k * fs + i] in this block. */
+        const double *F = J->F + start;
+        Py_ssize_t fs = J->fstride;
+        if (J->rowstride) {  /* (n, d) rows: transpose the block, in cache */
+            const double *X = J->F + start * J->rowstride;
+            for (Py_ssize_t i = 0; i < nb; i++)
+                for (Py_ssize_t k = 0; k < d; k++) Fbuf[k * BLOCK + i] = X[i * J->rowstride + k];
+            F = Fbuf;
+            fs = BLOCK;
+        }
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * BLOCK, *Gj = G + j * BLOCK;
             const double *cj = J->coef + j * d;
@@ -103,7 +113,7 @@ static void run_job(Job *J)
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i] - b0;
             for (Py_ssize_t k = 0; k < d; k++) {
-                const double c = cj[k], *Fk = F + k * fs + start;
+                const double c = cj[k], *Fk = F + k * fs;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
             }
@@ -158,7 +168,7 @@ static void run_job(Job *J)
             double *s2j = J->s2p + j * npairs;
             Py_ssize_t pos = 0;
             for (Py_ssize_t k = 0; k < d; k++) {
-                const double *Fk = F + k * fs + start;
+                const double *Fk = F + k * fs;
                 double s_gx = 0.0, s_grx = 0.0;
                 SM_PRAGMA(omp simd reduction(+:s_gx, s_grx))
                 for (Py_ssize_t i = 0; i < nb; i++) {
@@ -170,7 +180,7 @@ static void run_job(Job *J)
                 J->g1[(m + j) * d + k] += s_grx;
                 for (Py_ssize_t l = k; l < d; l += 4) {
                     const Py_ssize_t cnt = d - l < 4 ? d - l : 4;
-                    dot4(T, F, fs, l, cnt, start, nb, s2j + pos);
+                    dot4(T, F, fs, l, cnt, nb, s2j + pos);
                     pos += cnt;
                 }
             }
@@ -212,6 +222,7 @@ static int native_double(const char *f)
     return strcmp(f, "d") == 0;
 }
 
+/* ``whole``: 1 C-contiguous, 0 contiguous rows, -1 no layout check here. */
 static int get_buf(PyObject *obj, Py_buffer *view, int writable, int whole, const char *name)
 {
     int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
@@ -221,13 +232,42 @@ static int get_buf(PyObject *obj, Py_buffer *view, int writable, int whole, cons
         PyBuffer_Release(view);
         return -1;
     }
-    if (!laid_out(view, whole)) {
+    if (whole >= 0 && !laid_out(view, whole)) {
         PyErr_Format(PyExc_ValueError, "%s must be a 1- or 2-dimensional array with %s", name,
                      whole ? "C-contiguous layout" : "contiguous rows");
         PyBuffer_Release(view);
         return -1;
     }
     return 0;
+}
+
+/* The features FT (d, n): each feature contiguous (fstride = distance
+ * between features), or each row contiguous, as X.T of a C-ordered (n, d)
+ * array (rowstride = distance between rows; the kernel transposes a block
+ * at a time). */
+static int features_layout(const Py_buffer *v, Job *J)
+{
+    if (v->ndim != 2) {
+        PyErr_SetString(PyExc_ValueError, "FT must be 2-dimensional");
+        return -1;
+    }
+    const Py_ssize_t d = v->shape[0], n = v->shape[1], s0 = v->strides[0], s1 = v->strides[1];
+    J->d = d;
+    J->n = n;
+    J->fstride = n;
+    J->rowstride = 0;
+    if (d == 0 || n == 0) return 0;
+    if ((n == 1 || s1 == 8) && (d == 1 || (s0 % 8 == 0 && s0 >= 8 * n))) {
+        if (d > 1) J->fstride = s0 / 8;
+        return 0;
+    }
+    if ((d == 1 || s0 == 8) && s1 % 8 == 0 && s1 >= 8 * d) {
+        J->rowstride = s1 / 8;
+        return 0;
+    }
+    PyErr_SetString(PyExc_ValueError,
+                    "FT must have contiguous rows or contiguous columns (non-negative strides)");
+    return -1;
 }
 
 #define NARGS 12
@@ -251,14 +291,8 @@ static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     for (; got < NARGS; got++)
-        if (get_buf(args[got], &v[got], got >= 7, got > 0, names[got]) < 0) goto done;
-    if (v[0].ndim != 2) {
-        PyErr_SetString(PyExc_ValueError, "FT must be 2-dimensional");
-        goto done;
-    }
-    J.d = v[0].shape[0];
-    J.n = v[0].shape[1];
-    J.fstride = (J.d > 1 && J.n > 0) ? v[0].strides[0] / 8 : J.n;
+        if (get_buf(args[got], &v[got], got >= 7, got > 0 ? 1 : -1, names[got]) < 0) goto done;
+    if (features_layout(&v[0], &J) < 0) goto done;
     J.m = count(&v[4]);
     if (J.m < 1 || count(&v[1]) != J.n || count(&v[2]) != J.n || count(&v[3]) != J.m * J.d
         || count(&v[5]) != J.m || count(&v[6]) != J.m || count(&v[7]) != 2 * J.m * J.d
@@ -270,7 +304,7 @@ static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t n
     J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.b0 = v[4].buf;
     J.lognorm = v[5].buf; J.inv2s2 = v[6].buf; J.g1 = v[7].buf; J.hsum = v[8].buf;
     J.s2p = v[9].buf; J.r0 = v[10].buf; J.out = v[11].buf;
-    J.buf = malloc(sizeof(double) * (3 * J.m + 3) * BLOCK);
+    J.buf = malloc(sizeof(double) * (2 * J.m + 3 + J.d) * BLOCK);
     if (J.buf == NULL) {
         PyErr_NoMemory();
         goto done;

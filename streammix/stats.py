@@ -350,7 +350,7 @@ def estep_features_many(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params_seq
             raise ValueError(f"design matrix has {p} columns but the parameters have "
                              f"{params.n_coef}")
     if use_kernel:
-        FT = _rows_contiguous(FT)
+        FT = _kernel_layout(FT)
         y = np.ascontiguousarray(y, dtype=np.float64)
         w = np.ascontiguousarray(w, dtype=np.float64)
         sum_w = float(np.sum(w))
@@ -454,22 +454,36 @@ def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
     return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
 
 
-def _rows_contiguous(FT: np.ndarray) -> np.ndarray:
-    if FT.shape[1] > 1 and FT.strides[1] != FT.itemsize or FT.shape[0] > 1 and (
-            FT.strides[0] < FT.itemsize * FT.shape[1]):
-        return np.ascontiguousarray(FT)
-    return FT
+def _kernel_layout(FT: np.ndarray) -> np.ndarray:
+    """``FT`` as the kernel reads it: features or rows contiguous, else a copy."""
+    d, n = FT.shape
+    s0, s1 = FT.strides
+    size = FT.itemsize
+    if d == 0 or n == 0:
+        return FT
+    if (n == 1 or s1 == size) and (d == 1 or s0 >= size * n):
+        return FT
+    if (d == 1 or s0 == size) and s1 >= size * d:
+        return FT
+    return np.ascontiguousarray(FT)
 
 
 def features_transposed(X: np.ndarray) -> np.ndarray:
     """The (d, n) view of the features that the E-step wants, copying only if needed.
 
-    Each feature must be contiguous in memory; an F-ordered (n, d) array (or
-    a row slice of one) is used as it is, a C-ordered one is transposed.
+    The compiled kernel reads features stored either way (it transposes a
+    C-ordered block at a time in cache), so a float64 array is used as it
+    is.  The numpy E-step wants each feature contiguous: an F-ordered (n, d)
+    array (or a row slice of one) is used as it is, a C-ordered one is
+    transposed.
     """
     FT = np.asarray(X).T
-    if FT.dtype != np.float64 or (FT.shape[1] > 1 and FT.strides[1] != FT.itemsize):
-        FT = np.ascontiguousarray(FT, dtype=np.float64)
+    if FT.dtype != np.float64:
+        return np.ascontiguousarray(FT, dtype=np.float64)
+    if use_kernel:
+        return _kernel_layout(FT)
+    if FT.shape[1] > 1 and FT.strides[1] != FT.itemsize:
+        FT = np.ascontiguousarray(FT)
     return FT
 
 

@@ -91,6 +91,23 @@ def test_kernel_reads_a_row_slice_of_a_fortran_array(monkeypatch):
 
 
 @needs_kernel
+@pytest.mark.parametrize("d", [1, 2, 5, 11])
+def test_kernel_reads_row_major_features_in_place(monkeypatch, d):
+    # X.T of a C-ordered X (a batch as most callers hold it): no copy is made,
+    # the kernel transposes block by block; a row slice and a column slice of
+    # a wider array too.
+    rng = np.random.default_rng(d)
+    wide = rng.normal(size=(3000, d + 3))
+    y, w = rng.normal(size=3000), rng.uniform(0, 2, size=3000)
+    prm = _params(rng, 3, d + 1)
+    for X in (np.ascontiguousarray(wide[:, :d]), wide[17:2900, 2:2 + d]):
+        rows = slice(0, 3000) if X.shape[0] == 3000 else slice(17, 2900)
+        assert np.shares_memory(stats._kernel_layout(X.T), X)
+        fast, slow = _both(monkeypatch, X.T, y[rows], w[rows], [prm], True)
+        _assert_close(fast[0], slow[0])
+
+
+@needs_kernel
 def test_kernel_handles_outliers_and_vanishing_components(monkeypatch):
     # Residuals of 1e6 make every density underflow; a weight of 1e-300 and a
     # tiny sigma push log-densities to -700 and beyond: the log-sum-exp must
@@ -134,8 +151,8 @@ def test_kernel_rejects_bad_arrays():
     with pytest.raises(ValueError, match="inconsistent array sizes"):
         k.estep_chunk(*bad)
     bad = list(good)
-    bad[0] = np.zeros((n, d)).T  # columns, not rows, contiguous
-    with pytest.raises(ValueError, match="FT must be .* contiguous rows"):
+    bad[0] = np.zeros((d, 2 * n))[:, ::2]  # neither features nor rows contiguous
+    with pytest.raises(ValueError, match="FT must have contiguous rows or contiguous columns"):
         k.estep_chunk(*bad)
     bad = list(good)
     bad[7] = np.zeros((2 * m, d)).copy()
