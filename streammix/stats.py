@@ -15,6 +15,7 @@ every chunk of a pass uses the same centre, statistics of chunks add up.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -241,7 +242,7 @@ class _Accumulator:
 
     def __init__(self, d: int, m: int, intercept: bool, block: int):
         self.d, self.m, self.intercept = d, m, intercept
-        self.pair_rows = [(k, np.arange(k, d)) for k in range(d)]
+        self.pair_rows = _pair_rows(d)
         self.n_pairs = d * (d + 1) // 2
         self.g1 = np.zeros((2 * m, d))
         self.hsum = np.zeros(2 * m)
@@ -276,20 +277,34 @@ class _Accumulator:
         m, d = self.m, self.d
         off = int(self.intercept)
         p = d + off
-        s2 = np.zeros((m, p, p))
-        pos = 0
-        for k, rows in self.pair_rows:
-            s2[:, off + k, off + rows] = self.s2p[:, pos:pos + rows.size]
-            pos += rows.size
+        upper, lower = _pair_positions(d, off)
+        s2 = np.empty((m, p * p))
+        s2[:, upper] = self.s2p
+        s2[:, lower] = self.s2p
+        s2 = s2.reshape(m, p, p)
         s0 = self.hsum[:m].copy()
         rx = np.empty((m, p))
         rx[:, off:] = self.g1[m:]
         if self.intercept:
             s2[:, 0, 0] = s0
             s2[:, 0, 1:] = self.g1[:m]
+            s2[:, 1:, 0] = self.g1[:m]
             rx[:, 0] = self.hsum[m:]
-        s2 = np.triu(s2) + np.triu(s2, 1).transpose(0, 2, 1)
         return s0, s2, rx, self.r0
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_rows(d: int) -> list:
+    return [(k, np.arange(k, d)) for k in range(d)]
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_positions(d: int, off: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions in a (p, p) matrix of the feature pairs (k <= l), in the
+    order of the pair products, and of their mirror images (l, k)."""
+    p = d + off
+    k, l = np.triu_indices(d)
+    return (k + off) * p + (l + off), (l + off) * p + (k + off)
 
 
 def _has_intercept(XT: np.ndarray) -> bool:
