@@ -507,8 +507,13 @@ class OnlineEM:
         number = self.n_batches + 1
         batch_w, loglik, eta, m_step = 0.0, 0.0, 0.0, False
         if n:  # a batch of zero weight is not worth testing for: it adds zero
-            batch = estep_features(features_transposed(X), y, w, self.params,
-                                   self.fit_intercept)
+            if check is None:
+                batch = estep_features(features_transposed(X), y, w, self.params,
+                                       self.fit_intercept)
+            else:  # unvalidated: NaN or inf would warn on the way to check()'s error
+                with np.errstate(all="ignore"):
+                    batch = estep_features(features_transposed(X), y, w, self.params,
+                                           self.fit_intercept)
             batch_w = batch.sum_w
             if batch_w > 0:
                 eta, m_step = self._consume(batch, n, check)
