@@ -6,9 +6,11 @@ whose ``sum_w`` is 1) in the residual form.  For batch k, at the current
 parameters θ_{k-1}:
 
 * ŝ_k = E-step statistics of the batch divided by the batch weight;
-* s is re-centred to θ_{k-1} (:meth:`SuffStats.recentre`, exact), so that
-  both statistics share a centre, then s_k = s + η_k (ŝ_k − s);
-* θ_k = M-step(N_eff · s_k).
+* s is centred at θ_{k-1} too (re-centring is exact, MATH.md §1.2), so
+  that s_k = s + η_k (ŝ_k − s);
+* θ_k = M-step(N_eff · s_k); the plain ML M-step also re-centres s_k to
+  θ_k with the products it has formed anyway (otherwise
+  :meth:`SuffStats.recentre` does it at the next batch).
 
 Step sizes
     Default ``η_k = (k + k0)^(−α)`` with ``α = step_alpha = 0.6`` and
@@ -170,24 +172,17 @@ def _unpack(flat: np.ndarray, m: int, p: int, sum_w: float, n_rows: int,
                      sum_w, n_rows, center)
 
 
-def _recentre_mix(old: np.ndarray, center: np.ndarray, beta: np.ndarray, new: np.ndarray,
-                  eta: float) -> np.ndarray:
-    """(1 − η) old + η new for flat statistics, ``old`` first re-centred to ``beta``.
-
-    The arithmetic of :meth:`SuffStats.recentre` followed by the mixing of
-    every field (so the same bits), in a few operations on the flat vectors.
-    """
+def _recentred(flat: np.ndarray, center: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Flat statistics re-centred from ``center`` to ``beta``: :meth:`SuffStats.recentre`."""
     m, p = beta.shape
-    _, s2, rx, r0 = _views(old, m, p)
+    _, s2, rx, r0 = _views(flat, m, p)
     delta = beta - center
     s2d = np.einsum("jkl,jl->jk", s2, delta)
-    moved = old.copy()
+    moved = flat.copy()
     _, _, rx_moved, r0_moved = _views(moved, m, p)
     np.subtract(rx, s2d, out=rx_moved)
     np.maximum(r0 - 2.0 * np.einsum("jk,jk->j", delta, rx) + np.einsum("jk,jk->j", delta, s2d),
                0.0, out=r0_moved)
-    moved *= 1.0 - eta
-    moved += eta * new
     return moved
 
 
@@ -231,13 +226,15 @@ def _cholesky_solve(s2: np.ndarray, rx: np.ndarray):
 
 
 def _ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndarray,
-                     sum_w: float, beta: np.ndarray, variance_floor: float,
-                     ) -> MixtureParams | None:
+                     sum_w: float, beta: np.ndarray, variance_floor: float):
     """The body of :func:`_fast_ml_mstep` on statistics centred at ``beta``, as arrays.
 
-    Returns None whenever ``mstep`` would do anything but the plain update:
-    an empty or ill-conditioned component, a variance at the floor (or a
-    result that is not finite).
+    Returns ``(params, s2d, rss)``: the new parameters, ``s2 δ`` and the
+    residual sums of squares at them -- with which the statistics are
+    re-centred to the new coefficients (``rx − s2 δ`` and ``rss``, MATH.md
+    §1.2) at no further cost.  Returns None whenever ``mstep`` would do
+    anything but the plain update: an empty or ill-conditioned component, a
+    variance at the floor (or a result that is not finite).
     """
     N = sum_w
     if not N > 0 or (s0 <= 1e-12 * N).any():
@@ -261,7 +258,7 @@ def _ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndar
     if not all(variance_floor < v < math.inf for v in sigma2.tolist()):
         return None
     weights = np.maximum(s0 / N, 0.0)
-    return MixtureParams._unchecked(weights / weights.sum(), beta + delta, sigma2)
+    return MixtureParams._unchecked(weights / weights.sum(), beta + delta, sigma2), s2d, rss
 
 
 def _fast_ml_mstep(stats: SuffStats, params: MixtureParams,
@@ -278,8 +275,9 @@ def _fast_ml_mstep(stats: SuffStats, params: MixtureParams,
     if (not _is_plain_ml(options) or stats.center is None
             or not np.array_equal(stats.center, params.beta)):
         return None
-    return _ml_mstep_arrays(stats.s0, stats.s2, stats.rx, stats.r0, stats.sum_w, params.beta,
-                            options.variance_floor)
+    result = _ml_mstep_arrays(stats.s0, stats.s2, stats.rx, stats.r0, stats.sum_w, params.beta,
+                              options.variance_floor)
+    return None if result is None else result[0]
 
 
 def _stats_to_dict(s: SuffStats) -> dict:
@@ -322,8 +320,9 @@ class OnlineEM:
     params : MixtureParams
         Current parameters θ_k (design space, components in state order).
     stats : SuffStats or None
-        Running per-observation statistics, centred at the parameters of
-        the last E-step.
+        Running per-observation statistics, centred at ``stats.center``:
+        the current coefficients (or, after an M-step with priors, those
+        of the last E-step).
     n_batches, n_rows, sum_w : int, int, float
         Batches, rows and weight consumed.
     n_msteps : int
@@ -422,8 +421,8 @@ class OnlineEM:
 
     @property
     def stats(self) -> SuffStats | None:
-        """Running per-observation statistics (``sum_w`` 1), centred at the
-        parameters of the last E-step; None before the first batch."""
+        """Running per-observation statistics (``sum_w`` 1), centred at
+        ``stats.center`` (see the class notes); None before the first batch."""
         if self._stats is None and self._flat is not None:
             m, p = self._center.shape
             self._stats = _unpack(self._flat, m, p, 1.0, self._stats_rows, self._center)
@@ -561,20 +560,24 @@ class OnlineEM:
         eta = self.step_size(k, batch_w)
         flat = _pack(batch)
         flat *= 1.0 / batch_w  # per-observation means
+        center = batch.center
         n_rows = self.n_rows + n
         if self._flat is not None and eta < 1.0:
-            flat = _recentre_mix(self._flat, self._center, params.beta, flat, eta)
-        flat.setflags(write=False)
+            old = self._flat
+            if self._center is not center and not np.array_equal(self._center, center):
+                old = _recentred(old, self._center, center)
+            mixed = old * (1.0 - eta)
+            mixed += eta * flat
+            flat = mixed
         sum_w = self.sum_w + batch_w
         m_step = n_rows >= self._burn_in
         new_params = params
         if m_step:
-            forget = self.settings.forget
-            n_eff = sum_w if forget is None or sum_w <= forget else float(forget)
-            new_params = self._mstep(flat * n_eff, n_eff, n_rows, batch.center, params, k)
+            new_params, flat, center = self._mstep(flat, sum_w, n_rows, center, params, k)
+        flat.setflags(write=False)
         # commit
         self.n_batches, self.sum_w, self.params = k, sum_w, new_params
-        self._flat, self._center, self._stats_rows, self._stats = flat, batch.center, n_rows, None
+        self._flat, self._center, self._stats_rows, self._stats = flat, center, n_rows, None
         totals = self.totals
         totals["loglik"] += batch.loglik
         totals["class_loglik"] += batch.class_loglik
@@ -586,22 +589,35 @@ class OnlineEM:
                 self._accumulate_average()
         return eta, m_step
 
-    def _mstep(self, scaled: np.ndarray, n_eff: float, n_rows: int, center: np.ndarray,
-               params: MixtureParams, k: int) -> MixtureParams:
-        """M-step on the flat statistics ``scaled`` (scaled to ``n_eff``, centred at ``center``)."""
+    def _mstep(self, flat: np.ndarray, sum_w: float, n_rows: int, center: np.ndarray,
+               params: MixtureParams, k: int):
+        """M-step on the per-observation statistics ``flat``, centred at ``center``.
+
+        Returns the new parameters and the statistics with their centre:
+        re-centred to the new coefficients by the plain ML update, else
+        (``mstep``, which sees them scaled to N_eff for its priors) as they were.
+        """
         m, p = params.beta.shape
         options = self.options
         if _is_plain_ml(options) and (center is params.beta
                                       or np.array_equal(center, params.beta)):
-            s0, s2, rx, r0 = _views(scaled, m, p)
-            new_params = _ml_mstep_arrays(s0, s2, rx, r0, n_eff, params.beta,
-                                          options.variance_floor)
-            if new_params is not None:
-                return new_params
-        new_params, flags = mstep(_unpack(scaled, m, p, n_eff, n_rows, center), params, options)
+            s0, s2, rx, r0 = _views(flat, m, p)
+            # ML estimates do not depend on the scale of the statistics: no N_eff here.
+            result = _ml_mstep_arrays(s0, s2, rx, r0, 1.0, params.beta, options.variance_floor)
+            if result is not None:
+                new_params, s2d, rss = result
+                moved = flat.copy()
+                _, _, rx_moved, r0_moved = _views(moved, m, p)
+                np.subtract(rx, s2d, out=rx_moved)
+                r0_moved[:] = rss
+                return new_params, moved, new_params.beta
+        forget = self.settings.forget
+        n_eff = sum_w if forget is None or sum_w <= forget else float(forget)
+        new_params, flags = mstep(_unpack(flat * n_eff, m, p, n_eff, n_rows, center), params,
+                                  options)
         for j, note in flags.items():
             logger.debug("batch %d, component %d: %s", k, j, note)
-        return new_params
+        return new_params, flat, center
 
     def _accumulate_average(self) -> None:
         start = self.settings.average_start
