@@ -17,6 +17,7 @@ from .engine import InProcessEngine
 from .inference import SE_METHODS, InformationTask, InfoStats, ParameterLayout, infer
 from .init import INIT_METHODS, Profile, ProfileTask, initial_params, make_reseeder, variance_floor
 from .mstep import NOISE_MODELS, MStepOptions
+from .online import OnlineEM, OnlineSettings
 from .params import MixtureParams
 from .restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
 from .sources import DEFAULT_CHUNK_ROWS, as_source
@@ -29,6 +30,7 @@ from .stats import (
     features_transposed,
     log_responsibilities,
 )
+from .streams import check_batch_values, unchecked_batch_arrays
 from .validation import DataError
 
 __all__ = ["MixtureOfLinearRegressions", "EStepTask", "NotFittedError"]
@@ -649,9 +651,6 @@ class MixtureOfLinearRegressions:
         weights <= 0; errors and their messages are those of :meth:`fit`,
         and a bad batch changes nothing.
         """
-        from .online import OnlineEM, OnlineSettings
-        from .streams import check_batch_values, unchecked_batch_arrays
-
         if isinstance(batch_id, str):
             key, first_row = batch_id, 0
         elif batch_id is None:

@@ -257,7 +257,7 @@ def _ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndar
     # make its σ² NaN or infinite.
     if not all(variance_floor < v < math.inf for v in sigma2.tolist()):
         return None
-    weights = np.maximum(s0 / N, 0.0)
+    weights = s0 / N  # > 0, tested above: mstep's clip at zero changes nothing
     return MixtureParams._unchecked(weights / weights.sum(), beta + delta, sigma2), s2d, rss
 
 
