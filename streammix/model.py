@@ -732,7 +732,10 @@ class MixtureOfLinearRegressions:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _set_online_fitted(self) -> None:
-        self.__dict__["_online_stale"] = False
+        d = self.__dict__
+        for name in (*self._INFERENCE, "n_passes_"):
+            d.pop(name, None)  # they described another fit
+        d["_online_stale"] = False
         state = self.online_
         params = state.estimate()
         order = np.lexsort((params.beta[:, 0], -params.weights))
