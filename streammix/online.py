@@ -209,7 +209,9 @@ def _cholesky_solve(s2: np.ndarray, rx: np.ndarray):
     """Cholesky factors L of the stack ``s2`` and ``s2⁻¹ rx`` by two solves with them.
 
     The arithmetic of ``mstep`` (``np.linalg.cholesky``, then ``np.linalg.solve``
-    with L and Lᵀ).  Returns ``(L, delta)``, or None when a factorisation fails.
+    with L and Lᵀ).  Returns ``(L, delta)``; a matrix that is not positive
+    definite gives a NaN factor (the caller's conditioning test rejects it),
+    or None on the np.linalg fallback.
     """
     if _CHOLESKY is None:  # pragma: no cover
         try:
@@ -505,7 +507,7 @@ class OnlineEM:
                 n = int(y.shape[0])
         number = self.n_batches + 1
         batch_w, loglik, eta, m_step = 0.0, 0.0, 0.0, False
-        if n:  # a batch of zero weight is not worth testing for: it adds zero
+        if n:  # (weights are not summed first: a zero-weight batch is rare and adds nothing)
             if check is None:
                 batch = estep_features(features_transposed(X), y, w, self.params,
                                        self.fit_intercept)
