@@ -17,6 +17,7 @@ from .engine import InProcessEngine
 from .inference import SE_METHODS, InformationTask, InfoStats, ParameterLayout, infer
 from .init import INIT_METHODS, Profile, ProfileTask, initial_params, make_reseeder, variance_floor
 from .mstep import NOISE_MODELS, MStepOptions
+from .online import OnlineEM, OnlineSettings
 from .params import MixtureParams
 from .restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
 from .sources import DEFAULT_CHUNK_ROWS, as_source
@@ -29,6 +30,7 @@ from .stats import (
     features_transposed,
     log_responsibilities,
 )
+from .streams import check_batch_values, unchecked_batch_arrays
 from .validation import DataError
 
 __all__ = ["MixtureOfLinearRegressions", "EStepTask", "NotFittedError"]
@@ -445,6 +447,8 @@ class MixtureOfLinearRegressions:
             if method not in SE_METHODS:
                 raise ValueError(f"se must be True, False or one of {SE_METHODS}, got {se!r}")
         self._check_hyperparameters()
+        if self.__dict__.get("_online_stale"):
+            self._set_online_fitted()  # what a failed fit leaves is the online estimate
         self.__dict__.pop("online_", None)  # a batch fit starts afresh
         source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
         saver = None
@@ -640,10 +644,13 @@ class MixtureOfLinearRegressions:
         the parameters before its update (the first batch's is in-sample);
         ``n_iter_`` counts M-steps; ``converged_`` is False.  Call
         :meth:`polish` on a finite data set to finish with batch EM passes.
+        The fitted attributes are derived from ``online_`` when first read
+        after a call, so a stream of many small batches pays for them only
+        when someone looks.  The batch is scanned for NaN, inf and negative
+        weights only when its E-step statistics are not finite or it has
+        weights <= 0; errors and their messages are those of :meth:`fit`,
+        and a bad batch changes nothing.
         """
-        from .online import OnlineEM, OnlineSettings
-        from .streams import batch_arrays
-
         if isinstance(batch_id, str):
             key, first_row = batch_id, 0
         elif batch_id is None:
@@ -654,8 +661,19 @@ class MixtureOfLinearRegressions:
         state = getattr(self, "online_", None)
         if state is not None and features is None and y is None:
             features = self.feature_names_in_
-        Xa, ya, wa, names = batch_arrays(X, y, sample_weight, target=target, features=features,
-                                         weight=weight, where=where)
+        Xa, ya, wa, names = unchecked_batch_arrays(X, y, sample_weight, target=target,
+                                                   features=features, weight=weight, where=where)
+
+        def check() -> None:
+            check_batch_values(Xa, ya, wa, names, target=target, where=where)
+
+        # The full scan for NaN / inf (and its precise message) runs only when needed:
+        # the E-step statistics of a batch with a bad value on a row of positive
+        # weight are not finite, and update() then calls check() before anything is
+        # committed.  Rows of zero weight could hide a bad value, and negative weights
+        # would not show: any weight <= 0 (or NaN) means the scan runs first.
+        if state is None or (wa is not None and wa.size and not wa.min() > 0):
+            check()
         if state is None:
             self._check_hyperparameters()
             settings = OnlineSettings(self.step_alpha, self.step_offset, self.forget,
@@ -677,15 +695,47 @@ class MixtureOfLinearRegressions:
             self.online_ = state
             self.n_features_in_ = Xa.shape[1]
         elif Xa.shape[1] != self.n_features_in_:
+            check()  # bad values are reported first, as batch fitting does
             raise DataError(f"{where}: has {Xa.shape[1]} features; the stream started with "
                             f"{self.n_features_in_}")
-        if state.update(Xa, ya, wa, key=key, first_row=first_row) is not None:
-            self._set_online_fitted()
+        if state.update(Xa, ya, wa, key=key, first_row=first_row, check=check) is not None:
+            self._online_updated()
         return self
 
+    #: The fitted attributes that describe the online estimate; after a
+    #: ``partial_fit`` they are derived from ``online_`` when first read.
+    _ONLINE_FITTED = frozenset((
+        "params_", "n_rows_", "sum_weights_", "loglik_", "objective_", "class_loglik_",
+        "entropy_", "variance_floor_", "n_iter_", "converged_", "history_", "n_components_",
+        "weights_", "intercept_", "coef_", "sigma_"))
+
+    def _online_updated(self) -> None:
+        """Mark the fitted attributes as out of date after an online update.
+
+        Deriving them (sorting the components, copying arrays and the
+        history) costs as much as the rest of a small batch's update, and a
+        stream may go on for many batches before anyone looks: they are
+        removed here and rebuilt by :meth:`__getattr__` when first read.
+        """
+        d = self.__dict__
+        if not d.get("_online_stale"):
+            for name in (*self._ONLINE_FITTED, *self._INFERENCE, "n_passes_"):
+                d.pop(name, None)  # the inference and n_passes_ described another fit
+            d["_online_stale"] = True
+
+    def __getattr__(self, name: str):
+        # Called only when normal lookup fails: an online fitted attribute not yet derived.
+        d = self.__dict__
+        if name in self._ONLINE_FITTED and d.get("_online_stale"):
+            self._set_online_fitted()
+            return d[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _set_online_fitted(self) -> None:
+        d = self.__dict__
         for name in (*self._INFERENCE, "n_passes_"):
-            self.__dict__.pop(name, None)  # they described another fit
+            d.pop(name, None)  # they described another fit
+        d["_online_stale"] = False
         state = self.online_
         params = state.estimate()
         order = np.lexsort((params.beta[:, 0], -params.weights))
@@ -744,6 +794,7 @@ class MixtureOfLinearRegressions:
     def _set_fitted(self, result, source, profile) -> None:
         for name in self._INFERENCE:
             self.__dict__.pop(name, None)
+        self.__dict__.pop("_online_stale", None)  # all fitted attributes are set here
         params = result.params
         order = np.lexsort((params.beta[:, 0], -params.weights))
         params = params.permute(order)

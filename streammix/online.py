@@ -6,9 +6,11 @@ whose ``sum_w`` is 1) in the residual form.  For batch k, at the current
 parameters θ_{k-1}:
 
 * ŝ_k = E-step statistics of the batch divided by the batch weight;
-* s is re-centred to θ_{k-1} (:meth:`SuffStats.recentre`, exact), so that
-  both statistics share a centre, then s_k = s + η_k (ŝ_k − s);
-* θ_k = M-step(N_eff · s_k).
+* s is centred at θ_{k-1} too (re-centring is exact, MATH.md §1.2), so
+  that s_k = s + η_k (ŝ_k − s);
+* θ_k = M-step(N_eff · s_k); the plain ML M-step also re-centres s_k to
+  θ_k with the products it has formed anyway (otherwise
+  :meth:`SuffStats.recentre` does it at the next batch).
 
 Step sizes
     Default ``η_k = (k + k0)^(−α)`` with ``α = step_alpha = 0.6`` and
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -143,14 +146,121 @@ class OnlineSettings:
         return int(self.average)
 
 
-def _mix(old: SuffStats, new: SuffStats, eta: float, n_rows: int) -> SuffStats:
-    """(1 − η) old + η new for two per-observation statistics with one centre."""
-    a = 1.0 - eta
-    return SuffStats(a * old.s0 + eta * new.s0, a * old.s2 + eta * new.s2,
-                     a * old.rx + eta * new.rx, a * old.r0 + eta * new.r0,
-                     a * old.loglik + eta * new.loglik,
-                     a * old.class_loglik + eta * new.class_loglik,
-                     a * old.entropy + eta * new.entropy, 1.0, n_rows, new.center)
+# The running statistics of the state are kept as one flat vector
+#     [s0 (m), s2 (m p p), rx (m p), r0 (m), loglik, class_loglik, entropy]
+# so that mixing and scaling are one numpy operation each, not one per field
+# and per SuffStats object: with 10k-row batches these fixed costs are of the
+# order of the E-step itself.
+
+def _pack(stats: SuffStats) -> np.ndarray:
+    """The additive fields of ``stats`` (all but sum_w and n_rows) as one new flat vector."""
+    return np.concatenate((stats.s0, stats.s2.reshape(-1), stats.rx.reshape(-1), stats.r0,
+                           (stats.loglik, stats.class_loglik, stats.entropy)))
+
+
+def _views(flat: np.ndarray, m: int, p: int):
+    """``(s0, s2, rx, r0)`` of a flat vector (views, no copies)."""
+    a = m + m * p * p
+    b = a + m * p
+    return flat[:m], flat[m:a].reshape(m, p, p), flat[a:b].reshape(m, p), flat[b:b + m]
+
+
+def _unpack(flat: np.ndarray, m: int, p: int, sum_w: float, n_rows: int,
+            center: np.ndarray | None) -> SuffStats:
+    s0, s2, rx, r0 = _views(flat, m, p)
+    return SuffStats(s0, s2, rx, r0, float(flat[-3]), float(flat[-2]), float(flat[-1]),
+                     sum_w, n_rows, center)
+
+
+def _recentred(flat: np.ndarray, center: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Flat statistics re-centred from ``center`` to ``beta``: :meth:`SuffStats.recentre`."""
+    m, p = beta.shape
+    _, s2, rx, r0 = _views(flat, m, p)
+    delta = beta - center
+    s2d = np.einsum("jkl,jl->jk", s2, delta)
+    moved = flat.copy()
+    _, _, rx_moved, r0_moved = _views(moved, m, p)
+    np.subtract(rx, s2d, out=rx_moved)
+    np.maximum(r0 - 2.0 * np.einsum("jk,jk->j", delta, rx) + np.einsum("jk,jk->j", delta, s2d),
+               0.0, out=r0_moved)
+    return moved
+
+
+def _is_plain_ml(options: MStepOptions) -> bool:
+    """Whether ``mstep`` with these options is the plain per-component ML update."""
+    return (options.noise == "per_component" and options.ridge == 0
+            and not options.has_variance_prior and options.dirichlet_alpha == 1.0
+            and not options.df_correction)
+
+
+try:
+    # The gufuncs behind np.linalg.cholesky and np.linalg.solve.  Called directly they
+    # give the same bits without the wrappers' per-call checks and error-state set-up
+    # (8 of the 15 µs of three calls on a (3, 6, 6) stack); failures then show up as
+    # NaN instead of LinAlgError.  A private module: without it, the public functions.
+    from numpy.linalg import _umath_linalg
+
+    _CHOLESKY, _SOLVE = _umath_linalg.cholesky_lo, _umath_linalg.solve
+except (ImportError, AttributeError):  # pragma: no cover - depends on the numpy build
+    _CHOLESKY = _SOLVE = None
+
+
+def _cholesky_solve(s2: np.ndarray, rx: np.ndarray):
+    """Cholesky factors L of the stack ``s2`` and ``s2⁻¹ rx`` by two solves with them.
+
+    The arithmetic of ``mstep`` (``np.linalg.cholesky``, then ``np.linalg.solve``
+    with L and Lᵀ).  Returns ``(L, delta)``; a matrix that is not positive
+    definite gives a NaN factor (the caller's conditioning test rejects it),
+    or None on the np.linalg fallback.
+    """
+    if _CHOLESKY is None:  # pragma: no cover
+        try:
+            L = np.linalg.cholesky(s2)
+        except np.linalg.LinAlgError:
+            return None
+        z = np.linalg.solve(L, rx[:, :, None])
+        return L, np.linalg.solve(np.swapaxes(L, 1, 2), z)[:, :, 0]
+    with np.errstate(all="ignore"):
+        L = _CHOLESKY(s2)  # a matrix that is not positive definite comes back as NaN
+        z = _SOLVE(L, rx[:, :, None])
+        delta = _SOLVE(np.swapaxes(L, 1, 2), z)[:, :, 0]
+    return L, delta
+
+
+def _ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndarray,
+                     sum_w: float, beta: np.ndarray, variance_floor: float):
+    """The body of :func:`_fast_ml_mstep` on statistics centred at ``beta``, as arrays.
+
+    Returns ``(params, s2d, rss)``: the new parameters, ``s2 δ`` and the
+    residual sums of squares at them -- with which the statistics are
+    re-centred to the new coefficients (``rx − s2 δ`` and ``rss``, MATH.md
+    §1.2) at no further cost.  Returns None whenever ``mstep`` would do
+    anything but the plain update: an empty or ill-conditioned component, a
+    variance at the floor (or a result that is not finite).
+    """
+    N = sum_w
+    if not N > 0 or (s0 <= 1e-12 * N).any():
+        return None
+    solved = _cholesky_solve(s2, rx)
+    if solved is None:
+        return None
+    L, delta = solved
+    # mstep's test (d.min() / d.max())² > RCOND_LIMIT per component, on Python floats
+    # (cheaper than numpy for a handful of numbers); NaN (a failed factor) fails it.
+    for d in np.diagonal(L, axis1=1, axis2=2).tolist():
+        hi = max(d)
+        if not (hi > 0 and (min(d) / hi) ** 2 > RCOND_LIMIT) or math.isnan(sum(d)):
+            return None
+    s2d = np.einsum("jkl,jl->jk", s2, delta)
+    rss = np.maximum(r0 - 2.0 * np.einsum("jk,jk->j", delta, rx)
+                     + np.einsum("jk,jk->j", delta, s2d), 0.0)
+    sigma2 = rss / s0
+    # Every σ² above the floor (NaN is not) and finite; a non-finite delta would
+    # make its σ² NaN or infinite.
+    if not all(variance_floor < v < math.inf for v in sigma2.tolist()):
+        return None
+    weights = s0 / N  # > 0, tested above: mstep's clip at zero changes nothing
+    return MixtureParams._unchecked(weights / weights.sum(), beta + delta, sigma2), s2d, rss
 
 
 def _fast_ml_mstep(stats: SuffStats, params: MixtureParams,
@@ -164,30 +274,12 @@ def _fast_ml_mstep(stats: SuffStats, params: MixtureParams,
     ``mstep`` would do anything else: priors, shared or fixed noise, the df
     correction, an empty or ill-conditioned component, a variance at the floor.
     """
-    if (options.noise != "per_component" or options.ridge != 0 or options.has_variance_prior
-            or options.dirichlet_alpha != 1.0 or options.df_correction
-            or stats.center is None or not np.array_equal(stats.center, params.beta)):
+    if (not _is_plain_ml(options) or stats.center is None
+            or not np.array_equal(stats.center, params.beta)):
         return None
-    N = stats.sum_w
-    if N <= 0 or np.any(stats.s0 <= 1e-12 * N):
-        return None
-    try:
-        L = np.linalg.cholesky(stats.s2)
-    except np.linalg.LinAlgError:
-        return None
-    d = np.diagonal(L, axis1=1, axis2=2)
-    if np.any(d.max(axis=1) <= 0) or np.any((d.min(axis=1) / d.max(axis=1)) ** 2 <= RCOND_LIMIT):
-        return None
-    z = np.linalg.solve(L, stats.rx[:, :, None])
-    delta = np.linalg.solve(np.swapaxes(L, 1, 2), z)[:, :, 0]
-    s2d = np.einsum("jkl,jl->jk", stats.s2, delta)
-    rss = np.maximum(stats.r0 - 2.0 * np.einsum("jk,jk->j", delta, stats.rx)
-                     + np.einsum("jk,jk->j", delta, s2d), 0.0)
-    sigma2 = rss / stats.s0
-    if not np.all(sigma2 > options.variance_floor):
-        return None
-    weights = np.maximum(stats.s0 / N, 0.0)
-    return MixtureParams(weights / weights.sum(), params.beta + delta, sigma2)
+    result = _ml_mstep_arrays(stats.s0, stats.s2, stats.rx, stats.r0, stats.sum_w, params.beta,
+                              options.variance_floor)
+    return None if result is None else result[0]
 
 
 def _stats_to_dict(s: SuffStats) -> dict:
@@ -230,8 +322,9 @@ class OnlineEM:
     params : MixtureParams
         Current parameters θ_k (design space, components in state order).
     stats : SuffStats or None
-        Running per-observation statistics, centred at the parameters of
-        the last E-step.
+        Running per-observation statistics, centred at ``stats.center``:
+        the current coefficients (or, after an M-step with priors, those
+        of the last E-step).
     n_batches, n_rows, sum_w : int, int, float
         Batches, rows and weight consumed.
     n_msteps : int
@@ -252,7 +345,14 @@ class OnlineEM:
         self.settings = settings
         self.fit_intercept = bool(fit_intercept)
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.stats: SuffStats | None = None
+        # The running statistics: a flat vector (see _pack), its centre and row count.
+        self._flat: np.ndarray | None = None
+        self._center: np.ndarray | None = None
+        self._stats_rows = 0
+        self._stats: SuffStats | None = None  # built from _flat when asked for
+        self._burn_in = (burn_in_rows(params.n_components, params.n_coef)
+                         if settings.burn_in is None else int(settings.burn_in))
+        self._ones: np.ndarray | None = None  # unit weights, reused from batch to batch
         self.n_batches = 0
         self.n_rows = 0
         self.sum_w = 0.0
@@ -318,15 +418,34 @@ class OnlineEM:
 
     @property
     def burn_in(self) -> int:
-        b = self.settings.burn_in
-        return burn_in_rows(self.params.n_components, self.params.n_coef) if b is None else b
+        """Rows to see before the first M-step (``settings.burn_in`` or :func:`burn_in_rows`)."""
+        return self._burn_in
+
+    @property
+    def stats(self) -> SuffStats | None:
+        """Running per-observation statistics (``sum_w`` 1), centred at
+        ``stats.center`` (see the class notes); None before the first batch."""
+        if self._stats is None and self._flat is not None:
+            m, p = self._center.shape
+            self._stats = _unpack(self._flat, m, p, 1.0, self._stats_rows, self._center)
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: SuffStats | None) -> None:
+        self._stats = value
+        if value is None:
+            self._flat, self._center, self._stats_rows = None, None, 0
+        else:
+            self._flat = _pack(value)
+            self._flat.setflags(write=False)
+            self._center, self._stats_rows = value.center, int(value.n_rows)
 
     # ---------------------------------------------------------------- update
     def step_size(self, k: int, batch_weight: float) -> float:
         """η_k for the k-th batch (1-based) of weight ``batch_weight``."""
         if k <= 1:
             return 1.0
-        if self.n_rows < self.burn_in:
+        if self.n_rows < self._burn_in:
             return 1.0 / k
         if self.settings.forget is not None:
             return min(1.0, max(1.0 / k, batch_weight / self.settings.forget))
@@ -344,7 +463,7 @@ class OnlineEM:
         return 0 if entry is None else max(0, int(entry["next"]) - int(first_row))
 
     def update(self, X, y, w=None, *, key: str | None = None, first_row: int = 0,
-               ) -> dict | None:
+               check=None) -> dict | None:
         """Consume one batch: E-step at θ_{k−1}, mix, M-step.
 
         Parameters
@@ -352,10 +471,17 @@ class OnlineEM:
         X : ndarray of shape (n, d)
             Raw features (validated by the caller).
         y, w : ndarray of shape (n,)
+            Target and non-negative weights; ``w=None`` means unit weights.
         key, first_row : str and int, optional
             Identity of the batch: rows ``first_row ..`` of stream ``key``.
             Rows of ``key`` already consumed (a batch replayed after a crash)
             are skipped, so nothing is counted twice.
+        check : callable, optional
+            Full validation of the batch, for a caller that did not validate
+            it beforehand: called (it should raise an error that names the
+            bad values) when the E-step statistics of the batch are not
+            finite, and before rows of a replayed batch are skipped.  The
+            state is left unchanged when it raises.
 
         Returns
         -------
@@ -365,71 +491,135 @@ class OnlineEM:
         """
         X = np.asarray(X, float)
         y = np.asarray(y, float)
-        w = np.ones_like(y) if w is None else np.asarray(w, float)
+        n = int(y.shape[0])
+        w = self._unit_weights(n) if w is None else np.asarray(w, float)
         if key is not None:
             skip = self.seen(key, first_row)
-            if skip >= y.shape[0] and y.shape[0] > 0:
+            if skip and check is not None:
+                check()  # the rows skipped are not seen by the E-step
+            if skip >= n and n > 0:
                 logger.info("skipping replayed rows %d-%d of %s", first_row,
-                            first_row + y.shape[0] - 1, key)
+                            first_row + n - 1, key)
                 return None
             if skip:
                 X, y, w = X[skip:], y[skip:], w[skip:]
                 first_row += skip
-        n = int(y.shape[0])
-        batch_w = float(np.sum(w))
-        record = {"batch": self.n_batches + 1, "key": key, "first_row": int(first_row),
-                  "rows": n, "sum_w": batch_w}
-        if batch_w > 0:
-            self._consume(X, y, w, batch_w, record)
-        else:
-            record.update(loglik=0.0, eta=0.0, m_step=False)
+                n = int(y.shape[0])
+        number = self.n_batches + 1
+        batch_w, loglik, eta, m_step = 0.0, 0.0, 0.0, False
+        if n:  # (weights are not summed first: a zero-weight batch is rare and adds nothing)
+            if check is None:
+                batch = estep_features(features_transposed(X), y, w, self.params,
+                                       self.fit_intercept)
+            else:  # unvalidated: NaN or inf would warn on the way to check()'s error
+                with np.errstate(all="ignore"):
+                    batch = estep_features(features_transposed(X), y, w, self.params,
+                                           self.fit_intercept)
+            batch_w = batch.sum_w
+            if batch_w > 0:
+                eta, m_step = self._consume(batch, n, check)
+                loglik = batch.loglik
         self.n_rows += n
         self.totals["n_rows"] += n
         if key is not None:
-            entry = self.ledger.setdefault(key, {"next": 0, "status": "reading"})
+            entry = self.ledger.get(key)
+            if entry is None:
+                entry = self.ledger[key] = {"next": 0, "status": "reading"}
             entry["next"] = int(first_row) + n
+        record = {"batch": number, "key": key,
+                  "first_row": int(first_row), "rows": n, "sum_w": batch_w, "loglik": loglik}
+        if batch_w > 0:
+            record["loglik_per_w"] = loglik / batch_w
+        record["eta"] = eta
+        record["m_step"] = m_step
         record["weights"] = self.params.weights.tolist()
         self.history.append(record)
         return record
 
-    def _consume(self, X, y, w, batch_w, record) -> None:
-        # Everything is computed first and committed at the end, so that an
-        # error (or an interrupt) half-way leaves the state as it was.
-        params = self.params
-        batch = estep_features(features_transposed(X), y, w, params, self.fit_intercept)
-        if not np.isfinite(batch.loglik):
+    def _unit_weights(self, n: int) -> np.ndarray:
+        ones = self._ones
+        if ones is None or ones.shape[0] != n:
+            ones = np.ones(n)
+            ones.setflags(write=False)
+            self._ones = ones
+        return ones
+
+    def _consume(self, batch: SuffStats, n: int, check) -> tuple[float, bool]:
+        """Mix the E-step statistics of a batch of ``n`` rows into the state; M-step.
+
+        Everything is computed first and committed at the end, so that an
+        error (or an interrupt) half-way leaves the state as it was.
+        Returns the step η and whether an M-step was made.
+        """
+        batch_w = batch.sum_w
+        if not math.isfinite(batch.loglik):
+            if check is not None:
+                check()
             raise FloatingPointError("log-likelihood of a batch is not finite; check the data "
                                      "scale or the variance floor")
+        params = self.params
         k = self.n_batches + 1
         eta = self.step_size(k, batch_w)
-        mean = batch.scaled(1.0 / batch_w)
-        n_rows = self.n_rows + y.shape[0]
-        if self.stats is None or eta >= 1.0:
-            stats = SuffStats(mean.s0, mean.s2, mean.rx, mean.r0, mean.loglik,
-                              mean.class_loglik, mean.entropy, 1.0, n_rows, mean.center)
-        else:
-            stats = _mix(self.stats.recentre(params.beta), mean, eta, n_rows)
+        flat = _pack(batch)
+        flat *= 1.0 / batch_w  # per-observation means
+        center = batch.center
+        n_rows = self.n_rows + n
+        if self._flat is not None and eta < 1.0:
+            old = self._flat
+            if self._center is not center and not np.array_equal(self._center, center):
+                old = _recentred(old, self._center, center)
+            mixed = old * (1.0 - eta)
+            mixed += eta * flat
+            flat = mixed
         sum_w = self.sum_w + batch_w
-        m_step = n_rows >= self.burn_in
+        m_step = n_rows >= self._burn_in
         new_params = params
         if m_step:
-            n_eff = sum_w if self.settings.forget is None else min(sum_w, self.settings.forget)
-            scaled = stats.scaled(n_eff)
-            new_params = _fast_ml_mstep(scaled, params, self.options)
-            if new_params is None:
-                new_params, flags = mstep(scaled, params, self.options)
-                for j, note in flags.items():
-                    logger.debug("batch %d, component %d: %s", k, j, note)
+            new_params, flat, center = self._mstep(flat, sum_w, n_rows, center, params, k)
+        flat.setflags(write=False)
         # commit
-        self.n_batches, self.stats, self.sum_w, self.params = k, stats, sum_w, new_params
-        for name in ("loglik", "class_loglik", "entropy"):
-            self.totals[name] += getattr(batch, name)
-        self.totals["sum_w"] += batch_w
+        self.n_batches, self.sum_w, self.params = k, sum_w, new_params
+        self._flat, self._center, self._stats_rows, self._stats = flat, center, n_rows, None
+        totals = self.totals
+        totals["loglik"] += batch.loglik
+        totals["class_loglik"] += batch.class_loglik
+        totals["entropy"] += batch.entropy
+        totals["sum_w"] += batch_w
         if m_step:
             self.n_msteps += 1
-            self._accumulate_average()
-        record.update(loglik=batch.loglik, loglik_per_w=batch.loglik / batch_w, eta=eta,
-                      m_step=m_step)
+            if self.settings.average is not False:
+                self._accumulate_average()
+        return eta, m_step
+
+    def _mstep(self, flat: np.ndarray, sum_w: float, n_rows: int, center: np.ndarray,
+               params: MixtureParams, k: int):
+        """M-step on the per-observation statistics ``flat``, centred at ``center``.
+
+        Returns the new parameters and the statistics with their centre:
+        re-centred to the new coefficients by the plain ML update, else
+        (``mstep``, which sees them scaled to N_eff for its priors) as they were.
+        """
+        m, p = params.beta.shape
+        options = self.options
+        if _is_plain_ml(options) and (center is params.beta
+                                      or np.array_equal(center, params.beta)):
+            s0, s2, rx, r0 = _views(flat, m, p)
+            # ML estimates do not depend on the scale of the statistics: no N_eff here.
+            result = _ml_mstep_arrays(s0, s2, rx, r0, 1.0, params.beta, options.variance_floor)
+            if result is not None:
+                new_params, s2d, rss = result
+                moved = flat.copy()
+                _, _, rx_moved, r0_moved = _views(moved, m, p)
+                np.subtract(rx, s2d, out=rx_moved)
+                r0_moved[:] = rss
+                return new_params, moved, new_params.beta
+        forget = self.settings.forget
+        n_eff = sum_w if forget is None or sum_w <= forget else float(forget)
+        new_params, flags = mstep(_unpack(flat * n_eff, m, p, n_eff, n_rows, center), params,
+                                  options)
+        for j, note in flags.items():
+            logger.debug("batch %d, component %d: %s", k, j, note)
+        return new_params, flat, center
 
     def _accumulate_average(self) -> None:
         start = self.settings.average_start

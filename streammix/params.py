@@ -63,6 +63,23 @@ class MixtureParams:
         object.__setattr__(self, "beta", beta)
         object.__setattr__(self, "sigma2", sigma2)
 
+    @classmethod
+    def _unchecked(cls, weights: np.ndarray, beta: np.ndarray,
+                   sigma2: np.ndarray) -> MixtureParams:
+        """Wrap float64 arrays that already satisfy every invariant, without copies or checks.
+
+        For hot paths (one M-step per mini-batch of online EM) where the
+        validation of ``__init__`` costs more than the arithmetic.  The
+        arrays must be fresh (owned by the new instance: they are made
+        read-only), finite, of consistent shapes, with weights >= 0 summing
+        to one and sigma2 > 0.
+        """
+        self = object.__new__(cls)
+        for name, value in (("weights", weights), ("beta", beta), ("sigma2", sigma2)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        return self
+
     @property
     def n_components(self) -> int:
         """Number of components m."""

@@ -33,7 +33,8 @@ import pyarrow as pa
 from .sources import as_2d_float
 from .validation import DataError, check_finite, check_weights
 
-__all__ = ["StreamBatch", "batch_arrays", "iter_batches", "ArrowStreamSource", "FolderStream",
+__all__ = ["StreamBatch", "batch_arrays", "unchecked_batch_arrays", "check_batch_values",
+           "iter_batches", "ArrowStreamSource", "FolderStream",
            "ON_ERROR"]
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,22 @@ def batch_arrays(batch, y=None, sample_weight=None, *, target: str | None = None
         Missing or non-numeric columns, nulls, NaN or inf, negative weights,
         mismatched lengths.
     """
+    X, y, w, features = unchecked_batch_arrays(batch, y, sample_weight, target=target,
+                                               features=features, weight=weight, where=where)
+    if w is None:
+        w = np.ones(X.shape[0])
+    check_batch_values(X, y, w, features, target=target, where=where)
+    return X, y, w, features
+
+
+def unchecked_batch_arrays(batch, y=None, sample_weight=None, *, target: str | None = None,
+                           features=None, weight: str | None = None, where: str = "batch"):
+    """:func:`batch_arrays` without the value checks of :func:`check_batch_values`.
+
+    Columns, types, nulls and shapes are checked; NaN, inf and negative
+    weights are not.  ``w`` is None when the batch has no weights.  Tables
+    give an F-ordered ``X`` (each feature contiguous, as the E-step reads it).
+    """
     if hasattr(batch, "columns") and hasattr(batch, "dtypes") and not isinstance(
             batch, (pa.Table, pa.RecordBatch)):
         batch = _pandas_to_arrow(batch)
@@ -118,7 +135,7 @@ def batch_arrays(batch, y=None, sample_weight=None, *, target: str | None = None
         if features is None:
             features = [c for c in names if c != target and c != weight]
         features = [str(f) for f in features]
-        X = np.empty((batch.num_rows, len(features)))
+        X = np.empty((batch.num_rows, len(features)), order="F")
         for k, name in enumerate(features):
             X[:, k] = _column(batch, name, where)
         if y is None:
@@ -136,16 +153,26 @@ def batch_arrays(batch, y=None, sample_weight=None, *, target: str | None = None
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != X.shape[0]:
         raise DataError(f"{where}: X has {X.shape[0]} rows but y has {y.shape[0]}")
-    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    if w.shape != (X.shape[0],):
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    if w is not None and w.shape != (X.shape[0],):
         raise DataError(f"{where}: sample_weight must have shape ({X.shape[0]},), got {w.shape}")
+    return X, y, w, tuple(features)
+
+
+def check_batch_values(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, features, *,
+                       target: str | None = None, where: str = "batch") -> None:
+    """Raise :class:`DataError` for NaN or inf in ``X``, ``y`` or ``w``, or a negative weight.
+
+    The first problem in the order features (by column), target, weights is
+    reported, with its count and first row; ``w=None`` means unit weights.
+    """
     prefix = f"{where}: "
     if not np.isfinite(X).all():  # one vectorised test; name the column only when bad
         for k, name in enumerate(features):
             check_finite(X[:, k], f"X column {name!r}", where=prefix)
     check_finite(y, "y" if target is None else f"y column {target!r}", where=prefix)
-    check_weights(w, where=prefix)
-    return X, y, w, tuple(features)
+    if w is not None:
+        check_weights(w, where=prefix)
 
 
 def iter_batches(iterable: Iterable, *, target: str | None = None, features=None,

@@ -5,6 +5,7 @@ memory and the errors of bad batches."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -361,3 +362,61 @@ def test_frequency_weights_equal_duplicated_rows(forget):
     before = weighted.params_
     weighted.partial_fit(*batches[0], sample_weight=np.zeros(300))
     assert weighted.params_ == before and weighted.history_[-1]["eta"] == 0.0
+
+
+def _state_snapshot(model):
+    state = model.online_
+    return json.dumps(state.to_dict()), model.n_rows_
+
+
+@pytest.mark.parametrize("where", ["X", "y", "w-inf", "X-zero-weight", "replayed-rows"])
+def test_a_bad_value_anywhere_is_reported_exactly_and_changes_nothing(where):
+    # partial_fit scans a batch for bad values only when its E-step statistics are
+    # not finite or it has weights <= 0: every kind of bad value must still be found.
+    X, y, _ = make_mixture(2000, [0.5, 0.5], [-3.0, 3.0], [[1.0, 0.5], [-1.0, 0.0]],
+                           [1.0, 1.0], seed=4)
+    model = MixtureOfLinearRegressions(2, random_state=0)
+    for i in range(0, 1500, 500):
+        model.partial_fit(X[i:i + 500], y[i:i + 500], batch_id=("s", i))
+    before = _state_snapshot(model)
+    Xb, yb, wb = X[1500:].copy(), y[1500:].copy(), np.ones(500)
+    batch_id, message = ("s", 1500), None
+    if where == "X":
+        Xb[[7, 9], 1] = [np.inf, np.nan]
+        message = "X column 'x1' has 1 NaN value and 1 infinite value, first at row 7"
+    elif where == "y":
+        yb[300] = -np.inf
+        message = "y has 1 infinite value, first at row 300"
+    elif where == "w-inf":
+        wb[42] = np.inf
+        message = "sample_weight has 1 infinite value, first at row 42"
+    elif where == "X-zero-weight":
+        Xb[5, 0], wb[5] = np.nan, 0.0
+        message = "X column 'x0' has 1 NaN value, first at row 5"
+    else:  # rows 0-99 of this batch were consumed before; the bad value is among them
+        Xb, yb, wb = X[1400:1900].copy(), y[1400:1900].copy(), np.ones(500)
+        yb[50] = np.nan
+        batch_id, message = ("s", 1400), "y has 1 NaN value, first at row 50"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error, and no numpy warnings on the way
+        with pytest.raises(DataError, match=message):
+            model.partial_fit(Xb, yb, sample_weight=wb, batch_id=batch_id)
+    assert _state_snapshot(model) == before
+
+
+def test_fitted_attributes_follow_every_batch_whenever_they_are_read():
+    batches, _, _ = _drift_stream(12, 0, 400, seed=8)
+    eager = MixtureOfLinearRegressions(2, random_state=0, average=4)
+    lazy = MixtureOfLinearRegressions(2, random_state=0, average=4)
+    for k, (X, y) in enumerate(batches):
+        eager.partial_fit(X, y)
+        lazy.partial_fit(X, y)
+        seen = (eager.params_, eager.coef_.copy(), eager.loglik_, list(eager.history_))
+        if k % 5 == 4:  # read only now and then
+            assert lazy.params_ == seen[0] and np.array_equal(lazy.coef_, seen[1])
+            assert lazy.loglik_ == seen[2] and lazy.history_ == seen[3]
+    assert lazy.to_dict() == eager.to_dict()
+    assert not hasattr(lazy, "no_such_attribute_")
+    # A batch fit replaces the online estimate; partial_fit after it starts from it.
+    lazy.fit(*batches[0])
+    assert not hasattr(lazy, "online_") and lazy.converged_
