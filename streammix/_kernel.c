@@ -101,8 +101,13 @@ static void run_job(Job *J)
         Py_ssize_t fs = J->fstride;
         if (J->rowstride) {  /* (n, d) rows: transpose the block, in cache */
             const double *X = J->F + start * J->rowstride;
-            for (Py_ssize_t i = 0; i < nb; i++)
-                for (Py_ssize_t k = 0; k < d; k++) Fbuf[k * BLOCK + i] = X[i * J->rowstride + k];
+            const Py_ssize_t rs = J->rowstride;
+            for (Py_ssize_t k = 0; k < d; k++) {
+                double *Fk = Fbuf + k * BLOCK;
+                const double *Xk = X + k;
+                SIMD
+                for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
+            }
             F = Fbuf;
             fs = BLOCK;
         }
@@ -199,17 +204,17 @@ static Py_ssize_t count(const Py_buffer *v)
     return c;
 }
 
-/* Rows contiguous, and (for ``whole``) the rows back to back.  Strides of
- * length-0 and length-1 axes do not matter. */
+/* ``whole``: C-contiguous (any number of dimensions); else 1 or 2 dimensions
+ * with contiguous rows.  Strides of length-0 and length-1 axes do not matter. */
 static int laid_out(const Py_buffer *v, int whole)
 {
     if (count(v) == 0) return 1;
+    if (whole) return PyBuffer_IsContiguous(v, 'C');
     if (v->ndim < 1 || v->ndim > 2) return 0;
     const Py_ssize_t last = v->shape[v->ndim - 1];
     if (last > 1 && v->strides[v->ndim - 1] != 8) return 0;
     if (v->ndim == 2 && v->shape[0] > 1) {
         if (v->strides[0] % 8 != 0 || v->strides[0] < 8 * last) return 0;
-        if (whole && v->strides[0] != 8 * last) return 0;
     }
     return 1;
 }
@@ -233,8 +238,8 @@ static int get_buf(PyObject *obj, Py_buffer *view, int writable, int whole, cons
         return -1;
     }
     if (whole >= 0 && !laid_out(view, whole)) {
-        PyErr_Format(PyExc_ValueError, "%s must be a 1- or 2-dimensional array with %s", name,
-                     whole ? "C-contiguous layout" : "contiguous rows");
+        PyErr_Format(PyExc_ValueError, "%s must be %s", name,
+                     whole ? "C-contiguous" : "a 1- or 2-dimensional array with contiguous rows");
         PyBuffer_Release(view);
         return -1;
     }
@@ -319,9 +324,132 @@ done:
     return result;
 }
 
+/* ---- the plain ML M-step of online EM ------------------------------ */
+
+/*
+ * For each component j, on statistics centred at beta (m, p):
+ *   L = chol(s2[j]), delta = s2[j]^-1 rx[j] (two triangular solves),
+ *   s2d = s2[j] delta, rss = max(r0 - 2 delta.rx + delta.s2d, 0),
+ *   sigma2 = rss / s0, weight = s0 / N (then normalised), beta + delta.
+ * Returns 0 whenever mstep would do anything else (streammix.online
+ * _ml_mstep_arrays): N <= 0, s0 <= 1e-12 N, a matrix that is not positive
+ * definite or whose factor fails (min/max of diag L)^2 > rcond_limit, or a
+ * variance not in (floor, inf).  Outputs are then undefined.
+ */
+static int ml_mstep(Py_ssize_t m, Py_ssize_t p, const double *s0, const double *s2,
+                    const double *rx, const double *r0, const double *beta, double N,
+                    double floor, double rcond_limit, double *beta_out, double *sigma2,
+                    double *weights, double *s2d, double *rss, double *L)
+{
+    if (!(N > 0)) return 0;
+    double total = 0.0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        if (!(s0[j] > 1e-12 * N)) return 0;
+        const double *A = s2 + j * p * p, *b = rx + j * p;
+        double *delta = beta_out + j * p, *Ad = s2d + j * p;
+        double lo = INFINITY, hi = 0.0;
+        for (Py_ssize_t c = 0; c < p; c++) {  /* Cholesky, lower, by columns */
+            double diag = A[c * p + c];
+            for (Py_ssize_t k = 0; k < c; k++) diag -= L[c * p + k] * L[c * p + k];
+            if (!(diag > 0)) return 0;
+            diag = sqrt(diag);
+            L[c * p + c] = diag;
+            lo = diag < lo ? diag : lo;
+            hi = diag > hi ? diag : hi;
+            for (Py_ssize_t r = c + 1; r < p; r++) {
+                double v = A[r * p + c];
+                for (Py_ssize_t k = 0; k < c; k++) v -= L[r * p + k] * L[c * p + k];
+                L[r * p + c] = v / diag;
+            }
+        }
+        if (!(hi > 0) || !((lo / hi) * (lo / hi) > rcond_limit)) return 0;
+        for (Py_ssize_t r = 0; r < p; r++) {  /* L z = b */
+            double v = b[r];
+            for (Py_ssize_t k = 0; k < r; k++) v -= L[r * p + k] * delta[k];
+            delta[r] = v / L[r * p + r];
+        }
+        for (Py_ssize_t r = p - 1; r >= 0; r--) {  /* L' delta = z */
+            double v = delta[r];
+            for (Py_ssize_t k = r + 1; k < p; k++) v -= L[k * p + r] * delta[k];
+            delta[r] = v / L[r * p + r];
+        }
+        double dr = 0.0, dAd = 0.0;
+        for (Py_ssize_t r = 0; r < p; r++) {
+            double v = 0.0;
+            for (Py_ssize_t k = 0; k < p; k++) v += A[r * p + k] * delta[k];
+            Ad[r] = v;
+            dr += delta[r] * b[r];
+            dAd += delta[r] * v;
+        }
+        double e = r0[j] - 2.0 * dr + dAd;
+        rss[j] = e > 0.0 ? e : 0.0;
+        sigma2[j] = rss[j] / s0[j];
+        if (!(sigma2[j] > floor && sigma2[j] < INFINITY)) return 0;
+        for (Py_ssize_t r = 0; r < p; r++) delta[r] += beta[j * p + r];
+        weights[j] = s0[j] / N;
+        total += weights[j];
+    }
+    for (Py_ssize_t j = 0; j < m; j++) weights[j] /= total;
+    return 1;
+}
+
+#define MARGS 13
+
+/*
+ * ml_mstep(s0, s2, rx, r0, beta, N, floor, rcond_limit,
+ *          beta_out, sigma2_out, weights_out, s2d_out, rss_out) -> bool
+ * s0, r0 (m,); s2 (m, p, p); rx, beta (m, p); outputs shaped alike.
+ */
+static PyObject *ml_mstep_py(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int arrays[10] = {0, 1, 2, 3, 4, 8, 9, 10, 11, 12};
+    static const char *names[MARGS] = {"s0", "s2", "rx", "r0", "beta", "N", "floor",
+                                       "rcond_limit", "beta_out", "sigma2_out",
+                                       "weights_out", "s2d_out", "rss_out"};
+    Py_buffer v[MARGS];
+    double num[3];
+    int got = 0, ok = 0;
+    PyObject *result = NULL;
+
+    if (nargs != MARGS) {
+        PyErr_Format(PyExc_TypeError, "ml_mstep takes %d arguments", MARGS);
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        num[i] = PyFloat_AsDouble(args[5 + i]);
+        if (num[i] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    for (; got < 10; got++) {
+        const int a = arrays[got];
+        if (get_buf(args[a], &v[got], a >= 8, 1, names[a]) < 0) goto done;
+    }
+    const Py_ssize_t m = count(&v[0]), p = m > 0 ? count(&v[2]) / m : 0;
+    if (m < 1 || p < 1 || count(&v[1]) != m * p * p || count(&v[2]) != m * p
+        || count(&v[3]) != m || count(&v[4]) != m * p || count(&v[5]) != m * p
+        || count(&v[6]) != m || count(&v[7]) != m || count(&v[8]) != m * p
+        || count(&v[9]) != m) {
+        PyErr_SetString(PyExc_ValueError, "ml_mstep: inconsistent array sizes");
+        goto done;
+    }
+    double *L = malloc(sizeof(double) * p * p);
+    if (L == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    ok = ml_mstep(m, p, v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[4].buf, num[0], num[1],
+                  num[2], v[5].buf, v[6].buf, v[7].buf, v[8].buf, v[9].buf, L);
+    free(L);
+    result = PyBool_FromLong(ok);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"estep_chunk", (PyCFunction)(void (*)(void))estep_chunk, METH_FASTCALL,
      "Add one chunk's E-step sums for one parameter set (see stats._BlockRun)."},
+    {"ml_mstep", (PyCFunction)(void (*)(void))ml_mstep_py, METH_FASTCALL,
+     "The plain ML M-step of online EM (see online._ml_mstep_arrays); False: not plain."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -68,6 +68,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import stats as _stats
 from .em import EMSettings
 from .init import initial_params, variance_floor
 from .mstep import RCOND_LIMIT, MStepOptions, mstep
@@ -239,6 +240,16 @@ def _ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndar
     variance at the floor (or a result that is not finite).
     """
     N = sum_w
+    if _stats.use_kernel:  # the same update in one compiled call (to rounding)
+        m, p = beta.shape
+        beta_new, sigma2, weights = np.empty((m, p)), np.empty(m), np.empty(m)
+        s2d, rss = np.empty((m, p)), np.empty(m)
+        c = np.ascontiguousarray
+        if not _stats._kernel.ml_mstep(c(s0), c(s2), c(rx), c(r0), c(beta), float(N),
+                                       float(variance_floor), RCOND_LIMIT, beta_new, sigma2,
+                                       weights, s2d, rss):
+            return None
+        return MixtureParams._unchecked(weights, beta_new, sigma2), s2d, rss
     if not N > 0 or (s0 <= 1e-12 * N).any():
         return None
     solved = _cholesky_solve(s2, rx)

@@ -182,3 +182,27 @@ def test_environment_variable_turns_the_kernel_off():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@needs_kernel
+def test_ml_mstep_rejects_bad_arrays():
+    k = stats._kernel
+    m, p = 2, 3
+    args = [np.ones(m), np.stack([np.eye(p)] * m), np.zeros((m, p)), np.ones(m),
+            np.zeros((m, p)), 2.0, 1e-8, 1e-12, np.empty((m, p)), np.empty(m), np.empty(m),
+            np.empty((m, p)), np.empty(m)]
+    assert k.ml_mstep(*args) is True
+    bad = list(args)
+    bad[3] = np.ones(m + 1)
+    with pytest.raises(ValueError, match="inconsistent array sizes"):
+        k.ml_mstep(*bad)
+    bad = list(args)
+    bad[1] = np.asfortranarray(np.stack([np.eye(p)] * m))
+    with pytest.raises(ValueError, match="s2 must be C-contiguous"):
+        k.ml_mstep(*bad)
+    bad = list(args)
+    bad[5] = "two"
+    with pytest.raises(TypeError):
+        k.ml_mstep(*bad)
+    with pytest.raises(TypeError, match="takes 13 arguments"):
+        k.ml_mstep(*args[:4])

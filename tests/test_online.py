@@ -319,17 +319,29 @@ def test_partial_fit_after_fit_continues_from_the_fitted_parameters():
     assert not hasattr(model, "online_") and model.converged_
 
 
-def test_vectorised_m_step_is_mstep_bit_for_bit_or_steps_aside():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_vectorised_m_step_is_mstep_or_steps_aside(monkeypatch, compiled):
+    # The numpy fast path does mstep's arithmetic (bit for bit); the compiled
+    # one (streammix/_kernel.c) the same update to rounding.
+    from streammix import stats as stats_module
     from streammix.mstep import mstep
     from streammix.online import _fast_ml_mstep
     from streammix.stats import estep
+    if compiled and stats_module._kernel is None:
+        pytest.skip("compiled kernel not built")
+    monkeypatch.setattr(stats_module, "use_kernel", compiled)
     X, y, _ = make_mixture(5000, [0.3, 0.3, 0.4], [-3.0, 0.0, 3.0],
                            [[2.0, -1.0], [0.0, 1.0], [-1.0, 0.5]], [1.0, 0.5, 0.7], seed=1)
     p = MixtureParams([0.3, 0.3, 0.4], [[-2.5, 1.5, -1.0], [0.2, 0.0, 1.0], [3.0, -1.0, 0.3]],
                       [1.0, 1.0, 1.0])
     stats = estep(design_matrix(X, True), y, np.ones(5000), p)
     options = MStepOptions(variance_floor=1e-3)
-    assert _fast_ml_mstep(stats, p, options) == mstep(stats, p, options)[0]
+    fast, slow = _fast_ml_mstep(stats, p, options), mstep(stats, p, options)[0]
+    if compiled:
+        for name in ("weights", "beta", "sigma2"):
+            np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), rtol=1e-13)
+    else:
+        assert fast == slow
     # Whenever mstep would do more than the plain ML update, the fast path declines.
     for other in (MStepOptions(ridge=1.0), MStepOptions(noise="shared"),
                   MStepOptions(prior_dof=3.0, prior_scale=1.0), MStepOptions(dirichlet_alpha=2.0),
@@ -339,6 +351,41 @@ def test_vectorised_m_step_is_mstep_bit_for_bit_or_steps_aside():
     collinear = estep(design_matrix(np.column_stack([X[:, 0], X[:, 0]]), True), y,
                       np.ones(5000), p)
     assert _fast_ml_mstep(collinear, p, options) is None
+    far = MixtureParams([0.5, 0.25, 0.25], [[-3.0, 2.0, -1.0], [0.0, 0.0, 1.0], [90.0, 0, 0]],
+                        [1.0, 0.5, 1e-4])
+    empty = estep(design_matrix(X, True), y, np.ones(5000), far)  # component 3 gets nothing
+    assert _fast_ml_mstep(empty, far, options) is None
+
+
+@pytest.mark.skipif(__import__("streammix.stats").stats._kernel is None,
+                    reason="compiled kernel not built")
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_ml_mstep_equals_the_numpy_one(monkeypatch, seed):
+    from streammix import stats as stats_module
+    from streammix.online import _ml_mstep_arrays
+    rng = np.random.default_rng(seed)
+    m, p = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+    Z = rng.normal(size=(m, 200, p))
+    s2 = np.einsum("jik,jil->jkl", Z, Z)
+    rx = rng.normal(size=(m, p)) * 5
+    s0 = rng.uniform(10, 100, size=m)
+    r0 = rng.uniform(1e3, 1e4, size=m)
+    beta = rng.normal(size=(m, p))
+    out = {}
+    for compiled in (False, True):
+        monkeypatch.setattr(stats_module, "use_kernel", compiled)
+        out[compiled] = _ml_mstep_arrays(s0, s2, rx, r0, float(s0.sum()), beta, 1e-6)
+    (a, a_s2d, a_rss), (b, b_s2d, b_rss) = out[False], out[True]
+    for name in ("weights", "beta", "sigma2"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-12)
+    np.testing.assert_allclose(b_s2d, a_s2d, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b_rss, a_rss, rtol=1e-12)
+    # ... and both step aside for a singular matrix or a variance at the floor.
+    s2[-1] = 0.0
+    for compiled in (False, True):
+        monkeypatch.setattr(stats_module, "use_kernel", compiled)
+        assert _ml_mstep_arrays(s0, s2, rx, r0, float(s0.sum()), beta, 1e-6) is None
+        assert _ml_mstep_arrays(s0, s2 + np.eye(p), rx, r0, float(s0.sum()), beta, 1e9) is None
 
 
 @pytest.mark.parametrize("forget", [None, 1500])
