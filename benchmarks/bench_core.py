@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streammix import InProcessEngine, MixtureParams, SuffStats
-from streammix.model import EStepTask
 from streammix.mstep import MStepOptions, mstep
+from streammix.passes import EStepTask
 from streammix.sources import ArraySource
 
 HERE = Path(__file__).parent

@@ -38,9 +38,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from streammix import DaskEngine, ParquetSource  # noqa: E402
 from streammix.engine import InProcessEngine  # noqa: E402
-from streammix.model import EStepTask  # noqa: E402
 from streammix.mstep import MStepOptions, mstep  # noqa: E402
 from streammix.params import MixtureParams  # noqa: E402
+from streammix.passes import EStepTask  # noqa: E402
 from streammix.stats import SuffStats  # noqa: E402
 
 

@@ -61,7 +61,7 @@ def best_of(fn, repeat=3):
 def throughput(n_rows: int, BATCH: int = BATCH) -> None:
     from streammix import MixtureOfLinearRegressions
     from streammix.engine import InProcessEngine
-    from streammix.model import EStepTask
+    from streammix.passes import EStepTask
     from streammix.sources import ArraySource
     from streammix.stats import SuffStats
 

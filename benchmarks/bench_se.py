@@ -17,7 +17,7 @@ import numpy as np
 from streammix import MixtureOfLinearRegressions
 from streammix.engine import InProcessEngine
 from streammix.inference import InformationTask, InfoStats, ParameterLayout
-from streammix.model import EStepTask
+from streammix.passes import EStepTask
 from streammix.sources import ArraySource
 from streammix.stats import SuffStats
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import atomic_write_text
-from .em import COLLAPSE_POLICIES, EMSettings, em_steps, run_em, warn_not_converged
-from .engine import InProcessEngine
-from .inference import SE_METHODS, InformationTask, InfoStats, ParameterLayout, infer
+from .em import COLLAPSE_POLICIES, EMSettings, em_steps, warn_not_converged
+from .inference import SE_METHODS
 from .init import INIT_METHODS, Profile, ProfileTask, initial_params, make_reseeder, variance_floor
+from .model_inference import InferenceMixin
+from .model_io import PersistenceMixin
+from .model_online import OnlineFitMixin
 from .mstep import NOISE_MODELS, MStepOptions
-from .online import OnlineEM, OnlineSettings
 from .params import MixtureParams
+from .passes import EStepTask, resolve_engine
 from .restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
 from .sources import DEFAULT_CHUNK_ROWS, as_source
 from .squarem import ACCELERATORS, squarem_steps
@@ -26,19 +26,14 @@ from .standardize import ScaledTask, Scaling
 from .stats import (
     SuffStats,
     design_matrix,
-    estep_features,
-    features_transposed,
     log_responsibilities,
 )
-from .streams import check_batch_values, unchecked_batch_arrays
-from .validation import DataError
+from .validation import DataError, NotFittedError
 
-__all__ = ["MixtureOfLinearRegressions", "EStepTask", "NotFittedError"]
+__all__ = ["MixtureOfLinearRegressions", "NotFittedError"]
 
 logger = logging.getLogger(__name__)
 
-MODEL_FORMAT = "streammix-model"
-MODEL_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -55,62 +50,7 @@ class _FitContext:
     scaling: Scaling | None = None
 
 
-def _jsonable(value):
-    """``value`` with numpy scalars and arrays, and tuples, turned into JSON types.
-
-    So that a hyper-parameter given as ``np.int64(2)``, an array or a tuple
-    is stored, and compares equal after a JSON round trip.
-    """
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
-
-
-def _resolve_engine(engine):
-    """The engine passes run on: in-process by default.
-
-    Accepts None, any object with ``map_reduce`` (an engine), or a
-    ``distributed.Client``, which is wrapped in a
-    :class:`~streammix.dask_engine.DaskEngine`.
-    """
-    if engine is None:
-        return InProcessEngine()
-    if hasattr(engine, "map_reduce"):
-        return engine
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        Client = ()
-    if isinstance(engine, Client):
-        from .dask_engine import DaskEngine
-        return DaskEngine(engine)
-    raise TypeError(f"engine must be None, an engine (e.g. DaskEngine) or a distributed.Client, "
-                    f"got {type(engine).__name__}")
-
-
-@dataclass(frozen=True)
-class EStepTask:
-    """Map function of an EM pass: a chunk -> its :class:`SuffStats` at ``params``."""
-
-    params: MixtureParams
-    fit_intercept: bool
-
-    def __call__(self, chunk) -> SuffStats:
-        return estep_features(features_transposed(chunk.X), chunk.y, chunk.w, self.params,
-                              self.fit_intercept)
-
-
-class MixtureOfLinearRegressions:
+class MixtureOfLinearRegressions(OnlineFitMixin, InferenceMixin, PersistenceMixin):
     """Finite mixture of linear regressions fitted by EM, in chunks.
 
     ``p(y | x) = Σ_j π_j N(y | a_jᵀx + b_j, σ_j²)``.  Each EM iteration is
@@ -516,7 +456,7 @@ class MixtureOfLinearRegressions:
         source = as_source(X, y, sample_weight, chunk_rows=self.chunk_rows)
         if seed is None:
             seed = int(np.random.default_rng(self.random_state).integers(2**31))
-        engine = _resolve_engine(self.engine)
+        engine = resolve_engine(self.engine)
         d = source.n_features
         profile = engine.map_reduce(source, ProfileTask(seed, self.init_sample_size),
                                     Profile.empty(d, self.init_sample_size))
@@ -604,193 +544,6 @@ class MixtureOfLinearRegressions:
             df_correction=self.df_correction,
         )
 
-    # ------------------------------------------------------------ online EM
-    def partial_fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
-                    features=None, weight: str | None = None, batch_id=None,
-                    ) -> MixtureOfLinearRegressions:
-        """Update the fit with one batch of a stream by online EM (MATH.md §2).
-
-        The first call initialises from its batch (starting values as in
-        :meth:`fit`, on that batch; it must hold more rows than free
-        parameters) -- or, after :meth:`fit`, continues from the fitted
-        parameters; every call then makes one stepwise-EM update.  The state
-        machine is :class:`streammix.online.OnlineEM`, kept in ``online_``.
-        Step, forgetting and averaging come from ``step_alpha``,
-        ``step_offset``, ``forget`` and ``average``.
-
-        Parameters
-        ----------
-        X : array-like (n, d), pandas DataFrame, pyarrow RecordBatch or Table
-            Features; or, when ``y`` is None, a table that also holds the
-            ``target`` column (and the ``weight`` column, if any).
-        y, sample_weight : array-like of shape (n,), optional
-        target, features, weight : str, list of str, str, optional
-            Column names for a table batch; ``features`` defaults to every
-            column but the target and weight.
-        batch_id : str or (str, int), optional
-            Identity of the batch: a name, or ``(stream key, first row)``.
-            A batch whose rows were already consumed is ignored, so replaying
-            batches after a restart does not count them twice.
-
-        Returns
-        -------
-        self
-
-        Notes
-        -----
-        After each call the fitted attributes describe the online estimate
-        (the Polyak–Ruppert mean when averaging has started).  ``loglik_``
-        and ``history_`` are *prequential*: each batch's log-likelihood at
-        the parameters before its update (the first batch's is in-sample);
-        ``n_iter_`` counts M-steps; ``converged_`` is False.  Call
-        :meth:`polish` on a finite data set to finish with batch EM passes.
-        The fitted attributes are derived from ``online_`` when first read
-        after a call, so a stream of many small batches pays for them only
-        when someone looks.  The batch is scanned for NaN, inf and negative
-        weights only when its E-step statistics are not finite or it has
-        weights <= 0; errors and their messages are those of :meth:`fit`,
-        and a bad batch changes nothing.
-        """
-        if isinstance(batch_id, str):
-            key, first_row = batch_id, 0
-        elif batch_id is None:
-            key, first_row = None, 0
-        else:
-            key, first_row = str(batch_id[0]), int(batch_id[1])
-        where = "batch" if batch_id is None else f"batch {batch_id!r}"
-        state = getattr(self, "online_", None)
-        if state is not None and features is None and y is None:
-            features = self.feature_names_in_
-        Xa, ya, wa, names = unchecked_batch_arrays(X, y, sample_weight, target=target,
-                                                   features=features, weight=weight, where=where)
-
-        def check() -> None:
-            check_batch_values(Xa, ya, wa, names, target=target, where=where)
-
-        # The full scan for NaN / inf (and its precise message) runs only when needed:
-        # the E-step statistics of a batch with a bad value on a row of positive
-        # weight are not finite, and update() then calls check() before anything is
-        # committed.  Rows of zero weight could hide a bad value, and negative weights
-        # would not show: any weight <= 0 (or NaN) means the scan runs first.
-        if state is None or (wa is not None and wa.size and not wa.min() > 0):
-            check()
-        if state is None:
-            self._check_hyperparameters()
-            settings = OnlineSettings(self.step_alpha, self.step_offset, self.forget,
-                                      self.average)
-            rng = np.random.default_rng(self.random_state)
-            if hasattr(self, "params_") and self.n_features_in_ == Xa.shape[1]:
-                floor = variance_floor(design_matrix(Xa, self.fit_intercept), ya,
-                                       self.variance_floor)
-                state = OnlineEM.from_params(self.params_, self._mstep_options(floor),
-                                             settings, self.fit_intercept, rng)
-            else:
-                state = OnlineEM.start(
-                    Xa, ya, wa, self.n_components, fit_intercept=self.fit_intercept,
-                    options=self._mstep_options(0.0), settings=settings,
-                    init=self._start_params(Xa.shape[1]),
-                    variance_floor_factor=self.variance_floor,
-                    sample_size=self.init_sample_size, rng=rng, where=where)
-                self.feature_names_in_ = list(names)
-            self.online_ = state
-            self.n_features_in_ = Xa.shape[1]
-        elif Xa.shape[1] != self.n_features_in_:
-            check()  # bad values are reported first, as batch fitting does
-            raise DataError(f"{where}: has {Xa.shape[1]} features; the stream started with "
-                            f"{self.n_features_in_}")
-        if state.update(Xa, ya, wa, key=key, first_row=first_row, check=check) is not None:
-            self._online_updated()
-        return self
-
-    #: The fitted attributes that describe the online estimate; after a
-    #: ``partial_fit`` they are derived from ``online_`` when first read.
-    _ONLINE_FITTED = frozenset((
-        "params_", "n_rows_", "sum_weights_", "loglik_", "objective_", "class_loglik_",
-        "entropy_", "variance_floor_", "n_iter_", "converged_", "history_", "n_components_",
-        "weights_", "intercept_", "coef_", "sigma_"))
-
-    def _online_updated(self) -> None:
-        """Mark the fitted attributes as out of date after an online update.
-
-        Deriving them (sorting the components, copying arrays and the
-        history) costs as much as the rest of a small batch's update, and a
-        stream may go on for many batches before anyone looks: they are
-        removed here and rebuilt by :meth:`__getattr__` when first read.
-        """
-        d = self.__dict__
-        if not d.get("_online_stale"):
-            for name in (*self._ONLINE_FITTED, *self._INFERENCE, "n_passes_"):
-                d.pop(name, None)  # the inference and n_passes_ described another fit
-            d["_online_stale"] = True
-
-    def __getattr__(self, name: str):
-        # Called only when normal lookup fails: an online fitted attribute not yet derived.
-        d = self.__dict__
-        if name in self._ONLINE_FITTED and d.get("_online_stale"):
-            self._set_online_fitted()
-            return d[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def _set_online_fitted(self) -> None:
-        d = self.__dict__
-        for name in (*self._INFERENCE, "n_passes_"):
-            d.pop(name, None)  # they described another fit
-        d["_online_stale"] = False
-        state = self.online_
-        params = state.estimate()
-        order = np.lexsort((params.beta[:, 0], -params.weights))
-        self.params_ = params.permute(order)
-        self.n_rows_ = int(state.n_rows)
-        self.sum_weights_ = float(state.sum_w)
-        self.loglik_ = self.objective_ = state.prequential_loglik
-        self.class_loglik_ = float(state.totals["class_loglik"])
-        self.entropy_ = float(state.totals["entropy"])
-        self.variance_floor_ = float(state.options.variance_floor)
-        self.n_iter_ = int(state.n_msteps)
-        self.converged_ = False
-        self.history_ = list(state.history)
-        self._set_public_arrays()
-
-    def polish(self, X, y=None, sample_weight=None, *, n_passes: int = 2,
-               ) -> MixtureOfLinearRegressions:
-        """Refine an online fit with up to ``n_passes`` batch EM passes over finite data.
-
-        Online EM is not monotone and its estimate is noisy at the scale of
-        its last steps; a few batch passes from it (Cappé 2011) reach the
-        batch MLE basin and give ``loglik_``, BIC and the other criteria at
-        one parameter set, as :meth:`fit` does.  Stops early when the
-        log-likelihood changes by less than ``tol``.  The online state
-        (``online_``) is kept; a later :meth:`partial_fit` continues the
-        online recursion.
-
-        Parameters
-        ----------
-        X, y, sample_weight : as in :meth:`fit` (arrays or a source)
-        n_passes : int, default=2
-            Maximum number of M-steps (each one E-step pass; one more pass
-            evaluates the final parameters).
-        """
-        state = getattr(self, "online_", None)
-        if state is None:
-            raise NotFittedError("polish refines an online fit; call partial_fit first")
-        if int(n_passes) < 1:
-            raise ValueError(f"n_passes must be >= 1, got {n_passes!r}")
-        source = self._source_like_fit(X, y, sample_weight)
-        engine = _resolve_engine(self.engine)
-
-        def pass_fn(params: MixtureParams) -> SuffStats:
-            return self._estep_pass(engine, source, params)
-
-        settings = EMSettings(mstep=state.options, tol=self.tol, max_iter=int(n_passes),
-                              min_weight=self.min_weight, on_collapse=self.on_collapse)
-        result = run_em(pass_fn, state.estimate(), settings, warn=False)
-        totals = Profile(result.stats.n_rows, 0, result.stats.sum_w, 0, None, None, None)
-        names = self.feature_names_in_
-        self._set_fitted(result, source, totals)
-        self.feature_names_in_ = names
-        self.n_passes_ = len(result.history)  # the passes polish made
-        return self
-
     def _set_fitted(self, result, source, profile) -> None:
         for name in self._INFERENCE:
             self.__dict__.pop(name, None)
@@ -871,7 +624,7 @@ class MixtureOfLinearRegressions:
     def _pass_stats(self, X, y, sample_weight) -> SuffStats:
         self._check_fitted()
         source = self._source_like_fit(X, y, sample_weight)
-        return self._estep_pass(_resolve_engine(self.engine), source, self.params_)
+        return self._estep_pass(resolve_engine(self.engine), source, self.params_)
 
     def _source_like_fit(self, X, y, sample_weight):
         """A source of data with as many features as the fit had (else ValueError)."""
@@ -913,166 +666,3 @@ class MixtureOfLinearRegressions:
             "icl": -2.0 * self.class_loglik_ + P * log_n,
             "icl_bic": bic + 2.0 * self.entropy_,
         }
-
-    # --------------------------------------------------------------- inference
-    _INFERENCE = ("vcov_", "vcov_names_", "bse_", "se_method_", "score_gap_")
-
-    def compute_se(self, X, y=None, sample_weight=None, method: str = "louis",
-                   ) -> MixtureOfLinearRegressions:
-        """Standard errors of the fitted parameters, from one pass over the data.
-
-        Parameters
-        ----------
-        X, y, sample_weight
-            The data the model was fitted on (arrays or a source), as in :meth:`fit`.
-        method : {"louis", "opg", "sandwich"}, default="louis"
-            ``"louis"``: inverse observed information by Louis' formula (exact
-            at any θ); ``"opg"``: inverse outer product of the per-row scores
-            (valid at the MLE); ``"sandwich"``: I⁻¹ J I⁻¹, robust to a
-            misspecified noise model.
-
-        Returns
-        -------
-        self
-            With ``vcov_`` (P, P), the covariance of the working parameters
-            named in ``vcov_names_``: per component the coefficients
-            (intercept first) and log σ_j (one log σ for ``noise="shared"``,
-            none for ``"fixed"``), then the multinomial logits
-            log(π_j/π_1), j = 2..m (flexmix's ``refit()`` parametrisation,
-            with components in the model's order); ``bse_``, a dict of
-            standard errors: ``coef`` (m, p) (intercept first when fitted),
-            ``log_sigma`` (m,), ``sigma`` (m,) (delta method),
-            ``logit_weight`` (m,) (NaN for the baseline component 1) and
-            ``weight`` (m,) (delta method); ``se_method_``; ``score_gap_``,
-            the estimated log-likelihood distance to the maximum (≈ 0 at the
-            MLE; an :class:`~streammix.inference.InferenceWarning` is raised
-            above 0.01).
-
-        Notes
-        -----
-        The matrices are those of the likelihood; under priors they are
-        evaluated at the MAP estimate without the prior's curvature.  A σ
-        held at the variance floor, or ``df_correction=True``, is not a
-        likelihood maximum, which the score check reports.
-        """
-        self._check_fitted()
-        if method not in SE_METHODS:
-            raise ValueError(f"method must be one of {SE_METHODS}, got {method!r}")
-        source = self._source_like_fit(X, y, sample_weight)
-        engine = _resolve_engine(self.engine)
-        self._compute_se(source, engine, method)
-        return self
-
-    def _compute_se(self, source, engine, method: str) -> None:
-        params = self.params_
-        layout = ParameterLayout(params.n_components, params.n_coef, self.noise)
-        stats = engine.map_reduce(source, InformationTask(params, self.fit_intercept, self.noise),
-                                  InfoStats.zeros(layout.size))
-        result = infer(stats, layout, method)
-        self._set_inference(result.vcov, method, result.loglik_gap)
-
-    def _set_inference(self, vcov: np.ndarray, method: str, gap: float) -> None:
-        """Set the inference attributes from a working covariance (load, permute)."""
-        from .inference import standard_errors
-        params = self.params_
-        layout = ParameterLayout(params.n_components, params.n_coef, self.noise)
-        if vcov.shape != (layout.size, layout.size):
-            raise ValueError(f"vcov has shape {vcov.shape}; the model has {layout.size} "
-                             "free parameters")
-        self.vcov_ = vcov
-        self.vcov_names_ = layout.names(self._coef_names())
-        self.se_method_ = method
-        self.score_gap_ = float(gap)
-        self.bse_ = standard_errors(vcov, layout, params)
-
-    def _coef_names(self) -> list[str]:
-        names = list(self.feature_names_in_) or [f"x{k}" for k in range(self.n_features_in_)]
-        return (["(intercept)"] if self.fit_intercept else []) + names
-
-    def summary(self, alpha: float = 0.05):
-        """A :class:`~streammix.summary.Summary` of the fit: per component
-        coefficient, SE, z, p-value and confidence interval; weight; σ; the
-        fit statistics.  Standard errors appear once :meth:`compute_se` (or
-        ``fit(..., se=True)``) has run."""
-        from .summary import Summary
-        self._check_fitted()
-        return Summary.from_model(self, alpha=alpha)
-
-    def aligned_to(self, reference) -> MixtureOfLinearRegressions:
-        """A copy with components permuted to match ``reference`` (a model or
-        :class:`MixtureParams`) by Hungarian matching on the coefficients
-        (:func:`streammix.align.align`).  The copy's order is then not the
-        canonical decreasing-weight order; ``vcov_`` and ``bse_`` follow the
-        permutation (the logits change baseline to the new component 1)."""
-        from .align import align, permute_model
-        self._check_fitted()
-        return permute_model(self, align(reference, self))
-
-    def report(self) -> str:
-        """A readable text table of the fitted model."""
-        from .report import format_model
-        return format_model(self)
-
-    # ------------------------------------------------------------- save / load
-    _FITTED = ("n_features_in_", "feature_names_in_", "n_rows_", "sum_weights_", "loglik_",
-               "objective_", "n_iter_", "converged_", "history_", "class_loglik_", "entropy_",
-               "variance_floor_")
-
-    def to_dict(self) -> dict:
-        """A JSON-ready record of the hyper-parameters and the fitted state."""
-        params = {}
-        for name, value in self.get_params().items():
-            if name == "engine":
-                continue
-            if isinstance(value, MixtureParams):
-                value = {"__mixture_params__": value.to_dict()}
-            elif name == "random_state" and not (
-                    value is None or isinstance(value, (int, np.integer))):
-                value = None  # a Generator cannot be stored
-            params[name] = _jsonable(value)
-        record = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "hyperparameters": params}
-        if hasattr(self, "params_"):
-            fitted = {name: getattr(self, name) for name in self._FITTED}
-            fitted["params"] = self.params_.to_dict()
-            if hasattr(self, "vcov_"):
-                fitted["inference"] = {"method": self.se_method_, "names": self.vcov_names_,
-                                       "vcov": np.asarray(self.vcov_).tolist(),
-                                       "score_gap": self.score_gap_}
-            record["fitted"] = fitted
-        return record
-
-    @classmethod
-    def from_dict(cls, record: dict) -> MixtureOfLinearRegressions:
-        if record.get("format") != MODEL_FORMAT:
-            raise ValueError("not a streammix model record (missing format tag)")
-        if record.get("version") != MODEL_VERSION:
-            raise ValueError(f"unsupported model version {record.get('version')!r}")
-        hyper = dict(record["hyperparameters"])
-        if isinstance(hyper.get("init"), dict) and "__mixture_params__" in hyper["init"]:
-            hyper["init"] = MixtureParams.from_dict(hyper["init"]["__mixture_params__"])
-        model = cls(**hyper)
-        fitted = record.get("fitted")
-        if fitted is not None:
-            model.params_ = MixtureParams.from_dict(fitted["params"])
-            for name in cls._FITTED:
-                setattr(model, name, fitted[name])
-            model._set_public_arrays()
-            inference = fitted.get("inference")
-            if inference is not None:
-                model._set_inference(np.asarray(inference["vcov"], float), inference["method"],
-                                     inference["score_gap"])
-        return model
-
-    def save(self, path) -> None:
-        """Write the model to a JSON file atomically (floats round-trip exactly)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
-
-    @classmethod
-    def load(cls, path) -> MixtureOfLinearRegressions:
-        """Read a model written by :meth:`save`."""
-        with open(path, encoding="utf-8") as fh:
-            try:
-                record = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not a valid model file ({exc})") from None
-        return cls.from_dict(record)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DataError", "check_finite", "check_weights", "describe_bad_values"]
+__all__ = ["DataError", "NotFittedError", "check_finite", "check_weights", "describe_bad_values"]
 
 
 class DataError(ValueError):
     """Bad input data: the message names the file or array, column and rows."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit``."""
 
 
 def describe_bad_values(values: np.ndarray, name: str, row_offset: int = 0) -> str | None:

@@ -21,8 +21,8 @@ from streammix import (
 )
 from streammix.dask_engine import NoClientError, counter_tree, run_length, small_chunk_run
 from streammix.engine import InProcessEngine, tree_sum
-from streammix.model import EStepTask, _resolve_engine
 from streammix.params import MixtureParams
+from streammix.passes import EStepTask, resolve_engine
 from streammix.stats import SuffStats
 
 FEATURES = ["x1", "x2"]
@@ -204,13 +204,13 @@ def test_bad_data_on_a_worker_raises_the_same_clear_error(client, tmp_path):
 
 
 def test_model_resolves_engines(client):
-    assert isinstance(_resolve_engine(None), InProcessEngine)
-    wrapped = _resolve_engine(client)
+    assert isinstance(resolve_engine(None), InProcessEngine)
+    wrapped = resolve_engine(client)
     assert isinstance(wrapped, DaskEngine) and wrapped.client is client
     engine = DaskEngine(client, cache=True)
-    assert _resolve_engine(engine) is engine
+    assert resolve_engine(engine) is engine
     with pytest.raises(TypeError, match="engine must be None"):
-        _resolve_engine("cluster please")
+        resolve_engine("cluster please")
     from sklearn.base import clone
     copy = clone(MixtureOfLinearRegressions(2, engine=engine))
     assert copy.engine is not engine and copy.engine.client is client and copy.engine.cache

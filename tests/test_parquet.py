@@ -14,8 +14,8 @@ from conftest import make_mixture
 
 from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
 from streammix.engine import InProcessEngine
-from streammix.model import EStepTask
 from streammix.params import MixtureParams
+from streammix.passes import EStepTask
 from streammix.stats import SuffStats
 
 FEATURES = ["x1", "x2"]
