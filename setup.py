@@ -5,17 +5,20 @@ an optional extension: where it cannot be compiled (no C compiler, an
 unusual platform) the build goes on without it and ``streammix`` uses its
 numpy E-step, which gives the same results to rounding.
 
-On x86-64 Linux with GCC the kernel is compiled for AVX-512, AVX2 and
-baseline x86-64 in one binary (``target_clones``), with ``exp`` and ``log``
-from glibc's vector math library, libmvec.
+On x86-64 Linux with GCC 12 or later the kernel is compiled for AVX-512,
+AVX2 and baseline x86-64 in one binary (``target_clones``), with ``exp`` and
+``log`` from glibc's vector math library, libmvec.  Where libmvec is missing
+(musl, an old glibc) the build is retried with scalar ``exp`` and ``log``.
 """
 
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 _X86_LINUX = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
 
@@ -27,6 +30,24 @@ elif sys.platform == "win32":
 else:
     _ARGS, _LIBS = ["-O3", "-fno-math-errno"], ["m"]
 
+
+class BuildKernel(build_ext):
+    """``build_ext`` that retries without libmvec when linking with it fails."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # CompileError, LinkError: their module varies by setuptools
+            if "mvec" not in ext.libraries:
+                raise
+            logging.getLogger(__name__).warning(
+                "building %s with libmvec failed (%s); retrying with scalar exp/log",
+                ext.name, exc)
+            ext.libraries = [lib for lib in ext.libraries if lib != "mvec"]
+            ext.define_macros = [*ext.define_macros, ("SM_NO_MVEC", "1")]
+            super().build_extension(ext)
+
+
 setup(
     ext_modules=[
         Extension(
@@ -37,4 +58,5 @@ setup(
             optional=True,
         )
     ],
+    cmdclass={"build_ext": BuildKernel},
 )

@@ -24,10 +24,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 \
+    && !defined(SM_NO_MVEC)
 /* Declared here rather than taken from <math.h>, which only attaches the
  * vector variants under -ffast-math (that would also drop NaN semantics). */
 __attribute__((simd("notinbranch"), const, nothrow)) double exp(double);
@@ -44,9 +46,11 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #if defined(__GNUC__)
 #define SM_PRAGMA(x) _Pragma(#x)
 #define SIMD SM_PRAGMA(omp simd)
+#define SM_INLINE static inline __attribute__((always_inline))
 #else
 #define SM_PRAGMA(x)
 #define SIMD
+#define SM_INLINE static inline
 #endif
 
 typedef struct {
@@ -58,8 +62,7 @@ typedef struct {
 
 /* Four dot products of T with rows l0..l0+3 of F, added to out[0..cnt-1].
  * Four independent sums keep the FMA units busy (one sum is latency-bound). */
-static inline __attribute__((always_inline))
-void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t l0, Py_ssize_t cnt,
+SM_INLINE void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t l0, Py_ssize_t cnt,
           Py_ssize_t nb, double *out)
 {
     const double *a = F + l0 * fs;
@@ -131,10 +134,15 @@ static void run_job(Job *J)
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) M[i] = Gj[i] > M[i] ? Gj[i] : M[i];
         }
-        /* A non-finite maximum (NaN input) is replaced by 0, as in the numpy path. */
-        SIMD
+        /* The classification log-likelihood takes the raw maximum (NaN or -inf
+         * for a bad row, as in the numpy path); the log-sum-exp replaces a
+         * non-finite maximum by 0, as _logsumexp_rows does, so a bad row gives
+         * a NaN or -inf log-likelihood (numpy's _BlockRun gives NaN). */
+        double cl = 0.0;
+        SM_PRAGMA(omp simd reduction(+:cl))
         for (Py_ssize_t i = 0; i < nb; i++) {
             const double v = M[i];
+            cl += wb[i] * v;
             M[i] = (v - v == 0.0) ? v : 0.0;
             S[i] = 0.0;
         }
@@ -146,11 +154,10 @@ static void run_job(Job *J)
                 S[i] += Gj[i];
             }
         }
-        double ll = 0.0, cl = 0.0;
-        SM_PRAGMA(omp simd reduction(+:ll, cl))
+        double ll = 0.0;
+        SM_PRAGMA(omp simd reduction(+:ll))
         for (Py_ssize_t i = 0; i < nb; i++) {
             ll += wb[i] * (log(S[i]) + M[i]);
-            cl += wb[i] * M[i];
             S[i] = wb[i] / S[i];
         }
         loglik += ll;
@@ -234,6 +241,11 @@ static int get_buf(PyObject *obj, Py_buffer *view, int writable, int whole, cons
     if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
     if (view->itemsize != 8 || !native_double(view->format)) {
         PyErr_Format(PyExc_TypeError, "%s must hold float64", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (((uintptr_t)view->buf & 7) != 0) {
+        PyErr_Format(PyExc_ValueError, "%s is not aligned to 8 bytes", name);
         PyBuffer_Release(view);
         return -1;
     }
@@ -334,7 +346,8 @@ done:
  * Returns 0 whenever mstep would do anything else (streammix.online
  * _ml_mstep_arrays): N <= 0, s0 <= 1e-12 N, a matrix that is not positive
  * definite or whose factor fails (min/max of diag L)^2 > rcond_limit, or a
- * variance not in (floor, inf).  Outputs are then undefined.
+ * variance not in (floor, inf).  Outputs are then undefined.  beta_out must
+ * not alias beta (the update is written there before beta is added).
  */
 static int ml_mstep(Py_ssize_t m, Py_ssize_t p, const double *s0, const double *s2,
                     const double *rx, const double *r0, const double *beta, double N,

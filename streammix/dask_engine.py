@@ -4,7 +4,9 @@ One pass is one flat graph, sent to the scheduler in one message: a task per
 chunk descriptor that reads the chunk and applies the map function, and a
 tree of ``+`` tasks over the results in plan order, with the same shape as
 :func:`streammix.engine.tree_sum`.  So a pass on a cluster gives bit-for-bit
-the result of the in-process engine, for any number of workers.  Only the
+the result of the in-process engine, for any number of workers -- on
+machines with the same instruction set: the compiled E-step (and BLAS) pick
+AVX-512, AVX2 or baseline code at run time, and these round differently.  Only the
 descriptors go to the workers and only the reduced value (a few KB) comes
 back; nothing is kept between passes unless ``cache=True``.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import numbers
 import operator
 import uuid
 from collections.abc import Callable, Iterable
@@ -45,14 +48,22 @@ class ChunkCrashError(RuntimeError):
 
     Attributes
     ----------
-    descriptor : object
+    descriptor : object or None
         The chunk's descriptor (for Parquet, a
-        :class:`~streammix.parquet.ParquetPiece`: file and row groups).
+        :class:`~streammix.parquet.ParquetPiece`: file and row groups);
+        None when the task that died held a run of several small chunks
+        (see ``descriptors``).
+    descriptors : tuple
+        The descriptors of every chunk of the task that died: one, or the
+        run of consecutive small chunks read together (one of them is the
+        culprit).
     """
 
-    def __init__(self, message: str, descriptor=None):
+    def __init__(self, message: str, descriptor=None, descriptors=()):
         super().__init__(message)
         self.descriptor = descriptor
+        self.descriptors = tuple(descriptors) or ((descriptor,) if descriptor is not None
+                                                  else ())
 
 
 def describe_descriptor(source, descriptor) -> str:
@@ -141,7 +152,7 @@ def small_chunk_run(plan, n_threads: int, min_rows: int = MIN_TASK_ROWS) -> int:
     ``min_rows``, capped by :func:`run_length`.  Descriptors without an
     ``n_rows`` are read one per task."""
     rows = [getattr(d, "n_rows", None) for d in plan]
-    if not rows or any(not isinstance(r, int) for r in rows):
+    if not rows or any(not isinstance(r, numbers.Integral) for r in rows):
         return 1
     typical = max(1, sorted(rows)[len(rows) // 2])
     cap, g = run_length(len(plan), n_threads), 1
@@ -306,22 +317,28 @@ class DaskEngine:
         if missing:
             token = uuid.uuid4().hex[:12]
             keys = [f"streammix-chunk-{token}-{i}" for i in range(len(missing))]
-            # Each run of ``run`` chunks is read on one worker (round robin), so
-            # that its map task finds them all in place.
-            workers = sorted(client.nthreads()) or [None]
-            where = [[workers[(i // run) % len(workers)]] if workers[0] else None
-                     for i in range(len(missing))]
+            # Each run of ``run`` chunks (aligned in the plan) is read on one
+            # worker, round robin, so that its map task finds them all in place.
+            workers = sorted(client.nthreads())
+            position = {d: i for i, d in enumerate(plan)}
+
+            def place(d) -> dict:
+                if not workers:  # none yet (an adaptive cluster): the scheduler decides
+                    return {}
+                return {"workers": [workers[(position[d] // run) % len(workers)]],
+                        "allow_other_workers": True}
+
             if getattr(source, "read_on_client", isinstance(source, ArraySource)):
-                futures = [client.scatter(source.read(d), workers=where[i])
-                           for i, d in enumerate(missing)]
+                futures = [client.scatter(source.read(d), workers=place(d).get("workers"))
+                           for d in missing]
             elif hasattr(source, "dask_inputs"):
                 inputs = client.compute(source.dask_inputs(missing))
                 futures = [client.submit(_read_input, source, d, inputs[i], key=keys[i],
-                                         workers=where[i], allow_other_workers=True)
+                                         **place(d))
                            for i, d in enumerate(missing)]
             else:
                 futures = [client.submit(source.read, d, key=keys[i], retries=self.retries,
-                                         workers=where[i], allow_other_workers=True)
+                                         **place(d))
                            for i, d in enumerate(missing)]
             self._cached.update(zip(missing, futures, strict=True))
             self._chunk_keys.update({f.key: d for d, f in zip(missing, futures, strict=True)})
@@ -358,14 +375,18 @@ def _crash_error(exc: Exception, source, plan, runs: dict, chunk_keys: dict) -> 
     key = str(exc.task)
     tries = exc.allowed_failures + 1
     if key in runs or key in chunk_keys:
-        descriptor = chunk_keys[key] if key in chunk_keys else plan[runs[key][0]]
-        what = describe_descriptor(source, descriptor)
-        more = len(runs.get(key, ())) - 1
-        if more > 0:
-            what += f" (or one of the {more} chunks after it, processed in the same task)"
+        run = [chunk_keys[key]] if key in chunk_keys else [plan[i] for i in runs[key]]
+        what = describe_descriptor(source, run[0])
+        if len(run) > 1:
+            what = (f"one of {len(run)} consecutive chunks read by one task, from {what} "
+                    f"to {describe_descriptor(source, run[-1])}")
+            how = "reading or processing one of these chunks"
+        else:
+            how = "reading or processing this chunk"
         return ChunkCrashError(
-            f"{what}: reading or processing this chunk killed {tries} worker processes in a "
+            f"{what}: {how} killed {tries} worker processes in a "
             "row, so the fit stopped (the chunk may crash its reader or need more memory "
-            "than a worker has; check the file, or give workers more memory)", descriptor)
+            "than a worker has; check the file, or give workers more memory)",
+            run[0] if len(run) == 1 else None, run)
     return ChunkCrashError(f"task {key} killed {tries} worker processes in a row, so the fit "
                            "stopped (see the worker logs)")

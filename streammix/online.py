@@ -244,7 +244,9 @@ def _ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndar
         m, p = beta.shape
         beta_new, sigma2, weights = np.empty((m, p)), np.empty(m), np.empty(m)
         s2d, rss = np.empty((m, p)), np.empty(m)
-        c = np.ascontiguousarray
+        def c(a):
+            return np.require(a, np.float64, ["C", "A"])
+
         if not _stats._kernel.ml_mstep(c(s0), c(s2), c(rx), c(r0), c(beta), float(N),
                                        float(variance_floor), RCOND_LIMIT, beta_new, sigma2,
                                        weights, s2d, rss):

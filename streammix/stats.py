@@ -349,13 +349,16 @@ def estep_features(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixture
 
 def estep_features_many(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params_seq,
                         fit_intercept: bool) -> list[SuffStats]:
-    """:func:`estep_features` for several parameter sets in one sweep of the chunk.
+    """:func:`estep_features` for several parameter sets on one chunk.
 
-    Each block of rows is visited once for all sets, and its feature
+    The chunk is read (decoded) once for all sets.  The compiled kernel then
+    sweeps it once per set, its blocks staying in cache; the numpy E-step
+    visits each block of rows once for all sets and forms its feature
     products (the part of the Gram statistics that does not depend on the
-    parameters) are formed once.  Each result equals that of
-    :func:`estep_features` on its own -- bit for bit when all sets have as
-    many components (the blocks are then the same), else to rounding.
+    parameters) once.  Each result equals that of :func:`estep_features` on
+    its own -- bit for bit with the kernel, or on the numpy path when all
+    sets have as many components (the blocks are then the same), else to
+    rounding.
     """
     FT = np.asarray(FT, dtype=np.float64)
     d, n = FT.shape
@@ -366,8 +369,8 @@ def estep_features_many(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params_seq
                              f"{params.n_coef}")
     if use_kernel:
         FT = _kernel_layout(FT)
-        y = np.ascontiguousarray(y, dtype=np.float64)
-        w = np.ascontiguousarray(w, dtype=np.float64)
+        y = np.require(y, np.float64, ["C", "A"])
+        w = np.require(w, np.float64, ["C", "A"])
         sum_w = float(np.sum(w))
         return [_BlockRun(prm, fit_intercept, d, 0).compiled(FT, y, w, sum_w)
                 for prm in params_seq]
@@ -470,17 +473,19 @@ def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
 
 
 def _kernel_layout(FT: np.ndarray) -> np.ndarray:
-    """``FT`` as the kernel reads it: features or rows contiguous, else a copy."""
+    """``FT`` as the kernel reads it (aligned float64, features or rows
+    contiguous, strides in whole elements), else an aligned copy."""
     d, n = FT.shape
-    s0, s1 = FT.strides
-    size = FT.itemsize
     if d == 0 or n == 0:
         return FT
-    if (n == 1 or s1 == size) and (d == 1 or s0 >= size * n):
-        return FT
-    if (d == 1 or s0 == size) and s1 >= size * d:
-        return FT
-    return np.ascontiguousarray(FT)
+    s0, s1 = FT.strides
+    size = FT.itemsize
+    if FT.flags.aligned and FT.dtype == np.float64:
+        if (n == 1 or s1 == size) and (d == 1 or (s0 % size == 0 and s0 >= size * n)):
+            return FT
+        if (d == 1 or s0 == size) and s1 % size == 0 and s1 >= size * d:
+            return FT
+    return np.require(FT, np.float64, ["C", "A"])
 
 
 def features_transposed(X: np.ndarray) -> np.ndarray:

@@ -75,6 +75,26 @@ def test_run_length_leaves_about_four_tasks_per_thread():
         assert g == 1 or -(-n // (2 * g)) < 4 * max(1, threads)
 
 
+def test_a_worker_killed_by_a_run_of_chunks_names_the_whole_run():
+    from distributed.scheduler import KilledWorker
+
+    from streammix.dask_engine import ChunkCrashError, _crash_error
+    from streammix.parquet import ParquetPiece
+    plan = [ParquetPiece(f"/lake/f{i}.parquet", (0,), 0, 10) for i in range(8)]
+    runs = {"streammix-map-t-0": [0, 1, 2, 3], "streammix-map-t-4": [4], "x": []}
+    err = _crash_error(KilledWorker("streammix-map-t-0", None, 2), None, plan, runs, {})
+    assert isinstance(err, ChunkCrashError) and err.descriptor is None
+    assert err.descriptors == tuple(plan[:4])
+    assert "one of 4 consecutive chunks" in str(err) and "f0.parquet" in str(err) \
+        and "f3.parquet" in str(err) and "killed 3 worker processes" in str(err)
+    one = _crash_error(KilledWorker("streammix-map-t-4", None, 2), None, plan, runs, {})
+    assert one.descriptor == plan[4] and one.descriptors == (plan[4],)
+    assert "f4.parquet row groups [0]" in str(one)
+    read = _crash_error(KilledWorker("streammix-chunk-u-0", None, 0), None, plan, runs,
+                        {"streammix-chunk-u-0": plan[6]})
+    assert read.descriptor == plan[6] and "killed 1 worker processes" in str(read)
+
+
 def test_small_chunks_are_read_in_runs_large_ones_one_per_task():
     from streammix.parquet import ParquetPiece
     tiny = [ParquetPiece(f"f{i}", (0,), 0, 10) for i in range(2000)]
@@ -175,9 +195,26 @@ def test_cache_keeps_decoded_chunks_on_the_workers(client, lake, tmp_path):
     assert scheduler_tasks(client) == 0
 
 
+def test_cached_pass_waits_for_workers_of_an_empty_cluster(lake):
+    # An adaptive cluster may have no worker when a pass starts: the chunks
+    # are then placed by the scheduler once one arrives.
+    import threading
+
+    from distributed import Client, LocalCluster
+    src = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=500)
+    params = MixtureParams(np.array([0.4, 0.6]), np.array([[-2.0, 1.0, -1.0], [2.0, -1.0, 1.0]]),
+                           np.array([1.0, 0.5]))
+    task, zero = EStepTask(params, True), SuffStats.zeros(2, 3)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster, set_as_default=False) as empty:
+        threading.Timer(1.0, lambda: cluster.scale(1)).start()
+        got = DaskEngine(empty, cache=True).map_reduce(src, task, zero)
+    assert got.allclose(InProcessEngine().map_reduce(src, task, zero), rtol=0.0)
+
+
 @pytest.mark.parametrize("chunk_rows", [50, 103, 4000])
 def test_cached_pass_is_bit_identical_to_in_process(client, lake, chunk_rows):
-    # 80 and 39 chunks on 2 threads: runs of 4 and 2 chunks per map task.
+    # 80 and 39 chunks on 2 threads: runs of 8 and 4 chunks per map task.
     src = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=chunk_rows)
     params = MixtureParams(np.array([0.4, 0.6]), np.array([[-2.0, 1.0, -1.0], [2.0, -1.0, 1.0]]),
                            np.array([1.0, 0.5]))

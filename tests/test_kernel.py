@@ -84,7 +84,7 @@ def test_kernel_reads_a_row_slice_of_a_fortran_array(monkeypatch):
     prm = _params(rng, 3, 6)
     fast, slow = _both(monkeypatch, FT, y[1234:4321], w[1234:4321], [prm], True)
     _assert_close(fast[0], slow[0])
-    # ... and a C-ordered (strided) view is copied, not misread
+    # ... and the transpose of an F-ordered copy (rows contiguous) is read in place
     fast2, _ = _both(monkeypatch, X[1234:4321].T.copy(order="F"), y[1234:4321],
                      w[1234:4321], [prm], True)
     _assert_close(fast2[0], slow[0])
@@ -125,13 +125,49 @@ def test_kernel_handles_outliers_and_vanishing_components(monkeypatch):
 
 
 @needs_kernel
-def test_kernel_propagates_nan_like_numpy(monkeypatch):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_kernel_propagates_bad_values_like_numpy(monkeypatch, bad):
+    # Every field, not only the log-likelihood: a bad row must not leave a
+    # finite classification log-likelihood (ICL) behind in one path only.
     rng = np.random.default_rng(5)
     FT = rng.normal(size=(2, 600))
     y = rng.normal(size=600)
-    y[300] = np.nan
-    fast, slow = _both(monkeypatch, FT, y, np.ones(600), [_params(rng, 2, 3)], True)
-    assert np.isnan(fast[0].loglik) and np.isnan(slow[0].loglik)
+    y[300] = bad
+    with np.errstate(invalid="ignore"):  # the numpy path's inf - inf
+        fast, slow = _both(monkeypatch, FT, y, np.ones(600), [_params(rng, 2, 3)], True)
+    # (-inf or NaN may differ: the kernel's log-sum-exp gives -inf where numpy's gives NaN)
+    for name in ("loglik", "class_loglik", "entropy"):
+        a, b = getattr(fast[0], name), getattr(slow[0], name)
+        assert not np.isfinite(a) and not np.isfinite(b), name
+
+
+@needs_kernel
+def test_misaligned_or_oddly_strided_arrays_are_copied_not_misread(monkeypatch):
+    rng = np.random.default_rng(6)
+    n, d = 1000, 3
+    raw = np.zeros(n * d * 8 + 1, dtype=np.uint8)
+    X = np.frombuffer(raw.data, dtype=np.float64, count=n * d, offset=1).reshape(n, d)
+    assert not X.flags.aligned
+    values = rng.normal(size=(n, d))
+    raw[1:1 + values.nbytes] = values.view(np.uint8).reshape(-1)
+    record = np.zeros(n, dtype=[("x", "f8", (d,)), ("k", "i4")])  # strides of 28 bytes
+    record["x"] = values
+    y, w = rng.normal(size=n), np.ones(n)
+    prm = _params(rng, 2, d + 1)
+    monkeypatch.setattr(stats, "use_kernel", False)
+    want = estep_features_many(values.T.copy(), y, w, [prm], True)[0]
+    monkeypatch.setattr(stats, "use_kernel", True)
+    for arr in (X, record["x"]):
+        got = estep_features_many(stats.features_transposed(arr), y, w, [prm], True)[0]
+        _assert_close(got, want)
+        model = MixtureOfLinearRegressions(2, random_state=0)
+        model.partial_fit(arr, y)  # the online path goes through the same layout check
+    m = 2
+    args = [X.T, y, w, np.zeros((m, d)), np.zeros(m), np.zeros(m), np.ones(m),
+            np.zeros((2 * m, d)), np.zeros(2 * m), np.zeros((m, d * (d + 1) // 2)), np.zeros(m),
+            np.zeros(2)]
+    with pytest.raises(ValueError, match="FT is not aligned to 8 bytes"):
+        stats._kernel.estep_chunk(*args)
 
 
 @needs_kernel
