@@ -9,6 +9,7 @@ on where or in which order chunks were computed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -78,6 +79,18 @@ def tree_sum(values: Iterable[Any], zero: Any) -> Any:
     return total
 
 
+def default_threads() -> int:
+    """Threads of an :class:`InProcessEngine` made without ``n_threads``."""
+    from . import stats
+    if not stats.use_kernel:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
 class InProcessEngine:
     """Run the passes in this process.
 
@@ -90,10 +103,11 @@ class InProcessEngine:
     Parameters
     ----------
     n_threads : int, optional
-        Worker threads; default 1 (every chunk in the calling thread).  On
-        in-memory arrays the E-step's short numpy calls contend for the GIL
-        and threads did not pay (benchmarks/bench_core.py); they help when
-        reading chunks means I/O and decoding.
+        Worker threads.  Default: one per CPU available to the process (at
+        most 8) when the compiled E-step is in use -- it releases the GIL,
+        as Parquet decoding does, so a pass on two cores takes about half
+        the time -- else 1: the numpy E-step's short calls contend for the
+        GIL and threads do not pay there.
     retries : int, default=2
         A chunk read that fails with a transient error (``OSError``, or an
         error marked ``transient``) is tried again up to this many times.
@@ -105,7 +119,7 @@ class InProcessEngine:
     def __init__(self, n_threads: int | None = None, *, retries: int = 2,
                  backoff: float = 0.1):
         if n_threads is None:
-            n_threads = 1
+            n_threads = default_threads()
         if int(n_threads) < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
         if isinstance(retries, bool) or int(retries) < 0:

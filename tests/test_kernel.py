@@ -242,3 +242,25 @@ def test_ml_mstep_rejects_bad_arrays():
         k.ml_mstep(*bad)
     with pytest.raises(TypeError, match="takes 13 arguments"):
         k.ml_mstep(*args[:4])
+
+
+def test_in_process_engine_uses_threads_only_with_the_kernel(monkeypatch, small_mixture):
+    from streammix.engine import InProcessEngine, default_threads
+    from streammix.passes import EStepTask
+    from streammix.sources import ArraySource
+    monkeypatch.setattr(stats, "use_kernel", False)
+    assert default_threads() == 1 and InProcessEngine().n_threads == 1
+    if stats._kernel is None:
+        return
+    monkeypatch.setattr(stats, "use_kernel", True)
+    assert 1 <= default_threads() <= 8
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert default_threads() == min(8, cpus)
+    # Threads change nothing: chunks are summed in plan order.
+    X, y, _ = small_mixture
+    source = ArraySource(X, y, chunk_rows=97)
+    prm = _params(np.random.default_rng(0), 2, 3)
+    one = InProcessEngine(1).map_reduce(source, EStepTask(prm, True), None)
+    many = InProcessEngine(4).map_reduce(source, EStepTask(prm, True), None)
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(many, name), getattr(one, name))
