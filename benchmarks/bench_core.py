@@ -2,8 +2,10 @@
 
 Part 1 (issue 2 target: >= 50x faster per iteration than flexmix):
 n = 200k rows, d = 5 including the intercept, m = 3.  streammix runs ITERS EM
-iterations (E-step pass + M-step) in-process; R's flexmix and mixtools run the
-same number of iterations on the same rows through ``benchmarks/r_peer.R``.
+iterations (E-step pass + M-step) in-process, on one thread (the figure the
+ratios to R use) and with the default threads; R's flexmix and mixtools run
+the same number of iterations on the same rows through ``benchmarks/r_peer.R``
+(one thread).
 
 Part 2: E-step throughput (rows/s) at n = 1M, d = 10 including the intercept,
 m = 4, printed beside a plain pyarrow read of the same columns from Parquet.
@@ -28,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streammix import InProcessEngine, MixtureParams, SuffStats
+from streammix.engine import default_threads
 from streammix.mstep import MStepOptions, mstep
 from streammix.passes import EStepTask
 from streammix.sources import ArraySource
@@ -45,9 +48,9 @@ def make_data(n, d, m, seed):
     return X, y
 
 
-def streammix_seconds_per_iteration(X, y, m, iters, chunk_rows):
+def streammix_seconds_per_iteration(X, y, m, iters, chunk_rows, n_threads=1):
     source = ArraySource(X, y, chunk_rows=chunk_rows)
-    engine = InProcessEngine()
+    engine = InProcessEngine(n_threads)
     p = X.shape[1] + 1
     rng = np.random.default_rng(1)
     params = MixtureParams(np.full(m, 1 / m), rng.normal(size=(m, p)), np.full(m, 4.0))
@@ -77,7 +80,7 @@ def r_seconds_per_iteration(X, y, m, iters, workdir):
     return result
 
 
-def estep_throughput(n, d, m, repeats, workdir):
+def estep_throughput(n, d, m, repeats, workdir, n_threads=1):
     X, y = make_data(n, d - 1, m, seed=7)
     path = Path(workdir) / "estep.parquet"
     names = [f"x{k + 1}" for k in range(d - 1)]
@@ -89,7 +92,7 @@ def estep_throughput(n, d, m, repeats, workdir):
     rng = np.random.default_rng(3)
     params = MixtureParams(np.full(m, 1 / m), rng.normal(size=(m, p)), np.full(m, 2.0))
     source = ArraySource(X, y)
-    engine = InProcessEngine()
+    engine = InProcessEngine(n_threads)
     for _ in range(repeats):
         t0 = time.perf_counter()
         t = pq.read_table(path, columns=["y", *names], use_threads=False)
@@ -113,24 +116,31 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         X, y = make_data(args.rows, 4, 3, seed=2026)
+        threads = default_threads()
         sm = [streammix_seconds_per_iteration(X, y, 3, args.iters, args.chunk_rows)
               for _ in range(args.repeats)]
         sm_med = statistics.median(sm)
+        smt = [streammix_seconds_per_iteration(X, y, 3, args.iters, args.chunk_rows, threads)
+               for _ in range(args.repeats)]
+        smt_med = statistics.median(smt)
         print(f"part 1: n={args.rows}, d=5 incl. intercept, m=3, {args.iters} iterations")
-        print(f"  streammix  {sm_med * 1e3:9.2f} ms/iteration (median of {args.repeats} runs: "
-              + ", ".join(f"{s * 1e3:.2f}" for s in sm) + ")")
+        print(f"  streammix, 1 thread  {sm_med * 1e3:9.2f} ms/iteration (median of "
+              f"{args.repeats} runs: " + ", ".join(f"{s * 1e3:.2f}" for s in sm) + ")")
+        print(f"  streammix, {threads} threads {smt_med * 1e3:8.2f} ms/iteration (the default "
+              "InProcessEngine)")
         peers = None if args.no_r else r_seconds_per_iteration(X, y, 3, args.iters, workdir)
         if peers is None:
             print("  (R peers skipped: no Rscript or --no-r)")
         else:
             for name, secs in peers.items():
                 print(f"  {name:<10} {secs * 1e3:9.2f} ms/iteration   "
-                      f"streammix is {secs / sm_med:6.1f}x faster")
+                      f"streammix is {secs / sm_med:6.1f}x faster on 1 thread, "
+                      f"{secs / smt_med:6.1f}x on {threads}")
         rate, read_rate = estep_throughput(1_000_000, 10, 4, args.repeats, workdir)
         print("part 2: n=1M, d=10 incl. intercept, m=4")
-        print(f"  streammix E-step        {rate / 1e6:8.2f} M rows/s")
-        print(f"  pyarrow Parquet read    {read_rate / 1e6:8.2f} M rows/s   "
-              f"(E-step / read = {rate / read_rate:.2f})")
+        print(f"  streammix E-step, 1 thread {rate / 1e6:8.2f} M rows/s")
+        print(f"  pyarrow Parquet read       {read_rate / 1e6:8.2f} M rows/s   "
+              f"(E-step / read = {rate / read_rate:.2f}; both on one thread)")
     return 0
 
 
