@@ -6,7 +6,8 @@ m = 4 components, row groups of 131072 rows), then times side by side:
 * a bare pyarrow scan: every row group read (one thread) into a float64
   numpy matrix, the floor for any pass;
 * the same with pyarrow's multi-threaded dataset scanner;
-* one streammix EM iteration (E-step pass + M-step) in-process;
+* one streammix EM iteration (E-step pass + M-step) in-process, on one
+  thread (its peak memory is the one reported) and with the default threads;
 * one iteration on a 2-worker LocalCluster, without and with ``cache``
   (with ``cache`` the first pass reads and keeps the chunks, later ones
   only compute);
@@ -37,7 +38,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from streammix import DaskEngine, ParquetSource  # noqa: E402
-from streammix.engine import InProcessEngine  # noqa: E402
+from streammix.engine import InProcessEngine, default_threads  # noqa: E402
 from streammix.mstep import MStepOptions, mstep  # noqa: E402
 from streammix.params import MixtureParams  # noqa: E402
 from streammix.passes import EStepTask  # noqa: E402
@@ -177,7 +178,7 @@ def main(argv=None) -> None:
         rows, peaks = {}, {}
         # The in-process pass first: the scans' buffers would raise the baseline.
         pa.default_memory_pool().release_unused()
-        eng = InProcessEngine()
+        eng = InProcessEngine(1)
         reset_peak_rss()
         base = peak_rss_mib()
         t_inproc, (stats, _) = best_of(args.repeat, lambda: em_iteration(eng, source, params, p))
@@ -188,6 +189,10 @@ def main(argv=None) -> None:
         rows["pyarrow dataset scan, threads"], _ = best_of(
             args.repeat, lambda: scan_threaded(lake, source.columns))
         rows["streammix EM iteration, in-process"] = t_inproc
+        threads = default_threads()
+        if threads > 1:
+            rows[f"  the same, {threads} threads (default)"], _ = best_of(
+                args.repeat, lambda: em_iteration(InProcessEngine(), source, params, p))
 
         from distributed import Client, LocalCluster
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
