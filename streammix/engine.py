@@ -104,10 +104,12 @@ class InProcessEngine:
     ----------
     n_threads : int, optional
         Worker threads.  Default: one per CPU available to the process (at
-        most 8) when the compiled E-step is in use -- it releases the GIL,
-        as Parquet decoding does, so a pass on two cores takes about half
-        the time -- else 1: the numpy E-step's short calls contend for the
-        GIL and threads do not pay there.
+        most 8) for map functions that say they release the GIL (a true
+        ``releases_gil`` attribute: the E-step tasks when the compiled
+        kernel runs -- as Parquet decoding does, so such a pass on two cores
+        takes about half the time), and 1 for the others, whose many short
+        numpy calls contend for the GIL (the standard-error pass ran a third
+        slower on two threads).  A number given here is used for every pass.
     retries : int, default=2
         A chunk read that fails with a transient error (``OSError``, or an
         error marked ``transient``) is tried again up to this many times.
@@ -118,6 +120,7 @@ class InProcessEngine:
 
     def __init__(self, n_threads: int | None = None, *, retries: int = 2,
                  backoff: float = 0.1):
+        self._fixed = n_threads is not None
         if n_threads is None:
             n_threads = default_threads()
         if int(n_threads) < 1:
@@ -135,18 +138,25 @@ class InProcessEngine:
 
     def map_reduce(self, source, func: Callable, zero: Any) -> Any:
         plan = source.plan()
-        if self.n_threads == 1 or len(plan) <= 1:
+        threads = self.threads_for(func)
+        if threads == 1 or len(plan) <= 1:
             return tree_sum((func(self._read(source, d)) for d in plan), zero)
-        return tree_sum(self._threaded(source, func, plan), zero)
+        return tree_sum(self._threaded(source, func, plan, threads), zero)
 
-    def _threaded(self, source, func, plan) -> Iterator[Any]:
+    def threads_for(self, func) -> int:
+        """Threads a pass of ``func`` runs on (see ``n_threads``)."""
+        if self._fixed or getattr(func, "releases_gil", False):
+            return self.n_threads
+        return 1
+
+    def _threaded(self, source, func, plan, threads: int) -> Iterator[Any]:
         def task(descriptor):
             return func(self._read(source, descriptor))
 
-        with ThreadPoolExecutor(self.n_threads, thread_name_prefix="streammix") as pool:
+        with ThreadPoolExecutor(threads, thread_name_prefix="streammix") as pool:
             pending: deque = deque()
             for descriptor in plan:
-                if len(pending) >= self.n_threads:
+                if len(pending) >= threads:
                     yield pending.popleft().result()
                 pending.append(pool.submit(task, descriptor))
             while pending:

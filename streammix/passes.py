@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import stats
 from .engine import InProcessEngine
 from .params import MixtureParams
 from .stats import SuffStats, estep_features, features_transposed
@@ -44,6 +45,11 @@ class EStepTask:
 
     params: MixtureParams
     fit_intercept: bool
+
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the compiled E-step runs (threads then pay: see InProcessEngine)."""
+        return stats.use_kernel
 
     def __call__(self, chunk) -> SuffStats:
         return estep_features(features_transposed(chunk.X), chunk.y, chunk.w, self.params,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import stats as stats_module
 from .em import EMResult
 from .mstep import MStepOptions
 from .params import MixtureParams
@@ -102,6 +103,11 @@ class MultiEStepTask:
 
     params: tuple[MixtureParams, ...]
     fit_intercept: bool
+
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the compiled E-step runs (threads then pay: see InProcessEngine)."""
+        return stats_module.use_kernel
 
     def __call__(self, chunk) -> StatsBundle:
         return StatsBundle(estep_features_many(features_transposed(chunk.X), chunk.y, chunk.w,

@@ -133,6 +133,10 @@ class ScaledTask:
     task: object
     scaling: Scaling
 
+    @property
+    def releases_gil(self) -> bool:
+        return bool(getattr(self.task, "releases_gil", False))
+
     def __call__(self, chunk: Chunk):
         X, y = self.scaling.data(chunk.X, chunk.y)
         return self.task(dataclasses.replace(chunk, X=X, y=y))

@@ -256,6 +256,18 @@ def test_in_process_engine_uses_threads_only_with_the_kernel(monkeypatch, small_
     assert 1 <= default_threads() <= 8
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert default_threads() == min(8, cpus)
+    # By default only map functions that release the GIL get the threads.
+    from streammix.inference import InformationTask
+    from streammix.restarts import MultiEStepTask
+    from streammix.standardize import ScaledTask
+    prm0 = _params(np.random.default_rng(1), 2, 3)
+    auto, fixed = InProcessEngine(), InProcessEngine(3)
+    for task in (EStepTask(prm0, True), MultiEStepTask((prm0,), True),
+                 ScaledTask(EStepTask(prm0, True), None)):
+        assert task.releases_gil and auto.threads_for(task) == default_threads()
+    info = InformationTask(prm0, True, "per_component")
+    assert auto.threads_for(info) == 1 and fixed.threads_for(info) == 3
+    assert auto.threads_for(ScaledTask(info, None)) == 1
     # Threads change nothing: chunks are summed in plan order.
     X, y, _ = small_mixture
     source = ArraySource(X, y, chunk_rows=97)
