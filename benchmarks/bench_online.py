@@ -72,7 +72,7 @@ def throughput(n_rows: int, BATCH: int = BATCH) -> None:
     model.partial_fit(X[:BATCH], y[:BATCH])
     params = model.online_.params
     source = ArraySource(X, y, chunk_rows=BATCH)
-    engine = InProcessEngine()
+    engine = InProcessEngine(1)  # one thread, as online EM (CPU time is measured)
     zero = SuffStats.zeros(3, 6)
     w = np.ones(BATCH)
     fitted = MixtureOfLinearRegressions(3, random_state=0)
