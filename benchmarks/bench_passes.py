@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import posixpath
 import tempfile
 import time
 import warnings
@@ -61,6 +62,7 @@ class LakeSource:
     """
 
     def __init__(self, root, storage_options=None):
+        self.root = str(root)
         self.storage_options = storage_options
         if storage_options is None:
             self.paths = sorted(str(p) for p in Path(root).glob("*.parquet"))
@@ -89,7 +91,10 @@ class LakeSource:
         X = np.column_stack([table.column(c).to_numpy() for c in FEATURES])
         y = table.column("y").to_numpy()
         first = sum(pf.metadata.row_group(k).num_rows for k in range(group))
-        return Chunk(X, y, np.ones_like(y), path, first)
+        # Rows are named by the file's path relative to the lake (as ParquetSource
+        # does): the starting sample, and so the fit, then do not depend on the
+        # temporary folder the lake was written to.
+        return Chunk(X, y, np.ones_like(y), posixpath.relpath(path, self.root), first)
 
 
 class TimedEngine(InProcessEngine):
