@@ -304,12 +304,12 @@ class DaskEngine:
         return leaves, runs
 
     def _cached_map(self, client, source, func, plan, token, graph):
-        threads = sum(client.nthreads().values())
-        g = run_length(len(plan), threads) if self.split_every == 2 else 1
-        chunks = self._chunk_futures(client, source, plan, g)
+        nthreads = client.nthreads()  # one round trip to the scheduler
+        g = run_length(len(plan), sum(nthreads.values())) if self.split_every == 2 else 1
+        chunks = self._chunk_futures(client, source, plan, g, sorted(nthreads))
         return self._runs(graph, token, chunks, g, _apply_run, func)
 
-    def _chunk_futures(self, client, source, plan, run: int = 1) -> list:
+    def _chunk_futures(self, client, source, plan, run: int, workers: list) -> list:
         if self._cached_source is not source:
             self.clear_cache()
             self._cached_source = source
@@ -319,7 +319,6 @@ class DaskEngine:
             keys = [f"streammix-chunk-{token}-{i}" for i in range(len(missing))]
             # Each run of ``run`` chunks (aligned in the plan) is read on one
             # worker, round robin, so that its map task finds them all in place.
-            workers = sorted(client.nthreads())
             position = {d: i for i, d in enumerate(plan)}
 
             def place(d) -> dict:

@@ -492,16 +492,17 @@ def features_transposed(X: np.ndarray) -> np.ndarray:
     """The (d, n) view of the features that the E-step wants, copying only if needed.
 
     The compiled kernel reads features stored either way (it transposes a
-    C-ordered block at a time in cache), so a float64 array is used as it
-    is.  The numpy E-step wants each feature contiguous: an F-ordered (n, d)
-    array (or a row slice of one) is used as it is, a C-ordered one is
-    transposed.
+    C-ordered block at a time in cache), so a float64 array is passed as it
+    is: :func:`estep_features_many` copies only the layouts the kernel cannot
+    read.  The numpy E-step wants each feature contiguous: an F-ordered
+    (n, d) array (or a row slice of one) is used as it is, a C-ordered one
+    is transposed.
     """
     FT = np.asarray(X).T
     if FT.dtype != np.float64:
         return np.ascontiguousarray(FT, dtype=np.float64)
     if use_kernel:
-        return _kernel_layout(FT)
+        return FT
     if FT.shape[1] > 1 and FT.strides[1] != FT.itemsize:
         FT = np.ascontiguousarray(FT)
     return FT
