@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from streammix.core import kernel
 from streammix.core.stats import design_matrix, log_responsibilities
 
 
@@ -18,6 +19,14 @@ def make_mixture(n, weights, intercepts, coefs, sigmas, seed=0, x_scale=1.0):
     noise = rng.normal(size=n) * np.asarray(sigmas)[z]
     y = (X * coefs[z]).sum(1) + np.asarray(intercepts)[z] + noise
     return X, y, z
+
+
+@pytest.fixture
+def kernel_switch():
+    """``kernel_switch(on)`` runs the compiled kernel or the numpy code; restored after."""
+    before = kernel.enabled()
+    yield kernel.set_enabled
+    kernel.set_enabled(before)
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ import pytest
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
-from streammix.algorithms.em import ConvergenceWarning
-from streammix.estimator.checkpoint import CheckpointError
+from streammix.exceptions import CheckpointError, ConvergenceWarning
 
 FEATURES = ["x1", "x2"]
 ROOT = Path(__file__).resolve().parent.parent

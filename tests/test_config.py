@@ -13,12 +13,12 @@ from conftest import make_mixture
 from streammix import DaskEngine, MixtureOfLinearRegressions
 from streammix.engines.cluster_config import (
     DEFAULT_LOCAL_CONFIG,
-    ConfigError,
     default_cluster_config,
     load_cluster_config,
     parse_cluster_config,
     resolve_secret,
 )
+from streammix.exceptions import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "cluster_configs"
 SHIPPED = ["local", "scheduler", "ssh", "slurm", "kubernetes"]

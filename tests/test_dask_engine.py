@@ -13,11 +13,14 @@ import pytest
 from conftest import assert_same_fit, make_mixture, scheduler_tasks
 
 from streammix import DaskEngine, DaskSource, DataError, MixtureOfLinearRegressions, ParquetSource
-from streammix.algorithms.tasks import EStepTask, resolve_engine
+from streammix.algorithms.tasks import EStepTask
 from streammix.core.params import MixtureParams
+from streammix.core.reduce import tree_sum
 from streammix.core.stats import SuffStats
-from streammix.engines.dask_engine import NoClientError, counter_tree, run_length, small_chunk_run
-from streammix.engines.inprocess import InProcessEngine, tree_sum
+from streammix.engines.dask_engine import counter_tree, run_length, small_chunk_run
+from streammix.engines.inprocess import InProcessEngine
+from streammix.engines.resolve import resolve_engine
+from streammix.exceptions import NoClientError
 
 FEATURES = ["x1", "x2"]
 
@@ -73,7 +76,8 @@ def test_a_worker_killed_by_a_run_of_chunks_names_the_whole_run():
     from distributed.scheduler import KilledWorker
 
     from streammix.data.parquet.source import ParquetPiece
-    from streammix.engines.dask_engine import ChunkCrashError, _crash_error
+    from streammix.engines.dask_engine import _crash_error
+    from streammix.exceptions import ChunkCrashError
     plan = [ParquetPiece(f"/lake/f{i}.parquet", (0,), 0, 10) for i in range(8)]
     runs = {"streammix-map-t-0": [0, 1, 2, 3], "streammix-map-t-4": [4], "x": []}
     err = _crash_error(KilledWorker("streammix-map-t-0", None, 2), None, plan, runs, {})

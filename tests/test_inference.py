@@ -22,7 +22,6 @@ from conftest import make_mixture
 
 from streammix import ConvergenceWarning, InProcessEngine, MixtureOfLinearRegressions
 from streammix.algorithms.information import (
-    InferenceWarning,
     InformationTask,
     InfoStats,
     ParameterLayout,
@@ -32,9 +31,10 @@ from streammix.algorithms.information import (
     transform_matrix,
 )
 from streammix.core.params import MixtureParams
+from streammix.core.reduce import tree_sum
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.data.arrays import ArraySource
-from streammix.engines.inprocess import tree_sum
+from streammix.exceptions import InferenceWarning
 
 FIXTURES = Path(__file__).parent / "fixtures" / "r"
 REFERENCE = json.loads((FIXTURES / "reference_fits.json").read_text())

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from streammix import MixtureOfLinearRegressions, MixtureParams
-from streammix.core import stats
+from streammix.core import kernel, stats
 from streammix.core.stats import estep_features_many
 
-needs_kernel = pytest.mark.skipif(stats._kernel is None, reason="compiled kernel not built")
+needs_kernel = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
 
 FIELDS = ("s0", "s2", "rx", "r0", "loglik", "class_loglik", "entropy", "sum_w")
 
@@ -25,10 +25,10 @@ def _params(rng, m, p, spread=1.0):
                          rng.uniform(0.3, 3.0, size=m))
 
 
-def _both(monkeypatch, FT, y, w, params_seq, intercept):
-    monkeypatch.setattr(stats, "use_kernel", True)
+def _both(kernel_switch, FT, y, w, params_seq, intercept):
+    kernel_switch(True)
     fast = estep_features_many(FT, y, w, params_seq, intercept)
-    monkeypatch.setattr(stats, "use_kernel", False)
+    kernel_switch(False)
     slow = estep_features_many(FT, y, w, params_seq, intercept)
     return fast, slow
 
@@ -50,15 +50,15 @@ def _assert_close(a, b, rtol=1e-12):
 def test_kernel_is_built_where_a_compiler_exists():
     # CI builds on x86-64 Linux with GCC: a silently skipped extension would
     # leave the numpy path running and this suite would not notice otherwise.
-    assert stats._kernel is not None
-    assert stats.use_kernel or os.environ.get("STREAMMIX_KERNEL") == "0"
+    assert kernel.available()
+    assert kernel.enabled() or os.environ.get("STREAMMIX_KERNEL") == "0"
 
 
 @needs_kernel
 @pytest.mark.parametrize("intercept", [True, False])
 @pytest.mark.parametrize("d,m", [(0, 1), (1, 2), (4, 3), (9, 4), (6, 7)])
 @pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 3001])
-def test_kernel_equals_numpy_estep(monkeypatch, intercept, d, m, n):
+def test_kernel_equals_numpy_estep(kernel_switch, intercept, d, m, n):
     if d == 0 and not intercept:
         pytest.skip("no columns at all")
     rng = np.random.default_rng(d * 100 + m * 10 + n)
@@ -68,13 +68,13 @@ def test_kernel_equals_numpy_estep(monkeypatch, intercept, d, m, n):
     w[::7] = 0.0
     p = d + int(intercept)
     params_seq = [_params(rng, m, p), _params(rng, m, p, spread=3.0)]
-    fast, slow = _both(monkeypatch, FT, y, w, params_seq, intercept)
+    fast, slow = _both(kernel_switch, FT, y, w, params_seq, intercept)
     for a, b in zip(fast, slow, strict=True):
         _assert_close(a, b)
 
 
 @needs_kernel
-def test_kernel_reads_a_row_slice_of_a_fortran_array(monkeypatch):
+def test_kernel_reads_a_row_slice_of_a_fortran_array(kernel_switch):
     # The layout features_transposed hands over for a row range of an
     # F-ordered chunk: rows of FT are contiguous but far apart.
     rng = np.random.default_rng(3)
@@ -83,17 +83,17 @@ def test_kernel_reads_a_row_slice_of_a_fortran_array(monkeypatch):
     FT = stats.features_transposed(X[1234:4321])
     assert FT.strides[0] > 8 * FT.shape[1]
     prm = _params(rng, 3, 6)
-    fast, slow = _both(monkeypatch, FT, y[1234:4321], w[1234:4321], [prm], True)
+    fast, slow = _both(kernel_switch, FT, y[1234:4321], w[1234:4321], [prm], True)
     _assert_close(fast[0], slow[0])
     # ... and the transpose of an F-ordered copy (rows contiguous) is read in place
-    fast2, _ = _both(monkeypatch, X[1234:4321].T.copy(order="F"), y[1234:4321],
+    fast2, _ = _both(kernel_switch, X[1234:4321].T.copy(order="F"), y[1234:4321],
                      w[1234:4321], [prm], True)
     _assert_close(fast2[0], slow[0])
 
 
 @needs_kernel
 @pytest.mark.parametrize("d", [1, 2, 5, 11])
-def test_kernel_reads_row_major_features_in_place(monkeypatch, d):
+def test_kernel_reads_row_major_features_in_place(kernel_switch, d):
     # X.T of a C-ordered X (a batch as most callers hold it): no copy is made,
     # the kernel transposes block by block; a row slice and a column slice of
     # a wider array too.
@@ -103,13 +103,13 @@ def test_kernel_reads_row_major_features_in_place(monkeypatch, d):
     prm = _params(rng, 3, d + 1)
     for X in (np.ascontiguousarray(wide[:, :d]), wide[17:2900, 2:2 + d]):
         rows = slice(0, 3000) if X.shape[0] == 3000 else slice(17, 2900)
-        assert np.shares_memory(stats._kernel_layout(X.T), X)
-        fast, slow = _both(monkeypatch, X.T, y[rows], w[rows], [prm], True)
+        assert np.shares_memory(stats.kernel_layout(X.T), X)
+        fast, slow = _both(kernel_switch, X.T, y[rows], w[rows], [prm], True)
         _assert_close(fast[0], slow[0])
 
 
 @needs_kernel
-def test_kernel_handles_outliers_and_vanishing_components(monkeypatch):
+def test_kernel_handles_outliers_and_vanishing_components(kernel_switch):
     # Residuals of 1e6 make every density underflow; a weight of 1e-300 and a
     # tiny sigma push log-densities to -700 and beyond: the log-sum-exp must
     # keep the row finite in both paths.
@@ -120,14 +120,14 @@ def test_kernel_handles_outliers_and_vanishing_components(monkeypatch):
     y[::50] = 1e6
     prm = MixtureParams(np.array([1 - 2e-300, 1e-300, 1e-300]), rng.normal(size=(3, 4)),
                         np.array([1.0, 1e-8, 50.0]))
-    fast, slow = _both(monkeypatch, FT, y, np.ones(n), [prm], True)
+    fast, slow = _both(kernel_switch, FT, y, np.ones(n), [prm], True)
     assert np.isfinite(fast[0].loglik)
     _assert_close(fast[0], slow[0], rtol=1e-11)
 
 
 @needs_kernel
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_kernel_propagates_bad_values_like_numpy(monkeypatch, bad):
+def test_kernel_propagates_bad_values_like_numpy(kernel_switch, bad):
     # Every field, not only the log-likelihood: a bad row must not leave a
     # finite classification log-likelihood (ICL) behind in one path only.
     rng = np.random.default_rng(5)
@@ -135,7 +135,7 @@ def test_kernel_propagates_bad_values_like_numpy(monkeypatch, bad):
     y = rng.normal(size=600)
     y[300] = bad
     with np.errstate(invalid="ignore"):  # the numpy path's inf - inf
-        fast, slow = _both(monkeypatch, FT, y, np.ones(600), [_params(rng, 2, 3)], True)
+        fast, slow = _both(kernel_switch, FT, y, np.ones(600), [_params(rng, 2, 3)], True)
     # (-inf or NaN may differ: the kernel's log-sum-exp gives -inf where numpy's gives NaN)
     for name in ("loglik", "class_loglik", "entropy"):
         a, b = getattr(fast[0], name), getattr(slow[0], name)
@@ -143,7 +143,7 @@ def test_kernel_propagates_bad_values_like_numpy(monkeypatch, bad):
 
 
 @needs_kernel
-def test_misaligned_or_oddly_strided_arrays_are_copied_not_misread(monkeypatch):
+def test_misaligned_or_oddly_strided_arrays_are_copied_not_misread(kernel_switch):
     rng = np.random.default_rng(6)
     n, d = 1000, 3
     raw = np.zeros(n * d * 8 + 1, dtype=np.uint8)
@@ -155,9 +155,9 @@ def test_misaligned_or_oddly_strided_arrays_are_copied_not_misread(monkeypatch):
     record["x"] = values
     y, w = rng.normal(size=n), np.ones(n)
     prm = _params(rng, 2, d + 1)
-    monkeypatch.setattr(stats, "use_kernel", False)
+    kernel_switch(False)
     want = estep_features_many(values.T.copy(), y, w, [prm], True)[0]
-    monkeypatch.setattr(stats, "use_kernel", True)
+    kernel_switch(True)
     for arr in (X, record["x"]):
         got = estep_features_many(stats.features_transposed(arr), y, w, [prm], True)[0]
         _assert_close(got, want)
@@ -168,12 +168,12 @@ def test_misaligned_or_oddly_strided_arrays_are_copied_not_misread(monkeypatch):
             np.zeros((2 * m, d)), np.zeros(2 * m), np.zeros((m, d * (d + 1) // 2)), np.zeros(m),
             np.zeros(2)]
     with pytest.raises(ValueError, match="FT is not aligned to 8 bytes"):
-        stats._kernel.estep_chunk(*args)
+        kernel.estep_chunk(*args)
 
 
 @needs_kernel
 def test_kernel_rejects_bad_arrays():
-    k = stats._kernel
+    k = kernel
     m, d, n = 2, 3, 10
     good = [np.zeros((d, n)), np.zeros(n), np.ones(n), np.zeros((m, d)), np.zeros(m),
             np.zeros(m), np.ones(m), np.zeros((2 * m, d)), np.zeros(2 * m),
@@ -201,12 +201,12 @@ def test_kernel_rejects_bad_arrays():
 
 
 @needs_kernel
-def test_fit_with_kernel_equals_fit_without(monkeypatch, small_mixture):
+def test_fit_with_kernel_equals_fit_without(kernel_switch, small_mixture):
     X, y, _ = small_mixture
     kw = dict(n_components=3, random_state=0, tol=1e-8, max_iter=500)
-    monkeypatch.setattr(stats, "use_kernel", True)
+    kernel_switch(True)
     fast = MixtureOfLinearRegressions(**kw).fit(X, y)
-    monkeypatch.setattr(stats, "use_kernel", False)
+    kernel_switch(False)
     slow = MixtureOfLinearRegressions(**kw).fit(X, y)
     assert fast.loglik_ == pytest.approx(slow.loglik_, rel=1e-11)
     np.testing.assert_allclose(fast.coef_, slow.coef_, rtol=1e-7, atol=1e-9)
@@ -214,7 +214,7 @@ def test_fit_with_kernel_equals_fit_without(monkeypatch, small_mixture):
 
 
 def test_environment_variable_turns_the_kernel_off():
-    code = "import streammix.core.stats as s; print(s.use_kernel)"
+    code = "from streammix.core import kernel; print(kernel.enabled())"
     env = dict(os.environ, STREAMMIX_KERNEL="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
@@ -223,7 +223,7 @@ def test_environment_variable_turns_the_kernel_off():
 
 @needs_kernel
 def test_ml_mstep_rejects_bad_arrays():
-    k = stats._kernel
+    k = kernel
     m, p = 2, 3
     args = [np.ones(m), np.stack([np.eye(p)] * m), np.zeros((m, p)), np.ones(m),
             np.zeros((m, p)), 2.0, 1e-8, 1e-12, np.empty((m, p)), np.empty(m), np.empty(m),
@@ -245,22 +245,22 @@ def test_ml_mstep_rejects_bad_arrays():
         k.ml_mstep(*args[:4])
 
 
-def test_in_process_engine_uses_threads_only_with_the_kernel(monkeypatch, small_mixture):
+def test_in_process_engine_uses_threads_only_with_the_kernel(kernel_switch, small_mixture):
     from streammix.algorithms.tasks import EStepTask
     from streammix.data.arrays import ArraySource
     from streammix.engines.inprocess import InProcessEngine, default_threads
-    monkeypatch.setattr(stats, "use_kernel", False)
+    kernel_switch(False)
     assert default_threads() == 1 and InProcessEngine().n_threads == 1
-    if stats._kernel is None:
+    if not kernel.available():
         return
-    monkeypatch.setattr(stats, "use_kernel", True)
+    kernel_switch(True)
     assert 1 <= default_threads() <= 8
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert default_threads() == min(8, cpus)
     # By default only map functions that release the GIL get the threads.
     from streammix.algorithms.information import InformationTask
-    from streammix.algorithms.restarts import MultiEStepTask
     from streammix.algorithms.standardize import ScaledTask
+    from streammix.algorithms.tasks import MultiEStepTask
     prm0 = _params(np.random.default_rng(1), 2, 3)
     auto, fixed = InProcessEngine(), InProcessEngine(3)
     for task in (EStepTask(prm0, True), MultiEStepTask((prm0,), True),

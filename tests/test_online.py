@@ -16,10 +16,11 @@ from scipy.optimize import linear_sum_assignment
 
 from streammix import DataError, MixtureOfLinearRegressions
 from streammix.algorithms.online import OnlineEM, OnlineSettings, burn_in_rows
+from streammix.core import kernel
+from streammix.core.chunk import Chunk
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
-from streammix.data.arrays import Chunk
 
 W3 = np.array([0.5, 0.3, 0.2])
 B3 = np.array([-4.0, 0.5, 5.0])
@@ -320,23 +321,30 @@ def test_partial_fit_after_fit_continues_from_the_fitted_parameters():
 
 
 @pytest.mark.parametrize("compiled", [False, True])
-def test_vectorised_m_step_is_mstep_or_steps_aside(monkeypatch, compiled):
+def test_vectorised_m_step_is_mstep_or_steps_aside(kernel_switch, compiled):
     # The numpy fast path does mstep's arithmetic (bit for bit); the compiled
     # one (streammix/_kernel.c) the same update to rounding.
-    from streammix.algorithms.online import _fast_ml_mstep
-    from streammix.core import stats as stats_module
     from streammix.core.mstep import mstep
+    from streammix.core.plain_mstep import is_plain_ml, ml_mstep_arrays
     from streammix.core.stats import estep
-    if compiled and stats_module._kernel is None:
+    if compiled and not kernel.available():
         pytest.skip("compiled kernel not built")
-    monkeypatch.setattr(stats_module, "use_kernel", compiled)
+    kernel_switch(compiled)
+
+    def fast_ml_mstep(stats, params, options):  # what online EM does before calling mstep
+        if not is_plain_ml(options) or not np.array_equal(stats.center, params.beta):
+            return None
+        result = ml_mstep_arrays(stats.s0, stats.s2, stats.rx, stats.r0, stats.sum_w,
+                                 params.beta, options.variance_floor)
+        return None if result is None else result[0]
+
     X, y, _ = make_mixture(5000, [0.3, 0.3, 0.4], [-3.0, 0.0, 3.0],
                            [[2.0, -1.0], [0.0, 1.0], [-1.0, 0.5]], [1.0, 0.5, 0.7], seed=1)
     p = MixtureParams([0.3, 0.3, 0.4], [[-2.5, 1.5, -1.0], [0.2, 0.0, 1.0], [3.0, -1.0, 0.3]],
                       [1.0, 1.0, 1.0])
     stats = estep(design_matrix(X, True), y, np.ones(5000), p)
     options = MStepOptions(variance_floor=1e-3)
-    fast, slow = _fast_ml_mstep(stats, p, options), mstep(stats, p, options)[0]
+    fast, slow = fast_ml_mstep(stats, p, options), mstep(stats, p, options)[0]
     if compiled:
         for name in ("weights", "beta", "sigma2"):
             np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), rtol=1e-13)
@@ -346,23 +354,22 @@ def test_vectorised_m_step_is_mstep_or_steps_aside(monkeypatch, compiled):
     for other in (MStepOptions(ridge=1.0), MStepOptions(noise="shared"),
                   MStepOptions(prior_dof=3.0, prior_scale=1.0), MStepOptions(dirichlet_alpha=2.0),
                   MStepOptions(variance_floor=10.0)):
-        assert _fast_ml_mstep(stats, p, other) is None
-    assert _fast_ml_mstep(stats.recentre(p.beta + 0.1), p, options) is None
+        assert fast_ml_mstep(stats, p, other) is None
+    assert fast_ml_mstep(stats.recentre(p.beta + 0.1), p, options) is None
     collinear = estep(design_matrix(np.column_stack([X[:, 0], X[:, 0]]), True), y,
                       np.ones(5000), p)
-    assert _fast_ml_mstep(collinear, p, options) is None
+    assert fast_ml_mstep(collinear, p, options) is None
     far = MixtureParams([0.5, 0.25, 0.25], [[-3.0, 2.0, -1.0], [0.0, 0.0, 1.0], [90.0, 0, 0]],
                         [1.0, 0.5, 1e-4])
     empty = estep(design_matrix(X, True), y, np.ones(5000), far)  # component 3 gets nothing
-    assert _fast_ml_mstep(empty, far, options) is None
+    assert fast_ml_mstep(empty, far, options) is None
 
 
-@pytest.mark.skipif(__import__("streammix.core.stats").core.stats._kernel is None,
+@pytest.mark.skipif(not kernel.available(),
                     reason="compiled kernel not built")
 @pytest.mark.parametrize("seed", range(6))
-def test_compiled_ml_mstep_equals_the_numpy_one(monkeypatch, seed):
-    from streammix.algorithms.online import _ml_mstep_arrays
-    from streammix.core import stats as stats_module
+def test_compiled_ml_mstep_equals_the_numpy_one(kernel_switch, seed):
+    from streammix.core.plain_mstep import ml_mstep_arrays as _ml_mstep_arrays
     rng = np.random.default_rng(seed)
     m, p = int(rng.integers(1, 6)), int(rng.integers(1, 9))
     Z = rng.normal(size=(m, 200, p))
@@ -373,7 +380,7 @@ def test_compiled_ml_mstep_equals_the_numpy_one(monkeypatch, seed):
     beta = rng.normal(size=(m, p))
     out = {}
     for compiled in (False, True):
-        monkeypatch.setattr(stats_module, "use_kernel", compiled)
+        kernel_switch(compiled)
         out[compiled] = _ml_mstep_arrays(s0, s2, rx, r0, float(s0.sum()), beta, 1e-6)
     (a, a_s2d, a_rss), (b, b_s2d, b_rss) = out[False], out[True]
     for name in ("weights", "beta", "sigma2"):
@@ -383,7 +390,7 @@ def test_compiled_ml_mstep_equals_the_numpy_one(monkeypatch, seed):
     # ... and both step aside for a singular matrix or a variance at the floor.
     s2[-1] = 0.0
     for compiled in (False, True):
-        monkeypatch.setattr(stats_module, "use_kernel", compiled)
+        kernel_switch(compiled)
         assert _ml_mstep_arrays(s0, s2, rx, r0, float(s0.sum()), beta, 1e-6) is None
         assert _ml_mstep_arrays(s0, s2 + np.eye(p), rx, r0, float(s0.sum()), beta, 1e9) is None
 

@@ -16,8 +16,8 @@ from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
 from streammix.cli.plot import main, read_sample, register
-from streammix.core.checks import DataError
 from streammix.data.arrays import ArraySource
+from streammix.exceptions import DataError
 from streammix.reports.plots import plot_bic, plot_fit, plot_loglik, sample_source, save_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -11,11 +11,13 @@ from test_squarem import CountingSource
 
 from streammix import MixtureOfLinearRegressions
 from streammix.algorithms.em import EMSettings, drive, em_steps
-from streammix.algorithms.restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_shared
+from streammix.algorithms.tasks import MultiEStepTask
+from streammix.core.chunk import Chunk
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, estep
-from streammix.data.arrays import ArraySource, Chunk
+from streammix.data.arrays import ArraySource
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
 from streammix.algorithms.start.candidates import Profile, ProfileTask
-from streammix.algorithms.start.spectral import Moments, spectral_subspace
+from streammix.algorithms.start.spectral import spectral_subspace
+from streammix.core.moments import Moments
 from streammix.data.arrays import ArraySource
 
 

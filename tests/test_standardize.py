@@ -9,7 +9,7 @@ from test_r_reference import CASES, REFERENCE, _load
 
 from streammix import MixtureOfLinearRegressions
 from streammix.algorithms.standardize import Scaling
-from streammix.algorithms.start.spectral import Moments
+from streammix.core.moments import Moments
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, estep
 

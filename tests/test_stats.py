@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from streammix import MixtureParams, SuffStats, estep
+from streammix.core.reduce import tree_sum
 from streammix.core.stats import accumulate, design_matrix
-from streammix.engines.inprocess import tree_sum
 
 
 def _problem(n=1000, d=3, m=3, seed=0, intercept=True):

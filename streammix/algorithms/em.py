@@ -18,23 +18,16 @@ import numpy as np
 from streammix.core.mstep import MStepOptions, log_prior, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
+from streammix.exceptions import ComponentCollapseError, ConvergenceWarning
 
 __all__ = [
     "EMSettings", "EMResult", "run_em", "em_steps", "drive", "warn_not_converged",
-    "ConvergenceWarning", "ComponentCollapseError", "COLLAPSE_POLICIES",
+    "COLLAPSE_POLICIES",
 ]
 
 logger = logging.getLogger(__name__)
 
 COLLAPSE_POLICIES = ("drop", "reseed", "error")
-
-
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the stopping rule was met."""
-
-
-class ComponentCollapseError(RuntimeError):
-    """A component collapsed and the policy is ``on_collapse="error"``."""
 
 
 @dataclass(frozen=True)

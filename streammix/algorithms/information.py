@@ -46,24 +46,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from streammix.core.params import MixtureParams
+from streammix.core.reduce import tree_sum
 from streammix.core.stats import design_matrix, log_responsibilities
-from streammix.engines.inprocess import tree_sum
+from streammix.exceptions import InferenceWarning
 
 #: Target number of float64 elements of the per-block score matrix (8 MiB).
 BLOCK_ELEMENTS = 1 << 20
 
 __all__ = [
     "SE_METHODS", "ParameterLayout", "InfoStats", "InformationTask", "information_stats",
-    "Inference", "InferenceWarning", "infer", "transform_matrix",
+    "Inference", "infer", "transform_matrix",
 ]
 
 logger = logging.getLogger(__name__)
 
 SE_METHODS = ("louis", "opg", "sandwich")
-
-
-class InferenceWarning(UserWarning):
-    """Standard errors were computed but may not be trustworthy."""
 
 
 @dataclass(frozen=True)

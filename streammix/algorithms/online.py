@@ -70,11 +70,17 @@ import numpy as np
 
 from streammix.algorithms.em import EMSettings
 from streammix.algorithms.start.candidates import initial_params, variance_floor
-from streammix.core import stats as _stats
-from streammix.core.checks import DataError
-from streammix.core.mstep import RCOND_LIMIT, MStepOptions, mstep
+from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
+from streammix.core.plain_mstep import is_plain_ml, ml_mstep_arrays
+from streammix.core.records import (
+    options_from_dict,
+    options_to_dict,
+    stats_from_dict,
+    stats_to_dict,
+)
 from streammix.core.stats import SuffStats, design_matrix, estep_features, features_transposed
+from streammix.exceptions import DataError
 
 __all__ = ["OnlineSettings", "OnlineEM", "burn_in_rows", "STATE_FORMAT"]
 
@@ -185,143 +191,6 @@ def _recentred(flat: np.ndarray, center: np.ndarray, beta: np.ndarray) -> np.nda
     np.maximum(r0 - 2.0 * np.einsum("jk,jk->j", delta, rx) + np.einsum("jk,jk->j", delta, s2d),
                0.0, out=r0_moved)
     return moved
-
-
-def _is_plain_ml(options: MStepOptions) -> bool:
-    """Whether ``mstep`` with these options is the plain per-component ML update."""
-    return (options.noise == "per_component" and options.ridge == 0
-            and not options.has_variance_prior and options.dirichlet_alpha == 1.0
-            and not options.df_correction)
-
-
-try:
-    # The gufuncs behind np.linalg.cholesky and np.linalg.solve.  Called directly they
-    # give the same bits without the wrappers' per-call checks and error-state set-up
-    # (8 of the 15 µs of three calls on a (3, 6, 6) stack); failures then show up as
-    # NaN instead of LinAlgError.  A private module: without it, the public functions.
-    from numpy.linalg import _umath_linalg
-
-    _CHOLESKY, _SOLVE = _umath_linalg.cholesky_lo, _umath_linalg.solve
-except (ImportError, AttributeError):  # pragma: no cover - depends on the numpy build
-    _CHOLESKY = _SOLVE = None
-
-
-def _cholesky_solve(s2: np.ndarray, rx: np.ndarray):
-    """Cholesky factors L of the stack ``s2`` and ``s2⁻¹ rx`` by two solves with them.
-
-    The arithmetic of ``mstep`` (``np.linalg.cholesky``, then ``np.linalg.solve``
-    with L and Lᵀ).  Returns ``(L, delta)``; a matrix that is not positive
-    definite gives a NaN factor (the caller's conditioning test rejects it),
-    or None on the np.linalg fallback.
-    """
-    if _CHOLESKY is None:  # pragma: no cover
-        try:
-            L = np.linalg.cholesky(s2)
-        except np.linalg.LinAlgError:
-            return None
-        z = np.linalg.solve(L, rx[:, :, None])
-        return L, np.linalg.solve(np.swapaxes(L, 1, 2), z)[:, :, 0]
-    with np.errstate(all="ignore"):
-        L = _CHOLESKY(s2)  # a matrix that is not positive definite comes back as NaN
-        z = _SOLVE(L, rx[:, :, None])
-        delta = _SOLVE(np.swapaxes(L, 1, 2), z)[:, :, 0]
-    return L, delta
-
-
-def _ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndarray,
-                     sum_w: float, beta: np.ndarray, variance_floor: float):
-    """The body of :func:`_fast_ml_mstep` on statistics centred at ``beta``, as arrays.
-
-    Returns ``(params, s2d, rss)``: the new parameters, ``s2 δ`` and the
-    residual sums of squares at them -- with which the statistics are
-    re-centred to the new coefficients (``rx − s2 δ`` and ``rss``, MATH.md
-    §1.2) at no further cost.  Returns None whenever ``mstep`` would do
-    anything but the plain update: an empty or ill-conditioned component, a
-    variance at the floor (or a result that is not finite).
-    """
-    N = sum_w
-    if _stats.use_kernel:  # the same update in one compiled call (to rounding)
-        m, p = beta.shape
-        beta_new, sigma2, weights = np.empty((m, p)), np.empty(m), np.empty(m)
-        s2d, rss = np.empty((m, p)), np.empty(m)
-        def c(a):
-            return np.require(a, np.float64, ["C", "A"])
-
-        if not _stats._kernel.ml_mstep(c(s0), c(s2), c(rx), c(r0), c(beta), float(N),
-                                       float(variance_floor), RCOND_LIMIT, beta_new, sigma2,
-                                       weights, s2d, rss):
-            return None
-        return MixtureParams._unchecked(weights, beta_new, sigma2), s2d, rss
-    if not N > 0 or (s0 <= 1e-12 * N).any():
-        return None
-    solved = _cholesky_solve(s2, rx)
-    if solved is None:
-        return None
-    L, delta = solved
-    # mstep's test (d.min() / d.max())² > RCOND_LIMIT per component, on Python floats
-    # (cheaper than numpy for a handful of numbers); NaN (a failed factor) fails it.
-    for d in np.diagonal(L, axis1=1, axis2=2).tolist():
-        hi = max(d)
-        if not (hi > 0 and (min(d) / hi) ** 2 > RCOND_LIMIT) or math.isnan(sum(d)):
-            return None
-    s2d = np.einsum("jkl,jl->jk", s2, delta)
-    rss = np.maximum(r0 - 2.0 * np.einsum("jk,jk->j", delta, rx)
-                     + np.einsum("jk,jk->j", delta, s2d), 0.0)
-    sigma2 = rss / s0
-    # Every σ² above the floor (NaN is not) and finite; a non-finite delta would
-    # make its σ² NaN or infinite.
-    if not all(variance_floor < v < math.inf for v in sigma2.tolist()):
-        return None
-    weights = s0 / N  # > 0, tested above: mstep's clip at zero changes nothing
-    return MixtureParams._unchecked(weights / weights.sum(), beta + delta, sigma2), s2d, rss
-
-
-def _fast_ml_mstep(stats: SuffStats, params: MixtureParams,
-                   options: MStepOptions) -> MixtureParams | None:
-    """:func:`~streammix.mstep.mstep` for the plain ML case, vectorised over components.
-
-    With small batches the M-step is a fixed cost per batch next to the E-step,
-    and the per-component Python loop of ``mstep`` dominates it.  Same
-    arithmetic (Cholesky factor, the same two solves, the same variance
-    update); returns None -- the caller then uses ``mstep`` -- whenever
-    ``mstep`` would do anything else: priors, shared or fixed noise, the df
-    correction, an empty or ill-conditioned component, a variance at the floor.
-    """
-    if (not _is_plain_ml(options) or stats.center is None
-            or not np.array_equal(stats.center, params.beta)):
-        return None
-    result = _ml_mstep_arrays(stats.s0, stats.s2, stats.rx, stats.r0, stats.sum_w, params.beta,
-                              options.variance_floor)
-    return None if result is None else result[0]
-
-
-def _stats_to_dict(s: SuffStats) -> dict:
-    return {"s0": s.s0.tolist(), "s2": s.s2.tolist(), "rx": s.rx.tolist(), "r0": s.r0.tolist(),
-            "loglik": s.loglik, "class_loglik": s.class_loglik, "entropy": s.entropy,
-            "sum_w": s.sum_w, "n_rows": s.n_rows, "center": s.center.tolist()}
-
-
-def _stats_from_dict(d: dict) -> SuffStats:
-    return SuffStats(np.array(d["s0"], float), np.array(d["s2"], float),
-                     np.array(d["rx"], float), np.array(d["r0"], float), float(d["loglik"]),
-                     float(d["class_loglik"]), float(d["entropy"]), float(d["sum_w"]),
-                     int(d["n_rows"]), np.array(d["center"], float))
-
-
-def _options_to_dict(o: MStepOptions) -> dict:
-    d = dataclasses.asdict(o)
-    for k in ("fixed_sigma2", "prior_mean"):
-        if d[k] is not None:
-            d[k] = np.asarray(d[k], float).tolist()
-    return d
-
-
-def _options_from_dict(d: dict) -> MStepOptions:
-    d = dict(d)
-    for k in ("fixed_sigma2", "prior_mean"):
-        if d.get(k) is not None:
-            d[k] = np.asarray(d[k], float)
-    return MStepOptions(**d)
 
 
 class OnlineEM:
@@ -614,11 +483,11 @@ class OnlineEM:
         """
         m, p = params.beta.shape
         options = self.options
-        if _is_plain_ml(options) and (center is params.beta
+        if is_plain_ml(options) and (center is params.beta
                                       or np.array_equal(center, params.beta)):
             s0, s2, rx, r0 = _views(flat, m, p)
             # ML estimates do not depend on the scale of the statistics: no N_eff here.
-            result = _ml_mstep_arrays(s0, s2, rx, r0, 1.0, params.beta, options.variance_floor)
+            result = ml_mstep_arrays(s0, s2, rx, r0, 1.0, params.beta, options.variance_floor)
             if result is not None:
                 new_params, s2d, rss = result
                 moved = flat.copy()
@@ -676,10 +545,10 @@ class OnlineEM:
         return {
             "format": STATE_FORMAT, "version": STATE_VERSION,
             "settings": dataclasses.asdict(self.settings),
-            "options": _options_to_dict(self.options),
+            "options": options_to_dict(self.options),
             "fit_intercept": self.fit_intercept,
             "params": self.params.to_dict(),
-            "stats": None if self.stats is None else _stats_to_dict(self.stats),
+            "stats": None if self.stats is None else stats_to_dict(self.stats),
             "n_batches": self.n_batches, "n_rows": self.n_rows, "sum_w": self.sum_w,
             "n_msteps": self.n_msteps, "n_averaged": self.n_averaged,
             "avg_sum": None if self.avg_sum is None else
@@ -700,10 +569,10 @@ class OnlineEM:
         rng_state = d["rng"]
         bitgen = getattr(np.random, rng_state["bit_generator"])()
         bitgen.state = rng_state
-        state = cls(MixtureParams.from_dict(d["params"]), _options_from_dict(d["options"]),
+        state = cls(MixtureParams.from_dict(d["params"]), options_from_dict(d["options"]),
                     OnlineSettings(**d["settings"]), d["fit_intercept"],
                     np.random.Generator(bitgen))
-        state.stats = None if d["stats"] is None else _stats_from_dict(d["stats"])
+        state.stats = None if d["stats"] is None else stats_from_dict(d["stats"])
         state.n_batches = int(d["n_batches"])
         state.n_rows = int(d["n_rows"])
         state.sum_w = float(d["sum_w"])

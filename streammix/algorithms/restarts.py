@@ -39,12 +39,11 @@ import numpy as np
 
 from streammix.algorithms.em import EMResult
 from streammix.algorithms.squarem import em_step_size, to_unconstrained
-from streammix.core import stats as stats_module
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
-from streammix.core.stats import SuffStats, estep_features_many, features_transposed
+from streammix.core.stats import SuffStats
 
-__all__ = ["StatsBundle", "MultiEStepTask", "CullRule", "SharedRuns", "run_shared",
+__all__ = ["StatsBundle", "CullRule", "SharedRuns", "run_shared",
            "information_distance"]
 
 logger = logging.getLogger(__name__)
@@ -91,27 +90,6 @@ class StatsBundle:
 
     def __repr__(self) -> str:
         return f"StatsBundle({len(self)} statistics)"
-
-
-@dataclass(frozen=True)
-class MultiEStepTask:
-    """Map function of a shared pass: one chunk -> a :class:`StatsBundle`.
-
-    The chunk is decoded and its design matrix built once; the E-step then
-    runs for every parameter set on the same arrays.
-    """
-
-    params: tuple[MixtureParams, ...]
-    fit_intercept: bool
-
-    @property
-    def releases_gil(self) -> bool:
-        """Whether the compiled E-step runs (threads then pay: see InProcessEngine)."""
-        return stats_module.use_kernel
-
-    def __call__(self, chunk) -> StatsBundle:
-        return StatsBundle(estep_features_many(features_transposed(chunk.X), chunk.y, chunk.w,
-                                               self.params, self.fit_intercept))
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from streammix.algorithms.em import EMResult
-from streammix.algorithms.start.spectral import Moments
+from streammix.core.chunk import Chunk
+from streammix.core.moments import Moments
 from streammix.core.params import MixtureParams
-from streammix.data.arrays import Chunk
 
 __all__ = ["Scaling", "ScaledTask"]
 

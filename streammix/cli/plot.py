@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from streammix.algorithms.start.candidates import Profile, ProfileTask
-from streammix.core.checks import DataError, check_finite
-from streammix.data.arrays import Chunk
-from streammix.engines.inprocess import tree_sum
+from streammix.core.checks import check_finite
+from streammix.core.chunk import Chunk
+from streammix.core.reduce import tree_sum
+from streammix.exceptions import DataError
 
 __all__ = ["register", "main", "run", "read_sample"]
 

@@ -38,9 +38,9 @@ from pathlib import Path
 
 from streammix.algorithms.online import OnlineEM
 from streammix.atomic import atomic_write_text
-from streammix.core.checks import DataError
 from streammix.data.streams import ArrowStreamSource, FolderStream
 from streammix.estimator.model import MixtureOfLinearRegressions
+from streammix.exceptions import DataError
 
 __all__ = ["register", "main", "run_stream", "load_checkpoint", "save_checkpoint"]
 

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DataError", "NotFittedError", "check_finite", "check_weights", "describe_bad_values"]
+from streammix.exceptions import DataError
 
-
-class DataError(ValueError):
-    """Bad input data: the message names the file or array, column and rows."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
+__all__ = ["check_finite", "check_weights", "describe_bad_values"]
 
 
 def describe_bad_values(values: np.ndarray, name: str, row_offset: int = 0) -> str | None:

@@ -16,17 +16,12 @@ every chunk of a pass uses the same centre, statistics of chunks add up.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
-
-try:  # the compiled E-step (streammix/_kernel.c), built where a C compiler was found
-    from streammix.core import _kernel
-except ImportError:  # pragma: no cover - depends on the build
-    _kernel = None
 
 __all__ = [
     "SuffStats", "estep", "estep_features", "estep_features_many", "accumulate",
@@ -38,11 +33,6 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Target number of float64 elements in the per-block temporaries of the
 #: numpy E-step (about 1 MiB, so that a block stays in the L2 cache).
 BLOCK_ELEMENTS = 1 << 17
-
-#: Whether :func:`estep_features_many` runs the compiled kernel: true when it
-#: was built, unless the environment variable ``STREAMMIX_KERNEL`` is ``0``
-#: (then the numpy E-step, the reference the kernel is tested against, runs).
-use_kernel = _kernel is not None and os.environ.get("STREAMMIX_KERNEL", "1") != "0"
 
 
 @dataclass(frozen=True, eq=False)
@@ -367,8 +357,8 @@ def estep_features_many(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params_seq
         if params.n_coef != p:
             raise ValueError(f"design matrix has {p} columns but the parameters have "
                              f"{params.n_coef}")
-    if use_kernel:
-        FT = _kernel_layout(FT)
+    if kernel.enabled():
+        FT = kernel_layout(FT)
         y = np.require(y, np.float64, ["C", "A"])
         w = np.require(w, np.float64, ["C", "A"])
         sum_w = float(np.sum(w))
@@ -429,7 +419,7 @@ class _BlockRun:
         """The whole chunk in one call of the compiled kernel (same sums, other rounding)."""
         out = np.zeros(2)
         acc = self.acc
-        _kernel.estep_chunk(FT, y, w, self.coef, np.ascontiguousarray(self.b0[:, 0]),
+        kernel.estep_chunk(FT, y, w, self.coef, np.ascontiguousarray(self.b0[:, 0]),
                             self.log_norm[:, 0], self.inv2s2[:, 0], acc.g1, acc.hsum,
                             acc.s2p, acc.r0, out)
         self.loglik, self.class_ll = float(out[0]), float(out[1])
@@ -472,7 +462,7 @@ def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
     return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
 
 
-def _kernel_layout(FT: np.ndarray) -> np.ndarray:
+def kernel_layout(FT: np.ndarray) -> np.ndarray:
     """``FT`` as the kernel reads it (aligned float64, features or rows
     contiguous, strides in whole elements), else an aligned copy."""
     d, n = FT.shape
@@ -501,7 +491,7 @@ def features_transposed(X: np.ndarray) -> np.ndarray:
     FT = np.asarray(X).T
     if FT.dtype != np.float64:
         return np.ascontiguousarray(FT, dtype=np.float64)
-    if use_kernel:
+    if kernel.enabled():
         return FT
     if FT.shape[1] > 1 and FT.strides[1] != FT.itemsize:
         FT = np.ascontiguousarray(FT)

@@ -8,40 +8,16 @@ reaches the E-step holds finite values and non-negative weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from streammix.core.checks import DataError, check_finite, check_weights
+from streammix.core.checks import check_finite, check_weights
+from streammix.core.chunk import Chunk
+from streammix.exceptions import DataError
 
-__all__ = ["Chunk", "ArraySource", "as_source", "DEFAULT_CHUNK_ROWS"]
+__all__ = ["ArraySource", "as_2d_float", "DEFAULT_CHUNK_ROWS"]
 
 #: Rows per chunk for in-memory arrays.
 DEFAULT_CHUNK_ROWS = 65_536
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk of rows: raw features (no intercept column), target, weights.
-
-    ``origin`` names where the rows come from (a file path, or ``"array"``)
-    and ``first_row`` is the index of the chunk's first row within it, so
-    every row has a stable identity whatever the chunking.  When a source
-    removed rows (a filter, or ``on_invalid="drop"``) the rows left are not
-    consecutive: ``row_ids`` then holds the index of each row within
-    ``origin`` (None means ``first_row, first_row + 1, ...``).
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-    origin: str
-    first_row: int
-    row_ids: np.ndarray | None = None
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.y.shape[0])
 
 
 class ArraySource:

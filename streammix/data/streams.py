@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from streammix.core.checks import DataError, check_finite, check_weights
+from streammix.core.checks import check_finite, check_weights
 from streammix.data.arrays import as_2d_float
+from streammix.exceptions import DataError
 
 __all__ = ["StreamBatch", "batch_arrays", "unchecked_batch_arrays", "check_batch_values",
            "iter_batches", "ArrowStreamSource", "FolderStream",

@@ -35,8 +35,10 @@ from typing import Any
 
 import yaml
 
+from streammix.exceptions import ConfigError
+
 __all__ = [
-    "ClusterConfig", "ConfigError", "load_cluster_config", "parse_cluster_config",
+    "ClusterConfig", "load_cluster_config", "parse_cluster_config",
     "default_cluster_config", "resolve_secret", "CLUSTER_TYPES", "DEFAULT_LOCAL_CONFIG",
 ]
 
@@ -77,10 +79,6 @@ _INSTALL_HINTS = {
     "kubernetes": ("dask_kubernetes",
                    "pip install 'streammix[kubernetes]'  (or: pip install dask-kubernetes)"),
 }
-
-
-class ConfigError(ValueError):
-    """A cluster config file is unreadable or invalid; the message names the file and key."""
 
 
 # ------------------------------------------------------------------ validators

@@ -30,40 +30,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from streammix.core.reduce import tree_sum
 from streammix.data.arrays import ArraySource
-from streammix.engines.inprocess import tree_sum
+from streammix.exceptions import ChunkCrashError, NoClientError
 
-__all__ = ["DaskEngine", "NoClientError", "ChunkCrashError", "counter_tree",
+__all__ = ["DaskEngine", "counter_tree",
            "describe_descriptor"]
 
 logger = logging.getLogger(__name__)
-
-
-class NoClientError(RuntimeError):
-    """A :class:`DaskEngine` was used with no Dask client given or running."""
-
-
-class ChunkCrashError(RuntimeError):
-    """A chunk killed every worker that tried it (``distributed``'s ``KilledWorker``).
-
-    Attributes
-    ----------
-    descriptor : object or None
-        The chunk's descriptor (for Parquet, a
-        :class:`~streammix.parquet.ParquetPiece`: file and row groups);
-        None when the task that died held a run of several small chunks
-        (see ``descriptors``).
-    descriptors : tuple
-        The descriptors of every chunk of the task that died: one, or the
-        run of consecutive small chunks read together (one of them is the
-        culprit).
-    """
-
-    def __init__(self, message: str, descriptor=None, descriptors=()):
-        super().__init__(message)
-        self.descriptor = descriptor
-        self.descriptors = tuple(descriptors) or ((descriptor,) if descriptor is not None
-                                                  else ())
 
 
 def describe_descriptor(source, descriptor) -> str:

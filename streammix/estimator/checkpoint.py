@@ -35,12 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from streammix.algorithms.online import _stats_from_dict, _stats_to_dict
 from streammix.algorithms.restarts import StatsBundle
 from streammix.atomic import atomic_write_text
 from streammix.core.params import MixtureParams
+from streammix.core.records import stats_from_dict, stats_to_dict
+from streammix.exceptions import CheckpointError
 
-__all__ = ["CheckpointError", "Checkpoint", "source_fingerprint", "profile_digest",
+__all__ = ["Checkpoint", "source_fingerprint", "profile_digest",
            "CHECKPOINT_FILE"]
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_FORMAT = "streammix-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used: missing, unreadable, or from other data or settings."""
 
 
 # ------------------------------------------------------------------ fingerprints
@@ -235,7 +232,7 @@ class Checkpoint:
             except (OSError, json.JSONDecodeError) as exc:
                 raise CheckpointError(f"{path}: not a readable pass record ({exc})") from None
             params = [MixtureParams.from_dict(d) for d in entry["params"]]
-            stats = StatsBundle(_stats_from_dict(d) for d in entry["stats"])
+            stats = StatsBundle(stats_from_dict(d) for d in entry["stats"])
             self.saved.append((params, stats))
         logger.info("resuming from %s: %d passes to replay", self.path, len(self.saved))
 
@@ -264,7 +261,7 @@ class Checkpoint:
             self.replaying = False
             stats = pass_many(params)
             entry = {"params": [prm.to_dict() for prm in params],
-                     "stats": [_stats_to_dict(st) for st in stats]}
+                     "stats": [stats_to_dict(st) for st in stats]}
             # allow_nan: SQUAREM may evaluate (and then reject) a point whose
             # likelihood is not finite; json writes and reads NaN/Infinity back.
             atomic_write_text(self._pass_path(k), json.dumps(entry))

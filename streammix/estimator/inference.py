@@ -17,7 +17,7 @@ from streammix.algorithms.information import (
     ParameterLayout,
     infer,
 )
-from streammix.algorithms.tasks import resolve_engine
+from streammix.engines.resolve import resolve_engine
 
 if TYPE_CHECKING:
     from streammix.estimator.model import MixtureOfLinearRegressions

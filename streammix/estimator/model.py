@@ -12,7 +12,7 @@ import numpy as np
 
 from streammix.algorithms.em import COLLAPSE_POLICIES, EMSettings, em_steps, warn_not_converged
 from streammix.algorithms.information import SE_METHODS
-from streammix.algorithms.restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_shared
 from streammix.algorithms.squarem import ACCELERATORS, squarem_steps
 from streammix.algorithms.standardize import ScaledTask, Scaling
 from streammix.algorithms.start.candidates import (
@@ -23,17 +23,18 @@ from streammix.algorithms.start.candidates import (
     make_reseeder,
     variance_floor,
 )
-from streammix.algorithms.tasks import EStepTask, resolve_engine
-from streammix.core.checks import DataError, NotFittedError
+from streammix.algorithms.tasks import EStepTask, MultiEStepTask
 from streammix.core.mstep import NOISE_MODELS, MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix, log_responsibilities
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS, as_source
+from streammix.engines.resolve import resolve_engine
 from streammix.estimator.inference import InferenceMixin
 from streammix.estimator.online_fitting import OnlineFitMixin
 from streammix.estimator.persistence import PersistenceMixin
+from streammix.exceptions import DataError, NotFittedError
 
-__all__ = ["MixtureOfLinearRegressions", "NotFittedError"]
+__all__ = ["MixtureOfLinearRegressions"]
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import numpy as np
 from streammix.algorithms.em import EMSettings, run_em
 from streammix.algorithms.online import OnlineEM, OnlineSettings
 from streammix.algorithms.start.candidates import Profile, variance_floor
-from streammix.algorithms.tasks import resolve_engine
-from streammix.core.checks import DataError, NotFittedError
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
 from streammix.data.streams import check_batch_values, unchecked_batch_arrays
+from streammix.engines.resolve import resolve_engine
+from streammix.exceptions import DataError, NotFittedError
 
 if TYPE_CHECKING:
     from streammix.estimator.model import MixtureOfLinearRegressions

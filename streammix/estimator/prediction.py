@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streammix.core.checks import DataError
 from streammix.core.stats import design_matrix, log_responsibilities
+from streammix.exceptions import DataError
 
 __all__ = ["write_predictions", "PredictionSummary", "prediction_columns"]
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streammix.algorithms.em import warn_not_converged
-from streammix.algorithms.restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_shared
+from streammix.algorithms.tasks import MultiEStepTask
 from streammix.core.params import MixtureParams
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS, as_source
 

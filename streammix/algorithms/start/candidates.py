@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from streammix.algorithms.em import EMSettings, run_em
-from streammix.algorithms.start.spectral import Moments, spectral_candidate
+from streammix.algorithms.start.spectral import spectral_candidate
+from streammix.core.chunk import Chunk
+from streammix.core.moments import Moments
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.stats import accumulate, design_matrix, estep, log_responsibilities
-from streammix.data.arrays import Chunk
 
 __all__ = [
     "Profile", "ProfileTask", "INIT_METHODS", "initial_params", "variance_floor",

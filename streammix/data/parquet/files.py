@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pyarrow as pa
 
-from streammix.core.checks import DataError
+from streammix.exceptions import DataError
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 

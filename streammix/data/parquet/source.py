@@ -25,8 +25,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from streammix.core.checks import DataError
-from streammix.data.arrays import Chunk
+from streammix.core.chunk import Chunk
 from streammix.data.parquet.columns import filter_columns, is_numeric, normalise_filters, to_float
 from streammix.data.parquet.files import (
     arrow_filesystem,
@@ -39,6 +38,7 @@ from streammix.data.parquet.files import (
     redact_url,
     strip_protocol,
 )
+from streammix.exceptions import DataError
 
 __all__ = ["ParquetSource", "ParquetPiece", "InvalidRows", "ON_INVALID"]
 
