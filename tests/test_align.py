@@ -1,4 +1,4 @@
-"""Label alignment by Hungarian matching (streammix.align)."""
+"""Label alignment by Hungarian matching (streammix.estimator.align)."""
 
 from __future__ import annotations
 

@@ -320,7 +320,7 @@ def test_progress_redraws_one_line_on_a_terminal():
 
     stream = Terminal()
     progress = FitProgress(n_chunks=4, n_runs=2, stream=stream)
-    # n_init runs share each scan: their records of one scan interleave
+    # n_init runs read the same scans: their records of one scan interleave
     for record in ({"iteration": 0, "run": 0, "loglik": -10.0},
                    {"iteration": 0, "run": 1, "loglik": -12.0},
                    {"iteration": 1, "run": 0, "loglik": -9.5},

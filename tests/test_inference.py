@@ -1,4 +1,6 @@
-"""Standard errors: Louis' observed information, OPG and sandwich (MATH.md §6).
+"""Standard errors: Louis' observed information, OPG and sandwich.
+
+The formulas are those of the mathematics page (docs/mathematics.rst), §6.
 
 References used here, each independent of the code under test:
 
@@ -55,6 +57,17 @@ def _params_for(noise):
                          [[-2.8, 1.9, -1.1], [0.1, 0.4, 0.6], [3.1, -0.9, 0.4]], sigma2)
 
 
+def working_vector(layout, params):
+    """The working parameters θ of ``params`` in ``layout`` (the inverse of layout.params)."""
+    theta = np.zeros(layout.size)
+    theta[layout.beta_index.ravel()] = params.beta.ravel()
+    if layout.eta_index is not None:
+        theta[layout.eta_index] = 0.5 * np.log(params.sigma2)
+    logw = np.log(params.weights)
+    theta[layout.alpha_index] = logw[1:] - logw[0]
+    return theta
+
+
 def _fd_hessian(f, theta, h):
     """Central second differences of a scalar function (4-point stencil off the diagonal)."""
     P = theta.size
@@ -75,7 +88,7 @@ def test_louis_equals_finite_difference_hessian(three_components, noise):
     Xd, y, w = three_components
     params = _params_for(noise)
     layout = ParameterLayout(3, 3, noise)
-    theta = layout.vector(params)
+    theta = working_vector(layout, params)
 
     def loglik(t):
         return float(w @ log_responsibilities(Xd, y, layout.params(t, params.sigma2))[0])
@@ -96,7 +109,7 @@ def test_layout_round_trip_and_names():
     for noise, size in [("per_component", 14), ("shared", 12), ("fixed", 11)]:
         layout = ParameterLayout(3, 3, noise)
         assert layout.size == size
-        back = layout.params(layout.vector(params), params.sigma2)
+        back = layout.params(working_vector(layout, params), params.sigma2)
         np.testing.assert_allclose(back.weights, params.weights, rtol=1e-14)
         np.testing.assert_allclose(back.beta, params.beta)
         names = layout.names(["(intercept)", "a", "b"])
@@ -186,8 +199,8 @@ def test_aligned_vcov_equals_information_at_permuted_parameters(npreg_mle):
     layout = ParameterLayout(3, 3, "per_component")
     T = transform_matrix(ParameterLayout(3, 3, "per_component"), [2, 0, 1])
     params = _params_for("per_component")
-    np.testing.assert_allclose(layout.vector(params.permute([2, 0, 1])),
-                               T @ layout.vector(params), atol=1e-14)
+    np.testing.assert_allclose(working_vector(layout, params.permute([2, 0, 1])),
+                               T @ working_vector(layout, params), atol=1e-14)
 
 
 def test_three_methods_agree_for_a_correct_model():
@@ -218,7 +231,7 @@ def test_shared_noise_has_one_log_sigma():
     def loglik(t):
         return float(np.sum(log_responsibilities(Xd, y, layout.params(t))[0]))
 
-    hess = -_fd_hessian(loglik, layout.vector(model.params_), 1e-4)
+    hess = -_fd_hessian(loglik, working_vector(layout, model.params_), 1e-4)
     np.testing.assert_allclose(model.vcov_, np.linalg.inv(hess), rtol=1e-4,
                                atol=1e-6 * np.max(np.abs(model.vcov_)))
 

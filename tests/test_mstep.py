@@ -37,7 +37,8 @@ def test_hard_labels_give_weighted_least_squares():
 
 
 def test_residual_form_keeps_digits_where_raw_sums_cancel():
-    # MATH.md §1.4: y = 1000 + 50x + N(0, 1e-6); raw Syy - a'Sxy loses ~12 digits.
+    # the mathematics page (docs/mathematics.rst), §1.4: y = 1000 + 50x + N(0, 1e-6);
+    # raw Syy - a'Sxy loses ~12 digits.
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, 20000)
     X = design_matrix(x[:, None], True)

@@ -1,4 +1,4 @@
-"""Restarts that share scans: same results as one by one, one read per chunk per pass."""
+"""Restarts in lock-step: same results as one by one, one read per chunk per pass."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from test_squarem import CountingSource
 
 from streammix import MixtureOfLinearRegressions
 from streammix.algorithms.em import EMSettings, drive, em_steps
-from streammix.algorithms.restarts import CullRule, StatsBundle, run_shared
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
 from streammix.algorithms.tasks import MultiEStepTask
 from streammix.core.chunk import Chunk
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, estep
 from streammix.data.arrays import ArraySource
+from streammix.data.resolve import as_source
+from streammix.estimator import fitting
+from streammix.estimator.base import check_hyperparameters, draw_seed
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +51,26 @@ def test_stats_bundle_adds_elementwise_like_the_separate_statistics(data):
 
 
 @pytest.mark.parametrize("accelerate", [None, "squarem"])
-def test_shared_runs_equal_the_same_seeds_one_by_one(data, accelerate):
+def test_lockstep_runs_equal_the_same_seeds_one_by_one(data, accelerate):
     X, y, _ = data
     model = MixtureOfLinearRegressions(3, n_init=5, random_state=4, tol=1e-8,
                                        accelerate=accelerate, init="random", chunk_rows=500)
-    model._check_hyperparameters()
-    ctx = model._profile_pass(X, y, None)
-    pass_many = model._shared_pass(ctx)
+    check_hyperparameters(model)
+    ctx = fitting.profile_pass(model, as_source(X, y, chunk_rows=model.chunk_rows),
+                               draw_seed(model.random_state))
+    pass_many = fitting.lockstep_pass(ctx, model.fit_intercept)
 
     def pass_one(params):
         return pass_many((params,))[0]
 
-    solo = [drive(model._run_steps(ctx, 3, "random", r), pass_one) for r in range(5)]
-    shared = run_shared([model._run_steps(ctx, 3, "random", r) for r in range(5)], pass_many)
-    assert shared.culled == []
-    assert shared.n_passes == max(len(res.history) for res in solo)
+    solo = [drive(fitting.run_steps(model, ctx, 3, "random", r), pass_one) for r in range(5)]
+    lockstep = run_lockstep([fitting.run_steps(model, ctx, 3, "random", r) for r in range(5)],
+                            pass_many)
+    assert lockstep.culled == []
+    assert lockstep.n_passes == max(len(res.history) for res in solo)
     starts = {tuple(res.history[0].values()) for res in solo}
     assert len(starts) == 5  # five different starting values
-    for a, b in zip(solo, shared.results, strict=True):
+    for a, b in zip(solo, lockstep.results, strict=True):
         assert a.params.max_abs_diff(b.params) <= 1e-10
         assert a.loglik == b.loglik and a.n_iter == b.n_iter
 
@@ -77,7 +82,7 @@ def test_shared_runs_equal_the_same_seeds_one_by_one(data, accelerate):
     order = np.lexsort((best.params.beta[:, 0], -best.params.weights))
     assert fitted.params_.max_abs_diff(best.params.permute(order)) <= 1e-10
     assert fitted.loglik_ == best.loglik
-    assert fitted.n_passes_ == shared.n_passes + 1
+    assert fitted.n_passes_ == lockstep.n_passes + 1
     # Culling stops runs heading for the leader's optimum: same optimum, fewer passes.
     culled = MixtureOfLinearRegressions(3, **kw).fit(X, y)
     assert culled.loglik_ == pytest.approx(best.loglik, abs=1e-6)
@@ -111,20 +116,20 @@ def test_duplicate_runs_are_culled_by_their_information_distance(data):
     def pass_many(params):
         return [estep(Xd, y, w, p) for p in params]
 
-    shared = run_shared([em_steps(good, settings), em_steps(twin, settings)], pass_many,
+    lockstep = run_lockstep([em_steps(good, settings), em_steps(twin, settings)], pass_many,
                         cull=CullRule(after=3, options=options))
-    assert len(shared.culled) == 1 and shared.results[shared.culled[0]] is None
-    kept = 1 - shared.culled[0]
-    assert shared.results[kept].converged
-    assert shared.n_passes == len(shared.results[kept].history)
+    assert len(lockstep.culled) == 1 and lockstep.results[lockstep.culled[0]] is None
+    kept = 1 - lockstep.culled[0]
+    assert lockstep.results[kept].converged
+    assert lockstep.n_passes == len(lockstep.results[kept].history)
     alone = drive(em_steps([good, twin][kept], settings), lambda p: estep(Xd, y, w, p))
-    assert alone.params.max_abs_diff(shared.results[kept].params) == 0.0
+    assert alone.params.max_abs_diff(lockstep.results[kept].params) == 0.0
     # Without the options (no metric) or with duplicate=0 both run to the end.
     for rule in (CullRule(after=3), CullRule(after=3, duplicate=0.0, options=options)):
-        shared = run_shared([em_steps(good, settings), em_steps(twin, settings)], pass_many,
+        lockstep = run_lockstep([em_steps(good, settings), em_steps(twin, settings)], pass_many,
                             cull=rule)
-        assert shared.culled == []
-        a, b = shared.results
+        assert lockstep.culled == []
+        a, b = lockstep.results
         assert a.params.max_abs_diff(b.params.permute([1, 2, 0])) < 1e-4
 
 
@@ -142,25 +147,26 @@ def test_hopeless_runs_are_culled_and_the_best_result_is_unchanged(data):
         return [estep(Xd, y, w, p) for p in params]
 
     alone = drive(em_steps(good, settings), lambda p: estep(Xd, y, w, p))
-    shared = run_shared([em_steps(good, settings), em_steps(stuck, settings)], pass_many,
+    lockstep = run_lockstep([em_steps(good, settings), em_steps(stuck, settings)], pass_many,
                         cull=CullRule(after=5, gap=0.05))
-    assert shared.culled == [1] and shared.results[1] is None
-    assert shared.results[0].params.max_abs_diff(alone.params) == 0.0
+    assert lockstep.culled == [1] and lockstep.results[1] is None
+    assert lockstep.results[0].params.max_abs_diff(alone.params) == 0.0
     # Culling is within a group: in its own group the stuck run finishes.
-    shared = run_shared([em_steps(good, settings), em_steps(stuck, settings)], pass_many,
+    lockstep = run_lockstep([em_steps(good, settings), em_steps(stuck, settings)], pass_many,
                         groups=["a", "b"], cull=CullRule(after=5, gap=0.05))
-    assert shared.culled == [] and shared.results[1].n_iter == 60
+    assert lockstep.culled == [] and lockstep.results[1].n_iter == 60
 
 
 def test_run_callbacks_are_tagged_with_their_run(data):
     X, y, _ = data
     model = MixtureOfLinearRegressions(3, n_init=3, random_state=2, tol=1e-6, init="random")
-    model._check_hyperparameters()
-    ctx = model._profile_pass(X, y, None)
+    check_hyperparameters(model)
+    ctx = fitting.profile_pass(model, as_source(X, y, chunk_rows=model.chunk_rows),
+                               draw_seed(model.random_state))
     seen = []
-    shared = run_shared([model._run_steps(ctx, 3, "random", r, callback=seen.append)
-                         for r in range(3)], model._shared_pass(ctx))
-    for r, result in enumerate(shared.results):
+    lockstep = run_lockstep([fitting.run_steps(model, ctx, 3, "random", r, callback=seen.append)
+                         for r in range(3)], fitting.lockstep_pass(ctx, model.fit_intercept))
+    for r, result in enumerate(lockstep.results):
         mine = [(rec["iteration"], rec["loglik"], rec["step"]) for rec in seen if rec["run"] == r]
         assert mine == [(h["iteration"], h["loglik"], h["step"]) for h in result.history]
-    assert len(seen) == sum(len(res.history) for res in shared.results)
+    assert len(seen) == sum(len(res.history) for res in lockstep.results)

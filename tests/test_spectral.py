@@ -1,4 +1,4 @@
-"""Pass-0 moments and the spectral start (MATH.md §4)."""
+"""Pass-0 moments and the spectral start (the mathematics page (docs/mathematics.rst), §4)."""
 
 from __future__ import annotations
 

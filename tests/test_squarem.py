@@ -124,7 +124,10 @@ def test_zero_slack_is_monotone(overlapping):
 
 @pytest.mark.parametrize("name", sorted(OPTION_SETS))
 def test_gradient_is_the_derivative_of_the_objective(overlapping, name):
-    """The Fisher-identity gradient (MATH.md §1.7) against central differences."""
+    """The Fisher-identity gradient against central differences.
+
+    See the mathematics page (docs/mathematics.rst), §1.7.
+    """
     Xd, y, w = overlapping
     options = OPTION_SETS[name]
     params = _random_start(np.random.default_rng(9), 3, Xd.shape[1])

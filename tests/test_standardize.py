@@ -1,4 +1,7 @@
-"""Internal standardisation: exact back-transformation, same optimum (MATH.md §1.6)."""
+"""Internal standardisation: exact back-transformation, same optimum.
+
+See the mathematics page (docs/mathematics.rst), §1.6.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 One pass is one flat graph, sent to the scheduler in one message: a task per
 chunk descriptor that reads the chunk and applies the map function, and a
 tree of ``+`` tasks over the results in plan order, with the same shape as
-:func:`streammix.engine.tree_sum`.  So a pass on a cluster gives bit-for-bit
+:func:`streammix.core.reduce.tree_sum`.  So a pass on a cluster gives bit-for-bit
 the result of the in-process engine, for any number of workers -- on
 machines with the same instruction set: the compiled E-step (and BLAS) pick
 AVX-512, AVX2 or baseline code at run time, and these round differently.  Only the
@@ -45,7 +45,7 @@ def describe_descriptor(source, descriptor) -> str:
     path = getattr(descriptor, "path", None)
     groups = getattr(descriptor, "row_groups", None)
     if path is not None and groups is not None:
-        shown = source._show(path) if hasattr(source, "_show") else path
+        shown = source.shown(path) if hasattr(source, "shown") else path
         rows = getattr(descriptor, "n_rows", None)
         first = getattr(descriptor, "first_row", None)
         extent = f", rows {first}..{first + rows - 1}" if rows and first is not None else ""
@@ -60,7 +60,7 @@ def counter_tree(values: Iterable[Any], zero: Any, split_every: int,
     Values are grouped like the carries of a base-``split_every`` counter and
     whatever is left at the end is combined from the right, so with
     ``split_every=2`` and ``combine = lambda v: v[0] + v[1]`` the tree is
-    exactly that of :func:`streammix.engine.tree_sum`.  ``combine`` receives
+    exactly that of :func:`streammix.core.reduce.tree_sum`.  ``combine`` receives
     2 to ``split_every`` values in plan order.
     """
     k = int(split_every)
@@ -327,7 +327,7 @@ class DaskEngine:
         self._cached_source = None
 
     def __deepcopy__(self, memo) -> DaskEngine:
-        # A copy (e.g. by sklearn.clone) shares the client, not the cached chunks.
+        # A copy (e.g. by sklearn.clone) keeps the same client, not the cached chunks.
         return type(self)(self.client, cache=self.cache, split_every=self.split_every,
                           retries=self.retries)
 
