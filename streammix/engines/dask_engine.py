@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from streammix.core.reduce import tree_sum
-from streammix.data.arrays import ArraySource
 from streammix.exceptions import ChunkCrashError, NoClientError
 
 __all__ = ["DaskEngine", "counter_tree",
@@ -175,7 +174,7 @@ class DaskEngine:
     Notes
     -----
     Sources that read from storage (Parquet files) are read on the workers
-    from their descriptors.  In-memory arrays (:class:`ArraySource`, or any
+    from their descriptors.  In-memory arrays (:class:`~streammix.ArraySource`, or any
     source with ``read_on_client = True``) live on the client, so their
     chunks are sent to the workers with the tasks (once, with ``cache``).
     Sources with ``dask_inputs`` (:class:`streammix.DaskSource`) have their
@@ -249,7 +248,7 @@ class DaskEngine:
 
     def _map(self, client, source, func, plan, token, graph):
         keys = [f"streammix-map-{token}-{i}" for i in range(len(plan))]
-        if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+        if getattr(source, "read_on_client", False):
             for key, d in zip(keys, plan, strict=True):
                 graph[key] = (_apply, func, source.read(d))
         elif hasattr(source, "dask_inputs"):
@@ -301,7 +300,7 @@ class DaskEngine:
                 return {"workers": [workers[(position[d] // run) % len(workers)]],
                         "allow_other_workers": True}
 
-            if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+            if getattr(source, "read_on_client", False):
                 futures = [client.scatter(source.read(d), workers=place(d).get("workers"))
                            for d in missing]
             elif hasattr(source, "dask_inputs"):
