@@ -17,9 +17,15 @@ Every ``--checkpoint-every`` batches, and at exit (also on SIGINT/SIGTERM),
 source settings) and ``DIR/model.json`` (a model file readable by
 :meth:`MixtureOfLinearRegressions.load`) are written atomically.  Started
 again with the same DIR, the program resumes from the checkpoint: the state
-is restored exactly and batches already consumed (by file name, or by row
-offset in a stream) are skipped, so a crash never counts a batch twice and
-the final parameters equal those of an uninterrupted run.
+is restored exactly and batches already consumed are skipped, so a crash
+never counts a batch twice and the final parameters equal those of an
+uninterrupted run.  What was consumed is known by content: a file by its
+size, modification time and footer (a renamed file is not read again, a new
+file under an old name is), a stream by a hash of its schema and first
+batch, and its consumed rows by a running hash (another stream on standard
+input is read as new; one that starts the same and then differs is refused).
+Arrow streams written one after the other are all read; one with another
+schema stops the run with an error saying what was left unread.
 
 ``register(subparsers)`` adds the sub-command to the main ``streammix``
 parser; ``python -m streammix.cli.stream ...`` runs it on its own.
@@ -131,6 +137,12 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
             _pin_features(batches, model)
             if batch.last:
                 state.mark(batch.key, "done")
+            entry = state.ledger.get(batch.key)
+            if entry is not None and batch.name is not None:
+                entry["name"] = batch.name
+            if (batch.digest is not None and entry is not None  # a replay is checked against it
+                    and entry["next"] == batch.first_row + batch.n_rows):
+                entry["digest"] = batch.digest
             record = state.history[-1] if state.history else None
             if record is not last:  # else a replayed batch
                 consumed += 1
@@ -213,7 +225,7 @@ def _source(args, features, ledger):
             raise ValueError("--watch needs a folder as SOURCE")
         return ArrowStreamSource(args.source, target=args.target, features=features,
                                  weight=args.weight, batch_rows=args.batch_rows,
-                                 on_error=args.on_error or "stop")
+                                 on_error=args.on_error or "stop", ledger=ledger)
     on_error = "stop" if args.on_error == "stop" else "quarantine"
     return FolderStream(args.source, target=args.target, features=features,
                         weight=args.weight, ledger=ledger, watch=args.watch, poll=args.poll,
