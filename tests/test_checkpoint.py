@@ -240,7 +240,7 @@ def test_other_columns_or_other_data_behind_the_same_plan_are_refused(lake, tmp_
     with pytest.raises(Interrupt):
         MixtureOfLinearRegressions(2, random_state=0, tol=1e-9).fit(X, y, checkpoint=folder2,
                                                           callback=stop_after(1))
-    from streammix.algorithms.start.candidates import Profile
+    from streammix.algorithms.start.profile import Profile
     from streammix.estimator.checkpoint import Checkpoint, profile_digest
     saver = Checkpoint(folder2, {}, {})
     saver.load = lambda: None  # only the pass-0 check

@@ -70,10 +70,10 @@ def test_a_stream_checkpoint_of_an_earlier_version_resumes_to_the_uninterrupted_
     folder = tmp_path / "ck"
     shutil.copytree(COMPAT / "stream_checkpoint", folder)
     expected = EXPECTED["stream_checkpoint"]
-    args = [str(COMPAT / "stream.arrows") if a == "stream.arrows" else a
-            for a in expected["args"]]
-    proc = subprocess.run([sys.executable, "-m", "streammix", *args, "--checkpoint", str(folder)],
-                          check=True, capture_output=True, text=True)
+    with open(COMPAT / "stream.arrows", "rb") as stdin:  # the stream again, from its start
+        proc = subprocess.run([sys.executable, "-m", "streammix", *expected["args"],
+                               "--checkpoint", str(folder)],
+                              check=True, capture_output=True, text=True, stdin=stdin)
     lines = proc.stdout.splitlines()  # one per batch consumed: the 5 after the checkpoint's 3
     assert len(lines) == 5 and lines[0].startswith("batch 4 rows 200 ")
     model = MixtureOfLinearRegressions.load(folder / "model.json")

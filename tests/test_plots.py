@@ -15,10 +15,11 @@ import pytest
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
-from streammix.cli.plot import main, read_sample, register
+from streammix.cli.plot import main, register
 from streammix.data.arrays import ArraySource
 from streammix.exceptions import DataError
 from streammix.reports.plots import plot_bic, plot_fit, plot_loglik, sample_source, save_figure
+from streammix.reports.sample import read_sample
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -89,8 +89,8 @@ def test_heldout_loglik_is_scored_on_chunks_the_fits_never_saw():
     assert model.n_rows_ == 1500  # 5 of the 20 chunks held out
     # The held-out rows are the ones not in the fit: find them by chunk.
     source = ArraySource(X, y, chunk_rows=100)
-    from streammix.estimator.selection import _split_chunks
-    train, test = _split_chunks(source, 0.25, 0)
+    from streammix.estimator.selection import split_chunks
+    train, test = split_chunks(source, 0.25, 0)
     assert len(test.plan()) == 5 and not set(test.plan()) & set(train.plan())
     rows = np.concatenate([np.arange(a, b) for a, b in test.plan()])
     for row in result.table:

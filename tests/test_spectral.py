@@ -7,7 +7,7 @@ import pytest
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
-from streammix.algorithms.start.candidates import Profile, ProfileTask
+from streammix.algorithms.start.profile import Profile, ProfileTask
 from streammix.algorithms.start.spectral import spectral_subspace
 from streammix.core.moments import Moments
 from streammix.data.arrays import ArraySource

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
-from streammix.cli.stream import load_checkpoint
+from streammix.estimator.streaming import load_checkpoint
 from streammix.data.streams import FolderStream
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ import pytest
 from conftest import make_mixture
 
 from streammix import DataError, MixtureOfLinearRegressions
-from streammix.cli.stream import load_checkpoint, run_stream
 from streammix.data.streams import ArrowStreamSource, FolderStream, iter_batches
+from streammix.estimator.streaming import load_checkpoint, run_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 

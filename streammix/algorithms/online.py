@@ -69,7 +69,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from streammix.algorithms.em import EMSettings
-from streammix.algorithms.start.candidates import initial_params, variance_floor
+from streammix.algorithms.start.candidates import variance_floor
+from streammix.algorithms.start.initial import initial_params
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.plain_mstep import is_plain_ml, ml_mstep_arrays

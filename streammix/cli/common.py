@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "comma_list", "positive_int", "non_negative_int", "non_negative_float", "json_object",
-    "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine",
+    "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine", "load_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -146,3 +146,17 @@ def open_engine(args) -> Iterator[object]:
         yield DaskEngine(client, **config.engine)
     finally:
         closer()
+
+
+# ---------------------------------------------------------------- model files
+def load_model(path):
+    """The fitted model saved in ``path`` and its record of data columns (or None).
+
+    Read by :func:`streammix.estimator.persistence.read_model_file`, the one
+    reader of model files; ``ValueError`` names the file when it is not a
+    fitted streammix model.
+    """
+    from streammix.estimator.model import MixtureOfLinearRegressions
+    from streammix.estimator.persistence import read_model_file
+
+    return read_model_file(path, MixtureOfLinearRegressions, fitted=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from streammix.cli.common import add_data_arguments, comma_list, make_source
+from streammix.cli.common import add_data_arguments, comma_list, load_model, make_source
 
 __all__ = ["register", "run_predict"]
 
@@ -34,10 +34,9 @@ def register(subparsers) -> None:
 
 
 def run_predict(args) -> int:
-    from streammix.cli.fit import load_model_record
     from streammix.estimator.prediction import write_predictions
 
-    model, data = load_model_record(args.model)
+    model, data = load_model(args.model)
     data = data or {}
     target = args.target or data.get("target")
     features = args.features or data.get("features") or list(model.feature_names_in_)

@@ -14,7 +14,10 @@ import copy
 
 import numpy as np
 
+from streammix.algorithms.information import ParameterLayout, transform_matrix
 from streammix.core.params import MixtureParams
+from streammix.estimator.base import set_public_arrays
+from streammix.estimator.inference import set_inference
 
 __all__ = ["align", "permute_model"]
 
@@ -75,8 +78,6 @@ def permute_model(model, order):
     (through :func:`streammix.inference.transform_matrix`, because the
     logits log(π_j/π_1) change baseline).
     """
-    from streammix.algorithms.information import ParameterLayout, transform_matrix
-
     order = np.asarray(order, dtype=np.intp)
     params = model.params_
     if sorted(order.tolist()) != list(range(params.n_components)):
@@ -87,9 +88,9 @@ def permute_model(model, order):
     if model.noise == "fixed" and np.ndim(model.sigma) == 1:
         out.sigma = np.asarray(model.sigma)[order]
     out.params_ = params.permute(order)
-    out._set_public_arrays()
+    set_public_arrays(out)
     if hasattr(model, "vcov_"):
         layout = ParameterLayout(params.n_components, params.n_coef, model.noise)
         T = transform_matrix(layout, order)
-        out._set_inference(T @ model.vcov_ @ T.T, model.se_method_, model.score_gap_)
+        set_inference(out, T @ model.vcov_ @ T.T, model.se_method_, model.score_gap_)
     return out

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from streammix.core.checks import check_fitted
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.exceptions import DataError
 
@@ -73,7 +74,7 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     ``prob_j``, the posterior probability of component j.  Input files
     without rows (after filters) give no output file.
     """
-    model._check_fitted()
+    check_fitted(model)
     if source.n_features != model.n_features_in_:
         raise DataError(f"the data has {source.n_features} feature columns; the model was "
                         f"fitted on {model.n_features_in_}")

@@ -15,7 +15,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["Summary", "SummaryRow"]
+__all__ = ["Summary", "SummaryRow", "coefficient_names"]
 
 _METHOD_TEXT = {
     "louis": "observed information (Louis)",
@@ -24,6 +24,12 @@ _METHOD_TEXT = {
 }
 _NA = "n/a"
 
+
+
+def coefficient_names(model) -> list[str]:
+    """Names of a fitted model's coefficients: ``(intercept)`` (when fitted), then the features."""
+    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    return (["(intercept)"] if model.fit_intercept else []) + names
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -95,7 +101,7 @@ class Summary:
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
         crit = NormalDist().inv_cdf(1.0 - alpha / 2.0)
         m = model.n_components_
-        names = model._coef_names()
+        names = coefficient_names(model)
         beta = model.params_.beta
         bse = getattr(model, "bse_", None)
         nan = np.full(m, np.nan)

@@ -22,8 +22,11 @@ import warnings
 
 import numpy as np
 
+from streammix.algorithms.em import run_em
+from streammix.algorithms.start.candidates import REFINE_ITER, REFINE_TOL, candidate
 from streammix.core.moments import Moments
 from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix, estep
 
 __all__ = ["spectral_subspace", "spectral_candidate"]
 
@@ -42,7 +45,8 @@ def spectral_subspace(moments: Moments, n_components: int) -> tuple[np.ndarray, 
 
 def spectral_candidate(X: np.ndarray, y: np.ndarray, moments: Moments, n_components: int, *,
                        settings, rng: np.random.Generator, n_starts: int = 5,
-                       refine_iter: int = 20) -> MixtureParams:
+                       refine_iter: int = REFINE_ITER,
+                       refine_tol: float = REFINE_TOL) -> MixtureParams:
     """Starting values from EM in the spectral subspace, lifted to the full design.
 
     Parameters
@@ -57,10 +61,6 @@ def spectral_candidate(X: np.ndarray, y: np.ndarray, moments: Moments, n_compone
         Random starts of the short EM in the subspace; the best by the
         sample objective is lifted.
     """
-    from streammix.algorithms.em import run_em
-    from streammix.algorithms.start.candidates import _candidate
-    from streammix.core.stats import design_matrix, estep
-
     if not settings.mstep.intercept:
         raise ValueError("the spectral start needs fit_intercept=True (it centres the data)")
     m = n_components
@@ -72,11 +72,11 @@ def spectral_candidate(X: np.ndarray, y: np.ndarray, moments: Moments, n_compone
     options = settings.mstep
     if options.ridge > 0 or options.prior_mean is not None:
         options = dataclasses.replace(options, ridge=0.0, prior_mean=None)
-    short = dataclasses.replace(settings, mstep=options, max_iter=refine_iter, tol=1e-3,
+    short = dataclasses.replace(settings, mstep=options, max_iter=refine_iter, tol=refine_tol,
                                 on_collapse="drop")
     best, best_obj = None, -np.inf
     for _ in range(n_starts):
-        cand = _candidate("random", V, y, m, rng, options)
+        cand = candidate("random", V, y, m, rng, options)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = run_em(lambda prm: estep(V, y, w, prm), cand, short, warn=False)
