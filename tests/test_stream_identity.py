@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
-from streammix.estimator.streaming import load_checkpoint
 from streammix.data.streams import FolderStream
+from streammix.estimator.streaming import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
