@@ -40,9 +40,10 @@ import signal
 import sys
 import threading
 
+from streammix.checkpoint_folder import claim_checkpoint_folder
 from streammix.data.streams import ArrowStreamSource, FolderStream
 from streammix.estimator.model import MixtureOfLinearRegressions
-from streammix.estimator.streaming import GUARD, load_checkpoint, run_stream
+from streammix.estimator.streaming import GUARD, STATE_FILE, load_checkpoint, run_stream
 from streammix.exceptions import DataError
 
 __all__ = ["register", "main", "run_command"]
@@ -115,11 +116,22 @@ def _source(args, features, ledger):
 def run_command(args) -> int:
     """Run ``streammix stream`` from parsed arguments; returns the exit code.
 
-    Installs SIGINT/SIGTERM handlers that stop between batches (exit code
-    130, after the exit checkpoint).  Raises :class:`DataError` on bad data
-    with ``--on-error stop`` and ``ValueError`` on bad arguments or an
-    incompatible checkpoint; :func:`main` maps them to exit codes 2 and 1.
+    The checkpoint folder is claimed and locked for the run
+    (:mod:`streammix.checkpoint_folder`: a folder of other files, or one in
+    use by another run, is refused).  Installs SIGINT/SIGTERM handlers that
+    stop between batches (exit code 130, after the exit checkpoint).  Raises
+    :class:`DataError` on bad data with ``--on-error stop`` and
+    ``ValueError`` on bad arguments or an incompatible checkpoint;
+    :func:`main` maps them to exit codes 2 and 1.
     """
+    lock = claim_checkpoint_folder(args.checkpoint, kind="stream", known=(STATE_FILE,))
+    try:
+        return _run_locked(args)
+    finally:
+        lock.release()
+
+
+def _run_locked(args) -> int:
     features = _features(args.features)
     meta = {"source": args.source, "target": args.target, "features": features,
             "weight": args.weight, "batch_rows": args.batch_rows}
