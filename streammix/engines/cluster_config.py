@@ -7,8 +7,10 @@ A config file names one kind of cluster and its settings::
       n_workers: 2
     scale:                 # slurm / kubernetes only: how many workers to ask for
       jobs: 4
-    engine:                # options of streammix.dask_engine.DaskEngine
+    engine:                # options of streammix.DaskEngine
       cache: false
+      worker_timeout: 60   # s: scheduler silent, or no worker connected -> error
+      pass_timeout: 600    # s: no task of a pass finished -> error
     wait_for_workers: 1    # wait for this many workers before the first pass
     timeout: 60            # seconds, for connecting and waiting
 
@@ -241,7 +243,8 @@ _SCALE = {
         {"minimum": _int(0), "maximum": _int(1)}, required=("maximum",))}),
 }
 _TOP = {"type", "cluster", "scale", "engine", "wait_for_workers", "timeout"}
-_ENGINE = _mapping({"cache": _bool, "retries": _int(0)})
+_ENGINE = _mapping({"cache": _bool, "retries": _int(0), "worker_timeout": _number(0),
+                    "pass_timeout": _number(0)})
 
 
 def _scan_secrets(node: Any, ctx: _Ctx, key: str = "") -> None:
@@ -364,7 +367,10 @@ class ClusterConfig:
 
         def closer() -> None:
             try:
-                client.close()
+                try:  # bounded: a stopped scheduler must not hold the program
+                    client.close(timeout=min(self.timeout, 10.0))
+                except (TimeoutError, OSError) as exc:
+                    logger.warning("closing the client of %s: %s", self.source, exc)
             finally:
                 if cluster is not None:
                     cluster.close()
