@@ -1,4 +1,6 @@
-"""Standard errors at the fitted parameters, in one chunked pass (MATH.md §6).
+"""Standard errors at the fitted parameters, in one chunked pass.
+
+The formulas are those of the mathematics page (docs/mathematics.rst), §6.
 
 The information matrices are accumulated as mergeable per-chunk statistics
 (:class:`InfoStats`), computed by the picklable map function
@@ -134,19 +136,8 @@ class ParameterLayout:
             out[idx] = f"comp{j}:logit_weight"
         return out
 
-    def vector(self, params: MixtureParams) -> np.ndarray:
-        """The working parameters θ of ``params``."""
-        theta = np.zeros(self.size)
-        theta[self.beta_index.ravel()] = params.beta.ravel()
-        eta = self.eta_index
-        if eta is not None:
-            theta[eta] = 0.5 * np.log(params.sigma2)
-        logw = np.log(params.weights)
-        theta[self.alpha_index] = logw[1:] - logw[0]
-        return theta
-
     def params(self, theta: np.ndarray, sigma2: np.ndarray | None = None) -> MixtureParams:
-        """Inverse of :meth:`vector`; ``sigma2`` supplies σ² for fixed noise."""
+        """The parameters of a working vector θ; ``sigma2`` supplies σ² for fixed noise."""
         theta = np.asarray(theta, dtype=np.float64)
         beta = theta[self.beta_index]
         eta = self.eta_index
@@ -383,7 +374,7 @@ class Inference:
         Gradient of the log-likelihood at the parameters.
     loglik_gap : float
         ½ sᵀ I⁻¹ s: the estimated distance in log-likelihood to the maximum
-        (about zero at the MLE; MATH.md §3.2).
+        (about zero at the MLE; the mathematics page (docs/mathematics.rst), §3.2).
     """
 
     method: str

@@ -1,4 +1,6 @@
-"""Online EM for streams: the state and its update rule (MATH.md §2).
+"""Online EM for streams: the state and its update rule.
+
+See the mathematics page (docs/mathematics.rst), §2.
 
 Mini-batch stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009).  The
 state holds *per-observation* sufficient statistics s (a :class:`SuffStats`
@@ -6,7 +8,8 @@ whose ``sum_w`` is 1) in the residual form.  For batch k, at the current
 parameters θ_{k-1}:
 
 * ŝ_k = E-step statistics of the batch divided by the batch weight;
-* s is centred at θ_{k-1} too (re-centring is exact, MATH.md §1.2), so
+* s is centred at θ_{k-1} too (re-centring is exact, the mathematics page (docs/mathematics.rst),
+  §1.2), so
   that s_k = s + η_k (ŝ_k − s);
 * θ_k = M-step(N_eff · s_k); the plain ML M-step also re-centres s_k to
   θ_k with the products it has formed anyway (otherwise
@@ -37,19 +40,18 @@ Priors and counts
     back to the effective sample size N_eff (the total weight seen, or
     min(total, W) when forgetting).  Priors (ridge, inverse-gamma,
     Dirichlet) therefore count as they would in a batch fit on N_eff rows:
-    this is the same as dividing every prior constant by N_eff (MATH.md §2.2).
+    this is the same as dividing every prior constant by N_eff
+    (the mathematics page (docs/mathematics.rst), §2.2).
 
 Averaging
     ``average=True`` (or an integer) keeps the Polyak–Ruppert mean of the
     parameters θ_k over M-steps from the ``average``-th on (True means
     from the 10th); it is reported as the estimate but never fed back into
     the recursion.  Components keep their indices inside the state (they are
-    only sorted on output), so averaging does not mix labels.  Why the 10th
-    and not MATH.md's max(k_b, 100): on one pass over 1M rows in 100 batches
-    (tests/test_online.py) the un-averaged iterate was up to 2.8 batch-EM
-    standard errors from the batch MLE, the average from the 10th M-step
-    within 1.3; starting at 100 would average nothing on such a stream, and
-    the first few M-steps of a well-started run are already near the optimum.
+    only sorted on output), so averaging does not mix labels.  Averaging
+    starts early (the 10th M-step) because the first M-steps of a
+    well-started run are already near the optimum, and a stream of a few
+    hundred batches would otherwise average little.
 
 Memory is O(m p²) whatever the stream length: the history of per-batch
 records is bounded (``history_size`` most recent, plus running totals), and
@@ -64,13 +66,17 @@ import dataclasses
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
 from streammix.algorithms.em import EMSettings
+from streammix.algorithms.online_settings import (
+    OnlineSettings,
+    burn_in_rows,
+)
 from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.initial import initial_params
+from streammix.core.flat_stats import flat_views, flatten, recentred, unflatten
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.plain_mstep import is_plain_ml, ml_mstep_arrays
@@ -83,116 +89,12 @@ from streammix.core.records import (
 from streammix.core.stats import SuffStats, design_matrix, estep_features, features_transposed
 from streammix.exceptions import DataError
 
-__all__ = ["OnlineSettings", "OnlineEM", "burn_in_rows", "STATE_FORMAT"]
+__all__ = ["OnlineEM", "OnlineSettings", "burn_in_rows", "STATE_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
 STATE_FORMAT = "streammix-online-state"
 STATE_VERSION = 1
-
-#: Averaging with ``average=True`` starts at this M-step.
-DEFAULT_AVERAGE_START = 10
-
-
-def burn_in_rows(n_components: int, n_coef: int) -> int:
-    """Rows to see before the first M-step: max(20, 10 m (p + 1)) (MATH.md §2.2)."""
-    return max(20, 10 * n_components * (n_coef + 1))
-
-
-@dataclass(frozen=True)
-class OnlineSettings:
-    """Hyper-parameters of online EM (see the module notes).
-
-    Parameters
-    ----------
-    step_alpha : float, default=0.6
-        Exponent α ∈ (0.5, 1] of the step (k + k0)^(−α).
-    step_offset : float, default=2.0
-        Offset k0 ≥ 0 of the step.
-    forget : float, optional
-        Window W (in units of weight, i.e. rows) of the constant-step
-        forgetting mode; None for the default decreasing step.
-    average : bool or int, default=False
-        Polyak–Ruppert averaging of the reported parameters: False, True
-        (from the 10th M-step) or the M-step number to start at.
-    burn_in : int, optional
-        Rows before the first M-step; default ``burn_in_rows(m, p)``.
-    history_size : int, default=1000
-        Number of per-batch records kept.
-    """
-
-    step_alpha: float = 0.6
-    step_offset: float = 2.0
-    forget: float | None = None
-    average: bool | int = False
-    burn_in: int | None = None
-    history_size: int = 1000
-
-    def __post_init__(self) -> None:
-        if not (0.5 < self.step_alpha <= 1.0):
-            raise ValueError(f"step_alpha must be in (0.5, 1], got {self.step_alpha!r}")
-        if not (self.step_offset >= 0):
-            raise ValueError(f"step_offset must be >= 0, got {self.step_offset!r}")
-        if self.forget is not None and not (self.forget >= 1):
-            raise ValueError(f"forget (a window in rows) must be >= 1, got {self.forget!r}")
-        avg = self.average
-        if not isinstance(avg, (bool, int, np.integer)) or (
-                not isinstance(avg, bool) and avg < 1):
-            raise ValueError(f"average must be a bool or an M-step number >= 1, got {avg!r}")
-        if self.burn_in is not None and self.burn_in < 0:
-            raise ValueError(f"burn_in must be >= 0, got {self.burn_in!r}")
-        if int(self.history_size) < 1:
-            raise ValueError(f"history_size must be >= 1, got {self.history_size!r}")
-
-    @property
-    def average_start(self) -> int | None:
-        """M-step number from which parameters are averaged, or None."""
-        if self.average is False:
-            return None
-        if self.average is True:
-            return DEFAULT_AVERAGE_START
-        return int(self.average)
-
-
-# The running statistics of the state are kept as one flat vector
-#     [s0 (m), s2 (m p p), rx (m p), r0 (m), loglik, class_loglik, entropy]
-# so that mixing and scaling are one numpy operation each, not one per field
-# and per SuffStats object: with 10k-row batches these fixed costs are of the
-# order of the E-step itself.
-
-def _pack(stats: SuffStats) -> np.ndarray:
-    """The additive fields of ``stats`` (all but sum_w and n_rows) as one new flat vector."""
-    return np.concatenate((stats.s0, stats.s2.reshape(-1), stats.rx.reshape(-1), stats.r0,
-                           (stats.loglik, stats.class_loglik, stats.entropy)))
-
-
-def _views(flat: np.ndarray, m: int, p: int):
-    """``(s0, s2, rx, r0)`` of a flat vector (views, no copies)."""
-    a = m + m * p * p
-    b = a + m * p
-    return flat[:m], flat[m:a].reshape(m, p, p), flat[a:b].reshape(m, p), flat[b:b + m]
-
-
-def _unpack(flat: np.ndarray, m: int, p: int, sum_w: float, n_rows: int,
-            center: np.ndarray | None) -> SuffStats:
-    s0, s2, rx, r0 = _views(flat, m, p)
-    return SuffStats(s0, s2, rx, r0, float(flat[-3]), float(flat[-2]), float(flat[-1]),
-                     sum_w, n_rows, center)
-
-
-def _recentred(flat: np.ndarray, center: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """Flat statistics re-centred from ``center`` to ``beta``: :meth:`SuffStats.recentre`."""
-    m, p = beta.shape
-    _, s2, rx, r0 = _views(flat, m, p)
-    delta = beta - center
-    s2d = np.einsum("jkl,jl->jk", s2, delta)
-    moved = flat.copy()
-    _, _, rx_moved, r0_moved = _views(moved, m, p)
-    np.subtract(rx, s2d, out=rx_moved)
-    np.maximum(r0 - 2.0 * np.einsum("jk,jk->j", delta, rx) + np.einsum("jk,jk->j", delta, s2d),
-               0.0, out=r0_moved)
-    return moved
-
 
 class OnlineEM:
     """The state of online EM on one stream.
@@ -228,7 +130,7 @@ class OnlineEM:
         self.settings = settings
         self.fit_intercept = bool(fit_intercept)
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        # The running statistics: a flat vector (see _pack), its centre and row count.
+        # The running statistics: a flat vector (see core.flat_stats), its centre and row count.
         self._flat: np.ndarray | None = None
         self._center: np.ndarray | None = None
         self._stats_rows = 0
@@ -256,7 +158,7 @@ class OnlineEM:
               ) -> OnlineEM:
         """Initialise from one batch (it is not consumed: pass it to :meth:`update`).
 
-        Starting values come from :func:`streammix.init.initial_params` on
+        Starting values come from :func:`streammix.algorithms.start.initial.initial_params` on
         the rows of the batch with positive weight (a uniform subsample of
         ``sample_size`` rows if there are more); the variance floor is
         ``variance_floor_factor`` times their pooled OLS residual variance.
@@ -310,7 +212,7 @@ class OnlineEM:
         ``stats.center`` (see the class notes); None before the first batch."""
         if self._stats is None and self._flat is not None:
             m, p = self._center.shape
-            self._stats = _unpack(self._flat, m, p, 1.0, self._stats_rows, self._center)
+            self._stats = unflatten(self._flat, m, p, 1.0, self._stats_rows, self._center)
         return self._stats
 
     @stats.setter
@@ -319,7 +221,7 @@ class OnlineEM:
         if value is None:
             self._flat, self._center, self._stats_rows = None, None, 0
         else:
-            self._flat = _pack(value)
+            self._flat = flatten(value)
             self._flat.setflags(write=False)
             self._center, self._stats_rows = value.center, int(value.n_rows)
 
@@ -333,12 +235,6 @@ class OnlineEM:
         if self.settings.forget is not None:
             return min(1.0, max(1.0 / k, batch_weight / self.settings.forget))
         return float((k + self.settings.step_offset) ** (-self.settings.step_alpha))
-
-    def effective_n(self) -> float:
-        """Weight N_eff that the running statistics stand for."""
-        if self.settings.forget is not None:
-            return min(self.sum_w, float(self.settings.forget))
-        return self.sum_w
 
     def seen(self, key: str, first_row: int) -> int:
         """Rows of a batch starting at ``first_row`` of ``key`` already consumed."""
@@ -443,14 +339,14 @@ class OnlineEM:
         params = self.params
         k = self.n_batches + 1
         eta = self.step_size(k, batch_w)
-        flat = _pack(batch)
+        flat = flatten(batch)
         flat *= 1.0 / batch_w  # per-observation means
         center = batch.center
         n_rows = self.n_rows + n
         if self._flat is not None and eta < 1.0:
             old = self._flat
             if self._center is not center and not np.array_equal(self._center, center):
-                old = _recentred(old, self._center, center)
+                old = recentred(old, self._center, center)
             mixed = old * (1.0 - eta)
             mixed += eta * flat
             flat = mixed
@@ -486,19 +382,19 @@ class OnlineEM:
         options = self.options
         if is_plain_ml(options) and (center is params.beta
                                       or np.array_equal(center, params.beta)):
-            s0, s2, rx, r0 = _views(flat, m, p)
+            s0, s2, rx, r0 = flat_views(flat, m, p)
             # ML estimates do not depend on the scale of the statistics: no N_eff here.
             result = ml_mstep_arrays(s0, s2, rx, r0, 1.0, params.beta, options.variance_floor)
             if result is not None:
                 new_params, s2d, rss = result
                 moved = flat.copy()
-                _, _, rx_moved, r0_moved = _views(moved, m, p)
+                _, _, rx_moved, r0_moved = flat_views(moved, m, p)
                 np.subtract(rx, s2d, out=rx_moved)
                 r0_moved[:] = rss
                 return new_params, moved, new_params.beta
         forget = self.settings.forget
         n_eff = sum_w if forget is None or sum_w <= forget else float(forget)
-        new_params, flags = mstep(_unpack(flat * n_eff, m, p, n_eff, n_rows, center), params,
+        new_params, flags = mstep(unflatten(flat * n_eff, m, p, n_eff, n_rows, center), params,
                                   options)
         for j, note in flags.items():
             logger.debug("batch %d, component %d: %s", k, j, note)

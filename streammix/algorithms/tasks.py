@@ -2,7 +2,8 @@
 
 :class:`EStepTask` makes the :class:`~streammix.core.stats.SuffStats` of one
 parameter set; :class:`MultiEStepTask` those of several parameter sets from
-one decoding of the chunk (the shared passes of :mod:`streammix.algorithms.restarts`).
+one decoding of the chunk (the lock-step passes of
+:mod:`streammix.algorithms.restarts`).
 Both tell an engine whether they release the GIL (``releases_gil``): the
 compiled E-step does, so threads then pay.
 """
@@ -43,7 +44,7 @@ class EStepTask:
 
 @dataclass(frozen=True)
 class MultiEStepTask:
-    """Map function of a shared pass: one chunk -> a :class:`StatsBundle`.
+    """Map function of a lock-step pass: one chunk -> a :class:`StatsBundle`.
 
     The chunk is decoded and its design matrix built once; the E-step then
     runs for every parameter set on the same arrays.

@@ -1,4 +1,4 @@
-"""Arguments and helpers shared by the subcommands: data, cluster, argument types."""
+"""Arguments and helpers common to the subcommands: data, cluster, argument types."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool
 
 
 def make_source(args, *, target=None, features=None, weight=None):
-    """A :class:`~streammix.parquet.ParquetSource` from the parsed data arguments."""
+    """A :class:`~streammix.ParquetSource` from the parsed data arguments."""
     from streammix.data.parquet.source import ParquetSource
 
     return ParquetSource(

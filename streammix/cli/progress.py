@@ -18,7 +18,7 @@ class FitProgress:
     loglik -1234.5  change +0.012  (9.6 s)`` is redrawn in place (the time is
     the time since the fit started, its first pass included); when
     the stream is not a terminal (a log file, a pipe, CI) each pass becomes
-    one INFO record of the ``streammix.progress`` logger instead.
+    one INFO record of the ``streammix.cli.progress`` logger instead.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ class FitProgress:
 
     def __call__(self, record: dict) -> None:
         seconds = time.perf_counter() - self._clock
-        # Runs share scans: the records of one scan carry the same iteration
+        # Runs are in lock-step: the records of one scan carry the same iteration
         # (one per live run), so a scan is counted once per iteration.
         run_no = int(record.get("run", 0))
         self._iterations.add(record["iteration"])

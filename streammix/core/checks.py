@@ -1,4 +1,4 @@
-"""Input checks shared by every source: clear errors that say what and where."""
+"""Input checks common to every source: clear errors that say what and where."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ def ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndarr
 
     Returns ``(params, s2d, rss)``: the new parameters, ``s2 δ`` and the
     residual sums of squares at them -- with which the statistics are
-    re-centred to the new coefficients (``rx − s2 δ`` and ``rss``, MATH.md
+    re-centred to the new coefficients (``rx − s2 δ`` and ``rss``,
+    the mathematics page (docs/mathematics.rst),
     §1.2) at no further cost.  Returns None whenever ``mstep`` would do
     anything but the plain update: an empty or ill-conditioned component, a
     variance at the floor (or a result that is not finite).
@@ -63,10 +64,12 @@ def ml_mstep_arrays(s0: np.ndarray, s2: np.ndarray, rx: np.ndarray, r0: np.ndarr
         m, p = beta.shape
         beta_new, sigma2, weights = np.empty((m, p)), np.empty(m), np.empty(m)
         s2d, rss = np.empty((m, p)), np.empty(m)
-        def c(a):
+
+        def contiguous(a):
             return np.require(a, np.float64, ["C", "A"])
 
-        if not kernel.ml_mstep(c(s0), c(s2), c(rx), c(r0), c(beta), float(N),
+        if not kernel.ml_mstep(contiguous(s0), contiguous(s2), contiguous(rx), contiguous(r0),
+                               contiguous(beta), float(N),
                                float(variance_floor), RCOND_LIMIT, beta_new, sigma2,
                                weights, s2d, rss):
             return None

@@ -1,8 +1,8 @@
 """Mergeable sufficient statistics of one EM pass, and the E-step that makes them.
 
-The statistics are kept in the *residual form* of MATH.md §1.2: for each
-component j, with responsibilities γ and residuals r = y - βⱼᵀx at the
-parameters of the pass (the *centre*),
+The statistics are kept in the *residual form* (the mathematics page
+(docs/mathematics.rst), §1.2): for each component j, with responsibilities γ
+and residuals r = y - βⱼᵀx at the parameters of the pass (the *centre*),
 
 * ``s0[j]  = Σ w γ``
 * ``s2[j]  = Σ w γ x xᵀ``
@@ -24,8 +24,8 @@ from streammix.core import kernel
 from streammix.core.params import MixtureParams
 
 __all__ = [
-    "SuffStats", "estep", "estep_features", "estep_features_many", "accumulate",
-    "log_responsibilities", "design_matrix", "features_transposed", "BLOCK_ELEMENTS",
+    "SuffStats", "estep", "estep_features", "estep_features_many", "BLOCK_ELEMENTS",
+    "log_responsibilities", "design_matrix", "features_transposed", "kernel_layout", "accumulate",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -129,7 +129,7 @@ class SuffStats:
     def recentre(self, beta: np.ndarray) -> SuffStats:
         """Express the residual statistics around new coefficients ``beta``.
 
-        Exact (MATH.md §1.2): with δ = β_new − β_old,
+        Exact (the mathematics page (docs/mathematics.rst), §1.2): with δ = β_new − β_old,
         ``rx' = rx − s2 δ`` and ``r0' = r0 − 2 δᵀ rx + δᵀ s2 δ``.
         """
         beta = np.asarray(beta, dtype=np.float64)
@@ -152,13 +152,6 @@ class SuffStats:
         return SuffStats(self.s0[keep], self.s2[keep], self.rx[keep], self.r0[keep],
                          self.loglik, self.class_loglik, self.entropy, self.sum_w,
                          self.n_rows, center)
-
-    def scaled(self, factor: float) -> SuffStats:
-        """All additive quantities multiplied by ``factor`` (row count kept)."""
-        f = float(factor)
-        return SuffStats(self.s0 * f, self.s2 * f, self.rx * f, self.r0 * f,
-                         self.loglik * f, self.class_loglik * f, self.entropy * f,
-                         self.sum_w * f, self.n_rows, self.center)
 
     def allclose(self, other: SuffStats, rtol: float = 1e-10) -> bool:
         """Compare two statistics to a relative tolerance (scaled per array)."""
@@ -207,8 +200,6 @@ def _log_norm(params: MixtureParams) -> np.ndarray:
     return np.log(np.maximum(params.weights, 1e-300)) - 0.5 * (_LOG_2PI + np.log(params.sigma2))
 
 
-
-
 def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
     M = L.max(axis=1)
     M = np.where(np.isfinite(M), M, 0.0)
@@ -244,7 +235,7 @@ class _Accumulator:
         """The upper-triangle feature products of a block, (n_pairs, nb), into ``out``.
 
         They do not depend on the parameters: one block's products serve
-        every parameter set of a shared pass.
+        every parameter set of a lock-step pass.
         """
         Q = out[:, :FT.shape[1]]
         pos = 0

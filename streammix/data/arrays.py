@@ -34,6 +34,9 @@ class ArraySource:
     feature_names : list of str, optional
     """
 
+    #: The arrays live in this process: a Dask engine reads chunks here and sends them.
+    read_on_client = True
+
     def __init__(self, X, y, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  feature_names=None):
         X = as_2d_float(X, "X")

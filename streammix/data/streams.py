@@ -17,7 +17,7 @@ batch replayed after a restart is not counted twice.
   identity (``"file:<size>-<mtime>-<footer hash>"``), not its name.
 
 Bad batches get the errors of batch fitting (:class:`DataError` naming the
-batch or file, the column and the rows), through :mod:`streammix.validation`.
+batch or file, the column and the rows), through :mod:`streammix.core.checks`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 One pass is one flat graph, sent to the scheduler in one message: a task per
 chunk descriptor that reads the chunk and applies the map function, and a
 tree of ``+`` tasks over the results in plan order, with the same shape as
-:func:`streammix.engine.tree_sum`.  So a pass on a cluster gives bit-for-bit
+:func:`streammix.core.reduce.tree_sum`.  So a pass on a cluster gives bit-for-bit
 the result of the in-process engine, for any number of workers -- on
 machines with the same instruction set: the compiled E-step (and BLAS) pick
 AVX-512, AVX2 or baseline code at run time, and these round differently.  Only the
@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from streammix.core.reduce import tree_sum
-from streammix.data.arrays import ArraySource
 from streammix.exceptions import ChunkCrashError, ClusterTimeoutError, NoClientError
 
 __all__ = ["DaskEngine", "counter_tree",
@@ -46,7 +45,7 @@ def describe_descriptor(source, descriptor) -> str:
     path = getattr(descriptor, "path", None)
     groups = getattr(descriptor, "row_groups", None)
     if path is not None and groups is not None:
-        shown = source._show(path) if hasattr(source, "_show") else path
+        shown = source.shown(path) if hasattr(source, "shown") else path
         rows = getattr(descriptor, "n_rows", None)
         first = getattr(descriptor, "first_row", None)
         extent = f", rows {first}..{first + rows - 1}" if rows and first is not None else ""
@@ -61,7 +60,7 @@ def counter_tree(values: Iterable[Any], zero: Any, split_every: int,
     Values are grouped like the carries of a base-``split_every`` counter and
     whatever is left at the end is combined from the right, so with
     ``split_every=2`` and ``combine = lambda v: v[0] + v[1]`` the tree is
-    exactly that of :func:`streammix.engine.tree_sum`.  ``combine`` receives
+    exactly that of :func:`streammix.core.reduce.tree_sum`.  ``combine`` receives
     2 to ``split_every`` values in plan order.
     """
     k = int(split_every)
@@ -193,7 +192,7 @@ class DaskEngine:
     Notes
     -----
     Sources that read from storage (Parquet files) are read on the workers
-    from their descriptors.  In-memory arrays (:class:`ArraySource`, or any
+    from their descriptors.  In-memory arrays (:class:`~streammix.ArraySource`, or any
     source with ``read_on_client = True``) live on the client, so their
     chunks are sent to the workers with the tasks (once, with ``cache``).
     Sources with ``dask_inputs`` (:class:`streammix.DaskSource`) have their
@@ -274,7 +273,7 @@ class DaskEngine:
 
     def _map(self, client, source, func, plan, token, graph):
         keys = [f"streammix-map-{token}-{i}" for i in range(len(plan))]
-        if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+        if getattr(source, "read_on_client", False):
             for key, d in zip(keys, plan, strict=True):
                 graph[key] = (_apply, func, source.read(d))
         elif hasattr(source, "dask_inputs"):
@@ -326,7 +325,7 @@ class DaskEngine:
                 return {"workers": [workers[(position[d] // run) % len(workers)]],
                         "allow_other_workers": True}
 
-            if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+            if getattr(source, "read_on_client", False):
                 futures = [client.scatter(source.read(d), workers=place(d).get("workers"))
                            for d in missing]
             elif hasattr(source, "dask_inputs"):
@@ -419,7 +418,7 @@ class DaskEngine:
                 waiting = False
 
     def __deepcopy__(self, memo) -> DaskEngine:
-        # A copy (e.g. by sklearn.clone) shares the client, not the cached chunks.
+        # A copy (e.g. by sklearn.clone) keeps the same client, not the cached chunks.
         return type(self)(self.client, cache=self.cache, split_every=self.split_every,
                           retries=self.retries, worker_timeout=self.worker_timeout,
                           pass_timeout=self.pass_timeout, on_wait=self.on_wait)

@@ -28,8 +28,8 @@ def is_transient(exc: BaseException) -> bool:
     """Whether a read error may go away if the read is tried again.
 
     ``OSError`` (a flaky disk or network file system) and errors marked with
-    a true ``transient`` attribute (a :class:`~streammix.validation.DataError`
-    that a :class:`~streammix.parquet.ParquetSource` raised for an I/O
+    a true ``transient`` attribute (a :class:`~streammix.DataError`
+    that a :class:`~streammix.ParquetSource` raised for an I/O
     error) are; bad data is not.
     """
     return isinstance(exc, OSError) or bool(getattr(exc, "transient", False))
@@ -84,10 +84,9 @@ class InProcessEngine:
         Worker threads.  Default: one per CPU available to the process (at
         most 8) for map functions that say they release the GIL (a true
         ``releases_gil`` attribute: the E-step tasks when the compiled
-        kernel runs -- as Parquet decoding does, so such a pass on two cores
-        takes about half the time), and 1 for the others, whose many short
-        numpy calls contend for the GIL (the standard-error pass ran a third
-        slower on two threads).  A number given here is used for every pass.
+        kernel runs, as Parquet decoding does), and 1 for the others, whose
+        many short numpy calls contend for the GIL.  A number given here is
+        used for every pass.
     retries : int, default=2
         A chunk read that fails with a transient error (``OSError``, or an
         error marked ``transient``) is tried again up to this many times.

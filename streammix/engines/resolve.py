@@ -12,7 +12,7 @@ def resolve_engine(engine):
 
     Accepts None, any object with ``map_reduce`` (an engine), or a
     ``distributed.Client``, which is wrapped in a
-    :class:`~streammix.dask_engine.DaskEngine`.
+    :class:`~streammix.DaskEngine`.
     """
     if engine is None:
         return InProcessEngine()

@@ -75,7 +75,7 @@ def permute_model(model, order):
     """A copy of a fitted model with its components in ``order``.
 
     Every per-component attribute follows, including ``vcov_`` and ``bse_``
-    (through :func:`streammix.inference.transform_matrix`, because the
+    (through :func:`streammix.algorithms.information.transform_matrix`, because the
     logits log(π_j/π_1) change baseline).
     """
     order = np.asarray(order, dtype=np.intp)
@@ -83,7 +83,7 @@ def permute_model(model, order):
     if sorted(order.tolist()) != list(range(params.n_components)):
         raise ValueError(f"{order.tolist()} is not a permutation of "
                          f"{params.n_components} components")
-    out = copy.copy(model)  # shallow: an engine (e.g. a Dask client) is shared, not copied
+    out = copy.copy(model)  # shallow: an engine (e.g. a Dask client) is kept, not copied
     out.history_ = [dict(record) for record in model.history_]
     if model.noise == "fixed" and np.ndim(model.sigma) == 1:
         out.sigma = np.asarray(model.sigma)[order]

@@ -16,15 +16,18 @@ from streammix.algorithms.em import COLLAPSE_POLICIES, EMSettings
 from streammix.algorithms.squarem import ACCELERATORS
 from streammix.algorithms.start.candidates import INIT_METHODS
 from streammix.algorithms.tasks import EStepTask
+from streammix.core.checks import check_fitted
 from streammix.core.mstep import NOISE_MODELS, MStepOptions
 from streammix.core.params import MixtureParams
-from streammix.core.stats import SuffStats
+from streammix.core.stats import SuffStats, design_matrix
 from streammix.data.resolve import as_source
+from streammix.engines.resolve import resolve_engine
 
 __all__ = [
     "FITTED", "SAVED", "INFERENCE", "check_hyperparameters", "mstep_options", "start_params",
     "n_parameters", "draw_seed", "run_rng", "em_settings", "canonical_order", "set_fitted",
     "set_public_arrays", "source_like_fit", "estep_pass", "clear_fit", "ONLINE_STALE",
+    "pass_stats", "design", "design_xy",
 ]
 
 #: The fitted attributes of any fit (batch, online or loaded), in one list.
@@ -207,3 +210,30 @@ def estep_pass(model, engine, source, params: MixtureParams) -> SuffStats:
     """One E-step pass over ``source`` at ``params``."""
     return engine.map_reduce(source, EStepTask(params, model.fit_intercept),
                              SuffStats.zeros(params.n_components, params.n_coef))
+
+
+def pass_stats(model, X, y, sample_weight) -> SuffStats:
+    """One E-step pass at the fitted parameters over data like the fit's."""
+    check_fitted(model)
+    source = source_like_fit(model, X, y, sample_weight)
+    return estep_pass(model, resolve_engine(model.engine), source, model.params_)
+
+
+def design(model, X) -> np.ndarray:
+    """The design matrix of features ``X`` (as many as the fit had, else ValueError)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.shape[1] != model.n_features_in_:
+        raise ValueError(f"X has shape {X.shape}; the model was fitted on "
+                         f"{model.n_features_in_} features")
+    return design_matrix(X, model.fit_intercept)
+
+
+def design_xy(model, X, y):
+    """The design matrix of ``X`` and the target ``y`` as float arrays of matching length."""
+    Xd = design(model, X)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if y.shape[0] != Xd.shape[0]:
+        raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")
+    return Xd, y

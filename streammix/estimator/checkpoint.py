@@ -19,7 +19,7 @@ makes the same choices.
 A pass file holds the parameter sets the pass was made at and the
 statistics it returned.  Everything a fit does between passes is a
 deterministic function of the statistics it received (EM, SQUAREM,
-restarts sharing passes, culling), so a resumed fit *replays* the saved
+restarts in lock-step, culling), so a resumed fit *replays* the saved
 passes -- the same parameters are asked for, and the saved statistics are
 handed back without reading the data -- and then continues with new passes.
 Floats are written with ``repr`` precision and read back bit for bit, so the
@@ -61,7 +61,7 @@ CHECKPOINT_VERSION = 1
 def _file_stamp(source, path: str) -> list:
     """[size, mtime] of a file of a source, as its file system reports them."""
     try:
-        info = source._arrow_fs().get_file_info(path)
+        info = source.filesystem().get_file_info(path)
         mtime = info.mtime.timestamp() if info.mtime is not None else None
         return [info.size, mtime]
     except (OSError, AttributeError) as exc:  # pragma: no cover - listed files vanish
@@ -80,7 +80,7 @@ def source_fingerprint(source) -> dict:
         h.update(repr(descriptor).encode())
         h.update(b"\n")
     files: dict[str, list] = {}
-    if hasattr(source, "files") and hasattr(source, "_arrow_fs"):  # ParquetSource
+    if hasattr(source, "files") and hasattr(source, "filesystem"):  # ParquetSource
         for path in source.files:
             files[path] = _file_stamp(source, path)
     for name in ("X", "y", "w"):  # ArraySource: the data themselves

@@ -3,8 +3,8 @@
 A fit is: pass 0 (:func:`profile_pass`: counts, the reservoir sample, the
 moments, optional standardisation), the EM settings the data can carry
 (:func:`em_settings`), one step generator per run (:func:`run_steps`: its
-starting values, then SQUAREM or plain EM), and the shared scans that feed
-every run at once (:func:`shared_pass`, :func:`fit_runs`).  :func:`fit`
+starting values, then SQUAREM or plain EM), and the lock-step scans that feed
+every run at once (:func:`lockstep_pass`, :func:`fit_runs`).  :func:`fit`
 chains them for one number of components, with checkpoints;
 :func:`streammix.select_components` chains them for several.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from streammix.algorithms.em import EMSettings, em_steps, warn_not_converged
 from streammix.algorithms.information import SE_METHODS
-from streammix.algorithms.restarts import CullRule, StatsBundle, run_shared
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
 from streammix.algorithms.squarem import squarem_steps
 from streammix.algorithms.standardize import ScaledTask, Scaling
 from streammix.algorithms.start.candidates import variance_floor
@@ -34,7 +34,7 @@ from streammix.estimator.online_fitting import drop_online_state
 from streammix.estimator.persistence import hyperparameters_record
 from streammix.exceptions import DataError
 
-__all__ = ["FitContext", "fit", "profile_pass", "em_settings", "run_steps", "shared_pass",
+__all__ = ["FitContext", "fit", "profile_pass", "em_settings", "run_steps", "lockstep_pass",
            "fit_runs", "check_se_method"]
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def fit_in(model, source, saver, resume: bool, method, callback) -> None:
                          f"the data needs {ctx.p}")
     settings = em_settings(model, ctx, m)
     n_runs = 1 if explicit else model.n_init
-    pass_many = shared_pass(ctx, model.fit_intercept)
+    pass_many = lockstep_pass(ctx, model.fit_intercept)
     if saver is not None:
         pass_many = saver.wrap(pass_many)
         callback = saver.quiet(callback)
@@ -125,16 +125,16 @@ def fit_runs(model, runs, settings: EMSettings, pass_many):
     """All ``runs`` in the same scans (SQUAREM or plain EM each); the best result and
     the number of passes."""
     cull = CullRule(options=settings.mstep) if model.cull_restarts else None
-    shared = run_shared(runs, pass_many, cull=cull)
+    lockstep = run_lockstep(runs, pass_many, cull=cull)
     best = None
-    for run, result in enumerate(shared.results):
+    for run, result in enumerate(lockstep.results):
         if result is None:
             continue
         logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
                     run, result.loglik, result.n_iter, result.converged)
         if best is None or result.objective > best.objective:
             best = result
-    return best, shared.n_passes
+    return best, lockstep.n_passes
 
 
 def profile_pass(model, source, seed: int) -> FitContext:
@@ -174,14 +174,15 @@ def em_settings(model, ctx: FitContext, m: int) -> EMSettings:
     return base.em_settings(model, options, model.max_iter)
 
 
-def run_steps(model, ctx: FitContext, m: int, start, run: int, settings: EMSettings,
-              callback=None):
+def run_steps(model, ctx: FitContext, m: int, start, run: int,
+              settings: EMSettings | None = None, callback=None):
     """The step generator of run ``run`` (its own starting values) for ``m`` components.
 
     ``callback(record)`` is called after each of its passes with a copy
-    of the history record plus ``"run": run`` (runs share passes, so
-    their records interleave).
+    of the history record plus ``"run": run`` (runs are in lock-step, so
+    their records interleave).  ``settings`` default to :func:`em_settings`.
     """
+    settings = em_settings(model, ctx, m) if settings is None else settings
     tagged = None
     if callback is not None:
         def tagged(record):
@@ -199,7 +200,7 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int, settings: EMSetti
     return em_steps(params0, settings, reseed=reseed, callback=tagged)
 
 
-def shared_pass(ctx: FitContext, fit_intercept: bool):
+def lockstep_pass(ctx: FitContext, fit_intercept: bool):
     """``pass_many(params_tuple)``: one scan computing statistics for every set."""
     def pass_many(params: tuple[MixtureParams, ...]) -> StatsBundle:
         task = MultiEStepTask(params, fit_intercept)

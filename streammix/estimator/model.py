@@ -17,7 +17,7 @@ import numpy as np
 
 from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
-from streammix.core.stats import SuffStats, design_matrix, log_responsibilities
+from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base, fitting, online_fitting, persistence
@@ -108,7 +108,7 @@ class MixtureOfLinearRegressions:
         (docs/mathematics.rst), §3.1) to need fewer passes; ``history_`` then
         also holds the extrapolated points.  None runs plain EM, monotone.
     cull_restarts : bool, default=True
-        With ``n_init > 1`` all runs share each pass; hopeless runs and runs
+        With ``n_init > 1`` all runs read the same passes; hopeless runs and runs
         that follow the best one to the same optimum are stopped
         (:class:`streammix.algorithms.restarts.CullRule`).
     standardize : bool, default=False
@@ -149,7 +149,7 @@ class MixtureOfLinearRegressions:
         log-likelihood gap to the maximum (see :meth:`compute_se`).
     n_passes_ : int
         Scans of the data made by ``fit``, pass 0 included (all restarts
-        share each scan).
+        read the same scans).
 
     Notes
     -----
@@ -260,20 +260,14 @@ class MixtureOfLinearRegressions:
             record (iteration, loglik, objective, n_components); iterations
             restart at 0 for each of the ``n_init`` runs.
         checkpoint : str or path, optional
-            A folder where the fit is saved as it goes (see
-            :mod:`streammix.estimator.checkpoint`): fingerprints of the data and of the
-            settings and the random seed once, then the statistics of every
-            pass over the data, atomically, as soon as the pass is done.  A
-            folder that already holds a checkpoint is refused unless
-            ``resume=True``.  It is a ``fit`` argument, not a hyper-parameter:
-            where a fit saves its progress does not change its result.
+            A folder where the fit is saved as it goes, every pass atomically
+            (:mod:`streammix.estimator.checkpoint`); a folder that already
+            holds a checkpoint is refused unless ``resume=True``.
         resume : bool, default=False
-            Continue the fit saved in ``checkpoint``: the saved passes are
-            replayed without reading the data, then the fit goes on; the
-            result equals that of an uninterrupted fit, bit for bit.  A
-            checkpoint made from other data (another plan, files of other
-            size or modification time) or with other hyper-parameters raises
-            :class:`streammix.CheckpointError`.
+            Continue the fit saved in ``checkpoint`` (saved passes are replayed
+            without reading the data): the result equals that of an
+            uninterrupted fit, bit for bit.  A checkpoint of other data or
+            settings raises :class:`streammix.CheckpointError`.
 
         Returns
         -------
@@ -287,13 +281,13 @@ class MixtureOfLinearRegressions:
     def partial_fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
                     features=None, weight: str | None = None, batch_id=None,
                     ) -> MixtureOfLinearRegressions:
-        """Update the fit with one batch of a stream by online EM (MATH.md §2).
+        """Update the fit with one batch of a stream by online EM.
 
         The first call initialises from its batch (starting values as in
         :meth:`fit`, on that batch; it must hold more rows than free
         parameters) -- or, after :meth:`fit`, continues from the fitted
         parameters; every call then makes one stepwise-EM update.  The state
-        machine is :class:`streammix.online.OnlineEM`, kept in ``online_``.
+        machine is :class:`streammix.algorithms.online.OnlineEM`, kept in ``online_``.
         Step, forgetting and averaging come from ``step_alpha``,
         ``step_offset``, ``forget`` and ``average``.
 
@@ -313,7 +307,7 @@ class MixtureOfLinearRegressions:
 
         Returns
         -------
-        model
+        self
 
         Notes
         -----
@@ -321,14 +315,8 @@ class MixtureOfLinearRegressions:
         (the Polyak–Ruppert mean when averaging has started).  ``loglik_``
         and ``history_`` are *prequential*: each batch's log-likelihood at
         the parameters before its update (the first batch's is in-sample);
-        ``n_iter_`` counts M-steps; ``converged_`` is False.  Call
-        :meth:`polish` on a finite data set to finish with batch EM passes.
-        The fitted attributes are derived from ``online_`` when first read
-        after a call, so a stream of many small batches pays for them only
-        when someone looks.  The batch is scanned for NaN, inf and negative
-        weights only when its E-step statistics are not finite or it has
-        weights <= 0; errors and their messages are those of :meth:`fit`,
-        and a bad batch changes nothing.
+        ``n_iter_`` counts M-steps; ``converged_`` is False.  Bad values
+        raise the errors of :meth:`fit`, and a bad batch changes nothing.
         """
         online_fitting.partial_fit(self, X, y, sample_weight, target=target, features=features,
                                    weight=weight, batch_id=batch_id)
@@ -375,18 +363,13 @@ class MixtureOfLinearRegressions:
         -------
         self
             With ``vcov_`` (P, P), the covariance of the working parameters
-            named in ``vcov_names_``: per component the coefficients
-            (intercept first) and log σ_j (one log σ for ``noise="shared"``,
-            none for ``"fixed"``), then the multinomial logits
-            log(π_j/π_1), j = 2..m (flexmix's ``refit()`` parametrisation,
-            with components in the model's order); ``bse_``, a dict of
-            standard errors: ``coef`` (m, p) (intercept first when fitted),
-            ``log_sigma`` (m,), ``sigma`` (m,) (delta method),
-            ``logit_weight`` (m,) (NaN for the baseline component 1) and
-            ``weight`` (m,) (delta method); ``se_method_``; ``score_gap_``,
-            the estimated log-likelihood distance to the maximum (≈ 0 at the
-            MLE; an :class:`~streammix.InferenceWarning` is raised
-            above 0.01).
+            named in ``vcov_names_`` (per component the coefficients and
+            log σ_j, then the logits log(π_j/π_1), j = 2..m: flexmix's
+            ``refit()`` parametrisation); ``bse_``, a dict of standard errors
+            (``coef``, ``log_sigma``, ``sigma``, ``logit_weight``,
+            ``weight``); ``se_method_``; ``score_gap_``, the estimated
+            log-likelihood distance to the maximum (≈ 0 at the MLE; an
+            :class:`~streammix.InferenceWarning` is raised above 0.01).
 
         Notes
         -----
@@ -450,62 +433,41 @@ class MixtureOfLinearRegressions:
         return persistence.read_model_file(path, cls)[0]
 
     # ----------------------------------------------------------------- predict
-    def _design(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            X = X[:, None]
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has shape {X.shape}; the model was fitted on "
-                             f"{self.n_features_in_} features")
-        return design_matrix(X, self.fit_intercept)
-
-    def _design_y(self, X, y):
-        Xd = self._design(X)
-        y = np.asarray(y, dtype=np.float64).reshape(-1)
-        if y.shape[0] != Xd.shape[0]:
-            raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")
-        return Xd, y
-
     def predict(self, X) -> np.ndarray:
         """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j)."""
         check_fitted(self)
-        return self._design(X) @ self.params_.beta.T @ self.params_.weights
+        return base.design(self, X) @ self.params_.beta.T @ self.params_.weights
 
     def predict_components(self, X) -> np.ndarray:
         """Mean of each component, shape (n, m)."""
         check_fitted(self)
-        return self._design(X) @ self.params_.beta.T
+        return base.design(self, X) @ self.params_.beta.T
 
     def predict_proba(self, X, y) -> np.ndarray:
         """Posterior responsibilities P(component j | x, y), shape (n, m)."""
         check_fitted(self)
-        _, log_resp, _ = log_responsibilities(*self._design_y(X, y), self.params_)
+        _, log_resp, _ = log_responsibilities(*base.design_xy(self, X, y), self.params_)
         return np.exp(log_resp)
 
     def score_samples(self, X, y) -> np.ndarray:
         """Log-likelihood log p(y_i | x_i) of each row."""
         check_fitted(self)
-        ll, _, _ = log_responsibilities(*self._design_y(X, y), self.params_)
+        ll, _, _ = log_responsibilities(*base.design_xy(self, X, y), self.params_)
         return ll
-
-    def _pass_stats(self, X, y, sample_weight) -> SuffStats:
-        check_fitted(self)
-        source = base.source_like_fit(self, X, y, sample_weight)
-        return base.estep_pass(self, resolve_engine(self.engine), source, self.params_)
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per unit weight, Σ w log p / Σ w."""
-        stats = self._pass_stats(X, y, sample_weight)
+        stats = base.pass_stats(self, X, y, sample_weight)
         return stats.loglik / stats.sum_w
 
     def bic(self, X, y=None, sample_weight=None) -> float:
         """Bayesian information criterion −2ℓ + P log N (lower is better)."""
-        stats = self._pass_stats(X, y, sample_weight)
+        stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + self.n_parameters() * math.log(stats.sum_w)
 
     def aic(self, X, y=None, sample_weight=None) -> float:
         """Akaike information criterion −2ℓ + 2P (lower is better)."""
-        stats = self._pass_stats(X, y, sample_weight)
+        stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + 2.0 * self.n_parameters()
 
     def information_criteria(self) -> dict:

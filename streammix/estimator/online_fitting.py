@@ -71,49 +71,7 @@ class OnlineDerived:
 def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = None,
                 features=None, weight: str | None = None, batch_id=None,
                 ) -> None:
-    """Update the fit with one batch of a stream by online EM (MATH.md §2).
-
-    The first call initialises from its batch (starting values as in
-    :meth:`fit`, on that batch; it must hold more rows than free
-    parameters) -- or, after :meth:`fit`, continues from the fitted
-    parameters; every call then makes one stepwise-EM update.  The state
-    machine is :class:`streammix.online.OnlineEM`, kept in ``online_``.
-    Step, forgetting and averaging come from ``step_alpha``,
-    ``step_offset``, ``forget`` and ``average``.
-
-    Parameters
-    ----------
-    X : array-like (n, d), pandas DataFrame, pyarrow RecordBatch or Table
-        Features; or, when ``y`` is None, a table that also holds the
-        ``target`` column (and the ``weight`` column, if any).
-    y, sample_weight : array-like of shape (n,), optional
-    target, features, weight : str, list of str, str, optional
-        Column names for a table batch; ``features`` defaults to every
-        column but the target and weight.
-    batch_id : str or (str, int), optional
-        Identity of the batch: a name, or ``(stream key, first row)``.
-        A batch whose rows were already consumed is ignored, so replaying
-        batches after a restart does not count them twice.
-
-    Returns
-    -------
-    model
-
-    Notes
-    -----
-    After each call the fitted attributes describe the online estimate
-    (the Polyak–Ruppert mean when averaging has started).  ``loglik_``
-    and ``history_`` are *prequential*: each batch's log-likelihood at
-    the parameters before its update (the first batch's is in-sample);
-    ``n_iter_`` counts M-steps; ``converged_`` is False.  Call
-    :meth:`polish` on a finite data set to finish with batch EM passes.
-    The fitted attributes are derived from ``online_`` when first read
-    after a call, so a stream of many small batches pays for them only
-    when someone looks.  The batch is scanned for NaN, inf and negative
-    weights only when its E-step statistics are not finite or it has
-    weights <= 0; errors and their messages are those of :meth:`fit`,
-    and a bad batch changes nothing.
-    """
+    """Update ``model`` with one batch (see :meth:`MixtureOfLinearRegressions.partial_fit`)."""
     if isinstance(batch_id, str):
         key, first_row = batch_id, 0
     elif batch_id is None:
@@ -203,23 +161,7 @@ def drop_online_state(model) -> None:
 
 def polish(model, X, y=None, sample_weight=None, *, n_passes: int = 2,
            ) -> None:
-    """Refine an online fit with up to ``n_passes`` batch EM passes over finite data.
-
-    Online EM is not monotone and its estimate is noisy at the scale of
-    its last steps; a few batch passes from it (Cappé 2011) reach the
-    batch MLE basin and give ``loglik_``, BIC and the other criteria at
-    one parameter set, as :meth:`fit` does.  Stops early when the
-    log-likelihood changes by less than ``tol``.  The online state
-    (``online_``) is kept; a later :meth:`partial_fit` continues the
-    online recursion.
-
-    Parameters
-    ----------
-    X, y, sample_weight : as in :meth:`fit` (arrays or a source)
-    n_passes : int, default=2
-        Maximum number of M-steps (each one E-step pass; one more pass
-        evaluates the final parameters).
-    """
+    """Refine ``model``'s online fit by batch EM passes (see its :meth:`polish`)."""
     state = getattr(model, "online_", None)
     if state is None:
         raise NotFittedError("polish refines an online fit; call partial_fit first")

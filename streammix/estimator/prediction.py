@@ -231,7 +231,7 @@ def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
     partition = dict(piece.partition)
     in_file = [name for name in keep if name not in partition]
     try:
-        with source._arrow_fs().open_input_file(piece.path) as fh:
+        with source.filesystem().open_input_file(piece.path) as fh:
             reader = pq.ParquetFile(fh)
             names = reader.schema_arrow.names
             missing = [name for name in in_file if name not in names]

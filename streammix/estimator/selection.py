@@ -7,7 +7,7 @@ through the functions of the fit pipeline (:mod:`streammix.estimator.fitting`).
 The criteria come from the final pass of each fit (the mathematics page
 (docs/mathematics.rst), §7); an optional held-out log-likelihood is computed
 on a seeded random subset of chunks that the fits never saw, in one more
-shared pass.
+lock-step pass.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streammix.algorithms.em import warn_not_converged
-from streammix.algorithms.restarts import CullRule, StatsBundle, run_shared
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
 from streammix.algorithms.tasks import MultiEStepTask
 from streammix.core.params import MixtureParams
 from streammix.data.resolve import as_source
@@ -180,13 +180,13 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         penalty = {m: models[m].n_parameters(m, ctx.d)
                    * (math.log(ctx.profile.sum_w) if criterion == "bic" else 2.0) for m in ks}
         dominated = Dominance(groups, penalty)
-    shared = run_shared(runs, fitting.shared_pass(ctx, base.fit_intercept), groups=groups,
+    lockstep = run_lockstep(runs, fitting.lockstep_pass(ctx, base.fit_intercept), groups=groups,
                         cull=cull, dominated=dominated)
 
     best, stopped = {}, {}
-    for i, (m, result) in enumerate(zip(groups, shared.results, strict=True)):
+    for i, (m, result) in enumerate(zip(groups, lockstep.results, strict=True)):
         if result is not None and (m not in best or result.objective > best[m].objective):
-            best[m], stopped[m] = result, i in shared.stopped
+            best[m], stopped[m] = result, i in lockstep.stopped
     table = []
     for m in ks:
         if not stopped[m]:
@@ -198,14 +198,14 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         if ctx.scaling is not None:
             result = ctx.scaling.unscale(result)
         set_fitted(model, result, ctx.source, ctx.profile)
-        model.n_passes_ = shared.n_passes + 1
+        model.n_passes_ = lockstep.n_passes + 1
         crit = model.information_criteria()
         table.append({"k": m, "loglik": crit["loglik"], "n_parameters": crit["n_parameters"],
                       "aic": crit["aic"], "bic": crit["bic"], "icl": crit["icl"],
                       "icl_bic": crit["icl_bic"], "converged": model.converged_,
                       "n_iter": model.n_iter_, "n_components_fitted": model.n_components_,
                       "dominated": stopped[m]})
-    n_passes = shared.n_passes + 1
+    n_passes = lockstep.n_passes + 1
     if test is not None:
         params = tuple(models[m].params_ for m in ks)
         stats = ctx.engine.map_reduce(test, MultiEStepTask(params, base.fit_intercept),

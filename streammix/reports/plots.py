@@ -243,7 +243,7 @@ def sample_source(source, size: int = 5000, seed: int = 0, engine=None):
     """A weighted random sample of up to ``size`` rows of a source, in one pass.
 
     Uses the chunk-invariant reservoir sampler of pass 0
-    (:class:`streammix.init.ProfileTask`), so the sample does not depend on
+    (:class:`streammix.algorithms.start.profile.ProfileTask`), so the sample does not depend on
     how the source is chunked.  Returns ``(X, y)``.
     """
     engine = engine if engine is not None else InProcessEngine()

@@ -35,7 +35,10 @@ def ols(Xd: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float
 
 
 def variance_floor(Xd: np.ndarray, y: np.ndarray, factor: float) -> float:
-    """``factor`` times the pooled OLS residual variance of the sample (MATH.md §1.5)."""
+    """``factor`` times the pooled OLS residual variance of the sample.
+
+    See the mathematics page (docs/mathematics.rst), §1.5.
+    """
     _, pooled = ols(Xd, y, np.ones_like(y))
     scale = float(np.mean(y**2)) if y.size else 1.0
     return max(factor * pooled, 1e-12 * scale, np.finfo(float).tiny)
@@ -53,7 +56,7 @@ def from_responsibilities(Xd, y, resp, options: MStepOptions) -> MixtureParams:
 
 
 def soft_labels(labels: np.ndarray, m: int) -> np.ndarray:
-    """Responsibilities 0.9 on each row's label, the rest shared by the other components."""
+    """Responsibilities 0.9 on each row's label, the rest split among the other components."""
     if m == 1:
         return np.ones((labels.size, 1))
     resp = np.full((labels.size, m), 0.1 / (m - 1))

@@ -45,7 +45,7 @@ def row_uniforms(seed: int, origin: str, first_row: int, n: int,
 @dataclass(frozen=True)
 class Profile:
     """Pass-0 statistics: row counts, a weighted reservoir sample and the
-    weighted moments of (x, y) (:class:`~streammix.spectral.Moments`); mergeable."""
+    weighted moments of (x, y) (:class:`~streammix.core.moments.Moments`); mergeable."""
 
     n_rows: int
     n_positive: int

@@ -1,4 +1,4 @@
-"""Pass-0 moments and the spectral slope subspace (MATH.md §4).
+"""Pass-0 moments and the spectral slope subspace (the mathematics page (docs/mathematics.rst), §4).
 
 :class:`Moments` holds weighted sums Σ w yᵏ, Σ w yᵏ x and Σ w yᵏ x xᵀ for
 k = 0, 1, 2, gathered in the profiling pass (mergeable: plain sums).  From
