@@ -408,7 +408,7 @@ class DaskEngine:
                     f"{n_tasks} tasks left, {n_workers} workers connected to "
                     f"{_address(client)}); the pass was abandoned (pass_timeout, "
                     "--pass-timeout)")
-            if stalled >= max(5.0, 2 * poll):
+            if stalled >= max(min(5.0, self.pass_timeout / 2), 2 * poll):
                 self._waiting(f"waiting for tasks: {left} of {n_tasks} left, none finished "
                               f"for {stalled:.0f} s ({n_workers} workers; "
                               f"{now - start:.0f} s into the pass)")

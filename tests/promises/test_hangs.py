@@ -202,3 +202,30 @@ def test_every_worker_killed_stops_the_fit_after_the_worker_timeout(tmp_path):
         f"streammix fit: error: no worker was connected to the scheduler at {address} for 2 s")
     assert f"waiting for workers: none connected to {address}" in err
     _checkpoint_resumes_in_process(lake, tmp_path, *slow)
+
+
+def test_a_pass_whose_tasks_never_finish_stops_after_the_pass_timeout(tmp_path):
+    from distributed import Client, Event, LocalCluster
+    from support.reliability_sources import GatedSource
+
+    from streammix import ClusterTimeoutError, DaskEngine, MixtureOfLinearRegressions
+
+    lake = _lake(tmp_path / "lake")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "block").write_text("streammix-test-stuck-reads")  # every read waits on it
+    source = GatedSource(lake, gate=gate, target="y", features=["x"])
+    waits = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        engine = DaskEngine(client, worker_timeout=2, pass_timeout=1.5, on_wait=waits.append)
+        start = time.monotonic()
+        try:
+            with pytest.raises(ClusterTimeoutError, match=(
+                    r"no task of the pass finished in 1.5 s \(\d+ of \d+ tasks left, 1 workers "
+                    r"connected to \S+\); the pass was abandoned")):
+                MixtureOfLinearRegressions(2, engine=engine).fit(source)
+            assert time.monotonic() - start < 15
+        finally:
+            Event("streammix-test-stuck-reads", client=client).set()
+    assert any(m and m.startswith("waiting for tasks:") for m in waits)
