@@ -118,8 +118,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worker-timeout", type=_positive_seconds, default=None, metavar="S",
                         help="seconds to wait for the cluster: for the scheduler to answer "
                              "(also when connecting with --scheduler) and for a worker when "
-                             "none is connected; then stop with an error (default 60, or "
-                             "the config file's engine.worker_timeout)")
+                             "none is connected; then stop with an error (default: the config "
+                             "file's engine.worker_timeout, else its timeout, else 60)")
     parser.add_argument("--pass-timeout", type=_positive_seconds, default=None, metavar="S",
                         help="seconds a pass may go without any of its tasks finishing before "
                              "the fit stops with an error (default 600, or the config file's "
@@ -162,6 +162,8 @@ def open_engine(args) -> Iterator[object]:
     try:
         logger.info("running on %s", client.scheduler.address)
         options = dict(config.engine)
+        # A cluster that takes long to bring workers (a batch queue) says so in 'timeout'.
+        options.setdefault("worker_timeout", config.timeout or 60.0)
         for name in ("worker_timeout", "pass_timeout"):
             if getattr(args, name, None) is not None:
                 options[name] = getattr(args, name)

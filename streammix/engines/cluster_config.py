@@ -10,6 +10,7 @@ A config file names one kind of cluster and its settings::
     engine:                # options of streammix.DaskEngine
       cache: false
       worker_timeout: 60   # s: scheduler silent, or no worker connected -> error
+                           # (default: 'timeout' below)
       pass_timeout: 600    # s: no task of a pass finished -> error
     wait_for_workers: 1    # wait for this many workers before the first pass
     timeout: 60            # seconds, for connecting and waiting
