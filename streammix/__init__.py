@@ -22,6 +22,7 @@ from streammix.estimator.selection import SelectionResult, select_components
 from streammix.exceptions import (
     CheckpointError,
     ChunkCrashError,
+    ClusterTimeoutError,
     ComponentCollapseError,
     ConfigError,
     ConvergenceWarning,
@@ -40,6 +41,7 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
+    "ClusterTimeoutError",
 ]
 
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
+    "ClusterTimeoutError",
 ]
 
 
@@ -65,3 +66,9 @@ class ChunkCrashError(RuntimeError):
         self.descriptor = descriptor
         self.descriptors = tuple(descriptors) or ((descriptor,) if descriptor is not None
                                                   else ())
+
+
+class ClusterTimeoutError(RuntimeError):
+    """A pass on a cluster waited too long: for the scheduler to answer, for a worker
+    to connect, or for any of its tasks to finish (see
+    :class:`~streammix.DaskEngine`'s ``worker_timeout`` and ``pass_timeout``)."""

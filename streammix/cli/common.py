@@ -115,6 +115,23 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
                             "TLS use a --cluster file with certificate paths)")
     group.add_argument("--in-process", action="store_true",
                        help="run every pass in this process, without Dask")
+    parser.add_argument("--worker-timeout", type=_positive_seconds, default=None, metavar="S",
+                        help="seconds to wait for the cluster: for the scheduler to answer "
+                             "(also when connecting with --scheduler) and for a worker when "
+                             "none is connected; then stop with an error (default: the config "
+                             "file's engine.worker_timeout, else its timeout, else 60)")
+    parser.add_argument("--pass-timeout", type=_positive_seconds, default=None, metavar="S",
+                        help="seconds a pass may go without any of its tasks finishing before "
+                             "the fit stops with an error (default 600, or the config file's "
+                             "engine.pass_timeout)")
+
+
+def _positive_seconds(text: str) -> float:
+    """A number of seconds > 0 (argparse type)."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
 
 
 @contextlib.contextmanager
@@ -133,7 +150,8 @@ def open_engine(args) -> Iterator[object]:
         return
     if args.scheduler:
         address = args.scheduler if "://" in args.scheduler else f"tcp://{args.scheduler}"
-        config = ClusterConfig("scheduler", {"address": address}, source="--scheduler")
+        config = ClusterConfig("scheduler", {"address": address}, source="--scheduler",
+                               timeout=args.worker_timeout or 60.0)
     elif args.cluster:
         config = load_cluster_config(args.cluster)
     else:
@@ -143,7 +161,13 @@ def open_engine(args) -> Iterator[object]:
     client, closer = config.connect()
     try:
         logger.info("running on %s", client.scheduler.address)
-        yield DaskEngine(client, **config.engine)
+        options = dict(config.engine)
+        # A cluster that takes long to bring workers (a batch queue) says so in 'timeout'.
+        options.setdefault("worker_timeout", config.timeout or 60.0)
+        for name in ("worker_timeout", "pass_timeout"):
+            if getattr(args, name, None) is not None:
+                options[name] = getattr(args, name)
+        yield DaskEngine(client, **options)
     finally:
         closer()
 

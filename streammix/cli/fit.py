@@ -85,6 +85,8 @@ def run_fit(args) -> int:
     logger.info("%s", source.describe())
     with open_engine(args) as engine:
         progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
+        if progress is not None and hasattr(engine, "on_wait"):
+            engine.on_wait = progress.waiting  # what a pass waits for, on the progress line
         model = MixtureOfLinearRegressions(
             args.components, noise=args.noise, max_iter=args.max_iter, tol=args.tol,
             n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,

@@ -21,7 +21,9 @@ def register(subparsers) -> None:
                     "from 1 as in the report), plus a row_id or the --keep columns.  One "
                     "Parquet file per input file, same relative path under --out; written to "
                     "a temporary folder and renamed into place at the end, so a failed run "
-                    "leaves nothing.  Target and features default to those the model was "
+                    "leaves nothing, and a run that finds --out taken by another at that "
+                    "moment fails instead of replacing it.  An --out inside, or holding, the "
+                    "input is refused.  Target and features default to those the model was "
                     "fitted on.")
     parser.add_argument("model", metavar="MODEL.json", help="a model written by streammix fit")
     add_data_arguments(parser, require_columns=False)

@@ -46,6 +46,7 @@ class FitProgress:
         self.lines: list[str] = []
         self._clock = time.perf_counter()
         self._drawn = False
+        self._wait_kind: str | None = None
 
     def __call__(self, record: dict) -> None:
         seconds = time.perf_counter() - self._clock
@@ -70,6 +71,30 @@ class FitProgress:
             self._drawn = True
         else:
             logger.info(line)
+
+    def waiting(self, message: str | None) -> None:
+        """Show what a pass waits for (``DaskEngine.on_wait``); None: the wait is over.
+
+        On a terminal the message is appended to the live line, updated in
+        place; otherwise the first message of each wait is one INFO record.
+        """
+        if message is None:
+            self._wait_kind = None
+            if self.tty and self._drawn:
+                self._draw(self.lines[-1] if self.lines else "")
+            return
+        kind = message.split(":", 1)[0]
+        if self.tty:
+            last = self.lines[-1] + "  " if self.lines else ""
+            self._draw(f"{last}[{message}]")
+        elif kind != self._wait_kind:
+            logger.info("%s", message)
+        self._wait_kind = kind
+
+    def _draw(self, line: str) -> None:
+        self.stream.write("\r\033[K" + line)
+        self.stream.flush()
+        self._drawn = True
 
     def close(self) -> None:
         """End the live line (call once the fit is over)."""

@@ -17,9 +17,15 @@ Every ``--checkpoint-every`` batches, and at exit (also on SIGINT/SIGTERM),
 source settings) and ``DIR/model.json`` (a model file readable by
 :meth:`MixtureOfLinearRegressions.load`) are written atomically.  Started
 again with the same DIR, the program resumes from the checkpoint: the state
-is restored exactly and batches already consumed (by file name, or by row
-offset in a stream) are skipped, so a crash never counts a batch twice and
-the final parameters equal those of an uninterrupted run.
+is restored exactly and batches already consumed are skipped, so a crash
+never counts a batch twice and the final parameters equal those of an
+uninterrupted run.  What was consumed is known by content: a file by its
+size, modification time and footer (a renamed file is not read again, a new
+file under an old name is), a stream by a hash of its schema and first
+batch, and its consumed rows by a running hash (another stream on standard
+input is read as new; one that starts the same and then differs is refused).
+Arrow streams written one after the other are all read; one with another
+schema stops the run with an error saying what was left unread.
 
 ``register(subparsers)`` adds the sub-command to the main ``streammix``
 parser; ``python -m streammix.cli.stream ...`` runs it on its own.
@@ -34,9 +40,10 @@ import signal
 import sys
 import threading
 
+from streammix.checkpoint_folder import claim_checkpoint_folder
 from streammix.data.streams import ArrowStreamSource, FolderStream
 from streammix.estimator.model import MixtureOfLinearRegressions
-from streammix.estimator.streaming import GUARD, load_checkpoint, run_stream
+from streammix.estimator.streaming import GUARD, STATE_FILE, load_checkpoint, run_stream
 from streammix.exceptions import DataError
 
 __all__ = ["register", "main", "run_command"]
@@ -99,7 +106,7 @@ def _source(args, features, ledger):
             raise ValueError("--watch needs a folder as SOURCE")
         return ArrowStreamSource(args.source, target=args.target, features=features,
                                  weight=args.weight, batch_rows=args.batch_rows,
-                                 on_error=args.on_error or "stop")
+                                 on_error=args.on_error or "stop", ledger=ledger)
     on_error = "stop" if args.on_error == "stop" else "quarantine"
     return FolderStream(args.source, target=args.target, features=features,
                         weight=args.weight, ledger=ledger, watch=args.watch, poll=args.poll,
@@ -109,11 +116,22 @@ def _source(args, features, ledger):
 def run_command(args) -> int:
     """Run ``streammix stream`` from parsed arguments; returns the exit code.
 
-    Installs SIGINT/SIGTERM handlers that stop between batches (exit code
-    130, after the exit checkpoint).  Raises :class:`DataError` on bad data
-    with ``--on-error stop`` and ``ValueError`` on bad arguments or an
-    incompatible checkpoint; :func:`main` maps them to exit codes 2 and 1.
+    The checkpoint folder is claimed and locked for the run
+    (:mod:`streammix.checkpoint_folder`: a folder of other files, or one in
+    use by another run, is refused).  Installs SIGINT/SIGTERM handlers that
+    stop between batches (exit code 130, after the exit checkpoint).  Raises
+    :class:`DataError` on bad data with ``--on-error stop`` and
+    ``ValueError`` on bad arguments or an incompatible checkpoint;
+    :func:`main` maps them to exit codes 2 and 1.
     """
+    lock = claim_checkpoint_folder(args.checkpoint, kind="stream", known=(STATE_FILE,))
+    try:
+        return _run_locked(args)
+    finally:
+        lock.release()
+
+
+def _run_locked(args) -> int:
     features = _features(args.features)
     meta = {"source": args.source, "target": args.target, "features": features,
             "weight": args.weight, "batch_rows": args.batch_rows}

@@ -9,10 +9,15 @@ A config file names one kind of cluster and its settings::
       jobs: 4
     engine:                # options of streammix.DaskEngine
       cache: false
+      worker_timeout: 60   # s: scheduler silent, or no worker connected -> error
+                           # (default: 'timeout' below)
+      pass_timeout: 600    # s: no task of a pass finished -> error
     wait_for_workers: 1    # wait for this many workers before the first pass
     timeout: 60            # seconds, for connecting and waiting
 
-Files are parsed with ``yaml.safe_load`` (no ``!!python`` tags) and checked
+Files are parsed with a ``yaml.SafeLoader`` (no ``!!python`` tags) that also
+refuses anchors and aliases (``&name`` / ``*name``: a few hundred bytes of
+nested aliases would otherwise expand to billions of nodes), and checked
 strictly; every error names the file and the key.  Config files carry no
 secrets: a key that looks secret (password, token, secret, passphrase,
 credential, access key) must hold ``env:VAR_NAME`` (read from the
@@ -149,7 +154,10 @@ class ClusterConfig:
 
         def closer() -> None:
             try:
-                client.close()
+                try:  # bounded: a stopped scheduler must not hold the program
+                    client.close(timeout=min(self.timeout, 10.0))
+                except (TimeoutError, OSError) as exc:
+                    logger.warning("closing the client of %s: %s", self.source, exc)
             finally:
                 if cluster is not None:
                     cluster.close()
@@ -260,11 +268,43 @@ def _require(kind: str) -> None:
 # ------------------------------------------------------------------ loading
 
 
+class _AliasError(yaml.YAMLError):
+    """An anchor or alias in a config file (refused before anything is built)."""
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses anchors (``&name``) and aliases (``*name``).
+
+    An alias shares a node, and a walk over the parsed document (the secret
+    scan, validation) visits it once per reference: nine nested levels of
+    nine aliases each ("billion laughs", a few hundred bytes) make 9**9
+    visits.  Config files need neither, so the first anchor or alias stops
+    the parse, before any node is composed from it.
+    """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _AliasError(f"alias *{event.anchor} at {_mark(event)} is not allowed")
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise _AliasError(f"anchor &{anchor} at {_mark(event)} is not allowed")
+        return super().compose_node(parent, index)
+
+
+def _mark(event) -> str:
+    mark = event.start_mark
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
 def parse_cluster_config(text: str, name: str = "<config>") -> ClusterConfig:
     """Parse and validate the YAML text of a cluster config; ``name`` is used in errors."""
     ctx = ConfigFile(name)
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a safe loader, no aliases
+    except _AliasError as exc:
+        raise ConfigError(f"{name}: {exc} (config files are plain YAML: anchors and aliases "
+                          "are refused, so that no document expands beyond its size)") from None
     except yaml.constructor.ConstructorError as exc:
         raise ConfigError(f"{name}: {_yaml_problem(exc)} (config files are plain YAML: "
                           "tags such as !!python/... are not allowed)") from None

@@ -210,7 +210,8 @@ SCALE_SCHEMAS = {
         {"minimum": integer(0), "maximum": integer(1)}, required=("maximum",))}),
 }
 TOP_KEYS = {"type", "cluster", "scale", "engine", "wait_for_workers", "timeout"}
-ENGINE_SCHEMA = _mapping({"cache": _bool, "retries": integer(0)})
+ENGINE_SCHEMA = _mapping({"cache": _bool, "retries": integer(0), "worker_timeout": number(0),
+                          "pass_timeout": number(0)})
 
 
 def scan_secrets(node: Any, ctx: ConfigFile, key: str = "") -> None:

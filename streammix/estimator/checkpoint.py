@@ -1,6 +1,9 @@
 """Checkpoints of a batch fit: resume an interrupted ``fit`` where it stopped.
 
-A checkpoint folder holds ``checkpoint.json``, written once when the fit
+A checkpoint folder is claimed and locked for the fit
+(:mod:`streammix.checkpoint_folder`: a folder of other files is refused, a
+second fit on the same folder is refused while the first runs) and holds
+``checkpoint.json``, written once when the fit
 starts, and ``passes/NNNNNN.json``, one file per pass over the data, each
 written atomically (:func:`streammix.atomic.atomic_write_text`) as soon as the
 pass's statistics are reduced.
@@ -31,12 +34,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from streammix.algorithms.restarts import StatsBundle
 from streammix.atomic import atomic_write_text
+from streammix.checkpoint_folder import claim_checkpoint_folder
 from streammix.core.params import MixtureParams
 from streammix.core.records import stats_from_dict, stats_to_dict
 from streammix.exceptions import CheckpointError
@@ -47,6 +52,7 @@ __all__ = ["Checkpoint", "source_fingerprint", "profile_digest",
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.json"
+_PASS_NAME = re.compile(r"[0-9]{6}\.json")
 CHECKPOINT_FORMAT = "streammix-checkpoint"
 CHECKPOINT_VERSION = 1
 
@@ -161,6 +167,7 @@ class Checkpoint:
         self.saved: list[tuple[list[MixtureParams], StatsBundle]] = []
         self.replaying = False
         self._next = 0
+        self._lock = None
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -171,14 +178,11 @@ class Checkpoint:
             raise CheckpointError(
                 f"{self.path} already exists: resume it (resume=True, or streammix fit "
                 "--resume), or remove it to start afresh")
-        if not self.folder.exists():
-            if not self.folder.parent.is_dir():
-                raise CheckpointError(f"cannot make checkpoint folder {self.folder}: "
-                                      f"{self.folder.parent} does not exist")
-            self.folder.mkdir()
+        self._claim()
         self.pass_dir.mkdir(exist_ok=True)
-        for stale in self.pass_dir.glob("*.json"):
-            stale.unlink()
+        for stale in self.pass_dir.glob("*.json"):  # ours: the folder has our marker
+            if _PASS_NAME.fullmatch(stale.name):
+                stale.unlink()
         self.seed = int(seed)
         self.profile = None
         self._write_header()
@@ -199,8 +203,24 @@ class Checkpoint:
                 f"{self.path} was made from different data (pass 0 drew another sample "
                 "or counted other rows); refusing to resume it")
 
+    def _claim(self) -> None:
+        """Check the folder is ours (or new, or empty) and lock it; see
+        :mod:`streammix.checkpoint_folder`."""
+        if self._lock is None:
+            self._lock = claim_checkpoint_folder(self.folder, kind="fit",
+                                                 known=(CHECKPOINT_FILE,))
+
+    def close(self) -> None:
+        """Release the folder's lock (the fit is over)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def load(self) -> None:
         """Read the checkpoint and its passes; refuse one from other data or settings."""
+        if not self.path.is_file():
+            raise CheckpointError(f"no checkpoint to resume: {self.path} does not exist")
+        self._claim()
         try:
             record = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:

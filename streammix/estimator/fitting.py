@@ -77,9 +77,17 @@ def fit(model, X, y=None, sample_weight=None, *, se=False, callback=None, checkp
     if checkpoint is not None:
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
         saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
-        if resume:
-            saver.load()
+    try:
+        fit_in(model, source, saver, resume, method, callback)
+    finally:
+        if saver is not None:
+            saver.close()  # the folder's lock
+
+
+def fit_in(model, source, saver, resume: bool, method, callback) -> None:
+    """The fit of :func:`fit` once its checkpoint folder (if any) is open."""
     if saver is not None and resume:
+        saver.load()
         seed = saver.seed
     else:
         seed = base.draw_seed(model.random_state)
@@ -104,7 +112,7 @@ def fit(model, X, y=None, sample_weight=None, *, se=False, callback=None, checkp
     runs = [run_steps(model, ctx, m, start, run, settings, callback=callback)
             for run in range(n_runs)]
     best, n_passes = fit_runs(model, runs, settings, pass_many)
-    warn_not_converged(best, stacklevel=3)  # the caller of MixtureOfLinearRegressions.fit
+    warn_not_converged(best, stacklevel=4)  # the caller of MixtureOfLinearRegressions.fit
     if ctx.scaling is not None:
         best = ctx.scaling.unscale(best)
     base.set_fitted(model, best, ctx.source, ctx.profile)

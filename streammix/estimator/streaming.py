@@ -5,9 +5,12 @@ its ledger of consumed batches, the model and the source settings) and
 ``model.json`` (a model file readable by
 :meth:`streammix.MixtureOfLinearRegressions.load`), each written atomically.
 Resumed with the same folder, the state is restored exactly and batches
-already consumed (by file name, or by row offset in a stream) are skipped, so
-a crash never counts a batch twice and the final parameters equal those of an
-uninterrupted run.  ``streammix stream`` (:mod:`streammix.cli.stream`) is the
+already consumed are skipped, so a crash never counts a batch twice and the
+final parameters equal those of an uninterrupted run.  What was consumed is
+known by content (see :mod:`streammix.data.streams`): a landed file by its
+size, modification time and footer hash, an Arrow stream by a hash of its
+schema and first batch, with a running hash of its consumed rows that a
+replay is checked against.  ``streammix stream`` (:mod:`streammix.cli.stream`) is the
 command line face of this module.
 """
 
@@ -111,6 +114,12 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
             pin_features(batches, model)
             if batch.last:
                 state.mark(batch.key, "done")
+            entry = state.ledger.get(batch.key)
+            if entry is not None and batch.name is not None:
+                entry["name"] = batch.name
+            if (batch.digest is not None and entry is not None  # a replay is checked against it
+                    and entry["next"] == batch.first_row + batch.n_rows):
+                entry["digest"] = batch.digest
             record = state.history[-1] if state.history else None
             if record is not last:  # else a replayed batch
                 consumed += 1

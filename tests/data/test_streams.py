@@ -35,6 +35,11 @@ def _cli(*args, **kw):
                             **kw)
 
 
+def _by_name(ledger: dict) -> dict:
+    """A folder's ledger (keyed by file identity) keyed by file name."""
+    return {entry["name"]: entry for entry in ledger.values()}
+
+
 def _write_stream(fh, tables):
     with pa.ipc.new_stream(fh, tables[0].schema) as writer:
         for t in tables:
@@ -49,7 +54,11 @@ def test_iter_batches_and_arrow_stream_offsets(tmp_path):
     got = list(ArrowStreamSource(path, target="y", batch_rows=500))
     assert [b.n_rows for b in got] == [500, 500, 500, 500, 100]
     assert [b.first_row for b in got] == [0, 500, 1000, 1500, 2000]
-    assert got[0].key == str(path) and got[0].feature_names == ("a", "b")
+    # The key is the stream's content (schema and first batch), wherever it is read from.
+    copy = tmp_path / "copy.arrows"
+    copy.write_bytes(path.read_bytes())
+    assert got[0].key.startswith("arrow:") and got[0].feature_names == ("a", "b")
+    assert {b.key for b in ArrowStreamSource(copy, target="y", batch_rows=500)} == {got[0].key}
     whole = pa.concat_tables(tables)
     np.testing.assert_array_equal(np.concatenate([b.y for b in got]), whole["y"].to_numpy())
     items = [(t["a"].to_numpy()[:, None], t["y"].to_numpy()) for t in tables]
@@ -106,7 +115,8 @@ def test_sigkill_between_batches_then_resume_gives_the_uninterrupted_result(tmp_
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     model, _ = load_checkpoint(ck)
-    assert model.online_.n_batches == 4 and model.online_.ledger["stdin"]["next"] == 4000
+    assert model.online_.n_batches == 4
+    assert [e["next"] for e in model.online_.ledger.values()] == [4000]
     # Resume and replay the whole stream from its start: rows 0-3999 are skipped.
     proc = _cli("-", "--target", "y", "--components", 2, "--checkpoint", ck,
                 "--checkpoint-every", 2, stdin=subprocess.PIPE)
@@ -158,7 +168,7 @@ def test_watched_folder_picks_up_new_files_and_quarantines_a_corrupt_one(tmp_pat
     assert "quarantined bad.parquet" in err.decode()
     assert (land / "f9.parquet.tmp").exists() and (land / ".f8.parquet").exists()
     model, meta = load_checkpoint(ck)
-    ledger = model.online_.ledger
+    ledger = _by_name(model.online_.ledger)
     assert {k: v["status"] for k, v in ledger.items()} == {
         "f0.parquet": "done", "f1.parquet": "done", "f2.parquet": "done",
         "f3.parquet": "done", "bad.parquet": "quarantined"}
@@ -188,20 +198,26 @@ def test_folder_bad_data_policies(tmp_path):
         list(FolderStream(tmp_path, target="y", features=["a", "b"], on_error="stop"))
     ledger: dict = {}
     got = list(FolderStream(tmp_path, target="y", features=["a", "b"], ledger=ledger))
-    assert [b.key for b in got] == ["c_good.parquet"]
+    assert [b.key for b in got] == [k for k, e in ledger.items() if e["name"] == "c_good.parquet"]
+    assert got[0].key.startswith("file:")
+    keys = {e["name"]: k for k, e in ledger.items()}
+    ledger = _by_name(ledger)
     assert ledger["a_nan.parquet"]["status"] == "quarantined"
     assert "missing column(s) ['b']" in ledger["b_missing.parquet"]["reason"]
     assert sorted(os.listdir(tmp_path / "quarantine")) == ["a_nan.parquet", "b_missing.parquet"]
     # Iterating past a file's last batch marks it done: it is not read again.
-    assert ledger["c_good.parquet"] == {"next": 500, "status": "done"}
+    assert ledger["c_good.parquet"] == {"next": 500, "status": "done", "name": "c_good.parquet"}
+    ledger = {keys[name]: entry for name, entry in ledger.items()}
     assert list(FolderStream(tmp_path, target="y", ledger=ledger)) == []
     # run_stream moves the source's ledger into the online state and keeps it there.
     model = MixtureOfLinearRegressions(2, random_state=0)
     source = FolderStream(tmp_path, target="y", features=["a", "b"],
-                          ledger={"a_nan.parquet": dict(ledger["a_nan.parquet"])})
+                          ledger={"a_nan.parquet": dict(_by_name(ledger)["a_nan.parquet"])})
     assert run_stream(model, source) == 1
     assert source.ledger is model.online_.ledger
-    assert model.online_.ledger["c_good.parquet"] == {"next": 500, "status": "done"}
+    # (a ledger entry keyed by name, as earlier versions wrote them, is taken over)
+    assert _by_name(model.online_.ledger)["c_good.parquet"] == {
+        "next": 500, "status": "done", "name": "c_good.parquet"}
     assert model.online_.ledger["a_nan.parquet"]["status"] == "quarantined"
 
 
@@ -247,7 +263,7 @@ def test_sigterm_writes_a_checkpoint_at_exit(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
     model, _ = load_checkpoint(ck)
-    assert model.n_rows_ == 1200 and model.online_.ledger["f1.parquet"]["status"] == \
-        "quarantined"
-    assert "f1.parquet: missing column(s) ['a']" in model.online_.ledger["f1.parquet"]["reason"]
-    assert model.online_.ledger["f2.parquet"] == {"next": 600, "status": "done"}
+    ledger = _by_name(model.online_.ledger)
+    assert model.n_rows_ == 1200 and ledger["f1.parquet"]["status"] == "quarantined"
+    assert "f1.parquet: missing column(s) ['a']" in ledger["f1.parquet"]["reason"]
+    assert ledger["f2.parquet"] == {"next": 600, "status": "done", "name": "f2.parquet"}

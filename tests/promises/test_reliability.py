@@ -154,7 +154,8 @@ def test_a_chunk_that_kills_every_worker_stops_the_fit_naming_it_and_keeps_the_c
     assert [p.name for p in passes] == ["000000.json", "000001.json", "000002.json"]
     assert [json.loads(p.read_text())["stats"][0]["loglik"] for p in passes] == \
         [r["loglik"] for r in undisturbed.history_[:3]]
-    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json", "passes"]
+    assert sorted(p.name for p in folder.iterdir()) == [".streammix-checkpoint", "checkpoint.json",
+                                                       "passes"]  # marker, no lock left
     # ... and once the file is repaired the fit resumes from it to the undisturbed result.
     (gate / "crash").unlink()
     client.wait_for_workers(3, timeout=60)
