@@ -458,11 +458,320 @@ done:
     return result;
 }
 
+/* ---- the information pass (standard errors) ---------------------------- */
+
+/* A 4 x 4 tile of dot products: out[r * ld + c] += sum_i a_r[i] b_c[i], rows
+ * a_r = a + r * as, b_c = b + c * bs.  Eight loads feed sixteen FMAs, so the
+ * loop is bound by the FMA units, not by the loads (as dot4 is). */
+SM_INLINE void tile4x4(const double *a, Py_ssize_t as, const double *b, Py_ssize_t bs,
+                       Py_ssize_t nb, double *out, Py_ssize_t ld)
+{
+    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
+    const double *b0 = b, *b1 = b + bs, *b2 = b + 2 * bs, *b3 = b + 3 * bs;
+    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+    SM_PRAGMA(omp simd reduction(+:s00, s01, s02, s03, s10, s11, s12, s13, \
+                                 s20, s21, s22, s23, s30, s31, s32, s33))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        const double x0 = a0[i], x1 = a1[i], x2 = a2[i], x3 = a3[i];
+        const double y0 = b0[i], y1 = b1[i], y2 = b2[i], y3 = b3[i];
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+    }
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out += ld;
+    out[0] += s10; out[1] += s11; out[2] += s12; out[3] += s13;
+    out += ld;
+    out[0] += s20; out[1] += s21; out[2] += s22; out[3] += s23;
+    out += ld;
+    out[0] += s30; out[1] += s31; out[2] += s32; out[3] += s33;
+}
+
+/* The upper triangle (by 4 x 4 tiles) of sum_i a_k[i] b_l[i] for k, l < np4
+ * (a multiple of 4), into acc (np4, np4). */
+SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t np4, Py_ssize_t nb,
+                           double *acc)
+{
+    for (Py_ssize_t k = 0; k < np4; k += 4)
+        for (Py_ssize_t l = k; l < np4; l += 4)
+            tile4x4(a + k * BLOCK, BLOCK, b + l * BLOCK, BLOCK, nb, acc + k * np4 + l, np4);
+}
+
+/* acc (np4, np4), upper triangle valid: add its leading (q, q) block, mirrored, to out. */
+static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double *out)
+{
+    for (Py_ssize_t k = 0; k < q; k++)
+        for (Py_ssize_t l = k; l < q; l++) {
+            out[k * q + l] += acc[k * np4 + l];
+            if (l != k) out[l * q + k] += acc[k * np4 + l];
+        }
+}
+
+#define UP4(x) (((x) + 3) / 4 * 4)
+
+/*
+ * The sums of streammix.inference's information pass over one chunk.  With
+ * responsibilities g_j = gamma_ij at the parameters, a_j = r_j / s_j^2 and
+ * u_j = r_j a_j - 1 (s_j^2 the variance of component j), and z the observed
+ * score of a row in the order of inference.ParameterLayout (beta_j: g_j a_j x;
+ * eta_j: g_j u_j, summed over j for shared noise; logits: g_k - pi_k), it adds
+ *
+ *   opg (P, P)       += sum w z z'
+ *   lgram (m, p, p)  += sum w g_j (1/s_j^2 - a_j^2) x x'   (Louis, beta_j beta_j)
+ *   lvec (2m, p)     += [sum w g_j a_j (3 - r_j a_j) x;  sum w g_j a_j x]
+ *   zsum (P)         += sum w z
+ *   scal (3m + 1)    += [sum w g_j (2 r_j a_j - u_j^2), sum w g_j u_j, sum w g_j,
+ *                        sum w log p(y|x)]
+ *
+ * Rows go in blocks of BLOCK: the block's sqrt(w) z (padded to a multiple of
+ * 4 rows with zeros) and the products are formed in cache, 4 x 4 tiles at a
+ * time.  Responsibilities below 1e-260 are set to 0, as the numpy path does
+ * (their products would be subnormal numbers, which are slow).
+ */
+typedef struct {
+    Py_ssize_t p, m, n, fstride, rowstride, noise, P;
+    const double *F, *y, *w, *coef, *lognorm, *inv2s2, *pi_tail;
+    double *opg, *lgram, *lvec, *zsum, *scal;
+    double *buf;
+} InfoJob;
+
+static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
+{
+    const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
+    return (2 * m + 5 + 2 * p4 + P4) * BLOCK + P4 * P4 + m * p4 * p4;
+}
+
+SM_CLONES
+static void run_info(InfoJob *J)
+{
+    const Py_ssize_t p = J->p, m = J->m, n = J->n, P = J->P;
+    const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
+    const Py_ssize_t bs = J->noise == 2 ? p + 1 : p;  /* distance between beta_j runs */
+    const Py_ssize_t a0 = P - (m - 1);                /* first logit row */
+    double *R = J->buf;              /* m x BLOCK residuals               */
+    double *G = R + m * BLOCK;       /* m x BLOCK log-density, then gamma */
+    double *M = G + m * BLOCK;       /* BLOCK row maxima                  */
+    double *S = M + BLOCK;           /* BLOCK sums of exp, then 1 / sum   */
+    double *SW = S + BLOCK;          /* BLOCK sqrt(w)                     */
+    double *A = SW + BLOCK;          /* BLOCK sqrt(w) g a                 */
+    double *C = A + BLOCK;           /* BLOCK w g (1/s^2 - a^2)           */
+    double *F = C + BLOCK;           /* p4 x BLOCK design, zero-padded    */
+    double *Lb = F + p4 * BLOCK;     /* p4 x BLOCK w g (1/s^2 - a^2) x    */
+    double *Z = Lb + p4 * BLOCK;     /* P4 x BLOCK sqrt(w) z              */
+    double *O = Z + P4 * BLOCK;      /* P4 x P4 upper tiles of the OPG    */
+    double *LG = O + P4 * P4;        /* m x p4 x p4 upper tiles of lgram  */
+    double loglik = 0.0;
+
+    memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
+        const double *yb = J->y + start, *wb = J->w + start;
+        if (J->rowstride) {
+            const double *X = J->F + start * J->rowstride;
+            const Py_ssize_t rs = J->rowstride;
+            for (Py_ssize_t k = 0; k < p; k++) {
+                double *Fk = F + k * BLOCK;
+                const double *Xk = X + k;
+                SIMD
+                for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
+            }
+        } else {
+            for (Py_ssize_t k = 0; k < p; k++)
+                memcpy(F + k * BLOCK, J->F + k * J->fstride + start, nb * sizeof(double));
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Rj = R + j * BLOCK, *Gj = G + j * BLOCK;
+            const double *cj = J->coef + j * p;
+            const double ln = J->lognorm[j], h = J->inv2s2[j];
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
+            for (Py_ssize_t k = 0; k < p; k++) {
+                const double c = cj[k], *Fk = F + k * BLOCK;
+                SIMD
+                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+            }
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
+        }
+        memcpy(M, G, nb * sizeof(double));
+        for (Py_ssize_t j = 1; j < m; j++) {
+            const double *Gj = G + j * BLOCK;
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) M[i] = Gj[i] > M[i] ? Gj[i] : M[i];
+        }
+        SIMD
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            const double v = M[i];
+            M[i] = (v - v == 0.0) ? v : 0.0;
+            S[i] = 0.0;
+            SW[i] = sqrt(wb[i]);
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Gj = G + j * BLOCK;
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                Gj[i] = exp(Gj[i] - M[i]);
+                S[i] += Gj[i];
+            }
+        }
+        double ll = 0.0;
+        SM_PRAGMA(omp simd reduction(+:ll))
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            ll += wb[i] * (log(S[i]) + M[i]);
+            S[i] = 1.0 / S[i];
+        }
+        loglik += ll;
+        if (J->noise == 1) memset(Z + m * p * BLOCK, 0, nb * sizeof(double));
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Gj = G + j * BLOCK;
+            const double *Rj = R + j * BLOCK;
+            const double is2 = 2.0 * J->inv2s2[j];
+            double s_rr = 0.0, s_u = 0.0, s_g = 0.0;
+            SM_PRAGMA(omp simd reduction(+:s_rr, s_u, s_g))
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                double gam = Gj[i] * S[i];
+                gam = gam < 1e-260 ? 0.0 : gam;
+                Gj[i] = gam;
+                const double r = Rj[i], a = r * is2, u = r * a - 1.0;
+                const double g = wb[i] * gam;
+                A[i] = SW[i] * gam * a;
+                C[i] = g * (is2 - a * a);
+                s_rr += g * (2.0 * r * a - u * u);
+                s_u += g * u;
+                s_g += g;
+            }
+            if (J->noise) {  /* sqrt(w) g u; sum w g u = s_u */
+                double *Ze = Z + (J->noise == 2 ? j * bs + p : m * p) * BLOCK;
+                if (J->noise == 2) {
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++)
+                        Ze[i] = SW[i] * Gj[i] * (Rj[i] * Rj[i] * is2 - 1.0);
+                } else {
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++)
+                        Ze[i] += SW[i] * Gj[i] * (Rj[i] * Rj[i] * is2 - 1.0);
+                }
+                J->zsum[J->noise == 2 ? j * bs + p : m * p] += s_u;
+            }
+            J->scal[j] += s_rr;
+            J->scal[m + j] += s_u;
+            J->scal[2 * m + j] += s_g;
+            for (Py_ssize_t k = 0; k < p; k++) {
+                const double *Fk = F + k * BLOCK;
+                double *Zk = Z + (j * bs + k) * BLOCK, *Lk = Lb + k * BLOCK;
+                double s_x = 0.0, s_v = 0.0, s_e = 0.0;
+                SM_PRAGMA(omp simd reduction(+:s_x, s_v, s_e))
+                for (Py_ssize_t i = 0; i < nb; i++) {
+                    const double z = A[i] * Fk[i], r = Rj[i], e = wb[i] * Gj[i] * r * is2;
+                    Zk[i] = z;
+                    s_x += SW[i] * z;
+                    Lk[i] = C[i] * Fk[i];
+                    s_v += e * (3.0 - r * r * is2) * Fk[i];
+                    s_e += e * Fk[i];
+                }
+                J->zsum[j * bs + k] += s_x;
+                J->lvec[j * p + k] += s_v;
+                J->lvec[(m + j) * p + k] += s_e;
+            }
+            upper_tiles(Lb, F, p4, nb, LG + j * p4 * p4);
+        }
+        for (Py_ssize_t k = 1; k < m; k++) {
+            const double *Gk = G + k * BLOCK, pk = J->pi_tail[k - 1];
+            double *Zk = Z + (a0 + k - 1) * BLOCK;
+            double s_x = 0.0;
+            SM_PRAGMA(omp simd reduction(+:s_x))
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                const double z = SW[i] * (Gk[i] - pk);
+                Zk[i] = z;
+                s_x += SW[i] * z;
+            }
+            J->zsum[a0 + k - 1] += s_x;
+        }
+        upper_tiles(Z, Z, P4, nb, O);
+    }
+    add_mirrored(O, P4, P, J->opg);
+    for (Py_ssize_t j = 0; j < m; j++) add_mirrored(LG + j * p4 * p4, p4, p, J->lgram + j * p * p);
+    J->scal[3 * m] += loglik;
+}
+
+#define IARGS 13
+
+/*
+ * info_chunk(FT, y, w, coef, lognorm, inv2s2, pi_tail, noise,
+ *            opg, lgram, lvec, zsum, scal)
+ * FT (p, n) the design (intercept column included), laid out as estep_chunk's
+ * FT; coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
+ * 1 shared, 2 per component; opg (P, P), lgram (m, p, p), lvec (2m, p),
+ * zsum (P,) and scal (3m + 1,) are added to.  See run_info.
+ */
+static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int arrays[12] = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12};
+    static const char *names[IARGS] = {"FT", "y", "w", "coef", "lognorm", "inv2s2", "pi_tail",
+                                       "noise", "opg", "lgram", "lvec", "zsum", "scal"};
+    Py_buffer v[IARGS - 1];
+    int got = 0;
+    PyObject *result = NULL;
+    InfoJob J;
+    Job layout;
+
+    if (nargs != IARGS) {
+        PyErr_Format(PyExc_TypeError, "info_chunk takes %d arguments", IARGS);
+        return NULL;
+    }
+    const long noise = PyLong_AsLong(args[7]);
+    if (noise == -1 && PyErr_Occurred()) return NULL;
+    if (noise < 0 || noise > 2) {
+        PyErr_SetString(PyExc_ValueError, "info_chunk: noise must be 0, 1 or 2");
+        return NULL;
+    }
+    for (; got < IARGS - 1; got++) {
+        const int a = arrays[got];
+        if (get_buf(args[a], &v[got], a >= 8, a > 0 ? 1 : -1, names[a]) < 0) goto done;
+    }
+    if (features_layout(&v[0], &layout) < 0) goto done;
+    J.p = layout.d;
+    J.n = layout.n;
+    J.fstride = layout.fstride;
+    J.rowstride = layout.rowstride;
+    J.m = count(&v[4]);
+    J.noise = noise;
+    J.P = J.m * J.p + (noise == 2 ? J.m : noise) + J.m - 1;
+    if (J.m < 1 || J.p < 1 || count(&v[1]) != J.n || count(&v[2]) != J.n
+        || count(&v[3]) != J.m * J.p || count(&v[5]) != J.m || count(&v[6]) != J.m - 1
+        || count(&v[7]) != J.P * J.P || count(&v[8]) != J.m * J.p * J.p
+        || count(&v[9]) != 2 * J.m * J.p || count(&v[10]) != J.P
+        || count(&v[11]) != 3 * J.m + 1) {
+        PyErr_SetString(PyExc_ValueError, "info_chunk: inconsistent array sizes");
+        goto done;
+    }
+    J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.lognorm = v[4].buf;
+    J.inv2s2 = v[5].buf; J.pi_tail = v[6].buf; J.opg = v[7].buf; J.lgram = v[8].buf;
+    J.lvec = v[9].buf; J.zsum = v[10].buf; J.scal = v[11].buf;
+    J.buf = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P));
+    if (J.buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    run_info(&J);
+    Py_END_ALLOW_THREADS
+    free(J.buf);
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"estep_chunk", (PyCFunction)(void (*)(void))estep_chunk, METH_FASTCALL,
      "Add one chunk's E-step sums for one parameter set (see stats._BlockRun)."},
     {"ml_mstep", (PyCFunction)(void (*)(void))ml_mstep_py, METH_FASTCALL,
      "The plain ML M-step of online EM (see online._ml_mstep_arrays); False: not plain."},
+    {"info_chunk", (PyCFunction)(void (*)(void))info_chunk, METH_FASTCALL,
+     "Add one chunk's sums of the information pass (see inference._information_compiled)."},
     {NULL, NULL, 0, NULL},
 };
 

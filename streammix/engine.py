@@ -107,9 +107,10 @@ class InProcessEngine:
         most 8) for map functions that say they release the GIL (a true
         ``releases_gil`` attribute: the E-step tasks when the compiled
         kernel runs -- as Parquet decoding does, so such a pass on two cores
-        takes about half the time), and 1 for the others, whose many short
-        numpy calls contend for the GIL (the standard-error pass ran a third
-        slower on two threads).  A number given here is used for every pass.
+        takes about half the time; the standard-error pass too), and 1 for
+        the others, whose many short numpy calls contend for the GIL (the
+        numpy standard-error pass ran a third slower on two threads).  A
+        number given here is used for every pass.
     retries : int, default=2
         A chunk read that fails with a transient error (``OSError``, or an
         error marked ``transient``) is tried again up to this many times.
