@@ -51,8 +51,8 @@ class BuildKernel(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "streammix._kernel",
-            sources=["streammix/_kernel.c"],
+            "streammix.core._kernel",
+            sources=["streammix/core/_kernel.c"],
             extra_compile_args=_ARGS,
             libraries=_LIBS,
             optional=True,

@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streammix import InProcessEngine, MixtureParams, SuffStats
-from streammix.engine import default_threads
-from streammix.mstep import MStepOptions, mstep
-from streammix.passes import EStepTask
-from streammix.sources import ArraySource
+from streammix.algorithms.tasks import EStepTask
+from streammix.core.mstep import MStepOptions, mstep
+from streammix.data.arrays import ArraySource
+from streammix.engines.inprocess import default_threads
 
 HERE = Path(__file__).parent
 

@@ -38,11 +38,11 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from streammix import DaskEngine, ParquetSource  # noqa: E402
-from streammix.engine import InProcessEngine, default_threads  # noqa: E402
-from streammix.mstep import MStepOptions, mstep  # noqa: E402
-from streammix.params import MixtureParams  # noqa: E402
-from streammix.passes import EStepTask  # noqa: E402
-from streammix.stats import SuffStats  # noqa: E402
+from streammix.algorithms.tasks import EStepTask  # noqa: E402
+from streammix.core.mstep import MStepOptions, mstep  # noqa: E402
+from streammix.core.params import MixtureParams  # noqa: E402
+from streammix.core.stats import SuffStats  # noqa: E402
+from streammix.engines.inprocess import InProcessEngine, default_threads  # noqa: E402
 
 
 def truth(d: int, m: int, seed: int = 0) -> MixtureParams:

@@ -60,10 +60,10 @@ def best_of(fn, repeat=3):
 
 def throughput(n_rows: int, BATCH: int = BATCH) -> None:
     from streammix import MixtureOfLinearRegressions
-    from streammix.engine import InProcessEngine
-    from streammix.passes import EStepTask
-    from streammix.sources import ArraySource
-    from streammix.stats import SuffStats
+    from streammix.algorithms.tasks import EStepTask
+    from streammix.core.stats import SuffStats
+    from streammix.data.arrays import ArraySource
+    from streammix.engines.inprocess import InProcessEngine
 
     X, y = generate(n_rows, 0)
     starts = range(0, n_rows, BATCH)

@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streammix import MixtureOfLinearRegressions, select_components
-from streammix.engine import InProcessEngine
-from streammix.sources import Chunk
+from streammix.data.arrays import Chunk
+from streammix.engines.inprocess import InProcessEngine
 
 D, M = 6, 3
 FEATURES = [f"x{k}" for k in range(D)]

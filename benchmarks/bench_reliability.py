@@ -29,11 +29,11 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from streammix import DaskEngine, MixtureOfLinearRegressions, ParquetSource  # noqa: E402
-from streammix.dask_engine import small_chunk_run  # noqa: E402
-from streammix.engine import InProcessEngine  # noqa: E402
-from streammix.params import MixtureParams  # noqa: E402
-from streammix.passes import EStepTask  # noqa: E402
-from streammix.stats import SuffStats  # noqa: E402
+from streammix.algorithms.tasks import EStepTask  # noqa: E402
+from streammix.core.params import MixtureParams  # noqa: E402
+from streammix.core.stats import SuffStats  # noqa: E402
+from streammix.engines.dask_engine import small_chunk_run  # noqa: E402
+from streammix.engines.inprocess import InProcessEngine  # noqa: E402
 
 
 def best(fn, repeat):

@@ -18,12 +18,13 @@ import time
 
 import numpy as np
 
-from streammix import MixtureOfLinearRegressions, stats
-from streammix.engine import InProcessEngine
-from streammix.inference import InformationTask, InfoStats, ParameterLayout
-from streammix.passes import EStepTask
-from streammix.sources import ArraySource
-from streammix.stats import SuffStats
+from streammix import MixtureOfLinearRegressions
+from streammix.algorithms.information import InformationTask, InfoStats, ParameterLayout
+from streammix.algorithms.tasks import EStepTask
+from streammix.core import stats
+from streammix.core.stats import SuffStats
+from streammix.data.arrays import ArraySource
+from streammix.engines.inprocess import InProcessEngine
 
 
 class NumpyPath:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from .dask_engine import DaskEngine
-from .dask_source import DaskSource
-from .em import ComponentCollapseError, ConvergenceWarning
-from .engine import InProcessEngine
-from .model import MixtureOfLinearRegressions, NotFittedError
-from .params import MixtureParams
-from .parquet import ParquetSource
-from .selection import SelectionResult, select_components
-from .sources import ArraySource
-from .stats import SuffStats, estep
-from .validation import DataError
+from streammix.algorithms.em import ComponentCollapseError, ConvergenceWarning
+from streammix.core.checks import DataError
+from streammix.core.params import MixtureParams
+from streammix.core.stats import SuffStats, estep
+from streammix.data.arrays import ArraySource
+from streammix.data.dask_collections import DaskSource
+from streammix.data.parquet.source import ParquetSource
+from streammix.engines.dask_engine import DaskEngine
+from streammix.engines.inprocess import InProcessEngine
+from streammix.estimator.model import MixtureOfLinearRegressions, NotFittedError
+from streammix.estimator.selection import SelectionResult, select_components
 
 __all__ = [
     "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "ArraySource",

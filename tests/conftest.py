@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from streammix.stats import design_matrix, log_responsibilities
+from streammix.core.stats import design_matrix, log_responsibilities
 
 
 def make_mixture(n, weights, intercepts, coefs, sigmas, seed=0, x_scale=1.0):

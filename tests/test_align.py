@@ -9,7 +9,7 @@ import pytest
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions, MixtureParams
-from streammix.align import align
+from streammix.estimator.align import align
 
 
 def _random_params(rng, m, p):

@@ -19,8 +19,8 @@ import pytest
 from conftest import make_mixture
 
 from streammix import DaskEngine, DataError, MixtureOfLinearRegressions, ParquetSource
-from streammix.engine import InProcessEngine
-from streammix.streams import FolderStream
+from streammix.data.streams import FolderStream
+from streammix.engines.inprocess import InProcessEngine
 
 FEATURES = ["x1", "x2"]
 MODES = ["in-process", "dask", "online"]

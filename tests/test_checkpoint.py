@@ -18,8 +18,8 @@ import pytest
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
-from streammix.checkpoint import CheckpointError
-from streammix.em import ConvergenceWarning
+from streammix.algorithms.em import ConvergenceWarning
+from streammix.estimator.checkpoint import CheckpointError
 
 FEATURES = ["x1", "x2"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,8 +241,8 @@ def test_other_columns_or_other_data_behind_the_same_plan_are_refused(lake, tmp_
     with pytest.raises(Interrupt):
         MixtureOfLinearRegressions(2, random_state=0, tol=1e-9).fit(X, y, checkpoint=folder2,
                                                           callback=stop_after(1))
-    from streammix.checkpoint import Checkpoint, profile_digest
-    from streammix.init import Profile
+    from streammix.algorithms.start.candidates import Profile
+    from streammix.estimator.checkpoint import Checkpoint, profile_digest
     saver = Checkpoint(folder2, {}, {})
     saver.load = lambda: None  # only the pass-0 check
     saver.profile = json.loads((folder2 / "checkpoint.json").read_text())["profile"]

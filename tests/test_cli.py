@@ -18,8 +18,8 @@ from conftest import make_mixture, moto_endpoint
 from scipy.stats import norm
 
 from streammix import MixtureOfLinearRegressions
-from streammix.parquet import ParquetSource
-from streammix.progress import FitProgress
+from streammix.cli.progress import FitProgress
+from streammix.data.parquet.source import ParquetSource
 
 ROOT = Path(__file__).resolve().parent.parent
 TRUE_WEIGHTS = [0.6, 0.4]
@@ -80,7 +80,7 @@ def test_fit_prints_report_writes_model_and_logs_progress(lake, fitted):
     assert record["data"] == {"path": str(folder), "target": "y", "features": ["x1", "x2"],
                               "weight": None}
     # stderr is not a terminal: one progress log line per EM pass, with the chunk count
-    progress = [line for line in proc.stderr.splitlines() if "streammix.progress" in line]
+    progress = [line for line in proc.stderr.splitlines() if "streammix.cli.progress" in line]
     assert len(progress) == model.n_iter_ + 1
     n_chunks = 3 * 2  # row groups of 700 grouped into chunks of <= 1400 rows: 2 per file
     assert f"chunks {n_chunks} ({n_chunks}/pass)" in progress[0]
@@ -291,7 +291,7 @@ def test_help_lists_the_commands():
 
 
 def test_a_command_module_registers_with_one_line(tmp_path, monkeypatch, capsys):
-    from streammix import cli
+    from streammix.cli import main as cli
 
     (tmp_path / "hello_cli.py").write_text(
         "def register(subparsers):\n"
@@ -338,7 +338,7 @@ def test_progress_redraws_one_line_on_a_terminal():
 def test_progress_logs_lines_when_not_a_terminal(caplog):
     stream = io.StringIO()
     progress = FitProgress(n_chunks=3, stream=stream)
-    with caplog.at_level(logging.INFO, logger="streammix.progress"):
+    with caplog.at_level(logging.INFO, logger="streammix.cli.progress"):
         progress({"iteration": 0, "loglik": -5.0})
         progress({"iteration": 1, "loglik": -4.0, "event": "dropped [1]"})
         progress.close()

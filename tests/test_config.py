@@ -11,7 +11,7 @@ import yaml
 from conftest import make_mixture
 
 from streammix import DaskEngine, MixtureOfLinearRegressions
-from streammix.config import (
+from streammix.engines.cluster_config import (
     DEFAULT_LOCAL_CONFIG,
     ConfigError,
     default_cluster_config,

@@ -12,18 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import assert_same_fit, make_mixture, scheduler_tasks
 
-from streammix import (
-    DaskEngine,
-    DaskSource,
-    DataError,
-    MixtureOfLinearRegressions,
-    ParquetSource,
-)
-from streammix.dask_engine import NoClientError, counter_tree, run_length, small_chunk_run
-from streammix.engine import InProcessEngine, tree_sum
-from streammix.params import MixtureParams
-from streammix.passes import EStepTask, resolve_engine
-from streammix.stats import SuffStats
+from streammix import DaskEngine, DaskSource, DataError, MixtureOfLinearRegressions, ParquetSource
+from streammix.algorithms.tasks import EStepTask, resolve_engine
+from streammix.core.params import MixtureParams
+from streammix.core.stats import SuffStats
+from streammix.engines.dask_engine import NoClientError, counter_tree, run_length, small_chunk_run
+from streammix.engines.inprocess import InProcessEngine, tree_sum
 
 FEATURES = ["x1", "x2"]
 
@@ -78,8 +72,8 @@ def test_run_length_leaves_about_four_tasks_per_thread():
 def test_a_worker_killed_by_a_run_of_chunks_names_the_whole_run():
     from distributed.scheduler import KilledWorker
 
-    from streammix.dask_engine import ChunkCrashError, _crash_error
-    from streammix.parquet import ParquetPiece
+    from streammix.data.parquet.source import ParquetPiece
+    from streammix.engines.dask_engine import ChunkCrashError, _crash_error
     plan = [ParquetPiece(f"/lake/f{i}.parquet", (0,), 0, 10) for i in range(8)]
     runs = {"streammix-map-t-0": [0, 1, 2, 3], "streammix-map-t-4": [4], "x": []}
     err = _crash_error(KilledWorker("streammix-map-t-0", None, 2), None, plan, runs, {})
@@ -96,7 +90,7 @@ def test_a_worker_killed_by_a_run_of_chunks_names_the_whole_run():
 
 
 def test_small_chunks_are_read_in_runs_large_ones_one_per_task():
-    from streammix.parquet import ParquetPiece
+    from streammix.data.parquet.source import ParquetPiece
     tiny = [ParquetPiece(f"f{i}", (0,), 0, 10) for i in range(2000)]
     assert small_chunk_run(tiny, 2) == run_length(2000, 2) == 256  # 8 tasks
     big = [ParquetPiece("f", (i,), i * 131072, 131072) for i in range(31)]

@@ -9,10 +9,10 @@ import pytest
 from conftest import make_mixture
 
 from streammix import ComponentCollapseError, ConvergenceWarning, MixtureOfLinearRegressions
-from streammix.em import EMSettings, run_em
-from streammix.mstep import MStepOptions
-from streammix.params import MixtureParams
-from streammix.stats import design_matrix, estep
+from streammix.algorithms.em import EMSettings, run_em
+from streammix.core.mstep import MStepOptions
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix, estep
 
 
 def plain_em(X, y, weights, beta, sigma2, n_iter):

@@ -21,8 +21,7 @@ import pytest
 from conftest import make_mixture
 
 from streammix import ConvergenceWarning, InProcessEngine, MixtureOfLinearRegressions
-from streammix.engine import tree_sum
-from streammix.inference import (
+from streammix.algorithms.information import (
     InferenceWarning,
     InformationTask,
     InfoStats,
@@ -32,9 +31,10 @@ from streammix.inference import (
     standard_errors,
     transform_matrix,
 )
-from streammix.params import MixtureParams
-from streammix.sources import ArraySource
-from streammix.stats import design_matrix, log_responsibilities
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix, log_responsibilities
+from streammix.data.arrays import ArraySource
+from streammix.engines.inprocess import tree_sum
 
 FIXTURES = Path(__file__).parent / "fixtures" / "r"
 REFERENCE = json.loads((FIXTURES / "reference_fits.json").read_text())
@@ -258,7 +258,7 @@ def test_chunked_and_in_memory_identical():
 
 
 def test_row_blocks_inside_a_chunk_change_nothing(monkeypatch, three_components):
-    import streammix.inference as inference
+    import streammix.algorithms.information as inference
 
     Xd, y, w = three_components
     params = _params_for("per_component")

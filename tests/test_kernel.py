@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from streammix import MixtureOfLinearRegressions, MixtureParams, stats
-from streammix.inference import information_stats
-from streammix.stats import estep_features_many
+from streammix import MixtureOfLinearRegressions, MixtureParams
+from streammix.algorithms.information import information_stats
+from streammix.core import stats
+from streammix.core.stats import estep_features_many
 
 needs_kernel = pytest.mark.skipif(stats._kernel is None, reason="compiled kernel not built")
 
@@ -287,7 +288,7 @@ def test_compiled_information_pass_rejects_bad_arrays():
 
 
 def test_environment_variable_turns_the_kernel_off():
-    code = "import streammix.stats as s; print(s.use_kernel)"
+    code = "import streammix.core.stats as s; print(s.use_kernel)"
     env = dict(os.environ, STREAMMIX_KERNEL="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
@@ -319,9 +320,9 @@ def test_ml_mstep_rejects_bad_arrays():
 
 
 def test_in_process_engine_uses_threads_only_with_the_kernel(monkeypatch, small_mixture):
-    from streammix.engine import InProcessEngine, default_threads
-    from streammix.passes import EStepTask
-    from streammix.sources import ArraySource
+    from streammix.algorithms.tasks import EStepTask
+    from streammix.data.arrays import ArraySource
+    from streammix.engines.inprocess import InProcessEngine, default_threads
     monkeypatch.setattr(stats, "use_kernel", False)
     assert default_threads() == 1 and InProcessEngine().n_threads == 1
     if stats._kernel is None:
@@ -331,9 +332,9 @@ def test_in_process_engine_uses_threads_only_with_the_kernel(monkeypatch, small_
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert default_threads() == min(8, cpus)
     # By default only map functions that release the GIL get the threads.
-    from streammix.inference import InformationTask
-    from streammix.restarts import MultiEStepTask
-    from streammix.standardize import ScaledTask
+    from streammix.algorithms.information import InformationTask
+    from streammix.algorithms.restarts import MultiEStepTask
+    from streammix.algorithms.standardize import ScaledTask
     prm0 = _params(np.random.default_rng(1), 2, 3)
     auto, fixed = InProcessEngine(), InProcessEngine(3)
     for task in (EStepTask(prm0, True), MultiEStepTask((prm0,), True),

@@ -7,8 +7,8 @@ import pytest
 from scipy.optimize import minimize
 
 from streammix import MixtureParams
-from streammix.mstep import MStepOptions, log_prior, mstep
-from streammix.stats import accumulate, design_matrix, estep
+from streammix.core.mstep import MStepOptions, log_prior, mstep
+from streammix.core.stats import accumulate, design_matrix, estep
 
 
 def _data(n=500, seed=0):

@@ -15,11 +15,11 @@ from conftest import make_mixture, opg_coef_se
 from scipy.optimize import linear_sum_assignment
 
 from streammix import DataError, MixtureOfLinearRegressions
-from streammix.mstep import MStepOptions
-from streammix.online import OnlineEM, OnlineSettings, burn_in_rows
-from streammix.params import MixtureParams
-from streammix.sources import Chunk
-from streammix.stats import design_matrix
+from streammix.algorithms.online import OnlineEM, OnlineSettings, burn_in_rows
+from streammix.core.mstep import MStepOptions
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix
+from streammix.data.arrays import Chunk
 
 W3 = np.array([0.5, 0.3, 0.2])
 B3 = np.array([-4.0, 0.5, 5.0])
@@ -126,7 +126,7 @@ def test_burn_in_holds_the_m_step_and_averages_exactly():
     np.testing.assert_allclose(records[8]["eta"], (9 + 2.0) ** -0.6)
     # The running statistics after the burn-in are the mean over the first 80 rows,
     # all at the starting parameters: compare with one E-step on those rows.
-    from streammix.stats import estep
+    from streammix.core.stats import estep
     fresh = OnlineEM.from_params(start, MStepOptions(), OnlineSettings())
     for i in range(0, 80, 10):
         fresh.update(X[i:i + 10], y[i:i + 10])
@@ -310,7 +310,7 @@ def test_partial_fit_after_fit_continues_from_the_fitted_parameters():
     model.partial_fit(X[4000:5000], y[4000:5000])
     state = model.online_
     # Started from the batch fit: the first E-step was at its parameters ...
-    from streammix.stats import estep
+    from streammix.core.stats import estep
     first = estep(design_matrix(X[4000:5000], True), y[4000:5000], np.ones(1000), fitted)
     assert state.history[0]["loglik"] == pytest.approx(first.loglik, rel=1e-12)
     assert np.abs(model.params_.beta - fitted.beta).max() < 0.2
@@ -323,10 +323,10 @@ def test_partial_fit_after_fit_continues_from_the_fitted_parameters():
 def test_vectorised_m_step_is_mstep_or_steps_aside(monkeypatch, compiled):
     # The numpy fast path does mstep's arithmetic (bit for bit); the compiled
     # one (streammix/_kernel.c) the same update to rounding.
-    from streammix import stats as stats_module
-    from streammix.mstep import mstep
-    from streammix.online import _fast_ml_mstep
-    from streammix.stats import estep
+    from streammix.algorithms.online import _fast_ml_mstep
+    from streammix.core import stats as stats_module
+    from streammix.core.mstep import mstep
+    from streammix.core.stats import estep
     if compiled and stats_module._kernel is None:
         pytest.skip("compiled kernel not built")
     monkeypatch.setattr(stats_module, "use_kernel", compiled)
@@ -357,12 +357,12 @@ def test_vectorised_m_step_is_mstep_or_steps_aside(monkeypatch, compiled):
     assert _fast_ml_mstep(empty, far, options) is None
 
 
-@pytest.mark.skipif(__import__("streammix.stats").stats._kernel is None,
+@pytest.mark.skipif(__import__("streammix.core.stats").core.stats._kernel is None,
                     reason="compiled kernel not built")
 @pytest.mark.parametrize("seed", range(6))
 def test_compiled_ml_mstep_equals_the_numpy_one(monkeypatch, seed):
-    from streammix import stats as stats_module
-    from streammix.online import _ml_mstep_arrays
+    from streammix.algorithms.online import _ml_mstep_arrays
+    from streammix.core import stats as stats_module
     rng = np.random.default_rng(seed)
     m, p = int(rng.integers(1, 6)), int(rng.integers(1, 9))
     Z = rng.normal(size=(m, 200, p))

@@ -13,10 +13,10 @@ import pytest
 from conftest import make_mixture
 
 from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
-from streammix.engine import InProcessEngine
-from streammix.params import MixtureParams
-from streammix.passes import EStepTask
-from streammix.stats import SuffStats
+from streammix.algorithms.tasks import EStepTask
+from streammix.core.params import MixtureParams
+from streammix.core.stats import SuffStats
+from streammix.engines.inprocess import InProcessEngine
 
 FEATURES = ["x1", "x2"]
 
@@ -123,7 +123,7 @@ def test_pass_statistics_match_in_memory_arrays(lake, data):
     zero = SuffStats.zeros(2, 3)
     src = ParquetSource(root, target="y", features=FEATURES, chunk_rows=400)
     got = InProcessEngine().map_reduce(src, task, zero)
-    from streammix.sources import ArraySource
+    from streammix.data.arrays import ArraySource
     want = InProcessEngine().map_reduce(ArraySource(X, y, chunk_rows=400), task, zero)
     assert got.allclose(want, rtol=1e-12) and got.n_rows == 3000
 

@@ -15,10 +15,10 @@ import pytest
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
-from streammix.plot_cli import main, read_sample, register
-from streammix.plots import plot_bic, plot_fit, plot_loglik, sample_source, save_figure
-from streammix.sources import ArraySource
-from streammix.validation import DataError
+from streammix.cli.plot import main, read_sample, register
+from streammix.core.checks import DataError
+from streammix.data.arrays import ArraySource
+from streammix.reports.plots import plot_bic, plot_fit, plot_loglik, sample_source, save_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -27,9 +27,9 @@ from conftest import assert_same_fit, make_mixture, scheduler_tasks
 from reliability_sources import GatedSource
 
 from streammix import DaskEngine, MixtureOfLinearRegressions, ParquetSource
-from streammix.dask_engine import ChunkCrashError
-from streammix.em import ConvergenceWarning
-from streammix.engine import InProcessEngine, read_with_retries
+from streammix.algorithms.em import ConvergenceWarning
+from streammix.engines.dask_engine import ChunkCrashError
+from streammix.engines.inprocess import InProcessEngine, read_with_retries
 
 FEATURES = ["x1", "x2"]
 N_ROWS = 2400
@@ -208,7 +208,7 @@ def test_transient_read_errors_are_retried_on_the_cluster_counting_each_row_once
     with pytest.raises(ValueError, match="retries must be"):
         DaskEngine(client, retries=-1)
     # the retry count can come from a cluster config file
-    from streammix.config import ConfigError, parse_cluster_config
+    from streammix.engines.cluster_config import ConfigError, parse_cluster_config
     config = parse_cluster_config("type: local\nengine: {retries: 4}\n", "c.yaml")
     assert DaskEngine(client, **config.engine).retries == 4
     with pytest.raises(ConfigError, match="key 'engine.retries': must be an integer >= 0"):

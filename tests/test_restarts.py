@@ -10,12 +10,12 @@ from conftest import make_mixture
 from test_squarem import CountingSource
 
 from streammix import MixtureOfLinearRegressions
-from streammix.em import EMSettings, drive, em_steps
-from streammix.mstep import MStepOptions
-from streammix.params import MixtureParams
-from streammix.restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
-from streammix.sources import ArraySource, Chunk
-from streammix.stats import design_matrix, estep
+from streammix.algorithms.em import EMSettings, drive, em_steps
+from streammix.algorithms.restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
+from streammix.core.mstep import MStepOptions
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix, estep
+from streammix.data.arrays import ArraySource, Chunk
 
 
 @pytest.fixture(scope="module")

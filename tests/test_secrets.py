@@ -25,7 +25,7 @@ import pytest
 from conftest import make_mixture, moto_endpoint
 
 from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
-from streammix.config import ConfigError, parse_cluster_config, resolve_secret
+from streammix.engines.cluster_config import ConfigError, parse_cluster_config, resolve_secret
 
 SENTINEL = f"SENTINEL-{uuid.uuid4().hex}"
 KEY_ID = "streammix-test-key-id"

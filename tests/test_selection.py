@@ -10,7 +10,7 @@ from conftest import make_mixture
 from test_squarem import CountingSource
 
 from streammix import MixtureOfLinearRegressions, select_components
-from streammix.sources import ArraySource
+from streammix.data.arrays import ArraySource
 
 TRUE = dict(weights=[0.3, 0.3, 0.4], intercepts=[-6, 0, 6], coefs=[[1, -1], [0, 1], [-1, 0.5]],
             sigmas=[1, 1, 1])
@@ -89,7 +89,7 @@ def test_heldout_loglik_is_scored_on_chunks_the_fits_never_saw():
     assert model.n_rows_ == 1500  # 5 of the 20 chunks held out
     # The held-out rows are the ones not in the fit: find them by chunk.
     source = ArraySource(X, y, chunk_rows=100)
-    from streammix.selection import _split_chunks
+    from streammix.estimator.selection import _split_chunks
     train, test = _split_chunks(source, 0.25, 0)
     assert len(test.plan()) == 5 and not set(test.plan()) & set(train.plan())
     rows = np.concatenate([np.arange(a, b) for a, b in test.plan()])

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from streammix import MixtureOfLinearRegressions
-from streammix.mstep import MStepOptions, mstep
-from streammix.params import MixtureParams
-from streammix.stats import accumulate, design_matrix
+from streammix.core.mstep import MStepOptions, mstep
+from streammix.core.params import MixtureParams
+from streammix.core.stats import accumulate, design_matrix
 
 FIXTURES = Path(__file__).parent / "fixtures" / "r"
 REF = json.loads((FIXTURES / "minprior_fit.json").read_text())

@@ -7,9 +7,9 @@ import pytest
 from conftest import make_mixture
 
 from streammix import MixtureOfLinearRegressions
-from streammix.init import Profile, ProfileTask
-from streammix.sources import ArraySource
-from streammix.spectral import Moments, spectral_subspace
+from streammix.algorithms.start.candidates import Profile, ProfileTask
+from streammix.algorithms.start.spectral import Moments, spectral_subspace
+from streammix.data.arrays import ArraySource
 
 
 def test_moments_merge_to_the_weighted_moments_of_all_rows():

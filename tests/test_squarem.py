@@ -10,19 +10,19 @@ from conftest import make_mixture
 from test_r_reference import CASES, REFERENCE, _load
 
 from streammix import ConvergenceWarning, MixtureOfLinearRegressions
-from streammix.em import EMSettings, run_em
-from streammix.mstep import MStepOptions, log_prior
-from streammix.params import MixtureParams
-from streammix.sources import ArraySource
-from streammix.squarem import (
+from streammix.algorithms.em import EMSettings, run_em
+from streammix.algorithms.squarem import (
     SquaremOptions,
     em_step_size,
     from_unconstrained,
     run_squarem,
     to_unconstrained,
 )
-from streammix.squarem import _gradient as squarem_gradient
-from streammix.stats import design_matrix, estep
+from streammix.algorithms.squarem import _gradient as squarem_gradient
+from streammix.core.mstep import MStepOptions, log_prior
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix, estep
+from streammix.data.arrays import ArraySource
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_step_size_approximates_the_gain_of_an_em_step(overlapping):
     pass_fn, _ = _counting_pass(Xd, y, w)
     start = _random_start(np.random.default_rng(1), 3, Xd.shape[1])
     near = run_em(pass_fn, start, EMSettings(options, tol=1e-2)).params
-    from streammix.mstep import mstep
+    from streammix.core.mstep import mstep
     stats = estep(Xd, y, w, near)
     new, _ = mstep(stats, near, options)
     quad, gain, _ = em_step_size(stats, near, new, options)

@@ -8,10 +8,10 @@ from conftest import make_mixture
 from test_r_reference import CASES, REFERENCE, _load
 
 from streammix import MixtureOfLinearRegressions
-from streammix.params import MixtureParams
-from streammix.spectral import Moments
-from streammix.standardize import Scaling
-from streammix.stats import design_matrix, estep
+from streammix.algorithms.standardize import Scaling
+from streammix.algorithms.start.spectral import Moments
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix, estep
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from streammix import MixtureParams, SuffStats, estep
-from streammix.engine import tree_sum
-from streammix.stats import accumulate, design_matrix
+from streammix.core.stats import accumulate, design_matrix
+from streammix.engines.inprocess import tree_sum
 
 
 def _problem(n=1000, d=3, m=3, seed=0, intercept=True):
@@ -136,7 +136,7 @@ def test_accumulate_with_hard_labels_gives_group_sums():
 
 
 def test_block_size_does_not_matter(monkeypatch):
-    import streammix.stats as stats_module
+    import streammix.core.stats as stats_module
     X, y, w, params = _problem(n=5000, d=4)
     reference = estep(X, y, w, params)
     for elements in (300, 4096, 1 << 20):
@@ -153,7 +153,7 @@ def test_every_pairing_of_three_chunks_matches():
 
 
 def test_many_parameter_sets_in_one_sweep_equal_each_on_its_own():
-    from streammix.stats import estep_features, estep_features_many
+    from streammix.core.stats import estep_features, estep_features_many
     X, y, w, params = _problem(n=20_000, d=4, m=3)
     rng = np.random.default_rng(4)
 

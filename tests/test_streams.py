@@ -18,8 +18,8 @@ import pytest
 from conftest import make_mixture
 
 from streammix import DataError, MixtureOfLinearRegressions
-from streammix.stream_cli import load_checkpoint, run_stream
-from streammix.streams import ArrowStreamSource, FolderStream, iter_batches
+from streammix.cli.stream import load_checkpoint, run_stream
+from streammix.data.streams import ArrowStreamSource, FolderStream, iter_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def _table(n, seed):
 
 def _cli(*args, **kw):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "streammix.stream_cli", *map(str, args)],
+    return subprocess.Popen([sys.executable, "-m", "streammix.cli.stream", *map(str, args)],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             **kw)
 

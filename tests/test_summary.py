@@ -13,7 +13,7 @@ import pytest
 from scipy import stats as st
 
 from streammix import MixtureOfLinearRegressions, NotFittedError
-from streammix.summary import Summary
+from streammix.reports.summary import Summary
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "summary_npreg.txt"

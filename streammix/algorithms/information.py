@@ -1,0 +1,536 @@
+"""Standard errors at the fitted parameters, in one chunked pass (MATH.md §6).
+
+The information matrices are accumulated as mergeable per-chunk statistics
+(:class:`InfoStats`), computed by the picklable map function
+:class:`InformationTask` and summed by an engine's ``map_reduce``, exactly
+like the E-step statistics of an EM pass.
+
+Working parametrisation
+-----------------------
+All matrices refer to the unconstrained coordinates flexmix's ``refit()``
+uses, in this order (see :class:`ParameterLayout`):
+
+* ``noise="per_component"``: for each component j, its coefficients β_j
+  (intercept first when fitted) followed by η_j = log σ_j; then the
+  multinomial logits α_j = log(π_j / π_1) for j = 2..m (component 1, the
+  heaviest in the canonical order, is the baseline);
+* ``noise="shared"``: β_1, ..., β_m, then one η = log σ, then the logits;
+* ``noise="fixed"``: β_1, ..., β_m, then the logits (σ is known).
+
+Complete-data score and negative Hessian of row i in component j, with
+r = y − β_jᵀx and σ = σ_j:
+
+* score: β_j → r x / σ²;  η → r²/σ² − 1;  α_k → 1{j = k} − π_k
+* negative Hessian: β_jβ_j → x xᵀ/σ²;  β_jη → 2 r x/σ²;  ηη → 2 r²/σ²;
+  α_kα_l → π_k (1{k = l} − π_l)
+
+With responsibilities γ_ij and observed score s_i = Σ_j γ_ij s_ij:
+
+* Louis (1982): I = Σ_i w_i [Σ_j γ_ij (B_ij − s_ij s_ijᵀ) + s_i s_iᵀ]; exact
+  (it is the negative Hessian of the observed log-likelihood) at any θ;
+* OPG: J = Σ_i w_i s_i s_iᵀ (valid at the MLE);
+* sandwich: I⁻¹ J I⁻¹.
+
+The weights w are frequency weights: row i counts w_i times.  Under priors
+(ridge, inverse-gamma, Dirichlet) the matrices are those of the likelihood
+alone, evaluated at the MAP estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from streammix.core import stats
+from streammix.core.params import MixtureParams
+from streammix.core.stats import _log_norm, design_matrix, log_responsibilities
+from streammix.engines.inprocess import tree_sum
+
+#: Target number of float64 elements of the per-block score matrix (8 MiB).
+BLOCK_ELEMENTS = 1 << 20
+
+_NOISE_CODES = {"fixed": 0, "shared": 1, "per_component": 2}
+
+__all__ = [
+    "SE_METHODS", "ParameterLayout", "InfoStats", "InformationTask", "information_stats",
+    "Inference", "InferenceWarning", "infer", "transform_matrix",
+]
+
+logger = logging.getLogger(__name__)
+
+SE_METHODS = ("louis", "opg", "sandwich")
+
+
+class InferenceWarning(UserWarning):
+    """Standard errors were computed but may not be trustworthy."""
+
+
+@dataclass(frozen=True)
+class ParameterLayout:
+    """Positions of the working parameters in the score vector and matrices.
+
+    Parameters
+    ----------
+    n_components : int
+        m.
+    n_coef : int
+        p, coefficients per component (intercept included when fitted).
+    noise : {"per_component", "shared", "fixed"}
+    """
+
+    n_components: int
+    n_coef: int
+    noise: str
+
+    def __post_init__(self) -> None:
+        if self.noise not in ("per_component", "shared", "fixed"):
+            raise ValueError(f"unknown noise model {self.noise!r}")
+
+    @property
+    def beta_index(self) -> np.ndarray:
+        """Integer array (m, p): the position of β_jk."""
+        m, p = self.n_components, self.n_coef
+        if self.noise == "per_component":
+            return np.arange(m)[:, None] * (p + 1) + np.arange(p)[None, :]
+        return np.arange(m * p).reshape(m, p)
+
+    @property
+    def eta_index(self) -> np.ndarray | None:
+        """Integer array (m,): the position of log σ_j (the same for all j
+        when shared); None for fixed noise."""
+        m, p = self.n_components, self.n_coef
+        if self.noise == "per_component":
+            return np.arange(m) * (p + 1) + p
+        if self.noise == "shared":
+            return np.full(m, m * p)
+        return None
+
+    @property
+    def alpha_index(self) -> np.ndarray:
+        """Integer array (m - 1,): the position of log(π_j/π_1), j = 2..m."""
+        start = self.size - (self.n_components - 1)
+        return np.arange(start, self.size)
+
+    @property
+    def size(self) -> int:
+        """Number of free parameters P."""
+        m, p = self.n_components, self.n_coef
+        n_eta = {"per_component": m, "shared": 1, "fixed": 0}[self.noise]
+        return m * p + n_eta + m - 1
+
+    def names(self, coef_names: list[str]) -> list[str]:
+        """Readable names, e.g. ``comp1:(intercept)``, ``comp1:log_sigma``,
+        ``comp2:logit_weight`` (log(π_2/π_1))."""
+        if len(coef_names) != self.n_coef:
+            raise ValueError(f"{len(coef_names)} coefficient names for {self.n_coef} columns")
+        out = [""] * self.size
+        for j in range(self.n_components):
+            for k, name in enumerate(coef_names):
+                out[self.beta_index[j, k]] = f"comp{j + 1}:{name}"
+        if self.noise == "per_component":
+            for j in range(self.n_components):
+                out[self.eta_index[j]] = f"comp{j + 1}:log_sigma"
+        elif self.noise == "shared":
+            out[self.eta_index[0]] = "log_sigma"
+        for j, idx in enumerate(self.alpha_index, start=2):
+            out[idx] = f"comp{j}:logit_weight"
+        return out
+
+    def vector(self, params: MixtureParams) -> np.ndarray:
+        """The working parameters θ of ``params``."""
+        theta = np.zeros(self.size)
+        theta[self.beta_index.ravel()] = params.beta.ravel()
+        eta = self.eta_index
+        if eta is not None:
+            theta[eta] = 0.5 * np.log(params.sigma2)
+        logw = np.log(params.weights)
+        theta[self.alpha_index] = logw[1:] - logw[0]
+        return theta
+
+    def params(self, theta: np.ndarray, sigma2: np.ndarray | None = None) -> MixtureParams:
+        """Inverse of :meth:`vector`; ``sigma2`` supplies σ² for fixed noise."""
+        theta = np.asarray(theta, dtype=np.float64)
+        beta = theta[self.beta_index]
+        eta = self.eta_index
+        if eta is not None:
+            sigma2 = np.exp(2.0 * theta[eta])
+        elif sigma2 is None:
+            raise ValueError("fixed noise: pass sigma2")
+        logits = np.concatenate([[0.0], theta[self.alpha_index]])
+        weights = np.exp(logits - logits.max())
+        return MixtureParams(weights / weights.sum(), beta, sigma2)
+
+
+@dataclass(frozen=True, eq=False)
+class InfoStats:
+    """Mergeable statistics of the information pass.
+
+    Attributes
+    ----------
+    score : ndarray of shape (P,)
+        Σ w s_i, the gradient of the log-likelihood (zero at the MLE).
+    opg : ndarray of shape (P, P)
+        Σ w s_i s_iᵀ.
+    louis : ndarray of shape (P, P)
+        Σ w Σ_j γ_ij (B_ij − s_ij s_ijᵀ), the part of Louis' formula that is
+        not the OPG; the observed information is ``louis + opg``.
+    loglik : float
+    sum_w : float
+    n_rows : int
+    """
+
+    score: np.ndarray
+    opg: np.ndarray
+    louis: np.ndarray
+    loglik: float
+    sum_w: float
+    n_rows: int
+
+    @classmethod
+    def zeros(cls, size: int) -> InfoStats:
+        """The identity of ``+``."""
+        return cls(np.zeros(size), np.zeros((size, size)), np.zeros((size, size)), 0.0, 0.0, 0)
+
+    def __add__(self, other: InfoStats) -> InfoStats:
+        if not isinstance(other, InfoStats):
+            return NotImplemented
+        if self.score.shape != other.score.shape:
+            raise ValueError(f"cannot add information statistics of sizes "
+                             f"{self.score.size} and {other.score.size}")
+        return InfoStats(self.score + other.score, self.opg + other.opg,
+                         self.louis + other.louis, self.loglik + other.loglik,
+                         self.sum_w + other.sum_w, self.n_rows + other.n_rows)
+
+    @property
+    def observed(self) -> np.ndarray:
+        """Observed information (Louis), symmetrised."""
+        info = self.louis + self.opg
+        return 0.5 * (info + info.T)
+
+
+def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: MixtureParams,
+                      noise: str) -> InfoStats:
+    """The :class:`InfoStats` of one chunk.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Design matrix (intercept column first when fitted).
+    y, w : ndarray of shape (n,)
+    params : MixtureParams
+        The parameters at which the information is evaluated.
+    noise : {"per_component", "shared", "fixed"}
+        Which σ parametrisation the model has (σ is not a parameter when fixed).
+
+    Notes
+    -----
+    With the compiled kernel (``stats.use_kernel``) the chunk goes through
+    :func:`_information_compiled` in one call that releases the GIL.
+    Otherwise the numpy path runs, in blocks of about ``BLOCK_ELEMENTS / P``
+    rows so that the temporaries (the n × P score matrix) stay small
+    whatever the chunk size.  The two agree to rounding (the tests hold them
+    equal to 1e-12 of scale).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    layout = ParameterLayout(params.n_components, params.n_coef, noise)
+    if stats.use_kernel and X.shape[0] > 0 and X.shape[1] > 0:
+        return _information_compiled(X, y, w, params, layout)
+    step = max(64, BLOCK_ELEMENTS // layout.size)
+    n = X.shape[0]
+    if n <= step:
+        return _information_block(X, y, w, params, layout)
+    blocks = (_information_block(X[s:s + step], y[s:s + step], w[s:s + step], params, layout)
+              for s in range(0, n, step))
+    return tree_sum(blocks, InfoStats.zeros(layout.size))
+
+
+def _information_block(X, y, w, params: MixtureParams, layout: ParameterLayout) -> InfoStats:
+    m = params.n_components
+    P = layout.size
+    ll, log_resp, R = log_responsibilities(X, y, params)
+    # Responsibilities below e^-600 add nothing visible in float64 but their products
+    # are subnormal numbers, which make the GEMMs below many times slower.
+    gamma = np.where(log_resp > -600.0, np.exp(log_resp), 0.0)
+    wg = w[:, None] * gamma
+    n = X.shape[0]
+    pi_tail = params.weights[1:]
+    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
+
+    S = np.zeros((n, P))
+    louis = np.zeros((P, P))
+    if m > 1:
+        S[:, aidx] = gamma[:, 1:] - pi_tail
+        # Σ_j γ_ij B_ij on the logits does not depend on j: N (diag π̃ − π̃π̃ᵀ).
+        louis[np.ix_(aidx, aidx)] += w.sum() * (np.diag(pi_tail) - np.outer(pi_tail, pi_tail))
+    for j in range(m):
+        inv_s2 = 1.0 / params.sigma2[j]
+        r = R[:, j]
+        g = wg[:, j]
+        rx = X * (r * inv_s2)[:, None]
+        blocks = [rx]
+        idx = [bidx[j]]
+        cols = slice(bidx[j][0], bidx[j][-1] + 1)  # β_j is a contiguous run of columns
+        S[:, cols] += gamma[:, j, None] * rx
+        if eidx is not None:
+            u_eta = r * r * inv_s2 - 1.0
+            S[:, eidx[j]] += gamma[:, j] * u_eta
+            blocks.append(u_eta[:, None])
+            idx.append([eidx[j]])
+        if m > 1:
+            e_j = -np.broadcast_to(pi_tail, (n, m - 1)).copy()
+            if j > 0:
+                e_j[:, j - 1] += 1.0
+            blocks.append(e_j)
+            idx.append(aidx)
+        U = np.concatenate(blocks, axis=1)
+        full = np.concatenate([np.asarray(i, dtype=np.intp) for i in idx])
+        # − Σ w γ s_ij s_ijᵀ on the indices where s_ij is non-zero (no repeats for one j)
+        louis[np.ix_(full, full)] -= (U * g[:, None]).T @ U
+        # + Σ w γ B_ij on the β_j (and η) block
+        bj = bidx[j]
+        Xg = X * g[:, None]
+        louis[np.ix_(bj, bj)] += (Xg.T @ X) * inv_s2
+        if eidx is not None:
+            cross = 2.0 * inv_s2 * (Xg.T @ r)
+            louis[bj, eidx[j]] += cross
+            louis[eidx[j], bj] += cross
+            louis[eidx[j], eidx[j]] += 2.0 * inv_s2 * float(g @ (r * r))
+    Sw = S * w[:, None]
+    return InfoStats(Sw.sum(axis=0), Sw.T @ S, louis, float(w @ ll), float(w.sum()), int(n))
+
+
+def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayout) -> InfoStats:
+    """:func:`information_stats` in one call of the compiled kernel.
+
+    The kernel (``info_chunk`` in ``_kernel.c``) sweeps the rows in
+    cache-sized blocks: it forms each block's √w-scaled score matrix Z and
+    adds ``Z Zᵀ`` (the OPG) in 4 × 4 register tiles, and, per component j,
+    Σ w γ_j (1/σ_j² − a_j²) x xᵀ (the β_jβ_j block of Louis' part, with
+    a_j = r_j/σ_j²) and a few vectors and sums from which
+    :func:`_louis_from_sums` builds the rest of Louis' part.
+    """
+    m, p, P = params.n_components, params.n_coef, layout.size
+    n = X.shape[0]
+    FT = stats._kernel_layout(X.T)
+    y = np.require(y, np.float64, ["C", "A"])
+    w = np.require(w, np.float64, ["C", "A"])
+    opg = np.zeros((P, P))
+    lgram = np.zeros((m, p, p))
+    lvec = np.zeros((2 * m, p))
+    zsum = np.zeros(P)
+    scal = np.zeros(3 * m + 1)
+    stats._kernel.info_chunk(FT, y, w, np.ascontiguousarray(params.beta, dtype=np.float64),
+                             np.ascontiguousarray(_log_norm(params)),
+                             np.ascontiguousarray(0.5 / params.sigma2),
+                             np.ascontiguousarray(params.weights[1:], dtype=np.float64),
+                             _NOISE_CODES[layout.noise], opg, lgram, lvec, zsum, scal)
+    sum_w = float(np.sum(w))
+    louis = _louis_from_sums(lgram, lvec, scal, params, layout, sum_w)
+    return InfoStats(zsum, opg, louis, float(scal[3 * m]), sum_w, int(n))
+
+
+def _louis_from_sums(lgram, lvec, scal, params: MixtureParams, layout: ParameterLayout,
+                     sum_w: float) -> np.ndarray:
+    """Louis' part Σ w Σ_j γ_j (B_j − s_j s_jᵀ) from the sums of :func:`_information_compiled`."""
+    m, P = params.n_components, layout.size
+    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
+    pi_tail = params.weights[1:]
+    louis = np.zeros((P, P))
+    if m > 1:
+        louis[np.ix_(aidx, aidx)] += sum_w * (np.diag(pi_tail) - np.outer(pi_tail, pi_tail))
+    for j in range(m):
+        bj = bidx[j]
+        louis[np.ix_(bj, bj)] += lgram[j]
+        if eidx is not None:
+            cross = lvec[j]
+            louis[bj, eidx[j]] += cross
+            louis[eidx[j], bj] += cross
+            louis[eidx[j], eidx[j]] += scal[j]
+        if m > 1:
+            f = -pi_tail.copy()  # the logit part of row i's score in component j
+            if j > 0:
+                f[j - 1] += 1.0
+            ba = np.outer(lvec[m + j], f)
+            louis[np.ix_(bj, aidx)] -= ba
+            louis[np.ix_(aidx, bj)] -= ba.T
+            if eidx is not None:
+                louis[eidx[j], aidx] -= scal[m + j] * f
+                louis[aidx, eidx[j]] -= scal[m + j] * f
+            louis[np.ix_(aidx, aidx)] -= scal[2 * m + j] * np.outer(f, f)
+    return louis
+
+
+@dataclass(frozen=True)
+class InformationTask:
+    """Map function of the information pass: a chunk -> its :class:`InfoStats`."""
+
+    params: MixtureParams
+    fit_intercept: bool
+    noise: str
+
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the compiled information block runs (threads then pay)."""
+        return stats.use_kernel
+
+    def __call__(self, chunk) -> InfoStats:
+        Xd = design_matrix(chunk.X, self.fit_intercept)
+        return information_stats(Xd, chunk.y, chunk.w, self.params, self.noise)
+
+
+def _inverse(matrix: np.ndarray, what: str) -> np.ndarray:
+    sym = 0.5 * (matrix + matrix.T)
+    try:
+        np.linalg.cholesky(sym)
+    except np.linalg.LinAlgError:
+        warnings.warn(f"the {what} matrix is not positive definite: the parameters are not "
+                      "at a maximum of the likelihood (or a component is degenerate); "
+                      "some standard errors will be NaN", InferenceWarning, stacklevel=6)
+        return np.linalg.pinv(sym)
+    inv = np.linalg.inv(sym)
+    return 0.5 * (inv + inv.T)
+
+
+def covariance(stats: InfoStats, method: str = "louis") -> np.ndarray:
+    """Covariance matrix of the working parameters from an information pass.
+
+    Parameters
+    ----------
+    stats : InfoStats
+    method : {"louis", "opg", "sandwich"}
+        Inverse observed information (Louis), inverse outer product of the
+        scores, or the sandwich I⁻¹ J I⁻¹.
+    """
+    if method not in SE_METHODS:
+        raise ValueError(f"method must be one of {SE_METHODS}, got {method!r}")
+    opg = 0.5 * (stats.opg + stats.opg.T)
+    if method == "opg":
+        return _inverse(opg, "score outer-product")
+    inv = _inverse(stats.observed, "observed information")
+    if method == "louis":
+        return inv
+    sand = inv @ opg @ inv
+    return 0.5 * (sand + sand.T)
+
+
+def transform_matrix(layout: ParameterLayout, order) -> np.ndarray:
+    """Linear map T with θ(params.permute(order)) = T θ(params).
+
+    Coefficients and log σ are permuted; the logits change baseline:
+    α'_k = α_{order[k]} − α_{order[0]} (with α_1 = 0).  A covariance V
+    becomes T V Tᵀ.
+    """
+    order = np.asarray(order, dtype=np.intp)
+    m = layout.n_components
+    if sorted(order.tolist()) != list(range(m)):
+        raise ValueError(f"{order.tolist()} is not a permutation of {m} components")
+    T = np.zeros((layout.size, layout.size))
+    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
+    for new, old in enumerate(order):
+        T[bidx[new], bidx[old]] = 1.0
+        if layout.noise == "per_component":
+            T[eidx[new], eidx[old]] = 1.0
+    if layout.noise == "shared":
+        T[eidx[0], eidx[0]] = 1.0
+    for new in range(1, m):
+        row = aidx[new - 1]
+        if order[new] > 0:
+            T[row, aidx[order[new] - 1]] += 1.0
+        if order[0] > 0:
+            T[row, aidx[order[0] - 1]] -= 1.0
+    return T
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Covariance of the working parameters and derived standard errors.
+
+    Attributes
+    ----------
+    method : str
+        "louis", "opg" or "sandwich".
+    layout : ParameterLayout
+    vcov : ndarray of shape (P, P)
+    score : ndarray of shape (P,)
+        Gradient of the log-likelihood at the parameters.
+    loglik_gap : float
+        ½ sᵀ I⁻¹ s: the estimated distance in log-likelihood to the maximum
+        (about zero at the MLE; MATH.md §3.2).
+    """
+
+    method: str
+    layout: ParameterLayout
+    vcov: np.ndarray
+    score: np.ndarray
+    loglik_gap: float
+
+    def standard_errors(self, params: MixtureParams) -> dict[str, np.ndarray]:
+        """Per-component standard errors (see :func:`standard_errors`)."""
+        return standard_errors(self.vcov, self.layout, params)
+
+
+def standard_errors(vcov: np.ndarray, layout: ParameterLayout,
+                    params: MixtureParams) -> dict[str, np.ndarray]:
+    """Per-component standard errors from the working covariance.
+
+    Returns
+    -------
+    dict with
+        ``coef`` (m, p): coefficients, intercept first when fitted;
+        ``log_sigma`` (m,): SE of log σ_j (all equal for shared noise, NaN
+        for fixed noise); ``sigma`` (m,): σ_j · SE(log σ_j) (delta method);
+        ``logit_weight`` (m,): SE of log(π_j/π_1) (NaN for the baseline
+        j = 1); ``weight`` (m,): SE of π_j by the delta method through the
+        softmax.
+    """
+    with np.errstate(invalid="ignore"):
+        var = np.diag(vcov)
+        se = np.sqrt(np.where(var >= 0, var, np.nan))
+    m = layout.n_components
+    out = {"coef": se[layout.beta_index]}
+    if layout.eta_index is None:
+        out["log_sigma"] = np.full(m, np.nan)
+    else:
+        out["log_sigma"] = se[layout.eta_index]
+    out["sigma"] = np.sqrt(params.sigma2) * out["log_sigma"]
+    logit = np.full(m, np.nan)
+    logit[1:] = se[layout.alpha_index]
+    out["logit_weight"] = logit
+    pi = params.weights
+    if m > 1:
+        # dπ_j/dα_k = π_j (1{j=k} − π_k), k = 2..m
+        jac = np.diag(pi)[:, 1:] - np.outer(pi, pi[1:])
+        va = vcov[np.ix_(layout.alpha_index, layout.alpha_index)]
+        with np.errstate(invalid="ignore"):
+            vw = np.einsum("jk,kl,jl->j", jac, va, jac)
+            out["weight"] = np.sqrt(np.where(vw >= 0, vw, np.nan))
+    else:
+        out["weight"] = np.zeros(1)
+    return out
+
+
+def infer(stats: InfoStats, layout: ParameterLayout, method: str = "louis") -> Inference:
+    """Turn an information pass into an :class:`Inference`.
+
+    Warns (:class:`InferenceWarning`) when the score is far from zero, i.e.
+    when the parameters are not the maximum-likelihood estimate and the
+    OPG/sandwich estimates (which assume it) are biased.
+    """
+    vcov = covariance(stats, method)
+    info_inv = vcov if method == "louis" else covariance(stats, "louis")
+    with np.errstate(invalid="ignore"):
+        gap = 0.5 * float(stats.score @ info_inv @ stats.score)
+    if not math.isfinite(gap) or gap > 1e-2:
+        warnings.warn(
+            f"the score at these parameters is not zero (estimated log-likelihood gap to the "
+            f"maximum {gap:.3g}): they are not the maximum-likelihood estimate (a prior, "
+            "df_correction, or EM not converged: lower tol); standard errors refer to a "
+            "different point", InferenceWarning, stacklevel=4)
+    logger.info("standard errors (%s): P = %d, score gap %.3g", method, layout.size, gap)
+    return Inference(method, layout, vcov, stats.score.copy(), gap)

@@ -1,0 +1,1 @@
+"""The ``streammix`` command line program (see :mod:`streammix.cli.main`)."""

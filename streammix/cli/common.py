@@ -1,0 +1,148 @@
+"""Arguments and helpers shared by the subcommands: data, cluster, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+
+__all__ = [
+    "comma_list", "positive_int", "non_negative_int", "non_negative_float", "json_object",
+    "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------ argument types
+def comma_list(text: str) -> list[str]:
+    """``"x1,x2, x3"`` -> ``["x1", "x2", "x3"]``; empty names are a usage error."""
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty column name in {text!r}")
+    return names
+
+
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+#: An integer >= 1 (argparse type).
+positive_int = _int_at_least(1)
+#: An integer >= 0 (argparse type).
+non_negative_int = _int_at_least(0)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def json_object(text: str) -> dict:
+    """A JSON object such as ``'{"anon": true}'`` (argparse type)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object ({...})")
+    return value
+
+
+# ------------------------------------------------------------------ the data
+def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool = True) -> None:
+    """DATA, --target, --features, --weight, --on-invalid, --chunk-rows, --storage-options."""
+    parser.add_argument("data", metavar="DATA",
+                        help="a Parquet file, a folder of them (hive partitions allowed), a "
+                             "glob, or a URL such as s3://bucket/lake")
+    parser.add_argument("--target", required=require_columns, metavar="COL",
+                        help="column of the response y")
+    parser.add_argument("--features", required=require_columns, type=comma_list,
+                        metavar="COL,COL,...", help="feature columns, comma-separated")
+    parser.add_argument("--weight", metavar="COL",
+                        help="column of non-negative frequency weights (default 1 per row)")
+    parser.add_argument("--on-invalid", choices=("error", "drop"), default="error",
+                        help="rows with null, NaN or infinite values: stop with an error "
+                             "naming file, column and row (default), or drop and count them")
+    parser.add_argument("--chunk-rows", type=positive_int, default=131_072, metavar="N",
+                        help="rows per chunk (row groups are grouped up to this; default "
+                             "%(default)s)")
+    parser.add_argument("--storage-options", type=json_object, metavar="JSON",
+                        help="fsspec options for remote URLs, e.g. "
+                             "'{\"client_kwargs\": {\"endpoint_url\": \"http://host:9000\"}}'; "
+                             "credentials belong in the environment, not here")
+
+
+def make_source(args, *, target=None, features=None, weight=None):
+    """A :class:`~streammix.parquet.ParquetSource` from the parsed data arguments."""
+    from streammix.data.parquet.source import ParquetSource
+
+    return ParquetSource(
+        args.data, target=target or args.target, features=features or args.features,
+        weight=weight if weight is not None else args.weight,
+        storage_options=args.storage_options, chunk_rows=args.chunk_rows,
+        on_invalid=args.on_invalid,
+    )
+
+
+# --------------------------------------------------------------- the cluster
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """--cluster FILE | --scheduler ADDR | --in-process."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--cluster", metavar="FILE",
+                       help="cluster config (YAML; see cluster_configs/); default: a local "
+                            "cluster (cluster_configs/local.yaml)")
+    group.add_argument("--scheduler", metavar="ADDR",
+                       help="address of a running Dask scheduler, e.g. tcp://host:8786 (for "
+                            "TLS use a --cluster file with certificate paths)")
+    group.add_argument("--in-process", action="store_true",
+                       help="run every pass in this process, without Dask")
+
+
+@contextlib.contextmanager
+def open_engine(args) -> Iterator[object]:
+    """The engine the arguments ask for; a cluster started here is closed on exit."""
+    from streammix.engines.cluster_config import (
+        ClusterConfig,
+        default_cluster_config,
+        load_cluster_config,
+    )
+
+    if args.in_process:
+        from streammix.engines.inprocess import InProcessEngine
+
+        yield InProcessEngine()
+        return
+    if args.scheduler:
+        address = args.scheduler if "://" in args.scheduler else f"tcp://{args.scheduler}"
+        config = ClusterConfig("scheduler", {"address": address}, source="--scheduler")
+    elif args.cluster:
+        config = load_cluster_config(args.cluster)
+    else:
+        config = default_cluster_config()
+    from streammix.engines.dask_engine import DaskEngine
+
+    client, closer = config.connect()
+    try:
+        logger.info("running on %s", client.scheduler.address)
+        yield DaskEngine(client, **config.engine)
+    finally:
+        closer()

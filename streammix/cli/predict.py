@@ -1,0 +1,54 @@
+"""``streammix predict``: predictions of a fitted model, written as Parquet."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from streammix.cli.common import add_data_arguments, comma_list, make_source
+
+__all__ = ["register", "run_predict"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="write predictions of a fitted model for a Parquet data set",
+        description="Write, for every row, the mixture mean, the most likely component, the "
+                    "log-likelihood and the posterior probability of each component "
+                    "(columns mean, component, loglik, prob_1..prob_M; components numbered "
+                    "from 1 as in the report), plus a row_id or the --keep columns.  One "
+                    "Parquet file per input file, same relative path under --out; written to "
+                    "a temporary folder and renamed into place at the end, so a failed run "
+                    "leaves nothing.  Target and features default to those the model was "
+                    "fitted on.")
+    parser.add_argument("model", metavar="MODEL.json", help="a model written by streammix fit")
+    add_data_arguments(parser, require_columns=False)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new)")
+    parser.add_argument("--keep", type=comma_list, metavar="COL,COL,...",
+                        help="input columns to copy to the output (instead of row_id)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists (once the new output is complete)")
+    parser.set_defaults(func=run_predict)
+
+
+def run_predict(args) -> int:
+    from streammix.cli.fit import load_model_record
+    from streammix.estimator.prediction import write_predictions
+
+    model, data = load_model_record(args.model)
+    data = data or {}
+    target = args.target or data.get("target")
+    features = args.features or data.get("features") or list(model.feature_names_in_)
+    if not target:
+        raise ValueError(f"{args.model} does not record its target column; pass --target")
+    if len(features) != model.n_features_in_:
+        raise ValueError(f"{len(features)} feature columns given, the model was fitted on "
+                         f"{model.n_features_in_}")
+    source = make_source(args, target=target, features=features)
+    summary = write_predictions(model, source, args.out, keep=args.keep,
+                                overwrite=args.overwrite)
+    print(f"wrote predictions for {summary.n_rows} rows in {len(summary.files)} files to "
+          f"{summary.out_dir}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Sources of data: in-memory arrays, Dask collections, Parquet lakes and streams."""

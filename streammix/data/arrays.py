@@ -1,0 +1,156 @@
+"""Data sources: a plan of small chunk descriptors and a reader for each.
+
+A source is planned on the client (``plan()`` returns a sorted list of small,
+picklable descriptors) and read where the work runs (``read(descriptor)``
+returns a :class:`Chunk`).  Sources validate what they read, so a chunk that
+reaches the E-step holds finite values and non-negative weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streammix.core.checks import DataError, check_finite, check_weights
+
+__all__ = ["Chunk", "ArraySource", "as_source", "DEFAULT_CHUNK_ROWS"]
+
+#: Rows per chunk for in-memory arrays.
+DEFAULT_CHUNK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of rows: raw features (no intercept column), target, weights.
+
+    ``origin`` names where the rows come from (a file path, or ``"array"``)
+    and ``first_row`` is the index of the chunk's first row within it, so
+    every row has a stable identity whatever the chunking.  When a source
+    removed rows (a filter, or ``on_invalid="drop"``) the rows left are not
+    consecutive: ``row_ids`` then holds the index of each row within
+    ``origin`` (None means ``first_row, first_row + 1, ...``).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    origin: str
+    first_row: int
+    row_ids: np.ndarray | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.y.shape[0])
+
+
+class ArraySource:
+    """In-memory arrays served in row chunks.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    y : array-like of shape (n,)
+    sample_weight : array-like of shape (n,), optional
+        Non-negative frequency weights (default 1).
+    chunk_rows : int
+        Rows per chunk.
+    feature_names : list of str, optional
+    """
+
+    def __init__(self, X, y, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 feature_names=None):
+        X = as_2d_float(X, "X")
+        if y is None:
+            raise DataError("y is required when X is an array")
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"y must be 1-dimensional, got shape {y.shape}")
+        if y.shape[0] != X.shape[0]:
+            raise DataError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
+        if sample_weight is None:
+            w = np.ones(X.shape[0])
+        else:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.ndim != 1 or w.shape[0] != X.shape[0]:
+                raise DataError(
+                    f"sample_weight must have shape ({X.shape[0]},), got {w.shape}"
+                )
+        for k in range(X.shape[1]):
+            name = f"X column {k}" if feature_names is None else f"X column {feature_names[k]!r}"
+            check_finite(X[:, k], name)
+        check_finite(y, "y")
+        check_weights(w)
+        if int(chunk_rows) < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        # Stored transposed once: chunks are F-ordered (n, d) views whose .T is
+        # the contiguous (d, n) block the E-step works on, without a copy.
+        self.X = np.asfortranarray(X)
+        self.y, self.w = y, w
+        self.chunk_rows = int(chunk_rows)
+        self.feature_names = (
+            [f"x{k}" for k in range(X.shape[1])] if feature_names is None
+            else [str(f) for f in feature_names]
+        )
+        if len(self.feature_names) != X.shape[1]:
+            raise DataError(
+                f"{len(self.feature_names)} feature names for {X.shape[1]} columns"
+            )
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    def plan(self) -> list[tuple[int, int]]:
+        n = self.X.shape[0]
+        return [(s, min(s + self.chunk_rows, n)) for s in range(0, n, self.chunk_rows)]
+
+    def read(self, descriptor: tuple[int, int]) -> Chunk:
+        start, stop = descriptor
+        return Chunk(self.X[start:stop], self.y[start:stop], self.w[start:stop], "array", start)
+
+
+def as_2d_float(X, name: str, where: str = "") -> np.ndarray:
+    """``X`` as a float64 (n, d) array (a 1-d array is one column).
+
+    Errors are :class:`DataError` reading ``"{where}{name} must be ..."``.
+    """
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}{name} must be numeric: {exc}") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataError(f"{where}{name} must be 2-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def as_source(X, y=None, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    """Turn what ``fit`` was given into a source.
+
+    A source (anything with ``plan`` and ``read``) is returned unchanged;
+    a Dask DataFrame or Array becomes a :class:`~streammix.DaskSource` (one
+    chunk per partition; ``y`` and ``sample_weight`` then are dask
+    collections partitioned like ``X``); a pandas DataFrame keeps its column
+    names; arrays become an :class:`ArraySource`.
+    """
+    if hasattr(X, "plan") and hasattr(X, "read"):
+        if y is not None or sample_weight is not None:
+            raise ValueError(
+                "y and sample_weight come from the source itself; pass only the source"
+            )
+        return X
+    from streammix.data.dask_collections import DaskSource, is_dask_collection
+    if is_dask_collection(X):
+        if y is None:
+            raise DataError("y is required with a Dask collection X (or pass "
+                            "streammix.DaskSource(ddf, target=...))")
+        return DaskSource(X, y, weight=sample_weight)
+    names = None
+    columns = getattr(X, "columns", None)
+    if columns is not None:
+        names = [str(c) for c in columns]
+    return ArraySource(X, y, sample_weight, chunk_rows=chunk_rows, feature_names=names)

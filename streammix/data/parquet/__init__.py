@@ -1,0 +1,1 @@
+"""Parquet data lakes: the source, its files and its columns."""

@@ -1,0 +1,74 @@
+"""Columns of a Parquet chunk as float64, and row filters.
+
+Helpers of :class:`streammix.ParquetSource`: a column is cast safely to
+float64 and its null, NaN and infinite rows are counted and located (file
+and row) for the error or the drop policy; filters are kept in pyarrow's
+disjunctive normal form so that they can be shown and their columns read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from streammix.core.checks import DataError
+
+
+def to_float(column: pa.ChunkedArray, name: str, row_ids: np.ndarray, path: str):
+    """A column as float64, the mask of null/NaN/inf rows and a message about them."""
+    try:
+        values = pc.cast(column, pa.float64(), safe=True)
+    except pa.ArrowException as exc:
+        raise DataError(f"{path}: column {name!r} of type {column.type} cannot be read as "
+                        f"float64: {exc}") from None
+    null = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+    v = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if null is not None:
+        v = np.where(null, 0.0, v)
+    nonfinite = ~np.isfinite(v)
+    if null is None and not nonfinite.any():
+        return v, None, None
+    bad = nonfinite if null is None else (nonfinite | null)
+    parts = []
+    n_null = 0 if null is None else int(null.sum())
+    n_nan = int(np.isnan(v).sum())
+    n_inf = int(nonfinite.sum()) - n_nan
+    for count, what in ((n_null, "null"), (n_nan, "NaN"), (n_inf, "infinite")):
+        if count:
+            parts.append(f"{count} {what} value{'s' if count != 1 else ''}")
+    first = int(row_ids[np.flatnonzero(bad)[0]])
+    message = f"{path}: column {name!r} has {' and '.join(parts)}, first at row {first}"
+    return v, bad, message
+
+
+def is_numeric(typ: pa.DataType) -> bool:
+    return (pa.types.is_integer(typ) or pa.types.is_floating(typ)
+            or pa.types.is_boolean(typ) or pa.types.is_decimal(typ))
+
+
+def normalise_filters(filters):
+    if filters is None:
+        return None
+    if isinstance(filters, ds.Expression):
+        raise TypeError("filters must be a list of (column, op, value) tuples (disjunctive "
+                        "normal form), not a pyarrow Expression, so that it can be shown "
+                        "and its columns read")
+    filters = [list(map(tuple, f)) if isinstance(f, list) else tuple(f) for f in filters]
+    if not filters:
+        return None
+    pq.filters_to_expression(filters)  # raises on a malformed filter
+    return filters
+
+
+def filter_columns(filters) -> list[str]:
+    if not filters:
+        return []
+    terms = filters if isinstance(filters[0], tuple) else [t for f in filters for t in f]
+    names: list[str] = []
+    for term in terms:
+        if term[0] not in names:
+            names.append(str(term[0]))
+    return names

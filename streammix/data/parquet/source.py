@@ -1,0 +1,519 @@
+"""Parquet files and data lakes (local or any fsspec URL) as a source.
+
+Planning happens on the client, when the source is made: the files are
+listed, every footer is read once, the requested columns are checked in
+every file, and the row groups are grouped into chunk descriptors of about
+``chunk_rows`` rows.  Reading happens in the task: the file is re-opened and
+only the row groups and columns of the descriptor are decoded.
+
+Rows are identified by the file's path *relative to the dataset root* and
+their index in the file, so the same lake read from a local folder or from
+``s3://`` draws the same starting sample and gives the same fit, whatever
+the chunk size or the order in which the files were listed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from streammix.core.checks import DataError
+from streammix.data.arrays import Chunk
+from streammix.data.parquet.columns import filter_columns, is_numeric, normalise_filters, to_float
+from streammix.data.parquet.files import (
+    arrow_filesystem,
+    common_dir,
+    file_size,
+    fsspec_filesystem,
+    hive_partitions,
+    list_files,
+    protocol_of,
+    redact_url,
+    strip_protocol,
+)
+
+__all__ = ["ParquetSource", "ParquetPiece", "InvalidRows", "ON_INVALID"]
+
+logger = logging.getLogger(__name__)
+
+#: What to do with rows holding null, NaN or infinite values.
+ON_INVALID = ("error", "drop")
+
+
+class ParquetPiece(NamedTuple):
+    """Descriptor of one chunk: consecutive row groups of one file.
+
+    Attributes
+    ----------
+    path : str
+        The file, as its file system names it.
+    row_groups : tuple of int
+        Ids of consecutive row groups.
+    first_row : int
+        Index in the file of the first row of the first row group.
+    n_rows : int
+        Rows in these row groups (before filters).
+    partition : tuple of (name, value)
+        Hive partition values of the file.
+    """
+
+    path: str
+    row_groups: tuple[int, ...]
+    first_row: int
+    n_rows: int
+    partition: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class InvalidRows:
+    """Mergeable count of rows with null, NaN or infinite values.
+
+    ``+`` adds counts, ``InvalidRows()`` is its identity, so it can be
+    reduced by any engine like the E-step statistics.
+
+    Attributes
+    ----------
+    n_rows : int
+        Rows with at least one invalid value (the rows ``on_invalid="drop"``
+        drops).
+    by_column : dict
+        Column name -> number of invalid values in it.
+    by_file : dict
+        File path -> number of invalid rows in it.
+    """
+
+    n_rows: int = 0
+    by_column: dict = field(default_factory=dict)
+    by_file: dict = field(default_factory=dict)
+
+    def __add__(self, other: InvalidRows) -> InvalidRows:
+        if not isinstance(other, InvalidRows):
+            return NotImplemented
+        return InvalidRows(self.n_rows + other.n_rows,
+                           _add_counts(self.by_column, other.by_column),
+                           _add_counts(self.by_file, other.by_file))
+
+
+def _add_counts(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+class ParquetSource:
+    """Rows of one or many Parquet files, read chunk by chunk.
+
+    Parameters
+    ----------
+    path_or_url : str, path or list of them
+        A file, a folder (read recursively; names starting with ``_`` or
+        ``.`` are skipped, as by Spark and pyarrow), a glob pattern, or a
+        list of files.  Any fsspec URL works (``s3://bucket/lake``,
+        ``file:///data/lake``); plain paths are local.  Folders named
+        ``key=value`` (hive partitioning) give columns usable in
+        ``features`` and ``filters``.
+    target : str
+        Column of the response y.
+    features : list of str
+        Columns of the features, in order (no intercept column).
+    weight : str, optional
+        Column of non-negative frequency weights (default 1 per row).
+    filters : list of tuples, or list of lists of tuples, optional
+        Row filter in pyarrow's disjunctive normal form, e.g.
+        ``[("year", ">=", 2020), ("x1", "<", 5.0)]``.  Row groups and
+        partitions that cannot match are skipped by their statistics when
+        planning; the rest is filtered row by row when read.
+    storage_options : dict, optional
+        Passed to fsspec for remote URLs (e.g. for s3fs:
+        ``{"key": ..., "secret": ..., "client_kwargs": {"endpoint_url": ...}}``).
+        Never printed.
+    chunk_rows : int, default=131072
+        Consecutive row groups of a file are grouped into chunks of up to
+        about this many rows (a larger row group is a chunk of its own).
+    on_invalid : {"error", "drop"}, default="error"
+        Rows with a null, NaN or infinite target, feature or weight raise a
+        :class:`~streammix.DataError` that names the file, the column, the
+        count and the first row, or are dropped.  Dropped rows are not in
+        the fitted statistics (``n_rows_`` of a model does not count them);
+        :meth:`count_invalid` counts them per file and column in one pass.
+
+    Raises
+    ------
+    DataError
+        When the path does not exist or holds no files, a file is not
+        readable Parquet, a column is missing in a file, or a column is not
+        numeric in some file.  Values are checked when chunks are read.
+
+    Attributes
+    ----------
+    files : list of str
+        The files, sorted (on the client only).
+    root : str
+        The folder the files hang from; row origins are paths relative to it.
+    partition_names : tuple of str
+        Hive partition columns found in the folder names.
+    partition_types : dict
+        Their types, inferred from the values (int64, float64 or string).
+
+    Notes
+    -----
+    Every file's footer is read when the source is made (on the client);
+    tasks re-open the file and read only their row groups and columns, with
+    one thread each.  Empty files and zero-row row groups are skipped.
+    """
+
+    def __init__(self, path_or_url, *, target: str, features, weight: str | None = None,
+                 filters=None, storage_options: dict | None = None,
+                 chunk_rows: int = 131_072, on_invalid: str = "error"):
+        if isinstance(features, str):
+            features = [features]
+        features = [str(f) for f in features]
+        if not features:
+            raise ValueError("features must name at least one column")
+        if len(set(features)) != len(features):
+            raise ValueError(f"features has repeated names: {features}")
+        if target in features or (weight is not None and weight in features):
+            raise ValueError("target and weight must not be among the features")
+        if on_invalid not in ON_INVALID:
+            raise ValueError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
+        if isinstance(chunk_rows, bool) or int(chunk_rows) < 1:
+            raise ValueError(f"chunk_rows must be an integer >= 1, got {chunk_rows!r}")
+        self.path_or_url = path_or_url
+        self.target = str(target)
+        self.features = features
+        self.weight = None if weight is None else str(weight)
+        self.filters = normalise_filters(filters)
+        self.storage_options = dict(storage_options or {})
+        self.chunk_rows = int(chunk_rows)
+        self.on_invalid = on_invalid
+        self._fs = None
+        self._expr = None if self.filters is None else pq.filters_to_expression(self.filters)
+        self._discover()
+
+    # ------------------------------------------------------------ public face
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the source uses: features, target, weight."""
+        return self.features + [self.target] + ([self.weight] if self.weight else [])
+
+    @property
+    def n_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the planned row groups (before filters and dropped rows)."""
+        return sum(piece.n_rows for piece in self._plan)
+
+    def plan(self) -> list[ParquetPiece]:
+        """The chunk descriptors, sorted by file path and row group."""
+        return list(self._plan)
+
+    def read(self, piece: ParquetPiece) -> Chunk:
+        """Read one chunk: its row groups, only the needed columns."""
+        values, row_ids, bad, _ = self._read_values(piece)
+        origin = self._origin(piece.path)
+        n_bad = int(bad.sum()) if bad is not None else 0
+        if n_bad:
+            keep = ~bad
+            values = {name: v[keep] for name, v in values.items()}
+            row_ids = row_ids[keep]
+            logger.info("%s: dropped %d rows with null, NaN or infinite values",
+                        self._show(piece.path), n_bad)
+        n = row_ids.size
+        X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
+        for k, name in enumerate(self.features):
+            X[:, k] = values[name]
+        y = values[self.target]
+        w = values[self.weight] if self.weight else np.ones(n)
+        if self.weight:
+            neg = np.flatnonzero(w < 0)
+            if neg.size:
+                raise DataError(
+                    f"{self._show(piece.path)}: column {self.weight!r} has {neg.size} negative "
+                    f"value{'s' if neg.size != 1 else ''}, first at row {int(row_ids[neg[0]])} "
+                    f"({w[neg[0]]!r}); weights must be >= 0")
+        contiguous = n == 0 or (row_ids[0] == piece.first_row and row_ids[-1] == piece.first_row
+                                + n - 1)
+        return Chunk(X, y, w, origin, piece.first_row,
+                     None if contiguous else row_ids)
+
+    def count_invalid(self, engine=None) -> InvalidRows:
+        """Count rows with null, NaN or infinite values, per file and column.
+
+        One pass that reads the same columns as a fit; with
+        ``on_invalid="drop"`` its ``n_rows`` is the number of rows a fit
+        drops.  ``engine`` is any streammix engine (default in-process).
+        """
+        from streammix.engines.inprocess import InProcessEngine
+        engine = InProcessEngine() if engine is None else engine
+        return engine.map_reduce(_InvalidRowsView(self), _identity, InvalidRows())
+
+    def describe(self) -> str:
+        """A short multi-line summary without secrets."""
+        lines = [
+            f"ParquetSource {redact_url(self.path_or_url)}",
+            f"  files: {self.n_files} ({self.root or '.'}), chunks: {len(self._plan)}, "
+            f"rows: {self.n_rows}",
+            f"  target: {self.target!r}, features: {self.features}, weight: {self.weight!r}",
+        ]
+        if self.partition_names:
+            lines.append(f"  partition columns: {list(self.partition_names)}")
+        if self.filters is not None:
+            lines.append(f"  filters: {self.filters}")
+        lines.append(f"  chunk_rows: {self.chunk_rows}, on_invalid: {self.on_invalid!r}")
+        if self.storage_options:
+            lines.append(f"  storage_options: keys {sorted(self.storage_options)} (values hidden)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        opts = ""
+        if self.storage_options:
+            opts = f", storage_options=<{len(self.storage_options)} keys hidden>"
+        return (f"ParquetSource({redact_url(self.path_or_url)!r}, target={self.target!r}, "
+                f"features={self.features!r}, weight={self.weight!r}, filters={self.filters!r}, "
+                f"chunk_rows={self.chunk_rows}, on_invalid={self.on_invalid!r}{opts})")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_fs"] = None  # file systems are re-made where the source is unpickled
+        state["_expr"] = None
+        state["_plan"] = None  # the plan and the file list stay on the client
+        state["files"] = None
+        if isinstance(self.path_or_url, (list, tuple)):
+            state["path_or_url"] = redact_url(self.path_or_url)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.filters is not None:
+            self._expr = pq.filters_to_expression(self.filters)
+
+    # ---------------------------------------------------------------- reading
+    def _read_values(self, piece: ParquetPiece, on_invalid: str | None = None):
+        """Decode a piece: float64 columns, row ids in the file, bad-row mask, counts.
+
+        With ``on_invalid="error"`` bad values raise; with ``"drop"`` the mask
+        of rows to drop (None when there are none) and the number of bad
+        values per column are returned.
+        """
+        on_invalid = self.on_invalid if on_invalid is None else on_invalid
+        table = self._read_table(piece)
+        n = table.num_rows
+        row_ids = np.arange(piece.first_row, piece.first_row + n, dtype=np.int64)
+        if self._expr is not None and n:
+            table = table.append_column("__streammix_row__", pa.array(row_ids))
+            try:
+                table = table.filter(self._expr)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
+                raise DataError(f"{self._show(piece.path)}: cannot apply filters "
+                                f"{self.filters}: {exc}") from None
+            row_ids = table.column("__streammix_row__").to_numpy()
+        values, bad, counts = {}, None, {}
+        for name in self.columns:
+            v, col_bad, message = to_float(table.column(name), name, row_ids,
+                                             self._show(piece.path))
+            values[name] = v
+            if col_bad is not None:
+                if on_invalid == "error":
+                    raise DataError(message)
+                counts[name] = int(col_bad.sum())
+                bad = col_bad if bad is None else bad | col_bad
+        return values, row_ids, bad, counts
+
+    def _read_table(self, piece: ParquetPiece) -> pa.Table:
+        file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
+        try:
+            with self._arrow_fs().open_input_file(piece.path) as fh:
+                reader = pq.ParquetFile(fh)
+                table = reader.read_row_groups(list(piece.row_groups), columns=file_columns,
+                                               use_threads=False)
+        except (OSError, pa.ArrowException) as exc:
+            error = DataError(f"{self._show(piece.path)}: cannot read row groups "
+                              f"{list(piece.row_groups)}: {exc}")
+            error.transient = isinstance(exc, OSError)  # engines retry I/O errors
+            raise error from None
+        for name, value in piece.partition:
+            if name in self._needed_columns():
+                typ = self.partition_types[name]
+                table = table.append_column(name, pa.array([value] * table.num_rows, typ))
+        return table
+
+    def _needed_columns(self) -> list[str]:
+        cols = list(self.columns)
+        for name in filter_columns(self.filters):
+            if name not in cols:
+                cols.append(name)
+        return cols
+
+    def _show(self, path: str) -> str:
+        """A file path as users wrote it: with its URL scheme when remote."""
+        return path if self._protocol == "file" else f"{self._protocol}://{path}"
+
+    def _origin(self, path: str) -> str:
+        if self.root and path.startswith(self.root + "/"):
+            return path[len(self.root) + 1:]
+        return path
+
+    def _arrow_fs(self):
+        if self._fs is None:
+            self._fs = arrow_filesystem(self._protocol, self.storage_options)
+        return self._fs
+
+    # --------------------------------------------------------------- planning
+    def _discover(self) -> None:
+        items = self.path_or_url
+        if isinstance(items, (str, os.PathLike)):
+            items = [items]
+        items = [os.fspath(i) for i in items]
+        if not items:
+            raise DataError("no Parquet path given (the list is empty)")
+        protocols = {protocol_of(i) for i in items}
+        if len(protocols) > 1:
+            raise DataError(f"all paths must use one file system, got {sorted(protocols)}")
+        self._protocol = protocols.pop()
+        fsspec_fs = fsspec_filesystem(self._protocol, self.storage_options)
+        files, roots = [], []
+        for item in items:
+            path = strip_protocol(item, self._protocol)
+            found, root = list_files(fsspec_fs, path, redact_url(item), single=len(items) == 1)
+            files.extend(found)
+            roots.append(root)
+        files = sorted(set(files))
+        root = roots[0] if len(roots) == 1 else common_dir(files)
+        self.root = root.rstrip("/")
+        self.files = files
+        self.partition_names, self.partition_types, partitions = hive_partitions(files,
+                                                                                   self.root)
+        self._plan = self._plan_files(partitions)
+
+    def _plan_files(self, partitions: dict) -> list[ParquetPiece]:
+        self._arrow_fs()  # made once, before the threads below share it
+        file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
+        for name in self._needed_columns():
+            if name in self.partition_names and not is_numeric(self.partition_types[name]) \
+                    and name in self.columns:
+                raise DataError(f"partition column {name!r} has type "
+                                f"{self.partition_types[name]}, which cannot be read as "
+                                "float64 (need a numeric type)")
+        seen_types: dict[str, tuple[pa.DataType, str]] = {}
+        plan: list[ParquetPiece] = []
+        # Footers of remote files are fetched by a few threads; errors surface in
+        # file order whatever the threads' timing.
+        n_threads = 1 if self._protocol == "file" or len(self.files) < 2 else 8
+        with ThreadPoolExecutor(n_threads) as pool:
+            footers = list(pool.map(self._footer, self.files))
+        for path, (meta, schema) in zip(self.files, footers, strict=True):
+            if isinstance(meta, DataError):
+                raise meta
+            for name in file_columns:
+                if schema.get_field_index(name) < 0:
+                    raise DataError(
+                        f"{self._show(path)}: column {name!r} is missing (the file has columns "
+                        f"{', '.join(schema.names)})")
+                typ = schema.field(name).type
+                first = seen_types.setdefault(name, (typ, path))
+                if name in self.columns and not is_numeric(typ):
+                    other = (f"; it is {first[0]} in {self._show(first[1])}"
+                             if first[0] != typ else "")
+                    raise DataError(f"{self._show(path)}: column {name!r} has type {typ}, which "
+                                    f"cannot be read as float64 (need a numeric type){other}")
+            sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+            keep = [i for i, s in enumerate(sizes) if s > 0]
+            part = partitions[path]
+            if self._expr is not None and keep:
+                keep = self._prune(path, schema, part, keep)
+            plan.extend(self._group(path, keep, sizes, starts, part))
+        plan.sort()
+        logger.info("planned %d chunks from %d files (%d rows)", len(plan), len(self.files),
+                    sum(p.n_rows for p in plan))
+        return plan
+
+    def _footer(self, path: str):
+        """A file's metadata and Arrow schema, or a DataError naming the file."""
+        fs = self._arrow_fs()
+        try:
+            with fs.open_input_file(path) as fh:
+                meta = pq.ParquetFile(fh).metadata
+                return meta, meta.schema.to_arrow_schema()
+        except (OSError, pa.ArrowException) as exc:
+            size = file_size(fs, path)
+            what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
+            return DataError(f"{self._show(path)}: {what} ({exc})"), None
+
+    def _prune(self, path, schema, part, keep):
+        """Row groups whose statistics and partition values may match the filter."""
+        fmt = ds.ParquetFileFormat()
+        part_expr = None
+        full = schema
+        for name, value in part:
+            term = ds.field(name) == pa.scalar(value, self.partition_types[name])
+            part_expr = term if part_expr is None else part_expr & term
+            full = full.append(pa.field(name, self.partition_types[name]))
+        kwargs = {} if part_expr is None else {"partition_expression": part_expr}
+        try:
+            fragment = fmt.make_fragment(path, filesystem=self._arrow_fs(), **kwargs)
+            pieces = fragment.split_by_row_group(filter=self._expr, schema=full)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
+            raise DataError(f"{self._show(path)}: cannot apply filters {self.filters}: "
+                            f"{exc}") from None
+        ids = {rg.id for piece in pieces for rg in piece.row_groups}
+        return [i for i in keep if i in ids]
+
+    def _group(self, path, keep, sizes, starts, part):
+        pieces, group = [], []
+        for i in keep:
+            if group and (group[-1] != i - 1
+                          or sum(sizes[g] for g in group) + sizes[i] > self.chunk_rows):
+                pieces.append(self._piece(path, group, sizes, starts, part))
+                group = []
+            group.append(i)
+        if group:
+            pieces.append(self._piece(path, group, sizes, starts, part))
+        return pieces
+
+    @staticmethod
+    def _piece(path, group, sizes, starts, part) -> ParquetPiece:
+        return ParquetPiece(path, tuple(group), starts[group[0]],
+                            sum(sizes[g] for g in group), part)
+
+
+class _InvalidRowsView:
+    """The source seen through :meth:`ParquetSource.count_invalid`: reads counts."""
+
+    def __init__(self, source: ParquetSource):
+        self.source = source
+
+    def plan(self):
+        return self.source.plan()
+
+    def read(self, piece: ParquetPiece) -> InvalidRows:
+        _, _, bad, by_column = self.source._read_values(piece, on_invalid="drop")
+        n_bad = 0 if bad is None else int(bad.sum())
+        by_file = {self.source._show(piece.path): n_bad} if n_bad else {}
+        return InvalidRows(n_bad, by_column, by_file)
+
+    def __repr__(self) -> str:
+        return f"InvalidRowsView({self.source!r})"
+
+
+def _identity(value):
+    return value

@@ -1,0 +1,391 @@
+"""Run the passes on a Dask cluster.
+
+One pass is one flat graph, sent to the scheduler in one message: a task per
+chunk descriptor that reads the chunk and applies the map function, and a
+tree of ``+`` tasks over the results in plan order, with the same shape as
+:func:`streammix.engine.tree_sum`.  So a pass on a cluster gives bit-for-bit
+the result of the in-process engine, for any number of workers -- on
+machines with the same instruction set: the compiled E-step (and BLAS) pick
+AVX-512, AVX2 or baseline code at run time, and these round differently.  Only the
+descriptors go to the workers and only the reduced value (a few KB) comes
+back; nothing is kept between passes unless ``cache=True``.
+
+With ``cache=True`` the chunks already sit in the workers' memory and a map
+task is short, so the per-task cost of the scheduler would dominate: one map
+task then takes an aligned run of 2**k consecutive chunks (kept on one worker)
+and sums their results with ``tree_sum``.  The same is done when chunks read
+from storage are small (many small files): a task then reads a run of them,
+one at a time, up to about :data:`MIN_TASK_ROWS` rows.  The subtrees of a binary counter
+over aligned power-of-two runs are exactly those runs' ``tree_sum``, so the
+result is still bit-for-bit that of the in-process engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import numbers
+import operator
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from streammix.data.arrays import ArraySource
+from streammix.engines.inprocess import tree_sum
+
+__all__ = ["DaskEngine", "NoClientError", "ChunkCrashError", "counter_tree",
+           "describe_descriptor"]
+
+logger = logging.getLogger(__name__)
+
+
+class NoClientError(RuntimeError):
+    """A :class:`DaskEngine` was used with no Dask client given or running."""
+
+
+class ChunkCrashError(RuntimeError):
+    """A chunk killed every worker that tried it (``distributed``'s ``KilledWorker``).
+
+    Attributes
+    ----------
+    descriptor : object or None
+        The chunk's descriptor (for Parquet, a
+        :class:`~streammix.parquet.ParquetPiece`: file and row groups);
+        None when the task that died held a run of several small chunks
+        (see ``descriptors``).
+    descriptors : tuple
+        The descriptors of every chunk of the task that died: one, or the
+        run of consecutive small chunks read together (one of them is the
+        culprit).
+    """
+
+    def __init__(self, message: str, descriptor=None, descriptors=()):
+        super().__init__(message)
+        self.descriptor = descriptor
+        self.descriptors = tuple(descriptors) or ((descriptor,) if descriptor is not None
+                                                  else ())
+
+
+def describe_descriptor(source, descriptor) -> str:
+    """A chunk descriptor as a user would name it: file and row groups for Parquet."""
+    path = getattr(descriptor, "path", None)
+    groups = getattr(descriptor, "row_groups", None)
+    if path is not None and groups is not None:
+        shown = source._show(path) if hasattr(source, "_show") else path
+        rows = getattr(descriptor, "n_rows", None)
+        first = getattr(descriptor, "first_row", None)
+        extent = f", rows {first}..{first + rows - 1}" if rows and first is not None else ""
+        return f"{shown} row groups {list(groups)}{extent}"
+    return f"chunk {descriptor!r}"
+
+
+def counter_tree(values: Iterable[Any], zero: Any, split_every: int,
+                 combine: Callable[[list], Any]) -> Any:
+    """Reduce ``values`` with ``combine`` in a fixed ``split_every``-ary tree.
+
+    Values are grouped like the carries of a base-``split_every`` counter and
+    whatever is left at the end is combined from the right, so with
+    ``split_every=2`` and ``combine = lambda v: v[0] + v[1]`` the tree is
+    exactly that of :func:`streammix.engine.tree_sum`.  ``combine`` receives
+    2 to ``split_every`` values in plan order.
+    """
+    k = int(split_every)
+    if k < 2:
+        raise ValueError(f"split_every must be >= 2, got {split_every!r}")
+    stack: list[tuple[int, Any]] = []
+    for value in values:
+        height = 0
+        stack.append((height, value))
+        while len(stack) >= k and all(h == height for h, _ in stack[-k:]):
+            group = [v for _, v in stack[-k:]]
+            del stack[-k:]
+            height += 1
+            stack.append((height, combine(group)))
+    if not stack:
+        return zero
+    items = [v for _, v in stack]
+    while len(items) > 1:
+        group = items[-k:]
+        del items[-k:]
+        items.append(combine(group))
+    return items[0]
+
+
+def _sum_values(*values):
+    return functools.reduce(operator.add, values)
+
+
+def _read_apply(source, func, descriptor):
+    return func(source.read(descriptor))
+
+
+def _apply(func, chunk):
+    return func(chunk)
+
+
+def _read_input(source, descriptor, value):
+    return source.read_input(descriptor, value)
+
+
+def _read_input_apply(source, func, descriptor, value):
+    return func(source.read_input(descriptor, value))
+
+
+def _apply_run(func, *chunks):
+    return tree_sum((func(chunk) for chunk in chunks), None)
+
+
+def _read_apply_run(source, func, *descriptors):
+    # One chunk in memory at a time: read, map, and let it go.
+    return tree_sum((func(source.read(d)) for d in descriptors), None)
+
+
+#: A task that reads from storage covers at least about this many rows (runs
+#: of consecutive small chunks), so that many small files do not each pay the
+#: scheduler's per-task cost.
+MIN_TASK_ROWS = 1 << 16
+
+
+def small_chunk_run(plan, n_threads: int, min_rows: int = MIN_TASK_ROWS) -> int:
+    """Chunks per reading task: 1 for chunks of ``min_rows`` rows or more,
+    else enough consecutive chunks (a power of two) to reach about
+    ``min_rows``, capped by :func:`run_length`.  Descriptors without an
+    ``n_rows`` are read one per task."""
+    rows = [getattr(d, "n_rows", None) for d in plan]
+    if not rows or any(not isinstance(r, numbers.Integral) for r in rows):
+        return 1
+    typical = max(1, sorted(rows)[len(rows) // 2])
+    cap, g = run_length(len(plan), n_threads), 1
+    while g < cap and g * typical < min_rows:
+        g *= 2
+    return g
+
+
+def run_length(n_chunks: int, n_threads: int) -> int:
+    """Chunks per map task for cached passes: the largest power of two that
+    still leaves about four tasks per worker thread (at least 1)."""
+    g = 1
+    while -(-n_chunks // (2 * g)) >= 4 * max(1, n_threads):
+        g *= 2
+    return g
+
+
+class DaskEngine:
+    """Run each pass as one graph on a ``distributed`` cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The client to use; default the ambient one
+        (``distributed.get_client()``) at each pass.  The engine never
+        starts a cluster.
+    cache : bool, default=False
+        Keep the decoded chunks of the last source on the workers (as
+        futures keyed by descriptor), so that later passes skip reading and
+        decoding.  The chunks take the memory of the data on the workers;
+        :meth:`clear_cache` releases them.
+    split_every : int, default=2
+        Fan-in of the reduction tree.  With 2 the tree is that of the
+        in-process engine, so results are bit-identical to it; other values
+        differ in rounding only.
+    retries : int, default=2
+        A map task (read a chunk, E-step) that raises is run again up to this
+        many times (``retries=`` of ``Client.submit``), e.g. after a
+        transient read error of a network file system.  A map task's result
+        is its return value only, so a retried chunk is counted once.  Tasks
+        whose *worker dies* are re-run by the scheduler instead, up to
+        ``distributed.scheduler.allowed-failures`` times; a chunk that kills
+        that many workers stops the pass with :class:`ChunkCrashError`
+        naming the chunk (file and row groups).
+
+    Notes
+    -----
+    Sources that read from storage (Parquet files) are read on the workers
+    from their descriptors.  In-memory arrays (:class:`ArraySource`, or any
+    source with ``read_on_client = True``) live on the client, so their
+    chunks are sent to the workers with the tasks (once, with ``cache``).
+    Sources with ``dask_inputs`` (:class:`streammix.DaskSource`) have their
+    partitions computed on the workers.
+    """
+
+    def __init__(self, client=None, *, cache: bool = False, split_every: int = 2,
+                 retries: int = 2):
+        if isinstance(split_every, bool) or int(split_every) < 2:
+            raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+        if isinstance(retries, bool) or int(retries) < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        self.retries = int(retries)
+        self.client = client
+        self.cache = bool(cache)
+        self.split_every = int(split_every)
+        self._cached_source = None
+        self._cached: dict = {}
+        self._chunk_keys: dict = {}
+
+    def get_client(self):
+        """The client passes run on: the given one, or the ambient one."""
+        if self.client is not None:
+            return self.client
+        try:
+            from distributed import get_client
+            return get_client()
+        except (ImportError, ValueError):
+            raise NoClientError(
+                "DaskEngine needs a running Dask cluster: pass a distributed.Client "
+                "(DaskEngine(client)) or create one first, e.g. "
+                "distributed.Client('tcp://scheduler:8786'); streammix never starts a "
+                "cluster itself") from None
+
+    def map_reduce(self, source, func: Callable, zero: Any) -> Any:
+        """``tree_sum(func(source.read(d)) for d in source.plan())`` on the cluster."""
+        client = self.get_client()
+        plan = source.plan()
+        if not plan:
+            return zero
+        token = uuid.uuid4().hex[:12]
+        graph: dict = {}
+        if self.cache:
+            leaves, runs = self._cached_map(client, source, func, plan, token, graph)
+        else:
+            leaves, runs = self._map(client, source, func, plan, token, graph)
+        counter = iter(range(len(plan)))
+
+        def combine(group):
+            key = f"streammix-sum-{token}-{next(counter)}"
+            graph[key] = (_sum_values, *group)
+            return key
+
+        top = counter_tree(leaves, None, self.split_every, combine)
+        if top not in graph:  # a single map task: the graph needs an output of its own
+            graph[f"streammix-sum-{token}-0"] = (_sum_values, top)
+            top = f"streammix-sum-{token}-0"
+        total = client.get(graph, top, sync=False, retries=self.retries)
+        error = None
+        try:
+            return total.result()
+        except Exception as exc:  # re-raised below, once the futures are released
+            error = _crash_error(exc, source, plan, runs, self._chunk_keys)
+            exc.with_traceback(None)  # its frames hold the futures of this pass
+        finally:
+            graph.clear()  # release every future of this pass
+            del total
+        # Without its traceback, the error no longer holds the frames (and so the
+        # futures) of the failed pass: the scheduler can forget them.
+        raise error.with_traceback(None)
+
+    def _map(self, client, source, func, plan, token, graph):
+        keys = [f"streammix-map-{token}-{i}" for i in range(len(plan))]
+        if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+            for key, d in zip(keys, plan, strict=True):
+                graph[key] = (_apply, func, source.read(d))
+        elif hasattr(source, "dask_inputs"):
+            inputs = client.compute(source.dask_inputs(plan))
+            for key, d, value in zip(keys, plan, inputs, strict=True):
+                graph[key] = (_read_input_apply, source, func, d, value)
+        else:
+            g = 1
+            if self.split_every == 2:
+                g = small_chunk_run(plan, sum(client.nthreads().values()))
+            if g > 1:
+                return self._runs(graph, token, plan, g, _read_apply_run, source, func)
+            for key, d in zip(keys, plan, strict=True):
+                graph[key] = (_read_apply, source, func, d)
+        return keys, {key: [i] for i, key in enumerate(keys)}
+
+    @staticmethod
+    def _runs(graph, token, items, g, fn, *head):
+        """Map tasks ``fn(*head, *run)`` over aligned runs of ``g`` items."""
+        leaves, runs = [], {}
+        for start in range(0, len(items), g):
+            key = f"streammix-map-{token}-{start}"
+            graph[key] = (fn, *head, *items[start:start + g])
+            leaves.append(key)
+            runs[key] = list(range(start, min(start + g, len(items))))
+        return leaves, runs
+
+    def _cached_map(self, client, source, func, plan, token, graph):
+        nthreads = client.nthreads()  # one round trip to the scheduler
+        g = run_length(len(plan), sum(nthreads.values())) if self.split_every == 2 else 1
+        chunks = self._chunk_futures(client, source, plan, g, sorted(nthreads))
+        return self._runs(graph, token, chunks, g, _apply_run, func)
+
+    def _chunk_futures(self, client, source, plan, run: int, workers: list) -> list:
+        if self._cached_source is not source:
+            self.clear_cache()
+            self._cached_source = source
+        missing = [d for d in plan if d not in self._cached]
+        if missing:
+            token = uuid.uuid4().hex[:12]
+            keys = [f"streammix-chunk-{token}-{i}" for i in range(len(missing))]
+            # Each run of ``run`` chunks (aligned in the plan) is read on one
+            # worker, round robin, so that its map task finds them all in place.
+            position = {d: i for i, d in enumerate(plan)}
+
+            def place(d) -> dict:
+                if not workers:  # none yet (an adaptive cluster): the scheduler decides
+                    return {}
+                return {"workers": [workers[(position[d] // run) % len(workers)]],
+                        "allow_other_workers": True}
+
+            if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+                futures = [client.scatter(source.read(d), workers=place(d).get("workers"))
+                           for d in missing]
+            elif hasattr(source, "dask_inputs"):
+                inputs = client.compute(source.dask_inputs(missing))
+                futures = [client.submit(_read_input, source, d, inputs[i], key=keys[i],
+                                         **place(d))
+                           for i, d in enumerate(missing)]
+            else:
+                futures = [client.submit(source.read, d, key=keys[i], retries=self.retries,
+                                         **place(d))
+                           for i, d in enumerate(missing)]
+            self._cached.update(zip(missing, futures, strict=True))
+            self._chunk_keys.update({f.key: d for d, f in zip(missing, futures, strict=True)})
+            logger.info("caching %d chunks on the workers", len(missing))
+        return [self._cached[d] for d in plan]
+
+    def clear_cache(self) -> None:
+        """Release the chunks kept on the workers."""
+        for future in self._cached.values():
+            future.release()
+        self._cached = {}
+        self._chunk_keys = {}
+        self._cached_source = None
+
+    def __deepcopy__(self, memo) -> DaskEngine:
+        # A copy (e.g. by sklearn.clone) shares the client, not the cached chunks.
+        return type(self)(self.client, cache=self.cache, split_every=self.split_every,
+                          retries=self.retries)
+
+    def __repr__(self) -> str:
+        where = "ambient client" if self.client is None else repr(self.client)
+        return (f"DaskEngine({where}, cache={self.cache}, split_every={self.split_every}, "
+                f"retries={self.retries})")
+
+
+def _crash_error(exc: Exception, source, plan, runs: dict, chunk_keys: dict) -> Exception:
+    """``KilledWorker`` of a map or cache-read task -> :class:`ChunkCrashError` naming the chunk."""
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return exc
+    if not isinstance(exc, KilledWorker):
+        return exc
+    key = str(exc.task)
+    tries = exc.allowed_failures + 1
+    if key in runs or key in chunk_keys:
+        run = [chunk_keys[key]] if key in chunk_keys else [plan[i] for i in runs[key]]
+        what = describe_descriptor(source, run[0])
+        if len(run) > 1:
+            what = (f"one of {len(run)} consecutive chunks read by one task, from {what} "
+                    f"to {describe_descriptor(source, run[-1])}")
+            how = "reading or processing one of these chunks"
+        else:
+            how = "reading or processing this chunk"
+        return ChunkCrashError(
+            f"{what}: {how} killed {tries} worker processes in a "
+            "row, so the fit stopped (the chunk may crash its reader or need more memory "
+            "than a worker has; check the file, or give workers more memory)",
+            run[0] if len(run) == 1 else None, run)
+    return ChunkCrashError(f"task {key} killed {tries} worker processes in a row, so the fit "
+                           "stopped (see the worker logs)")

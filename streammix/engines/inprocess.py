@@ -1,0 +1,168 @@
+"""Where the map-reduce of a pass runs.
+
+An engine has one method, ``map_reduce(source, func, zero)``: apply ``func``
+to every chunk of the source's plan and sum the results with ``+`` in a
+fixed binary tree over the plan order, so that the result does not depend
+on where or in which order chunks were computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+__all__ = ["InProcessEngine", "tree_sum", "read_with_retries", "is_transient"]
+
+logger = logging.getLogger(__name__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a read error may go away if the read is tried again.
+
+    ``OSError`` (a flaky disk or network file system) and errors marked with
+    a true ``transient`` attribute (a :class:`~streammix.validation.DataError`
+    that a :class:`~streammix.parquet.ParquetSource` raised for an I/O
+    error) are; bad data is not.
+    """
+    return isinstance(exc, OSError) or bool(getattr(exc, "transient", False))
+
+
+def read_with_retries(source, descriptor, retries: int = 2, backoff: float = 0.1):
+    """``source.read(descriptor)``, tried again after transient errors.
+
+    Attempt ``k`` (from 1) that fails with a transient error (see
+    :func:`is_transient`) is followed by a pause of ``backoff * 2**(k-1)``
+    seconds and another attempt, at most ``retries`` times; the last
+    error is raised.  Other errors are raised at once.
+    """
+    attempt = 0
+    while True:
+        try:
+            return source.read(descriptor)
+        except Exception as exc:
+            if attempt >= retries or not is_transient(exc):
+                raise
+            pause = backoff * 2 ** attempt
+            attempt += 1
+            logger.warning("reading %r failed (%s: %s); attempt %d of %d in %.2g s",
+                           descriptor, type(exc).__name__, exc, attempt + 1, retries + 1,
+                           pause)
+            time.sleep(pause)
+
+
+def tree_sum(values: Iterable[Any], zero: Any) -> Any:
+    """Sum ``values`` pairwise in a balanced binary tree, streaming.
+
+    The tree shape depends only on the number of values: values are combined
+    like the carries of a binary counter, so memory is O(log n) and the
+    result is the same as reducing the list with a fixed ``split_every=2``.
+    """
+    stack: list[tuple[int, Any]] = []  # (height, partial sum)
+    for value in values:
+        height = 0
+        while stack and stack[-1][0] == height:
+            _, left = stack.pop()
+            value = left + value
+            height += 1
+        stack.append((height, value))
+    if not stack:
+        return zero
+    _, total = stack.pop()
+    while stack:
+        _, left = stack.pop()
+        total = left + total
+    return total
+
+
+def default_threads() -> int:
+    """Threads of an :class:`InProcessEngine` made without ``n_threads``."""
+    from streammix.core import stats
+    if not stats.use_kernel:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
+class InProcessEngine:
+    """Run the passes in this process.
+
+    With ``n_threads > 1`` chunks are read and reduced by a pool of threads,
+    at most ``n_threads`` chunks at a time, so the memory of a pass is
+    bounded by ``n_threads`` decoded chunks plus O(log C) partial
+    statistics.  Results are summed in plan order, so they do not depend on
+    the number of threads.
+
+    Parameters
+    ----------
+    n_threads : int, optional
+        Worker threads.  Default: one per CPU available to the process (at
+        most 8) for map functions that say they release the GIL (a true
+        ``releases_gil`` attribute: the E-step tasks when the compiled
+        kernel runs -- as Parquet decoding does, so such a pass on two cores
+        takes about half the time; the standard-error pass too), and 1 for
+        the others, whose many short numpy calls contend for the GIL (the
+        numpy standard-error pass ran a third slower on two threads).  A
+        number given here is used for every pass.
+    retries : int, default=2
+        A chunk read that fails with a transient error (``OSError``, or an
+        error marked ``transient``) is tried again up to this many times.
+    backoff : float, default=0.1
+        Seconds before the first retry; doubled before each further one
+        (0.1 s, 0.2 s, ...).
+    """
+
+    def __init__(self, n_threads: int | None = None, *, retries: int = 2,
+                 backoff: float = 0.1):
+        self._fixed = n_threads is not None
+        if n_threads is None:
+            n_threads = default_threads()
+        if int(n_threads) < 1:
+            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        if isinstance(retries, bool) or int(retries) < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        if not backoff >= 0:
+            raise ValueError(f"backoff must be >= 0, got {backoff!r}")
+        self.n_threads = int(n_threads)
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+
+    def _read(self, source, descriptor):
+        return read_with_retries(source, descriptor, self.retries, self.backoff)
+
+    def map_reduce(self, source, func: Callable, zero: Any) -> Any:
+        plan = source.plan()
+        threads = self.threads_for(func)
+        if threads == 1 or len(plan) <= 1:
+            return tree_sum((func(self._read(source, d)) for d in plan), zero)
+        return tree_sum(self._threaded(source, func, plan, threads), zero)
+
+    def threads_for(self, func) -> int:
+        """Threads a pass of ``func`` runs on (see ``n_threads``)."""
+        if self._fixed or getattr(func, "releases_gil", False):
+            return self.n_threads
+        return 1
+
+    def _threaded(self, source, func, plan, threads: int) -> Iterator[Any]:
+        def task(descriptor):
+            return func(self._read(source, descriptor))
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="streammix") as pool:
+            pending: deque = deque()
+            for descriptor in plan:
+                if len(pending) >= threads:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(task, descriptor))
+            while pending:
+                yield pending.popleft().result()
+
+    def __repr__(self) -> str:
+        return (f"InProcessEngine(n_threads={self.n_threads}, retries={self.retries}, "
+                f"backoff={self.backoff})")

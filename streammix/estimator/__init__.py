@@ -1,0 +1,1 @@
+"""The estimator users touch, its fit pipeline, persistence, selection and prediction."""

@@ -1,0 +1,285 @@
+"""Checkpoints of a batch fit: resume an interrupted ``fit`` where it stopped.
+
+A checkpoint folder holds ``checkpoint.json``, written once when the fit
+starts, and ``passes/NNNNNN.json``, one file per pass over the data, each
+written atomically (:func:`streammix.atomic.atomic_write_text`) as soon as the
+pass's statistics are reduced.
+
+``checkpoint.json`` holds the fingerprint of the data (the source's plan:
+every chunk descriptor, and for files their sizes and modification times)
+and of the settings (the estimator's hyper-parameters), so that a checkpoint
+is never resumed on other data or with other settings, and the random seed
+every random choice of the fit derives from (the sample of pass 0 and the
+starting values of each run), so a resumed fit with ``random_state=None``
+makes the same choices.
+
+A pass file holds the parameter sets the pass was made at and the
+statistics it returned.  Everything a fit does between passes is a
+deterministic function of the statistics it received (EM, SQUAREM,
+restarts sharing passes, culling), so a resumed fit *replays* the saved
+passes -- the same parameters are asked for, and the saved statistics are
+handed back without reading the data -- and then continues with new passes.
+Floats are written with ``repr`` precision and read back bit for bit, so the
+resumed fit ends with exactly the parameters of an uninterrupted one.  A
+replay that asks for other parameters than were saved (another version of
+streammix, say) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from streammix.algorithms.online import _stats_from_dict, _stats_to_dict
+from streammix.algorithms.restarts import StatsBundle
+from streammix.atomic import atomic_write_text
+from streammix.core.params import MixtureParams
+
+__all__ = ["CheckpointError", "Checkpoint", "source_fingerprint", "profile_digest",
+           "CHECKPOINT_FILE"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.json"
+CHECKPOINT_FORMAT = "streammix-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used: missing, unreadable, or from other data or settings."""
+
+
+# ------------------------------------------------------------------ fingerprints
+def _file_stamp(source, path: str) -> list:
+    """[size, mtime] of a file of a source, as its file system reports them."""
+    try:
+        info = source._arrow_fs().get_file_info(path)
+        mtime = info.mtime.timestamp() if info.mtime is not None else None
+        return [info.size, mtime]
+    except (OSError, AttributeError) as exc:  # pragma: no cover - listed files vanish
+        return [None, f"unreadable: {type(exc).__name__}"]
+
+
+def source_fingerprint(source) -> dict:
+    """What identifies the data of a fit: a dict ``{"kind", "chunks", "digest", "files"}``.
+
+    ``digest`` hashes every chunk descriptor of the plan (and for in-memory
+    arrays, their bytes); ``files`` maps each file to its size and mtime.
+    """
+    plan = source.plan()
+    h = hashlib.sha256()
+    for descriptor in plan:
+        h.update(repr(descriptor).encode())
+        h.update(b"\n")
+    files: dict[str, list] = {}
+    if hasattr(source, "files") and hasattr(source, "_arrow_fs"):  # ParquetSource
+        for path in source.files:
+            files[path] = _file_stamp(source, path)
+    for name in ("X", "y", "w"):  # ArraySource: the data themselves
+        value = getattr(source, name, None)
+        if isinstance(value, np.ndarray):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+    config = {}
+    for name in ("target", "features", "feature_names", "weight", "filters", "on_invalid",
+                 "n_features"):
+        if hasattr(source, name):  # which columns, rows and policy a source reads
+            config[name] = json.loads(json.dumps(getattr(source, name), default=str))
+    return {"kind": type(source).__name__, "chunks": len(plan), "digest": h.hexdigest(),
+            "files": files, "config": config}
+
+
+def profile_digest(profile) -> str:
+    """A digest of the pass-0 profile (row counts, total weight, the sample).
+
+    It identifies the data also where the plan cannot (a Dask collection's
+    partitions are only numbered): other data give another sample.
+    """
+    h = hashlib.sha256()
+    h.update(repr((int(profile.n_rows), int(profile.n_positive), float(profile.sum_w))).encode())
+    for array in (profile.keys, profile.X, profile.y):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _data_difference(saved: dict, now: dict) -> str | None:
+    if saved == now:
+        return None
+    if saved.get("kind") != now.get("kind"):
+        return f"a {saved.get('kind')} then, a {now.get('kind')} now"
+    if saved.get("config") != now.get("config"):
+        old, new = saved.get("config", {}), now.get("config", {})
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return "; ".join(f"{k} {old.get(k)!r} then, {new.get(k)!r} now" for k in keys)
+    old, new = saved.get("files", {}), now.get("files", {})
+    gone = sorted(set(old) - set(new))
+    added = sorted(set(new) - set(old))
+    changed = sorted(f for f in set(old) & set(new) if old[f] != new[f])
+    parts = []
+    if gone:
+        parts.append(f"{len(gone)} file(s) gone (first {gone[0]})")
+    if added:
+        parts.append(f"{len(added)} new file(s) (first {added[0]})")
+    if changed:
+        parts.append(f"{len(changed)} file(s) changed size or time (first {changed[0]})")
+    if not parts:
+        parts.append(f"the chunk plan differs ({saved.get('chunks')} chunks then, "
+                     f"{now.get('chunks')} now)")
+    return "; ".join(parts)
+
+
+def _settings_difference(saved: dict, now: dict) -> str | None:
+    keys = sorted(set(saved) | set(now))
+    diff = [f"{k} {saved.get(k)!r} then, {now.get(k)!r} now" for k in keys
+            if saved.get(k) != now.get(k)]
+    return "; ".join(diff) if diff else None
+
+
+# -------------------------------------------------------------------- the folder
+class Checkpoint:
+    """The checkpoint folder of one fit.
+
+    Parameters
+    ----------
+    folder : str or path
+        Created if missing (its parent must exist).
+    data, settings : dict
+        Fingerprints of the data (:func:`source_fingerprint`) and of the
+        settings (JSON-ready hyper-parameters).
+    """
+
+    def __init__(self, folder, data: dict, settings: dict):
+        self.folder = Path(folder)
+        self.path = self.folder / CHECKPOINT_FILE
+        self.pass_dir = self.folder / "passes"
+        self.data = data
+        self.settings = settings
+        self.seed: int | None = None
+        self.profile: str | None = None
+        self.saved: list[tuple[list[MixtureParams], StatsBundle]] = []
+        self.replaying = False
+        self._next = 0
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def start(self, seed: int) -> None:
+        """Begin a new fit in the folder (an existing checkpoint is refused)."""
+        if self.exists():
+            raise CheckpointError(
+                f"{self.path} already exists: resume it (resume=True, or streammix fit "
+                "--resume), or remove it to start afresh")
+        if not self.folder.exists():
+            if not self.folder.parent.is_dir():
+                raise CheckpointError(f"cannot make checkpoint folder {self.folder}: "
+                                      f"{self.folder.parent} does not exist")
+            self.folder.mkdir()
+        self.pass_dir.mkdir(exist_ok=True)
+        for stale in self.pass_dir.glob("*.json"):
+            stale.unlink()
+        self.seed = int(seed)
+        self.profile = None
+        self._write_header()
+
+    def _write_header(self) -> None:
+        record = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                  "data": self.data, "settings": self.settings, "seed": self.seed,
+                  "profile": self.profile}
+        atomic_write_text(self.path, json.dumps(record, allow_nan=False))
+
+    def check_profile(self, digest: str) -> None:
+        """Record the pass-0 profile of a new fit, or refuse a resume whose differs."""
+        if self.profile is None:
+            self.profile = digest
+            self._write_header()
+        elif self.profile != digest:
+            raise CheckpointError(
+                f"{self.path} was made from different data (pass 0 drew another sample "
+                "or counted other rows); refusing to resume it")
+
+    def load(self) -> None:
+        """Read the checkpoint and its passes; refuse one from other data or settings."""
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CheckpointError(f"no checkpoint to resume: {self.path} does not exist") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{self.path}: not a readable checkpoint ({exc})") from None
+        if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{self.path}: not a streammix checkpoint")
+        if record.get("version") != CHECKPOINT_VERSION:
+            raise CheckpointError(f"{self.path}: unsupported checkpoint version "
+                                  f"{record.get('version')!r}")
+        why = _data_difference(record["data"], self.data)
+        if why:
+            raise CheckpointError(f"{self.path} was made from different data ({why}); "
+                                  "refusing to resume it")
+        why = _settings_difference(record["settings"], self.settings)
+        if why:
+            raise CheckpointError(f"{self.path} was made with different settings ({why}); "
+                                  "refusing to resume it")
+        self.seed = int(record["seed"])
+        self.profile = record.get("profile")
+        self.saved = []
+        while True:
+            path = self._pass_path(len(self.saved))
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                break
+            except (OSError, json.JSONDecodeError) as exc:
+                raise CheckpointError(f"{path}: not a readable pass record ({exc})") from None
+            params = [MixtureParams.from_dict(d) for d in entry["params"]]
+            stats = StatsBundle(_stats_from_dict(d) for d in entry["stats"])
+            self.saved.append((params, stats))
+        logger.info("resuming from %s: %d passes to replay", self.path, len(self.saved))
+
+    def _pass_path(self, k: int) -> Path:
+        return self.pass_dir / f"{k:06d}.json"
+
+    def wrap(self, pass_many):
+        """``pass_many`` (a tuple of parameter sets -> StatsBundle) that saves each pass.
+
+        Saved passes are replayed first: the parameters asked for must be the
+        saved ones, bit for bit, and the saved statistics are returned without
+        a pass over the data (``replaying`` is then True).
+        """
+        def checkpointed(params) -> StatsBundle:
+            k = self._next
+            self._next += 1
+            if k < len(self.saved):
+                saved_params, stats = self.saved[k]
+                if len(saved_params) != len(params) or any(
+                        a != b for a, b in zip(saved_params, params, strict=True)):
+                    raise CheckpointError(
+                        f"{self._pass_path(k)}: the resumed fit asks for other parameters "
+                        "than the saved pass was made at; refusing to resume it")
+                self.replaying = True
+                return stats
+            self.replaying = False
+            stats = pass_many(params)
+            entry = {"params": [prm.to_dict() for prm in params],
+                     "stats": [_stats_to_dict(st) for st in stats]}
+            # allow_nan: SQUAREM may evaluate (and then reject) a point whose
+            # likelihood is not finite; json writes and reads NaN/Infinity back.
+            atomic_write_text(self._pass_path(k), json.dumps(entry))
+            logger.debug("checkpoint: pass %d written to %s", k, os.fspath(self.pass_dir))
+            return stats
+
+        return checkpointed
+
+    def quiet(self, callback):
+        """``callback`` that stays silent while saved passes are replayed."""
+        if callback is None:
+            return None
+
+        def call(record):
+            if not self.replaying:
+                callback(record)
+
+        return call

@@ -1,0 +1,224 @@
+"""Predictions of a fitted model over a Parquet source, written as Parquet, atomically.
+
+One output file per input file (same relative path under the output
+folder), written chunk by chunk, so memory is bounded by one chunk.
+Everything is written into a temporary folder beside the output folder and
+renamed into place at the end: a failed or interrupted run leaves nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import posixpath
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from streammix.core.checks import DataError
+from streammix.core.stats import design_matrix, log_responsibilities
+
+__all__ = ["write_predictions", "PredictionSummary", "prediction_columns"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictionSummary:
+    """What :func:`write_predictions` wrote."""
+
+    out_dir: Path
+    files: tuple[str, ...]
+    n_rows: int
+
+
+def prediction_columns(n_components: int) -> list[str]:
+    """Names of the computed columns: mean, component, loglik, prob_1 .. prob_m."""
+    return ["mean", "component", "loglik"] + [f"prob_{j + 1}" for j in range(n_components)]
+
+
+def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = False
+                      ) -> PredictionSummary:
+    """Write the predictions of ``model`` for every row of ``source`` under ``out_dir``.
+
+    Parameters
+    ----------
+    model : MixtureOfLinearRegressions
+        A fitted model.
+    source : ParquetSource
+        The rows; its target column is needed for the posterior probabilities.
+    out_dir : path
+        Output folder; it must not exist unless ``overwrite``.
+    keep : list of str, optional
+        Input columns copied to the output.  Without it, a ``row_id``
+        column (the row's index in its input file) identifies each row.
+    overwrite : bool
+        Replace an existing ``out_dir`` (only once the new one is complete).
+
+    Returns
+    -------
+    PredictionSummary
+
+    Notes
+    -----
+    Columns: the passthrough columns or ``row_id``; ``mean``, the mixture
+    mean Σ_j π_j (a_jᵀx + b_j); ``component``, the most likely component
+    given x and y, numbered from 1 like the report; ``loglik``, log p(y | x);
+    ``prob_j``, the posterior probability of component j.  Input files
+    without rows (after filters) give no output file.
+    """
+    model._check_fitted()
+    if source.n_features != model.n_features_in_:
+        raise DataError(f"the data has {source.n_features} feature columns; the model was "
+                        f"fitted on {model.n_features_in_}")
+    keep = list(keep or [])
+    computed = prediction_columns(model.n_components_)
+    clash = sorted(set(keep) & set(computed + ["row_id"]))
+    if clash:
+        raise ValueError(f"--keep column(s) {clash} clash with the output columns {computed}")
+    if len(set(keep)) != len(keep):
+        raise ValueError(f"--keep names a column twice: {keep}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists; remove it or pass --overwrite")
+    parent = out_dir.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write {out_dir}: folder {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
+    try:
+        files, n_rows = _write_all(model, source, tmp, keep)
+        _sync_folder(tmp)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
+            os.replace(out_dir, old / "x")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote predictions for %d rows in %d files to %s", n_rows, len(files), out_dir)
+    return PredictionSummary(out_dir, tuple(files), n_rows)
+
+
+def _write_all(model, source, tmp: Path, keep: list[str]):
+    params = model.params_
+    files: list[str] = []
+    n_rows = 0
+    for path, pieces in itertools.groupby(source.plan(), key=lambda piece: piece.path):
+        writer = None
+        target = None
+        try:
+            for piece in pieces:
+                chunk = source.read(piece)
+                table = _predict_chunk(model, params, chunk, _passthrough(source, piece, chunk,
+                                                                          keep))
+                if writer is None:
+                    relative = _safe_relative(chunk.origin, path)
+                    target = tmp / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    writer = pq.ParquetWriter(target, table.schema)
+                    files.append(relative)
+                writer.write_table(table)
+                n_rows += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        if target is not None:
+            _sync_file(target)
+    return files, n_rows
+
+
+def _predict_chunk(model, params, chunk, passthrough: pa.Table | None) -> pa.Table:
+    Xd = design_matrix(chunk.X, model.fit_intercept)
+    mean = Xd @ params.beta.T @ params.weights
+    if chunk.n_rows:
+        loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
+    else:
+        loglik, log_resp = np.empty(0), np.empty((0, params.n_components))
+    columns: dict[str, pa.Array] = {}
+    if passthrough is None:
+        row_ids = (chunk.row_ids if chunk.row_ids is not None
+                   else np.arange(chunk.first_row, chunk.first_row + chunk.n_rows))
+        columns["row_id"] = pa.array(np.asarray(row_ids, dtype=np.int64))
+    else:
+        for name in passthrough.column_names:
+            columns[name] = passthrough.column(name)
+    columns["mean"] = pa.array(mean)
+    columns["component"] = pa.array((np.argmax(log_resp, axis=1) + 1).astype(np.int32))
+    columns["loglik"] = pa.array(loglik)
+    prob = np.exp(log_resp)
+    for j in range(params.n_components):
+        columns[f"prob_{j + 1}"] = pa.array(prob[:, j])
+    return pa.table(columns)
+
+
+def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
+    """The ``keep`` columns of the chunk's rows, in the chunk's row order."""
+    if not keep:
+        return None
+    partition = dict(piece.partition)
+    in_file = [name for name in keep if name not in partition]
+    try:
+        with source._arrow_fs().open_input_file(piece.path) as fh:
+            reader = pq.ParquetFile(fh)
+            names = reader.schema_arrow.names
+            missing = [name for name in in_file if name not in names]
+            if missing:
+                raise DataError(f"{piece.path}: --keep column {missing[0]!r} is missing (the "
+                                f"file has columns {', '.join(names)})")
+            table = reader.read_row_groups(list(piece.row_groups), columns=in_file,
+                                           use_threads=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{piece.path}: cannot read --keep columns: {exc}") from None
+    if chunk.row_ids is not None:
+        table = table.take(pa.array(chunk.row_ids - piece.first_row))
+    elif table.num_rows != chunk.n_rows:  # pragma: no cover - the source read the same rows
+        raise DataError(f"{piece.path}: read {table.num_rows} rows for --keep, expected "
+                        f"{chunk.n_rows}")
+    columns = {}
+    for name in keep:
+        if name in partition:
+            typ = source.partition_types[name]
+            columns[name] = pa.array([partition[name]] * chunk.n_rows, typ)
+        else:
+            columns[name] = table.column(name)
+    return pa.table(columns)
+
+
+def _safe_relative(origin: str, path: str) -> str:
+    relative = posixpath.normpath(origin.replace(os.sep, "/")).lstrip("/")
+    if relative in ("", ".") or relative.startswith("../"):
+        relative = posixpath.basename(path)
+    if not relative.endswith(".parquet"):
+        relative += ".parquet"
+    return relative
+
+
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    for root, _, _ in os.walk(folder):
+        try:
+            fd = os.open(root, os.O_RDONLY)
+        except OSError:  # pragma: no cover - platforms without directory fds
+            return
+        try:
+            os.fsync(fd)
+        except OSError:  # pragma: no cover
+            pass
+        finally:
+            os.close(fd)

@@ -1,0 +1,268 @@
+"""Choosing the number of components: every k fitted in the same scans.
+
+:func:`select_components` runs the EM runs of all candidate numbers of
+components (and all their restarts) in lock-step, so each pass reads every
+chunk once whatever the number of k values (:mod:`streammix.restarts`).  The
+criteria come from the final pass of each fit (MATH.md §7); an optional
+held-out log-likelihood is computed on a seeded random subset of chunks that
+the fits never saw, in one more shared pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streammix.algorithms.em import warn_not_converged
+from streammix.algorithms.restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
+from streammix.core.params import MixtureParams
+from streammix.data.arrays import DEFAULT_CHUNK_ROWS, as_source
+
+__all__ = ["select_components", "SelectionResult", "PlanSubset", "CRITERIA"]
+
+logger = logging.getLogger(__name__)
+
+#: Criteria that can choose k: information criteria (lower is better) and the
+#: held-out log-likelihood per unit weight (higher is better).
+CRITERIA = ("bic", "aic", "icl", "icl_bic", "heldout")
+
+
+class PlanSubset:
+    """The chunks ``descriptors`` of ``source``: a source in its own right."""
+
+    def __init__(self, source, descriptors):
+        self.source = source
+        self.descriptors = sorted(descriptors)
+
+    @property
+    def n_features(self) -> int:
+        return self.source.n_features
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(getattr(self.source, "feature_names", []))
+
+    def plan(self) -> list:
+        return list(self.descriptors)
+
+    def read(self, descriptor):
+        return self.source.read(descriptor)
+
+
+@dataclass
+class SelectionResult:
+    """What :func:`select_components` found.
+
+    Attributes
+    ----------
+    table : list of dict
+        One row per k, in increasing k: ``k``, ``loglik``, ``n_parameters``,
+        ``aic``, ``bic``, ``icl``, ``icl_bic``, ``converged``, ``n_iter``,
+        ``n_components_fitted`` (fewer than k when components were dropped;
+        such rows are not chosen), and ``heldout_loglik`` (mean per unit
+        weight) when a hold-out was asked.
+    criterion : str
+    best_k : int
+    model : MixtureOfLinearRegressions
+        The fitted model at ``best_k``.
+    models : dict
+        k -> fitted model, for every k.
+    n_passes : int
+        Scans of the (training) data, pass 0 included.
+    """
+
+    table: list[dict]
+    criterion: str
+    best_k: int
+    model: object
+    models: dict = field(default_factory=dict)
+    n_passes: int = 0
+
+    def to_frame(self):
+        """The table as a pandas DataFrame indexed by k (needs pandas)."""
+        import pandas as pd
+        return pd.DataFrame(self.table).set_index("k")
+
+    def __str__(self) -> str:
+        cols = ["k", "loglik", "n_parameters", "aic", "bic", "icl"]
+        if self.table and "heldout_loglik" in self.table[0]:
+            cols.append("heldout_loglik")
+        lines = ["  ".join(f"{c:>14}" for c in cols)]
+        for row in self.table:
+            mark = " *" if row["k"] == self.best_k else ""
+            lines.append("  ".join(f"{row[c]:>14.6g}" if isinstance(row[c], float)
+                                   else f"{row[c]:>14}" for c in cols) + mark)
+        lines.append(f"chosen by {self.criterion}: k = {self.best_k}")
+        return "\n".join(lines)
+
+
+def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
+                      sample_weight=None, holdout: float | None = None,
+                      stop_dominated: bool = True, **model_kwargs) -> SelectionResult:
+    """Fit a mixture for every number of components in ``k`` and choose one.
+
+    Parameters
+    ----------
+    X : array-like, DataFrame or source
+        As for :meth:`MixtureOfLinearRegressions.fit`.
+    y : array-like, optional
+    k : iterable of int
+        Candidate numbers of components.
+    criterion : {"bic", "aic", "icl", "icl_bic", "heldout"}
+        How to choose: the smallest criterion, or the largest held-out
+        log-likelihood (needs ``holdout``).
+    sample_weight : array-like, optional
+    holdout : float, optional
+        Fraction of the chunks (at least one, chosen at random with the
+        model's ``random_state``) kept out of the fits and scored at the end.
+    stop_dominated : bool
+        With ``criterion`` "bic" or "aic", stop the runs of a k that cannot
+        win against another k (see :class:`_Dominance`); their rows hold the
+        best point reached,
+        with ``converged`` False and ``dominated`` True.  Over-fitted k
+        converge slowly (the information is singular), so this saves most
+        of the passes.
+    **model_kwargs
+        Passed to :class:`MixtureOfLinearRegressions` (``n_init``, ``tol``,
+        ``accelerate``, ``engine``, ...); not ``n_components``.
+
+    Returns
+    -------
+    SelectionResult
+    """
+    from streammix.estimator.model import MixtureOfLinearRegressions
+
+    ks = sorted({int(v) for v in k})
+    if not ks or ks[0] < 1:
+        raise ValueError(f"k must hold integers >= 1, got {list(k)!r}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if criterion == "heldout" and holdout is None:
+        raise ValueError("criterion='heldout' needs holdout, e.g. holdout=0.2")
+    if "n_components" in model_kwargs:
+        raise ValueError("give the candidate numbers of components as k, not n_components")
+    init = model_kwargs.get("init", "auto")
+    if isinstance(init, (dict, MixtureParams)):
+        raise ValueError("select_components needs a named init method; explicit starting "
+                         "values fix the number of components")
+    if model_kwargs.get("noise") == "fixed" and np.ndim(model_kwargs.get("sigma")) > 0:
+        raise ValueError("with noise='fixed', select_components needs one scalar sigma")
+    models = {m: MixtureOfLinearRegressions(m, **model_kwargs) for m in ks}
+    base = models[ks[-1]]
+    for model in models.values():
+        model._check_hyperparameters()
+    source = as_source(X, y, sample_weight,
+                       chunk_rows=model_kwargs.get("chunk_rows", DEFAULT_CHUNK_ROWS))
+    train, test = source, None
+    if holdout is not None:
+        train, test = _split_chunks(source, holdout, base.random_state)
+    ctx = base._profile_pass(train, None, None)
+
+    runs, groups, settings_by_k = [], [], {}
+    for m in ks:
+        model = models[m]
+        settings = settings_by_k[m] = model._em_settings(ctx, m)
+        start = model._start_params(ctx.d)
+        for run in range(model.n_init):
+            runs.append(model._run_steps(ctx, m, start, run, settings))
+            groups.append(m)
+    cull = CullRule(options=settings.mstep) if base.cull_restarts else None
+    dominated = None
+    if criterion in ("bic", "aic") and stop_dominated:
+        penalty = {m: models[m].n_parameters(m, ctx.d)
+                   * (math.log(ctx.profile.sum_w) if criterion == "bic" else 2.0) for m in ks}
+        dominated = _Dominance(groups, penalty)
+    shared = run_shared(runs, base._shared_pass(ctx), groups=groups, cull=cull,
+                        dominated=dominated)
+
+    best, stopped = {}, {}
+    for i, (m, result) in enumerate(zip(groups, shared.results, strict=True)):
+        if result is not None and (m not in best or result.objective > best[m].objective):
+            best[m], stopped[m] = result, i in shared.stopped
+    table = []
+    for m in ks:
+        if not stopped[m]:
+            warn_not_converged(best[m], stacklevel=2)
+        model = models[m]
+        result = best[m]
+        if result.settings is None:  # stopped as dominated: the run's settings
+            result = dataclasses.replace(result, settings=settings_by_k[m])
+        if ctx.scaling is not None:
+            result = ctx.scaling.unscale(result)
+        model._set_fitted(result, ctx.source, ctx.profile)
+        model.n_passes_ = shared.n_passes + 1
+        crit = model.information_criteria()
+        table.append({"k": m, "loglik": crit["loglik"], "n_parameters": crit["n_parameters"],
+                      "aic": crit["aic"], "bic": crit["bic"], "icl": crit["icl"],
+                      "icl_bic": crit["icl_bic"], "converged": model.converged_,
+                      "n_iter": model.n_iter_, "n_components_fitted": model.n_components_,
+                      "dominated": stopped[m]})
+    n_passes = shared.n_passes + 1
+    if test is not None:
+        params = tuple(models[m].params_ for m in ks)
+        stats = ctx.engine.map_reduce(test, MultiEStepTask(params, base.fit_intercept),
+                                      StatsBundle.zeros(params))
+        for row, st in zip(table, stats, strict=True):
+            row["heldout_loglik"] = st.loglik / st.sum_w if st.sum_w > 0 else math.nan
+    # A fit that lost components (on_collapse="drop") is not a k-component
+    # fit: it only repeats a smaller k, so it is not eligible.
+    eligible = [row for row in table if row["n_components_fitted"] == row["k"]] or table
+    if criterion == "heldout":
+        chosen = max(eligible, key=lambda row: row["heldout_loglik"])
+    else:  # ties go to the smaller k
+        chosen = min(eligible, key=lambda row: row[criterion])
+    logger.info("select_components: %s chose k=%d after %d passes", criterion, chosen["k"],
+                n_passes)
+    return SelectionResult(table, criterion, chosen["k"], models[chosen["k"]], models,
+                           n_passes)
+
+
+class _Dominance:
+    """Stop a k whose criterion cannot catch up with another k's.
+
+    With ℓ_t the log-likelihood of a run's t-th pass, its reach over the
+    next ``horizon`` passes is taken as R = max(``margin``, (horizon /
+    lookback) (ℓ_t − ℓ_{t−lookback})): its recent progress continued
+    linearly, which over-estimates EM's slowing ascent.  The run is stopped
+    when −2(ℓ_best + R) + penalty(k) is still above −2ℓ'_best + penalty(k')
+    for some run of another k'.  EM only raises ℓ', so the other k's final
+    criterion can only be lower than that, and the smaller-is-better
+    ranking cannot change unless the stopped run gains more than R.
+    """
+
+    def __init__(self, groups, penalty, lookback: int = 5, horizon: int = 200,
+                 margin: float = 2.0):
+        self.groups, self.penalty = list(groups), penalty
+        self.lookback, self.horizon, self.margin = lookback, horizon, margin
+
+    def __call__(self, i: int, lls: list[float], best) -> bool:
+        if len(lls) <= self.lookback:
+            return False
+        g = self.groups[i]
+        others = [-2.0 * best[j] + self.penalty[self.groups[j]]
+                  for j in range(len(best)) if self.groups[j] != g and np.isfinite(best[j])]
+        if not others:
+            return False
+        recent = max(lls[-1] - lls[-1 - self.lookback], 0.0)
+        reach = max(self.margin, self.horizon / self.lookback * recent)
+        here = -2.0 * (max(lls) + reach) + self.penalty[g]
+        return here > min(others)
+
+
+def _split_chunks(source, fraction: float, random_state):
+    if not 0 < fraction < 1:
+        raise ValueError(f"holdout must be a fraction in (0, 1), got {fraction!r}")
+    plan = source.plan()
+    if len(plan) < 2:
+        raise ValueError(f"a hold-out needs at least 2 chunks, the data has {len(plan)}; "
+                         "use a smaller chunk_rows")
+    rng = np.random.default_rng(random_state if isinstance(random_state, int) else None)
+    n_test = min(len(plan) - 1, max(1, round(fraction * len(plan))))
+    picked = set(rng.choice(len(plan), size=n_test, replace=False).tolist())
+    test = [d for i, d in enumerate(plan) if i in picked]
+    train = [d for i, d in enumerate(plan) if i not in picked]
+    return PlanSubset(source, train), PlanSubset(source, test)

@@ -1,0 +1,1 @@
+"""Reports of fitted models: summaries, text tables and figures."""
