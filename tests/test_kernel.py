@@ -57,7 +57,7 @@ def test_kernel_is_built_where_a_compiler_exists():
 
 @needs_kernel
 @pytest.mark.parametrize("intercept", [True, False])
-@pytest.mark.parametrize("d,m", [(0, 1), (1, 2), (4, 3), (9, 4), (6, 7)])
+@pytest.mark.parametrize("d,m", [(0, 1), (1, 2), (4, 3), (9, 4), (6, 7), (22, 2)])
 @pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 3001])
 def test_kernel_equals_numpy_estep(monkeypatch, intercept, d, m, n):
     if d == 0 and not intercept:
@@ -72,6 +72,25 @@ def test_kernel_equals_numpy_estep(monkeypatch, intercept, d, m, n):
     fast, slow = _both(monkeypatch, FT, y, w, params_seq, intercept)
     for a, b in zip(fast, slow, strict=True):
         _assert_close(a, b)
+
+
+@needs_kernel
+@pytest.mark.parametrize("tile_min_d", [0, 1000])
+@pytest.mark.parametrize("d", [1, 3, 5, 8, 13])
+def test_kernel_gram_paths_equal_numpy(monkeypatch, tile_min_d, d):
+    # The E-step forms its Gram matrices with dot4 below a number of features
+    # and in 4 x 4 tiles from it on: both paths, at every d, in both layouts.
+    rng = np.random.default_rng(d + tile_min_d)
+    X = rng.normal(size=(1500, d)) * rng.uniform(0.1, 10, size=d)
+    y, w = rng.normal(size=1500) * 3, rng.uniform(0, 2, size=1500)
+    prm = [_params(rng, 3, d + 1)]
+    previous = stats._kernel.set_tile_min_d(tile_min_d)
+    try:
+        for FT in (X.T, np.ascontiguousarray(X.T)):
+            fast, slow = _both(monkeypatch, FT, y, w, prm, True)
+            _assert_close(fast[0], slow[0])
+    finally:
+        stats._kernel.set_tile_min_d(previous)
 
 
 @needs_kernel

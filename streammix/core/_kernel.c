@@ -54,7 +54,7 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #endif
 
 typedef struct {
-    Py_ssize_t d, m, n, fstride, rowstride;
+    Py_ssize_t d, m, n, fstride, rowstride, tile_min_d;
     const double *F, *y, *w, *coef, *b0, *lognorm, *inv2s2;
     double *g1, *hsum, *s2p, *r0, *out;
     double *buf;
@@ -83,6 +83,60 @@ SM_INLINE void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t 
     if (cnt > 3) out[3] += s3;
 }
 
+#define UP4(x) (((x) + 3) / 4 * 4)
+
+/* A 4 x 4 tile of dot products: out[r * ld + c] += sum_i a_r[i] b_c[i], rows
+ * a_r = a + r * as, b_c = b + c * bs.  Eight loads feed sixteen FMAs, so the
+ * loop is bound by the FMA units, not by the loads (as dot4 is). */
+SM_INLINE void tile4x4(const double *a, Py_ssize_t as, const double *b, Py_ssize_t bs,
+                       Py_ssize_t nb, double *out, Py_ssize_t ld)
+{
+    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
+    const double *b0 = b, *b1 = b + bs, *b2 = b + 2 * bs, *b3 = b + 3 * bs;
+    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+    SM_PRAGMA(omp simd reduction(+:s00, s01, s02, s03, s10, s11, s12, s13, \
+                                 s20, s21, s22, s23, s30, s31, s32, s33))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        const double x0 = a0[i], x1 = a1[i], x2 = a2[i], x3 = a3[i];
+        const double y0 = b0[i], y1 = b1[i], y2 = b2[i], y3 = b3[i];
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+    }
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out += ld;
+    out[0] += s10; out[1] += s11; out[2] += s12; out[3] += s13;
+    out += ld;
+    out[0] += s20; out[1] += s21; out[2] += s22; out[3] += s23;
+    out += ld;
+    out[0] += s30; out[1] += s31; out[2] += s32; out[3] += s33;
+}
+
+/* The upper triangle (by 4 x 4 tiles) of sum_i a_k[i] b_l[i] for k, l < np4
+ * (a multiple of 4), into acc (np4, np4). */
+SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t np4, Py_ssize_t nb,
+                           double *acc)
+{
+    for (Py_ssize_t k = 0; k < np4; k += 4)
+        for (Py_ssize_t l = k; l < np4; l += 4)
+            tile4x4(a + k * BLOCK, BLOCK, b + l * BLOCK, BLOCK, nb, acc + k * np4 + l, np4);
+}
+
+/* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
+ * from this many features on, and with dot4 below (the crossover measured
+ * with benchmarks/bench_estep.py; set_tile_min_d changes it, for tests and
+ * benchmarks). */
+static Py_ssize_t tile_min_d = 8;
+
+static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
+{
+    const Py_ssize_t d4 = UP4(d);
+    if (d < min_d) return (2 * m + 3 + d) * BLOCK;
+    return (2 * m + 3 + 2 * d4) * BLOCK + m * d4 * d4;
+}
+
 SM_CLONES
 static void run_job(Job *J)
 {
@@ -94,7 +148,14 @@ static void run_job(Job *J)
     double *S = M + BLOCK;           /* BLOCK sums of exp, then w / sum */
     double *T = S + BLOCK;           /* BLOCK scratch: w g x_k          */
     double *Fbuf = T + BLOCK;        /* d x BLOCK features of row-major input */
+    /* Tiled Gram (d >= TILE_MIN_D): Fbuf holds every block's features, padded
+     * with zero rows to d4; TT (d4 x BLOCK) w g x; ACC (m x d4 x d4) the tiles. */
+    const int tiled = d >= J->tile_min_d;
+    const Py_ssize_t d4 = UP4(d);
+    double *TT = Fbuf + d4 * BLOCK, *ACC = TT + d4 * BLOCK;
     double loglik = 0.0, class_ll = 0.0;
+
+    if (tiled) memset(Fbuf, 0, sizeof(double) * (2 * d4 * BLOCK + m * d4 * d4));
 
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
@@ -111,6 +172,11 @@ static void run_job(Job *J)
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
+            F = Fbuf;
+            fs = BLOCK;
+        } else if (tiled) {
+            for (Py_ssize_t k = 0; k < d; k++)
+                memcpy(Fbuf + k * BLOCK, F + k * fs, nb * sizeof(double));
             F = Fbuf;
             fs = BLOCK;
         }
@@ -177,6 +243,23 @@ static void run_job(Job *J)
             J->hsum[j] += s_g;
             J->hsum[m + j] += s_gr;
             J->r0[j] += s_grr;
+            if (tiled) {
+                for (Py_ssize_t k = 0; k < d; k++) {
+                    const double *Fk = F + k * fs;
+                    double *Tk = TT + k * BLOCK;
+                    double s_gx = 0.0, s_grx = 0.0;
+                    SM_PRAGMA(omp simd reduction(+:s_gx, s_grx))
+                    for (Py_ssize_t i = 0; i < nb; i++) {
+                        Tk[i] = Gj[i] * Fk[i];
+                        s_gx += Tk[i];
+                        s_grx += Rj[i] * Fk[i];
+                    }
+                    J->g1[j * d + k] += s_gx;
+                    J->g1[(m + j) * d + k] += s_grx;
+                }
+                upper_tiles(TT, F, d4, nb, ACC + j * d4 * d4);
+                continue;
+            }
             double *s2j = J->s2p + j * npairs;
             Py_ssize_t pos = 0;
             for (Py_ssize_t k = 0; k < d; k++) {
@@ -196,6 +279,15 @@ static void run_job(Job *J)
                     pos += cnt;
                 }
             }
+        }
+    }
+    if (tiled) {
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *s2j = J->s2p + j * npairs;
+            const double *Aj = ACC + j * d4 * d4;
+            Py_ssize_t pos = 0;
+            for (Py_ssize_t k = 0; k < d; k++)
+                for (Py_ssize_t l = k; l < d; l++) s2j[pos++] += Aj[k * d4 + l];
         }
     }
     J->out[0] += loglik;
@@ -321,7 +413,8 @@ static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t n
     J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.b0 = v[4].buf;
     J.lognorm = v[5].buf; J.inv2s2 = v[6].buf; J.g1 = v[7].buf; J.hsum = v[8].buf;
     J.s2p = v[9].buf; J.r0 = v[10].buf; J.out = v[11].buf;
-    J.buf = malloc(sizeof(double) * (2 * J.m + 3 + J.d) * BLOCK);
+    J.tile_min_d = tile_min_d;
+    J.buf = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d));
     if (J.buf == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -460,45 +553,6 @@ done:
 
 /* ---- the information pass (standard errors) ---------------------------- */
 
-/* A 4 x 4 tile of dot products: out[r * ld + c] += sum_i a_r[i] b_c[i], rows
- * a_r = a + r * as, b_c = b + c * bs.  Eight loads feed sixteen FMAs, so the
- * loop is bound by the FMA units, not by the loads (as dot4 is). */
-SM_INLINE void tile4x4(const double *a, Py_ssize_t as, const double *b, Py_ssize_t bs,
-                       Py_ssize_t nb, double *out, Py_ssize_t ld)
-{
-    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
-    const double *b0 = b, *b1 = b + bs, *b2 = b + 2 * bs, *b3 = b + 3 * bs;
-    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-    double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
-    SM_PRAGMA(omp simd reduction(+:s00, s01, s02, s03, s10, s11, s12, s13, \
-                                 s20, s21, s22, s23, s30, s31, s32, s33))
-    for (Py_ssize_t i = 0; i < nb; i++) {
-        const double x0 = a0[i], x1 = a1[i], x2 = a2[i], x3 = a3[i];
-        const double y0 = b0[i], y1 = b1[i], y2 = b2[i], y3 = b3[i];
-        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
-        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
-        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
-        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
-    }
-    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
-    out += ld;
-    out[0] += s10; out[1] += s11; out[2] += s12; out[3] += s13;
-    out += ld;
-    out[0] += s20; out[1] += s21; out[2] += s22; out[3] += s23;
-    out += ld;
-    out[0] += s30; out[1] += s31; out[2] += s32; out[3] += s33;
-}
-
-/* The upper triangle (by 4 x 4 tiles) of sum_i a_k[i] b_l[i] for k, l < np4
- * (a multiple of 4), into acc (np4, np4). */
-SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t np4, Py_ssize_t nb,
-                           double *acc)
-{
-    for (Py_ssize_t k = 0; k < np4; k += 4)
-        for (Py_ssize_t l = k; l < np4; l += 4)
-            tile4x4(a + k * BLOCK, BLOCK, b + l * BLOCK, BLOCK, nb, acc + k * np4 + l, np4);
-}
-
 /* acc (np4, np4), upper triangle valid: add its leading (q, q) block, mirrored, to out. */
 static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double *out)
 {
@@ -508,8 +562,6 @@ static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double
             if (l != k) out[l * q + k] += acc[k * np4 + l];
         }
 }
-
-#define UP4(x) (((x) + 3) / 4 * 4)
 
 /*
  * The sums of streammix.inference's information pass over one chunk.  With
@@ -765,7 +817,24 @@ done:
     return result;
 }
 
+/* set_tile_min_d(d) -> the previous value: the E-step's crossover to tiles. */
+static PyObject *set_tile_min_d(PyObject *self, PyObject *arg)
+{
+    const Py_ssize_t value = PyLong_AsSsize_t(arg);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    if (value < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_tile_min_d: the value must be >= 0");
+        return NULL;
+    }
+    const Py_ssize_t previous = tile_min_d;
+    tile_min_d = value;
+    return PyLong_FromSsize_t(previous);
+}
+
 static PyMethodDef methods[] = {
+    {"set_tile_min_d", set_tile_min_d, METH_O,
+     "Set the number of features from which the E-step forms its Gram matrices in "
+     "4 x 4 tiles; returns the previous value (for tests and benchmarks)."},
     {"estep_chunk", (PyCFunction)(void (*)(void))estep_chunk, METH_FASTCALL,
      "Add one chunk's E-step sums for one parameter set (see stats._BlockRun)."},
     {"ml_mstep", (PyCFunction)(void (*)(void))ml_mstep_py, METH_FASTCALL,
