@@ -114,14 +114,67 @@ SM_INLINE void tile4x4(const double *a, Py_ssize_t as, const double *b, Py_ssize
     out[0] += s30; out[1] += s31; out[2] += s32; out[3] += s33;
 }
 
-/* The upper triangle (by 4 x 4 tiles) of sum_i a_k[i] b_l[i] for k, l < np4
- * (a multiple of 4), into acc (np4, np4). */
-SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t np4, Py_ssize_t nb,
-                           double *acc)
+/* A 4 x c tile (c = 1 or 2): out[r * ld + k] += sum_i a_r[i] b_k[i]. */
+SM_INLINE void tile4x2(const double *a, Py_ssize_t as, const double *b, Py_ssize_t bs,
+                       Py_ssize_t nb, double *out, Py_ssize_t ld)
 {
-    for (Py_ssize_t k = 0; k < np4; k += 4)
-        for (Py_ssize_t l = k; l < np4; l += 4)
-            tile4x4(a + k * BLOCK, BLOCK, b + l * BLOCK, BLOCK, nb, acc + k * np4 + l, np4);
+    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
+    const double *b0 = b, *b1 = b + bs;
+    double s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+    SM_PRAGMA(omp simd reduction(+:s00, s01, s10, s11, s20, s21, s30, s31))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        const double y0 = b0[i], y1 = b1[i];
+        s00 += a0[i] * y0; s01 += a0[i] * y1;
+        s10 += a1[i] * y0; s11 += a1[i] * y1;
+        s20 += a2[i] * y0; s21 += a2[i] * y1;
+        s30 += a3[i] * y0; s31 += a3[i] * y1;
+    }
+    out[0] += s00; out[1] += s01; out[ld] += s10; out[ld + 1] += s11;
+    out[2 * ld] += s20; out[2 * ld + 1] += s21; out[3 * ld] += s30; out[3 * ld + 1] += s31;
+}
+
+SM_INLINE void tile4x1(const double *a, Py_ssize_t as, const double *b, Py_ssize_t nb,
+                       double *out, Py_ssize_t ld)
+{
+    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    SM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        const double y = b[i];
+        s0 += a0[i] * y; s1 += a1[i] * y; s2 += a2[i] * y; s3 += a3[i] * y;
+    }
+    out[0] += s0; out[ld] += s1; out[2 * ld] += s2; out[3 * ld] += s3;
+}
+
+/* The upper triangle of sum_i a_k[i] b_l[i], k <= l < q, into acc (leading
+ * dimension ld; rows of a and b BLOCK apart): 4 x 4 tiles, then 4 x 2 and
+ * 4 x 1 tiles for the last q mod 4 columns and single dot products for the
+ * last q mod 4 rows, so that little is computed that is not wanted. */
+SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ssize_t nb,
+                           double *acc, Py_ssize_t ld)
+{
+    const Py_ssize_t q4 = q / 4 * 4;
+    for (Py_ssize_t k = 0; k < q4; k += 4) {
+        const double *ak = a + k * BLOCK;
+        double *row = acc + k * ld;
+        Py_ssize_t l = k;
+        for (; l < q4; l += 4) tile4x4(ak, BLOCK, b + l * BLOCK, BLOCK, nb, row + l, ld);
+        if (q - l >= 2) {
+            tile4x2(ak, BLOCK, b + l * BLOCK, BLOCK, nb, row + l, ld);
+            l += 2;
+        }
+        if (l < q) tile4x1(ak, BLOCK, b + l * BLOCK, nb, row + l, ld);
+    }
+    for (Py_ssize_t k = q4; k < q; k++) {
+        const double *ak = a + k * BLOCK;
+        for (Py_ssize_t l = k; l < q; l++) {
+            const double *bl = b + l * BLOCK;
+            double s = 0.0;
+            SM_PRAGMA(omp simd reduction(+:s))
+            for (Py_ssize_t i = 0; i < nb; i++) s += ak[i] * bl[i];
+            acc[k * ld + l] += s;
+        }
+    }
 }
 
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
@@ -257,7 +310,7 @@ static void run_job(Job *J)
                     J->g1[j * d + k] += s_gx;
                     J->g1[(m + j) * d + k] += s_grx;
                 }
-                upper_tiles(TT, F, d4, nb, ACC + j * d4 * d4);
+                upper_tiles(TT, F, d, nb, ACC + j * d4 * d4, d4);
                 continue;
             }
             double *s2j = J->s2p + j * npairs;
@@ -727,7 +780,7 @@ static void run_info(InfoJob *J)
                 J->lvec[j * p + k] += s_v;
                 J->lvec[(m + j) * p + k] += s_e;
             }
-            upper_tiles(Lb, F, p4, nb, LG + j * p4 * p4);
+            upper_tiles(Lb, F, p, nb, LG + j * p4 * p4, p4);
         }
         for (Py_ssize_t k = 1; k < m; k++) {
             const double *Gk = G + k * BLOCK, pk = J->pi_tail[k - 1];
@@ -741,7 +794,7 @@ static void run_info(InfoJob *J)
             }
             J->zsum[a0 + k - 1] += s_x;
         }
-        upper_tiles(Z, Z, P4, nb, O);
+        upper_tiles(Z, Z, P, nb, O, P4);
     }
     add_mirrored(O, P4, P, J->opg);
     for (Py_ssize_t j = 0; j < m; j++) add_mirrored(LG + j * p4 * p4, p4, p, J->lgram + j * p * p);
