@@ -41,6 +41,10 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #endif
 
 #define BLOCK 256
+/* Distance between the rows of the per-block scratch arrays: not a multiple
+ * of 4 KiB, so that the rows a 4 x 4 tile reads at once do not fall into
+ * the same L1 cache sets. */
+#define LDB (BLOCK + 8)
 
 /* "omp simd" (honoured under -fopenmp-simd) lets the sums be vectorised. */
 #if defined(__GNUC__)
@@ -155,20 +159,20 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
 {
     const Py_ssize_t q4 = q / 4 * 4;
     for (Py_ssize_t k = 0; k < q4; k += 4) {
-        const double *ak = a + k * BLOCK;
+        const double *ak = a + k * LDB;
         double *row = acc + k * ld;
         Py_ssize_t l = k;
-        for (; l < q4; l += 4) tile4x4(ak, BLOCK, b + l * BLOCK, BLOCK, nb, row + l, ld);
+        for (; l < q4; l += 4) tile4x4(ak, LDB, b + l * LDB, LDB, nb, row + l, ld);
         if (q - l >= 2) {
-            tile4x2(ak, BLOCK, b + l * BLOCK, BLOCK, nb, row + l, ld);
+            tile4x2(ak, LDB, b + l * LDB, LDB, nb, row + l, ld);
             l += 2;
         }
-        if (l < q) tile4x1(ak, BLOCK, b + l * BLOCK, nb, row + l, ld);
+        if (l < q) tile4x1(ak, LDB, b + l * LDB, nb, row + l, ld);
     }
     for (Py_ssize_t k = q4; k < q; k++) {
-        const double *ak = a + k * BLOCK;
+        const double *ak = a + k * LDB;
         for (Py_ssize_t l = k; l < q; l++) {
-            const double *bl = b + l * BLOCK;
+            const double *bl = b + l * LDB;
             double s = 0.0;
             SM_PRAGMA(omp simd reduction(+:s))
             for (Py_ssize_t i = 0; i < nb; i++) s += ak[i] * bl[i];
@@ -186,8 +190,8 @@ static Py_ssize_t tile_min_d = 8;
 static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
 {
     const Py_ssize_t d4 = UP4(d);
-    if (d < min_d) return (2 * m + 3 + d) * BLOCK;
-    return (2 * m + 3 + 2 * d4) * BLOCK + m * d4 * d4;
+    if (d < min_d) return (2 * m + 3 + d) * LDB;
+    return (2 * m + 3 + 2 * d4) * LDB + m * d4 * d4;
 }
 
 SM_CLONES
@@ -196,19 +200,19 @@ static void run_job(Job *J)
     const Py_ssize_t d = J->d, m = J->m, n = J->n;
     const Py_ssize_t npairs = d * (d + 1) / 2;
     double *R = J->buf;              /* m x BLOCK residuals             */
-    double *G = R + m * BLOCK;       /* m x BLOCK log-density, then w g */
-    double *M = G + m * BLOCK;       /* BLOCK row maxima                */
-    double *S = M + BLOCK;           /* BLOCK sums of exp, then w / sum */
-    double *T = S + BLOCK;           /* BLOCK scratch: w g x_k          */
-    double *Fbuf = T + BLOCK;        /* d x BLOCK features of row-major input */
+    double *G = R + m * LDB;         /* m x BLOCK log-density, then w g */
+    double *M = G + m * LDB;         /* BLOCK row maxima                */
+    double *S = M + LDB;             /* BLOCK sums of exp, then w / sum */
+    double *T = S + LDB;             /* BLOCK scratch: w g x_k          */
+    double *Fbuf = T + LDB;          /* d x BLOCK features of row-major input */
     /* Tiled Gram (d >= TILE_MIN_D): Fbuf holds every block's features, padded
      * with zero rows to d4; TT (d4 x BLOCK) w g x; ACC (m x d4 x d4) the tiles. */
     const int tiled = d >= J->tile_min_d;
     const Py_ssize_t d4 = UP4(d);
-    double *TT = Fbuf + d4 * BLOCK, *ACC = TT + d4 * BLOCK;
+    double *TT = Fbuf + d4 * LDB, *ACC = TT + d4 * LDB;
     double loglik = 0.0, class_ll = 0.0;
 
-    if (tiled) memset(Fbuf, 0, sizeof(double) * (2 * d4 * BLOCK + m * d4 * d4));
+    if (tiled) memset(Fbuf, 0, sizeof(double) * (2 * d4 * LDB + m * d4 * d4));
 
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
@@ -220,21 +224,21 @@ static void run_job(Job *J)
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
             for (Py_ssize_t k = 0; k < d; k++) {
-                double *Fk = Fbuf + k * BLOCK;
+                double *Fk = Fbuf + k * LDB;
                 const double *Xk = X + k;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
             F = Fbuf;
-            fs = BLOCK;
+            fs = LDB;
         } else if (tiled) {
             for (Py_ssize_t k = 0; k < d; k++)
-                memcpy(Fbuf + k * BLOCK, F + k * fs, nb * sizeof(double));
+                memcpy(Fbuf + k * LDB, F + k * fs, nb * sizeof(double));
             F = Fbuf;
-            fs = BLOCK;
+            fs = LDB;
         }
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Rj = R + j * BLOCK, *Gj = G + j * BLOCK;
+            double *Rj = R + j * LDB, *Gj = G + j * LDB;
             const double *cj = J->coef + j * d;
             const double b0 = J->b0[j], ln = J->lognorm[j], h = J->inv2s2[j];
             SIMD
@@ -249,7 +253,7 @@ static void run_job(Job *J)
         }
         memcpy(M, G, nb * sizeof(double));
         for (Py_ssize_t j = 1; j < m; j++) {
-            const double *Gj = G + j * BLOCK;
+            const double *Gj = G + j * LDB;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) M[i] = Gj[i] > M[i] ? Gj[i] : M[i];
         }
@@ -266,7 +270,7 @@ static void run_job(Job *J)
             S[i] = 0.0;
         }
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Gj = G + j * BLOCK;
+            double *Gj = G + j * LDB;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) {
                 Gj[i] = exp(Gj[i] - M[i]);
@@ -282,7 +286,7 @@ static void run_job(Job *J)
         loglik += ll;
         class_ll += cl;
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Gj = G + j * BLOCK, *Rj = R + j * BLOCK;
+            double *Gj = G + j * LDB, *Rj = R + j * LDB;
             double s_g = 0.0, s_gr = 0.0, s_grr = 0.0;
             SM_PRAGMA(omp simd reduction(+:s_g, s_gr, s_grr))
             for (Py_ssize_t i = 0; i < nb; i++) {
@@ -299,7 +303,7 @@ static void run_job(Job *J)
             if (tiled) {
                 for (Py_ssize_t k = 0; k < d; k++) {
                     const double *Fk = F + k * fs;
-                    double *Tk = TT + k * BLOCK;
+                    double *Tk = TT + k * LDB;
                     double s_gx = 0.0, s_grx = 0.0;
                     SM_PRAGMA(omp simd reduction(+:s_gx, s_grx))
                     for (Py_ssize_t i = 0; i < nb; i++) {
@@ -645,7 +649,7 @@ typedef struct {
 static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
 {
     const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
-    return (2 * m + 5 + 2 * p4 + P4) * BLOCK + P4 * P4 + m * p4 * p4;
+    return (2 * m + 5 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
 }
 
 SM_CLONES
@@ -656,16 +660,16 @@ static void run_info(InfoJob *J)
     const Py_ssize_t bs = J->noise == 2 ? p + 1 : p;  /* distance between beta_j runs */
     const Py_ssize_t a0 = P - (m - 1);                /* first logit row */
     double *R = J->buf;              /* m x BLOCK residuals               */
-    double *G = R + m * BLOCK;       /* m x BLOCK log-density, then gamma */
-    double *M = G + m * BLOCK;       /* BLOCK row maxima                  */
-    double *S = M + BLOCK;           /* BLOCK sums of exp, then 1 / sum   */
-    double *SW = S + BLOCK;          /* BLOCK sqrt(w)                     */
-    double *A = SW + BLOCK;          /* BLOCK sqrt(w) g a                 */
-    double *C = A + BLOCK;           /* BLOCK w g (1/s^2 - a^2)           */
-    double *F = C + BLOCK;           /* p4 x BLOCK design, zero-padded    */
-    double *Lb = F + p4 * BLOCK;     /* p4 x BLOCK w g (1/s^2 - a^2) x    */
-    double *Z = Lb + p4 * BLOCK;     /* P4 x BLOCK sqrt(w) z              */
-    double *O = Z + P4 * BLOCK;      /* P4 x P4 upper tiles of the OPG    */
+    double *G = R + m * LDB;         /* m x BLOCK log-density, then gamma */
+    double *M = G + m * LDB;         /* BLOCK row maxima                  */
+    double *S = M + LDB;             /* BLOCK sums of exp, then 1 / sum   */
+    double *SW = S + LDB;            /* BLOCK sqrt(w)                     */
+    double *A = SW + LDB;            /* BLOCK sqrt(w) g a                 */
+    double *C = A + LDB;             /* BLOCK w g (1/s^2 - a^2)           */
+    double *F = C + LDB;             /* p4 x BLOCK design, zero-padded    */
+    double *Lb = F + p4 * LDB;       /* p4 x BLOCK w g (1/s^2 - a^2) x    */
+    double *Z = Lb + p4 * LDB;       /* P4 x BLOCK sqrt(w) z              */
+    double *O = Z + P4 * LDB;        /* P4 x P4 upper tiles of the OPG    */
     double *LG = O + P4 * P4;        /* m x p4 x p4 upper tiles of lgram  */
     double loglik = 0.0;
 
@@ -677,23 +681,23 @@ static void run_info(InfoJob *J)
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
             for (Py_ssize_t k = 0; k < p; k++) {
-                double *Fk = F + k * BLOCK;
+                double *Fk = F + k * LDB;
                 const double *Xk = X + k;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
         } else {
             for (Py_ssize_t k = 0; k < p; k++)
-                memcpy(F + k * BLOCK, J->F + k * J->fstride + start, nb * sizeof(double));
+                memcpy(F + k * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Rj = R + j * BLOCK, *Gj = G + j * BLOCK;
+            double *Rj = R + j * LDB, *Gj = G + j * LDB;
             const double *cj = J->coef + j * p;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
             for (Py_ssize_t k = 0; k < p; k++) {
-                const double c = cj[k], *Fk = F + k * BLOCK;
+                const double c = cj[k], *Fk = F + k * LDB;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
             }
@@ -702,7 +706,7 @@ static void run_info(InfoJob *J)
         }
         memcpy(M, G, nb * sizeof(double));
         for (Py_ssize_t j = 1; j < m; j++) {
-            const double *Gj = G + j * BLOCK;
+            const double *Gj = G + j * LDB;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) M[i] = Gj[i] > M[i] ? Gj[i] : M[i];
         }
@@ -714,7 +718,7 @@ static void run_info(InfoJob *J)
             SW[i] = sqrt(wb[i]);
         }
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Gj = G + j * BLOCK;
+            double *Gj = G + j * LDB;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) {
                 Gj[i] = exp(Gj[i] - M[i]);
@@ -728,10 +732,10 @@ static void run_info(InfoJob *J)
             S[i] = 1.0 / S[i];
         }
         loglik += ll;
-        if (J->noise == 1) memset(Z + m * p * BLOCK, 0, nb * sizeof(double));
+        if (J->noise == 1) memset(Z + m * p * LDB, 0, nb * sizeof(double));
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Gj = G + j * BLOCK;
-            const double *Rj = R + j * BLOCK;
+            double *Gj = G + j * LDB;
+            const double *Rj = R + j * LDB;
             const double is2 = 2.0 * J->inv2s2[j];
             double s_rr = 0.0, s_u = 0.0, s_g = 0.0;
             SM_PRAGMA(omp simd reduction(+:s_rr, s_u, s_g))
@@ -748,7 +752,7 @@ static void run_info(InfoJob *J)
                 s_g += g;
             }
             if (J->noise) {  /* sqrt(w) g u; sum w g u = s_u */
-                double *Ze = Z + (J->noise == 2 ? j * bs + p : m * p) * BLOCK;
+                double *Ze = Z + (J->noise == 2 ? j * bs + p : m * p) * LDB;
                 if (J->noise == 2) {
                     SIMD
                     for (Py_ssize_t i = 0; i < nb; i++)
@@ -764,8 +768,8 @@ static void run_info(InfoJob *J)
             J->scal[m + j] += s_u;
             J->scal[2 * m + j] += s_g;
             for (Py_ssize_t k = 0; k < p; k++) {
-                const double *Fk = F + k * BLOCK;
-                double *Zk = Z + (j * bs + k) * BLOCK, *Lk = Lb + k * BLOCK;
+                const double *Fk = F + k * LDB;
+                double *Zk = Z + (j * bs + k) * LDB, *Lk = Lb + k * LDB;
                 double s_x = 0.0, s_v = 0.0, s_e = 0.0;
                 SM_PRAGMA(omp simd reduction(+:s_x, s_v, s_e))
                 for (Py_ssize_t i = 0; i < nb; i++) {
@@ -783,8 +787,8 @@ static void run_info(InfoJob *J)
             upper_tiles(Lb, F, p, nb, LG + j * p4 * p4, p4);
         }
         for (Py_ssize_t k = 1; k < m; k++) {
-            const double *Gk = G + k * BLOCK, pk = J->pi_tail[k - 1];
-            double *Zk = Z + (a0 + k - 1) * BLOCK;
+            const double *Gk = G + k * LDB, pk = J->pi_tail[k - 1];
+            double *Zk = Z + (a0 + k - 1) * LDB;
             double s_x = 0.0;
             SM_PRAGMA(omp simd reduction(+:s_x))
             for (Py_ssize_t i = 0; i < nb; i++) {
