@@ -205,7 +205,7 @@ static void run_job(Job *J)
     double *S = M + LDB;             /* BLOCK sums of exp, then w / sum */
     double *T = S + LDB;             /* BLOCK scratch: w g x_k          */
     double *Fbuf = T + LDB;          /* d x BLOCK features of row-major input */
-    /* Tiled Gram (d >= TILE_MIN_D): Fbuf holds every block's features, padded
+    /* Tiled Gram (d >= tile_min_d): Fbuf holds every block's features, padded
      * with zero rows to d4; TT (d4 x BLOCK) w g x; ACC (m x d4 x d4) the tiles. */
     const int tiled = d >= J->tile_min_d;
     const Py_ssize_t d4 = UP4(d);
