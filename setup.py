@@ -1,4 +1,4 @@
-"""Build of the optional compiled E-step kernel (``streammix._kernel``).
+"""Build of the optional compiled kernel (``streammix.core._kernel``).
 
 Everything else about the package is in ``pyproject.toml``.  The kernel is
 an optional extension: where it cannot be compiled (no C compiler, an

@@ -5,7 +5,7 @@ Run: ``PYTHONPATH=. python benchmarks/bench_estep.py [repeats]``.
 For d = 5, 10, 20, 50, 100 columns of the design (the intercept included)
 and m = 3, 4, 5, 5, 10 components, times the compiled E-step of one chunk
 (``estep_features``, one thread) with the Gram matrices formed in 4 x 4
-register tiles and with the fused dot4 sweep (``_kernel.set_tile_min_d``
+register tiles and with the fused dot4 sweep (``kernel.set_tile_min_d``
 picks the path), alternating with a 1000 x 1000 DGEMM on one OpenBLAS thread
 so that all three see the same load, and prints medians: rows/s and the
 effective GFLOP/s of the E-step, counting the symmetric Gram update
@@ -24,7 +24,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from streammix.core import stats  # noqa: E402
+from streammix.core import kernel  # noqa: E402
 from streammix.core.params import MixtureParams  # noqa: E402
 from streammix.core.stats import estep_features  # noqa: E402
 
@@ -38,12 +38,12 @@ def _timed(func, *args) -> float:
 
 
 def main(repeats: int = 5) -> None:
-    if stats._kernel is None or not stats.use_kernel:
+    if not kernel.enabled():
         sys.exit("the compiled kernel is not in use (STREAMMIX_KERNEL=0 or not built)")
     rng = np.random.default_rng(0)
     A, B = rng.normal(size=(1000, 1000)), rng.normal(size=(1000, 1000))
-    default = stats._kernel.set_tile_min_d(8)
-    stats._kernel.set_tile_min_d(default)
+    default = kernel.set_tile_min_d(8)
+    kernel.set_tile_min_d(default)
     print(f"one thread; medians of {repeats}; tiles from d - 1 >= {default} features "
           "(the default)")
     print(f"{'d':>4} {'m':>3} {'path':>6} {'Mrows/s':>8} {'GFLOP/s':>8} {'DGEMM':>7} "
@@ -58,9 +58,9 @@ def main(repeats: int = 5) -> None:
         for _ in range(repeats):
             times["dgemm"].append(_timed(np.matmul, A, B))
             for path, min_d in (("tiled", 0), ("fused", 10**6)):
-                stats._kernel.set_tile_min_d(min_d)
+                kernel.set_tile_min_d(min_d)
                 times[path].append(_timed(estep_features, FT, y, w, prm, True))
-        stats._kernel.set_tile_min_d(default)
+        kernel.set_tile_min_d(default)
         dgemm = 2e9 / statistics.median(times["dgemm"]) / 1e9
         for path in ("fused", "tiled"):
             rows = n / statistics.median(times[path])

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streammix import MixtureOfLinearRegressions, select_components
-from streammix.data.arrays import Chunk
+from streammix.core.chunk import Chunk
 from streammix.engines.inprocess import InProcessEngine
 
 D, M = 6, 3

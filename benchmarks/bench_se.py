@@ -21,14 +21,14 @@ import numpy as np
 from streammix import MixtureOfLinearRegressions
 from streammix.algorithms.information import InformationTask, InfoStats, ParameterLayout
 from streammix.algorithms.tasks import EStepTask
-from streammix.core import stats
+from streammix.core import kernel
 from streammix.core.stats import SuffStats
 from streammix.data.arrays import ArraySource
 from streammix.engines.inprocess import InProcessEngine
 
 
 class NumpyPath:
-    """A map task run with the numpy information pass (``stats.use_kernel`` off)."""
+    """A map task run with the numpy information pass (the kernel switched off)."""
 
     releases_gil = False
 
@@ -36,11 +36,11 @@ class NumpyPath:
         self.task = task
 
     def __call__(self, chunk):
-        stats.use_kernel = False
+        kernel.set_enabled(False)
         try:
             return self.task(chunk)
         finally:
-            stats.use_kernel = True
+            kernel.set_enabled(True)
 
 
 def main(n: int = 2_000_000, d: int = 10, m: int = 3, repeats: int = 5) -> None:
@@ -57,7 +57,7 @@ def main(n: int = 2_000_000, d: int = 10, m: int = 3, repeats: int = 5) -> None:
     tasks = [("EM pass", EStepTask(params, True), SuffStats.zeros(m, p)),
              ("SE pass", InformationTask(params, True, "per_component"),
               InfoStats.zeros(layout.size))]
-    if stats.use_kernel:
+    if kernel.enabled():
         tasks.append(("SE pass, numpy", NumpyPath(InformationTask(params, True, "per_component")),
                       InfoStats.zeros(layout.size)))
     print(f"n={n}, d={d} (+ intercept), m={m}, P={layout.size}; medians of {repeats}")

@@ -1,26 +1,47 @@
-"""streammix: mixtures of linear regressions by EM on data larger than memory."""
+"""streammix: mixtures of linear regressions by EM on data larger than memory.
+
+The public face of the package: the estimator, model selection, the sources
+of data (arrays, Dask collections, Parquet lakes, streams), the engines that
+run passes, and every error and warning.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from streammix.algorithms.em import ComponentCollapseError, ConvergenceWarning
-from streammix.core.checks import DataError
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, estep
 from streammix.data.arrays import ArraySource
 from streammix.data.dask_collections import DaskSource
 from streammix.data.parquet.source import ParquetSource
+from streammix.data.streams import ArrowStreamSource, FolderStream, StreamBatch
 from streammix.engines.dask_engine import DaskEngine
 from streammix.engines.inprocess import InProcessEngine
-from streammix.estimator.model import MixtureOfLinearRegressions, NotFittedError
+from streammix.estimator.model import MixtureOfLinearRegressions
 from streammix.estimator.selection import SelectionResult, select_components
+from streammix.exceptions import (
+    CheckpointError,
+    ChunkCrashError,
+    ClusterTimeoutError,
+    ComponentCollapseError,
+    ConfigError,
+    ConvergenceWarning,
+    DataError,
+    InferenceWarning,
+    NoClientError,
+    NotFittedError,
+)
 
 __all__ = [
-    "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "ArraySource",
-    "InProcessEngine", "ConvergenceWarning", "ComponentCollapseError", "DataError",
-    "NotFittedError", "ParquetSource", "DaskEngine", "DaskSource", "select_components",
+    "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "select_components",
     "SelectionResult",
+    # sources and engines
+    "ArraySource", "DaskSource", "ParquetSource", "ArrowStreamSource", "FolderStream",
+    "StreamBatch", "InProcessEngine", "DaskEngine",
+    # errors and warnings
+    "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
+    "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
+    "ClusterTimeoutError",
 ]
 
 __version__ = "0.1.0"

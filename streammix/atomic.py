@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_open", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_write_text", "rename_no_replace"]
 
 
 def _umask() -> int:
@@ -57,3 +58,61 @@ def atomic_write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path, "w") as fh:
         fh.write(text)
+
+
+_RENAME_NOREPLACE = 1  # linux/fs.h
+_AT_FDCWD = -100
+
+
+@functools.lru_cache(maxsize=1)
+def _renameat2():
+    """glibc's ``renameat2`` (Linux), or None where there is none."""
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def rename_no_replace(src, dst) -> None:
+    """Rename ``src`` to ``dst``, atomically failing if ``dst`` exists.
+
+    :func:`os.rename` silently replaces an existing file, or an *empty*
+    folder, at ``dst``; this claims ``dst`` instead.  On Linux it is one
+    ``renameat2(RENAME_NOREPLACE)`` call.  Where that is not available (other
+    systems, file systems that refuse the flag), ``dst`` is claimed with
+    :func:`os.mkdir` (atomic: it fails if ``dst`` exists) and the entries of
+    the folder ``src`` are moved into it; only folders are renamed then.
+
+    Raises
+    ------
+    FileExistsError
+        ``dst`` exists (it appeared after any earlier check); ``src`` is
+        left as it was.
+    """
+    import errno
+
+    src, dst = os.fsencode(os.fspath(src)), os.fsencode(os.fspath(dst))
+    function = _renameat2()
+    if function is not None:
+        import ctypes
+
+        if function(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), os.fsdecode(dst))
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), os.fsdecode(src))
+    if not os.path.isdir(src):
+        raise OSError(errno.ENOTSUP, "no atomic rename without replace here for a file",
+                      os.fsdecode(src))
+    os.mkdir(dst)  # the claim: FileExistsError if another got there first
+    for name in os.listdir(src):
+        os.rename(os.path.join(src, name), os.path.join(dst, name))
+    os.rmdir(src)

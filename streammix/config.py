@@ -10,12 +10,12 @@ from streammix.engines.cluster_config import (
     CLUSTER_TYPES,
     DEFAULT_LOCAL_CONFIG,
     ClusterConfig,
-    ConfigError,
     default_cluster_config,
     load_cluster_config,
     parse_cluster_config,
     resolve_secret,
 )
+from streammix.exceptions import ConfigError
 
 __all__ = [
     "ClusterConfig", "ConfigError", "load_cluster_config", "parse_cluster_config",

@@ -1,7 +1,7 @@
 """Batch EM driver: iterate E-step passes and M-steps, stop, handle collapse.
 
 The driver does not know where the data is: it is given ``pass_fn(params)``,
-which returns the :class:`~streammix.stats.SuffStats` of one full pass at
+which returns the :class:`~streammix.SuffStats` of one full pass at
 ``params`` (in-process, on a Dask cluster, or on an in-memory sample).
 """
 
@@ -18,23 +18,16 @@ import numpy as np
 from streammix.core.mstep import MStepOptions, log_prior, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
+from streammix.exceptions import ComponentCollapseError, ConvergenceWarning
 
 __all__ = [
     "EMSettings", "EMResult", "run_em", "em_steps", "drive", "warn_not_converged",
-    "ConvergenceWarning", "ComponentCollapseError", "COLLAPSE_POLICIES",
+    "COLLAPSE_POLICIES", "collapsed_components", "handle_collapse",
 ]
 
 logger = logging.getLogger(__name__)
 
 COLLAPSE_POLICIES = ("drop", "reseed", "error")
-
-
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the stopping rule was met."""
-
-
-class ComponentCollapseError(RuntimeError):
-    """A component collapsed and the policy is ``on_collapse="error"``."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +95,9 @@ class EMResult:
     settings: EMSettings
 
 
-def _collapsed(stats: SuffStats, settings: EMSettings) -> list[int]:
+def collapsed_components(stats: SuffStats, settings: EMSettings) -> list[int]:
+    """Components that collapsed in a pass: too few effective rows, or weight below
+    ``settings.min_weight``."""
     p = stats.n_coef
     rows_per_weight = stats.n_rows / stats.sum_w
     eff_rows = stats.s0 * rows_per_weight
@@ -184,7 +179,7 @@ def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | 
 
     Yields the parameters of each pass, receives that pass's
     :class:`SuffStats`, and returns the :class:`EMResult`.  Several runs in
-    this form can share the scans of the data (:mod:`streammix.restarts`).
+    this form can run in lock-step over the same scans (:mod:`streammix.algorithms.restarts`).
     """
     options = settings.mstep
     history: list[dict] = []
@@ -219,9 +214,9 @@ def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | 
             break
         prev_obj = obj
         event = None
-        small = _collapsed(stats, settings) if params.n_components > 1 else []
+        small = collapsed_components(stats, settings) if params.n_components > 1 else []
         if small:
-            params, stats, options, event, n_reseeds = _handle_collapse(
+            params, stats, options, event, n_reseeds = handle_collapse(
                 small, params, stats, options, settings, reseed, n_reseeds, n_iter)
             if stats is None:  # re-seeded: the statistics no longer apply
                 n_iter += 1
@@ -235,7 +230,13 @@ def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | 
                     dataclasses.replace(settings, mstep=options))
 
 
-def _handle_collapse(small, params, stats, options, settings, reseed, n_reseeds, n_iter):
+def handle_collapse(small, params, stats, options, settings, reseed, n_reseeds, n_iter):
+    """Apply ``settings.on_collapse`` to the collapsed components ``small``.
+
+    Returns ``(params, stats, options, event, n_reseeds)``: the components
+    dropped or re-seeded, with a history event; raises
+    :class:`~streammix.ComponentCollapseError` under ``"error"``.
+    """
     s0 = ", ".join(f"{j} (weight {stats.s0[j] / stats.sum_w:.3g})" for j in small)
     policy = settings.on_collapse
     if policy == "error":

@@ -1,4 +1,6 @@
-"""Standard errors at the fitted parameters, in one chunked pass (MATH.md §6).
+"""Standard errors at the fitted parameters, in one chunked pass.
+
+The formulas are those of the mathematics page (docs/mathematics.rst), §6.
 
 The information matrices are accumulated as mergeable per-chunk statistics
 (:class:`InfoStats`), computed by the picklable map function
@@ -45,10 +47,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streammix.core import stats
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
-from streammix.core.stats import _log_norm, design_matrix, log_responsibilities
-from streammix.engines.inprocess import tree_sum
+from streammix.core.reduce import tree_sum
+from streammix.core.stats import design_matrix, kernel_layout, log_norm, log_responsibilities
+from streammix.exceptions import InferenceWarning
 
 #: Target number of float64 elements of the per-block score matrix (8 MiB).
 BLOCK_ELEMENTS = 1 << 20
@@ -57,16 +60,12 @@ _NOISE_CODES = {"fixed": 0, "shared": 1, "per_component": 2}
 
 __all__ = [
     "SE_METHODS", "ParameterLayout", "InfoStats", "InformationTask", "information_stats",
-    "Inference", "InferenceWarning", "infer", "transform_matrix",
+    "Inference", "infer", "transform_matrix",
 ]
 
 logger = logging.getLogger(__name__)
 
 SE_METHODS = ("louis", "opg", "sandwich")
-
-
-class InferenceWarning(UserWarning):
-    """Standard errors were computed but may not be trustworthy."""
 
 
 @dataclass(frozen=True)
@@ -140,19 +139,8 @@ class ParameterLayout:
             out[idx] = f"comp{j}:logit_weight"
         return out
 
-    def vector(self, params: MixtureParams) -> np.ndarray:
-        """The working parameters θ of ``params``."""
-        theta = np.zeros(self.size)
-        theta[self.beta_index.ravel()] = params.beta.ravel()
-        eta = self.eta_index
-        if eta is not None:
-            theta[eta] = 0.5 * np.log(params.sigma2)
-        logw = np.log(params.weights)
-        theta[self.alpha_index] = logw[1:] - logw[0]
-        return theta
-
     def params(self, theta: np.ndarray, sigma2: np.ndarray | None = None) -> MixtureParams:
-        """Inverse of :meth:`vector`; ``sigma2`` supplies σ² for fixed noise."""
+        """The parameters of a working vector θ; ``sigma2`` supplies σ² for fixed noise."""
         theta = np.asarray(theta, dtype=np.float64)
         beta = theta[self.beta_index]
         eta = self.eta_index
@@ -228,7 +216,7 @@ def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixtu
 
     Notes
     -----
-    With the compiled kernel (``stats.use_kernel``) the chunk goes through
+    With the compiled kernel (``streammix.core.kernel.enabled()``) the chunk goes through
     :func:`_information_compiled` in one call that releases the GIL.
     Otherwise the numpy path runs, in blocks of about ``BLOCK_ELEMENTS / P``
     rows so that the temporaries (the n × P score matrix) stay small
@@ -239,7 +227,7 @@ def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixtu
     y = np.asarray(y, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     layout = ParameterLayout(params.n_components, params.n_coef, noise)
-    if stats.use_kernel and X.shape[0] > 0 and X.shape[1] > 0:
+    if kernel.enabled() and X.shape[0] > 0 and X.shape[1] > 0:
         return _information_compiled(X, y, w, params, layout)
     step = max(64, BLOCK_ELEMENTS // layout.size)
     n = X.shape[0]
@@ -317,7 +305,7 @@ def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayou
     """
     m, p, P = params.n_components, params.n_coef, layout.size
     n = X.shape[0]
-    FT = stats._kernel_layout(X.T)
+    FT = kernel_layout(X.T)
     y = np.require(y, np.float64, ["C", "A"])
     w = np.require(w, np.float64, ["C", "A"])
     opg = np.zeros((P, P))
@@ -325,8 +313,8 @@ def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayou
     lvec = np.zeros((2 * m, p))
     zsum = np.zeros(P)
     scal = np.zeros(3 * m + 1)
-    stats._kernel.info_chunk(FT, y, w, np.ascontiguousarray(params.beta, dtype=np.float64),
-                             np.ascontiguousarray(_log_norm(params)),
+    kernel.info_chunk(FT, y, w, np.ascontiguousarray(params.beta, dtype=np.float64),
+                             np.ascontiguousarray(log_norm(params)),
                              np.ascontiguousarray(0.5 / params.sigma2),
                              np.ascontiguousarray(params.weights[1:], dtype=np.float64),
                              _NOISE_CODES[layout.noise], opg, lgram, lvec, zsum, scal)
@@ -377,7 +365,7 @@ class InformationTask:
     @property
     def releases_gil(self) -> bool:
         """Whether the compiled information block runs (threads then pay)."""
-        return stats.use_kernel
+        return kernel.enabled()
 
     def __call__(self, chunk) -> InfoStats:
         Xd = design_matrix(chunk.X, self.fit_intercept)
@@ -461,7 +449,7 @@ class Inference:
         Gradient of the log-likelihood at the parameters.
     loglik_gap : float
         ½ sᵀ I⁻¹ s: the estimated distance in log-likelihood to the maximum
-        (about zero at the MLE; MATH.md §3.2).
+        (about zero at the MLE; the mathematics page (docs/mathematics.rst), §3.2).
     """
 
     method: str

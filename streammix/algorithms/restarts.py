@@ -1,11 +1,11 @@
-"""Several EM runs sharing the scans of the data.
+"""Several EM runs in lock-step over the same scans of the data.
 
 With ``n_init = R`` starting values (or several numbers of components), every
 pass decodes each chunk once and computes the statistics of all live runs
 from it: the map task takes a tuple of parameter sets and returns a
-:class:`StatsBundle`, a tuple of :class:`~streammix.stats.SuffStats` that
+:class:`StatsBundle`, a tuple of :class:`~streammix.SuffStats` that
 adds element-wise.  Each run is a step generator
-(:func:`streammix.em.em_steps`, :func:`streammix.squarem.squarem_steps`),
+(:func:`streammix.algorithms.em.em_steps`, :func:`streammix.algorithms.squarem.squarem_steps`),
 so it sees exactly the statistics it would see alone and ends at the same
 parameters as when run by itself.
 
@@ -20,7 +20,7 @@ highest log-likelihood so far):
 * duplicate: a run whose parameters, under the best matching of component
   labels, lie within ``duplicate`` nats of the leader's in the leader's
   complete-data information metric (½ dᵀ I_c d, d the difference in the
-  unconstrained coordinates of :mod:`streammix.squarem`, free from the
+  unconstrained coordinates of :mod:`streammix.algorithms.squarem`, free from the
   leader's statistics of the same pass) is following the leader to the same
   optimum and is stopped.  The default threshold is P/2, P the number of
   free parameters: the mean of ½ χ²_P, the distance at which an estimate
@@ -39,12 +39,11 @@ import numpy as np
 
 from streammix.algorithms.em import EMResult
 from streammix.algorithms.squarem import em_step_size, to_unconstrained
-from streammix.core import stats as stats_module
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
-from streammix.core.stats import SuffStats, estep_features_many, features_transposed
+from streammix.core.stats import SuffStats
 
-__all__ = ["StatsBundle", "MultiEStepTask", "CullRule", "SharedRuns", "run_shared",
+__all__ = ["StatsBundle", "CullRule", "LockstepRuns", "run_lockstep",
            "information_distance"]
 
 logger = logging.getLogger(__name__)
@@ -91,27 +90,6 @@ class StatsBundle:
 
     def __repr__(self) -> str:
         return f"StatsBundle({len(self)} statistics)"
-
-
-@dataclass(frozen=True)
-class MultiEStepTask:
-    """Map function of a shared pass: one chunk -> a :class:`StatsBundle`.
-
-    The chunk is decoded and its design matrix built once; the E-step then
-    runs for every parameter set on the same arrays.
-    """
-
-    params: tuple[MixtureParams, ...]
-    fit_intercept: bool
-
-    @property
-    def releases_gil(self) -> bool:
-        """Whether the compiled E-step runs (threads then pay: see InProcessEngine)."""
-        return stats_module.use_kernel
-
-    def __call__(self, chunk) -> StatsBundle:
-        return StatsBundle(estep_features_many(features_transposed(chunk.X), chunk.y, chunk.w,
-                                               self.params, self.fit_intercept))
 
 
 @dataclass(frozen=True)
@@ -171,15 +149,15 @@ def information_distance(a: MixtureParams, b: MixtureParams, stats_b: SuffStats,
 
 
 @dataclass
-class SharedRuns:
-    """Outcome of :func:`run_shared`.
+class LockstepRuns:
+    """Outcome of :func:`run_lockstep`.
 
     Attributes
     ----------
     results : list of EMResult or None
         One per run, in the order given; None for culled runs.
     n_passes : int
-        Number of shared passes (scans of the data).
+        Number of lock-step passes (scans of the data).
     culled : list of int
         Indices of the culled runs.
     stopped : list of int
@@ -194,11 +172,11 @@ class SharedRuns:
     stopped: list[int] = field(default_factory=list)
 
 
-def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
+def run_lockstep(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
                pass_many: Callable[[tuple[MixtureParams, ...]], Sequence[SuffStats]], *,
                groups: Sequence | None = None, cull: CullRule | None = None,
-               dominated: Callable | None = None) -> SharedRuns:
-    """Advance several step generators in lock-step, one shared pass per round.
+               dominated: Callable | None = None) -> LockstepRuns:
+    """Advance several step generators in lock-step, one pass per round for all.
 
     Parameters
     ----------
@@ -222,7 +200,7 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
 
     Returns
     -------
-    SharedRuns
+    LockstepRuns
     """
     n = len(runs)
     groups = list(groups) if groups is not None else [0] * n
@@ -288,7 +266,7 @@ def run_shared(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
                             i, n_passes, why, best[i], leader, best[leader])
                 _close(runs, pending, i)
                 culled.append(i)
-    return SharedRuns(results, n_passes, culled, stopped)
+    return LockstepRuns(results, n_passes, culled, stopped)
 
 
 def _close(runs, pending, i) -> None:

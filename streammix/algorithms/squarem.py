@@ -1,8 +1,10 @@
-"""SQUAREM acceleration of batch EM (MATH.md §3.1), counted in passes.
+"""SQUAREM acceleration of batch EM, counted in passes.
+
+See the mathematics page (docs/mathematics.rst), §3.1.
 
 One evaluation of the EM map F is one pass over the data followed by an
 M-step, so SQUAREM is driven by the same ``pass_fn(params) -> SuffStats`` as
-:func:`streammix.em.run_em`.  A cycle from θ0 (whose pass is done):
+:func:`streammix.algorithms.em.run_em`.  A cycle from θ0 (whose pass is done):
 
 1. θ1 = F(θ0) (free: the M-step of θ0's pass), a pass at θ1 gives θ2 = F(θ1);
 2. with r = θ1 − θ0 and v = θ2 − 2θ1 + θ0 in unconstrained coordinates
@@ -16,7 +18,8 @@ M-step, so SQUAREM is driven by the same ``pass_fn(params) -> SuffStats`` as
    step at step_max is rejected (the R package SQUAREM's rules).
 
 A cycle costs 3 passes (2 when α = 1).  Plain EM's stopping rule (the last
-change of ℓ) does not apply to an extrapolating method (MATH.md §3.2);
+change of ℓ) does not apply to an extrapolating method (the mathematics page (docs/mathematics.rst),
+§3.2);
 SQUAREM stops on the size of the next EM step, free from the statistics of
 each pass at θ: the step r = F(θ) − θ measured in the complete-data
 information metric, ½ rᵀ I_c r, and the first-order gain gᵀ r with the
@@ -41,9 +44,9 @@ import numpy as np
 from streammix.algorithms.em import (
     EMResult,
     EMSettings,
-    _collapsed,
-    _handle_collapse,
+    collapsed_components,
     drive,
+    handle_collapse,
     warn_not_converged,
 )
 from streammix.core.mstep import MStepOptions, log_prior, mstep
@@ -142,7 +145,10 @@ def from_unconstrained(u: np.ndarray, template: MixtureParams,
 
 
 def _gradient(stats: SuffStats, params: MixtureParams, options: MStepOptions) -> np.ndarray:
-    """Gradient of the objective in unconstrained coordinates (MATH.md §1.7)."""
+    """Gradient of the objective in unconstrained coordinates.
+
+    See the mathematics page (docs/mathematics.rst), §1.7.
+    """
     m, p = params.n_components, params.n_coef
     s2 = params.sigma2
     g_beta = stats.rx / s2[:, None]
@@ -229,14 +235,14 @@ def run_squarem(pass_fn: Callable[[MixtureParams], SuffStats], params: MixturePa
     params : MixtureParams
         Starting values.
     settings : EMSettings
-        As for :func:`~streammix.em.run_em`, except that ``tol`` applies to
+        As for :func:`~streammix.algorithms.em.run_em`, except that ``tol`` applies to
         the size of the next EM step (see the module notes) and ``max_iter``
         bounds the number of passes after the first.
     squarem : SquaremOptions, optional
     reseed : callable, optional
-        As for :func:`~streammix.em.run_em`.
+        As for :func:`~streammix.algorithms.em.run_em`.
     warn : bool
-        Emit :class:`~streammix.em.ConvergenceWarning` at ``max_iter``.
+        Emit :class:`~streammix.ConvergenceWarning` at ``max_iter``.
     callback : callable, optional
         Called after each pass with a copy of its history record.
 
@@ -258,7 +264,7 @@ def squarem_steps(params: MixtureParams, settings: EMSettings,
                   squarem: SquaremOptions | None = None, *, reseed: Callable | None = None,
                   callback: Callable[[dict], None] | None = None,
                   ) -> Generator[MixtureParams, SuffStats, EMResult]:
-    """:func:`run_squarem` as a generator (see :func:`streammix.em.em_steps`)."""
+    """:func:`run_squarem` as a generator (see :func:`streammix.algorithms.em.em_steps`)."""
     sq = squarem if squarem is not None else SquaremOptions()
     run = _Run(settings, reseed, callback)
     step_max = sq.step_max0
@@ -396,12 +402,12 @@ class _Run:
         return self.converged_flag
 
     def n_components_changed(self, params: MixtureParams, stats: SuffStats) -> bool:
-        return params.n_components > 1 and bool(_collapsed(stats, self.settings))
+        return params.n_components > 1 and bool(collapsed_components(stats, self.settings))
 
     def after_collapse(self, params: MixtureParams, stats: SuffStats):
         """Drop or re-seed collapsed components, then take a plain EM step."""
-        small = _collapsed(stats, self.settings)
-        params, stats, self.options, event, self.n_reseeds = _handle_collapse(
+        small = collapsed_components(stats, self.settings)
+        params, stats, self.options, event, self.n_reseeds = handle_collapse(
             small, params, stats, self.options, self.settings, self.reseed,
             self.n_reseeds, self.n_passes - 1)
         self.event = event

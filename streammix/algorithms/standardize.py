@@ -1,4 +1,6 @@
-"""Internal standardisation (MATH.md §1.6) and its back-transformation.
+"""Internal standardisation and its back-transformation.
+
+See the mathematics page (docs/mathematics.rst), §1.6.
 
 With weighted means and standard deviations from pass 0, EM runs on
 x̃ = (x − μ_x)/s_x and ỹ = (y − μ_y)/s_y (without an intercept only the
@@ -10,7 +12,8 @@ scales are applied: centring would add one).  The fit is then mapped back:
 
 Maximum-likelihood EM is equivariant under these maps, so the optimum is
 the same; the conditioning of the Gram matrices is not.  Priors (ridge,
-inverse-gamma) are read on the standardised scale, as MATH.md §1.6 says.
+inverse-gamma) are read on the standardised scale, as the mathematics page (docs/mathematics.rst),
+§1.6 says.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from streammix.algorithms.em import EMResult
-from streammix.algorithms.start.spectral import Moments
+from streammix.core.chunk import Chunk
+from streammix.core.moments import Moments
 from streammix.core.params import MixtureParams
-from streammix.data.arrays import Chunk
 
 __all__ = ["Scaling", "ScaledTask"]
 

@@ -1,42 +1,28 @@
-"""What one pass over the data is made of: the map task of an EM pass, and the engine.
+"""The map functions of E-step passes: a chunk -> its statistics at given parameters.
 
-:class:`EStepTask` is the map function of an E-step pass (a chunk -> its
-:class:`~streammix.stats.SuffStats`); :func:`resolve_engine` turns the
-estimator's ``engine`` setting into something with ``map_reduce``.
+:class:`EStepTask` makes the :class:`~streammix.core.stats.SuffStats` of one
+parameter set; :class:`MultiEStepTask` those of several parameter sets from
+one decoding of the chunk (the lock-step passes of
+:mod:`streammix.algorithms.restarts`).
+Both tell an engine whether they release the GIL (``releases_gil``): the
+compiled E-step does, so threads then pay.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streammix.core import stats
+from streammix.algorithms.restarts import StatsBundle
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
-from streammix.core.stats import SuffStats, estep_features, features_transposed
-from streammix.engines.inprocess import InProcessEngine
+from streammix.core.stats import (
+    SuffStats,
+    estep_features,
+    estep_features_many,
+    features_transposed,
+)
 
-__all__ = ["EStepTask", "resolve_engine"]
-
-
-def resolve_engine(engine):
-    """The engine passes run on: in-process by default.
-
-    Accepts None, any object with ``map_reduce`` (an engine), or a
-    ``distributed.Client``, which is wrapped in a
-    :class:`~streammix.dask_engine.DaskEngine`.
-    """
-    if engine is None:
-        return InProcessEngine()
-    if hasattr(engine, "map_reduce"):
-        return engine
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        Client = ()
-    if isinstance(engine, Client):
-        from streammix.engines.dask_engine import DaskEngine
-        return DaskEngine(engine)
-    raise TypeError(f"engine must be None, an engine (e.g. DaskEngine) or a distributed.Client, "
-                    f"got {type(engine).__name__}")
+__all__ = ["EStepTask", "MultiEStepTask"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +35,29 @@ class EStepTask:
     @property
     def releases_gil(self) -> bool:
         """Whether the compiled E-step runs (threads then pay: see InProcessEngine)."""
-        return stats.use_kernel
+        return kernel.enabled()
 
     def __call__(self, chunk) -> SuffStats:
         return estep_features(features_transposed(chunk.X), chunk.y, chunk.w, self.params,
                               self.fit_intercept)
+
+
+@dataclass(frozen=True)
+class MultiEStepTask:
+    """Map function of a lock-step pass: one chunk -> a :class:`StatsBundle`.
+
+    The chunk is decoded and its design matrix built once; the E-step then
+    runs for every parameter set on the same arrays.
+    """
+
+    params: tuple[MixtureParams, ...]
+    fit_intercept: bool
+
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the compiled E-step runs (threads then pay: see InProcessEngine)."""
+        return kernel.enabled()
+
+    def __call__(self, chunk) -> StatsBundle:
+        return StatsBundle(estep_features_many(features_transposed(chunk.X), chunk.y, chunk.w,
+                                               self.params, self.fit_intercept))

@@ -1,4 +1,4 @@
-"""Arguments and helpers shared by the subcommands: data, cluster, argument types."""
+"""Arguments and helpers common to the subcommands: data, cluster, argument types."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "comma_list", "positive_int", "non_negative_int", "non_negative_float", "json_object",
-    "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine",
+    "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine", "load_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool
 
 
 def make_source(args, *, target=None, features=None, weight=None):
-    """A :class:`~streammix.parquet.ParquetSource` from the parsed data arguments."""
+    """A :class:`~streammix.ParquetSource` from the parsed data arguments."""
     from streammix.data.parquet.source import ParquetSource
 
     return ParquetSource(
@@ -115,6 +115,23 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
                             "TLS use a --cluster file with certificate paths)")
     group.add_argument("--in-process", action="store_true",
                        help="run every pass in this process, without Dask")
+    parser.add_argument("--worker-timeout", type=_positive_seconds, default=None, metavar="S",
+                        help="seconds to wait for the cluster: for the scheduler to answer "
+                             "(also when connecting with --scheduler) and for a worker when "
+                             "none is connected; then stop with an error (default: the config "
+                             "file's engine.worker_timeout, else its timeout, else 60)")
+    parser.add_argument("--pass-timeout", type=_positive_seconds, default=None, metavar="S",
+                        help="seconds a pass may go without any of its tasks finishing before "
+                             "the fit stops with an error (default 600, or the config file's "
+                             "engine.pass_timeout)")
+
+
+def _positive_seconds(text: str) -> float:
+    """A number of seconds > 0 (argparse type)."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
 
 
 @contextlib.contextmanager
@@ -133,7 +150,8 @@ def open_engine(args) -> Iterator[object]:
         return
     if args.scheduler:
         address = args.scheduler if "://" in args.scheduler else f"tcp://{args.scheduler}"
-        config = ClusterConfig("scheduler", {"address": address}, source="--scheduler")
+        config = ClusterConfig("scheduler", {"address": address}, source="--scheduler",
+                               timeout=args.worker_timeout or 60.0)
     elif args.cluster:
         config = load_cluster_config(args.cluster)
     else:
@@ -143,6 +161,26 @@ def open_engine(args) -> Iterator[object]:
     client, closer = config.connect()
     try:
         logger.info("running on %s", client.scheduler.address)
-        yield DaskEngine(client, **config.engine)
+        options = dict(config.engine)
+        # A cluster that takes long to bring workers (a batch queue) says so in 'timeout'.
+        options.setdefault("worker_timeout", config.timeout or 60.0)
+        for name in ("worker_timeout", "pass_timeout"):
+            if getattr(args, name, None) is not None:
+                options[name] = getattr(args, name)
+        yield DaskEngine(client, **options)
     finally:
         closer()
+
+
+# ---------------------------------------------------------------- model files
+def load_model(path):
+    """The fitted model saved in ``path`` and its record of data columns (or None).
+
+    Read by :func:`streammix.estimator.persistence.read_model_file`, the one
+    reader of model files; ``ValueError`` names the file when it is not a
+    fitted streammix model.
+    """
+    from streammix.estimator.model import MixtureOfLinearRegressions
+    from streammix.estimator.persistence import read_model_file
+
+    return read_model_file(path, MixtureOfLinearRegressions, fitted=True)

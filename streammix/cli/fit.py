@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from streammix.cli.common import (
     add_cluster_arguments,
     add_data_arguments,
+    load_model,
     make_source,
     non_negative_float,
     non_negative_int,
@@ -17,12 +17,9 @@ from streammix.cli.common import (
     positive_int,
 )
 
-__all__ = ["register", "run_fit", "run_info", "DATA_KEY"]
+__all__ = ["register", "run_fit", "run_info"]
 
 logger = logging.getLogger(__name__)
-
-#: Key of the model file's record of the columns it was fitted on (read by predict).
-DATA_KEY = "data"
 
 
 def register(subparsers) -> None:
@@ -71,7 +68,6 @@ def register(subparsers) -> None:
 
 
 def run_fit(args) -> int:
-    from streammix.atomic import atomic_write_text
     from streammix.cli.progress import FitProgress
     from streammix.data.parquet.files import redact_url
     from streammix.estimator.model import MixtureOfLinearRegressions
@@ -89,6 +85,8 @@ def run_fit(args) -> int:
     logger.info("%s", source.describe())
     with open_engine(args) as engine:
         progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
+        if progress is not None and hasattr(engine, "on_wait"):
+            engine.on_wait = progress.waiting  # what a pass waits for, on the progress line
         model = MixtureOfLinearRegressions(
             args.components, noise=args.noise, max_iter=args.max_iter, tol=args.tol,
             n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,
@@ -102,39 +100,15 @@ def run_fit(args) -> int:
     if args.on_invalid == "drop" and source.n_rows > model.n_rows_:
         logger.warning("dropped %d of %d rows with null, NaN or infinite values",
                        source.n_rows - model.n_rows_, source.n_rows)
-    record = model.to_dict()
-    record[DATA_KEY] = {"path": redact_url(args.data), "target": source.target,
-                        "features": source.features, "weight": source.weight}
-    atomic_write_text(out, json.dumps(record, indent=1, allow_nan=False))
+    model.save(out, data={"path": redact_url(args.data), "target": source.target,
+                          "features": source.features, "weight": source.weight})
     sys.stdout.write(model.report() + "\n")
     logger.info("model written to %s", out)
     return 0
 
 
-def load_model_record(path):
-    """A fitted model and its record of data columns (``None`` if it has none)."""
-    from streammix.estimator.model import MixtureOfLinearRegressions
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            record = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a valid model file ({exc})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a streammix model file")
-    try:
-        model = MixtureOfLinearRegressions.from_dict(record)
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a valid streammix model file ({exc!r} is wrong)") from None
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    if not hasattr(model, "params_"):
-        raise ValueError(f"{path}: the model is not fitted")
-    return model, record.get(DATA_KEY)
-
-
 def run_info(args) -> int:
-    model, data = load_model_record(args.model)
+    model, data = load_model(args.model)
     lines = [str(model.summary())]
     if data:
         weight = f", weight {data['weight']!r}" if data.get("weight") else ""

@@ -7,8 +7,8 @@
     streammix plot k1.json k2.json k3.json --kind bic --out bic.png
 
 ``DATA`` is a Parquet file, a folder of Parquet files, or a CSV file; only a
-random sample of ``--max-points`` rows is kept (the pass-0 reservoir
-sampler, reading one record batch at a time), so the data may be larger
+random sample of ``--max-points`` rows is kept
+(:func:`streammix.reports.sample.read_sample`), so the data may be larger
 than memory.  ``register(subparsers)`` adds the command to the main
 ``streammix`` parser; ``python -m streammix.cli.plot`` runs it alone.
 """
@@ -18,16 +18,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-import numpy as np
+from streammix.cli.common import load_model
+from streammix.exceptions import DataError
+from streammix.reports.sample import read_sample
 
-from streammix.algorithms.start.candidates import Profile, ProfileTask
-from streammix.core.checks import DataError, check_finite
-from streammix.data.arrays import Chunk
-from streammix.engines.inprocess import tree_sum
-
-__all__ = ["register", "main", "run", "read_sample"]
+__all__ = ["register", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,96 +66,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _csv_batches(path: Path, columns: list[str]):
-    import pyarrow.csv as pacsv
-
-    try:
-        reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(
-            include_columns=columns))
-    except Exception as exc:  # pyarrow raises several types for a bad or empty file
-        raise DataError(f"{path}: cannot read as CSV ({exc})") from None
-    yield str(path), reader
-
-
-def _parquet_batches(path: Path, columns: list[str]):
-    import pyarrow.parquet as pq
-
-    files = sorted(p for p in path.rglob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise DataError(f"{path}: no .parquet files in this folder")
-    for file in files:
-        try:
-            pf = pq.ParquetFile(file)
-        except Exception as exc:
-            raise DataError(f"{file}: not a readable Parquet file ({exc})") from None
-        names = pf.schema_arrow.names
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise DataError(f"{file}: missing column(s) {missing}; it has {names}")
-        yield str(file), pf.iter_batches(columns=columns, batch_size=65_536)
-
-
-def read_sample(path, target: str, features: list[str], size: int = 5000, seed: int = 0):
-    """A chunk-invariant random sample of rows of a Parquet file/folder or CSV file.
-
-    Returns ``(X, y)`` with at most ``size`` rows; the data is read one record
-    batch at a time and only the needed columns.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    columns = list(features) + [target]
-    if len(set(columns)) != len(columns):
-        raise DataError(f"the target {target!r} is also listed as a feature")
-    is_csv = path.is_file() and path.suffix.lower() in (".csv", ".gz", ".txt")
-    batches = _csv_batches(path, columns) if is_csv else _parquet_batches(path, columns)
-    task = ProfileTask(int(seed), int(size))
-
-    def profiles():
-        for origin, reader in batches:
-            first = 0
-            try:
-                for batch in reader:
-                    arrays = []
-                    for name in columns:
-                        if name not in batch.schema.names:
-                            raise DataError(f"{origin}: missing column {name!r}")
-                        col = batch.column(name)
-                        if col.null_count:
-                            raise DataError(f"{origin}: column {name!r} has {col.null_count} "
-                                            f"null values in rows {first}..{first + len(col) - 1}")
-                        try:
-                            values = col.to_numpy(zero_copy_only=False).astype(np.float64)
-                        except (TypeError, ValueError) as exc:
-                            raise DataError(f"{origin}: column {name!r} is not numeric "
-                                            f"({col.type}): {exc}") from None
-                        check_finite(values, f"column {name!r}", first, f"{origin}: ")
-                        arrays.append(values)
-                    n = len(arrays[-1])
-                    X = np.column_stack(arrays[:-1]) if features else np.empty((n, 0))
-                    yield task(Chunk(X, arrays[-1], np.ones(n), origin, first))
-                    first += n
-            except DataError:
-                raise
-            except Exception as exc:  # decoding errors of a corrupt file
-                raise DataError(f"{origin}: cannot read rows from {first} on ({exc})") from None
-
-    profile = tree_sum(profiles(), Profile.empty(len(features), int(size)))
-    if profile.n_rows == 0:
-        raise DataError(f"{path}: no rows")
-    logger.info("sampled %d of %d rows from %s", profile.y.size, profile.n_rows, path)
-    return profile.X, profile.y
-
-
 def _load(path):
-    from streammix.estimator.model import MixtureOfLinearRegressions
-
     try:
-        return MixtureOfLinearRegressions.load(path)
+        return load_model(path)[0]
     except FileNotFoundError:
         raise DataError(f"{path}: no such model file") from None
-    except (KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a streammix model file ({exc})") from None
 
 
 def run(args) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from streammix.cli.common import add_data_arguments, comma_list, make_source
+from streammix.cli.common import add_data_arguments, comma_list, load_model, make_source
 
 __all__ = ["register", "run_predict"]
 
@@ -21,7 +21,9 @@ def register(subparsers) -> None:
                     "from 1 as in the report), plus a row_id or the --keep columns.  One "
                     "Parquet file per input file, same relative path under --out; written to "
                     "a temporary folder and renamed into place at the end, so a failed run "
-                    "leaves nothing.  Target and features default to those the model was "
+                    "leaves nothing, and a run that finds --out taken by another at that "
+                    "moment fails instead of replacing it.  An --out inside, or holding, the "
+                    "input is refused.  Target and features default to those the model was "
                     "fitted on.")
     parser.add_argument("model", metavar="MODEL.json", help="a model written by streammix fit")
     add_data_arguments(parser, require_columns=False)
@@ -34,10 +36,9 @@ def register(subparsers) -> None:
 
 
 def run_predict(args) -> int:
-    from streammix.cli.fit import load_model_record
     from streammix.estimator.prediction import write_predictions
 
-    model, data = load_model_record(args.model)
+    model, data = load_model(args.model)
     data = data or {}
     target = args.target or data.get("target")
     features = args.features or data.get("features") or list(model.feature_names_in_)

@@ -18,7 +18,7 @@ class FitProgress:
     loglik -1234.5  change +0.012  (9.6 s)`` is redrawn in place (the time is
     the time since the fit started, its first pass included); when
     the stream is not a terminal (a log file, a pipe, CI) each pass becomes
-    one INFO record of the ``streammix.progress`` logger instead.
+    one INFO record of the ``streammix.cli.progress`` logger instead.
 
     Parameters
     ----------
@@ -46,10 +46,11 @@ class FitProgress:
         self.lines: list[str] = []
         self._clock = time.perf_counter()
         self._drawn = False
+        self._wait_kind: str | None = None
 
     def __call__(self, record: dict) -> None:
         seconds = time.perf_counter() - self._clock
-        # Runs share scans: the records of one scan carry the same iteration
+        # Runs are in lock-step: the records of one scan carry the same iteration
         # (one per live run), so a scan is counted once per iteration.
         run_no = int(record.get("run", 0))
         self._iterations.add(record["iteration"])
@@ -70,6 +71,30 @@ class FitProgress:
             self._drawn = True
         else:
             logger.info(line)
+
+    def waiting(self, message: str | None) -> None:
+        """Show what a pass waits for (``DaskEngine.on_wait``); None: the wait is over.
+
+        On a terminal the message is appended to the live line, updated in
+        place; otherwise the first message of each wait is one INFO record.
+        """
+        if message is None:
+            self._wait_kind = None
+            if self.tty and self._drawn:
+                self._draw(self.lines[-1] if self.lines else "")
+            return
+        kind = message.split(":", 1)[0]
+        if self.tty:
+            last = self.lines[-1] + "  " if self.lines else ""
+            self._draw(f"{last}[{message}]")
+        elif kind != self._wait_kind:
+            logger.info("%s", message)
+        self._wait_kind = kind
+
+    def _draw(self, line: str) -> None:
+        self.stream.write("\r\033[K" + line)
+        self.stream.flush()
+        self._drawn = True
 
     def close(self) -> None:
         """End the live line (call once the fit is over)."""

@@ -17,9 +17,15 @@ Every ``--checkpoint-every`` batches, and at exit (also on SIGINT/SIGTERM),
 source settings) and ``DIR/model.json`` (a model file readable by
 :meth:`MixtureOfLinearRegressions.load`) are written atomically.  Started
 again with the same DIR, the program resumes from the checkpoint: the state
-is restored exactly and batches already consumed (by file name, or by row
-offset in a stream) are skipped, so a crash never counts a batch twice and
-the final parameters equal those of an uninterrupted run.
+is restored exactly and batches already consumed are skipped, so a crash
+never counts a batch twice and the final parameters equal those of an
+uninterrupted run.  What was consumed is known by content: a file by its
+size, modification time and footer (a renamed file is not read again, a new
+file under an old name is), a stream by a hash of its schema and first
+batch, and its consumed rows by a running hash (another stream on standard
+input is read as new; one that starts the same and then differs is refused).
+Arrow streams written one after the other are all read; one with another
+schema stops the run with an error saying what was left unread.
 
 ``register(subparsers)`` adds the sub-command to the main ``streammix``
 parser; ``python -m streammix.cli.stream ...`` runs it on its own.
@@ -28,134 +34,21 @@ parser; ``python -m streammix.cli.stream ...`` runs it on its own.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
-from streammix.algorithms.online import OnlineEM
-from streammix.atomic import atomic_write_text
-from streammix.core.checks import DataError
+from streammix.checkpoint_folder import claim_checkpoint_folder
 from streammix.data.streams import ArrowStreamSource, FolderStream
 from streammix.estimator.model import MixtureOfLinearRegressions
+from streammix.estimator.streaming import GUARD, STATE_FILE, load_checkpoint, run_stream
+from streammix.exceptions import DataError
 
-__all__ = ["register", "main", "run_stream", "load_checkpoint", "save_checkpoint"]
+__all__ = ["register", "main", "run_command"]
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "streammix-stream-checkpoint"
-STATE_FILE = "state.json"
-MODEL_FILE = "model.json"
-
-
-def save_checkpoint(directory, model: MixtureOfLinearRegressions, source: dict) -> None:
-    """Write ``state.json`` then ``model.json`` into ``directory``, each atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    record = {"format": CHECKPOINT_FORMAT, "source": source, "model": model.to_dict(),
-              "state": model.online_.to_dict()}
-    atomic_write_text(directory / STATE_FILE, json.dumps(record, allow_nan=False))
-    model.save(directory / MODEL_FILE)
-
-
-def load_checkpoint(directory) -> tuple[MixtureOfLinearRegressions, dict] | None:
-    """The model (with its online state) and source settings saved in ``directory``,
-    or None when there is no checkpoint."""
-    path = Path(directory) / STATE_FILE
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a valid checkpoint ({exc})") from None
-    if record.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a streammix stream checkpoint")
-    model = MixtureOfLinearRegressions.from_dict(record["model"])
-    model.online_ = OnlineEM.from_dict(record["state"])
-    model._set_online_fitted()
-    return model, record["source"]
-
-
-class _SignalGuard:
-    """SIGINT/SIGTERM stop the stream between batches, never inside an update."""
-
-    busy = False
-    pending: int | None = None
-
-    def handler(self, signum, frame) -> None:
-        if self.busy:
-            self.pending = signum
-        else:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-    def release(self) -> None:
-        self.busy = False
-        if self.pending is not None:
-            signum, self.pending = self.pending, None
-            raise KeyboardInterrupt(f"signal {signum}")
-
-
-_GUARD = _SignalGuard()
-
-
-def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=None,
-               checkpoint_every: int = 10, max_batches: int | None = None,
-               source_meta: dict | None = None, emit=None) -> int:
-    """Feed ``batches`` (:class:`~streammix.streams.StreamBatch`) to ``model.partial_fit``.
-
-    Batches already consumed (per the ledger) are skipped.  Checkpoints are
-    written every ``checkpoint_every`` consumed batches and when the loop
-    ends for any reason.  ``emit(record, model)`` is called after each
-    consumed batch.  Returns the number of batches consumed.
-    """
-    consumed = since = 0
-    source_meta = source_meta or {}
-    ledger_owner = getattr(batches, "ledger", None)
-    _pin_features(batches, model)
-    try:
-        if max_batches is not None and max_batches <= 0:
-            return 0
-        for batch in batches:
-            _GUARD.busy = True  # a signal now waits for the batch and its checkpoint
-            state = getattr(model, "online_", None)
-            last = state.history[-1] if state is not None and state.history else None
-            model.partial_fit(batch.X, batch.y, batch.w, features=list(batch.feature_names),
-                              batch_id=(batch.key, batch.first_row))
-            state = model.online_
-            if ledger_owner is not None and batches.ledger is not state.ledger:
-                state.ledger.update(batches.ledger)  # quarantines before the first batch
-                batches.ledger = state.ledger
-            _pin_features(batches, model)
-            if batch.last:
-                state.mark(batch.key, "done")
-            record = state.history[-1] if state.history else None
-            if record is not last:  # else a replayed batch
-                consumed += 1
-                since += 1
-                if checkpoint_dir is not None and since >= checkpoint_every:
-                    save_checkpoint(checkpoint_dir, model, source_meta)
-                    since = 0
-                if emit is not None:
-                    emit(record, model)
-            _GUARD.release()
-            if max_batches is not None and consumed >= max_batches:
-                break
-    finally:
-        _GUARD.busy = False
-        if checkpoint_dir is not None and hasattr(model, "online_") and (
-                since or not (Path(checkpoint_dir) / STATE_FILE).exists()):
-            save_checkpoint(checkpoint_dir, model, source_meta)
-    return consumed
-
-
-def _pin_features(source, model) -> None:
-    """Once the stream has started, a source without a feature list reads the
-    model's features, so that a file with other columns is a bad file."""
-    if getattr(source, "features", ()) is None and hasattr(model, "online_"):
-        source.features = list(model.feature_names_in_)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -213,7 +106,7 @@ def _source(args, features, ledger):
             raise ValueError("--watch needs a folder as SOURCE")
         return ArrowStreamSource(args.source, target=args.target, features=features,
                                  weight=args.weight, batch_rows=args.batch_rows,
-                                 on_error=args.on_error or "stop")
+                                 on_error=args.on_error or "stop", ledger=ledger)
     on_error = "stop" if args.on_error == "stop" else "quarantine"
     return FolderStream(args.source, target=args.target, features=features,
                         weight=args.weight, ledger=ledger, watch=args.watch, poll=args.poll,
@@ -223,11 +116,22 @@ def _source(args, features, ledger):
 def run_command(args) -> int:
     """Run ``streammix stream`` from parsed arguments; returns the exit code.
 
-    Installs SIGINT/SIGTERM handlers that stop between batches (exit code
-    130, after the exit checkpoint).  Raises :class:`DataError` on bad data
-    with ``--on-error stop`` and ``ValueError`` on bad arguments or an
-    incompatible checkpoint; :func:`main` maps them to exit codes 2 and 1.
+    The checkpoint folder is claimed and locked for the run
+    (:mod:`streammix.checkpoint_folder`: a folder of other files, or one in
+    use by another run, is refused).  Installs SIGINT/SIGTERM handlers that
+    stop between batches (exit code 130, after the exit checkpoint).  Raises
+    :class:`DataError` on bad data with ``--on-error stop`` and
+    ``ValueError`` on bad arguments or an incompatible checkpoint;
+    :func:`main` maps them to exit codes 2 and 1.
     """
+    lock = claim_checkpoint_folder(args.checkpoint, kind="stream", known=(STATE_FILE,))
+    try:
+        return _run_locked(args)
+    finally:
+        lock.release()
+
+
+def _run_locked(args) -> int:
     features = _features(args.features)
     meta = {"source": args.source, "target": args.target, "features": features,
             "weight": args.weight, "batch_rows": args.batch_rows}
@@ -262,8 +166,8 @@ def run_command(args) -> int:
         sys.stdout.flush()
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _GUARD.handler)
-        signal.signal(signal.SIGINT, _GUARD.handler)
+        signal.signal(signal.SIGTERM, GUARD.handler)
+        signal.signal(signal.SIGINT, GUARD.handler)
     try:
         n = run_stream(model, source, checkpoint_dir=args.checkpoint,
                        checkpoint_every=max(1, args.checkpoint_every),

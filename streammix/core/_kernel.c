@@ -1,8 +1,10 @@
 /*
- * The E-step of one chunk in one sweep, for streammix.stats.
+ * The compiled kernel of streammix, owned by streammix.core.kernel: the E-step
+ * of one chunk in one sweep (for streammix.core.stats) and, further down, the
+ * plain ML M-step of online EM (for streammix.core.plain_mstep).
  *
  * Computes, for one parameter set, the same running sums as the numpy path
- * of stats.py (_BlockRun + _Accumulator): for rows in cache-sized blocks,
+ * of core/stats.py (_BlockRun + _Accumulator): for rows in cache-sized blocks,
  * residuals r = y - b0 - coef x, component log-densities, log-sum-exp
  * responsibilities, and the sums
  *
@@ -493,8 +495,8 @@ done:
  *   L = chol(s2[j]), delta = s2[j]^-1 rx[j] (two triangular solves),
  *   s2d = s2[j] delta, rss = max(r0 - 2 delta.rx + delta.s2d, 0),
  *   sigma2 = rss / s0, weight = s0 / N (then normalised), beta + delta.
- * Returns 0 whenever mstep would do anything else (streammix.online
- * _ml_mstep_arrays): N <= 0, s0 <= 1e-12 N, a matrix that is not positive
+ * Returns 0 whenever mstep would do anything else (streammix.core.plain_mstep
+ * ml_mstep_arrays): N <= 0, s0 <= 1e-12 N, a matrix that is not positive
  * definite or whose factor fails (min/max of diag L)^2 > rcond_limit, or a
  * variance not in (floor, inf).  Outputs are then undefined.  beta_out must
  * not alias beta (the update is written there before beta is added).
@@ -895,9 +897,9 @@ static PyMethodDef methods[] = {
     {"estep_chunk", (PyCFunction)(void (*)(void))estep_chunk, METH_FASTCALL,
      "Add one chunk's E-step sums for one parameter set (see stats._BlockRun)."},
     {"ml_mstep", (PyCFunction)(void (*)(void))ml_mstep_py, METH_FASTCALL,
-     "The plain ML M-step of online EM (see online._ml_mstep_arrays); False: not plain."},
+     "The plain ML M-step of online EM (see plain_mstep.ml_mstep_arrays); False: not plain."},
     {"info_chunk", (PyCFunction)(void (*)(void))info_chunk, METH_FASTCALL,
-     "Add one chunk's sums of the information pass (see inference._information_compiled)."},
+     "Add one chunk's sums of the information pass (see information.py)."},
     {NULL, NULL, 0, NULL},
 };
 

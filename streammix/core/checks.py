@@ -1,18 +1,12 @@
-"""Input checks shared by every source: clear errors that say what and where."""
+"""Input checks common to every source: clear errors that say what and where."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DataError", "NotFittedError", "check_finite", "check_weights", "describe_bad_values"]
+from streammix.exceptions import DataError, NotFittedError
 
-
-class DataError(ValueError):
-    """Bad input data: the message names the file or array, column and rows."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
+__all__ = ["check_finite", "check_weights", "describe_bad_values", "check_fitted"]
 
 
 def describe_bad_values(values: np.ndarray, name: str, row_offset: int = 0) -> str | None:
@@ -52,3 +46,9 @@ def check_weights(w: np.ndarray, name: str = "sample_weight", row_offset: int = 
             f"{where}{name} has {neg.size} negative value{'s' if neg.size != 1 else ''}, "
             f"first at row {int(neg[0]) + row_offset} ({w[neg[0]]!r}); weights must be >= 0"
         )
+
+
+def check_fitted(model) -> None:
+    """Raise :class:`~streammix.NotFittedError` unless ``model`` is fitted (has ``params_``)."""
+    if not hasattr(model, "params_"):
+        raise NotFittedError(f"this {type(model).__name__} is not fitted yet; call fit first")

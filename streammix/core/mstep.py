@@ -1,4 +1,6 @@
-"""M-step: sufficient statistics -> parameters (MATH.md §1.3–1.5).
+"""M-step: sufficient statistics -> parameters.
+
+The updates are those of the mathematics page (docs/mathematics.rst), §1.3–1.5.
 
 Pure numpy.  Maximum likelihood by default; conjugate MAP updates when a
 ridge (normal prior on the coefficients), an inverse-gamma prior on the

@@ -64,7 +64,7 @@ class MixtureParams:
         object.__setattr__(self, "sigma2", sigma2)
 
     @classmethod
-    def _unchecked(cls, weights: np.ndarray, beta: np.ndarray,
+    def unchecked(cls, weights: np.ndarray, beta: np.ndarray,
                    sigma2: np.ndarray) -> MixtureParams:
         """Wrap float64 arrays that already satisfy every invariant, without copies or checks.
 

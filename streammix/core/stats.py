@@ -1,8 +1,8 @@
 """Mergeable sufficient statistics of one EM pass, and the E-step that makes them.
 
-The statistics are kept in the *residual form* of MATH.md §1.2: for each
-component j, with responsibilities γ and residuals r = y - βⱼᵀx at the
-parameters of the pass (the *centre*),
+The statistics are kept in the *residual form* (the mathematics page
+(docs/mathematics.rst), §1.2): for each component j, with responsibilities γ
+and residuals r = y - βⱼᵀx at the parameters of the pass (the *centre*),
 
 * ``s0[j]  = Σ w γ``
 * ``s2[j]  = Σ w γ x xᵀ``
@@ -16,21 +16,17 @@ every chunk of a pass uses the same centre, statistics of chunks add up.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
 
-try:  # the compiled E-step (streammix/_kernel.c), built where a C compiler was found
-    from streammix.core import _kernel
-except ImportError:  # pragma: no cover - depends on the build
-    _kernel = None
-
 __all__ = [
-    "SuffStats", "estep", "estep_features", "estep_features_many", "accumulate",
-    "log_responsibilities", "design_matrix", "features_transposed", "BLOCK_ELEMENTS",
+    "SuffStats", "estep", "estep_features", "estep_features_many", "BLOCK_ELEMENTS",
+    "log_responsibilities", "log_norm", "design_matrix", "features_transposed", "kernel_layout",
+    "accumulate",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -38,11 +34,6 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Target number of float64 elements in the per-block temporaries of the
 #: numpy E-step (about 1 MiB, so that a block stays in the L2 cache).
 BLOCK_ELEMENTS = 1 << 17
-
-#: Whether :func:`estep_features_many` runs the compiled kernel: true when it
-#: was built, unless the environment variable ``STREAMMIX_KERNEL`` is ``0``
-#: (then the numpy E-step, the reference the kernel is tested against, runs).
-use_kernel = _kernel is not None and os.environ.get("STREAMMIX_KERNEL", "1") != "0"
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,7 +130,7 @@ class SuffStats:
     def recentre(self, beta: np.ndarray) -> SuffStats:
         """Express the residual statistics around new coefficients ``beta``.
 
-        Exact (MATH.md §1.2): with δ = β_new − β_old,
+        Exact (the mathematics page (docs/mathematics.rst), §1.2): with δ = β_new − β_old,
         ``rx' = rx − s2 δ`` and ``r0' = r0 − 2 δᵀ rx + δᵀ s2 δ``.
         """
         beta = np.asarray(beta, dtype=np.float64)
@@ -162,13 +153,6 @@ class SuffStats:
         return SuffStats(self.s0[keep], self.s2[keep], self.rx[keep], self.r0[keep],
                          self.loglik, self.class_loglik, self.entropy, self.sum_w,
                          self.n_rows, center)
-
-    def scaled(self, factor: float) -> SuffStats:
-        """All additive quantities multiplied by ``factor`` (row count kept)."""
-        f = float(factor)
-        return SuffStats(self.s0 * f, self.s2 * f, self.rx * f, self.r0 * f,
-                         self.loglik * f, self.class_loglik * f, self.entropy * f,
-                         self.sum_w * f, self.n_rows, self.center)
 
     def allclose(self, other: SuffStats, rtol: float = 1e-10) -> bool:
         """Compare two statistics to a relative tolerance (scaled per array)."""
@@ -209,14 +193,12 @@ def log_responsibilities(X: np.ndarray, y: np.ndarray, params: MixtureParams):
 
 
 def _component_loglik(R: np.ndarray, params: MixtureParams) -> np.ndarray:
-    return _log_norm(params) - R * R * (0.5 / params.sigma2)
+    return log_norm(params) - R * R * (0.5 / params.sigma2)
 
 
-def _log_norm(params: MixtureParams) -> np.ndarray:
+def log_norm(params: MixtureParams) -> np.ndarray:
     # A zero weight gives a huge negative, not -inf, so that 0 * log-density stays 0.
     return np.log(np.maximum(params.weights, 1e-300)) - 0.5 * (_LOG_2PI + np.log(params.sigma2))
-
-
 
 
 def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
@@ -254,7 +236,7 @@ class _Accumulator:
         """The upper-triangle feature products of a block, (n_pairs, nb), into ``out``.
 
         They do not depend on the parameters: one block's products serve
-        every parameter set of a shared pass.
+        every parameter set of a lock-step pass.
         """
         Q = out[:, :FT.shape[1]]
         pos = 0
@@ -367,8 +349,8 @@ def estep_features_many(FT: np.ndarray, y: np.ndarray, w: np.ndarray, params_seq
         if params.n_coef != p:
             raise ValueError(f"design matrix has {p} columns but the parameters have "
                              f"{params.n_coef}")
-    if use_kernel:
-        FT = _kernel_layout(FT)
+    if kernel.enabled():
+        FT = kernel_layout(FT)
         y = np.require(y, np.float64, ["C", "A"])
         w = np.require(w, np.float64, ["C", "A"])
         sum_w = float(np.sum(w))
@@ -395,7 +377,7 @@ class _BlockRun:
     def __init__(self, params: MixtureParams, fit_intercept: bool, d: int, block: int):
         m = params.n_components
         self.params, self.m = params, m
-        self.log_norm = _log_norm(params)[:, None]
+        self.log_norm = log_norm(params)[:, None]
         self.inv2s2 = (0.5 / params.sigma2)[:, None]
         if fit_intercept:
             self.b0 = params.beta[:, :1]
@@ -429,7 +411,7 @@ class _BlockRun:
         """The whole chunk in one call of the compiled kernel (same sums, other rounding)."""
         out = np.zeros(2)
         acc = self.acc
-        _kernel.estep_chunk(FT, y, w, self.coef, np.ascontiguousarray(self.b0[:, 0]),
+        kernel.estep_chunk(FT, y, w, self.coef, np.ascontiguousarray(self.b0[:, 0]),
                             self.log_norm[:, 0], self.inv2s2[:, 0], acc.g1, acc.hsum,
                             acc.s2p, acc.r0, out)
         self.loglik, self.class_ll = float(out[0]), float(out[1])
@@ -472,7 +454,7 @@ def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
     return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
 
 
-def _kernel_layout(FT: np.ndarray) -> np.ndarray:
+def kernel_layout(FT: np.ndarray) -> np.ndarray:
     """``FT`` as the kernel reads it (aligned float64, features or rows
     contiguous, strides in whole elements), else an aligned copy."""
     d, n = FT.shape
@@ -501,7 +483,7 @@ def features_transposed(X: np.ndarray) -> np.ndarray:
     FT = np.asarray(X).T
     if FT.dtype != np.float64:
         return np.ascontiguousarray(FT, dtype=np.float64)
-    if use_kernel:
+    if kernel.enabled():
         return FT
     if FT.shape[1] > 1 and FT.strides[1] != FT.itemsize:
         FT = np.ascontiguousarray(FT)

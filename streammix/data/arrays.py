@@ -8,40 +8,16 @@ reaches the E-step holds finite values and non-negative weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from streammix.core.checks import DataError, check_finite, check_weights
+from streammix.core.checks import check_finite, check_weights
+from streammix.core.chunk import Chunk
+from streammix.exceptions import DataError
 
-__all__ = ["Chunk", "ArraySource", "as_source", "DEFAULT_CHUNK_ROWS"]
+__all__ = ["ArraySource", "as_2d_float", "DEFAULT_CHUNK_ROWS"]
 
 #: Rows per chunk for in-memory arrays.
 DEFAULT_CHUNK_ROWS = 65_536
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk of rows: raw features (no intercept column), target, weights.
-
-    ``origin`` names where the rows come from (a file path, or ``"array"``)
-    and ``first_row`` is the index of the chunk's first row within it, so
-    every row has a stable identity whatever the chunking.  When a source
-    removed rows (a filter, or ``on_invalid="drop"``) the rows left are not
-    consecutive: ``row_ids`` then holds the index of each row within
-    ``origin`` (None means ``first_row, first_row + 1, ...``).
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-    origin: str
-    first_row: int
-    row_ids: np.ndarray | None = None
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.y.shape[0])
 
 
 class ArraySource:
@@ -57,6 +33,9 @@ class ArraySource:
         Rows per chunk.
     feature_names : list of str, optional
     """
+
+    #: The arrays live in this process: a Dask engine reads chunks here and sends them.
+    read_on_client = True
 
     def __init__(self, X, y, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  feature_names=None):
@@ -126,31 +105,3 @@ def as_2d_float(X, name: str, where: str = "") -> np.ndarray:
     if arr.ndim != 2:
         raise DataError(f"{where}{name} must be 2-dimensional, got shape {arr.shape}")
     return arr
-
-
-def as_source(X, y=None, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS):
-    """Turn what ``fit`` was given into a source.
-
-    A source (anything with ``plan`` and ``read``) is returned unchanged;
-    a Dask DataFrame or Array becomes a :class:`~streammix.DaskSource` (one
-    chunk per partition; ``y`` and ``sample_weight`` then are dask
-    collections partitioned like ``X``); a pandas DataFrame keeps its column
-    names; arrays become an :class:`ArraySource`.
-    """
-    if hasattr(X, "plan") and hasattr(X, "read"):
-        if y is not None or sample_weight is not None:
-            raise ValueError(
-                "y and sample_weight come from the source itself; pass only the source"
-            )
-        return X
-    from streammix.data.dask_collections import DaskSource, is_dask_collection
-    if is_dask_collection(X):
-        if y is None:
-            raise DataError("y is required with a Dask collection X (or pass "
-                            "streammix.DaskSource(ddf, target=...))")
-        return DaskSource(X, y, weight=sample_weight)
-    names = None
-    columns = getattr(X, "columns", None)
-    if columns is not None:
-        names = [str(c) for c in columns]
-    return ArraySource(X, y, sample_weight, chunk_rows=chunk_rows, feature_names=names)

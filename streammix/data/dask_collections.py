@@ -12,8 +12,9 @@ import logging
 
 import numpy as np
 
-from streammix.core.checks import DataError, describe_bad_values
-from streammix.data.arrays import Chunk
+from streammix.core.checks import describe_bad_values
+from streammix.core.chunk import Chunk
+from streammix.exceptions import DataError
 
 __all__ = ["DaskSource", "is_dask_collection"]
 

@@ -8,17 +8,21 @@ batch replayed after a restart is not counted twice.
 * :func:`iter_batches` -- a Python iterable of ``(X, y)``, ``(X, y, w)``,
   pandas DataFrames or pyarrow RecordBatches/Tables; key ``"iterator"``
   (or one you give), offsets counted in rows.
-* :class:`ArrowStreamSource` -- an Arrow IPC *stream* from a file or from
-  standard input (``"-"``); key ``"stdin"`` or the file's absolute path.
+* :class:`ArrowStreamSource` -- an Arrow IPC *stream* (or several, one
+  after the other) from a file or from standard input (``"-"``); key
+  ``"arrow:<hash>"``, a hash of the schema and the first batch, so a
+  stream is known by its content wherever it comes from.
 * :class:`FolderStream` -- a folder where Parquet files land.  See its
-  docstring for the landing protocol.
+  docstring for the landing protocol; each file is known by its content
+  identity (``"file:<size>-<mtime>-<footer hash>"``), not its name.
 
 Bad batches get the errors of batch fitting (:class:`DataError` naming the
-batch or file, the column and the rows), through :mod:`streammix.validation`.
+batch or file, the column and the rows), through :mod:`streammix.core.checks`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -30,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from streammix.core.checks import DataError, check_finite, check_weights
+from streammix.core.checks import check_finite, check_weights
 from streammix.data.arrays import as_2d_float
+from streammix.exceptions import DataError
 
 __all__ = ["StreamBatch", "batch_arrays", "unchecked_batch_arrays", "check_batch_values",
            "iter_batches", "ArrowStreamSource", "FolderStream",
@@ -48,7 +53,10 @@ class StreamBatch:
     """One validated batch: raw features, target, weights and its identity.
 
     ``last`` is True for the final batch of a file (the ledger then marks
-    the file done).
+    the file done).  ``digest`` (Arrow streams) hashes every row of the
+    stream up to the end of this batch; the consumer stores it in the
+    ledger, so that a replay can be checked against what was consumed.
+    ``name`` (folders) is the file's name, recorded in its ledger entry.
     """
 
     X: np.ndarray
@@ -58,6 +66,8 @@ class StreamBatch:
     first_row: int
     feature_names: tuple
     last: bool = False
+    digest: str | None = None
+    name: str | None = None
 
     @property
     def n_rows(self) -> int:
@@ -238,8 +248,56 @@ def _checked(tables: Iterator, name: str) -> Iterator:
         yield table
 
 
+#: Prefix of the ledger key of an Arrow stream (a hash of its schema and first batch).
+STREAM_KEY_PREFIX = "arrow:"
+
+
+def _table_digest(table) -> bytes:
+    """A hash of the rows of a record batch or table (their Arrow IPC encoding)."""
+    h = hashlib.blake2b(digest_size=16)
+    for rb in (table.to_batches() if isinstance(table, pa.Table) else [table]):
+        h.update(rb.serialize())
+    return h.digest()
+
+
+def _chain(previous: bytes, digest: bytes) -> bytes:
+    return hashlib.blake2b(previous + digest, digest_size=16).digest()
+
+
+def _schema_text(schema: pa.Schema) -> str:
+    return ", ".join(f"{field.name}: {field.type}" for field in schema)
+
+
+def _at_end(fh) -> bool:
+    """True when nothing is left to read on ``fh`` (waits for data on a pipe)."""
+    peek = getattr(fh, "peek", None)
+    if peek is not None:
+        return peek(1) == b""
+    position = fh.tell()  # pragma: no cover - sys.stdin.buffer and open(..., "rb") peek
+    if fh.read(1) == b"":
+        return True
+    fh.seek(position)
+    return False
+
+
 class ArrowStreamSource:
     """Batches of an Arrow IPC stream (a file, or ``"-"`` for standard input).
+
+    Streams written one after the other (``cat a.arrows b.arrows``) are read
+    as one: every stream with the schema of the first is read; a stream with
+    another schema (or bytes that are not an Arrow stream) stops the source
+    with a :class:`DataError` that says from which row on the input was left
+    unread.
+
+    A stream is identified by its content, not by where it comes from: its
+    key is ``"arrow:"`` and a hash of its schema and first batch, and each
+    :class:`StreamBatch` carries a running hash (``digest``) of every row up
+    to its end.  Given the ledger of a checkpoint, the source checks a
+    replayed stream against it: the rows the checkpoint consumed are
+    skipped only when they hash to what was consumed; a stream that starts
+    like the consumed one but differs later, or ends before its consumed
+    rows, is refused with a :class:`DataError`.  Another stream (another
+    first batch) is simply a new stream, read from its first row.
 
     Parameters
     ----------
@@ -251,18 +309,32 @@ class ArrowStreamSource:
     on_error : {"stop", "skip"}
         A bad batch raises :class:`DataError` ("stop") or is logged and
         skipped ("skip").
+    ledger : dict, optional
+        The ledger of the online state being resumed (``OnlineEM.ledger``),
+        to check a replay against.  A ledger written by an earlier streammix
+        (streams keyed ``"stdin"`` or by file path, without hashes) is taken
+        over with a warning: its one stream is taken to be this one.
     """
 
     def __init__(self, path, *, target: str, features=None, weight: str | None = None,
-                 batch_rows: int | None = None, on_error: str = "stop"):
+                 batch_rows: int | None = None, on_error: str = "stop",
+                 ledger: dict | None = None):
         if on_error not in ("stop", "skip"):
             raise ValueError(f"on_error must be 'stop' or 'skip' for a stream, got {on_error!r}")
         self.path = str(path)
-        self.key = "stdin" if self.path == "-" else os.path.abspath(self.path)
+        self.key: str | None = None  # known once the first batch is read
         self.target, self.features, self.weight = target, features, weight
         self.batch_rows = batch_rows
         self.on_error = on_error
+        self.ledger = ledger if ledger is not None else {}
         self.n_skipped = 0
+        self.n_streams = 0
+        self._schema: pa.Schema | None = None
+
+    @property
+    def name(self) -> str:
+        """How messages name the input."""
+        return "standard input" if self.path == "-" else self.path
 
     def __iter__(self) -> Iterator[StreamBatch]:
         if self.path == "-":
@@ -271,15 +343,53 @@ class ArrowStreamSource:
             with open(self.path, "rb") as fh:
                 yield from self._batches(fh)
 
+    def _record_batches(self, fh) -> Iterator[pa.RecordBatch]:
+        """The record batches of every stream on ``fh`` with the first one's schema."""
+        name, rows = self.name, 0
+        self.n_streams = 0
+        while True:
+            if self.n_streams and _at_end(fh):
+                return
+            try:
+                reader = pa.ipc.open_stream(fh)
+            except (pa.ArrowInvalid, OSError) as exc:
+                if not self.n_streams:
+                    raise DataError(f"{name}: not an Arrow IPC stream ({exc})") from None
+                raise DataError(
+                    f"{name}: after {self.n_streams} Arrow stream(s) ({rows} rows, read), the "
+                    f"rest of the input is not an Arrow IPC stream ({exc}); it was left "
+                    "unread") from None
+            if self._schema is None:
+                self._schema = reader.schema
+            elif not reader.schema.equals(self._schema):
+                raise DataError(
+                    f"{name}: Arrow stream {self.n_streams + 1} (from row {rows}) has another "
+                    f"schema ({_schema_text(reader.schema)}) than the first "
+                    f"({_schema_text(self._schema)}); it and everything after it were left "
+                    f"unread ({rows} rows of {self.n_streams} stream(s) were read)")
+            self.n_streams += 1
+            for rb in reader:
+                rows += rb.num_rows
+                yield rb
+
     def _batches(self, fh) -> Iterator[StreamBatch]:
-        name = "standard input" if self.path == "-" else self.path
-        try:
-            reader = pa.ipc.open_stream(fh)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"{name}: not an Arrow IPC stream ({exc})") from None
-        offset = 0
-        for index, table in enumerate(_checked(_rebatch(reader, self.batch_rows), name)):
-            where = f"{name} batch {index} (rows {offset}-{offset + table.num_rows - 1})"
+        name = self.name
+        self.key, self._schema = None, None
+        offset, chain, entry = 0, b"", None
+        tables = _checked(_rebatch(self._record_batches(fh), self.batch_rows), name)
+        for index, table in enumerate(tables):
+            digest = _table_digest(table)
+            if self.key is None:
+                head = hashlib.blake2b(self._schema.serialize().to_pybytes() + digest,
+                                       digest_size=16)
+                self.key = STREAM_KEY_PREFIX + head.hexdigest()
+                chain = head.digest()
+                entry = self._entry(self.key)
+            chain = _chain(chain, digest)
+            end = offset + table.num_rows
+            if entry is not None:
+                self._check_replay(entry, offset, end, chain.hex())
+            where = f"{name} batch {index} (rows {offset}-{end - 1})"
             try:
                 X, y, w, names = batch_arrays(table, target=self.target,
                                               features=self.features, weight=self.weight,
@@ -290,8 +400,69 @@ class ArrowStreamSource:
                 logger.error("skipped bad batch: %s", exc)
                 self.n_skipped += 1
             else:
-                yield StreamBatch(X, y, w, self.key, offset, names)
-            offset += table.num_rows
+                yield StreamBatch(X, y, w, self.key, offset, names, digest=chain.hex())
+            offset = end
+        if entry is not None and int(entry.get("next", 0)) > offset:
+            raise DataError(
+                f"{name}: the stream ended after {offset} rows, but the checkpoint consumed "
+                f"{entry['next']} rows of a stream that began with the same rows: this is "
+                "another stream, refused (use a new checkpoint folder for it)")
+
+    def _entry(self, key: str) -> dict | None:
+        """The ledger entry of this stream: its own, or an earlier version's."""
+        entry = self.ledger.get(key)
+        if entry is None:
+            legacy = [k for k in self.ledger if not k.startswith((STREAM_KEY_PREFIX,
+                                                                  FILE_KEY_PREFIX))]
+            ours = [k for k in self.ledger if k.startswith(STREAM_KEY_PREFIX)]
+            if len(legacy) == 1 and not ours:
+                old = legacy[0]
+                entry = self.ledger[key] = self.ledger.pop(old)
+                logger.warning(
+                    "%s: the checkpoint was written by an earlier streammix, which knew its "
+                    "stream by name (%s), not by content; taking this stream to be that one "
+                    "(its first %s rows were consumed then)", self.name, old,
+                    entry.get("next", 0))
+        if entry is not None and int(entry.get("next", 0)) > 0:
+            logger.warning("%s: the checkpoint consumed the first %s rows of this stream "
+                           "(same content); skipping them", self.name, entry["next"])
+        return entry
+
+    def _check_replay(self, entry: dict, start: int, end: int, digest: str) -> None:
+        consumed = int(entry.get("next", 0))
+        if start < consumed < end:
+            raise DataError(
+                f"{self.name}: the checkpoint consumed {consumed} rows of this stream, "
+                f"which is not a batch boundary now (a batch has rows {start}-{end - 1}); "
+                "refusing to resume it with other batches")
+        if end == consumed and entry.get("digest") not in (None, digest):
+            raise DataError(
+                f"{self.name}: rows 0-{end - 1} differ from the rows the checkpoint consumed "
+                "(the stream starts with the same batch, then differs); refusing to skip "
+                "them as replayed: use a new checkpoint folder for a new stream")
+
+
+#: Prefix of the ledger key of a landed file (its content identity).
+FILE_KEY_PREFIX = "file:"
+
+
+def _footer_hash(path: Path, size: int) -> str:
+    """A hash of a Parquet file's footer (its metadata and trailer).
+
+    A file that does not end like Parquet (truncated, not Parquet) is hashed
+    by its last 64 KiB instead, so that it too has an identity to be
+    quarantined under.
+    """
+    with open(path, "rb") as fh:
+        take = min(size, 1 << 16)
+        if size >= 12:
+            fh.seek(size - 8)
+            trailer = fh.read(8)
+            length = int.from_bytes(trailer[:4], "little")
+            if trailer[4:] == b"PAR1" and length + 12 <= size:
+                take = length + 8
+        fh.seek(size - take)
+        return hashlib.blake2b(fh.read(take), digest_size=8).hexdigest()
 
 
 class FolderStream:
@@ -304,10 +475,23 @@ class FolderStream:
     never seen.  Files are taken in order of (modification time, name).
 
     Which files were read is kept in the online state's ledger (saved with
-    the checkpoint): one entry per file name with the offset of the next
-    unread row and a status (``"reading"``, ``"done"``, ``"quarantined"``).
-    A file in the ledger as done or quarantined is never read again; a file
-    interrupted by a crash is re-read and its consumed rows skipped.
+    the checkpoint), keyed by each file's *content identity*: its size, its
+    modification time (ns) and a hash of its Parquet footer
+    (``"file:<size>-<mtime_ns>-<hash>"``); an entry holds the offset of the
+    next unread row, a status (``"reading"``, ``"done"``,
+    ``"quarantined"``) and the file's name when it was read.  A file whose
+    identity is in the ledger as done or quarantined is never read again --
+    also when it was renamed or moved within the folder since (a rename
+    keeps size, time and footer).  A file interrupted by a crash is re-read
+    and its consumed rows skipped.
+
+    A *re-landed* file -- one under the name of a file read before, with
+    another size, time or footer -- is new data: it is read, and a warning
+    says that it replaced a file read before.  (A copy of a read file that
+    gets a new modification time is new data too; ``cp -p`` keeps the time.)
+    Entries of a ledger written by an earlier streammix are keyed by file
+    name; such an entry is matched by name, then re-keyed by identity (saved
+    so when the checkpoint is next written).
 
     A corrupt file (unreadable Parquet, missing or non-numeric columns, NaN,
     nulls, negative weights) is, with ``on_error="quarantine"`` (default),
@@ -349,6 +533,7 @@ class FolderStream:
         self.batch_rows = batch_rows
         self.on_error = on_error
         self.quarantine_hook = quarantine_hook
+        self._identities: dict[tuple, str] = {}  # (name, inode, size, mtime) -> key
 
     @staticmethod
     def is_candidate(name: str) -> bool:
@@ -356,33 +541,66 @@ class FolderStream:
         return (not name.startswith(".") and not name.endswith(".tmp")
                 and name.endswith(".parquet"))
 
-    def pending(self) -> list[str]:
-        """Unread files, in (mtime, name) order."""
+    def identity(self, name: str, stat: os.stat_result | None = None) -> str:
+        """The ledger key of file ``name`` of the folder (see the class docstring)."""
+        if stat is None:
+            stat = os.stat(self.folder / name)
+        stamp = (name, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        key = self._identities.get(stamp)
+        if key is None:  # the footer is read once per file version
+            footer = _footer_hash(self.folder / name, stat.st_size)
+            key = f"{FILE_KEY_PREFIX}{stat.st_size}-{stat.st_mtime_ns}-{footer}"
+            self._identities[stamp] = key
+        return key
+
+    def pending(self) -> list[tuple[str, str]]:
+        """Unread files as ``(name, key)``, in (mtime, name) order."""
         found = []
         with os.scandir(self.folder) as it:
             for entry in it:
                 if not entry.is_file() or not self.is_candidate(entry.name):
                     continue
-                status = self.ledger.get(entry.name, {}).get("status")
-                if status in ("done", "quarantined"):
-                    continue
                 try:
-                    found.append((entry.stat().st_mtime_ns, entry.name))
+                    stat = entry.stat()
+                    key = self.identity(entry.name, stat)
                 except FileNotFoundError:  # renamed away meanwhile
                     continue
-        return [name for _, name in sorted(found)]
+                status = self._adopt(entry.name, key).get("status")
+                if status in ("done", "quarantined"):
+                    continue
+                found.append((stat.st_mtime_ns, entry.name, key))
+        return [(name, key) for _, name, key in sorted(found)]
+
+    def _adopt(self, name: str, key: str) -> dict:
+        """The ledger entry of a file: by identity, or an earlier version's by name."""
+        entry = self.ledger.get(key)
+        if entry is not None:
+            return entry
+        legacy = self.ledger.get(name)
+        if legacy is not None and not name.startswith((FILE_KEY_PREFIX, STREAM_KEY_PREFIX)):
+            entry = self.ledger[key] = self.ledger.pop(name)
+            entry["name"] = name
+            logger.info("%s: ledger entry of an earlier streammix (by name) now keyed by the "
+                        "file's identity %s", name, key)
+            return entry
+        earlier = [e for e in self.ledger.values() if e.get("name") == name
+                   and e.get("status") == "done"]
+        if earlier:
+            logger.warning("%s: a new file under the name of a file read before (another "
+                           "size, time or footer): reading it as new data", self.folder / name)
+        return {}
 
     def __iter__(self) -> Iterator[StreamBatch]:
         while True:
-            names = self.pending()
-            for name in names:
-                yield from self._file(name)
+            files = self.pending()
+            for name, key in files:
+                yield from self._file(name, key)
             if not self.watch:
                 return
-            if not names:
+            if not files:
                 time.sleep(self.poll)
 
-    def _file(self, name: str) -> Iterator[StreamBatch]:
+    def _file(self, name: str, key: str) -> Iterator[StreamBatch]:
         import pyarrow.parquet as pq
 
         path = self.folder / name
@@ -403,7 +621,7 @@ class FolderStream:
                 batches = _rebatch(pf.iter_batches(columns=columns), self.batch_rows)
             table = next(batches, None)
         except (DataError, pa.ArrowException, OSError) as exc:
-            yield from self._bad(name, _failure(path, exc))
+            yield from self._bad(name, key, _failure(path, exc))
             return
         offset = 0
         while table is not None:
@@ -414,14 +632,16 @@ class FolderStream:
                                               weight=self.weight, where=where)
                 table = next(batches, None)
             except (DataError, pa.ArrowException, OSError) as exc:
-                yield from self._bad(name, _failure(path, exc))
+                yield from self._bad(name, key, _failure(path, exc))
                 return
-            yield StreamBatch(X, y, w, name, offset, names, last=table is None)
+            yield StreamBatch(X, y, w, key, offset, names, last=table is None, name=name)
             offset += n
         # The consumer asked for more after the last batch: the file is done.
-        self.ledger.setdefault(name, {"next": offset})["status"] = "done"
+        entry = self.ledger.setdefault(key, {"next": offset})
+        entry["status"] = "done"
+        entry["name"] = name
 
-    def _bad(self, name: str, reason: str) -> Iterator[StreamBatch]:
+    def _bad(self, name: str, key: str, reason: str) -> Iterator[StreamBatch]:
         if self.on_error == "stop":
             raise DataError(reason)
         qdir = self.folder / self.QUARANTINE
@@ -431,9 +651,10 @@ class FolderStream:
         except OSError as exc:
             logger.error("could not move %s to %s: %s", name, qdir, exc)
         logger.error("quarantined %s: %s", name, reason)
-        entry = self.ledger.setdefault(name, {"next": 0})
+        entry = self.ledger.setdefault(key, {"next": 0})
         entry["status"] = "quarantined"
         entry["reason"] = reason
+        entry["name"] = name
         if self.quarantine_hook is not None:
             self.quarantine_hook(name, reason)
         return

@@ -3,7 +3,7 @@
 One pass is one flat graph, sent to the scheduler in one message: a task per
 chunk descriptor that reads the chunk and applies the map function, and a
 tree of ``+`` tasks over the results in plan order, with the same shape as
-:func:`streammix.engine.tree_sum`.  So a pass on a cluster gives bit-for-bit
+:func:`streammix.core.reduce.tree_sum`.  So a pass on a cluster gives bit-for-bit
 the result of the in-process engine, for any number of workers -- on
 machines with the same instruction set: the compiled E-step (and BLAS) pick
 AVX-512, AVX2 or baseline code at run time, and these round differently.  Only the
@@ -26,44 +26,18 @@ import functools
 import logging
 import numbers
 import operator
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streammix.data.arrays import ArraySource
-from streammix.engines.inprocess import tree_sum
+from streammix.core.reduce import tree_sum
+from streammix.exceptions import ChunkCrashError, ClusterTimeoutError, NoClientError
 
-__all__ = ["DaskEngine", "NoClientError", "ChunkCrashError", "counter_tree",
+__all__ = ["DaskEngine", "counter_tree",
            "describe_descriptor"]
 
 logger = logging.getLogger(__name__)
-
-
-class NoClientError(RuntimeError):
-    """A :class:`DaskEngine` was used with no Dask client given or running."""
-
-
-class ChunkCrashError(RuntimeError):
-    """A chunk killed every worker that tried it (``distributed``'s ``KilledWorker``).
-
-    Attributes
-    ----------
-    descriptor : object or None
-        The chunk's descriptor (for Parquet, a
-        :class:`~streammix.parquet.ParquetPiece`: file and row groups);
-        None when the task that died held a run of several small chunks
-        (see ``descriptors``).
-    descriptors : tuple
-        The descriptors of every chunk of the task that died: one, or the
-        run of consecutive small chunks read together (one of them is the
-        culprit).
-    """
-
-    def __init__(self, message: str, descriptor=None, descriptors=()):
-        super().__init__(message)
-        self.descriptor = descriptor
-        self.descriptors = tuple(descriptors) or ((descriptor,) if descriptor is not None
-                                                  else ())
 
 
 def describe_descriptor(source, descriptor) -> str:
@@ -71,7 +45,7 @@ def describe_descriptor(source, descriptor) -> str:
     path = getattr(descriptor, "path", None)
     groups = getattr(descriptor, "row_groups", None)
     if path is not None and groups is not None:
-        shown = source._show(path) if hasattr(source, "_show") else path
+        shown = source.shown(path) if hasattr(source, "shown") else path
         rows = getattr(descriptor, "n_rows", None)
         first = getattr(descriptor, "first_row", None)
         extent = f", rows {first}..{first + rows - 1}" if rows and first is not None else ""
@@ -86,7 +60,7 @@ def counter_tree(values: Iterable[Any], zero: Any, split_every: int,
     Values are grouped like the carries of a base-``split_every`` counter and
     whatever is left at the end is combined from the right, so with
     ``split_every=2`` and ``combine = lambda v: v[0] + v[1]`` the tree is
-    exactly that of :func:`streammix.engine.tree_sum`.  ``combine`` receives
+    exactly that of :func:`streammix.core.reduce.tree_sum`.  ``combine`` receives
     2 to ``split_every`` values in plan order.
     """
     k = int(split_every)
@@ -197,11 +171,28 @@ class DaskEngine:
         ``distributed.scheduler.allowed-failures`` times; a chunk that kills
         that many workers stops the pass with :class:`ChunkCrashError`
         naming the chunk (file and row groups).
+    worker_timeout : float, default=60
+        Seconds a pass waits for the cluster: for the scheduler to answer
+        (it is asked about the pass's progress about once a second while the
+        pass runs), and for a worker when none is connected.  Beyond it the
+        pass stops with :class:`ClusterTimeoutError` saying which (a
+        stopped or unreachable scheduler; no workers).
+    pass_timeout : float, default=600
+        Seconds a pass may go without any of its tasks finishing (workers
+        connected, scheduler answering, nothing done: stuck or dead-locked
+        workers, or a single task that takes longer) before it stops with
+        :class:`ClusterTimeoutError`.  Give more for data whose chunks take
+        longer than that to read and process.
+    on_wait : callable, optional
+        ``on_wait(message)`` is called while a pass waits on the cluster
+        (``"waiting for workers: none connected to tcp://… (4 s of 60)"``)
+        and ``on_wait(None)`` when the wait ends; the command line shows it
+        on its progress line.
 
     Notes
     -----
     Sources that read from storage (Parquet files) are read on the workers
-    from their descriptors.  In-memory arrays (:class:`ArraySource`, or any
+    from their descriptors.  In-memory arrays (:class:`~streammix.ArraySource`, or any
     source with ``read_on_client = True``) live on the client, so their
     chunks are sent to the workers with the tasks (once, with ``cache``).
     Sources with ``dask_inputs`` (:class:`streammix.DaskSource`) have their
@@ -209,12 +200,19 @@ class DaskEngine:
     """
 
     def __init__(self, client=None, *, cache: bool = False, split_every: int = 2,
-                 retries: int = 2):
+                 retries: int = 2, worker_timeout: float = 60.0, pass_timeout: float = 600.0,
+                 on_wait: Callable | None = None):
         if isinstance(split_every, bool) or int(split_every) < 2:
             raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
         if isinstance(retries, bool) or int(retries) < 0:
             raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        for name, value in (("worker_timeout", worker_timeout), ("pass_timeout", pass_timeout)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
         self.retries = int(retries)
+        self.worker_timeout = float(worker_timeout)
+        self.pass_timeout = float(pass_timeout)
+        self.on_wait = on_wait
         self.client = client
         self.cache = bool(cache)
         self.split_every = int(split_every)
@@ -262,7 +260,7 @@ class DaskEngine:
         total = client.get(graph, top, sync=False, retries=self.retries)
         error = None
         try:
-            return total.result()
+            return self._wait(client, total, token, len(graph))
         except Exception as exc:  # re-raised below, once the futures are released
             error = _crash_error(exc, source, plan, runs, self._chunk_keys)
             exc.with_traceback(None)  # its frames hold the futures of this pass
@@ -275,7 +273,7 @@ class DaskEngine:
 
     def _map(self, client, source, func, plan, token, graph):
         keys = [f"streammix-map-{token}-{i}" for i in range(len(plan))]
-        if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+        if getattr(source, "read_on_client", False):
             for key, d in zip(keys, plan, strict=True):
                 graph[key] = (_apply, func, source.read(d))
         elif hasattr(source, "dask_inputs"):
@@ -285,7 +283,7 @@ class DaskEngine:
         else:
             g = 1
             if self.split_every == 2:
-                g = small_chunk_run(plan, sum(client.nthreads().values()))
+                g = small_chunk_run(plan, sum(self._nthreads(client).values()))
             if g > 1:
                 return self._runs(graph, token, plan, g, _read_apply_run, source, func)
             for key, d in zip(keys, plan, strict=True):
@@ -304,7 +302,7 @@ class DaskEngine:
         return leaves, runs
 
     def _cached_map(self, client, source, func, plan, token, graph):
-        nthreads = client.nthreads()  # one round trip to the scheduler
+        nthreads = self._nthreads(client)  # one round trip to the scheduler
         g = run_length(len(plan), sum(nthreads.values())) if self.split_every == 2 else 1
         chunks = self._chunk_futures(client, source, plan, g, sorted(nthreads))
         return self._runs(graph, token, chunks, g, _apply_run, func)
@@ -327,7 +325,7 @@ class DaskEngine:
                 return {"workers": [workers[(position[d] // run) % len(workers)]],
                         "allow_other_workers": True}
 
-            if getattr(source, "read_on_client", isinstance(source, ArraySource)):
+            if getattr(source, "read_on_client", False):
                 futures = [client.scatter(source.read(d), workers=place(d).get("workers"))
                            for d in missing]
             elif hasattr(source, "dask_inputs"):
@@ -352,15 +350,98 @@ class DaskEngine:
         self._chunk_keys = {}
         self._cached_source = None
 
+    # ------------------------------------------------------------ waiting
+    def _nthreads(self, client) -> dict:
+        """``client.nthreads()``, or :class:`ClusterTimeoutError` if the scheduler is mute."""
+        try:
+            return client.nthreads(callback_timeout=self.worker_timeout)
+        except TimeoutError:
+            raise self._mute(client) from None
+
+    def _mute(self, client) -> ClusterTimeoutError:
+        return ClusterTimeoutError(
+            f"the scheduler at {_address(client)} did not answer for {self.worker_timeout:g} s "
+            "(stopped, overloaded or unreachable); the pass was abandoned (worker_timeout, "
+            "--worker-timeout)")
+
+    def _waiting(self, message: str | None) -> None:
+        if self.on_wait is not None:
+            self.on_wait(message)
+        if message is not None:
+            logger.debug("%s", message)
+
+    def _wait(self, client, total, token: str, n_tasks: int):
+        """The result of the pass's ``total`` future, within the timeouts."""
+        poll = min(1.0, self.worker_timeout / 4, self.pass_timeout / 4)
+        start = last_progress = time.monotonic()
+        left, no_workers_since, waiting = n_tasks, None, False
+        while True:
+            try:
+                return total.result(timeout=poll)
+            except TimeoutError:
+                pass
+            try:
+                n_workers, now_left = client.run_on_scheduler(
+                    _pass_state, token, callback_timeout=self.worker_timeout)
+            except TimeoutError:
+                raise self._mute(client) from None
+            now = time.monotonic()
+            if now_left < left:
+                left, last_progress = now_left, now
+            if n_workers == 0:
+                no_workers_since = now if no_workers_since is None else no_workers_since
+                waited = now - no_workers_since
+                if waited > self.worker_timeout:
+                    raise ClusterTimeoutError(
+                        f"no worker was connected to the scheduler at {_address(client)} for "
+                        f"{self.worker_timeout:g} s; the pass was abandoned with {left} of "
+                        f"{n_tasks} tasks left (worker_timeout, --worker-timeout)")
+                self._waiting(f"waiting for workers: none connected to {_address(client)} "
+                              f"({waited:.0f} s of {self.worker_timeout:g})")
+                waiting = True
+                continue
+            no_workers_since = None
+            stalled = now - last_progress
+            if stalled > self.pass_timeout:
+                raise ClusterTimeoutError(
+                    f"no task of the pass finished in {self.pass_timeout:g} s ({left} of "
+                    f"{n_tasks} tasks left, {n_workers} workers connected to "
+                    f"{_address(client)}); the pass was abandoned (pass_timeout, "
+                    "--pass-timeout)")
+            if stalled >= max(min(5.0, self.pass_timeout / 2), 2 * poll):
+                self._waiting(f"waiting for tasks: {left} of {n_tasks} left, none finished "
+                              f"for {stalled:.0f} s ({n_workers} workers; "
+                              f"{now - start:.0f} s into the pass)")
+                waiting = True
+            elif waiting:
+                self._waiting(None)
+                waiting = False
+
     def __deepcopy__(self, memo) -> DaskEngine:
-        # A copy (e.g. by sklearn.clone) shares the client, not the cached chunks.
+        # A copy (e.g. by sklearn.clone) keeps the same client, not the cached chunks.
         return type(self)(self.client, cache=self.cache, split_every=self.split_every,
-                          retries=self.retries)
+                          retries=self.retries, worker_timeout=self.worker_timeout,
+                          pass_timeout=self.pass_timeout, on_wait=self.on_wait)
 
     def __repr__(self) -> str:
         where = "ambient client" if self.client is None else repr(self.client)
         return (f"DaskEngine({where}, cache={self.cache}, split_every={self.split_every}, "
                 f"retries={self.retries})")
+
+
+def _address(client) -> str:
+    try:
+        return str(client.scheduler.address)
+    except AttributeError:  # pragma: no cover - a client without a scheduler rpc
+        return "the scheduler"
+
+
+def _pass_state(token: str, dask_scheduler=None) -> tuple[int, int]:
+    """On the scheduler: (workers connected, tasks of pass ``token`` not yet done)."""
+    done = ("memory", "released", "forgotten", "erred")
+    left = sum(1 for key, ts in dask_scheduler.tasks.items()
+               if token in str(key) and ts.state not in done)
+    return len(dask_scheduler.workers), left
 
 
 def _crash_error(exc: Exception, source, plan, runs: dict, chunk_keys: dict) -> Exception:

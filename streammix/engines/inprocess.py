@@ -12,11 +12,14 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["InProcessEngine", "tree_sum", "read_with_retries", "is_transient"]
+from streammix.core import kernel
+from streammix.core.reduce import tree_sum
+
+__all__ = ["InProcessEngine", "read_with_retries", "is_transient"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +28,8 @@ def is_transient(exc: BaseException) -> bool:
     """Whether a read error may go away if the read is tried again.
 
     ``OSError`` (a flaky disk or network file system) and errors marked with
-    a true ``transient`` attribute (a :class:`~streammix.validation.DataError`
-    that a :class:`~streammix.parquet.ParquetSource` raised for an I/O
+    a true ``transient`` attribute (a :class:`~streammix.DataError`
+    that a :class:`~streammix.ParquetSource` raised for an I/O
     error) are; bad data is not.
     """
     return isinstance(exc, OSError) or bool(getattr(exc, "transient", False))
@@ -55,34 +58,9 @@ def read_with_retries(source, descriptor, retries: int = 2, backoff: float = 0.1
             time.sleep(pause)
 
 
-def tree_sum(values: Iterable[Any], zero: Any) -> Any:
-    """Sum ``values`` pairwise in a balanced binary tree, streaming.
-
-    The tree shape depends only on the number of values: values are combined
-    like the carries of a binary counter, so memory is O(log n) and the
-    result is the same as reducing the list with a fixed ``split_every=2``.
-    """
-    stack: list[tuple[int, Any]] = []  # (height, partial sum)
-    for value in values:
-        height = 0
-        while stack and stack[-1][0] == height:
-            _, left = stack.pop()
-            value = left + value
-            height += 1
-        stack.append((height, value))
-    if not stack:
-        return zero
-    _, total = stack.pop()
-    while stack:
-        _, left = stack.pop()
-        total = left + total
-    return total
-
-
 def default_threads() -> int:
     """Threads of an :class:`InProcessEngine` made without ``n_threads``."""
-    from streammix.core import stats
-    if not stats.use_kernel:
+    if not kernel.enabled():
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -106,11 +84,9 @@ class InProcessEngine:
         Worker threads.  Default: one per CPU available to the process (at
         most 8) for map functions that say they release the GIL (a true
         ``releases_gil`` attribute: the E-step tasks when the compiled
-        kernel runs -- as Parquet decoding does, so such a pass on two cores
-        takes about half the time; the standard-error pass too), and 1 for
-        the others, whose many short numpy calls contend for the GIL (the
-        numpy standard-error pass ran a third slower on two threads).  A
-        number given here is used for every pass.
+        kernel runs, as Parquet decoding does), and 1 for the others, whose
+        many short numpy calls contend for the GIL.  A number given here is
+        used for every pass.
     retries : int, default=2
         A chunk read that fails with a transient error (``OSError``, or an
         error marked ``transient``) is tried again up to this many times.

@@ -14,7 +14,10 @@ import copy
 
 import numpy as np
 
+from streammix.algorithms.information import ParameterLayout, transform_matrix
 from streammix.core.params import MixtureParams
+from streammix.estimator.base import set_public_arrays
+from streammix.estimator.inference import set_inference
 
 __all__ = ["align", "permute_model"]
 
@@ -72,24 +75,22 @@ def permute_model(model, order):
     """A copy of a fitted model with its components in ``order``.
 
     Every per-component attribute follows, including ``vcov_`` and ``bse_``
-    (through :func:`streammix.inference.transform_matrix`, because the
+    (through :func:`streammix.algorithms.information.transform_matrix`, because the
     logits log(π_j/π_1) change baseline).
     """
-    from streammix.algorithms.information import ParameterLayout, transform_matrix
-
     order = np.asarray(order, dtype=np.intp)
     params = model.params_
     if sorted(order.tolist()) != list(range(params.n_components)):
         raise ValueError(f"{order.tolist()} is not a permutation of "
                          f"{params.n_components} components")
-    out = copy.copy(model)  # shallow: an engine (e.g. a Dask client) is shared, not copied
+    out = copy.copy(model)  # shallow: an engine (e.g. a Dask client) is kept, not copied
     out.history_ = [dict(record) for record in model.history_]
     if model.noise == "fixed" and np.ndim(model.sigma) == 1:
         out.sigma = np.asarray(model.sigma)[order]
     out.params_ = params.permute(order)
-    out._set_public_arrays()
+    set_public_arrays(out)
     if hasattr(model, "vcov_"):
         layout = ParameterLayout(params.n_components, params.n_coef, model.noise)
         T = transform_matrix(layout, order)
-        out._set_inference(T @ model.vcov_ @ T.T, model.se_method_, model.score_gap_)
+        set_inference(out, T @ model.vcov_ @ T.T, model.se_method_, model.score_gap_)
     return out

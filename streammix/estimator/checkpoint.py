@@ -1,6 +1,9 @@
 """Checkpoints of a batch fit: resume an interrupted ``fit`` where it stopped.
 
-A checkpoint folder holds ``checkpoint.json``, written once when the fit
+A checkpoint folder is claimed and locked for the fit
+(:mod:`streammix.checkpoint_folder`: a folder of other files is refused, a
+second fit on the same folder is refused while the first runs) and holds
+``checkpoint.json``, written once when the fit
 starts, and ``passes/NNNNNN.json``, one file per pass over the data, each
 written atomically (:func:`streammix.atomic.atomic_write_text`) as soon as the
 pass's statistics are reduced.
@@ -16,7 +19,7 @@ makes the same choices.
 A pass file holds the parameter sets the pass was made at and the
 statistics it returned.  Everything a fit does between passes is a
 deterministic function of the statistics it received (EM, SQUAREM,
-restarts sharing passes, culling), so a resumed fit *replays* the saved
+restarts in lock-step, culling), so a resumed fit *replays* the saved
 passes -- the same parameters are asked for, and the saved statistics are
 handed back without reading the data -- and then continues with new passes.
 Floats are written with ``repr`` precision and read back bit for bit, so the
@@ -31,34 +34,34 @@ import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-from streammix.algorithms.online import _stats_from_dict, _stats_to_dict
 from streammix.algorithms.restarts import StatsBundle
 from streammix.atomic import atomic_write_text
+from streammix.checkpoint_folder import claim_checkpoint_folder
 from streammix.core.params import MixtureParams
+from streammix.core.records import stats_from_dict, stats_to_dict
+from streammix.exceptions import CheckpointError
 
-__all__ = ["CheckpointError", "Checkpoint", "source_fingerprint", "profile_digest",
+__all__ = ["Checkpoint", "source_fingerprint", "profile_digest",
            "CHECKPOINT_FILE"]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.json"
+_PASS_NAME = re.compile(r"[0-9]{6}\.json")
 CHECKPOINT_FORMAT = "streammix-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used: missing, unreadable, or from other data or settings."""
 
 
 # ------------------------------------------------------------------ fingerprints
 def _file_stamp(source, path: str) -> list:
     """[size, mtime] of a file of a source, as its file system reports them."""
     try:
-        info = source._arrow_fs().get_file_info(path)
+        info = source.filesystem().get_file_info(path)
         mtime = info.mtime.timestamp() if info.mtime is not None else None
         return [info.size, mtime]
     except (OSError, AttributeError) as exc:  # pragma: no cover - listed files vanish
@@ -77,7 +80,7 @@ def source_fingerprint(source) -> dict:
         h.update(repr(descriptor).encode())
         h.update(b"\n")
     files: dict[str, list] = {}
-    if hasattr(source, "files") and hasattr(source, "_arrow_fs"):  # ParquetSource
+    if hasattr(source, "files") and hasattr(source, "filesystem"):  # ParquetSource
         for path in source.files:
             files[path] = _file_stamp(source, path)
     for name in ("X", "y", "w"):  # ArraySource: the data themselves
@@ -164,6 +167,7 @@ class Checkpoint:
         self.saved: list[tuple[list[MixtureParams], StatsBundle]] = []
         self.replaying = False
         self._next = 0
+        self._lock = None
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -174,14 +178,11 @@ class Checkpoint:
             raise CheckpointError(
                 f"{self.path} already exists: resume it (resume=True, or streammix fit "
                 "--resume), or remove it to start afresh")
-        if not self.folder.exists():
-            if not self.folder.parent.is_dir():
-                raise CheckpointError(f"cannot make checkpoint folder {self.folder}: "
-                                      f"{self.folder.parent} does not exist")
-            self.folder.mkdir()
+        self._claim()
         self.pass_dir.mkdir(exist_ok=True)
-        for stale in self.pass_dir.glob("*.json"):
-            stale.unlink()
+        for stale in self.pass_dir.glob("*.json"):  # ours: the folder has our marker
+            if _PASS_NAME.fullmatch(stale.name):
+                stale.unlink()
         self.seed = int(seed)
         self.profile = None
         self._write_header()
@@ -202,8 +203,24 @@ class Checkpoint:
                 f"{self.path} was made from different data (pass 0 drew another sample "
                 "or counted other rows); refusing to resume it")
 
+    def _claim(self) -> None:
+        """Check the folder is ours (or new, or empty) and lock it; see
+        :mod:`streammix.checkpoint_folder`."""
+        if self._lock is None:
+            self._lock = claim_checkpoint_folder(self.folder, kind="fit",
+                                                 known=(CHECKPOINT_FILE,))
+
+    def close(self) -> None:
+        """Release the folder's lock (the fit is over)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def load(self) -> None:
         """Read the checkpoint and its passes; refuse one from other data or settings."""
+        if not self.path.is_file():
+            raise CheckpointError(f"no checkpoint to resume: {self.path} does not exist")
+        self._claim()
         try:
             record = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -235,7 +252,7 @@ class Checkpoint:
             except (OSError, json.JSONDecodeError) as exc:
                 raise CheckpointError(f"{path}: not a readable pass record ({exc})") from None
             params = [MixtureParams.from_dict(d) for d in entry["params"]]
-            stats = StatsBundle(_stats_from_dict(d) for d in entry["stats"])
+            stats = StatsBundle(stats_from_dict(d) for d in entry["stats"])
             self.saved.append((params, stats))
         logger.info("resuming from %s: %d passes to replay", self.path, len(self.saved))
 
@@ -264,7 +281,7 @@ class Checkpoint:
             self.replaying = False
             stats = pass_many(params)
             entry = {"params": [prm.to_dict() for prm in params],
-                     "stats": [_stats_to_dict(st) for st in stats]}
+                     "stats": [stats_to_dict(st) for st in stats]}
             # allow_nan: SQUAREM may evaluate (and then reject) a point whose
             # likelihood is not finite; json writes and reads NaN/Infinity back.
             atomic_write_text(self._pass_path(k), json.dumps(entry))

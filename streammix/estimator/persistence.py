@@ -1,26 +1,30 @@
-"""Saving and loading the estimator: an exact JSON record of settings and fit.
+"""Model files: the one writer and the one reader of the estimator's JSON record.
 
-A mixin of :class:`streammix.MixtureOfLinearRegressions`.  Floats are written
-by ``json`` with ``repr`` precision, so a loaded model equals the saved one.
+A model file holds the hyper-parameters, the fitted state (with the
+standard errors, when computed) and, when ``streammix fit`` wrote it, the
+columns the model was fitted on (``"data"``).  Floats are written by
+``json`` with ``repr`` precision, so a loaded model equals the saved one.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streammix.atomic import atomic_write_text
 from streammix.core.params import MixtureParams
+from streammix.estimator import base
+from streammix.estimator.inference import set_inference
 
-if TYPE_CHECKING:
-    from streammix.estimator.model import MixtureOfLinearRegressions
-
-__all__ = ["PersistenceMixin", "MODEL_FORMAT", "MODEL_VERSION"]
+__all__ = ["MODEL_FORMAT", "MODEL_VERSION", "DATA_KEY", "hyperparameters_record", "to_dict",
+           "from_dict", "save", "read_model_file"]
 
 MODEL_FORMAT = "streammix-model"
 MODEL_VERSION = 1
+
+#: Key of the model file's record of the columns it was fitted on (read by predict and info).
+DATA_KEY = "data"
 
 
 def _jsonable(value):
@@ -40,68 +44,88 @@ def _jsonable(value):
     return value
 
 
-class PersistenceMixin:
-    """``to_dict``/``from_dict`` and ``save``/``load``."""
+def hyperparameters_record(model) -> dict:
+    """The JSON-ready hyper-parameters of ``model`` (not the engine)."""
+    params = {}
+    for name, value in model.get_params().items():
+        if name == "engine":
+            continue
+        if isinstance(value, MixtureParams):
+            value = {"__mixture_params__": value.to_dict()}
+        elif name == "random_state" and not (
+                value is None or isinstance(value, (int, np.integer))):
+            value = None  # a Generator cannot be stored
+        params[name] = _jsonable(value)
+    return params
 
-    _FITTED = ("n_features_in_", "feature_names_in_", "n_rows_", "sum_weights_", "loglik_",
-               "objective_", "n_iter_", "converged_", "history_", "class_loglik_", "entropy_",
-               "variance_floor_")
 
-    def to_dict(self) -> dict:
-        """A JSON-ready record of the hyper-parameters and the fitted state."""
-        params = {}
-        for name, value in self.get_params().items():
-            if name == "engine":
-                continue
-            if isinstance(value, MixtureParams):
-                value = {"__mixture_params__": value.to_dict()}
-            elif name == "random_state" and not (
-                    value is None or isinstance(value, (int, np.integer))):
-                value = None  # a Generator cannot be stored
-            params[name] = _jsonable(value)
-        record = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "hyperparameters": params}
-        if hasattr(self, "params_"):
-            fitted = {name: getattr(self, name) for name in self._FITTED}
-            fitted["params"] = self.params_.to_dict()
-            if hasattr(self, "vcov_"):
-                fitted["inference"] = {"method": self.se_method_, "names": self.vcov_names_,
-                                       "vcov": np.asarray(self.vcov_).tolist(),
-                                       "score_gap": self.score_gap_}
-            record["fitted"] = fitted
-        return record
+def to_dict(model) -> dict:
+    """A JSON-ready record of the hyper-parameters and the fitted state."""
+    record = {"format": MODEL_FORMAT, "version": MODEL_VERSION,
+              "hyperparameters": hyperparameters_record(model)}
+    if hasattr(model, "params_"):
+        fitted = {name: getattr(model, name) for name in base.SAVED}
+        fitted["params"] = model.params_.to_dict()
+        if hasattr(model, "vcov_"):
+            fitted["inference"] = {"method": model.se_method_, "names": model.vcov_names_,
+                                   "vcov": np.asarray(model.vcov_).tolist(),
+                                   "score_gap": model.score_gap_}
+        record["fitted"] = fitted
+    return record
 
-    @classmethod
-    def from_dict(cls, record: dict) -> MixtureOfLinearRegressions:
-        if record.get("format") != MODEL_FORMAT:
-            raise ValueError("not a streammix model record (missing format tag)")
-        if record.get("version") != MODEL_VERSION:
-            raise ValueError(f"unsupported model version {record.get('version')!r}")
-        hyper = dict(record["hyperparameters"])
-        if isinstance(hyper.get("init"), dict) and "__mixture_params__" in hyper["init"]:
-            hyper["init"] = MixtureParams.from_dict(hyper["init"]["__mixture_params__"])
-        model = cls(**hyper)
-        fitted = record.get("fitted")
-        if fitted is not None:
-            model.params_ = MixtureParams.from_dict(fitted["params"])
-            for name in cls._FITTED:
-                setattr(model, name, fitted[name])
-            model._set_public_arrays()
-            inference = fitted.get("inference")
-            if inference is not None:
-                model._set_inference(np.asarray(inference["vcov"], float), inference["method"],
-                                     inference["score_gap"])
-        return model
 
-    def save(self, path) -> None:
-        """Write the model to a JSON file atomically (floats round-trip exactly)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+def from_dict(cls, record: dict):
+    """An estimator of class ``cls`` from a :func:`to_dict` record."""
+    if record.get("format") != MODEL_FORMAT:
+        raise ValueError("not a streammix model record (missing format tag)")
+    if record.get("version") != MODEL_VERSION:
+        raise ValueError(f"unsupported model version {record.get('version')!r}")
+    hyper = dict(record["hyperparameters"])
+    if isinstance(hyper.get("init"), dict) and "__mixture_params__" in hyper["init"]:
+        hyper["init"] = MixtureParams.from_dict(hyper["init"]["__mixture_params__"])
+    model = cls(**hyper)
+    fitted = record.get("fitted")
+    if fitted is not None:
+        model.params_ = MixtureParams.from_dict(fitted["params"])
+        for name in base.SAVED:
+            setattr(model, name, fitted[name])
+        base.set_public_arrays(model)
+        inference = fitted.get("inference")
+        if inference is not None:
+            set_inference(model, np.asarray(inference["vcov"], float), inference["method"],
+                          inference["score_gap"])
+    return model
 
-    @classmethod
-    def load(cls, path) -> MixtureOfLinearRegressions:
-        """Read a model written by :meth:`save`."""
-        with open(path, encoding="utf-8") as fh:
-            try:
-                record = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not a valid model file ({exc})") from None
-        return cls.from_dict(record)
+
+def save(model, path, data: dict | None = None) -> None:
+    """Write ``model`` to a JSON file atomically; ``data`` records the columns it was fitted on."""
+    record = to_dict(model)
+    if data is not None:
+        record[DATA_KEY] = data
+    atomic_write_text(path, json.dumps(record, indent=1, allow_nan=False))
+
+
+def read_model_file(path, cls, *, fitted: bool = False):
+    """The estimator (of class ``cls``) saved in ``path``, and its record of data columns.
+
+    Returns ``(model, data)``; ``data`` is None when the file has no such
+    record.  A file that is not a streammix model raises ``ValueError``
+    naming the file (``FileNotFoundError`` when it is missing); with
+    ``fitted=True``, so does a model that is not fitted.
+    """
+    with open(path, encoding="utf-8") as fh:
+        try:
+            record = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a valid model file ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a streammix model file")
+    try:
+        model = from_dict(cls, record)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a valid streammix model file ({exc!r} is wrong)") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if fitted and not hasattr(model, "params_"):
+        raise ValueError(f"{path}: the model is not fitted")
+    return model, record.get(DATA_KEY)

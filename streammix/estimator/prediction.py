@@ -21,10 +21,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streammix.core.checks import DataError
+from streammix.atomic import rename_no_replace
+from streammix.core.checks import check_fitted
 from streammix.core.stats import design_matrix, log_responsibilities
+from streammix.data.parquet.files import protocol_of, strip_protocol
+from streammix.exceptions import DataError
 
-__all__ = ["write_predictions", "PredictionSummary", "prediction_columns"]
+__all__ = ["write_predictions", "check_apart_from_inputs", "PredictionSummary",
+           "prediction_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,17 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     overwrite : bool
         Replace an existing ``out_dir`` (only once the new one is complete).
 
+    Raises
+    ------
+    ValueError
+        ``out_dir`` is, lies inside, or holds an input (a local lake's folder
+        or file): see :func:`check_apart_from_inputs`.
+    FileExistsError
+        ``out_dir`` exists (without ``overwrite``), or appeared while the
+        predictions were written: the final rename is an atomic claim
+        (:func:`streammix.atomic.rename_no_replace`) that never replaces
+        another run's output.
+
     Returns
     -------
     PredictionSummary
@@ -73,7 +88,7 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     ``prob_j``, the posterior probability of component j.  Input files
     without rows (after filters) give no output file.
     """
-    model._check_fitted()
+    check_fitted(model)
     if source.n_features != model.n_features_in_:
         raise DataError(f"the data has {source.n_features} feature columns; the model was "
                         f"fitted on {model.n_features_in_}")
@@ -85,6 +100,7 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     if len(set(keep)) != len(keep):
         raise ValueError(f"--keep names a column twice: {keep}")
     out_dir = Path(out_dir)
+    check_apart_from_inputs(source, out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; remove it or pass --overwrite")
     parent = out_dir.parent
@@ -94,18 +110,66 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     try:
         files, n_rows = _write_all(model, source, tmp, keep)
         _sync_folder(tmp)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
-            os.replace(out_dir, old / "x")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        _claim(tmp, out_dir, parent, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("wrote predictions for %d rows in %d files to %s", n_rows, len(files), out_dir)
     return PredictionSummary(out_dir, tuple(files), n_rows)
+
+
+def _claim(tmp: Path, out_dir: Path, parent: Path, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` onto ``out_dir``: an atomic claim that fails if
+    ``out_dir`` appeared meanwhile (another run), unless replacing is asked for."""
+    old = None
+    if overwrite and out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
+        os.replace(out_dir, old / "x")
+    try:
+        rename_no_replace(tmp, out_dir)
+    except FileExistsError:
+        kept = "" if old is None else f"; the output it replaced was moved to {old / 'x'}"
+        raise FileExistsError(
+            f"{out_dir} appeared while these predictions were written (another run wrote "
+            f"it?); it was left as it is and these predictions were not written{kept}"
+        ) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_apart_from_inputs(source, out_dir) -> None:
+    """Refuse an output folder that is, holds or lies inside an input of ``source``.
+
+    Predictions written inside a lake would be read as data by the next fit
+    of it, and ``--overwrite`` of a folder holding an input would delete the
+    input.  Only local inputs are checked (a remote lake cannot overlap a
+    local folder).
+
+    Raises
+    ------
+    ValueError
+        Naming the output and the input it overlaps.
+    """
+    items = getattr(source, "path_or_url", None)
+    if items is None or not hasattr(source, "files"):
+        return
+    items = [items] if isinstance(items, (str, os.PathLike)) else list(items)
+    items = [os.fspath(item) for item in items]
+    if any(protocol_of(item) != "file" for item in items):
+        return
+    out = Path(os.path.realpath(out_dir))
+    paths = [strip_protocol(item, "file") for item in items]
+    inputs = [Path(os.path.realpath(path)) for path in paths if os.path.isdir(path)]
+    inputs += [Path(os.path.realpath(f)) for f in source.files]
+    for given in inputs:
+        if out == given or given in out.parents:
+            raise ValueError(f"--out {out_dir} is inside the input {given}: predictions "
+                             "there would be read as data by the next fit of it; choose a "
+                             "folder outside the input")
+        if out in given.parents:
+            raise ValueError(f"--out {out_dir} holds the input {given}; writing there "
+                             "(--overwrite replaces the folder) would destroy the input; "
+                             "choose a folder outside the input")
 
 
 def _write_all(model, source, tmp: Path, keep: list[str]):
@@ -167,7 +231,7 @@ def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
     partition = dict(piece.partition)
     in_file = [name for name in keep if name not in partition]
     try:
-        with source._arrow_fs().open_input_file(piece.path) as fh:
+        with source.filesystem().open_input_file(piece.path) as fh:
             reader = pq.ParquetFile(fh)
             names = reader.schema_arrow.names
             missing = [name for name in in_file if name not in names]

@@ -2,10 +2,12 @@
 
 :func:`select_components` runs the EM runs of all candidate numbers of
 components (and all their restarts) in lock-step, so each pass reads every
-chunk once whatever the number of k values (:mod:`streammix.restarts`).  The
-criteria come from the final pass of each fit (MATH.md §7); an optional
-held-out log-likelihood is computed on a seeded random subset of chunks that
-the fits never saw, in one more shared pass.
+chunk once whatever the number of k values (:mod:`streammix.algorithms.restarts`),
+through the functions of the fit pipeline (:mod:`streammix.estimator.fitting`).
+The criteria come from the final pass of each fit (the mathematics page
+(docs/mathematics.rst), §7); an optional held-out log-likelihood is computed
+on a seeded random subset of chunks that the fits never saw, in one more
+lock-step pass.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streammix.algorithms.em import warn_not_converged
-from streammix.algorithms.restarts import CullRule, MultiEStepTask, StatsBundle, run_shared
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
+from streammix.algorithms.tasks import MultiEStepTask
 from streammix.core.params import MixtureParams
-from streammix.data.arrays import DEFAULT_CHUNK_ROWS, as_source
+from streammix.data.resolve import as_source
+from streammix.estimator import fitting
+from streammix.estimator.base import check_hyperparameters, draw_seed, set_fitted, start_params
+from streammix.estimator.model import MixtureOfLinearRegressions
 
-__all__ = ["select_components", "SelectionResult", "PlanSubset", "CRITERIA"]
+__all__ = ["select_components", "SelectionResult", "PlanSubset", "Dominance", "split_chunks",
+           "CRITERIA"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +128,7 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         model's ``random_state``) kept out of the fits and scored at the end.
     stop_dominated : bool
         With ``criterion`` "bic" or "aic", stop the runs of a k that cannot
-        win against another k (see :class:`_Dominance`); their rows hold the
+        win against another k (see :class:`Dominance`); their rows hold the
         best point reached,
         with ``converged`` False and ``dominated`` True.  Over-fitted k
         converge slowly (the information is singular), so this saves most
@@ -134,8 +141,6 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     -------
     SelectionResult
     """
-    from streammix.estimator.model import MixtureOfLinearRegressions
-
     ks = sorted({int(v) for v in k})
     if not ks or ks[0] < 1:
         raise ValueError(f"k must hold integers >= 1, got {list(k)!r}")
@@ -154,35 +159,34 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     models = {m: MixtureOfLinearRegressions(m, **model_kwargs) for m in ks}
     base = models[ks[-1]]
     for model in models.values():
-        model._check_hyperparameters()
-    source = as_source(X, y, sample_weight,
-                       chunk_rows=model_kwargs.get("chunk_rows", DEFAULT_CHUNK_ROWS))
+        check_hyperparameters(model)
+    source = as_source(X, y, sample_weight, chunk_rows=base.chunk_rows)
     train, test = source, None
     if holdout is not None:
-        train, test = _split_chunks(source, holdout, base.random_state)
-    ctx = base._profile_pass(train, None, None)
+        train, test = split_chunks(source, holdout, base.random_state)
+    ctx = fitting.profile_pass(base, train, draw_seed(base.random_state))
 
     runs, groups, settings_by_k = [], [], {}
     for m in ks:
         model = models[m]
-        settings = settings_by_k[m] = model._em_settings(ctx, m)
-        start = model._start_params(ctx.d)
+        settings = settings_by_k[m] = fitting.em_settings(model, ctx, m)
+        start = start_params(model, ctx.d)
         for run in range(model.n_init):
-            runs.append(model._run_steps(ctx, m, start, run, settings))
+            runs.append(fitting.run_steps(model, ctx, m, start, run, settings))
             groups.append(m)
     cull = CullRule(options=settings.mstep) if base.cull_restarts else None
     dominated = None
     if criterion in ("bic", "aic") and stop_dominated:
         penalty = {m: models[m].n_parameters(m, ctx.d)
                    * (math.log(ctx.profile.sum_w) if criterion == "bic" else 2.0) for m in ks}
-        dominated = _Dominance(groups, penalty)
-    shared = run_shared(runs, base._shared_pass(ctx), groups=groups, cull=cull,
-                        dominated=dominated)
+        dominated = Dominance(groups, penalty)
+    lockstep = run_lockstep(runs, fitting.lockstep_pass(ctx, base.fit_intercept), groups=groups,
+                        cull=cull, dominated=dominated)
 
     best, stopped = {}, {}
-    for i, (m, result) in enumerate(zip(groups, shared.results, strict=True)):
+    for i, (m, result) in enumerate(zip(groups, lockstep.results, strict=True)):
         if result is not None and (m not in best or result.objective > best[m].objective):
-            best[m], stopped[m] = result, i in shared.stopped
+            best[m], stopped[m] = result, i in lockstep.stopped
     table = []
     for m in ks:
         if not stopped[m]:
@@ -193,15 +197,15 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
             result = dataclasses.replace(result, settings=settings_by_k[m])
         if ctx.scaling is not None:
             result = ctx.scaling.unscale(result)
-        model._set_fitted(result, ctx.source, ctx.profile)
-        model.n_passes_ = shared.n_passes + 1
+        set_fitted(model, result, ctx.source, ctx.profile)
+        model.n_passes_ = lockstep.n_passes + 1
         crit = model.information_criteria()
         table.append({"k": m, "loglik": crit["loglik"], "n_parameters": crit["n_parameters"],
                       "aic": crit["aic"], "bic": crit["bic"], "icl": crit["icl"],
                       "icl_bic": crit["icl_bic"], "converged": model.converged_,
                       "n_iter": model.n_iter_, "n_components_fitted": model.n_components_,
                       "dominated": stopped[m]})
-    n_passes = shared.n_passes + 1
+    n_passes = lockstep.n_passes + 1
     if test is not None:
         params = tuple(models[m].params_ for m in ks)
         stats = ctx.engine.map_reduce(test, MultiEStepTask(params, base.fit_intercept),
@@ -221,7 +225,7 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
                            n_passes)
 
 
-class _Dominance:
+class Dominance:
     """Stop a k whose criterion cannot catch up with another k's.
 
     With ℓ_t the log-likelihood of a run's t-th pass, its reach over the
@@ -253,7 +257,8 @@ class _Dominance:
         return here > min(others)
 
 
-def _split_chunks(source, fraction: float, random_state):
+def split_chunks(source, fraction: float, random_state):
+    """``(train, test)``: a seeded random ``fraction`` of the chunks of ``source`` held out."""
     if not 0 < fraction < 1:
         raise ValueError(f"holdout must be a fraction in (0, 1), got {fraction!r}")
     plan = source.plan()

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streammix.algorithms.start.candidates import Profile, ProfileTask
+from streammix.algorithms.start.profile import Profile, ProfileTask
 from streammix.atomic import atomic_open
+from streammix.core.checks import check_fitted
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.engines.inprocess import InProcessEngine
 
@@ -61,7 +62,7 @@ def plot_loglik(model, ax=None):
     -------
     matplotlib.figure.Figure
     """
-    model._check_fitted()
+    check_fitted(model)
     it = np.array([h["iteration"] for h in model.history_])
     ll = np.array([h["loglik"] for h in model.history_])
     if ax is None:
@@ -145,7 +146,7 @@ def plot_fit(model, X, y, feature=0, *, ax=None, max_points: int = 5000, random_
     """
     if others not in ("mean", "data"):
         raise ValueError(f"others must be 'mean' or 'data', got {others!r}")
-    model._check_fitted()
+    check_fitted(model)
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
@@ -242,7 +243,7 @@ def sample_source(source, size: int = 5000, seed: int = 0, engine=None):
     """A weighted random sample of up to ``size`` rows of a source, in one pass.
 
     Uses the chunk-invariant reservoir sampler of pass 0
-    (:class:`streammix.init.ProfileTask`), so the sample does not depend on
+    (:class:`streammix.algorithms.start.profile.ProfileTask`), so the sample does not depend on
     how the source is chunked.  Returns ``(X, y)``.
     """
     engine = engine if engine is not None else InProcessEngine()

@@ -15,7 +15,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["Summary", "SummaryRow"]
+__all__ = ["Summary", "SummaryRow", "coefficient_names"]
 
 _METHOD_TEXT = {
     "louis": "observed information (Louis)",
@@ -24,6 +24,12 @@ _METHOD_TEXT = {
 }
 _NA = "n/a"
 
+
+
+def coefficient_names(model) -> list[str]:
+    """Names of a fitted model's coefficients: ``(intercept)`` (when fitted), then the features."""
+    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    return (["(intercept)"] if model.fit_intercept else []) + names
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -95,7 +101,7 @@ class Summary:
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
         crit = NormalDist().inv_cdf(1.0 - alpha / 2.0)
         m = model.n_components_
-        names = model._coef_names()
+        names = coefficient_names(model)
         beta = model.params_.beta
         bse = getattr(model, "bse_", None)
         nan = np.full(m, np.nan)
@@ -174,7 +180,7 @@ class Summary:
         lo, hi = f"{h['alpha'] / 2:.3g}", f"{1 - h['alpha'] / 2:.3g}"
         lines = [
             f"Mixture of {h['n_components']} linear regressions ({h['noise']} noise)",
-            f"rows {s['n_rows']}   n (sum of weights) {_g(s['n'])}   "
+            f"rows {s['n_rows']}   n (sum of weights) {_count(s['n'])}   "
             f"iterations {s['n_iter']}   converged {'yes' if s['converged'] else 'NO'}",
             f"log-likelihood {s['loglik']:.4f}   parameters {s['n_parameters']}",
             f"AIC {s['aic']:.3f}   BIC {s['bic']:.3f}   ICL {s['icl']:.3f}",
@@ -190,17 +196,17 @@ class Summary:
                 f"{'[' + lo:>11} {hi + ']':>11}")
         for j in range(1, h["n_components"] + 1):
             w, sg = self.weights[j - 1], self.sigmas[j - 1]
-            sigma_se = "fixed" if h["noise"] == "fixed" else f"SE {_f(sg.std_err)}"
-            lines += ["", f"component {j}: weight {_f(w.estimate)} (SE {_f(w.std_err)})   "
-                          f"sigma {_f(sg.estimate)} ({sigma_se})", head]
+            sigma_se = "fixed" if h["noise"] == "fixed" else f"SE {_num(sg.std_err)}"
+            lines += ["", f"component {j}: weight {_num(w.estimate)} (SE {_num(w.std_err)})   "
+                          f"sigma {_num(sg.estimate)} ({sigma_se})", head]
             lines.append("-" * len(head))
             for r in (r for r in self.coefficients if r.component == j):
-                lines.append(f"{r.term:<{width}} {_f(r.estimate):>11} {_f(r.std_err):>10} "
-                             f"{_z(r.z):>8} {_p(r.p_value):>7} {_f(r.ci_low):>11} "
-                             f"{_f(r.ci_high):>11}")
+                lines.append(f"{r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
+                             f"{_zstat(r.z):>8} {_pval(r.p_value):>7} {_num(r.ci_low):>11} "
+                             f"{_num(r.ci_high):>11}")
             for r in (w, sg):
-                lines.append(f"{r.term:<{width}} {_f(r.estimate):>11} {_f(r.std_err):>10} "
-                             f"{'':>8} {'':>7} {_f(r.ci_low):>11} {_f(r.ci_high):>11}")
+                lines.append(f"{r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
+                             f"{'':>8} {'':>7} {_num(r.ci_low):>11} {_num(r.ci_high):>11}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -214,7 +220,7 @@ def _with_se(row: SummaryRow, se: float) -> SummaryRow:
                       row.ci_low, row.ci_high)
 
 
-def _f(value: float) -> str:
+def _num(value: float) -> str:
     """Four significant digits (as R's summaries), fixed-point where readable."""
     if not math.isfinite(value):
         return _NA
@@ -226,15 +232,18 @@ def _f(value: float) -> str:
     return f"{value:.3e}"
 
 
-def _g(value: float) -> str:
+def _count(value: float) -> str:
+    """A count, or a weight total, as an integer when it is one."""
     return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
 
 
-def _z(value: float) -> str:
+def _zstat(value: float) -> str:
+    """A z statistic to three decimals."""
     return _NA if not math.isfinite(value) else f"{value:.3f}"
 
 
-def _p(value: float) -> str:
+def _pval(value: float) -> str:
+    """A p-value to three decimals, ``<0.001`` below."""
     if not math.isfinite(value):
         return _NA
     return "<0.001" if value < 0.001 else f"{value:.3f}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streammix.core.checks import check_fitted
+
 __all__ = ["format_model"]
 
 
@@ -11,7 +13,7 @@ def format_model(model) -> str:
     One block per component (weight, σ, intercept and coefficients by
     feature name), then the fit statistics.
     """
-    model._check_fitted()
+    check_fitted(model)
     names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
     width = max([len(n) for n in names] + [len("(intercept)")])
     lines = [f"Mixture of {model.n_components_} linear regressions "

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from streammix.core.checks import DataError
+from streammix.exceptions import DataError
 
 
 def to_float(column: pa.ChunkedArray, name: str, row_ids: np.ndarray, path: str):

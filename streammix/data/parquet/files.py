@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pyarrow as pa
 
-from streammix.core.checks import DataError
+from streammix.exceptions import DataError
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -54,7 +54,7 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith(("_", ".")) for part in relative.split("/"))
 
 
-def list_files(fs, path: str, shown: str, single: bool):
+def list_files(fs, path: str, shown: str):
     """Files under a path, a glob or a single file, and the root they hang from."""
     try:
         if _GLOB_CHARS.search(path):

@@ -17,16 +17,13 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from streammix.core.checks import DataError
-from streammix.data.arrays import Chunk
+from streammix.core.chunk import Chunk
 from streammix.data.parquet.columns import filter_columns, is_numeric, normalise_filters, to_float
 from streammix.data.parquet.files import (
     arrow_filesystem,
@@ -39,6 +36,8 @@ from streammix.data.parquet.files import (
     redact_url,
     strip_protocol,
 )
+from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
+from streammix.exceptions import DataError
 
 __all__ = ["ParquetSource", "ParquetPiece", "InvalidRows", "ON_INVALID"]
 
@@ -46,67 +45,6 @@ logger = logging.getLogger(__name__)
 
 #: What to do with rows holding null, NaN or infinite values.
 ON_INVALID = ("error", "drop")
-
-
-class ParquetPiece(NamedTuple):
-    """Descriptor of one chunk: consecutive row groups of one file.
-
-    Attributes
-    ----------
-    path : str
-        The file, as its file system names it.
-    row_groups : tuple of int
-        Ids of consecutive row groups.
-    first_row : int
-        Index in the file of the first row of the first row group.
-    n_rows : int
-        Rows in these row groups (before filters).
-    partition : tuple of (name, value)
-        Hive partition values of the file.
-    """
-
-    path: str
-    row_groups: tuple[int, ...]
-    first_row: int
-    n_rows: int
-    partition: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class InvalidRows:
-    """Mergeable count of rows with null, NaN or infinite values.
-
-    ``+`` adds counts, ``InvalidRows()`` is its identity, so it can be
-    reduced by any engine like the E-step statistics.
-
-    Attributes
-    ----------
-    n_rows : int
-        Rows with at least one invalid value (the rows ``on_invalid="drop"``
-        drops).
-    by_column : dict
-        Column name -> number of invalid values in it.
-    by_file : dict
-        File path -> number of invalid rows in it.
-    """
-
-    n_rows: int = 0
-    by_column: dict = field(default_factory=dict)
-    by_file: dict = field(default_factory=dict)
-
-    def __add__(self, other: InvalidRows) -> InvalidRows:
-        if not isinstance(other, InvalidRows):
-            return NotImplemented
-        return InvalidRows(self.n_rows + other.n_rows,
-                           _add_counts(self.by_column, other.by_column),
-                           _add_counts(self.by_file, other.by_file))
-
-
-def _add_counts(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = out.get(key, 0) + value
-    return out
 
 
 class ParquetSource:
@@ -236,7 +174,7 @@ class ParquetSource:
             values = {name: v[keep] for name, v in values.items()}
             row_ids = row_ids[keep]
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
-                        self._show(piece.path), n_bad)
+                        self.shown(piece.path), n_bad)
         n = row_ids.size
         X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
         for k, name in enumerate(self.features):
@@ -247,7 +185,7 @@ class ParquetSource:
             neg = np.flatnonzero(w < 0)
             if neg.size:
                 raise DataError(
-                    f"{self._show(piece.path)}: column {self.weight!r} has {neg.size} negative "
+                    f"{self.shown(piece.path)}: column {self.weight!r} has {neg.size} negative "
                     f"value{'s' if neg.size != 1 else ''}, first at row {int(row_ids[neg[0]])} "
                     f"({w[neg[0]]!r}); weights must be >= 0")
         contiguous = n == 0 or (row_ids[0] == piece.first_row and row_ids[-1] == piece.first_row
@@ -323,13 +261,13 @@ class ParquetSource:
             try:
                 table = table.filter(self._expr)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
-                raise DataError(f"{self._show(piece.path)}: cannot apply filters "
+                raise DataError(f"{self.shown(piece.path)}: cannot apply filters "
                                 f"{self.filters}: {exc}") from None
             row_ids = table.column("__streammix_row__").to_numpy()
         values, bad, counts = {}, None, {}
         for name in self.columns:
             v, col_bad, message = to_float(table.column(name), name, row_ids,
-                                             self._show(piece.path))
+                                             self.shown(piece.path))
             values[name] = v
             if col_bad is not None:
                 if on_invalid == "error":
@@ -341,12 +279,12 @@ class ParquetSource:
     def _read_table(self, piece: ParquetPiece) -> pa.Table:
         file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
         try:
-            with self._arrow_fs().open_input_file(piece.path) as fh:
+            with self.filesystem().open_input_file(piece.path) as fh:
                 reader = pq.ParquetFile(fh)
                 table = reader.read_row_groups(list(piece.row_groups), columns=file_columns,
                                                use_threads=False)
         except (OSError, pa.ArrowException) as exc:
-            error = DataError(f"{self._show(piece.path)}: cannot read row groups "
+            error = DataError(f"{self.shown(piece.path)}: cannot read row groups "
                               f"{list(piece.row_groups)}: {exc}")
             error.transient = isinstance(exc, OSError)  # engines retry I/O errors
             raise error from None
@@ -363,7 +301,7 @@ class ParquetSource:
                 cols.append(name)
         return cols
 
-    def _show(self, path: str) -> str:
+    def shown(self, path: str) -> str:
         """A file path as users wrote it: with its URL scheme when remote."""
         return path if self._protocol == "file" else f"{self._protocol}://{path}"
 
@@ -372,7 +310,8 @@ class ParquetSource:
             return path[len(self.root) + 1:]
         return path
 
-    def _arrow_fs(self):
+    def filesystem(self):
+        """The pyarrow file system the files are read with (made once, then reused)."""
         if self._fs is None:
             self._fs = arrow_filesystem(self._protocol, self.storage_options)
         return self._fs
@@ -393,7 +332,7 @@ class ParquetSource:
         files, roots = [], []
         for item in items:
             path = strip_protocol(item, self._protocol)
-            found, root = list_files(fsspec_fs, path, redact_url(item), single=len(items) == 1)
+            found, root = list_files(fsspec_fs, path, redact_url(item))
             files.extend(found)
             roots.append(root)
         files = sorted(set(files))
@@ -405,7 +344,7 @@ class ParquetSource:
         self._plan = self._plan_files(partitions)
 
     def _plan_files(self, partitions: dict) -> list[ParquetPiece]:
-        self._arrow_fs()  # made once, before the threads below share it
+        self.filesystem()  # made once, before the threads below use it
         file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
         for name in self._needed_columns():
             if name in self.partition_names and not is_numeric(self.partition_types[name]) \
@@ -426,14 +365,14 @@ class ParquetSource:
             for name in file_columns:
                 if schema.get_field_index(name) < 0:
                     raise DataError(
-                        f"{self._show(path)}: column {name!r} is missing (the file has columns "
+                        f"{self.shown(path)}: column {name!r} is missing (the file has columns "
                         f"{', '.join(schema.names)})")
                 typ = schema.field(name).type
                 first = seen_types.setdefault(name, (typ, path))
                 if name in self.columns and not is_numeric(typ):
-                    other = (f"; it is {first[0]} in {self._show(first[1])}"
+                    other = (f"; it is {first[0]} in {self.shown(first[1])}"
                              if first[0] != typ else "")
-                    raise DataError(f"{self._show(path)}: column {name!r} has type {typ}, which "
+                    raise DataError(f"{self.shown(path)}: column {name!r} has type {typ}, which "
                                     f"cannot be read as float64 (need a numeric type){other}")
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
@@ -449,7 +388,7 @@ class ParquetSource:
 
     def _footer(self, path: str):
         """A file's metadata and Arrow schema, or a DataError naming the file."""
-        fs = self._arrow_fs()
+        fs = self.filesystem()
         try:
             with fs.open_input_file(path) as fh:
                 meta = pq.ParquetFile(fh).metadata
@@ -457,7 +396,7 @@ class ParquetSource:
         except (OSError, pa.ArrowException) as exc:
             size = file_size(fs, path)
             what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
-            return DataError(f"{self._show(path)}: {what} ({exc})"), None
+            return DataError(f"{self.shown(path)}: {what} ({exc})"), None
 
     def _prune(self, path, schema, part, keep):
         """Row groups whose statistics and partition values may match the filter."""
@@ -470,10 +409,10 @@ class ParquetSource:
             full = full.append(pa.field(name, self.partition_types[name]))
         kwargs = {} if part_expr is None else {"partition_expression": part_expr}
         try:
-            fragment = fmt.make_fragment(path, filesystem=self._arrow_fs(), **kwargs)
+            fragment = fmt.make_fragment(path, filesystem=self.filesystem(), **kwargs)
             pieces = fragment.split_by_row_group(filter=self._expr, schema=full)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
-            raise DataError(f"{self._show(path)}: cannot apply filters {self.filters}: "
+            raise DataError(f"{self.shown(path)}: cannot apply filters {self.filters}: "
                             f"{exc}") from None
         ids = {rg.id for piece in pieces for rg in piece.row_groups}
         return [i for i in keep if i in ids]
@@ -508,7 +447,7 @@ class _InvalidRowsView:
     def read(self, piece: ParquetPiece) -> InvalidRows:
         _, _, bad, by_column = self.source._read_values(piece, on_invalid="drop")
         n_bad = 0 if bad is None else int(bad.sum())
-        by_file = {self.source._show(piece.path): n_bad} if n_bad else {}
+        by_file = {self.source.shown(piece.path): n_bad} if n_bad else {}
         return InvalidRows(n_bad, by_column, by_file)
 
     def __repr__(self) -> str:

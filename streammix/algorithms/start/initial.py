@@ -1,0 +1,119 @@
+"""The starting values of a run: the candidates of every method, refined, the best kept;
+and the re-seeding of a collapsed component.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from streammix.algorithms.em import EMSettings, run_em
+from streammix.algorithms.start.candidates import (
+    INIT_METHODS,
+    REFINE_ITER,
+    REFINE_SIZE,
+    REFINE_TOL,
+    candidate,
+    ols,
+)
+from streammix.algorithms.start.spectral import spectral_candidate
+from streammix.core.moments import Moments
+from streammix.core.mstep import MStepOptions
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix, estep, log_responsibilities
+
+__all__ = ["initial_params", "make_reseeder"]
+
+
+def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
+                   fit_intercept: bool, settings: EMSettings, rng: np.random.Generator,
+                   n_random: int = 3, refine_iter: int = REFINE_ITER,
+                   refine_tol: float = REFINE_TOL,
+                   refine_size: int | None = REFINE_SIZE,
+                   moments: Moments | None = None) -> MixtureParams:
+    """Starting values from the in-memory sample ``(X, y)``.
+
+    Parameters
+    ----------
+    X, y : ndarray
+        The reservoir sample (raw features).
+    method : str or MixtureParams
+        ``"auto"`` tries residual-quantile bins, y-bins (mixtools) and
+        ``n_random`` random partitions (flexmix), refines each by
+        ``refine_iter`` EM iterations on the sample (stopping early at
+        ``refine_tol``) and keeps the best by the sample objective; the other
+        names use a single candidate.  A :class:`MixtureParams` is returned
+        as given.
+    refine_size : int, optional
+        Candidates are built and refined on a random subset of at most this
+        many sample rows (drawn with ``rng``); None uses the whole sample.
+    moments : Moments, optional
+        Pass-0 moments of all the data; ``"spectral"`` needs them (EM in
+        the spectral slope subspace, :mod:`streammix.algorithms.start.spectral`).
+    """
+    if isinstance(method, MixtureParams):
+        return method
+    if refine_size is not None and y.size > refine_size:
+        keep = np.sort(rng.choice(y.size, size=refine_size, replace=False))
+        X, y = X[keep], y[keep]
+    m = n_components
+    Xd = design_matrix(X, fit_intercept)
+    if method == "auto":
+        methods = ["resid_bins", "ybins"] + ["random"] * n_random
+    elif method in INIT_METHODS:
+        methods = [method]
+    else:
+        raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
+    short = dataclasses.replace(settings, max_iter=refine_iter, tol=refine_tol, on_collapse="drop")
+    w = np.ones_like(y)
+    best, best_obj = None, -np.inf
+    if "spectral" in methods and moments is None:
+        raise ValueError("init='spectral' needs the pass-0 moments of the data")
+    for name in methods:
+        if name == "spectral":
+            cand = spectral_candidate(X, y, moments, m, settings=settings, rng=rng,
+                                      refine_tol=refine_tol)
+        else:
+            cand = candidate(name, Xd, y, m, rng, settings.mstep)
+        if len(methods) > 1 or refine_iter > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = run_em(lambda prm: estep(Xd, y, w, prm), cand, short, warn=False)
+            if res.params.n_components != m:
+                continue  # collapsed on the sample: a poor start
+            if res.objective > best_obj:
+                best, best_obj = res.params, res.objective
+        else:
+            best = cand
+    if best is None:  # every refined candidate collapsed: fall back to the first raw one
+        first = "random" if methods[0] == "spectral" else methods[0]
+        best = candidate(first, Xd, y, m, rng, settings.mstep)
+    return best
+
+
+def make_reseeder(X: np.ndarray, y: np.ndarray, fit_intercept: bool, options: MStepOptions):
+    """A ``reseed(params, j)`` function for :func:`~streammix.algorithms.em.run_em`.
+
+    The collapsed component is refitted by least squares to the sample rows
+    that the current mixture explains worst (the lowest 1/(2m) of per-row
+    log-likelihoods), and given weight 1/m.
+    """
+    Xd = design_matrix(X, fit_intercept)
+
+    def reseed(params: MixtureParams, j: int) -> MixtureParams:
+        m, p = params.n_components, params.n_coef
+        ll, _, _ = log_responsibilities(Xd, y, params)
+        k = min(y.size, max(5 * (p + 1), y.size // (2 * m)))
+        worst = np.argsort(ll, kind="stable")[:k]
+        coef, var = ols(Xd[worst], y[worst], np.ones(k))
+        beta = params.beta.copy()
+        beta[j] = coef
+        sigma2 = params.sigma2.copy()
+        sigma2[j] = max(var, options.variance_floor, np.finfo(float).tiny)
+        weights = params.weights.copy()
+        weights[j] = 1.0 / m
+        return MixtureParams(weights / weights.sum(), beta, sigma2)
+
+    return reseed

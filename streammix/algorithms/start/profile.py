@@ -1,0 +1,100 @@
+"""Pass 0: row counts, a weighted reservoir sample and the moments of (x, y).
+
+The sample is chunk-invariant: every row's random key is a hash of the seed,
+the row's origin (file or array) and its index there, so the same rows are
+drawn however the data is chunked.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from streammix.core.chunk import Chunk
+from streammix.core.moments import Moments
+
+__all__ = ["Profile", "ProfileTask", "row_uniforms"]
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def row_uniforms(seed: int, origin: str, first_row: int, n: int,
+                 row_ids: np.ndarray | None = None) -> np.ndarray:
+    """Uniform(0, 1) numbers, one per row, that depend only on the row identity.
+
+    Rows are ``first_row, ..., first_row + n - 1`` of ``origin``, or the
+    given ``row_ids`` when a source removed rows.
+    """
+    base = (np.uint64(seed & 0xFFFFFFFF) << np.uint64(32)) ^ np.uint64(zlib.crc32(origin.encode()))
+    if row_ids is None:
+        rows = np.arange(first_row, first_row + n, dtype=np.uint64)
+    else:
+        rows = np.asarray(row_ids).astype(np.uint64)
+    h = _splitmix64(_splitmix64(np.full(n, base, dtype=np.uint64)) ^ rows)
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Pass-0 statistics: row counts, a weighted reservoir sample and the
+    weighted moments of (x, y) (:class:`~streammix.core.moments.Moments`); mergeable."""
+
+    n_rows: int
+    n_positive: int
+    sum_w: float
+    size: int
+    keys: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    moments: Moments | None = None
+
+    @classmethod
+    def empty(cls, n_features: int, size: int) -> Profile:
+        return cls(0, 0, 0.0, size, np.empty(0), np.empty((0, n_features)), np.empty(0),
+                   Moments.zeros(n_features))
+
+    def __add__(self, other: Profile) -> Profile:
+        keys = np.concatenate([self.keys, other.keys])
+        X = np.concatenate([self.X, other.X])
+        y = np.concatenate([self.y, other.y])
+        if keys.size > self.size:
+            top = np.sort(np.argsort(-keys, kind="stable")[: self.size])
+            keys, X, y = keys[top], X[top], y[top]
+        moments = None
+        if self.moments is not None and other.moments is not None:
+            moments = self.moments + other.moments
+        return Profile(self.n_rows + other.n_rows, self.n_positive + other.n_positive,
+                       self.sum_w + other.sum_w, self.size, keys, X, y, moments)
+
+
+@dataclass(frozen=True)
+class ProfileTask:
+    """Map function of pass 0: count rows and draw the reservoir sample.
+
+    Rows are sampled without replacement with probability growing with their
+    weight (Efraimidis–Spirakis keys log(u)/w); zero-weight rows never enter.
+    """
+
+    seed: int
+    size: int
+
+    def __call__(self, chunk: Chunk) -> Profile:
+        w = chunk.w
+        pos = w > 0
+        u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows,
+                         getattr(chunk, "row_ids", None))
+        keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
+        idx = np.flatnonzero(pos)
+        if idx.size > self.size:
+            idx = np.sort(idx[np.argsort(-keys[idx], kind="stable")[: self.size]])
+        return Profile(chunk.n_rows, int(pos.sum()), float(w.sum()), self.size,
+                       keys[idx], np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
+                       Moments.of(chunk.X, chunk.y, w))

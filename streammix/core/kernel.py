@@ -1,0 +1,89 @@
+"""The compiled kernel (``streammix/core/_kernel.c``) and the switch that selects it.
+
+This module is the only one that imports the compiled extension
+``streammix.core._kernel``.  The kernel holds the E-step of one
+chunk for one parameter set in one fused sweep (:func:`estep_chunk`, used by
+:mod:`streammix.core.stats`) and the plain maximum-likelihood M-step of
+online EM (:func:`ml_mstep`, used by :mod:`streammix.core.plain_mstep`),
+and the sums of the standard-error pass (:func:`info_chunk`, used by
+:mod:`streammix.algorithms.information`).  All have numpy equivalents,
+which give the same results to rounding.
+
+The kernel is optional: it is built where a C compiler was found.  When it
+is built it runs unless the environment variable ``STREAMMIX_KERNEL`` is
+``0`` at import; :func:`set_enabled` and :func:`enabled_as` switch it (the
+tests compare the two paths this way).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+try:  # built by setup.py where a C compiler was found
+    from streammix.core import _kernel as _compiled
+except ImportError:  # pragma: no cover - depends on the build
+    _compiled = None
+
+__all__ = ["available", "enabled", "set_enabled", "enabled_as", "estep_chunk", "ml_mstep",
+           "info_chunk", "set_tile_min_d"]
+
+_enabled = _compiled is not None and os.environ.get("STREAMMIX_KERNEL", "1") != "0"
+
+
+def available() -> bool:
+    """Whether the compiled kernel was built."""
+    return _compiled is not None
+
+
+def enabled() -> bool:
+    """Whether the compiled kernel runs (else the numpy code it is tested against)."""
+    return _enabled
+
+
+def set_enabled(on: bool) -> None:
+    """Run the compiled kernel (``True``) or the numpy code (``False``) from now on.
+
+    Raises ``RuntimeError`` when asked for a kernel that was not built.
+    """
+    global _enabled
+    if on and _compiled is None:
+        raise RuntimeError("the compiled kernel of streammix was not built")
+    _enabled = bool(on)
+
+
+@contextmanager
+def enabled_as(on: bool) -> Iterator[None]:
+    """A ``with`` block in which the kernel is switched on or off, then restored."""
+    before = _enabled
+    set_enabled(on)
+    try:
+        yield
+    finally:
+        set_enabled(before)
+
+
+def _not_built(*args):
+    raise RuntimeError("the compiled kernel of streammix was not built")
+
+
+if _compiled is not None:
+    #: ``estep_chunk(FT, y, w, coef, b0, log_norm, inv2s2, g1, hsum, s2p, r0, out)``:
+    #: add one chunk's E-step sums for one parameter set to the output arrays
+    #: (the sums the numpy E-step of :mod:`streammix.core.stats` forms).
+    estep_chunk = _compiled.estep_chunk
+    #: ``ml_mstep(s0, s2, rx, r0, beta, N, floor, rcond, beta_new, sigma2, weights,
+    #: s2d, rss) -> bool``: the plain ML M-step into the output arrays; False
+    #: when the update is not the plain one (see :mod:`streammix.core.plain_mstep`).
+    ml_mstep = _compiled.ml_mstep
+    #: ``info_chunk(FT, y, w, beta, log_norm, inv_sigma2, noise, ...)``: add one chunk's
+    #: sums of the standard-error pass (score, OPG and Louis' information; see
+    #: :mod:`streammix.algorithms.information`, whose numpy code it is held equal to).
+    info_chunk = _compiled.info_chunk
+    #: ``set_tile_min_d(d) -> previous``: the number of features from which the
+    #: E-step forms each component's Gram matrix in register tiles (for tests and
+    #: ``benchmarks/bench_estep.py``).
+    set_tile_min_d = _compiled.set_tile_min_d
+else:  # pragma: no cover - depends on the build
+    estep_chunk = ml_mstep = info_chunk = set_tile_min_d = _not_built

@@ -1,0 +1,119 @@
+"""Weighted moments of (x, y) from the profiling pass (pass 0); mergeable.
+
+:class:`Moments` holds weighted sums Σ w yᵏ, Σ w yᵏ x and Σ w yᵏ x xᵀ for
+k = 0, 1, 2, and the weighted mean and centred co-moments of (x, y).  The
+spectral start (:mod:`streammix.algorithms.start.spectral`) and
+standardisation (:mod:`streammix.algorithms.standardize`) use them.  The
+sums are raw (not centred per chunk), which is adequate for starting values;
+features far from zero relative to their spread lose digits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Moments"]
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Weighted moments of one pass.
+
+    ``mean`` and ``m2`` are the weighted mean of z = (x, y) and its centred
+    co-moment matrix Σ w (z − z̄)(z − z̄)ᵀ, merged with the formulas of
+    Chan, Golub & LeVeque (1983), so means and variances keep their digits
+    whatever the offset of the data.  ``sy[k] = Σ w yᵏ``, ``sx[k] = Σ w yᵏ x``
+    and ``sxx[k] = Σ w yᵏ x xᵀ`` (k = 0, 1, 2) are raw sums for the spectral
+    matrix.
+    """
+
+    sy: np.ndarray
+    sx: np.ndarray
+    sxx: np.ndarray
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+
+    @classmethod
+    def zeros(cls, n_features: int) -> Moments:
+        d = n_features
+        return cls(np.zeros(3), np.zeros((3, d)), np.zeros((3, d, d)), np.zeros(d + 1),
+                   np.zeros((d + 1, d + 1)))
+
+    @classmethod
+    def of(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray, block: int = 65_536) -> Moments:
+        """The moments of the rows of one chunk, in row blocks of ``block``.
+
+        Blocks bound the temporaries (a few copies of a block, not of the
+        chunk) and are merged with :meth:`__add__`.
+        """
+        n = len(y)
+        if n <= block:
+            return cls._of_block(X, y, w)
+        total = cls._of_block(X[:block], y[:block], w[:block])
+        for start in range(block, n, block):
+            stop = start + block
+            total = total + cls._of_block(X[start:stop], y[start:stop], w[start:stop])
+        return total
+
+    @classmethod
+    def _of_block(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Moments:
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        wk = np.stack([w, w * y, w * y * y])  # (3, n)
+        Z = np.column_stack([X, y])
+        sw = float(np.sum(w))
+        mean = (w @ Z) / sw if sw > 0 else np.zeros(Z.shape[1])
+        C = Z - mean
+        return cls(wk.sum(axis=1), wk @ X, np.stack([(X * v[:, None]).T @ X for v in wk]),
+                   mean, (C * w[:, None]).T @ C)
+
+    def __add__(self, other: Moments) -> Moments:
+        if not isinstance(other, Moments):
+            return NotImplemented
+        na, nb = self.sum_w, other.sum_w
+        if nb == 0:
+            mean, m2 = self.mean, self.m2
+        elif na == 0:
+            mean, m2 = other.mean, other.m2
+        else:
+            delta = other.mean - self.mean
+            n = na + nb
+            mean = self.mean + delta * (nb / n)
+            m2 = self.m2 + other.m2 + np.outer(delta, delta) * (na * nb / n)
+        return Moments(self.sy + other.sy, self.sx + other.sx, self.sxx + other.sxx, mean, m2)
+
+    @property
+    def sum_w(self) -> float:
+        return float(self.sy[0])
+
+    def mean_x(self) -> np.ndarray:
+        return self.mean[:-1].copy()
+
+    def mean_y(self) -> float:
+        return float(self.mean[-1])
+
+    def cov_x(self) -> np.ndarray:
+        """Weighted covariance of the features (divisor Σw)."""
+        return self.m2[:-1, :-1] / self.sum_w
+
+    def var_y(self) -> float:
+        return float(self.m2[-1, -1] / self.sum_w)
+
+    def spectral_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(E[ỹ² z zᵀ] − E[ỹ²] I, W)`` with z = W (x − μ) and W = Σ_x^{-1/2}."""
+        N = self.sum_w
+        mu, my = self.mean_x(), self.mean_y()
+        e_xx = self.sxx / N  # E[yᵏ x xᵀ]
+        e_x = self.sx / N  # E[yᵏ x]
+        a2_xx = e_xx[2] - 2 * my * e_xx[1] + my * my * e_xx[0]  # E[ỹ² x xᵀ]
+        a2_x = e_x[2] - 2 * my * e_x[1] + my * my * e_x[0]  # E[ỹ² x]
+        a2 = self.var_y()
+        C = a2_xx - np.outer(a2_x, mu) - np.outer(mu, a2_x) + a2 * np.outer(mu, mu)
+        evals, evecs = np.linalg.eigh(self.cov_x())
+        if evals.min(initial=np.inf) <= 1e-12 * max(evals.max(initial=0.0), 1e-300):
+            raise ValueError("the feature covariance is singular; the spectral start needs "
+                             "linearly independent features")
+        W = (evecs / np.sqrt(evals)) @ evecs.T
+        return W @ C @ W - a2 * np.eye(len(mu)), W

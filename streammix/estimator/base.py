@@ -1,0 +1,239 @@
+"""The estimator's settings, their checks and its fitted state, as module functions.
+
+Every function here takes the estimator (a
+:class:`~streammix.MixtureOfLinearRegressions`) as its first argument and
+reads its hyper-parameters, or sets its fitted attributes.  The fit pipeline
+(:mod:`streammix.estimator.fitting`), online fitting, inference, persistence
+and model selection all go through these, so a fitted attribute is set in
+one place and listed once (:data:`FITTED`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streammix.algorithms.em import COLLAPSE_POLICIES, EMSettings
+from streammix.algorithms.squarem import ACCELERATORS
+from streammix.algorithms.start.candidates import INIT_METHODS
+from streammix.algorithms.tasks import EStepTask
+from streammix.core.checks import check_fitted
+from streammix.core.mstep import NOISE_MODELS, MStepOptions
+from streammix.core.params import MixtureParams
+from streammix.core.stats import SuffStats, design_matrix
+from streammix.data.resolve import as_source
+from streammix.engines.resolve import resolve_engine
+
+__all__ = [
+    "FITTED", "SAVED", "INFERENCE", "check_hyperparameters", "mstep_options", "start_params",
+    "n_parameters", "draw_seed", "run_rng", "em_settings", "canonical_order", "set_fitted",
+    "set_public_arrays", "source_like_fit", "estep_pass", "clear_fit", "ONLINE_STALE",
+    "pass_stats", "design", "design_xy",
+]
+
+#: The fitted attributes of any fit (batch, online or loaded), in one list.
+FITTED = ("params_", "n_features_in_", "feature_names_in_", "n_rows_", "sum_weights_",
+          "loglik_", "objective_", "class_loglik_", "entropy_", "variance_floor_", "n_iter_",
+          "converged_", "history_", "n_components_", "weights_", "intercept_", "coef_",
+          "sigma_")
+
+#: The fitted attributes a model file stores (``params_`` is stored as a record of its
+#: own; the public arrays ``weights_`` ... ``sigma_`` are derived from it on load).
+SAVED = ("n_features_in_", "feature_names_in_", "n_rows_", "sum_weights_", "loglik_",
+         "objective_", "n_iter_", "converged_", "history_", "class_loglik_", "entropy_",
+         "variance_floor_")
+
+#: The attributes set by standard errors (``compute_se`` or ``fit(se=...)``).
+INFERENCE = ("vcov_", "vcov_names_", "bse_", "se_method_", "score_gap_")
+
+
+def check_hyperparameters(model) -> None:
+    """Raise ``ValueError`` naming the first hyper-parameter of ``model`` that is invalid."""
+    m = model.n_components
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"n_components must be an integer >= 1, got {m!r}")
+    if model.noise not in NOISE_MODELS:
+        raise ValueError(f"noise must be one of {NOISE_MODELS}, got {model.noise!r}")
+    if model.noise == "fixed":
+        if model.sigma is None:
+            raise ValueError("noise='fixed' needs sigma (the known noise standard deviation)")
+        s = np.asarray(model.sigma, dtype=float)
+        if s.ndim > 1 or (s.ndim == 1 and s.shape[0] != m) or np.any(~(s > 0)) \
+                or not np.all(np.isfinite(s)):
+            raise ValueError(f"sigma must be a positive finite scalar or {m} values, "
+                             f"got {model.sigma!r}")
+    elif model.sigma is not None:
+        raise ValueError("sigma is only used with noise='fixed'")
+    for name in ("max_iter", "n_init", "chunk_rows", "init_sample_size"):
+        value = getattr(model, name)
+        low = 0 if name == "max_iter" else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(model.init, (MixtureParams, dict)) or model.init in INIT_METHODS):
+        raise ValueError(f"init must be one of {INIT_METHODS}, a dict of starting values "
+                         f"or MixtureParams, got {model.init!r}")
+    if model.on_collapse not in COLLAPSE_POLICIES:
+        raise ValueError(f"on_collapse must be one of {COLLAPSE_POLICIES}, "
+                         f"got {model.on_collapse!r}")
+    if not (0 <= model.min_weight < 1):
+        raise ValueError(f"min_weight must be in [0, 1), got {model.min_weight!r}")
+    if not (model.tol >= 0):
+        raise ValueError(f"tol must be >= 0, got {model.tol!r}")
+    if model.accelerate not in ACCELERATORS:
+        raise ValueError(f"accelerate must be one of {ACCELERATORS}, "
+                         f"got {model.accelerate!r}")
+
+
+def mstep_options(model, floor: float, n_components: int | None = None) -> MStepOptions:
+    """The M-step options of ``model``'s settings, with the absolute variance ``floor``."""
+    m = model.n_components if n_components is None else n_components
+    fixed = None
+    if model.noise == "fixed":
+        fixed = np.broadcast_to(np.asarray(model.sigma, float) ** 2, (m,)).copy()
+    return MStepOptions(
+        noise=model.noise, fixed_sigma2=fixed, variance_floor=floor, ridge=model.ridge,
+        intercept=model.fit_intercept, prior_dof=model.prior_dof,
+        prior_scale=model.prior_scale, dirichlet_alpha=model.dirichlet_alpha,
+        df_correction=model.df_correction,
+    )
+
+
+def start_params(model, n_features: int):
+    """``model.init`` as a method name or :class:`MixtureParams` (a dict is converted)."""
+    init = model.init
+    if isinstance(init, MixtureParams) and init.n_components != model.n_components:
+        raise ValueError(f"init has {init.n_components} components, n_components is "
+                         f"{model.n_components}")
+    if not isinstance(init, dict):
+        return init
+    try:
+        weights = np.asarray(init["weights"], float)
+        coef = np.asarray(init["coef"], float).reshape(len(weights), n_features)
+        sigma = np.broadcast_to(np.asarray(init["sigma"], float), weights.shape)
+        if model.fit_intercept:
+            intercept = np.asarray(init.get("intercept", np.zeros(len(weights))), float)
+            coef = np.column_stack([intercept, coef])
+    except KeyError as exc:
+        raise ValueError(f"init dict is missing {exc.args[0]!r}; it needs weights, coef, "
+                         "intercept and sigma") from None
+    if len(weights) != model.n_components:
+        raise ValueError(f"init has {len(weights)} components, n_components is "
+                         f"{model.n_components}")
+    return MixtureParams(weights, coef, sigma**2)
+
+
+def n_parameters(noise: str, n_components: int, n_coef: int) -> int:
+    """Free parameters P of a mixture (the mathematics page (docs/mathematics.rst), §7)."""
+    m, p = n_components, n_coef
+    if noise == "per_component":
+        return m * (p + 2) - 1
+    if noise == "shared":
+        return m * p + 1 + m - 1
+    return m * p + m - 1
+
+
+def draw_seed(random_state) -> int:
+    """The one seed every random choice of a fit derives from, drawn from ``random_state``."""
+    return int(np.random.default_rng(random_state).integers(2**31))
+
+
+def run_rng(seed: int, run: int) -> np.random.Generator:
+    """The random generator of run ``run`` of a fit whose seed is ``seed``."""
+    return np.random.default_rng([seed, run])
+
+
+def em_settings(model, options: MStepOptions, max_iter: int) -> EMSettings:
+    """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations."""
+    return EMSettings(mstep=options, tol=model.tol, max_iter=max_iter,
+                      min_weight=model.min_weight, on_collapse=model.on_collapse)
+
+
+def canonical_order(params: MixtureParams) -> MixtureParams:
+    """``params`` with its components in the reported order: decreasing weight
+    (ties by intercept or first coefficient)."""
+    return params.permute(np.lexsort((params.beta[:, 0], -params.weights)))
+
+
+#: Key, in the estimator's ``__dict__``, of the flag "the fitted attributes are out of
+#: date after an online update" (see :mod:`streammix.estimator.online_fitting`).
+ONLINE_STALE = "_online_stale"
+
+
+def clear_fit(model) -> None:
+    """Forget what describes another fit: standard errors, ``n_passes_``, online staleness."""
+    for name in (*INFERENCE, "n_passes_", ONLINE_STALE):
+        model.__dict__.pop(name, None)
+
+
+def set_fitted(model, result, source, profile) -> None:
+    """Set every fitted attribute from an EM result on ``source`` and the pass-0 ``profile``."""
+    clear_fit(model)
+    model.params_ = canonical_order(result.params)
+    model.n_features_in_ = source.n_features
+    model.feature_names_in_ = list(getattr(source, "feature_names", []))
+    model.n_rows_ = int(profile.n_rows)
+    model.sum_weights_ = float(profile.sum_w)
+    model.loglik_ = float(result.loglik)
+    model.objective_ = float(result.objective)
+    model.n_iter_ = int(result.n_iter)
+    model.converged_ = bool(result.converged)
+    model.history_ = result.history
+    model.variance_floor_ = float(result.settings.mstep.variance_floor)
+    model.class_loglik_ = float(result.stats.class_loglik)
+    model.entropy_ = float(result.stats.entropy)
+    set_public_arrays(model)
+
+
+def set_public_arrays(model) -> None:
+    """``n_components_``, ``weights_``, ``intercept_``, ``coef_``, ``sigma_`` from ``params_``."""
+    params = model.params_
+    model.n_components_ = params.n_components
+    model.weights_ = params.weights.copy()
+    if model.fit_intercept:
+        model.intercept_ = params.beta[:, 0].copy()
+        model.coef_ = params.beta[:, 1:].copy()
+    else:
+        model.intercept_ = np.zeros(params.n_components)
+        model.coef_ = params.beta.copy()
+    model.sigma_ = np.sqrt(params.sigma2)
+
+
+def source_like_fit(model, X, y, sample_weight):
+    """A source of data with as many features as the fit had (else ValueError)."""
+    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows)
+    if source.n_features != model.n_features_in_:
+        raise ValueError(f"the data has {source.n_features} features; the model was "
+                         f"fitted on {model.n_features_in_}")
+    return source
+
+
+def estep_pass(model, engine, source, params: MixtureParams) -> SuffStats:
+    """One E-step pass over ``source`` at ``params``."""
+    return engine.map_reduce(source, EStepTask(params, model.fit_intercept),
+                             SuffStats.zeros(params.n_components, params.n_coef))
+
+
+def pass_stats(model, X, y, sample_weight) -> SuffStats:
+    """One E-step pass at the fitted parameters over data like the fit's."""
+    check_fitted(model)
+    source = source_like_fit(model, X, y, sample_weight)
+    return estep_pass(model, resolve_engine(model.engine), source, model.params_)
+
+
+def design(model, X) -> np.ndarray:
+    """The design matrix of features ``X`` (as many as the fit had, else ValueError)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.shape[1] != model.n_features_in_:
+        raise ValueError(f"X has shape {X.shape}; the model was fitted on "
+                         f"{model.n_features_in_} features")
+    return design_matrix(X, model.fit_intercept)
+
+
+def design_xy(model, X, y):
+    """The design matrix of ``X`` and the target ``y`` as float arrays of matching length."""
+    Xd = design(model, X)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if y.shape[0] != Xd.shape[0]:
+        raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")
+    return Xd, y

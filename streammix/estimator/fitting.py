@@ -1,0 +1,211 @@
+"""The batch fit pipeline, as named functions used by ``fit`` and by model selection alike.
+
+A fit is: pass 0 (:func:`profile_pass`: counts, the reservoir sample, the
+moments, optional standardisation), the EM settings the data can carry
+(:func:`em_settings`), one step generator per run (:func:`run_steps`: its
+starting values, then SQUAREM or plain EM), and the lock-step scans that feed
+every run at once (:func:`lockstep_pass`, :func:`fit_runs`).  :func:`fit`
+chains them for one number of components, with checkpoints;
+:func:`streammix.select_components` chains them for several.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+from streammix.algorithms.em import EMSettings, em_steps, warn_not_converged
+from streammix.algorithms.information import SE_METHODS
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
+from streammix.algorithms.squarem import squarem_steps
+from streammix.algorithms.standardize import ScaledTask, Scaling
+from streammix.algorithms.start.candidates import variance_floor
+from streammix.algorithms.start.initial import initial_params, make_reseeder
+from streammix.algorithms.start.profile import Profile, ProfileTask
+from streammix.algorithms.tasks import MultiEStepTask
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix
+from streammix.data.resolve import as_source
+from streammix.engines.resolve import resolve_engine
+from streammix.estimator import base
+from streammix.estimator.inference import compute_se
+from streammix.estimator.online_fitting import drop_online_state
+from streammix.estimator.persistence import hyperparameters_record
+from streammix.exceptions import DataError
+
+__all__ = ["FitContext", "fit", "profile_pass", "em_settings", "run_steps", "lockstep_pass",
+           "fit_runs", "check_se_method"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What pass 0 of a fit found: the source, where passes run, the profile."""
+
+    source: object
+    engine: object
+    profile: Profile
+    seed: int
+    d: int
+    p: int
+    sample: Profile | None = None  # the profile on the fitting scale (standardised or not)
+    scaling: Scaling | None = None
+
+
+def check_se_method(se) -> str | None:
+    """The standard-error method ``fit(se=...)`` asks for (None: no standard errors)."""
+    if se is False or se is None:
+        return None
+    method = "louis" if se is True else se
+    if method not in SE_METHODS:
+        raise ValueError(f"se must be True, False or one of {SE_METHODS}, got {se!r}")
+    return method
+
+
+def fit(model, X, y=None, sample_weight=None, *, se=False, callback=None, checkpoint=None,
+        resume: bool = False) -> None:
+    """Fit ``model`` by EM (see :meth:`streammix.MixtureOfLinearRegressions.fit`)."""
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=FOLDER")
+    method = check_se_method(se)
+    base.check_hyperparameters(model)
+    drop_online_state(model)  # a batch fit starts afresh
+    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows)
+    saver = None
+    if checkpoint is not None:
+        from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
+        saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
+    try:
+        fit_in(model, source, saver, resume, method, callback)
+    finally:
+        if saver is not None:
+            saver.close()  # the folder's lock
+
+
+def fit_in(model, source, saver, resume: bool, method, callback) -> None:
+    """The fit of :func:`fit` once its checkpoint folder (if any) is open."""
+    if saver is not None and resume:
+        saver.load()
+        seed = saver.seed
+    else:
+        seed = base.draw_seed(model.random_state)
+        if saver is not None:
+            saver.start(seed)
+    ctx = profile_pass(model, source, seed)
+    if saver is not None:
+        from streammix.estimator.checkpoint import profile_digest
+        saver.check_profile(profile_digest(ctx.profile))
+    m = model.n_components
+    start = base.start_params(model, ctx.d)
+    explicit = isinstance(start, MixtureParams)
+    if explicit and start.n_coef != ctx.p:
+        raise ValueError(f"init has {start.n_coef} coefficients per component, "
+                         f"the data needs {ctx.p}")
+    settings = em_settings(model, ctx, m)
+    n_runs = 1 if explicit else model.n_init
+    pass_many = lockstep_pass(ctx, model.fit_intercept)
+    if saver is not None:
+        pass_many = saver.wrap(pass_many)
+        callback = saver.quiet(callback)
+    runs = [run_steps(model, ctx, m, start, run, settings, callback=callback)
+            for run in range(n_runs)]
+    best, n_passes = fit_runs(model, runs, settings, pass_many)
+    warn_not_converged(best, stacklevel=4)  # the caller of MixtureOfLinearRegressions.fit
+    if ctx.scaling is not None:
+        best = ctx.scaling.unscale(best)
+    base.set_fitted(model, best, ctx.source, ctx.profile)
+    model.n_passes_ = n_passes + 1
+    if method is not None:
+        compute_se(model, ctx.source, ctx.engine, method)
+
+
+def fit_runs(model, runs, settings: EMSettings, pass_many):
+    """All ``runs`` in the same scans (SQUAREM or plain EM each); the best result and
+    the number of passes."""
+    cull = CullRule(options=settings.mstep) if model.cull_restarts else None
+    lockstep = run_lockstep(runs, pass_many, cull=cull)
+    best = None
+    for run, result in enumerate(lockstep.results):
+        if result is None:
+            continue
+        logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
+                    run, result.loglik, result.n_iter, result.converged)
+        if best is None or result.objective > best.objective:
+            best = result
+    return best, lockstep.n_passes
+
+
+def profile_pass(model, source, seed: int) -> FitContext:
+    """Pass 0 over ``source``: its profile (counts, sample, moments), on ``model``'s engine."""
+    engine = resolve_engine(model.engine)
+    d = source.n_features
+    profile = engine.map_reduce(source, ProfileTask(seed, model.init_sample_size),
+                                Profile.empty(d, model.init_sample_size))
+    if profile.n_positive == 0:
+        raise DataError("the data has no rows with positive weight")
+    sample, scaling = profile, None
+    if model.standardize:
+        scaling = Scaling.from_moments(profile.moments, model.fit_intercept)
+        Xs, ys = scaling.data(profile.X, profile.y)
+        sample = dataclasses.replace(profile, X=Xs, y=ys,
+                                     moments=scaling.moments(profile.moments))
+    return FitContext(source, engine, profile, seed, d, d + int(model.fit_intercept),
+                      sample, scaling)
+
+
+def em_settings(model, ctx: FitContext, m: int) -> EMSettings:
+    """EM settings for ``m`` components; checks that the data can carry them."""
+    p, profile = ctx.p, ctx.sample
+    n_params = base.n_parameters(model.noise, m, p)
+    if profile.n_positive <= n_params:
+        raise DataError(
+            f"{profile.n_positive} rows with positive weight are too few for "
+            f"{n_params} free parameters ({m} components, {p} coefficients each); "
+            "use fewer components or more data"
+        )
+    Xd_sample = design_matrix(profile.X, model.fit_intercept)
+    floor = variance_floor(Xd_sample, profile.y, model.variance_floor)
+    options = base.mstep_options(model, floor, m)
+    if options.fixed_sigma2 is not None and ctx.scaling is not None:
+        options = dataclasses.replace(
+            options, fixed_sigma2=options.fixed_sigma2 / ctx.scaling.s_y**2)
+    return base.em_settings(model, options, model.max_iter)
+
+
+def run_steps(model, ctx: FitContext, m: int, start, run: int,
+              settings: EMSettings | None = None, callback=None):
+    """The step generator of run ``run`` (its own starting values) for ``m`` components.
+
+    ``callback(record)`` is called after each of its passes with a copy
+    of the history record plus ``"run": run`` (runs are in lock-step, so
+    their records interleave).  ``settings`` default to :func:`em_settings`.
+    """
+    settings = em_settings(model, ctx, m) if settings is None else settings
+    tagged = None
+    if callback is not None:
+        def tagged(record):
+            callback({**record, "run": run})
+    rng = base.run_rng(ctx.seed, run)
+    if isinstance(start, MixtureParams) and ctx.scaling is not None:
+        start = ctx.scaling.forward(start)
+    sample = ctx.sample
+    params0 = initial_params(sample.X, sample.y, m, method=start,
+                             fit_intercept=model.fit_intercept, settings=settings, rng=rng,
+                             moments=sample.moments)
+    reseed = make_reseeder(sample.X, sample.y, model.fit_intercept, settings.mstep)
+    if model.accelerate == "squarem":
+        return squarem_steps(params0, settings, reseed=reseed, callback=tagged)
+    return em_steps(params0, settings, reseed=reseed, callback=tagged)
+
+
+def lockstep_pass(ctx: FitContext, fit_intercept: bool):
+    """``pass_many(params_tuple)``: one scan computing statistics for every set."""
+    def pass_many(params: tuple[MixtureParams, ...]) -> StatsBundle:
+        task = MultiEStepTask(params, fit_intercept)
+        if ctx.scaling is not None:
+            task = ScaledTask(task, ctx.scaling)
+        return ctx.engine.map_reduce(ctx.source, task, StatsBundle.zeros(params))
+
+    return pass_many

@@ -1,0 +1,74 @@
+"""Every error and warning streammix raises (all re-exported from :mod:`streammix`).
+
+The bottom layer of the package, beside :mod:`streammix.atomic`: it imports
+nothing of streammix, so every module can raise these.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
+    "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
+    "ClusterTimeoutError",
+]
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file or array, column and rows."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit``."""
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the stopping rule was met."""
+
+
+class ComponentCollapseError(RuntimeError):
+    """A component collapsed and the policy is ``on_collapse="error"``."""
+
+
+class InferenceWarning(UserWarning):
+    """Standard errors were computed but may not be trustworthy."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used: missing, unreadable, or from other data or settings."""
+
+
+class ConfigError(ValueError):
+    """A cluster config file is unreadable or invalid; the message names the file and key."""
+
+
+class NoClientError(RuntimeError):
+    """A :class:`~streammix.DaskEngine` was used with no Dask client given or running."""
+
+
+class ChunkCrashError(RuntimeError):
+    """A chunk killed every worker that tried it (``distributed``'s ``KilledWorker``).
+
+    Attributes
+    ----------
+    descriptor : object or None
+        The chunk's descriptor (for Parquet, a
+        :class:`~streammix.data.parquet.source.ParquetPiece`: file and row
+        groups); None when the task that died held a run of several small
+        chunks (see ``descriptors``).
+    descriptors : tuple
+        The descriptors of every chunk of the task that died: one, or the
+        run of consecutive small chunks read together (one of them is the
+        culprit).
+    """
+
+    def __init__(self, message: str, descriptor=None, descriptors=()):
+        super().__init__(message)
+        self.descriptor = descriptor
+        self.descriptors = tuple(descriptors) or ((descriptor,) if descriptor is not None
+                                                  else ())
+
+
+class ClusterTimeoutError(RuntimeError):
+    """A pass on a cluster waited too long: for the scheduler to answer, for a worker
+    to connect, or for any of its tasks to finish (see
+    :class:`~streammix.DaskEngine`'s ``worker_timeout`` and ``pass_timeout``)."""
