@@ -5,7 +5,9 @@ m = 4 components, row groups of 131072 rows), then times side by side:
 
 * a bare pyarrow scan: every row group read (one thread) into a float64
   numpy matrix, the floor for any pass;
-* the same with pyarrow's multi-threaded dataset scanner;
+* the same with pyarrow's multi-threaded dataset scanner, and with the
+  chunks read one per thread by a pool of one thread per CPU (as the
+  in-process engine reads them);
 * one streammix EM iteration (E-step pass + M-step) in-process, on one
   thread (its peak memory is the one reported) and with the default threads;
 * one iteration on a 2-worker LocalCluster, without and with ``cache``
@@ -104,6 +106,24 @@ def scan_numpy(source: ParquetSource) -> int:
     return total
 
 
+def scan_pool(source: ParquetSource, threads: int) -> int:
+    """:func:`scan_numpy` with the chunks read by ``threads`` threads at a time
+    (each read on one thread, as the in-process engine's reads are)."""
+    from concurrent.futures import ThreadPoolExecutor
+    cols = source.columns
+
+    def read(piece):
+        table = pq.ParquetFile(piece.path).read_row_groups(list(piece.row_groups),
+                                                           columns=cols, use_threads=False)
+        M = np.empty((table.num_rows, len(cols)))
+        for k, name in enumerate(cols):
+            M[:, k] = table.column(name).to_numpy()
+        return M.shape[0]
+
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(read, source.plan()))
+
+
 def scan_threaded(path: str, cols: list[str]) -> int:
     total = 0
     for batch in ds.dataset(path, format="parquet").to_batches(columns=cols, use_threads=True):
@@ -188,6 +208,9 @@ def main(argv=None) -> None:
         rows["pyarrow scan -> numpy, 1 thread"] = t_scan
         rows["pyarrow dataset scan, threads"], _ = best_of(
             args.repeat, lambda: scan_threaded(lake, source.columns))
+        t_threaded = rows["pyarrow dataset scan, threads"]
+        rows[f"pyarrow scan -> numpy, {default_threads()} threads"], _ = best_of(
+            args.repeat, lambda: scan_pool(source, default_threads()))
         rows["streammix EM iteration, in-process"] = t_inproc
         threads = default_threads()
         if threads > 1:
@@ -216,9 +239,12 @@ def main(argv=None) -> None:
             cached.clear_cache()
 
         width = max(len(k) for k in rows)
-        print(f"\n{'':{width}}  {'seconds':>8}  {'x scan':>7}  {'Mrows/s':>8}")
+        print(f"\n{'':{width}}  {'seconds':>8}  {'x scan':>7}  {'x thr.':>7}  {'Mrows/s':>8}")
         for name, t in rows.items():
-            print(f"{name:{width}}  {t:8.3f}  {t / t_scan:7.2f}  {args.rows / t / 1e6:8.2f}")
+            print(f"{name:{width}}  {t:8.3f}  {t / t_scan:7.2f}  {t / t_threaded:7.2f}  "
+                  f"{args.rows / t / 1e6:8.2f}")
+        print("x scan: time / the one-thread scan; x thr.: time / pyarrow's threaded "
+              "dataset scan (all cores both sides)")
         base, top = peaks["in-process pass"]
         print(f"\npeak RSS (MiB): in-process passes {top:.0f} (at start {base:.0f}); "
               f"client during Dask passes {client_dask:.0f}")

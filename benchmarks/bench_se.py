@@ -1,14 +1,18 @@
 """Cost of the standard-error pass relative to one EM pass, on the same data.
 
-Run: ``PYTHONPATH=. python benchmarks/bench_se.py [n_rows] [n_features] [n_components]``.
-Prints the best of 3 timings of each pass (in-process engine) and their ratio.
-The information pass forms the per-row score matrix (n × P, P free
-parameters) and its outer product, so its cost grows like n P² against the
-E-step's n m p²/2.
+Run: ``PYTHONPATH=. python benchmarks/bench_se.py [n_rows] [n_features] [n_components]
+[repeats]``.  Times the information pass (``InformationTask``, what
+``compute_se`` runs) and one E-step pass (``EStepTask``) with the in-process
+engine, alternating the two so that both see the same load on a shared
+machine, once with the default threads and once on one thread, and prints
+the medians, the best times and the ratio of medians.  With the compiled
+kernel it also times the numpy information pass (the reference path, what
+``STREAMMIX_KERNEL=0`` runs) on the same engine.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 
@@ -17,12 +21,29 @@ import numpy as np
 from streammix import MixtureOfLinearRegressions
 from streammix.algorithms.information import InformationTask, InfoStats, ParameterLayout
 from streammix.algorithms.tasks import EStepTask
+from streammix.core import kernel
 from streammix.core.stats import SuffStats
 from streammix.data.arrays import ArraySource
 from streammix.engines.inprocess import InProcessEngine
 
 
-def main(n: int = 400_000, d: int = 10, m: int = 3) -> None:
+class NumpyPath:
+    """A map task run with the numpy information pass (the kernel switched off)."""
+
+    releases_gil = False
+
+    def __init__(self, task):
+        self.task = task
+
+    def __call__(self, chunk):
+        kernel.set_enabled(False)
+        try:
+            return self.task(chunk)
+        finally:
+            kernel.set_enabled(True)
+
+
+def main(n: int = 2_000_000, d: int = 10, m: int = 3, repeats: int = 5) -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, d))
     z = rng.integers(0, m, n)
@@ -32,20 +53,29 @@ def main(n: int = 400_000, d: int = 10, m: int = 3) -> None:
     model.fit(X[:50_000], y[:50_000])
     params, p = model.params_, d + 1
     layout = ParameterLayout(m, p, "per_component")
-    source, engine = ArraySource(X, y), InProcessEngine()
-    timings = {}
-    for name, func, zero in [
-        ("EM pass", EStepTask(params, True), SuffStats.zeros(m, p)),
-        ("SE pass", InformationTask(params, True, "per_component"), InfoStats.zeros(layout.size)),
-    ]:
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            engine.map_reduce(source, func, zero)
-            best = min(best, time.perf_counter() - start)
-        timings[name] = best
-        print(f"{name}: {best:.3f} s  (n={n}, d={d}, m={m}, P={layout.size})")
-    print(f"ratio SE/EM: {timings['SE pass'] / timings['EM pass']:.1f}")
+    source = ArraySource(X, y)
+    tasks = [("EM pass", EStepTask(params, True), SuffStats.zeros(m, p)),
+             ("SE pass", InformationTask(params, True, "per_component"),
+              InfoStats.zeros(layout.size))]
+    if kernel.enabled():
+        tasks.append(("SE pass, numpy", NumpyPath(InformationTask(params, True, "per_component")),
+                      InfoStats.zeros(layout.size)))
+    print(f"n={n}, d={d} (+ intercept), m={m}, P={layout.size}; medians of {repeats}")
+    for engine in (InProcessEngine(), InProcessEngine(1)):
+        times: dict[str, list[float]] = {name: [] for name, _, _ in tasks}
+        for _ in range(repeats):
+            for name, func, zero in tasks:
+                start = time.perf_counter()
+                engine.map_reduce(source, func, zero)
+                times[name].append(time.perf_counter() - start)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        for name, t in times.items():
+            print(f"  {engine.n_threads} thread(s)  {name}: median {med[name]:.3f} s, "
+                  f"best {min(t):.3f} s")
+        for name in med:
+            if name != "EM pass":
+                print(f"  {engine.n_threads} thread(s)  ratio {name} / EM pass (medians): "
+                      f"{med[name] / med['EM pass']:.2f}")
 
 
 if __name__ == "__main__":

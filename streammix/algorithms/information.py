@@ -47,13 +47,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.reduce import tree_sum
-from streammix.core.stats import design_matrix, log_responsibilities
+from streammix.core.stats import design_matrix, kernel_layout, log_norm, log_responsibilities
 from streammix.exceptions import InferenceWarning
 
 #: Target number of float64 elements of the per-block score matrix (8 MiB).
 BLOCK_ELEMENTS = 1 << 20
+
+_NOISE_CODES = {"fixed": 0, "shared": 1, "per_component": 2}
 
 __all__ = [
     "SE_METHODS", "ParameterLayout", "InfoStats", "InformationTask", "information_stats",
@@ -213,13 +216,19 @@ def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixtu
 
     Notes
     -----
-    Rows are processed in blocks of about ``BLOCK_ELEMENTS / P`` so that the
-    temporaries (the n × P score matrix) stay small whatever the chunk size.
+    With the compiled kernel (``streammix.core.kernel.enabled()``) the chunk goes through
+    :func:`_information_compiled` in one call that releases the GIL.
+    Otherwise the numpy path runs, in blocks of about ``BLOCK_ELEMENTS / P``
+    rows so that the temporaries (the n × P score matrix) stay small
+    whatever the chunk size.  The two agree to rounding (the tests hold them
+    equal to 1e-12 of scale).
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     layout = ParameterLayout(params.n_components, params.n_coef, noise)
+    if kernel.enabled() and X.shape[0] > 0 and X.shape[1] > 0:
+        return _information_compiled(X, y, w, params, layout)
     step = max(64, BLOCK_ELEMENTS // layout.size)
     n = X.shape[0]
     if n <= step:
@@ -284,6 +293,67 @@ def _information_block(X, y, w, params: MixtureParams, layout: ParameterLayout) 
     return InfoStats(Sw.sum(axis=0), Sw.T @ S, louis, float(w @ ll), float(w.sum()), int(n))
 
 
+def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayout) -> InfoStats:
+    """:func:`information_stats` in one call of the compiled kernel.
+
+    The kernel (``info_chunk`` in ``_kernel.c``) sweeps the rows in
+    cache-sized blocks: it forms each block's √w-scaled score matrix Z and
+    adds ``Z Zᵀ`` (the OPG) in 4 × 4 register tiles, and, per component j,
+    Σ w γ_j (1/σ_j² − a_j²) x xᵀ (the β_jβ_j block of Louis' part, with
+    a_j = r_j/σ_j²) and a few vectors and sums from which
+    :func:`_louis_from_sums` builds the rest of Louis' part.
+    """
+    m, p, P = params.n_components, params.n_coef, layout.size
+    n = X.shape[0]
+    FT = kernel_layout(X.T)
+    y = np.require(y, np.float64, ["C", "A"])
+    w = np.require(w, np.float64, ["C", "A"])
+    opg = np.zeros((P, P))
+    lgram = np.zeros((m, p, p))
+    lvec = np.zeros((2 * m, p))
+    zsum = np.zeros(P)
+    scal = np.zeros(3 * m + 1)
+    kernel.info_chunk(FT, y, w, np.ascontiguousarray(params.beta, dtype=np.float64),
+                             np.ascontiguousarray(log_norm(params)),
+                             np.ascontiguousarray(0.5 / params.sigma2),
+                             np.ascontiguousarray(params.weights[1:], dtype=np.float64),
+                             _NOISE_CODES[layout.noise], opg, lgram, lvec, zsum, scal)
+    sum_w = float(np.sum(w))
+    louis = _louis_from_sums(lgram, lvec, scal, params, layout, sum_w)
+    return InfoStats(zsum, opg, louis, float(scal[3 * m]), sum_w, int(n))
+
+
+def _louis_from_sums(lgram, lvec, scal, params: MixtureParams, layout: ParameterLayout,
+                     sum_w: float) -> np.ndarray:
+    """Louis' part Σ w Σ_j γ_j (B_j − s_j s_jᵀ) from the sums of :func:`_information_compiled`."""
+    m, P = params.n_components, layout.size
+    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
+    pi_tail = params.weights[1:]
+    louis = np.zeros((P, P))
+    if m > 1:
+        louis[np.ix_(aidx, aidx)] += sum_w * (np.diag(pi_tail) - np.outer(pi_tail, pi_tail))
+    for j in range(m):
+        bj = bidx[j]
+        louis[np.ix_(bj, bj)] += lgram[j]
+        if eidx is not None:
+            cross = lvec[j]
+            louis[bj, eidx[j]] += cross
+            louis[eidx[j], bj] += cross
+            louis[eidx[j], eidx[j]] += scal[j]
+        if m > 1:
+            f = -pi_tail.copy()  # the logit part of row i's score in component j
+            if j > 0:
+                f[j - 1] += 1.0
+            ba = np.outer(lvec[m + j], f)
+            louis[np.ix_(bj, aidx)] -= ba
+            louis[np.ix_(aidx, bj)] -= ba.T
+            if eidx is not None:
+                louis[eidx[j], aidx] -= scal[m + j] * f
+                louis[aidx, eidx[j]] -= scal[m + j] * f
+            louis[np.ix_(aidx, aidx)] -= scal[2 * m + j] * np.outer(f, f)
+    return louis
+
+
 @dataclass(frozen=True)
 class InformationTask:
     """Map function of the information pass: a chunk -> its :class:`InfoStats`."""
@@ -291,6 +361,11 @@ class InformationTask:
     params: MixtureParams
     fit_intercept: bool
     noise: str
+
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the compiled information block runs (threads then pay)."""
+        return kernel.enabled()
 
     def __call__(self, chunk) -> InfoStats:
         Xd = design_matrix(chunk.X, self.fit_intercept)

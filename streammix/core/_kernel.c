@@ -43,6 +43,10 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #endif
 
 #define BLOCK 256
+/* Distance between the rows of the per-block scratch arrays: not a multiple
+ * of 4 KiB, so that the rows a 4 x 4 tile reads at once do not fall into
+ * the same L1 cache sets. */
+#define LDB (BLOCK + 8)
 
 /* "omp simd" (honoured under -fopenmp-simd) lets the sums be vectorised. */
 #if defined(__GNUC__)
@@ -56,7 +60,7 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #endif
 
 typedef struct {
-    Py_ssize_t d, m, n, fstride, rowstride;
+    Py_ssize_t d, m, n, fstride, rowstride, tile_min_d;
     const double *F, *y, *w, *coef, *b0, *lognorm, *inv2s2;
     double *g1, *hsum, *s2p, *r0, *out;
     double *buf;
@@ -85,18 +89,132 @@ SM_INLINE void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t 
     if (cnt > 3) out[3] += s3;
 }
 
+#define UP4(x) (((x) + 3) / 4 * 4)
+
+/* A 4 x 4 tile of dot products: out[r * ld + c] += sum_i a_r[i] b_c[i], rows
+ * a_r = a + r * as, b_c = b + c * bs.  Eight loads feed sixteen FMAs, so the
+ * loop is bound by the FMA units, not by the loads (as dot4 is). */
+SM_INLINE void tile4x4(const double *a, Py_ssize_t as, const double *b, Py_ssize_t bs,
+                       Py_ssize_t nb, double *out, Py_ssize_t ld)
+{
+    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
+    const double *b0 = b, *b1 = b + bs, *b2 = b + 2 * bs, *b3 = b + 3 * bs;
+    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+    SM_PRAGMA(omp simd reduction(+:s00, s01, s02, s03, s10, s11, s12, s13, \
+                                 s20, s21, s22, s23, s30, s31, s32, s33))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        const double x0 = a0[i], x1 = a1[i], x2 = a2[i], x3 = a3[i];
+        const double y0 = b0[i], y1 = b1[i], y2 = b2[i], y3 = b3[i];
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+    }
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out += ld;
+    out[0] += s10; out[1] += s11; out[2] += s12; out[3] += s13;
+    out += ld;
+    out[0] += s20; out[1] += s21; out[2] += s22; out[3] += s23;
+    out += ld;
+    out[0] += s30; out[1] += s31; out[2] += s32; out[3] += s33;
+}
+
+/* A 4 x c tile (c = 1 or 2): out[r * ld + k] += sum_i a_r[i] b_k[i]. */
+SM_INLINE void tile4x2(const double *a, Py_ssize_t as, const double *b, Py_ssize_t bs,
+                       Py_ssize_t nb, double *out, Py_ssize_t ld)
+{
+    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
+    const double *b0 = b, *b1 = b + bs;
+    double s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+    SM_PRAGMA(omp simd reduction(+:s00, s01, s10, s11, s20, s21, s30, s31))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        const double y0 = b0[i], y1 = b1[i];
+        s00 += a0[i] * y0; s01 += a0[i] * y1;
+        s10 += a1[i] * y0; s11 += a1[i] * y1;
+        s20 += a2[i] * y0; s21 += a2[i] * y1;
+        s30 += a3[i] * y0; s31 += a3[i] * y1;
+    }
+    out[0] += s00; out[1] += s01; out[ld] += s10; out[ld + 1] += s11;
+    out[2 * ld] += s20; out[2 * ld + 1] += s21; out[3 * ld] += s30; out[3 * ld + 1] += s31;
+}
+
+SM_INLINE void tile4x1(const double *a, Py_ssize_t as, const double *b, Py_ssize_t nb,
+                       double *out, Py_ssize_t ld)
+{
+    const double *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    SM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3))
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        const double y = b[i];
+        s0 += a0[i] * y; s1 += a1[i] * y; s2 += a2[i] * y; s3 += a3[i] * y;
+    }
+    out[0] += s0; out[ld] += s1; out[2 * ld] += s2; out[3 * ld] += s3;
+}
+
+/* The upper triangle of sum_i a_k[i] b_l[i], k <= l < q, into acc (leading
+ * dimension ld; rows of a and b BLOCK apart): 4 x 4 tiles, then 4 x 2 and
+ * 4 x 1 tiles for the last q mod 4 columns and single dot products for the
+ * last q mod 4 rows, so that little is computed that is not wanted. */
+SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ssize_t nb,
+                           double *acc, Py_ssize_t ld)
+{
+    const Py_ssize_t q4 = q / 4 * 4;
+    for (Py_ssize_t k = 0; k < q4; k += 4) {
+        const double *ak = a + k * LDB;
+        double *row = acc + k * ld;
+        Py_ssize_t l = k;
+        for (; l < q4; l += 4) tile4x4(ak, LDB, b + l * LDB, LDB, nb, row + l, ld);
+        if (q - l >= 2) {
+            tile4x2(ak, LDB, b + l * LDB, LDB, nb, row + l, ld);
+            l += 2;
+        }
+        if (l < q) tile4x1(ak, LDB, b + l * LDB, nb, row + l, ld);
+    }
+    for (Py_ssize_t k = q4; k < q; k++) {
+        const double *ak = a + k * LDB;
+        for (Py_ssize_t l = k; l < q; l++) {
+            const double *bl = b + l * LDB;
+            double s = 0.0;
+            SM_PRAGMA(omp simd reduction(+:s))
+            for (Py_ssize_t i = 0; i < nb; i++) s += ak[i] * bl[i];
+            acc[k * ld + l] += s;
+        }
+    }
+}
+
+/* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
+ * from this many features on, and with dot4 below (the crossover measured
+ * with benchmarks/bench_estep.py; set_tile_min_d changes it, for tests and
+ * benchmarks). */
+static Py_ssize_t tile_min_d = 8;
+
+static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
+{
+    const Py_ssize_t d4 = UP4(d);
+    if (d < min_d) return (2 * m + 3 + d) * LDB;
+    return (2 * m + 3 + 2 * d4) * LDB + m * d4 * d4;
+}
+
 SM_CLONES
 static void run_job(Job *J)
 {
     const Py_ssize_t d = J->d, m = J->m, n = J->n;
     const Py_ssize_t npairs = d * (d + 1) / 2;
     double *R = J->buf;              /* m x BLOCK residuals             */
-    double *G = R + m * BLOCK;       /* m x BLOCK log-density, then w g */
-    double *M = G + m * BLOCK;       /* BLOCK row maxima                */
-    double *S = M + BLOCK;           /* BLOCK sums of exp, then w / sum */
-    double *T = S + BLOCK;           /* BLOCK scratch: w g x_k          */
-    double *Fbuf = T + BLOCK;        /* d x BLOCK features of row-major input */
+    double *G = R + m * LDB;         /* m x BLOCK log-density, then w g */
+    double *M = G + m * LDB;         /* BLOCK row maxima                */
+    double *S = M + LDB;             /* BLOCK sums of exp, then w / sum */
+    double *T = S + LDB;             /* BLOCK scratch: w g x_k          */
+    double *Fbuf = T + LDB;          /* d x BLOCK features of row-major input */
+    /* Tiled Gram (d >= tile_min_d): Fbuf holds every block's features, padded
+     * with zero rows to d4; TT (d4 x BLOCK) w g x; ACC (m x d4 x d4) the tiles. */
+    const int tiled = d >= J->tile_min_d;
+    const Py_ssize_t d4 = UP4(d);
+    double *TT = Fbuf + d4 * LDB, *ACC = TT + d4 * LDB;
     double loglik = 0.0, class_ll = 0.0;
+
+    if (tiled) memset(Fbuf, 0, sizeof(double) * (2 * d4 * LDB + m * d4 * d4));
 
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
@@ -108,16 +226,21 @@ static void run_job(Job *J)
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
             for (Py_ssize_t k = 0; k < d; k++) {
-                double *Fk = Fbuf + k * BLOCK;
+                double *Fk = Fbuf + k * LDB;
                 const double *Xk = X + k;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
             F = Fbuf;
-            fs = BLOCK;
+            fs = LDB;
+        } else if (tiled) {
+            for (Py_ssize_t k = 0; k < d; k++)
+                memcpy(Fbuf + k * LDB, F + k * fs, nb * sizeof(double));
+            F = Fbuf;
+            fs = LDB;
         }
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Rj = R + j * BLOCK, *Gj = G + j * BLOCK;
+            double *Rj = R + j * LDB, *Gj = G + j * LDB;
             const double *cj = J->coef + j * d;
             const double b0 = J->b0[j], ln = J->lognorm[j], h = J->inv2s2[j];
             SIMD
@@ -132,7 +255,7 @@ static void run_job(Job *J)
         }
         memcpy(M, G, nb * sizeof(double));
         for (Py_ssize_t j = 1; j < m; j++) {
-            const double *Gj = G + j * BLOCK;
+            const double *Gj = G + j * LDB;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) M[i] = Gj[i] > M[i] ? Gj[i] : M[i];
         }
@@ -149,7 +272,7 @@ static void run_job(Job *J)
             S[i] = 0.0;
         }
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Gj = G + j * BLOCK;
+            double *Gj = G + j * LDB;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) {
                 Gj[i] = exp(Gj[i] - M[i]);
@@ -165,7 +288,7 @@ static void run_job(Job *J)
         loglik += ll;
         class_ll += cl;
         for (Py_ssize_t j = 0; j < m; j++) {
-            double *Gj = G + j * BLOCK, *Rj = R + j * BLOCK;
+            double *Gj = G + j * LDB, *Rj = R + j * LDB;
             double s_g = 0.0, s_gr = 0.0, s_grr = 0.0;
             SM_PRAGMA(omp simd reduction(+:s_g, s_gr, s_grr))
             for (Py_ssize_t i = 0; i < nb; i++) {
@@ -179,6 +302,23 @@ static void run_job(Job *J)
             J->hsum[j] += s_g;
             J->hsum[m + j] += s_gr;
             J->r0[j] += s_grr;
+            if (tiled) {
+                for (Py_ssize_t k = 0; k < d; k++) {
+                    const double *Fk = F + k * fs;
+                    double *Tk = TT + k * LDB;
+                    double s_gx = 0.0, s_grx = 0.0;
+                    SM_PRAGMA(omp simd reduction(+:s_gx, s_grx))
+                    for (Py_ssize_t i = 0; i < nb; i++) {
+                        Tk[i] = Gj[i] * Fk[i];
+                        s_gx += Tk[i];
+                        s_grx += Rj[i] * Fk[i];
+                    }
+                    J->g1[j * d + k] += s_gx;
+                    J->g1[(m + j) * d + k] += s_grx;
+                }
+                upper_tiles(TT, F, d, nb, ACC + j * d4 * d4, d4);
+                continue;
+            }
             double *s2j = J->s2p + j * npairs;
             Py_ssize_t pos = 0;
             for (Py_ssize_t k = 0; k < d; k++) {
@@ -198,6 +338,15 @@ static void run_job(Job *J)
                     pos += cnt;
                 }
             }
+        }
+    }
+    if (tiled) {
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *s2j = J->s2p + j * npairs;
+            const double *Aj = ACC + j * d4 * d4;
+            Py_ssize_t pos = 0;
+            for (Py_ssize_t k = 0; k < d; k++)
+                for (Py_ssize_t l = k; l < d; l++) s2j[pos++] += Aj[k * d4 + l];
         }
     }
     J->out[0] += loglik;
@@ -323,7 +472,8 @@ static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t n
     J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.b0 = v[4].buf;
     J.lognorm = v[5].buf; J.inv2s2 = v[6].buf; J.g1 = v[7].buf; J.hsum = v[8].buf;
     J.s2p = v[9].buf; J.r0 = v[10].buf; J.out = v[11].buf;
-    J.buf = malloc(sizeof(double) * (2 * J.m + 3 + J.d) * BLOCK);
+    J.tile_min_d = tile_min_d;
+    J.buf = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d));
     if (J.buf == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -460,11 +610,296 @@ done:
     return result;
 }
 
+/* ---- the information pass (standard errors) ---------------------------- */
+
+/* acc (np4, np4), upper triangle valid: add its leading (q, q) block, mirrored, to out. */
+static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double *out)
+{
+    for (Py_ssize_t k = 0; k < q; k++)
+        for (Py_ssize_t l = k; l < q; l++) {
+            out[k * q + l] += acc[k * np4 + l];
+            if (l != k) out[l * q + k] += acc[k * np4 + l];
+        }
+}
+
+/*
+ * The sums of streammix.inference's information pass over one chunk.  With
+ * responsibilities g_j = gamma_ij at the parameters, a_j = r_j / s_j^2 and
+ * u_j = r_j a_j - 1 (s_j^2 the variance of component j), and z the observed
+ * score of a row in the order of inference.ParameterLayout (beta_j: g_j a_j x;
+ * eta_j: g_j u_j, summed over j for shared noise; logits: g_k - pi_k), it adds
+ *
+ *   opg (P, P)       += sum w z z'
+ *   lgram (m, p, p)  += sum w g_j (1/s_j^2 - a_j^2) x x'   (Louis, beta_j beta_j)
+ *   lvec (2m, p)     += [sum w g_j a_j (3 - r_j a_j) x;  sum w g_j a_j x]
+ *   zsum (P)         += sum w z
+ *   scal (3m + 1)    += [sum w g_j (2 r_j a_j - u_j^2), sum w g_j u_j, sum w g_j,
+ *                        sum w log p(y|x)]
+ *
+ * Rows go in blocks of BLOCK: the block's sqrt(w) z (padded to a multiple of
+ * 4 rows with zeros) and the products are formed in cache, 4 x 4 tiles at a
+ * time.  Responsibilities below 1e-260 are set to 0, as the numpy path does
+ * (their products would be subnormal numbers, which are slow).
+ */
+typedef struct {
+    Py_ssize_t p, m, n, fstride, rowstride, noise, P;
+    const double *F, *y, *w, *coef, *lognorm, *inv2s2, *pi_tail;
+    double *opg, *lgram, *lvec, *zsum, *scal;
+    double *buf;
+} InfoJob;
+
+static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
+{
+    const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
+    return (2 * m + 5 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
+}
+
+SM_CLONES
+static void run_info(InfoJob *J)
+{
+    const Py_ssize_t p = J->p, m = J->m, n = J->n, P = J->P;
+    const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
+    const Py_ssize_t bs = J->noise == 2 ? p + 1 : p;  /* distance between beta_j runs */
+    const Py_ssize_t a0 = P - (m - 1);                /* first logit row */
+    double *R = J->buf;              /* m x BLOCK residuals               */
+    double *G = R + m * LDB;         /* m x BLOCK log-density, then gamma */
+    double *M = G + m * LDB;         /* BLOCK row maxima                  */
+    double *S = M + LDB;             /* BLOCK sums of exp, then 1 / sum   */
+    double *SW = S + LDB;            /* BLOCK sqrt(w)                     */
+    double *A = SW + LDB;            /* BLOCK sqrt(w) g a                 */
+    double *C = A + LDB;             /* BLOCK w g (1/s^2 - a^2)           */
+    double *F = C + LDB;             /* p4 x BLOCK design, zero-padded    */
+    double *Lb = F + p4 * LDB;       /* p4 x BLOCK w g (1/s^2 - a^2) x    */
+    double *Z = Lb + p4 * LDB;       /* P4 x BLOCK sqrt(w) z              */
+    double *O = Z + P4 * LDB;        /* P4 x P4 upper tiles of the OPG    */
+    double *LG = O + P4 * P4;        /* m x p4 x p4 upper tiles of lgram  */
+    double loglik = 0.0;
+
+    memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
+        const double *yb = J->y + start, *wb = J->w + start;
+        if (J->rowstride) {
+            const double *X = J->F + start * J->rowstride;
+            const Py_ssize_t rs = J->rowstride;
+            for (Py_ssize_t k = 0; k < p; k++) {
+                double *Fk = F + k * LDB;
+                const double *Xk = X + k;
+                SIMD
+                for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
+            }
+        } else {
+            for (Py_ssize_t k = 0; k < p; k++)
+                memcpy(F + k * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Rj = R + j * LDB, *Gj = G + j * LDB;
+            const double *cj = J->coef + j * p;
+            const double ln = J->lognorm[j], h = J->inv2s2[j];
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
+            for (Py_ssize_t k = 0; k < p; k++) {
+                const double c = cj[k], *Fk = F + k * LDB;
+                SIMD
+                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+            }
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
+        }
+        memcpy(M, G, nb * sizeof(double));
+        for (Py_ssize_t j = 1; j < m; j++) {
+            const double *Gj = G + j * LDB;
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) M[i] = Gj[i] > M[i] ? Gj[i] : M[i];
+        }
+        SIMD
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            const double v = M[i];
+            M[i] = (v - v == 0.0) ? v : 0.0;
+            S[i] = 0.0;
+            SW[i] = sqrt(wb[i]);
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Gj = G + j * LDB;
+            SIMD
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                Gj[i] = exp(Gj[i] - M[i]);
+                S[i] += Gj[i];
+            }
+        }
+        double ll = 0.0;
+        SM_PRAGMA(omp simd reduction(+:ll))
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            ll += wb[i] * (log(S[i]) + M[i]);
+            S[i] = 1.0 / S[i];
+        }
+        loglik += ll;
+        if (J->noise == 1) memset(Z + m * p * LDB, 0, nb * sizeof(double));
+        for (Py_ssize_t j = 0; j < m; j++) {
+            double *Gj = G + j * LDB;
+            const double *Rj = R + j * LDB;
+            const double is2 = 2.0 * J->inv2s2[j];
+            double s_rr = 0.0, s_u = 0.0, s_g = 0.0;
+            SM_PRAGMA(omp simd reduction(+:s_rr, s_u, s_g))
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                double gam = Gj[i] * S[i];
+                gam = gam < 1e-260 ? 0.0 : gam;
+                Gj[i] = gam;
+                const double r = Rj[i], a = r * is2, u = r * a - 1.0;
+                const double g = wb[i] * gam;
+                A[i] = SW[i] * gam * a;
+                C[i] = g * (is2 - a * a);
+                s_rr += g * (2.0 * r * a - u * u);
+                s_u += g * u;
+                s_g += g;
+            }
+            if (J->noise) {  /* sqrt(w) g u; sum w g u = s_u */
+                double *Ze = Z + (J->noise == 2 ? j * bs + p : m * p) * LDB;
+                if (J->noise == 2) {
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++)
+                        Ze[i] = SW[i] * Gj[i] * (Rj[i] * Rj[i] * is2 - 1.0);
+                } else {
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++)
+                        Ze[i] += SW[i] * Gj[i] * (Rj[i] * Rj[i] * is2 - 1.0);
+                }
+                J->zsum[J->noise == 2 ? j * bs + p : m * p] += s_u;
+            }
+            J->scal[j] += s_rr;
+            J->scal[m + j] += s_u;
+            J->scal[2 * m + j] += s_g;
+            for (Py_ssize_t k = 0; k < p; k++) {
+                const double *Fk = F + k * LDB;
+                double *Zk = Z + (j * bs + k) * LDB, *Lk = Lb + k * LDB;
+                double s_x = 0.0, s_v = 0.0, s_e = 0.0;
+                SM_PRAGMA(omp simd reduction(+:s_x, s_v, s_e))
+                for (Py_ssize_t i = 0; i < nb; i++) {
+                    const double z = A[i] * Fk[i], r = Rj[i], e = wb[i] * Gj[i] * r * is2;
+                    Zk[i] = z;
+                    s_x += SW[i] * z;
+                    Lk[i] = C[i] * Fk[i];
+                    s_v += e * (3.0 - r * r * is2) * Fk[i];
+                    s_e += e * Fk[i];
+                }
+                J->zsum[j * bs + k] += s_x;
+                J->lvec[j * p + k] += s_v;
+                J->lvec[(m + j) * p + k] += s_e;
+            }
+            upper_tiles(Lb, F, p, nb, LG + j * p4 * p4, p4);
+        }
+        for (Py_ssize_t k = 1; k < m; k++) {
+            const double *Gk = G + k * LDB, pk = J->pi_tail[k - 1];
+            double *Zk = Z + (a0 + k - 1) * LDB;
+            double s_x = 0.0;
+            SM_PRAGMA(omp simd reduction(+:s_x))
+            for (Py_ssize_t i = 0; i < nb; i++) {
+                const double z = SW[i] * (Gk[i] - pk);
+                Zk[i] = z;
+                s_x += SW[i] * z;
+            }
+            J->zsum[a0 + k - 1] += s_x;
+        }
+        upper_tiles(Z, Z, P, nb, O, P4);
+    }
+    add_mirrored(O, P4, P, J->opg);
+    for (Py_ssize_t j = 0; j < m; j++) add_mirrored(LG + j * p4 * p4, p4, p, J->lgram + j * p * p);
+    J->scal[3 * m] += loglik;
+}
+
+#define IARGS 13
+
+/*
+ * info_chunk(FT, y, w, coef, lognorm, inv2s2, pi_tail, noise,
+ *            opg, lgram, lvec, zsum, scal)
+ * FT (p, n) the design (intercept column included), laid out as estep_chunk's
+ * FT; coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
+ * 1 shared, 2 per component; opg (P, P), lgram (m, p, p), lvec (2m, p),
+ * zsum (P,) and scal (3m + 1,) are added to.  See run_info.
+ */
+static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int arrays[12] = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12};
+    static const char *names[IARGS] = {"FT", "y", "w", "coef", "lognorm", "inv2s2", "pi_tail",
+                                       "noise", "opg", "lgram", "lvec", "zsum", "scal"};
+    Py_buffer v[IARGS - 1];
+    int got = 0;
+    PyObject *result = NULL;
+    InfoJob J;
+    Job layout;
+
+    if (nargs != IARGS) {
+        PyErr_Format(PyExc_TypeError, "info_chunk takes %d arguments", IARGS);
+        return NULL;
+    }
+    const long noise = PyLong_AsLong(args[7]);
+    if (noise == -1 && PyErr_Occurred()) return NULL;
+    if (noise < 0 || noise > 2) {
+        PyErr_SetString(PyExc_ValueError, "info_chunk: noise must be 0, 1 or 2");
+        return NULL;
+    }
+    for (; got < IARGS - 1; got++) {
+        const int a = arrays[got];
+        if (get_buf(args[a], &v[got], a >= 8, a > 0 ? 1 : -1, names[a]) < 0) goto done;
+    }
+    if (features_layout(&v[0], &layout) < 0) goto done;
+    J.p = layout.d;
+    J.n = layout.n;
+    J.fstride = layout.fstride;
+    J.rowstride = layout.rowstride;
+    J.m = count(&v[4]);
+    J.noise = noise;
+    J.P = J.m * J.p + (noise == 2 ? J.m : noise) + J.m - 1;
+    if (J.m < 1 || J.p < 1 || count(&v[1]) != J.n || count(&v[2]) != J.n
+        || count(&v[3]) != J.m * J.p || count(&v[5]) != J.m || count(&v[6]) != J.m - 1
+        || count(&v[7]) != J.P * J.P || count(&v[8]) != J.m * J.p * J.p
+        || count(&v[9]) != 2 * J.m * J.p || count(&v[10]) != J.P
+        || count(&v[11]) != 3 * J.m + 1) {
+        PyErr_SetString(PyExc_ValueError, "info_chunk: inconsistent array sizes");
+        goto done;
+    }
+    J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.lognorm = v[4].buf;
+    J.inv2s2 = v[5].buf; J.pi_tail = v[6].buf; J.opg = v[7].buf; J.lgram = v[8].buf;
+    J.lvec = v[9].buf; J.zsum = v[10].buf; J.scal = v[11].buf;
+    J.buf = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P));
+    if (J.buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    run_info(&J);
+    Py_END_ALLOW_THREADS
+    free(J.buf);
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
+/* set_tile_min_d(d) -> the previous value: the E-step's crossover to tiles. */
+static PyObject *set_tile_min_d(PyObject *self, PyObject *arg)
+{
+    const Py_ssize_t value = PyLong_AsSsize_t(arg);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    if (value < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_tile_min_d: the value must be >= 0");
+        return NULL;
+    }
+    const Py_ssize_t previous = tile_min_d;
+    tile_min_d = value;
+    return PyLong_FromSsize_t(previous);
+}
+
 static PyMethodDef methods[] = {
+    {"set_tile_min_d", set_tile_min_d, METH_O,
+     "Set the number of features from which the E-step forms its Gram matrices in "
+     "4 x 4 tiles; returns the previous value (for tests and benchmarks)."},
     {"estep_chunk", (PyCFunction)(void (*)(void))estep_chunk, METH_FASTCALL,
      "Add one chunk's E-step sums for one parameter set (see stats._BlockRun)."},
     {"ml_mstep", (PyCFunction)(void (*)(void))ml_mstep_py, METH_FASTCALL,
      "The plain ML M-step of online EM (see plain_mstep.ml_mstep_arrays); False: not plain."},
+    {"info_chunk", (PyCFunction)(void (*)(void))info_chunk, METH_FASTCALL,
+     "Add one chunk's sums of the information pass (see information.py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,11 +1,13 @@
 """The compiled kernel (``streammix/core/_kernel.c``) and the switch that selects it.
 
 This module is the only one that imports the compiled extension
-``streammix.core._kernel``.  The kernel holds two routines: the E-step of one
+``streammix.core._kernel``.  The kernel holds the E-step of one
 chunk for one parameter set in one fused sweep (:func:`estep_chunk`, used by
 :mod:`streammix.core.stats`) and the plain maximum-likelihood M-step of
-online EM (:func:`ml_mstep`, used by :mod:`streammix.core.plain_mstep`).
-Both have numpy equivalents, which give the same results to rounding.
+online EM (:func:`ml_mstep`, used by :mod:`streammix.core.plain_mstep`),
+and the sums of the standard-error pass (:func:`info_chunk`, used by
+:mod:`streammix.algorithms.information`).  All have numpy equivalents,
+which give the same results to rounding.
 
 The kernel is optional: it is built where a C compiler was found.  When it
 is built it runs unless the environment variable ``STREAMMIX_KERNEL`` is
@@ -24,7 +26,8 @@ try:  # built by setup.py where a C compiler was found
 except ImportError:  # pragma: no cover - depends on the build
     _compiled = None
 
-__all__ = ["available", "enabled", "set_enabled", "enabled_as", "estep_chunk", "ml_mstep"]
+__all__ = ["available", "enabled", "set_enabled", "enabled_as", "estep_chunk", "ml_mstep",
+           "info_chunk", "set_tile_min_d"]
 
 _enabled = _compiled is not None and os.environ.get("STREAMMIX_KERNEL", "1") != "0"
 
@@ -74,5 +77,13 @@ if _compiled is not None:
     #: s2d, rss) -> bool``: the plain ML M-step into the output arrays; False
     #: when the update is not the plain one (see :mod:`streammix.core.plain_mstep`).
     ml_mstep = _compiled.ml_mstep
+    #: ``info_chunk(FT, y, w, beta, log_norm, inv_sigma2, noise, ...)``: add one chunk's
+    #: sums of the standard-error pass (score, OPG and Louis' information; see
+    #: :mod:`streammix.algorithms.information`, whose numpy code it is held equal to).
+    info_chunk = _compiled.info_chunk
+    #: ``set_tile_min_d(d) -> previous``: the number of features from which the
+    #: E-step forms each component's Gram matrix in register tiles (for tests and
+    #: ``benchmarks/bench_estep.py``).
+    set_tile_min_d = _compiled.set_tile_min_d
 else:  # pragma: no cover - depends on the build
-    estep_chunk = ml_mstep = _not_built
+    estep_chunk = ml_mstep = info_chunk = set_tile_min_d = _not_built

@@ -25,7 +25,8 @@ from streammix.core.params import MixtureParams
 
 __all__ = [
     "SuffStats", "estep", "estep_features", "estep_features_many", "BLOCK_ELEMENTS",
-    "log_responsibilities", "design_matrix", "features_transposed", "kernel_layout", "accumulate",
+    "log_responsibilities", "log_norm", "design_matrix", "features_transposed", "kernel_layout",
+    "accumulate",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -192,10 +193,10 @@ def log_responsibilities(X: np.ndarray, y: np.ndarray, params: MixtureParams):
 
 
 def _component_loglik(R: np.ndarray, params: MixtureParams) -> np.ndarray:
-    return _log_norm(params) - R * R * (0.5 / params.sigma2)
+    return log_norm(params) - R * R * (0.5 / params.sigma2)
 
 
-def _log_norm(params: MixtureParams) -> np.ndarray:
+def log_norm(params: MixtureParams) -> np.ndarray:
     # A zero weight gives a huge negative, not -inf, so that 0 * log-density stays 0.
     return np.log(np.maximum(params.weights, 1e-300)) - 0.5 * (_LOG_2PI + np.log(params.sigma2))
 
@@ -376,7 +377,7 @@ class _BlockRun:
     def __init__(self, params: MixtureParams, fit_intercept: bool, d: int, block: int):
         m = params.n_components
         self.params, self.m = params, m
-        self.log_norm = _log_norm(params)[:, None]
+        self.log_norm = log_norm(params)[:, None]
         self.inv2s2 = (0.5 / params.sigma2)[:, None]
         if fit_intercept:
             self.b0 = params.beta[:, :1]

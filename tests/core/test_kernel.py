@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from streammix import MixtureOfLinearRegressions, MixtureParams
+from streammix.algorithms.information import information_stats
 from streammix.core import kernel, stats
 from streammix.core.stats import estep_features_many
 
@@ -56,7 +57,7 @@ def test_kernel_is_built_where_a_compiler_exists():
 
 @needs_kernel
 @pytest.mark.parametrize("intercept", [True, False])
-@pytest.mark.parametrize("d,m", [(0, 1), (1, 2), (4, 3), (9, 4), (6, 7)])
+@pytest.mark.parametrize("d,m", [(0, 1), (1, 2), (4, 3), (9, 4), (6, 7), (22, 2)])
 @pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 3001])
 def test_kernel_equals_numpy_estep(kernel_switch, intercept, d, m, n):
     if d == 0 and not intercept:
@@ -71,6 +72,27 @@ def test_kernel_equals_numpy_estep(kernel_switch, intercept, d, m, n):
     fast, slow = _both(kernel_switch, FT, y, w, params_seq, intercept)
     for a, b in zip(fast, slow, strict=True):
         _assert_close(a, b)
+
+
+@needs_kernel
+@pytest.mark.parametrize("tile_min_d", [0, 1000])
+@pytest.mark.parametrize("d", [1, 3, 5, 8, 13])
+def test_kernel_gram_paths_equal_numpy(kernel_switch, tile_min_d, d):
+    # The E-step forms its Gram matrices with dot4 below a number of features
+    # and in 4 x 4 tiles from it on: both paths, at every d, in both layouts.
+    rng = np.random.default_rng(d + tile_min_d)
+    X = rng.normal(size=(1500, d)) * rng.uniform(0.1, 10, size=d)
+    y, w = rng.normal(size=1500) * 3, rng.uniform(0, 2, size=1500)
+    prm = [_params(rng, 3, d + 1)]
+    previous = kernel.set_tile_min_d(tile_min_d)
+    try:
+        for FT in (X.T, np.ascontiguousarray(X.T)):
+            fast, slow = _both(kernel_switch, FT, y, w, prm, True)
+            _assert_close(fast[0], slow[0])
+    finally:
+        kernel.set_tile_min_d(previous)
+
+
 
 
 @needs_kernel
@@ -213,6 +235,79 @@ def test_fit_with_kernel_equals_fit_without(kernel_switch, small_mixture):
     np.testing.assert_allclose(fast.weights_, slow.weights_, rtol=1e-7)
 
 
+def _info_both(kernel_switch, X, y, w, params, noise):
+    kernel_switch(True)
+    fast = information_stats(X, y, w, params, noise)
+    kernel_switch(False)
+    slow = information_stats(X, y, w, params, noise)
+    return fast, slow
+
+
+def _assert_info_close(a, b, rtol=1e-12):
+    for name in ("score", "opg", "louis", "loglik", "sum_w"):
+        x, ref = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
+        np.testing.assert_allclose(x, ref, rtol=0, atol=rtol * scale, err_msg=name)
+    assert a.n_rows == b.n_rows
+
+
+@needs_kernel
+@pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
+@pytest.mark.parametrize("p,m", [(1, 1), (2, 2), (4, 3), (7, 4), (12, 2)])
+@pytest.mark.parametrize("n", [1, 255, 257, 2100])
+def test_compiled_information_pass_equals_numpy(kernel_switch, noise, p, m, n):
+    # The standard-error pass (score, OPG and Louis' part) of the compiled
+    # kernel against the numpy path, for all noise models and sizes that
+    # leave partial 4 x 4 tiles and partial row blocks.
+    rng = np.random.default_rng(p * 1000 + m * 100 + n)
+    X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
+    X[:, 0] = 1.0
+    y = rng.normal(size=n) * 4
+    w = rng.uniform(0.0, 3.0, size=n)
+    w[::7] = 0.0
+    sigma2 = np.full(m, 1.7) if noise == "shared" else rng.uniform(0.3, 3.0, size=m)
+    params = MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, p)), sigma2)
+    fast, slow = _info_both(kernel_switch, X, y, w, params, noise)
+    _assert_info_close(fast, slow)
+
+
+@needs_kernel
+def test_compiled_information_pass_reads_any_layout_and_vanishing_components(kernel_switch):
+    # An F-ordered design and a row slice of a wider C-ordered one (the
+    # kernel reads both in place); components whose responsibilities
+    # underflow (set to 0 below 1e-260 in both paths) and outlying rows.
+    rng = np.random.default_rng(8)
+    n = 3000
+    wide = rng.normal(size=(n + 40, 9))
+    wide[:, 2] = 1.0
+    y = rng.normal(size=n)
+    y[::97] = 1e3
+    w = rng.uniform(0.5, 2.0, size=n)
+    params = MixtureParams(np.array([0.6, 0.4 - 1e-200, 1e-200]), rng.normal(size=(3, 5)),
+                           np.array([1.0, 1e-4, 30.0]))
+    for X in (np.asfortranarray(wide[:n, 2:7]), wide[20:n + 20, 2:7]):
+        fast, slow = _info_both(kernel_switch, X, y, w, params, "per_component")
+        _assert_info_close(fast, slow, rtol=1e-11)
+
+
+@needs_kernel
+def test_compiled_information_pass_rejects_bad_arrays():
+    k = kernel
+    m, p, P = 2, 3, 9
+    args = [np.ones((p, 10)), np.ones(10), np.ones(10), np.ones((m, p)), np.zeros(m),
+            np.ones(m), np.ones(m - 1), 2, np.zeros((P, P)), np.zeros((m, p, p)),
+            np.zeros((2 * m, p)), np.zeros(P), np.zeros(3 * m + 1)]
+    k.info_chunk(*args)
+    with pytest.raises(ValueError, match="inconsistent"):
+        k.info_chunk(*args[:8], np.zeros((P - 1, P)), *args[9:])
+    with pytest.raises(ValueError, match="noise"):
+        k.info_chunk(*args[:7], 3, *args[8:])
+    with pytest.raises(TypeError, match="float64"):
+        k.info_chunk(args[0].astype(np.float32), *args[1:])
+    with pytest.raises(TypeError, match="takes 13"):
+        k.info_chunk(*args[:12])
+
+
 def test_environment_variable_turns_the_kernel_off():
     code = "from streammix.core import kernel; print(kernel.enabled())"
     env = dict(os.environ, STREAMMIX_KERNEL="0")
@@ -267,8 +362,12 @@ def test_in_process_engine_uses_threads_only_with_the_kernel(kernel_switch, smal
                  ScaledTask(EStepTask(prm0, True), None)):
         assert task.releases_gil and auto.threads_for(task) == default_threads()
     info = InformationTask(prm0, True, "per_component")
-    assert auto.threads_for(info) == 1 and fixed.threads_for(info) == 3
-    assert auto.threads_for(ScaledTask(info, None)) == 1
+    assert auto.threads_for(info) == default_threads() and fixed.threads_for(info) == 3
+    assert auto.threads_for(ScaledTask(info, None)) == default_threads()
+    kernel_switch(False)  # the numpy information pass: one thread
+    assert InProcessEngine().threads_for(info) == 1
+    assert InProcessEngine(3).threads_for(info) == 3
+    kernel_switch(True)
     # Threads change nothing: chunks are summed in plan order.
     X, y, _ = small_mixture
     source = ArraySource(X, y, chunk_rows=97)

@@ -242,6 +242,21 @@ def test_nulls_nan_and_inf_raise_with_file_column_count_and_row(tmp_path):
         src.read(src.plan()[-1])
 
 
+def test_huge_finite_values_are_read_not_taken_for_infinities(tmp_path):
+    # The clean-column check sums the column; a sum that overflows must not
+    # make finite values look bad.
+    x1 = np.arange(40.0)
+    x1[[4, 5, 6]] = 1.7e308
+    pq.write_table(_table(x1=x1), str(tmp_path / "part-0.parquet"))
+    src = ParquetSource(str(tmp_path), target="y", features=FEATURES, weight="w")
+    chunk = src.read(src.plan()[0])
+    np.testing.assert_array_equal(chunk.X[:, 0], x1)
+    x1[20] = -np.inf
+    pq.write_table(_table(x1=x1), str(tmp_path / "part-0.parquet"))
+    with pytest.raises(DataError, match=r"column 'x1' has 1 infinite value, first at row 20"):
+        src.read(src.plan()[0])
+
+
 def test_drop_policy_drops_counts_and_keeps_row_identity(tmp_path, data):
     X, y = data
     bad_y = y.copy()

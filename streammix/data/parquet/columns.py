@@ -8,6 +8,8 @@ disjunctive normal form so that they can be shown and their columns read.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +30,13 @@ def to_float(column: pa.ChunkedArray, name: str, row_ids: np.ndarray, path: str)
     v = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     if null is not None:
         v = np.where(null, 0.0, v)
+    # A NaN or an infinity makes the sum non-finite: one pass without a
+    # temporary for the usual clean column (a sum that overflows is checked
+    # value by value below).
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.add.reduce(v))
+    if null is None and math.isfinite(total):
+        return v, None, None
     nonfinite = ~np.isfinite(v)
     if null is None and not nonfinite.any():
         return v, None, None
