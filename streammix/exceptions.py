@@ -6,6 +6,8 @@ nothing of streammix, so every module can raise these.
 
 from __future__ import annotations
 
+import sklearn.exceptions
+
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
@@ -17,8 +19,11 @@ class DataError(ValueError):
     """Bad input data: the message names the file or array, column and rows."""
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
+class NotFittedError(sklearn.exceptions.NotFittedError):
+    """The estimator is used before ``fit``.
+
+    A subclass of scikit-learn's ``NotFittedError`` (itself a ``ValueError``
+    and an ``AttributeError``), so code written for scikit-learn catches it."""
 
 
 class ConvergenceWarning(UserWarning):

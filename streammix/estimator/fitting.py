@@ -144,7 +144,7 @@ def profile_pass(model, source, seed: int) -> FitContext:
     profile = engine.map_reduce(source, ProfileTask(seed, model.init_sample_size),
                                 Profile.empty(d, model.init_sample_size))
     if profile.n_positive == 0:
-        raise DataError("the data has no rows with positive weight")
+        raise DataError("the data has no rows with positive weight (all sample weights are zero)")
     sample, scaling = profile, None
     if model.standardize:
         scaling = Scaling.from_moments(profile.moments, model.fit_intercept)

@@ -10,23 +10,23 @@ uses too.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
 from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, fitting, online_fitting, persistence
+from streammix.estimator import base, fitting, online_fitting, persistence, sklearn_hooks
 from streammix.estimator.inference import compute_se
 
 __all__ = ["MixtureOfLinearRegressions"]
 
 
-class MixtureOfLinearRegressions:
+class MixtureOfLinearRegressions(BaseEstimator):
     """Finite mixture of linear regressions fitted by EM, in chunks.
 
     ``p(y | x) = Σ_j π_j N(y | a_jᵀx + b_j, σ_j²)``.  Each EM iteration is
@@ -197,39 +197,19 @@ class MixtureOfLinearRegressions:
         self.cull_restarts = cull_restarts
         self.standardize = standardize
 
-    # ------------------------------------------------------------------ params
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+    # ------------------------------------------------------- scikit-learn hooks
+    # get_params, set_params and the repr come from BaseEstimator.
+    def __sklearn_tags__(self):
+        """Scikit-learn's tags: the fit needs y (see :mod:`.sklearn_hooks`)."""
+        return sklearn_hooks.sklearn_tags(super().__sklearn_tags__())
 
-    def get_params(self, deep: bool = True) -> dict:
-        """Hyper-parameters as a dict (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "params_")
 
-    def set_params(self, **params) -> MixtureOfLinearRegressions:
-        """Set hyper-parameters; unknown names raise ``ValueError``."""
-        valid = set(self._get_param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; "
-                                 f"valid ones are {sorted(valid)}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        signature = inspect.signature(type(self).__init__)
-        defaults = {k: v.default for k, v in signature.parameters.items()}
-        shown = []
-        for name, value in self.get_params().items():
-            default = defaults[name]
-            try:
-                same = bool(value == default) if not isinstance(value, np.ndarray) else False
-            except (TypeError, ValueError):
-                same = False
-            if not same or name == "n_components":
-                shown.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
+    def __sklearn_clone__(self):
+        """As :func:`sklearn.base.clone`, except that the engine (a Dask client or
+        engine: a connection, not a setting) is shared, never deep-copied."""
+        return sklearn_hooks.clone_sharing_engine(self)
 
     def n_parameters(self, n_components: int | None = None, n_features: int | None = None) -> int:
         """Number of free parameters P (the mathematics page (docs/mathematics.rst), §7)."""
@@ -273,6 +253,7 @@ class MixtureOfLinearRegressions:
         -------
         self
         """
+        X, y = sklearn_hooks.check_fit_arrays(self, X, y)
         fitting.fit(self, X, y, sample_weight, se=se, callback=callback, checkpoint=checkpoint,
                     resume=resume)
         return self
@@ -318,6 +299,7 @@ class MixtureOfLinearRegressions:
         ``n_iter_`` counts M-steps; ``converged_`` is False.  Bad values
         raise the errors of :meth:`fit`, and a bad batch changes nothing.
         """
+        sklearn_hooks.check_batch_features(self, X)
         online_fitting.partial_fit(self, X, y, sample_weight, target=target, features=features,
                                    weight=weight, batch_id=batch_id)
         return self
@@ -436,37 +418,55 @@ class MixtureOfLinearRegressions:
     def predict(self, X) -> np.ndarray:
         """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j)."""
         check_fitted(self)
+        X = sklearn_hooks.check_predict_array(self, X)
         return base.design(self, X) @ self.params_.beta.T @ self.params_.weights
 
     def predict_components(self, X) -> np.ndarray:
         """Mean of each component, shape (n, m)."""
         check_fitted(self)
-        return base.design(self, X) @ self.params_.beta.T
+        return base.design(self, sklearn_hooks.check_predict_array(self, X)) @ self.params_.beta.T
 
-    def predict_proba(self, X, y) -> np.ndarray:
-        """Posterior responsibilities P(component j | x, y), shape (n, m)."""
+    def predict_proba(self, X, y=None) -> np.ndarray:
+        """Component probabilities, shape (n, m): posterior P(j | x, y) given ``y``,
+        else P(j | x), which is π_j for every row (the weights do not depend on x).
+
+        The name follows scikit-learn (rows of probabilities over "classes", here
+        components); the posterior needs y because a component is a regression
+        of y on x, so only y tells the components apart at a given x.
+        """
         check_fitted(self)
+        X = sklearn_hooks.check_predict_array(self, X)
+        if y is None:
+            n = base.design(self, X).shape[0]
+            return np.broadcast_to(self.params_.weights, (n, self.params_.n_components)).copy()
         _, log_resp, _ = log_responsibilities(*base.design_xy(self, X, y), self.params_)
         return np.exp(log_resp)
 
     def score_samples(self, X, y) -> np.ndarray:
         """Log-likelihood log p(y_i | x_i) of each row."""
         check_fitted(self)
+        X = sklearn_hooks.check_predict_array(self, X)
         ll, _, _ = log_responsibilities(*base.design_xy(self, X, y), self.params_)
         return ll
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per unit weight, Σ w log p / Σ w."""
+        check_fitted(self)
+        X, y = sklearn_hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return stats.loglik / stats.sum_w
 
     def bic(self, X, y=None, sample_weight=None) -> float:
         """Bayesian information criterion −2ℓ + P log N (lower is better)."""
+        check_fitted(self)
+        X, y = sklearn_hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + self.n_parameters() * math.log(stats.sum_w)
 
     def aic(self, X, y=None, sample_weight=None) -> float:
         """Akaike information criterion −2ℓ + 2P (lower is better)."""
+        check_fitted(self)
+        X, y = sklearn_hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + 2.0 * self.n_parameters()
 
