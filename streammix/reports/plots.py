@@ -49,7 +49,9 @@ def plot_loglik(model, ax=None):
 
     Without ``ax`` the figure has a second panel below: the distance to the
     final log-likelihood on a log scale, where EM's linear convergence shows
-    as a straight line.
+    as a straight line.  An online fit (:meth:`partial_fit`, a ``streammix
+    stream`` checkpoint) records batches, not passes: its figure is the
+    prequential log-likelihood per row of each kept batch.
 
     Parameters
     ----------
@@ -63,6 +65,8 @@ def plot_loglik(model, ax=None):
     matplotlib.figure.Figure
     """
     check_fitted(model)
+    if any("iteration" not in h for h in model.history_):
+        return _plot_online_trace(model, ax)
     it = np.array([h["iteration"] for h in model.history_])
     ll = np.array([h["loglik"] for h in model.history_])
     if ax is None:
@@ -94,6 +98,26 @@ def plot_loglik(model, ax=None):
     gap_ax.set_xlabel("EM iteration (pass)")
     gap_ax.set_ylabel("final − current\nlog-likelihood")
     gap_ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def _plot_online_trace(model, ax):
+    """The prequential log-likelihood per unit weight of each batch of an online fit
+    (its ``history_`` records batches, not EM iterations)."""
+    records = [h for h in model.history_ if "batch" in h and "loglik_per_w" in h]
+    if ax is None:
+        fig, ax = _figure(None, size=(6.4, 4.0))
+    else:
+        fig = ax.figure
+    batch = np.array([h["batch"] for h in records], dtype=float)
+    per_w = np.array([h["loglik_per_w"] for h in records], dtype=float)
+    ax.plot(batch, per_w, marker="o", markersize=3, linewidth=1.2, color="C0")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("prequential log-likelihood\nper row")
+    ax.set_title(f"online EM trace: {model.n_components_} components, {model.n_iter_} "
+                 f"M-steps, last {len(records)} batches", fontsize=10)
+    ax.grid(True, alpha=0.3)
     return fig
 
 
