@@ -24,7 +24,7 @@ import numpy as np
 
 from streammix.algorithms.start.profile import Profile, ProfileTask
 from streammix.atomic import atomic_open
-from streammix.core.checks import check_fitted
+from streammix.core.checks import check_fitted, feature_names_of
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.engines.inprocess import InProcessEngine
 
@@ -122,7 +122,7 @@ def _plot_online_trace(model, ax):
 
 
 def _feature_index(model, feature) -> int:
-    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    names = feature_names_of(model)
     if isinstance(feature, (int, np.integer)) and not isinstance(feature, bool):
         if not 0 <= feature < len(names):
             raise ValueError(f"feature index {feature} out of range: the model has "
@@ -189,7 +189,7 @@ def plot_fit(model, X, y, feature=0, *, ax=None, max_points: int = 5000, random_
     _, log_resp, _ = log_responsibilities(design_matrix(X, model.fit_intercept), y, params)
     label = np.argmax(log_resp, axis=1)
     fig, ax = _figure(ax)
-    names = list(model.feature_names_in_) or [f"x{i}" for i in range(model.n_features_in_)]
+    names = feature_names_of(model)
     if others == "mean":
         grid = np.linspace(X[:, k].min(), X[:, k].max(), 200)
         Xg = np.tile(X.mean(axis=0), (grid.size, 1))
@@ -283,3 +283,4 @@ def save_figure(fig, path, dpi: int = 120) -> None:
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=fmt, dpi=dpi)
     logger.info("wrote %s", path)
+

@@ -15,6 +15,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from streammix.core.checks import feature_names_of
+
 __all__ = ["Summary", "SummaryRow", "coefficient_names"]
 
 _METHOD_TEXT = {
@@ -28,7 +30,7 @@ _NA = "n/a"
 
 def coefficient_names(model) -> list[str]:
     """Names of a fitted model's coefficients: ``(intercept)`` (when fitted), then the features."""
-    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    names = feature_names_of(model)
     return (["(intercept)"] if model.fit_intercept else []) + names
 
 @dataclass(frozen=True)
@@ -247,3 +249,4 @@ def _pval(value: float) -> str:
     if not math.isfinite(value):
         return _NA
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+

@@ -3,7 +3,6 @@ features chosen by name."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,8 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 from support import ROOT
 from support.mixtures import make_mixture
-
-from streammix import MixtureOfLinearRegressions
 
 
 def run_cli(*args, timeout=120):
@@ -47,3 +44,29 @@ def test_plot_loglik_of_a_stream_checkpoint(tmp_path):
     proc = run_cli("plot", ck / "model.json", "--kind", "loglik", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("doors")
+    write_lake(folder / "lake")
+    out = folder / "model.json"
+    proc = run_cli("fit", folder / "lake", "--target", "y", "--features", "x1,x2,x3",
+                   "--components", 2, "--seed", 0, "--in-process", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return folder / "lake", out
+
+
+def test_predict_features_are_taken_by_name(fitted, tmp_path):
+    lake, model = fitted
+    outs = []
+    for order in ("x1,x2,x3", "x2,x1,x3"):
+        out = tmp_path / order.replace(",", "")
+        proc = run_cli("predict", model, lake, "--features", order, "--out", out)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(pq.read_table(out).sort_by("row_id").column("mean").to_numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    proc = run_cli("predict", model, lake, "--features", "x1,x2,y", "--out", tmp_path / "bad")
+    assert proc.returncode == 1
+    assert "are not the columns the model was fitted on (x1,x2,x3)" in proc.stderr
+    assert "missing: - x3" in proc.stderr and not (tmp_path / "bad").exists()
