@@ -12,19 +12,19 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from support import ROOT
+from support.lakes import SUBPROCESS_ENV
 from support.mixtures import make_mixture
 
 from streammix import MixtureOfLinearRegressions
 from streammix.data.streams import FolderStream
 from streammix.estimator.streaming import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+ENV = SUBPROCESS_ENV
 
 
 def _table(n, seed):
