@@ -29,3 +29,11 @@ def two_line_lake(folder: Path, n_files: int = 2, rows: int = 400) -> Path:
         y = np.where(z, 3 + 2 * x, -3 - x) + rng.normal(scale=0.5, size=rows)
         pq.write_table(pa.table({"x": x, "y": y}), folder / f"part-{k:03d}.parquet")
     return folder
+
+
+def land_file(folder: Path, name: str, table: pa.Table) -> Path:
+    """Land ``table`` in a watched ``folder`` as a stream expects: a dot-name, then a rename."""
+    tmp = folder / f".{name}.partial"
+    pq.write_table(table, tmp)
+    os.replace(tmp, folder / name)
+    return folder / name
