@@ -92,11 +92,11 @@ def pool_size(n_rows: int, n_components: int, cross_noise: bool) -> int:
 
 def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random.Generator,
                 options) -> Population:
-    """``size`` unrefined starts, stacked: half random partitions, the rest y bins,
-    residual bins and random lines (see the module notes)."""
+    """``size`` unrefined starts, stacked: a third random partitions, a sixth each
+    y bins, residual bins, outlier splits and random lines (see the module notes)."""
     n, p = Xd.shape
-    n_random, n_bins = size // 2, size // 6
-    n_lines = size - n_random - 2 * n_bins
+    n_random, n_bins, n_split = size // 3, size // 6, size // 6
+    n_lines = size - n_random - 2 * n_bins - n_split
     coef, pooled = ols(Xd, y, np.ones(n))
     fixed = options.fixed_sigma2
     penalty = options.penalty_matrix(p) if options.ridge > 0 else None
@@ -114,6 +114,7 @@ def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random
     # mixtools' regmix.init on y, then on pooled-OLS residuals
     for key in (y, y - Xd @ coef):
         parts.append(_bin_starts(Xd, key, m, n_bins, rng, mstep_from, options))
+    parts.append(_split_starts(Xd, y, m, n_split, rng, mstep_from))
     parts.append(_random_lines(Xd, y, m, n_lines, rng, pooled))
     if fixed is not None:
         for part in parts:
@@ -156,27 +157,78 @@ def _bin_starts(Xd, key, m, count, rng, mstep_from, options) -> Population:
     return pop
 
 
-def _random_lines(Xd, y, m, count, rng, pooled) -> Population:
-    """``count`` starts whose lines are least-squares fits to p + 1 random rows each."""
+def _split_starts(Xd, y, m, count, rng, mstep_from) -> Population:
+    """Outlier splits: the rows worst explained by least squares on the rows left
+    (a random share between (p + 1) / n and one half, by absolute residual) become a
+    component, m − 1 times; least squares per component.  Finds small components
+    of outlying rows that random partitions almost never isolate."""
+    n, p = Xd.shape
+    labels = np.full((count, n), m - 1, dtype=np.int64)
+    low = min(0.5, (p + 1) / max(n, 1))
+    for i in range(count):
+        rest = np.arange(n)
+        for j in range(m - 1):
+            if rest.size <= 2 * (p + 1):
+                break
+            coef = np.linalg.lstsq(Xd[rest], y[rest], rcond=None)[0]
+            size = int(round(rng.uniform(low, 0.5) * rest.size))
+            size = min(max(size, p + 1), rest.size - (p + 1))
+            worst = np.argsort(-np.abs(y[rest] - Xd[rest] @ coef), kind="stable")[:size]
+            labels[i, rest[worst]] = j
+            rest = np.delete(rest, worst)
+    resp = np.zeros((count, m, n))
+    np.put_along_axis(resp, labels[:, None, :], 1.0, axis=1)
+    return mstep_from(resp + 1e-9)
+
+
+def _random_lines(Xd, y, m, count, rng, pooled, c_steps: int = 3) -> Population:
+    """``count`` starts of m lines each: least squares through p + 1 random rows,
+    then, for every other start, ``c_steps`` concentration steps (least squares on
+    the h rows closest to the line, h random between 2 (p + 1) and n / m; the
+    C-steps of least trimmed squares, Rousseeuw & Van Driessen 2006), which
+    lock onto tight subgroups of rows."""
     n, p = Xd.shape
     k = min(n, p + 1)
-    rows = np.argsort(rng.random((count * m, n)), axis=1)[:, :k]
-    Xs, ys = Xd[rows], y[rows]  # (count*m, k, p), (count*m, k)
-    gram = np.einsum("rki,rkj->rij", Xs, Xs)
-    gram += np.eye(p) * (1e-8 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-300)
-    beta = np.linalg.solve(gram, np.einsum("rki,rk->ri", Xs, ys)[..., None])[..., 0]
+    lines = count * m
+    rows = np.argsort(rng.random((lines, n)), axis=1)[:, :k]
+    Xs, ys = Xd[rows], y[rows]  # (lines, k, p), (lines, k)
+    beta = _solve(np.einsum("rki,rkj->rij", Xs, Xs), np.einsum("rki,rk->ri", Xs, ys))
+    sigma2 = np.full(lines, max(pooled, 1e-300))
+    trimmed = (np.arange(count) % 2 == 1).repeat(m)
+    if trimmed.any() and n > 2 * (p + 1):
+        XX = (Xd[:, :, None] * Xd[:, None, :]).reshape(n, p * p)
+        Xy = Xd * y[:, None]
+        h = rng.integers(2 * (p + 1), max(2 * (p + 1), n // m) + 1, size=int(trimmed.sum()))
+        b = beta[trimmed]
+        for _ in range(c_steps):
+            resid = np.abs(y[None, :] - b @ Xd.T)
+            rank = np.argsort(np.argsort(resid, axis=1, kind="stable"), axis=1)
+            mask = (rank < h[:, None]).astype(float)
+            b = _solve((mask @ XX).reshape(-1, p, p), mask @ Xy)
+        rss = (mask * (y[None, :] - b @ Xd.T) ** 2).sum(axis=1)
+        beta[trimmed] = b
+        sigma2[trimmed] = np.maximum(rss / h, 1e-6 * pooled)
     return Population(np.full((count, m), 1.0 / m), beta.reshape(count, m, p),
-                      np.full((count, m), max(pooled, 1e-300)), np.full(count, -np.inf),
-                      np.zeros((count, m)))
+                      sigma2.reshape(count, m), np.full(count, -np.inf), np.zeros((count, m)))
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Batched least-squares normal equations, with a tiny ridge for singular ones."""
+    p = gram.shape[-1]
+    gram = gram + np.eye(p) * (1e-8 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-300)
+    return np.linalg.solve(gram, rhs[..., None])[..., 0]
 
 
 def degenerate_runs(pop: Population, p: int, pooled: float, floor: float,
-                    noise: str) -> np.ndarray:
+                    noise: str, min_rows: float | None = None) -> np.ndarray:
     """Which runs of ``pop`` are degenerate: a component with fewer effective rows
     than p + 1 (its regression and σ are not identified), or, with per-component
     noise, a spike -- fewer than ``3 (p + 1)`` effective rows with σ² below 1% of
-    the pooled OLS residual variance or at the floor."""
-    bad = (pop.n_eff < p + 1).any(axis=1) | ~np.isfinite(pop.loglik)
+    the pooled OLS residual variance or at the floor.  ``min_rows`` replaces p + 1
+    in the first test (the short runs use a lenient (p + 1) / 2: a run on its way
+    to a small but identified component may pass below p + 1)."""
+    min_rows = p + 1 if min_rows is None else min_rows
+    bad = (pop.n_eff < min_rows).any(axis=1) | ~np.isfinite(pop.loglik)
     if noise == "per_component":
         small_sigma = (pop.sigma2 < SPIKE_SIGMA2_RATIO * pooled) | (pop.sigma2 <= floor * 1.0001)
         bad |= ((pop.n_eff < SPIKE_ROWS_FACTOR * (p + 1)) & small_sigma).any(axis=1)
@@ -236,7 +288,7 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
                              penalty=penalty, fixed_sigma2=fixed)
 
     def survivors(pop, model, keep):
-        return _best(pop, keep, degenerate_runs(pop, p, pooled, floor, model))
+        return _best(pop, keep, degenerate_runs(pop, p, pooled, floor, model, (p + 1) / 2))
 
     keep = max(N_FULL, size // 4)
     with np.errstate(all="ignore"):
