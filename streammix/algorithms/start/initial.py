@@ -47,8 +47,10 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
         ``n_random`` random partitions (flexmix), refines each by
         ``refine_iter`` EM iterations on the sample (stopping early at
         ``refine_tol``) and keeps the best by the sample objective; the other
-        names use a single candidate.  A :class:`MixtureParams` is returned
-        as given.
+        names use a single candidate.  When the (subset of the) sample is
+        small enough, ``"auto"`` uses the start pool instead
+        (:mod:`streammix.algorithms.start.pool`; see ``pool``).  A
+        :class:`MixtureParams` is returned as given.
     refine_size : int, optional
         Candidates are built and refined on a random subset of at most this
         many sample rows (drawn with ``rng``); None uses the whole sample.

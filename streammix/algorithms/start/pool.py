@@ -7,25 +7,33 @@ stops at a local optimum that R's flexmix (20 random partitions) or mixtools
 hundreds of starts, with a budget of work proportional to
 ``n_rows × n_components`` (:func:`pool_size`):
 
-1. **Starts** (:func:`pool_starts`): flexmix's random partitions (each row's
-   label drawn uniformly, responsibilities 0.9 / 0.1, one M-step); mixtools'
-   ``regmix.init`` (rows sorted by y in m bins, least squares per bin,
-   coefficients jittered by their sampling distribution); the same on bins of
-   pooled-OLS residuals; and random lines (least squares through p + 1
-   random rows per component, σ the pooled residual σ).
-2. **Short runs, both noise models**: every start runs a few EM iterations
-   under the fit's noise model and, for per-component or shared noise, also
-   under the other one (:func:`~streammix.algorithms.start.population.population_em`,
-   all runs at once); the best quarter of each continues for more
-   iterations; the other model's survivors are converted (a shared σ seeded
-   from per-component σ's as Σ π_j σ_j², per-component σ's seeded from the
-   shared one) and run under the fit's model.  A start whose short run ends
-   degenerate (:func:`degenerate_runs`) is discarded.
-3. **Full runs**: the best few distinct survivors, together with the best
-   of the standard candidates, are run by the estimator's own EM (SQUAREM,
-   with its priors and options) to convergence on the sample -- to a tight
-   tolerance when the sample holds all the rows, so the fit itself only
-   confirms the optimum -- and the best non-degenerate one is the start.
+1. **Starts** (:func:`pool_starts`), a third flexmix's random partitions
+   (each row's label drawn uniformly, responsibilities 0.9 / 0.1, one
+   M-step), a sixth each of: mixtools' ``regmix.init`` (random weights, rows
+   sorted by y cut into bins of those sizes, least squares per bin,
+   coefficients jittered by their sampling distribution, σ_j = 1/Exp(rate
+   ŝ_j)); the same on pooled-OLS residuals; outlier splits (the rows worst
+   explained by least squares become a component); and random lines (least
+   squares through p + 1 random rows, every other one concentrated on the
+   rows closest to it by C-steps).
+2. **Short runs, both noise models**: every start runs :data:`SHORT_ITER`
+   EM iterations under the fit's noise model and, for per-component or
+   shared noise, also under the other one
+   (:func:`~streammix.algorithms.start.population.population_em`, all runs
+   at once); a quarter of each continues for 3 × as many iterations; the
+   other model's survivors are converted (a shared σ² = Σ π_j σ_j² from
+   per-component ones; per-component σ's start at the shared one) and run
+   under the fit's model.  Half the survivors of each stage are the best
+   runs that pass the degeneracy test (:func:`degenerate_runs`), half the
+   best that pass only its lenient form (small components still forming;
+   spikes pinned at the floor never pass).
+3. **Full runs**: the best distinct survivors run :data:`LONG_ITER` more
+   stacked iterations; the best :data:`N_FULL` that pass the test are run by
+   the estimator's own EM (SQUAREM, with its priors and options) to
+   convergence on the sample -- to a tight tolerance when the sample holds
+   all the rows, so that EM on the data only confirms the optimum -- and the
+   best non-degenerate result is the start.  If every run degenerates, the
+   standard candidates are used.
 
 On large data the budget allows fewer than :data:`MIN_POOL` starts and the
 pool is not used: the starts are the standard candidates, refined on the
@@ -119,6 +127,10 @@ def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random
     if fixed is not None:
         for part in parts:
             part.sigma2[:] = np.asarray(fixed, float)
+    return _concat(parts)
+
+
+def _concat(parts) -> Population:
     return Population(*(np.concatenate([getattr(part, f.name) for part in parts])
                         for f in dataclasses.fields(Population)))
 
@@ -220,17 +232,22 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 def degenerate_runs(pop: Population, p: int, pooled: float, floor: float,
-                    noise: str, min_rows: float | None = None) -> np.ndarray:
+                    noise: str, lenient: bool = False) -> np.ndarray:
     """Which runs of ``pop`` are degenerate: a component with fewer effective rows
     than p + 1 (its regression and σ are not identified), or, with per-component
     noise, a spike -- fewer than ``3 (p + 1)`` effective rows with σ² below 1% of
-    the pooled OLS residual variance or at the floor.  ``min_rows`` replaces p + 1
-    in the first test (the short runs use a lenient (p + 1) / 2: a run on its way
-    to a small but identified component may pass below p + 1)."""
-    min_rows = p + 1 if min_rows is None else min_rows
+    the pooled OLS residual variance or at the floor.
+
+    ``lenient`` is the test of the short runs, which are not converged: a run on
+    its way to a small but identified component may pass below p + 1 rows or
+    through a small σ, so only fewer than (p + 1) / 2 rows, or a spike with σ² at
+    the floor, count.
+    """
+    min_rows = (p + 1) / 2 if lenient else p + 1
     bad = (pop.n_eff < min_rows).any(axis=1) | ~np.isfinite(pop.loglik)
     if noise == "per_component":
-        small_sigma = (pop.sigma2 < SPIKE_SIGMA2_RATIO * pooled) | (pop.sigma2 <= floor * 1.0001)
+        at_floor = pop.sigma2 <= floor * 1.0001
+        small_sigma = at_floor if lenient else (pop.sigma2 < SPIKE_SIGMA2_RATIO * pooled) | at_floor
         bad |= ((pop.n_eff < SPIKE_ROWS_FACTOR * (p + 1)) & small_sigma).any(axis=1)
     return bad
 
@@ -287,8 +304,16 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         return population_em(Xd, y, w, pop, n_iter=n_iter, noise=model, floor=floor,
                              penalty=penalty, fixed_sigma2=fixed)
 
-    def survivors(pop, model, keep):
-        return _best(pop, keep, degenerate_runs(pop, p, pooled, floor, model, (p + 1) / 2))
+    def survivors(pop, model, keep, lenient=True):
+        """The best ``keep`` runs: half that pass the strict test, and (if
+        ``lenient``) the others from those that pass only the lenient one."""
+        strict = degenerate_runs(pop, p, pooled, floor, model)
+        if not lenient:
+            return _best(pop, keep, strict)
+        clean = _best(pop, keep // 2, strict)
+        loose = degenerate_runs(pop, p, pooled, floor, model, lenient=True)
+        forming = _best(pop, keep - clean.size, loose | ~strict)
+        return _concat([clean, forming])
 
     keep = max(N_FULL, size // 4)
     with np.errstate(all="ignore"):
@@ -299,12 +324,18 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
                         3 * SHORT_ITER, other)
             theirs = survivors(theirs, other, keep)
             groups.append(em(_convert(theirs, noise), 3 * SHORT_ITER, noise))
-        merged = Population(*(np.concatenate([getattr(g, f.name) for g in groups])
-                              for f in dataclasses.fields(Population)))
-        finalists = survivors(merged, noise, merged.size)
-        finalists = finalists.take(_distinct(finalists, 4 * N_FULL, n))
+        merged = _concat(groups)
+        # the best distinct runs that look identified already, and as many of those
+        # that only pass the lenient test (small components still forming)
+        clean = survivors(merged, noise, merged.size, lenient=False)
+        forming = survivors(merged, noise, merged.size)
+        forming = forming.take(degenerate_runs(forming, p, pooled, floor, noise))
+        parts = [pop.take(_distinct(pop, 2 * N_FULL, n)) for pop in (clean, forming)]
+        finalists = _concat(parts)
+        logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
+                     parts[1].size)
         finalists = em(finalists, LONG_ITER, noise)
-        finalists = survivors(finalists, noise, finalists.size)
+        finalists = survivors(finalists, noise, finalists.size, lenient=False)
     chosen = _distinct(finalists, N_FULL, n)
     candidates = [unstack(finalists, i) for i in chosen] + list(extra)
     best = None
