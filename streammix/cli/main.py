@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
@@ -41,18 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mixtures of linear regressions by EM on data larger than memory.",
     )
     parser.add_argument("--version", action="version", version=f"streammix {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-v: library info, -vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="only errors on stderr (no progress)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback when a command fails")
+    _add_global_arguments(parser, default=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name, required in COMMAND_MODULES:
         module = _command_module(module_name, required)
         if module is not None:
             module.register(subparsers)
+    # The global options are accepted after the subcommand too (``fit ... -q``);
+    # there they have no default, so that one given before it is kept.
+    for command in subparsers.choices.values():
+        _add_global_arguments(command, default=False)
     return parser
+
+
+def _add_global_arguments(parser: argparse.ArgumentParser, *, default: bool) -> None:
+    """-v, -q and --debug; with ``default`` False they set nothing when absent."""
+    def given(value):
+        return value if default else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options") if not default else parser
+    group.add_argument("-v", "--verbose", action="count", default=given(0),
+                       help="more log output (-v: library info, -vv: debug)")
+    group.add_argument("-q", "--quiet", action="store_true", default=given(False),
+                       help="only errors on stderr (no progress)")
+    group.add_argument("--debug", action="store_true", default=given(False),
+                       help="show the full traceback when a command fails")
 
 
 def _command_module(module_name: str, required: bool):
@@ -107,12 +121,23 @@ def _configure_logging(verbose: int, quiet: bool) -> list[tuple[logging.Logger, 
         if name in ("streammix", "py.warnings"):
             log.addHandler(handler)
             log.propagate = False
-    logging.captureWarnings(True)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
+    undo.append((None, previous))
     return [(log, state, handler) for log, state in undo]
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as one log line: its class and message, not the code that raised it."""
+    text = " ".join(str(message).split())
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, text)
+
+
 def _restore_logging(undo) -> None:
-    logging.captureWarnings(False)
+    for log, state, *_ in undo:
+        if log is None:
+            warnings.showwarning = state
+    undo = [item for item in undo if item[0] is not None]
     for log, (level, propagate), handler in undo:
         log.setLevel(level)
         log.propagate = propagate

@@ -20,7 +20,8 @@ from streammix.core.checks import check_fitted
 from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, fitting, online_fitting, persistence, sklearn_hooks
+from streammix.estimator import base, constraints, fitting, online_fitting, persistence
+from streammix.estimator import sklearn_hooks as hooks
 from streammix.estimator.inference import compute_se
 
 __all__ = ["MixtureOfLinearRegressions"]
@@ -59,9 +60,11 @@ class MixtureOfLinearRegressions(BaseEstimator):
         highest log-likelihood is kept.
     init : {"auto", "random", "ybins", "resid_bins", "spectral"}, MixtureParams or dict
         Starting values: ``"auto"`` refines several candidates on the sample
-        and keeps the best; ``"random"`` (flexmix), ``"ybins"`` (mixtools),
-        ``"resid_bins"`` and ``"spectral"`` are single candidates (the user
-        guide describes them); a dict with keys ``weights``, ``coef``,
+        and keeps the best (on small samples, a pool of hundreds of short
+        runs, :mod:`streammix.algorithms.start.pool`); ``"random"``
+        (flexmix), ``"ybins"`` (mixtools), ``"resid_bins"`` and
+        ``"spectral"`` are single candidates (the user guide describes
+        them); a dict with keys ``weights``, ``coef``,
         ``intercept``, ``sigma`` (original scale) starts from those values.
     random_state : int or None
         Seed of all random choices (the sample and the starting values).
@@ -115,6 +118,14 @@ class MixtureOfLinearRegressions(BaseEstimator):
         Run EM on data standardised with the pass-0 moments and map the fit
         back (:mod:`streammix.algorithms.standardize`): the same optimum,
         better conditioned; priors then apply on the standardised scale.
+    fixed : str, int or list of them, optional
+        Coefficients shared by all components (flexmix's
+        ``FLXMRglmfix(fixed = ~ x2)``): feature names, column indices of X,
+        or ``"(intercept)"``.  Each is one parameter; the others vary by
+        component.  The M-step is one joint least-squares solve from the
+        statistics of the pass (:mod:`streammix.core.constrained_mstep`);
+        with ``df_correction=True`` it is flexmix's (posterior-weighted,
+        not σ-weighted) fit.  Batch fits only.
 
     Attributes
     ----------
@@ -168,7 +179,7 @@ class MixtureOfLinearRegressions(BaseEstimator):
                  init_sample_size: int = 100_000, engine=None, step_alpha: float = 0.6,
                  step_offset: float = 2.0, forget: float | None = None, average=False,
                  accelerate="squarem", cull_restarts: bool = True,
-                 standardize: bool = False):
+                 standardize: bool = False, fixed=None):
         self.n_components = n_components
         self.noise = noise
         self.sigma = sigma
@@ -196,12 +207,13 @@ class MixtureOfLinearRegressions(BaseEstimator):
         self.accelerate = accelerate
         self.cull_restarts = cull_restarts
         self.standardize = standardize
+        self.fixed = fixed
 
     # ------------------------------------------------------- scikit-learn hooks
     # get_params, set_params and the repr come from BaseEstimator.
     def __sklearn_tags__(self):
         """Scikit-learn's tags: the fit needs y (see :mod:`.sklearn_hooks`)."""
-        return sklearn_hooks.sklearn_tags(super().__sklearn_tags__())
+        return hooks.sklearn_tags(super().__sklearn_tags__())
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "params_")
@@ -209,29 +221,32 @@ class MixtureOfLinearRegressions(BaseEstimator):
     def __sklearn_clone__(self):
         """As :func:`sklearn.base.clone`, except that the engine (a Dask client or
         engine: a connection, not a setting) is shared, never deep-copied."""
-        return sklearn_hooks.clone_sharing_engine(self)
+        return hooks.clone_sharing_engine(self)
 
     def n_parameters(self, n_components: int | None = None, n_features: int | None = None) -> int:
         """Number of free parameters P (the mathematics page (docs/mathematics.rst), §7)."""
         m = self.n_components_ if n_components is None else n_components
         p = (self.n_features_in_ if n_features is None else n_features) + int(self.fit_intercept)
-        return base.n_parameters(self.noise, m, p)
+        return base.n_parameters(self.noise, m, p) - (m - 1) * constraints.n_shared(self)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
-            callback=None, checkpoint=None, resume: bool = False,
+    def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
+            se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
             ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
         ----------
-        X : array-like of shape (n, d), DataFrame, or a source
+        X : array-like (n, d), DataFrame, pyarrow Table, Dask collection, or a source
             Features, or a source (e.g. :class:`streammix.ParquetSource`)
-            that also supplies the target and weights.
+            that also supplies the target and weights.  Table columns are
+            kept by name (``feature_names_in_``); later calls take them by name.
         y : array-like of shape (n,), optional
-            Target; required unless ``X`` is a source.
-        sample_weight : array-like of shape (n,), optional
-            Non-negative frequency weights.
+            Target, unless ``X`` is a source or ``target`` is given.
+        sample_weight : array-like of shape (n,), or str, optional
+            Non-negative frequency weights (with ``target``, may name a column).
+        target : str, optional
+            The target column of a table ``X``; the features are the others.
         se : bool or {"louis", "opg", "sandwich"}, default=False
             Also compute standard errors (one more pass, see
             :meth:`compute_se`); ``True`` means ``"louis"``.
@@ -253,9 +268,10 @@ class MixtureOfLinearRegressions(BaseEstimator):
         -------
         self
         """
-        X, y = sklearn_hooks.check_fit_arrays(self, X, y)
-        fitting.fit(self, X, y, sample_weight, se=se, callback=callback, checkpoint=checkpoint,
-                    resume=resume)
+        if target is None:
+            X, y = hooks.check_fit_arrays(self, X, y)
+        fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
+                    checkpoint=checkpoint, resume=resume)
         return self
 
     # ------------------------------------------------------------------ online
@@ -299,7 +315,7 @@ class MixtureOfLinearRegressions(BaseEstimator):
         ``n_iter_`` counts M-steps; ``converged_`` is False.  Bad values
         raise the errors of :meth:`fit`, and a bad batch changes nothing.
         """
-        sklearn_hooks.check_batch_features(self, X)
+        hooks.check_batch_features(self, X)
         online_fitting.partial_fit(self, X, y, sample_weight, target=target, features=features,
                                    weight=weight, batch_id=batch_id)
         return self
@@ -417,25 +433,17 @@ class MixtureOfLinearRegressions(BaseEstimator):
     # ----------------------------------------------------------------- predict
     def predict(self, X) -> np.ndarray:
         """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j)."""
-        check_fitted(self)
-        X = sklearn_hooks.check_predict_array(self, X)
+        X = hooks.check_predict_array(self, X)
         return base.design(self, X) @ self.params_.beta.T @ self.params_.weights
 
     def predict_components(self, X) -> np.ndarray:
         """Mean of each component, shape (n, m)."""
-        check_fitted(self)
-        return base.design(self, sklearn_hooks.check_predict_array(self, X)) @ self.params_.beta.T
+        return base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
 
     def predict_proba(self, X, y=None) -> np.ndarray:
-        """Component probabilities, shape (n, m): posterior P(j | x, y) given ``y``,
-        else P(j | x), which is π_j for every row (the weights do not depend on x).
-
-        The name follows scikit-learn (rows of probabilities over "classes", here
-        components); the posterior needs y because a component is a regression
-        of y on x, so only y tells the components apart at a given x.
-        """
-        check_fitted(self)
-        X = sklearn_hooks.check_predict_array(self, X)
+        """Component probabilities, shape (n, m): the posterior P(j | x, y) given ``y``,
+        else P(j | x) = π_j on every row (the user guide's scikit-learn section says why)."""
+        X = hooks.check_predict_array(self, X)
         if y is None:
             n = base.design(self, X).shape[0]
             return np.broadcast_to(self.params_.weights, (n, self.params_.n_components)).copy()
@@ -444,29 +452,25 @@ class MixtureOfLinearRegressions(BaseEstimator):
 
     def score_samples(self, X, y) -> np.ndarray:
         """Log-likelihood log p(y_i | x_i) of each row."""
-        check_fitted(self)
-        X = sklearn_hooks.check_predict_array(self, X)
+        X = hooks.check_predict_array(self, X)
         ll, _, _ = log_responsibilities(*base.design_xy(self, X, y), self.params_)
         return ll
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per unit weight, Σ w log p / Σ w."""
-        check_fitted(self)
-        X, y = sklearn_hooks.check_score_arrays(self, X, y)
+        X, y = hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return stats.loglik / stats.sum_w
 
     def bic(self, X, y=None, sample_weight=None) -> float:
         """Bayesian information criterion −2ℓ + P log N (lower is better)."""
-        check_fitted(self)
-        X, y = sklearn_hooks.check_score_arrays(self, X, y)
+        X, y = hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + self.n_parameters() * math.log(stats.sum_w)
 
     def aic(self, X, y=None, sample_weight=None) -> float:
         """Akaike information criterion −2ℓ + 2P (lower is better)."""
-        check_fitted(self)
-        X, y = sklearn_hooks.check_score_arrays(self, X, y)
+        X, y = hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + 2.0 * self.n_parameters()
 

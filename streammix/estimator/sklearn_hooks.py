@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_array, column_or_1d
 
+from streammix.core.checks import check_fitted
 from streammix.exceptions import DataError
 
 __all__ = ["sklearn_tags", "clone_sharing_engine", "is_plain_array", "check_fit_arrays",
@@ -94,6 +95,7 @@ def check_fit_arrays(model, X, y):
 def check_score_arrays(model, X, y):
     """``X`` and ``y`` for ``score``, ``bic``, ``aic``: as for ``fit``, and a plain
     ``X`` must have as many features as the fit had (scikit-learn's message)."""
+    check_fitted(model)
     X, y = check_fit_arrays(model, X, y)
     if is_plain_array(X):
         check_n_features(model, X)
@@ -109,7 +111,9 @@ def check_n_features(model, X) -> None:
 
 def check_predict_array(model, X):
     """``X`` for prediction: when a plain array, a finite float64 (n, d) array with
-    as many features as the fit had (scikit-learn's message otherwise)."""
+    as many features as the fit had (scikit-learn's message otherwise); the model
+    must be fitted (:class:`~streammix.NotFittedError`)."""
+    check_fitted(model)
     if not is_plain_array(X):
         return X
     X = as_float_array(X, estimator=model)
