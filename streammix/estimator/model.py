@@ -218,11 +218,6 @@ class MixtureOfLinearRegressions(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "params_")
 
-    def __sklearn_clone__(self):
-        """As :func:`sklearn.base.clone`, except that the engine (a Dask client or
-        engine: a connection, not a setting) is shared, never deep-copied."""
-        return hooks.clone_sharing_engine(self)
-
     def n_parameters(self, n_components: int | None = None, n_features: int | None = None) -> int:
         """Number of free parameters P (the mathematics page (docs/mathematics.rst), §7)."""
         m = self.n_components_ if n_components is None else n_components

@@ -9,13 +9,12 @@ estimator inherits :class:`sklearn.base.BaseEstimator` for everyone, so
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.utils import check_array, column_or_1d
 
 from streammix.core.checks import check_fitted
 from streammix.exceptions import DataError
 
-__all__ = ["sklearn_tags", "clone_sharing_engine", "is_plain_array", "check_fit_arrays",
+__all__ = ["sklearn_tags", "is_plain_array", "check_fit_arrays",
            "check_score_arrays", "check_n_features", "check_predict_array",
            "check_batch_features"]
 
@@ -32,20 +31,6 @@ def sklearn_tags(tags):
     """
     tags.target_tags.required = True
     return tags
-
-
-def clone_sharing_engine(model):
-    """An unfitted copy of ``model`` as :func:`sklearn.base.clone` makes it, whose
-    ``engine`` is the same object: a client or engine is a connection to a
-    cluster, which a deep copy would duplicate or break (a ``GridSearchCV``
-    over a Dask client must run every candidate on that client)."""
-    params = model.get_params(deep=False)
-    engine = params.pop("engine")
-    new = type(model)(engine=engine, **{k: clone(v, safe=False) for k, v in params.items()})
-    for name in ("_metadata_request", "_sklearn_output_config"):
-        if name in model.__dict__:
-            setattr(new, name, clone(model.__dict__[name], safe=False))
-    return new
 
 
 def as_float_array(X, **kwargs) -> np.ndarray:
@@ -123,6 +108,9 @@ def check_predict_array(model, X):
 
 def check_batch_features(model, X) -> None:
     """For ``partial_fit``: a plain 2-d batch after the first must have
-    ``n_features_in_`` columns (scikit-learn's message otherwise)."""
+    ``n_features_in_`` columns (scikit-learn's message in a DataError otherwise)."""
     if is_plain_array(X) and "n_features_in_" in model.__dict__ and np.ndim(X) == 2:
-        check_n_features(model, np.empty((0, np.shape(X)[1])))
+        try:
+            check_n_features(model, np.empty((0, np.shape(X)[1])))
+        except ValueError as exc:
+            raise DataError(f"batch: {exc}") from None
