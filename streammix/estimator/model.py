@@ -20,7 +20,7 @@ from streammix.core.checks import check_fitted
 from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, constraints, fitting, online_fitting, persistence
+from streammix.estimator import base, constraints, fitting, online_fitting, persistence, prediction
 from streammix.estimator.inference import compute_se
 
 __all__ = ["MixtureOfLinearRegressions"]
@@ -396,7 +396,7 @@ class MixtureOfLinearRegressions:
         if method not in SE_METHODS:
             raise ValueError(f"method must be one of {SE_METHODS}, got {method!r}")
         source = base.source_like_fit(self, X, y, sample_weight)
-        compute_se(self, source, resolve_engine(self.engine), method)
+        compute_se(self, source, resolve_engine(self.engine, source), method)
         return self
 
     def summary(self, alpha: float = 0.05):
@@ -448,8 +448,10 @@ class MixtureOfLinearRegressions:
 
     # ----------------------------------------------------------------- predict
     def predict(self, X) -> np.ndarray:
-        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j)."""
+        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j); ``X`` may be a source."""
         check_fitted(self)
+        if hasattr(X, "plan") and hasattr(X, "read"):
+            return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
         return base.design(self, X) @ self.params_.beta.T @ self.params_.weights
 
     def predict_components(self, X) -> np.ndarray:
