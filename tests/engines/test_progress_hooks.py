@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from support.lakes import two_line_lake
 from support.reliability_sources import GatedSource
