@@ -26,10 +26,14 @@ from streammix.exceptions import (
     ComponentCollapseError,
     ConfigError,
     ConvergenceWarning,
+    CorruptCheckpointError,
+    CredentialWarning,
     DataError,
     InferenceWarning,
+    ModelFileError,
     NoClientError,
     NotFittedError,
+    RecordError,
 )
 
 __all__ = [
@@ -41,7 +45,8 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError",
+    "ClusterTimeoutError", "RecordError", "ModelFileError", "CorruptCheckpointError",
+    "CredentialWarning",
 ]
 
 __version__ = "0.1.0"

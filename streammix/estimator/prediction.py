@@ -202,7 +202,14 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
 
 def _predict_chunk(model, params, chunk, passthrough: pa.Table | None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
-    mean = Xd @ params.beta.T @ params.weights
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = Xd @ params.beta.T @ params.weights
+    if not np.all(np.isfinite(mean)):
+        row = int(np.flatnonzero(~np.isfinite(mean))[0])
+        raise DataError(
+            f"{chunk.origin}: the model predicts {mean[row]!r} at row {chunk.first_row + row} "
+            f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
+            "not fit these data, or its file was edited; no predictions were written")
     if chunk.n_rows:
         loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
     else:
