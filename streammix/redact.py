@@ -18,12 +18,17 @@ imports nothing of streammix.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 __all__ = ["redact", "redact_url", "is_secret_name", "printable", "MASK",
-           "literal_secret_keys"]
+           "literal_secret_keys", "RedactingFilter", "redact_logs_of", "FILESYSTEM_LOGGERS"]
+
+#: Loggers of the file-system libraries that log the URLs they open (at DEBUG).
+FILESYSTEM_LOGGERS = ("fsspec", "fsspec.http", "fsspec.cached", "fsspec.caching", "s3fs",
+                      "gcsfs", "adlfs", "aiohttp.client")
 
 #: What replaces a credential.
 MASK = "***"
@@ -37,8 +42,10 @@ _SECRET_PARAMS = frozenset({
 })
 _SECRET_PARTS = re.compile(r"pass(word|wd|phrase)?|token|secret|credential|signature"
                            r"|private_?key|api_?key|access_?key|auth")
-# A URL inside free text: scheme://, then up to whitespace or a quote or bracket.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{},]+")
+# A URL inside free text: scheme://, then up to whitespace, a quote or a bracket, not
+# ending in punctuation ("…/a.parquet: column …").
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{},]*"
+                          r"[^\s'\"<>()\[\]{},.:;!?]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -142,3 +149,33 @@ def literal_secret_keys(options, prefix: str = "") -> list[str]:
         for i, v in enumerate(options):
             found.extend(literal_secret_keys(v, f"{prefix}[{i}]"))
     return found
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that takes credentials out of URLs in a record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's business
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def redact_logs_of(names=FILESYSTEM_LOGGERS) -> None:
+    """Install :class:`RedactingFilter` on the loggers ``names`` (once each).
+
+    A filter on a logger sees the records made on that logger, so the
+    file-system libraries' own loggers are named one by one; ParquetSource
+    calls this when it opens a remote file system.
+    """
+    for name in names:
+        log = logging.getLogger(name)
+        if _FILTER not in log.filters:
+            log.addFilter(_FILTER)

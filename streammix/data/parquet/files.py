@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from streammix.exceptions import DataError
-from streammix.redact import redact
+from streammix.redact import redact, redact_logs_of
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -38,6 +38,8 @@ def strip_protocol(url: str, protocol: str) -> str:
 
 def fsspec_filesystem(protocol: str, storage_options: dict):
     import fsspec
+    if protocol != "file":
+        redact_logs_of()  # fsspec, s3fs, ... log the URLs they open at DEBUG
     try:
         return fsspec.filesystem(protocol, **(storage_options if protocol != "file" else {}))
     except (ImportError, ValueError) as exc:

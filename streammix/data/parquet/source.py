@@ -220,7 +220,7 @@ class ParquetSource:
         lines.append(f"  chunk_rows: {self.chunk_rows}, on_invalid: {self.on_invalid!r}")
         if self.storage_options:
             lines.append(f"  storage_options: keys {sorted(self.storage_options)} (values hidden)")
-        return "\n".join(lines)
+        return redact("\n".join(lines))  # the root and file names carry a URL's credentials too
 
     def __repr__(self) -> str:
         opts = ""
