@@ -21,7 +21,7 @@ from streammix.core.stats import SuffStats
 from streammix.exceptions import RecordError
 
 __all__ = ["stats_to_dict", "stats_from_dict", "options_to_dict", "options_from_dict",
-           "params_from_record", "field", "sub", "check_keys", "float_array", "number",
+           "params_from_record", "field", "sub", "within", "check_keys", "float_array", "number",
            "integer", "string", "boolean", "string_list", "as_list", "as_dict"]
 
 _MAX_SHOWN = 60
@@ -41,6 +41,21 @@ def sub(where: str, key) -> str:
 
 def _fail(where: str, problem: str) -> RecordError:
     return RecordError(f"field {where!r}: {problem}", field=where)
+
+
+def within(exc: RecordError, where: str, cls=RecordError) -> RecordError:
+    """``exc`` (of a record read inside another) with its field prefixed by ``where``."""
+    if not where:
+        return cls(str(exc), field=exc.field)
+    inner = exc.field
+    field_path = f"{where}.{inner}" if inner else where
+    text = str(exc)
+    prefix = f"field {inner!r}" if inner else ""
+    if inner and text.startswith(prefix):
+        text = f"field {field_path!r}" + text[len(prefix):]
+    elif not inner:
+        text = f"field {where!r}: {text}"
+    return cls(text, field=field_path)
 
 
 def as_dict(value, where: str) -> dict:
@@ -161,7 +176,7 @@ def float_array(value, where: str, shape: tuple, *, finite: bool = True,
     if finite and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         at = tuple(int(i) for i in bad)
-        raise _fail(where, f"must be finite, has {arr[at]!r} at {at}")
+        raise _fail(where, f"must be finite, has {float(arr[at])!r} at {at}")
     if positive and np.any(~(arr > 0)):
         raise _fail(where, "must be > 0")
     if non_negative and np.any(~(arr >= 0)):

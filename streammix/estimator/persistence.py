@@ -27,6 +27,7 @@ from streammix.core.records import (
     string,
     string_list,
     sub,
+    within,
 )
 from streammix.estimator import base
 from streammix.estimator.inference import set_inference
@@ -189,11 +190,7 @@ def from_dict(cls, record: dict, where: str = ""):
     try:
         return _from_dict(cls, record)
     except RecordError as exc:
-        field = f"{where}.{exc.field}" if where and exc.field else (exc.field or where)
-        text = str(exc)
-        if where and exc.field:
-            text = text.replace(f"field {exc.field!r}", f"field {field!r}", 1)
-        raise ModelFileError(text, field=field) from None
+        raise within(exc, where, ModelFileError) from None
 
 
 def _from_dict(cls, record):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from streammix.algorithms.online import OnlineEM
 from streammix.atomic import atomic_write_text
-from streammix.core.records import check_keys, integer, string, string_list
+from streammix.core.records import check_keys, integer, string, string_list, within
 from streammix.estimator import persistence
 from streammix.estimator.model import MixtureOfLinearRegressions
 from streammix.estimator.online_fitting import set_online_fitted
@@ -70,19 +70,13 @@ def load_checkpoint(directory) -> tuple[MixtureOfLinearRegressions, dict] | None
         check_keys(record, "", ("format", "source", "model", "state"),
                    ("format", "source", "model", "state"))
         source = _checked_source(record["source"])
-        try:
-            model = persistence.from_dict(MixtureOfLinearRegressions, record["model"],
-                                          where="model")
-        except RecordError:
-            raise
-        except ValueError as exc:
-            raise RecordError(f"field 'model': {exc}", field="model") from None
+        model = persistence.from_dict(MixtureOfLinearRegressions, record["model"],
+                                      where="model")
         try:
             model.online_ = OnlineEM.from_dict(record["state"])
         except RecordError as exc:
-            raise RecordError(f"{exc}".replace("field '", "field 'state.", 1),
-                              field=f"state.{exc.field}") from None
-        except ValueError as exc:
+            raise within(exc, "state") from None
+        except ValueError as exc:  # the format tag or version
             raise RecordError(f"field 'state': {exc}", field="state") from None
         _check_agree(model)
     except RecordError as exc:
