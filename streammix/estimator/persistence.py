@@ -214,9 +214,10 @@ def _from_dict(cls, record):
 
 def _data_record(model, data) -> None:
     """The record of the columns a model was fitted on, checked against the model."""
-    check_keys(data, DATA_KEY, ("path", "target", "features", "weight"),
+    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter"),
                ("target", "features"))
     string(data.get("path"), "data.path", allow_none=True)
+    string(data.get("filter"), "data.filter", allow_none=True)
     string(data["target"], "data.target")
     string(data.get("weight"), "data.weight", allow_none=True)
     n = getattr(model, "n_features_in_", None)
