@@ -22,6 +22,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
 from streammix.data.resolve import as_source
 from streammix.engines.resolve import resolve_engine
+from streammix.estimator.constraints import check_fixed
 
 __all__ = [
     "FITTED", "SAVED", "INFERENCE", "check_hyperparameters", "mstep_options", "start_params",
@@ -78,6 +79,7 @@ def check_hyperparameters(model) -> None:
         raise ValueError(f"min_weight must be in [0, 1), got {model.min_weight!r}")
     if not (model.tol >= 0):
         raise ValueError(f"tol must be >= 0, got {model.tol!r}")
+    check_fixed(model)
     if model.accelerate not in ACCELERATORS:
         raise ValueError(f"accelerate must be one of {ACCELERATORS}, "
                          f"got {model.accelerate!r}")

@@ -24,6 +24,7 @@ from streammix.core.stats import SuffStats, design_matrix
 from streammix.data.streams import check_batch_values, unchecked_batch_arrays
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base
+from streammix.estimator.constraints import refuse_online
 from streammix.exceptions import DataError, NotFittedError
 
 __all__ = ["partial_fit", "polish", "online_updated", "set_online_fitted", "drop_online_state",
@@ -97,6 +98,7 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
         check()
     if state is None:
         base.check_hyperparameters(model)
+        refuse_online(model)
         settings = OnlineSettings(model.step_alpha, model.step_offset, model.forget,
                                   model.average)
         rng = np.random.default_rng(model.random_state)
