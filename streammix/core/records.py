@@ -275,6 +275,9 @@ def options_from_dict(d: dict, where: str = "options", *,
     for name in ("intercept", "df_correction"):
         if name in d:
             boolean(d[name], sub(where, name))
+    if "shared" in d:  # design columns shared by all components
+        d["shared"] = tuple(integer(k, sub(sub(where, "shared"), i))
+                            for i, k in enumerate(as_list(d["shared"], sub(where, "shared"))))
     try:
         return MStepOptions(**d)
     except ValueError as exc:
