@@ -29,6 +29,7 @@ from streammix.exceptions import (
     CorruptCheckpointError,
     CredentialWarning,
     DataError,
+    FeatureNamesWarning,
     InferenceWarning,
     ModelFileError,
     NoClientError,
@@ -45,8 +46,8 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "RecordError", "ModelFileError", "CorruptCheckpointError",
-    "CredentialWarning",
+    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
+    "CorruptCheckpointError", "CredentialWarning",
 ]
 
 __version__ = "0.1.0"

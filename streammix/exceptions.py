@@ -9,8 +9,8 @@ from __future__ import annotations
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "RecordError", "ModelFileError", "CorruptCheckpointError",
-    "CredentialWarning",
+    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
+    "CorruptCheckpointError", "CredentialWarning",
 ]
 
 
@@ -111,3 +111,8 @@ class CorruptCheckpointError(CheckpointError, RecordError):
 class CredentialWarning(UserWarning):
     """Credentials were given where they show (``--storage-options`` on a command line
     sits in ``ps`` and shell history); put them in the environment or a file."""
+
+
+class FeatureNamesWarning(UserWarning):
+    """Columns are taken by position where names were expected: an array given to a
+    model fitted on named columns, or a table to a model fitted on an array."""

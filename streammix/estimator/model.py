@@ -249,20 +249,23 @@ class MixtureOfLinearRegressions:
         return base.n_parameters(self.noise, m, p) - (m - 1) * constraints.n_shared(self)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
-            callback=None, checkpoint=None, resume: bool = False,
+    def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
+            se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
             ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
         ----------
-        X : array-like of shape (n, d), DataFrame, or a source
+        X : array-like (n, d), DataFrame, pyarrow Table, Dask collection, or a source
             Features, or a source (e.g. :class:`streammix.ParquetSource`)
-            that also supplies the target and weights.
+            that also supplies the target and weights.  Table columns are
+            kept by name (``feature_names_in_``); later calls take them by name.
         y : array-like of shape (n,), optional
-            Target; required unless ``X`` is a source.
-        sample_weight : array-like of shape (n,), optional
-            Non-negative frequency weights.
+            Target, unless ``X`` is a source or ``target`` is given.
+        sample_weight : array-like of shape (n,), or str, optional
+            Non-negative frequency weights (with ``target``, may name a column).
+        target : str, optional
+            The target column of a table ``X``; the features are the others.
         se : bool or {"louis", "opg", "sandwich"}, default=False
             Also compute standard errors (one more pass, see
             :meth:`compute_se`); ``True`` means ``"louis"``.
@@ -284,8 +287,8 @@ class MixtureOfLinearRegressions:
         -------
         self
         """
-        fitting.fit(self, X, y, sample_weight, se=se, callback=callback, checkpoint=checkpoint,
-                    resume=resume)
+        fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
+                    checkpoint=checkpoint, resume=resume)
         return self
 
     # ------------------------------------------------------------------ online

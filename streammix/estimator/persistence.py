@@ -81,7 +81,7 @@ def to_dict(model) -> dict:
     record = {"format": MODEL_FORMAT, "version": MODEL_VERSION,
               "hyperparameters": hyperparameters_record(model)}
     if hasattr(model, "params_"):
-        fitted = {name: getattr(model, name) for name in base.SAVED}
+        fitted = {name: _jsonable(getattr(model, name, None)) for name in base.SAVED}
         fitted["params"] = model.params_.to_dict()
         if hasattr(model, "vcov_"):
             fitted["inference"] = {"method": model.se_method_, "names": model.vcov_names_,
@@ -136,8 +136,10 @@ def _fitted(model, fitted, where: str) -> None:
     values = {name: check(fitted[name], sub(where, name))
               for name, check in _SAVED_CHECKS.items()}
     p = values["n_features_in_"]
-    values["feature_names_in_"] = string_list(fitted["feature_names_in_"],
-                                              sub(where, "feature_names_in_"), p)
+    names = fitted["feature_names_in_"]  # None: fitted on an array
+    if names is not None:
+        names = string_list(names, sub(where, "feature_names_in_"), p)
+    values["feature_names_in_"] = names
     history = as_list(fitted["history_"], sub(where, "history_"))
     for i, item in enumerate(history):
         as_dict(item, sub(sub(where, "history_"), i))
@@ -160,7 +162,10 @@ def _fitted(model, fitted, where: str) -> None:
                              field=f"{where}.params.sigma2")
     model.params_ = params
     for name in base.SAVED:
-        setattr(model, name, values[name])
+        if name != "feature_names_in_":
+            setattr(model, name, values[name])
+    if values["feature_names_in_"] is not None:
+        model.feature_names_in_ = np.asarray(values["feature_names_in_"], dtype=object)
     base.set_public_arrays(model)
     inference = fitted.get("inference")
     if inference is not None:
