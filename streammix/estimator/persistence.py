@@ -70,6 +70,9 @@ def to_dict(model) -> dict:
             fitted["inference"] = {"method": model.se_method_, "names": model.vcov_names_,
                                    "vcov": np.asarray(model.vcov_).tolist(),
                                    "score_gap": model.score_gap_}
+        if hasattr(model, "concomitant_coef_"):
+            fitted["concomitant"] = {"coef": np.asarray(model.concomitant_coef_).tolist(),
+                                     "names": list(model.concomitant_names_)}
         record["fitted"] = fitted
     return record
 
@@ -90,6 +93,10 @@ def from_dict(cls, record: dict):
         for name in base.SAVED:
             setattr(model, name, fitted[name])
         base.set_public_arrays(model)
+        gate = fitted.get("concomitant")
+        if gate is not None:
+            model.concomitant_coef_ = np.asarray(gate["coef"], float)
+            model.concomitant_names_ = list(gate["names"])
         inference = fitted.get("inference")
         if inference is not None:
             set_inference(model, np.asarray(inference["vcov"], float), inference["method"],
