@@ -49,6 +49,10 @@ def test_generalised_em_is_monotone(data):
     assert model.predict(X, concomitant=Z).shape == (len(y),)
     with pytest.raises(ValueError, match="pass concomitant"):
         model.predict(X)
+    with pytest.raises(ValueError, match="partial_fit"):
+        model.partial_fit(X, y)
+    with pytest.raises(ValueError, match="standard errors"):
+        _model().fit(X, y, concomitant=Z, se=True)
 
 
 def test_lake_in_chunks_equals_memory_and_model_file(data, tmp_path):
