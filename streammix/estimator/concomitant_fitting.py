@@ -29,6 +29,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import ArraySource
 from streammix.estimator import base, constraints, fitting
+from streammix.estimator.inference import compute_se
 
 __all__ = ["CONCOMITANT_FITTED", "concomitant_source", "fit_if_concomitant", "fit_concomitant",
            "drop_concomitant", "gate_of", "row_loglik", "row_weights", "predict_weights",
@@ -117,9 +118,7 @@ class ConcomitantMethods:
 
 def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None) -> None:
     """Fit ``model`` on ``source`` (which has concomitant columns) by generalised EM."""
-    if se:
-        raise ValueError("standard errors of fits with concomitant variables are not "
-                         "available yet; fit without se")
+    method = fitting.check_se_method(se)
     if checkpoint is not None:
         raise ValueError("checkpoints of fits with concomitant variables are not available "
                          "yet; fit without checkpoint")
@@ -159,6 +158,8 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None) 
     model.concomitant_coef_ = permute_gate(best.coef, order)
     model.concomitant_names_ = list(source.concomitant_names)
     model.n_passes_ = n_passes + 1
+    if method is not None:
+        compute_se(model, source, ctx.engine, method)
 
 
 def gate_of(model, Z) -> np.ndarray:

@@ -51,8 +51,6 @@ def test_generalised_em_is_monotone(data):
         model.predict(X)
     with pytest.raises(ValueError, match="partial_fit"):
         model.partial_fit(X, y)
-    with pytest.raises(ValueError, match="standard errors"):
-        _model().fit(X, y, concomitant=Z, se=True)
 
 
 def test_lake_in_chunks_equals_memory_and_model_file(data, tmp_path):
@@ -60,10 +58,12 @@ def test_lake_in_chunks_equals_memory_and_model_file(data, tmp_path):
     for k, rows in enumerate(np.array_split(np.arange(len(y)), 3)):
         pq.write_table(pa.table({"x": X[rows, 0], "y": y[rows], "z1": Z[rows, 0],
                                  "z2": Z[rows, 1]}), tmp_path / f"part-{k}.parquet")
-    memory = _model().fit(X, y, concomitant=Z)
+    memory = _model().fit(X, y, concomitant=Z, se=True)
     for chunk_rows in (101, 100_000):
         lake = _model().fit(ParquetSource(tmp_path, target="y", features=["x"],
-                                          concomitant=["z1", "z2"], chunk_rows=chunk_rows))
+                                          concomitant=["z1", "z2"], chunk_rows=chunk_rows),
+                            se=True)
+        np.testing.assert_allclose(lake.vcov_, memory.vcov_, rtol=1e-8)
         assert_same_fit(lake, memory, rtol=1e-10)
         np.testing.assert_allclose(lake.concomitant_coef_, memory.concomitant_coef_,
                                    rtol=1e-10, atol=1e-10)
@@ -73,6 +73,9 @@ def test_lake_in_chunks_equals_memory_and_model_file(data, tmp_path):
     np.testing.assert_array_equal(loaded.concomitant_coef_, memory.concomitant_coef_)
     assert loaded.n_parameters() == memory.n_parameters()
     np.testing.assert_array_equal(loaded.predict_weights(Z), memory.predict_weights(Z))
+    np.testing.assert_array_equal(loaded.vcov_, memory.vcov_)
+    assert loaded.bse_["concomitant"].shape == (2, 3) and loaded.vcov_names_[-1] == "comp2:gate:z1"
+    assert "comp2 gate:z1" in loaded.summary().as_text()
 
 
 def test_bad_concomitant_values_and_columns_are_named(data, tmp_path):

@@ -42,3 +42,34 @@ def test_same_fit_as_flexmix():
     assert np.all(model.concomitant_coef_[0] == 0.0)
     crit = model.information_criteria()
     assert crit["n_parameters"] == 15
+
+
+def test_standard_errors_match_flexmix_refit():
+    refit = REF["refit"]
+    X, y = DATA["x"][:, None], DATA["y"]
+    Z = np.column_stack([DATA["z1"], DATA["z2"]])
+    model = MixtureOfLinearRegressions(3, n_init=2, random_state=0, tol=1e-10,
+                                       max_iter=5000).fit(X, y, concomitant=Z, se=True)
+    assert model.score_gap_ < 1e-6
+    r_se = dict(zip(refit["vcov_names"], np.sqrt(np.diag(refit["vcov"])), strict=True))
+    # flexmix's components 1..3 are ours in increasing-intercept order at refit_order
+    ours = np.argsort(model.intercept_)[np.argsort(refit["refit_order"])]
+    for r_comp, j in enumerate(ours, start=1):
+        for k, term in enumerate(["(Intercept)", "x"]):
+            assert model.bse_["coef"][j, k] == pytest.approx(
+                r_se[f"model.1_Comp.{r_comp}_coef.{term}"], rel=0.02)
+        assert model.bse_["log_sigma"][j] == pytest.approx(
+            r_se[f"model.1_Comp.{r_comp}_log(sigma)"], rel=0.02)
+    # the gate against flexmix's baseline (its component 1): Var(γ_j − γ_b)
+    m, q1 = model.concomitant_coef_.shape
+    pos = {name: i for i, name in enumerate(model.vcov_names_)}
+    terms = ["(intercept)", *model.concomitant_names_]
+    b = ours[0]
+    for r_comp, j in enumerate(ours[1:], start=2):
+        for c, r_term in enumerate(["(Intercept)", "z1", "z2"]):
+            a = np.zeros(len(pos))
+            for comp, sign in ((j, 1.0), (b, -1.0)):
+                if comp > 0:
+                    a[pos[f"comp{comp + 1}:gate:{terms[c]}"]] += sign
+            se = float(np.sqrt(a @ model.vcov_ @ a))
+            assert se == pytest.approx(r_se[f"concomitant_Comp.{r_comp}.{r_term}"], rel=0.02)
