@@ -27,6 +27,7 @@ from streammix.exceptions import (
     ConfigError,
     ConvergenceWarning,
     DataError,
+    FeatureNamesWarning,
     InferenceWarning,
     NoClientError,
     NotFittedError,
@@ -41,7 +42,7 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError",
+    "ClusterTimeoutError", "FeatureNamesWarning",
 ]
 
 __version__ = "0.1.0"

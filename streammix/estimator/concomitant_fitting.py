@@ -28,6 +28,8 @@ from streammix.core.gating import gating_loglik, log_gate, with_intercept
 from streammix.core.params import MixtureParams
 from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import ArraySource
+from streammix.data.frames import frame_matrix, frame_names
+from streammix.data.resolve import as_source, is_source
 from streammix.estimator import base, constraints, fitting
 from streammix.estimator.inference import compute_se
 
@@ -39,15 +41,21 @@ __all__ = ["CONCOMITANT_FITTED", "concomitant_source", "fit_if_concomitant", "fi
 CONCOMITANT_FITTED = ("concomitant_coef_", "concomitant_names_")
 
 
-def concomitant_source(X, y, sample_weight, concomitant, chunk_rows: int):
+def concomitant_source(X, y, sample_weight, concomitant, chunk_rows: int, target=None):
     """The source of a fit with concomitant variables (None: the fit has none)."""
     if concomitant is None:
         names = list(getattr(X, "concomitant", None) or [])
-        return X if names else None
-    if hasattr(X, "plan") and hasattr(X, "read"):
+        return X if names and is_source(X) else None
+    if is_source(X):
         raise ValueError("a source carries its own concomitant columns: make it with "
                          "concomitant=[...] instead of passing concomitant to fit")
-    return ArraySource(X, y, sample_weight, chunk_rows=chunk_rows, concomitant=concomitant)
+    src = as_source(X, y, sample_weight, chunk_rows=chunk_rows, target=target)
+    if not isinstance(src, ArraySource):
+        raise ValueError("concomitant=Z goes with in-memory data (arrays or a DataFrame)")
+    names = frame_names(concomitant)
+    Z = frame_matrix(concomitant, names) if names is not None else concomitant
+    return ArraySource(src.X, src.y, src.w, chunk_rows=chunk_rows,
+                       feature_names=src.feature_names, concomitant=Z, concomitant_names=names)
 
 
 def drop_concomitant(model) -> None:
@@ -56,11 +64,11 @@ def drop_concomitant(model) -> None:
         model.__dict__.pop(name, None)
 
 
-def fit_if_concomitant(model, X, y, sample_weight, concomitant, *, se, callback, checkpoint,
-                       resume) -> bool:
+def fit_if_concomitant(model, X, y, sample_weight, concomitant, *, target=None, se, callback,
+                       checkpoint, resume) -> bool:
     """Fit ``model`` with concomitant variables if there are any (True), else do nothing."""
     drop_concomitant(model)
-    source = concomitant_source(X, y, sample_weight, concomitant, model.chunk_rows)
+    source = concomitant_source(X, y, sample_weight, concomitant, model.chunk_rows, target)
     if source is None:
         return False
     if resume:

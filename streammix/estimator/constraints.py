@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from streammix.algorithms.parameter_layout import ParameterLayout
+from streammix.core.checks import feature_names_of
 from streammix.core.constrained_mstep import (
     INTERCEPT_NAMES,
     fixed_entries,
@@ -61,7 +62,7 @@ def model_layout(model) -> ParameterLayout:
 
 
 def _feature_names(model) -> list[str]:
-    return list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    return feature_names_of(model)
 
 
 def project(params: MixtureParams, shared: tuple[int, ...]) -> MixtureParams:

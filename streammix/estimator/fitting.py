@@ -65,15 +65,15 @@ def check_se_method(se) -> str | None:
     return method
 
 
-def fit(model, X, y=None, sample_weight=None, *, se=False, callback=None, checkpoint=None,
-        resume: bool = False) -> None:
+def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback=None,
+        checkpoint=None, resume: bool = False) -> None:
     """Fit ``model`` by EM (see :meth:`streammix.MixtureOfLinearRegressions.fit`)."""
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=FOLDER")
     method = check_se_method(se)
     base.check_hyperparameters(model)
     drop_online_state(model)  # a batch fit starts afresh
-    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows)
+    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
     saver = None
     if checkpoint is not None:
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint

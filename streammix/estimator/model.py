@@ -243,20 +243,24 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         return base.n_parameters(self.noise, m, p) + gate.extra_parameters(self, m)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
-            callback=None, checkpoint=None, resume: bool = False, concomitant=None,
+    def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
+            se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
+            concomitant=None,
             ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
         ----------
-        X : array-like of shape (n, d), DataFrame, or a source
+        X : array-like (n, d), DataFrame, pyarrow Table, Dask collection, or a source
             Features, or a source (e.g. :class:`streammix.ParquetSource`)
-            that also supplies the target and weights.
+            that also supplies the target and weights.  Table columns are
+            kept by name (``feature_names_in_``); later calls take them by name.
         y : array-like of shape (n,), optional
-            Target; required unless ``X`` is a source.
-        sample_weight : array-like of shape (n,), optional
-            Non-negative frequency weights.
+            Target, unless ``X`` is a source or ``target`` is given.
+        sample_weight : array-like of shape (n,), or str, optional
+            Non-negative frequency weights (with ``target``, may name a column).
+        target : str, optional
+            The target column of a table ``X``; the features are the others.
         se : bool or {"louis", "opg", "sandwich"}, default=False
             Also compute standard errors (one more pass, see
             :meth:`compute_se`); ``True`` means ``"louis"``.
@@ -281,11 +285,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         -------
         self
         """
-        if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, se=se,
+        if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
                                    callback=callback, checkpoint=checkpoint, resume=resume):
             return self
-        fitting.fit(self, X, y, sample_weight, se=se, callback=callback, checkpoint=checkpoint,
-                    resume=resume)
+        fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
+                    checkpoint=checkpoint, resume=resume)
         return self
 
     # ------------------------------------------------------------------ online

@@ -15,6 +15,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from streammix.core.checks import feature_names_of
 from streammix.core.constrained_mstep import resolve_shared
 
 __all__ = ["Summary", "SummaryRow", "coefficient_names"]
@@ -30,7 +31,7 @@ _NA = "n/a"
 
 def coefficient_names(model) -> list[str]:
     """Names of a fitted model's coefficients: ``(intercept)`` (when fitted), then the features."""
-    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    names = feature_names_of(model)
     return (["(intercept)"] if model.fit_intercept else []) + names
 
 @dataclass(frozen=True)
@@ -283,3 +284,4 @@ def _pval(value: float) -> str:
     if not math.isfinite(value):
         return _NA
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+
