@@ -55,7 +55,8 @@ def concomitant_source(X, y, sample_weight, concomitant, chunk_rows: int, target
     names = frame_names(concomitant)
     Z = frame_matrix(concomitant, names) if names is not None else concomitant
     return ArraySource(src.X, src.y, src.w, chunk_rows=chunk_rows,
-                       feature_names=src.feature_names, concomitant=Z, concomitant_names=names)
+                       feature_names=src.feature_names if src.feature_names_given else None,
+                       concomitant=Z, concomitant_names=names)
 
 
 def drop_concomitant(model) -> None:
