@@ -26,11 +26,15 @@ from streammix.exceptions import (
     ComponentCollapseError,
     ConfigError,
     ConvergenceWarning,
+    CorruptCheckpointError,
+    CredentialWarning,
     DataError,
     FeatureNamesWarning,
     InferenceWarning,
+    ModelFileError,
     NoClientError,
     NotFittedError,
+    RecordError,
 )
 
 __all__ = [
@@ -42,7 +46,8 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "FeatureNamesWarning",
+    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
+    "CorruptCheckpointError", "CredentialWarning",
 ]
 
 __version__ = "0.1.0"
