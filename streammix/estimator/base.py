@@ -278,6 +278,9 @@ def estep_pass(model, engine, source, params: MixtureParams) -> SuffStats:
 def pass_stats(model, X, y, sample_weight) -> SuffStats:
     """One E-step pass at the fitted parameters over data like the fit's."""
     check_fitted(model)
+    if hasattr(model, "concomitant_coef_"):
+        raise ValueError("score, bic and aic do not take concomitant variables yet: use "
+                         "information_criteria() (the fit's own data) or score_samples")
     source = source_like_fit(model, X, y, sample_weight)
     return estep_pass(model, resolve_engine(model.engine), source, model.params_)
 
