@@ -240,7 +240,8 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
                 chunk = source.read(piece)
                 table = _predict_chunk(model, params, chunk,
                                        _passthrough(source, piece, chunk, keep),
-                                       source.target is not None)
+                                       source.target is not None,
+                                       where=getattr(source, "shown", str)(path))
                 if writer is None:
                     relative = _safe_relative(chunk.origin, path)
                     target = tmp / relative
@@ -258,16 +259,24 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
 
 
 def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
-                   with_target: bool = True) -> pa.Table:
+                   with_target: bool = True, where: str | None = None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
-    means = Xd @ params.beta.T
+    with np.errstate(over="ignore", invalid="ignore"):
+        means = Xd @ params.beta.T
+        mean = means @ params.weights
+    if not np.all(np.isfinite(mean)):
+        row = int(np.flatnonzero(~np.isfinite(mean))[0])
+        raise DataError(
+            f"{where or chunk.origin}: the model predicts {float(mean[row])!r} at row "
+            f"{chunk.first_row + row} "
+            f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
+            "not fit these data, or its file was edited; no predictions were written")
     columns: dict[str, pa.Array] = {}
     if passthrough is None:
         columns["row_id"] = _row_ids(chunk)
     else:
         for name in passthrough.column_names:
             columns[name] = passthrough.column(name)
-    mean = means @ params.weights
     columns["mean"] = pa.array(mean)
     m = params.n_components
     if not with_target:
