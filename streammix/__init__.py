@@ -24,6 +24,7 @@ from streammix.exceptions import (
     ChunkCrashError,
     ClusterTimeoutError,
     ComponentCollapseError,
+    ComponentCollapseWarning,
     ConfigError,
     ConvergenceWarning,
     CorruptCheckpointError,
@@ -35,6 +36,7 @@ from streammix.exceptions import (
     NoClientError,
     NotFittedError,
     RecordError,
+    SpuriousOptimumWarning,
 )
 
 __all__ = [
@@ -45,9 +47,10 @@ __all__ = [
     "StreamBatch", "InProcessEngine", "DaskEngine",
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
-    "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
-    "CorruptCheckpointError", "CredentialWarning",
+    "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
+    "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
+    "FeatureNamesWarning", "RecordError", "ModelFileError", "CorruptCheckpointError",
+    "CredentialWarning",
 ]
 
 __version__ = "0.1.0"
