@@ -70,6 +70,9 @@ def predict_source(model, source) -> np.ndarray:
     features must be the fit's (:func:`streammix.estimator.base.source_like_fit`).
     """
     check_fitted(model)
+    if getattr(model, "concomitant_coef_", None) is not None:
+        raise ValueError("predict over a source does not apply concomitant variables yet; "
+                         "read the rows and call predict(X, concomitant=Z)")
     params = model.params_
     means = [design_matrix(chunk.X, model.fit_intercept) @ params.beta.T @ params.weights
              for chunk in map(source.read, source.plan())]
