@@ -315,9 +315,9 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
         (the Polyak–Ruppert mean when averaging has started).  ``loglik_``
         and ``history_`` are *prequential*: each batch's log-likelihood at
         the parameters before its update (the first batch's is in-sample);
-        ``n_iter_`` counts M-steps; ``converged_`` is False.  Bad values
-        raise the errors of :meth:`fit`, and a bad batch changes nothing.
-        """
+        ``n_iter_`` counts M-steps; ``converged_`` is False.  Bad values raise
+        the errors of :meth:`fit`, and a bad batch changes nothing."""
+        hooks.check_batch_features(self, X)
         online_fitting.partial_fit(self, X, y, sample_weight, target=target, features=features,
                                    weight=weight, batch_id=batch_id)
         return self

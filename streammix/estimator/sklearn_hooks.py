@@ -109,7 +109,7 @@ def check_predict_array(model, X):
 def check_batch_features(model, X) -> None:
     """For ``partial_fit``: a plain 2-d batch after the first must have
     ``n_features_in_`` columns (scikit-learn's message in a DataError otherwise)."""
-    if is_plain_array(X) and "n_features_in_" in model.__dict__ and np.ndim(X) == 2:
+    if is_plain_array(X) and hasattr(model, "n_features_in_") and np.ndim(X) == 2:
         try:
             check_n_features(model, np.empty((0, np.shape(X)[1])))
         except ValueError as exc:
