@@ -67,9 +67,11 @@ class MixtureOfLinearRegressions:
         ``intercept``, ``sigma`` (original scale) starts from those values.
     random_state : int or None
         Seed of all random choices (the sample and the starting values).
-    variance_floor : float, default=1e-3
+    variance_floor : float, default=1e-4
         Every σ_j² is kept at or above this multiple of the pooled OLS
-        residual variance, so the likelihood stays bounded.
+        residual variance, so the likelihood stays bounded (σ_j at least 1%
+        of the pooled residual σ; low enough not to bind at real optima,
+        see the mathematics page (docs/mathematics.rst), §1.5).
     min_weight : float, default=0.0
         A component whose weight falls below this, or whose effective number
         of rows falls below 5 (p + 1), collapses (flexmix's ``minprior``,
@@ -163,7 +165,7 @@ class MixtureOfLinearRegressions:
     def __init__(self, n_components: int = 2, *, noise: str = "per_component", sigma=None,
                  fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
                  n_init: int = 1, init="auto", random_state=None,
-                 variance_floor: float = 1e-3, min_weight: float = 0.0,
+                 variance_floor: float = 1e-4, min_weight: float = 0.0,
                  on_collapse: str = "drop", ridge: float = 0.0, prior_dof: float = 0.0,
                  prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
                  df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,

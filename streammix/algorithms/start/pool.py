@@ -57,7 +57,8 @@ from streammix.algorithms.start.population import (
     unstack,
 )
 
-__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER", "N_FULL", "pool_size",
+__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER", "N_FULL", "N_FORMING",
+           "pool_size",
            "pool_starts", "degenerate_runs", "pool_search"]
 
 logger = logging.getLogger(__name__)
@@ -78,8 +79,10 @@ SHORT_ITER = 5
 #: Iterations of the stacked runs of the best distinct survivors.
 LONG_ITER = 60
 
-#: Distinct survivors run to convergence by the full EM.
+#: Distinct survivors run to convergence by the full EM: that pass the
+#: degeneracy test, and that pass only its lenient form.
 N_FULL = 2
+N_FORMING = 1
 
 #: Degeneracy rule of the short runs (see :func:`degenerate_runs`).
 SPIKE_ROWS_FACTOR = 3
@@ -335,9 +338,13 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
                      parts[1].size)
         finalists = em(finalists, LONG_ITER, noise)
-        finalists = survivors(finalists, noise, finalists.size, lenient=False)
-    chosen = _distinct(finalists, N_FULL, n)
-    candidates = [unstack(finalists, i) for i in chosen] + list(extra)
+        strict = degenerate_runs(finalists, p, pooled, floor, noise)
+        loose = degenerate_runs(finalists, p, pooled, floor, noise, lenient=True)
+        clean = _best(finalists, finalists.size, strict)
+        forming = _best(finalists, finalists.size, loose | ~strict)
+    candidates = [unstack(clean, i) for i in _distinct(clean, N_FULL, n)]
+    candidates += [unstack(forming, i) for i in _distinct(forming, N_FORMING, n)]
+    candidates += list(extra)
     best = None
     for start in candidates:
         with warnings.catch_warnings():
