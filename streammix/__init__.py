@@ -24,12 +24,14 @@ from streammix.exceptions import (
     ChunkCrashError,
     ClusterTimeoutError,
     ComponentCollapseError,
+    ComponentCollapseWarning,
     ConfigError,
     ConvergenceWarning,
     DataError,
     InferenceWarning,
     NoClientError,
     NotFittedError,
+    SpuriousOptimumWarning,
 )
 
 __all__ = [
@@ -40,7 +42,8 @@ __all__ = [
     "StreamBatch", "InProcessEngine", "DaskEngine",
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
-    "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
+    "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
+    "ConfigError", "NoClientError", "ChunkCrashError",
     "ClusterTimeoutError",
 ]
 

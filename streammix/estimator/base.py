@@ -76,6 +76,13 @@ def check_hyperparameters(model) -> None:
                          f"got {model.on_collapse!r}")
     if not (0 <= model.min_weight < 1):
         raise ValueError(f"min_weight must be in [0, 1), got {model.min_weight!r}")
+    if model.min_eff_rows is not None and not (model.min_eff_rows >= 0):
+        raise ValueError(f"min_eff_rows must be >= 0 or None, got {model.min_eff_rows!r}")
+    if not (model.min_sigma_ratio >= 0):
+        raise ValueError(f"min_sigma_ratio must be >= 0, got {model.min_sigma_ratio!r}")
+    mr = model.max_reseeds
+    if isinstance(mr, bool) or not isinstance(mr, (int, np.integer)) or mr < 0:
+        raise ValueError(f"max_reseeds must be an integer >= 0, got {mr!r}")
     if not (model.tol >= 0):
         raise ValueError(f"tol must be >= 0, got {model.tol!r}")
     if model.accelerate not in ACCELERATORS:
@@ -141,10 +148,17 @@ def run_rng(seed: int, run: int) -> np.random.Generator:
     return np.random.default_rng([seed, run])
 
 
-def em_settings(model, options: MStepOptions, max_iter: int) -> EMSettings:
-    """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations."""
+def em_settings(model, options: MStepOptions, max_iter: int,
+                pooled_sigma2: float | None = None) -> EMSettings:
+    """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations.
+
+    ``pooled_sigma2`` (the pooled OLS residual variance on the fitting scale)
+    enables the spike rule of :mod:`streammix.algorithms.degeneracy`.
+    """
     return EMSettings(mstep=options, tol=model.tol, max_iter=max_iter,
-                      min_weight=model.min_weight, on_collapse=model.on_collapse)
+                      min_weight=model.min_weight, min_eff_rows=model.min_eff_rows,
+                      min_sigma_ratio=model.min_sigma_ratio, pooled_sigma2=pooled_sigma2,
+                      on_collapse=model.on_collapse, max_reseeds=model.max_reseeds)
 
 
 def canonical_order(params: MixtureParams) -> MixtureParams:
@@ -160,7 +174,7 @@ ONLINE_STALE = "_online_stale"
 
 def clear_fit(model) -> None:
     """Forget what describes another fit: standard errors, ``n_passes_``, online staleness."""
-    for name in (*INFERENCE, "n_passes_", ONLINE_STALE):
+    for name in (*INFERENCE, "n_passes_", "passed_over_", ONLINE_STALE):
         model.__dict__.pop(name, None)
 
 

@@ -137,7 +137,9 @@ def _data_difference(saved: dict, now: dict) -> str | None:
 
 
 def _settings_difference(saved: dict, now: dict) -> str | None:
-    keys = sorted(set(saved) | set(now))
+    # A setting the checkpoint's version did not have yet (e.g. min_sigma_ratio,
+    # max_reseeds) is not compared; every setting it recorded must match.
+    keys = sorted(saved)
     diff = [f"{k} {saved.get(k)!r} then, {now.get(k)!r} now" for k in keys
             if saved.get(k) != now.get(k)]
     return "; ".join(diff) if diff else None

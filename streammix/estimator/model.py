@@ -72,15 +72,15 @@ class MixtureOfLinearRegressions:
         residual variance, so the likelihood stays bounded (σ_j at least 1%
         of the pooled residual σ; low enough not to bind at real optima,
         see the mathematics page (docs/mathematics.rst), §1.5).
-    min_weight : float, default=0.0
-        A component whose weight falls below this, or whose effective number
-        of rows falls below 5 (p + 1), collapses (flexmix's ``minprior``,
-        checked before every M-step); a removal is warned about and recorded
-        as ``"event": "dropped [j]"`` in ``history_``.
-    on_collapse : {"drop", "reseed", "error"}, default="drop"
-        What happens to a collapsed component: removed (with a warning, as
-        flexmix does), re-seeded on the worst-explained rows of the sample
-        (up to 3 times per run, then dropped), or an error.
+    min_weight, min_eff_rows, min_sigma_ratio : float, default=0, p + 1, 0.1
+        A component is degenerate (the mathematics page, §1.8) with weight <
+        ``min_weight`` (flexmix's ``minprior``, 0.05 there), fewer effective
+        rows than ``min_eff_rows`` (None: p + 1) or a rank-deficient design, or
+        as a spike: < 3 (p + 1) rows and σ < ``min_sigma_ratio`` × pooled OLS σ.
+    on_collapse, max_reseeds : {"reseed", "drop", "error"}, int, default="reseed", 3
+        A degenerate component is re-seeded on the worst-explained sample rows
+        (``max_reseeds`` times per run, then dropped), dropped, or an error;
+        each with a :class:`~streammix.ComponentCollapseWarning` and ``history_``.
     ridge : float, default=0.0
         Precision of a normal prior N(0, σ_j²/ridge) on the coefficients
         (not the intercept): MAP estimation.
@@ -139,7 +139,11 @@ class MixtureOfLinearRegressions:
         False after :meth:`partial_fit`.
     history_ : list of dict
         One record per pass of the kept run: iteration, loglik, objective,
-        number of components and any event (a dropped or re-seeded component).
+        number of components and any event (a dropped or re-seeded component,
+        with ``"collapse"``: each component's reason and numbers).
+    passed_over_ : dict or None
+        A higher degenerate optimum passed over (``loglik``, ``run``,
+        ``iteration``, ``reasons``; :class:`~streammix.SpuriousOptimumWarning`).
     n_components_ : int
         Components left at the end (fewer than asked if some were dropped).
     params_ : MixtureParams
@@ -166,8 +170,9 @@ class MixtureOfLinearRegressions:
                  fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
                  n_init: int = 1, init="auto", random_state=None,
                  variance_floor: float = 1e-4, min_weight: float = 0.0,
-                 on_collapse: str = "drop", ridge: float = 0.0, prior_dof: float = 0.0,
-                 prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
+                 min_eff_rows: float | None = None, min_sigma_ratio: float = 0.1,
+                 on_collapse: str = "reseed", max_reseeds: int = 3, ridge: float = 0.0,
+                 prior_dof: float = 0.0, prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
                  df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  init_sample_size: int = 100_000, engine=None, step_alpha: float = 0.6,
                  step_offset: float = 2.0, forget: float | None = None, average=False,
@@ -184,7 +189,10 @@ class MixtureOfLinearRegressions:
         self.random_state = random_state
         self.variance_floor = variance_floor
         self.min_weight = min_weight
+        self.min_eff_rows = min_eff_rows
+        self.min_sigma_ratio = min_sigma_ratio
         self.on_collapse = on_collapse
+        self.max_reseeds = max_reseeds
         self.ridge = ridge
         self.prior_dof = prior_dof
         self.prior_scale = prior_scale

@@ -49,6 +49,7 @@ import warnings
 
 import numpy as np
 
+from streammix.algorithms.degeneracy import is_degenerate
 from streammix.algorithms.start.candidates import ols
 from streammix.algorithms.start.population import (
     Population,
@@ -350,7 +351,8 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = run_full(start)
-        if res.params.n_components != m or _degenerate_result(res, p, pooled, floor, noise):
+        if res.params.n_components != m or _degenerate_result(
+                res, settings.rule, p, pooled, floor, noise):
             continue
         if best is None or res.objective > best.objective:
             best = res
@@ -372,7 +374,12 @@ def _distinct(pop: Population, k: int, n: int) -> list[int]:
     return chosen
 
 
-def _degenerate_result(res, p, pooled, floor, noise) -> bool:
+def _degenerate_result(res, rule, p, pooled, floor, noise) -> bool:
+    """Whether a full run ended degenerate: the estimator's rule
+    (:func:`~streammix.algorithms.degeneracy.find_degenerate`) when the
+    settings carry one, else the rule of :func:`degenerate_runs`."""
+    if rule is not None and rule.pooled_sigma2 is not None:
+        return is_degenerate(res.params, res.stats, rule)
     stats = res.stats
     rows_per_weight = stats.n_rows / stats.sum_w
     pop = Population(res.params.weights[None], res.params.beta[None],
