@@ -28,6 +28,7 @@ from streammix.exceptions import (
     ConfigError,
     ConvergenceWarning,
     DataError,
+    FeatureNamesWarning,
     InferenceWarning,
     NoClientError,
     NotFittedError,
@@ -43,8 +44,8 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
-    "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError",
+    "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
+    "FeatureNamesWarning",
 ]
 
 __version__ = "0.1.0"
