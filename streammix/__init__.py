@@ -27,11 +27,15 @@ from streammix.exceptions import (
     ComponentCollapseWarning,
     ConfigError,
     ConvergenceWarning,
+    CorruptCheckpointError,
+    CredentialWarning,
     DataError,
     FeatureNamesWarning,
     InferenceWarning,
+    ModelFileError,
     NoClientError,
     NotFittedError,
+    RecordError,
     SpuriousOptimumWarning,
 )
 
@@ -45,7 +49,8 @@ __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
     "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
-    "FeatureNamesWarning",
+    "FeatureNamesWarning", "RecordError", "ModelFileError", "CorruptCheckpointError",
+    "CredentialWarning",
 ]
 
 __version__ = "0.1.0"

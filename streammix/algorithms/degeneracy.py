@@ -1,4 +1,4 @@
-"""Which components of a fit are degenerate, and why (the mathematics page, §1.8).
+"""Which components of a fit are degenerate, and why (the mathematics page, §1.9).
 
 The Gaussian mixture likelihood is unbounded: a component whose
 responsibility concentrates on a few rows can shrink its σ towards zero and

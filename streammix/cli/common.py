@@ -6,12 +6,14 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 
 __all__ = [
     "comma_list", "positive_int", "non_negative_int", "non_negative_float", "positive_float",
     "components_spec", "filter_text", "json_object",
-    "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine", "load_model",
+    "add_data_arguments", "make_source", "warn_literal_credentials", "add_cluster_arguments",
+    "open_engine", "load_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -141,6 +143,7 @@ def make_source(args, *, target=None, features=None, weight=None):
     """A :class:`~streammix.ParquetSource` from the parsed data arguments."""
     from streammix.data.parquet.source import ParquetSource
 
+    warn_literal_credentials(args.storage_options)
     return ParquetSource(
         args.data, target=target or args.target, features=features or args.features,
         weight=weight if weight is not None else args.weight,
@@ -149,18 +152,38 @@ def make_source(args, *, target=None, features=None, weight=None):
     )
 
 
+def warn_literal_credentials(options) -> None:
+    """Warn (:class:`~streammix.CredentialWarning`) when ``--storage-options`` holds
+    literal credentials: a command line shows in ``ps`` and shell history."""
+    import warnings
+
+    from streammix.exceptions import CredentialWarning
+    from streammix.redact import literal_secret_keys
+
+    keys = literal_secret_keys(options or {})
+    if keys:
+        warnings.warn(
+            f"--storage-options carries literal credentials ({', '.join(keys)}); a command "
+            "line is visible in 'ps' and in shell history. Put them in the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, ...) or in a "
+            "credentials file (~/.aws/credentials, AWS_SHARED_CREDENTIALS_FILE) instead",
+            CredentialWarning, stacklevel=2)
+
+
 # --------------------------------------------------------------- the cluster
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     """--cluster FILE | --scheduler ADDR | --in-process."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--cluster", metavar="FILE",
-                       help="cluster config (YAML; see cluster_configs/); default: a local "
-                            "cluster (cluster_configs/local.yaml)")
+                       help="run the passes on a Dask cluster described by a config file "
+                            "(YAML; see cluster_configs/); 'local' is a local cluster of "
+                            "worker processes (cluster_configs/local.yaml).  Default: in this "
+                            "process, which is faster on one machine")
     group.add_argument("--scheduler", metavar="ADDR",
                        help="address of a running Dask scheduler, e.g. tcp://host:8786 (for "
                             "TLS use a --cluster file with certificate paths)")
     group.add_argument("--in-process", action="store_true",
-                       help="run every pass in this process, without Dask")
+                       help="run every pass in this process, without Dask (the default)")
     parser.add_argument("--worker-timeout", type=_positive_seconds, default=None, metavar="S",
                         help="seconds to wait for the cluster: for the scheduler to answer "
                              "(also when connecting with --scheduler) and for a worker when "
@@ -189,7 +212,7 @@ def open_engine(args) -> Iterator[object]:
         load_cluster_config,
     )
 
-    if args.in_process:
+    if args.in_process or not (args.scheduler or args.cluster):
         from streammix.engines.inprocess import InProcessEngine
 
         yield InProcessEngine()
@@ -198,10 +221,10 @@ def open_engine(args) -> Iterator[object]:
         address = args.scheduler if "://" in args.scheduler else f"tcp://{args.scheduler}"
         config = ClusterConfig("scheduler", {"address": address}, source="--scheduler",
                                timeout=args.worker_timeout or 60.0)
-    elif args.cluster:
-        config = load_cluster_config(args.cluster)
-    else:
+    elif args.cluster == "local" and not os.path.exists(args.cluster):
         config = default_cluster_config()
+    else:
+        config = load_cluster_config(args.cluster)
     from streammix.engines.dask_engine import DaskEngine
 
     client, closer = config.connect(worker_logs=getattr(args, "verbose", 0) >= 2)
