@@ -30,6 +30,7 @@ from streammix.exceptions import (
     InferenceWarning,
     NoClientError,
     NotFittedError,
+    SourceChangedError,
 )
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError",
+    "ClusterTimeoutError", "SourceChangedError",
 ]
 
 __version__ = "0.1.0"

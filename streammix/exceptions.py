@@ -9,12 +9,17 @@ from __future__ import annotations
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError",
+    "ClusterTimeoutError", "SourceChangedError",
 ]
 
 
 class DataError(ValueError):
     """Bad input data: the message names the file or array, column and rows."""
+
+
+class SourceChangedError(DataError):
+    """A file changed (size, modification time or Parquet footer) or vanished while a fit
+    was reading it; the message names the file and what changed."""
 
 
 class NotFittedError(ValueError, AttributeError):
