@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from streammix import MixtureOfLinearRegressions
-from streammix.algorithms.information import InformationTask, InfoStats, ParameterLayout
+from streammix.algorithms.information import InformationTask, InfoStats
+from streammix.algorithms.parameter_layout import ParameterLayout
 from streammix.algorithms.tasks import EStepTask
 from streammix.core import kernel
 from streammix.core.stats import SuffStats

@@ -10,7 +10,8 @@ like the E-step statistics of an EM pass.
 Working parametrisation
 -----------------------
 All matrices refer to the unconstrained coordinates flexmix's ``refit()``
-uses, in this order (see :class:`ParameterLayout`):
+uses, in this order (see
+:class:`~streammix.algorithms.parameter_layout.ParameterLayout`):
 
 * ``noise="per_component"``: for each component j, its coefficients β_j
   (intercept first when fitted) followed by η_j = log σ_j; then the
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streammix.algorithms.parameter_layout import ParameterLayout
 from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.reduce import tree_sum
@@ -59,98 +61,12 @@ BLOCK_ELEMENTS = 1 << 20
 _NOISE_CODES = {"fixed": 0, "shared": 1, "per_component": 2}
 
 __all__ = [
-    "SE_METHODS", "ParameterLayout", "InfoStats", "InformationTask", "information_stats",
-    "Inference", "infer", "transform_matrix",
+    "SE_METHODS", "InfoStats", "InformationTask", "information_stats", "Inference", "infer",
 ]
 
 logger = logging.getLogger(__name__)
 
 SE_METHODS = ("louis", "opg", "sandwich")
-
-
-@dataclass(frozen=True)
-class ParameterLayout:
-    """Positions of the working parameters in the score vector and matrices.
-
-    Parameters
-    ----------
-    n_components : int
-        m.
-    n_coef : int
-        p, coefficients per component (intercept included when fitted).
-    noise : {"per_component", "shared", "fixed"}
-    """
-
-    n_components: int
-    n_coef: int
-    noise: str
-
-    def __post_init__(self) -> None:
-        if self.noise not in ("per_component", "shared", "fixed"):
-            raise ValueError(f"unknown noise model {self.noise!r}")
-
-    @property
-    def beta_index(self) -> np.ndarray:
-        """Integer array (m, p): the position of β_jk."""
-        m, p = self.n_components, self.n_coef
-        if self.noise == "per_component":
-            return np.arange(m)[:, None] * (p + 1) + np.arange(p)[None, :]
-        return np.arange(m * p).reshape(m, p)
-
-    @property
-    def eta_index(self) -> np.ndarray | None:
-        """Integer array (m,): the position of log σ_j (the same for all j
-        when shared); None for fixed noise."""
-        m, p = self.n_components, self.n_coef
-        if self.noise == "per_component":
-            return np.arange(m) * (p + 1) + p
-        if self.noise == "shared":
-            return np.full(m, m * p)
-        return None
-
-    @property
-    def alpha_index(self) -> np.ndarray:
-        """Integer array (m - 1,): the position of log(π_j/π_1), j = 2..m."""
-        start = self.size - (self.n_components - 1)
-        return np.arange(start, self.size)
-
-    @property
-    def size(self) -> int:
-        """Number of free parameters P."""
-        m, p = self.n_components, self.n_coef
-        n_eta = {"per_component": m, "shared": 1, "fixed": 0}[self.noise]
-        return m * p + n_eta + m - 1
-
-    def names(self, coef_names: list[str]) -> list[str]:
-        """Readable names, e.g. ``comp1:(intercept)``, ``comp1:log_sigma``,
-        ``comp2:logit_weight`` (log(π_2/π_1))."""
-        if len(coef_names) != self.n_coef:
-            raise ValueError(f"{len(coef_names)} coefficient names for {self.n_coef} columns")
-        out = [""] * self.size
-        for j in range(self.n_components):
-            for k, name in enumerate(coef_names):
-                out[self.beta_index[j, k]] = f"comp{j + 1}:{name}"
-        if self.noise == "per_component":
-            for j in range(self.n_components):
-                out[self.eta_index[j]] = f"comp{j + 1}:log_sigma"
-        elif self.noise == "shared":
-            out[self.eta_index[0]] = "log_sigma"
-        for j, idx in enumerate(self.alpha_index, start=2):
-            out[idx] = f"comp{j}:logit_weight"
-        return out
-
-    def params(self, theta: np.ndarray, sigma2: np.ndarray | None = None) -> MixtureParams:
-        """The parameters of a working vector θ; ``sigma2`` supplies σ² for fixed noise."""
-        theta = np.asarray(theta, dtype=np.float64)
-        beta = theta[self.beta_index]
-        eta = self.eta_index
-        if eta is not None:
-            sigma2 = np.exp(2.0 * theta[eta])
-        elif sigma2 is None:
-            raise ValueError("fixed noise: pass sigma2")
-        logits = np.concatenate([[0.0], theta[self.alpha_index]])
-        weights = np.exp(logits - logits.max())
-        return MixtureParams(weights / weights.sum(), beta, sigma2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -405,34 +321,6 @@ def covariance(stats: InfoStats, method: str = "louis") -> np.ndarray:
         return inv
     sand = inv @ opg @ inv
     return 0.5 * (sand + sand.T)
-
-
-def transform_matrix(layout: ParameterLayout, order) -> np.ndarray:
-    """Linear map T with θ(params.permute(order)) = T θ(params).
-
-    Coefficients and log σ are permuted; the logits change baseline:
-    α'_k = α_{order[k]} − α_{order[0]} (with α_1 = 0).  A covariance V
-    becomes T V Tᵀ.
-    """
-    order = np.asarray(order, dtype=np.intp)
-    m = layout.n_components
-    if sorted(order.tolist()) != list(range(m)):
-        raise ValueError(f"{order.tolist()} is not a permutation of {m} components")
-    T = np.zeros((layout.size, layout.size))
-    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
-    for new, old in enumerate(order):
-        T[bidx[new], bidx[old]] = 1.0
-        if layout.noise == "per_component":
-            T[eidx[new], eidx[old]] = 1.0
-    if layout.noise == "shared":
-        T[eidx[0], eidx[0]] = 1.0
-    for new in range(1, m):
-        row = aidx[new - 1]
-        if order[new] > 0:
-            T[row, aidx[order[new] - 1]] += 1.0
-        if order[0] > 0:
-            T[row, aidx[order[0] - 1]] -= 1.0
-    return T
 
 
 @dataclass(frozen=True)

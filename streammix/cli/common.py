@@ -9,7 +9,8 @@ import logging
 from collections.abc import Iterator
 
 __all__ = [
-    "comma_list", "positive_int", "non_negative_int", "non_negative_float", "json_object",
+    "comma_list", "positive_int", "non_negative_int", "non_negative_float", "positive_float",
+    "components_spec", "filter_text", "json_object",
     "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine", "load_model",
 ]
 
@@ -56,6 +57,45 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A finite number > 0 (argparse type)."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def components_spec(text: str) -> list[int]:
+    """``"3"``, ``"1..6"`` or ``"2,3,5"`` -> the sorted numbers of components (argparse type)."""
+    try:
+        if ".." in text:
+            low, high = (int(part) for part in text.split("..", 1))
+            values = list(range(low, high + 1))
+        else:
+            values = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a number of components, a range such as 1..6, or a list such as 2,3,5: "
+            f"{text!r}") from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"numbers of components must be >= 1, got {text!r}")
+    return values
+
+
+def filter_text(text: str) -> str:
+    """A row filter such as ``"region in ('a','b') and year >= 2020"``, checked (argparse type).
+
+    The syntax is that of :func:`streammix.data.parquet.filter_text.parse_filter`.
+    """
+    from streammix.data.parquet.filter_text import parse_filter
+
+    try:
+        parse_filter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def json_object(text: str) -> dict:
     """A JSON object such as ``'{"anon": true}'`` (argparse type)."""
     try:
@@ -69,7 +109,8 @@ def json_object(text: str) -> dict:
 
 # ------------------------------------------------------------------ the data
 def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool = True) -> None:
-    """DATA, --target, --features, --weight, --on-invalid, --chunk-rows, --storage-options."""
+    """DATA, --target, --features, --weight, --on-invalid, --filter, --chunk-rows,
+    --storage-options."""
     parser.add_argument("data", metavar="DATA",
                         help="a Parquet file, a folder of them (hive partitions allowed), a "
                              "glob, or a URL such as s3://bucket/lake")
@@ -82,6 +123,11 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool
     parser.add_argument("--on-invalid", choices=("error", "drop"), default="error",
                         help="rows with null, NaN or infinite values: stop with an error "
                              "naming file, column and row (default), or drop and count them")
+    parser.add_argument("--filter", type=filter_text, metavar="EXPR",
+                        help="read only the rows that match, e.g. \"region in ('a','b') and "
+                             "year >= 2020\" (comparisons ==, !=, <, <=, >, >=, in, not in "
+                             "joined by and/or; `quoted names`); files and row groups that "
+                             "cannot match are skipped, hive partitions included")
     parser.add_argument("--chunk-rows", type=positive_int, default=131_072, metavar="N",
                         help="rows per chunk (row groups are grouped up to this; default "
                              "%(default)s)")
@@ -99,7 +145,7 @@ def make_source(args, *, target=None, features=None, weight=None):
         args.data, target=target or args.target, features=features or args.features,
         weight=weight if weight is not None else args.weight,
         storage_options=args.storage_options, chunk_rows=args.chunk_rows,
-        on_invalid=args.on_invalid,
+        on_invalid=args.on_invalid, filters=getattr(args, "filter", None),
     )
 
 

@@ -9,11 +9,13 @@ from pathlib import Path
 from streammix.cli.common import (
     add_cluster_arguments,
     add_data_arguments,
+    components_spec,
     load_model,
     make_source,
     non_negative_float,
     non_negative_int,
     open_engine,
+    positive_float,
     positive_int,
 )
 
@@ -29,12 +31,34 @@ def register(subparsers) -> None:
                     "(default), a cluster from a config file, or in this process; print the "
                     "model and write it (JSON, atomically) to --out.")
     add_data_arguments(fit)
-    fit.add_argument("--components", "-k", type=positive_int, required=True, metavar="M",
-                     help="number of components")
+    fit.add_argument("--components", "-k", type=components_spec, required=True, metavar="M",
+                     help="number of components: one (3), or candidates to choose from by "
+                          "--criterion in one shared scan (1..6, or 2,3,5); then the table "
+                          "is printed and the chosen model written")
+    fit.add_argument("--criterion", choices=("bic", "aic", "icl", "icl_bic"), default="bic",
+                     help="how --components with several candidates chooses (default "
+                          "%(default)s: the smallest)")
     fit.add_argument("--out", required=True, metavar="MODEL.json",
                      help="where to write the fitted model")
-    fit.add_argument("--noise", choices=("per_component", "shared"), default="per_component",
-                     help="one noise level per component (default) or one for all")
+    fit.add_argument("--noise", choices=("per_component", "shared", "fixed"),
+                     default="per_component",
+                     help="one noise level per component (default), one for all, or a "
+                          "known one (--sigma)")
+    fit.add_argument("--sigma", type=positive_float, metavar="S",
+                     help="the known noise standard deviation of --noise fixed")
+    fit.add_argument("--init", choices=("auto", "random", "ybins", "resid_bins"),
+                     default="auto",
+                     help="starting values: auto (default: several methods, the best "
+                          "kept), random (flexmix's random partitions), ybins (mixtools' "
+                          "bins of y), resid_bins (bins of the OLS residuals)")
+    fit.add_argument("--no-intercept", dest="fit_intercept", action="store_false",
+                     help="fit no intercept (the features must hold one if wanted)")
+    fit.add_argument("--df-correction", action="store_true",
+                     help="estimate sigma^2 as flexmix does, RSS / (n_j (1 - p/n)), to "
+                          "reproduce flexmix's numbers")
+    fit.add_argument("--min-weight", type=non_negative_float, default=0.0, metavar="W",
+                     help="a component whose weight falls below W collapses (flexmix's "
+                          "minprior; default %(default)s)")
     fit.add_argument("--max-iter", type=non_negative_int, default=500, metavar="N",
                      help="EM iterations per run (default %(default)s)")
     fit.add_argument("--tol", type=non_negative_float, default=1e-4, metavar="T",
@@ -54,7 +78,7 @@ def register(subparsers) -> None:
     fit.add_argument("--checkpoint", metavar="DIR",
                      help="save the fit in DIR as it goes (DIR/checkpoint.json, then one "
                           "record per pass in DIR/passes/, each written atomically), so that "
-                          "an interrupted fit can be resumed")
+                          "an interrupted fit can be resumed (one number of components only)")
     fit.add_argument("--se", nargs="?", const="louis", default=None,
                      choices=["louis", "opg", "sandwich"],
                      help="also compute standard errors (one more pass; default method "
@@ -71,6 +95,17 @@ def register(subparsers) -> None:
     info.set_defaults(func=run_info)
 
 
+def _model_options(args) -> dict:
+    """The estimator options the fit arguments set."""
+    if (args.noise == "fixed") != (args.sigma is not None):
+        raise ValueError("--noise fixed needs --sigma S, and --sigma needs --noise fixed")
+    return dict(noise=args.noise, sigma=args.sigma, init=args.init,
+                fit_intercept=args.fit_intercept, df_correction=args.df_correction,
+                min_weight=args.min_weight, max_iter=args.max_iter, tol=args.tol,
+                n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,
+                init_sample_size=args.init_sample_size, standardize=args.standardize)
+
+
 def run_fit(args) -> int:
     from streammix.cli.progress import FitProgress
     from streammix.data.parquet.files import redact_url
@@ -84,29 +119,45 @@ def run_fit(args) -> int:
         raise IsADirectoryError(f"cannot write the model to {out}: it is a folder")
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint DIR (the folder of the fit to resume)")
+    candidates = args.components
+    if len(candidates) > 1 and args.checkpoint:
+        raise ValueError("--checkpoint works with one number of components; choose k first "
+                         f"(--components {candidates[0]}..{candidates[-1]} without it)")
+    options = _model_options(args)
     source = make_source(args)
     n_chunks = len(source.plan())
     logger.info("%s", source.describe())
+    table = None
     with open_engine(args) as engine:
-        progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
-        if progress is not None and hasattr(engine, "on_wait"):
-            engine.on_wait = progress.waiting  # what a pass waits for, on the progress line
-        model = MixtureOfLinearRegressions(
-            args.components, noise=args.noise, max_iter=args.max_iter, tol=args.tol,
-            n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,
-            init_sample_size=args.init_sample_size, standardize=args.standardize,
-            engine=engine)
-        try:
-            model.fit(source, callback=progress, checkpoint=args.checkpoint,
-                      resume=args.resume, se=args.se or False)
-        finally:
-            if progress is not None:
-                progress.close()
+        if len(candidates) > 1:
+            from streammix.estimator.selection import select_components
+
+            result = select_components(source, k=candidates, criterion=args.criterion,
+                                       engine=engine, **options)
+            model, table = result.model, str(result)
+            if args.se:
+                model.compute_se(source, method=args.se)
+        else:
+            progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
+            if progress is not None and hasattr(engine, "on_wait"):
+                engine.on_wait = progress.waiting  # what a pass waits for, on the progress line
+            model = MixtureOfLinearRegressions(candidates[0], engine=engine, **options)
+            try:
+                model.fit(source, callback=progress, checkpoint=args.checkpoint,
+                          resume=args.resume, se=args.se or False)
+            finally:
+                if progress is not None:
+                    progress.close()
     if args.on_invalid == "drop" and source.n_rows > model.n_rows_:
         logger.warning("dropped %d of %d rows with null, NaN or infinite values",
                        source.n_rows - model.n_rows_, source.n_rows)
-    model.save(out, data={"path": redact_url(args.data), "target": source.target,
-                          "features": source.features, "weight": source.weight})
+    data = {"path": redact_url(args.data), "target": source.target,
+            "features": source.features, "weight": source.weight}
+    if args.filter is not None:
+        data["filter"] = args.filter
+    model.save(out, data=data)
+    if table is not None:
+        sys.stdout.write(table + "\n\n")
     sys.stdout.write(model.report() + "\n")
     logger.info("model written to %s", out)
     return 0
@@ -114,10 +165,13 @@ def run_fit(args) -> int:
 
 def run_info(args) -> int:
     model, data = load_model(args.model)
-    lines = [str(model.summary())]
+    summary = model.summary()
+    summary.header["se_hint"] = "fit again with 'streammix fit ... --se' to have them"
+    lines = [str(summary)]
     if data:
         weight = f", weight {data['weight']!r}" if data.get("weight") else ""
-        lines.append(f"fitted on {data.get('path')}: target {data['target']!r}, "
+        where = f" where {data['filter']}" if data.get("filter") else ""
+        lines.append(f"fitted on {data.get('path')}{where}: target {data['target']!r}, "
                      f"features {', '.join(data['features'])}{weight}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

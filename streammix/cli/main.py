@@ -41,18 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mixtures of linear regressions by EM on data larger than memory.",
     )
     parser.add_argument("--version", action="version", version=f"streammix {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-v: library info, -vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="only errors on stderr (no progress)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback when a command fails")
+    _add_global_arguments(parser, default=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name, required in COMMAND_MODULES:
         module = _command_module(module_name, required)
         if module is not None:
             module.register(subparsers)
+    # The global options are accepted after the subcommand too (``fit ... -q``);
+    # there they have no default, so that one given before it is kept.
+    for command in subparsers.choices.values():
+        _add_global_arguments(command, default=False)
     return parser
+
+
+def _add_global_arguments(parser: argparse.ArgumentParser, *, default: bool) -> None:
+    """-v, -q and --debug; with ``default`` False they set nothing when absent."""
+    def given(value):
+        return value if default else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options") if not default else parser
+    group.add_argument("-v", "--verbose", action="count", default=given(0),
+                       help="more log output (-v: library info, -vv: debug)")
+    group.add_argument("-q", "--quiet", action="store_true", default=given(False),
+                       help="only errors on stderr (no progress)")
+    group.add_argument("--debug", action="store_true", default=given(False),
+                       help="show the full traceback when a command fails")
 
 
 def _command_module(module_name: str, required: bool):

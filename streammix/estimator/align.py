@@ -14,7 +14,7 @@ import copy
 
 import numpy as np
 
-from streammix.algorithms.information import ParameterLayout, transform_matrix
+from streammix.algorithms.parameter_layout import ParameterLayout, transform_matrix
 from streammix.core.params import MixtureParams
 from streammix.estimator.base import set_public_arrays
 from streammix.estimator.inference import set_inference
@@ -75,7 +75,7 @@ def permute_model(model, order):
     """A copy of a fitted model with its components in ``order``.
 
     Every per-component attribute follows, including ``vcov_`` and ``bse_``
-    (through :func:`streammix.algorithms.information.transform_matrix`, because the
+    (through :func:`streammix.algorithms.parameter_layout.transform_matrix`, because the
     logits log(π_j/π_1) change baseline).
     """
     order = np.asarray(order, dtype=np.intp)

@@ -229,7 +229,8 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int,
     sample = ctx.sample
     params0 = initial_params(sample.X, sample.y, m, method=start,
                              fit_intercept=model.fit_intercept, settings=settings, rng=rng,
-                             moments=sample.moments)
+                             moments=sample.moments,
+                             all_rows=ctx.profile.n_positive <= ctx.profile.size)
     reseed = make_reseeder(sample.X, sample.y, model.fit_intercept, settings.mstep)
     if model.accelerate == "squarem":
         return squarem_steps(params0, settings, reseed=reseed, callback=tagged)

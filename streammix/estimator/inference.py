@@ -11,10 +11,10 @@ import numpy as np
 from streammix.algorithms.information import (
     InformationTask,
     InfoStats,
-    ParameterLayout,
     infer,
     standard_errors,
 )
+from streammix.algorithms.parameter_layout import ParameterLayout
 from streammix.reports.summary import coefficient_names
 
 __all__ = ["compute_se", "set_inference"]

@@ -59,9 +59,11 @@ class MixtureOfLinearRegressions:
         highest log-likelihood is kept.
     init : {"auto", "random", "ybins", "resid_bins", "spectral"}, MixtureParams or dict
         Starting values: ``"auto"`` refines several candidates on the sample
-        and keeps the best; ``"random"`` (flexmix), ``"ybins"`` (mixtools),
-        ``"resid_bins"`` and ``"spectral"`` are single candidates (the user
-        guide describes them); a dict with keys ``weights``, ``coef``,
+        and keeps the best (on small samples, a pool of hundreds of short
+        runs, :mod:`streammix.algorithms.start.pool`); ``"random"``
+        (flexmix), ``"ybins"`` (mixtools), ``"resid_bins"`` and
+        ``"spectral"`` are single candidates (the user guide describes
+        them); a dict with keys ``weights``, ``coef``,
         ``intercept``, ``sigma`` (original scale) starts from those values.
     random_state : int or None
         Seed of all random choices (the sample and the starting values).

@@ -186,8 +186,9 @@ class Summary:
             f"AIC {s['aic']:.3f}   BIC {s['bic']:.3f}   ICL {s['icl']:.3f}",
         ]
         if h["se_method"] is None:
-            lines.append("standard errors: not computed (call compute_se(X, y) or "
-                         "fit(..., se=True))")
+            lines.append("standard errors: not computed ("
+                         + h.get("se_hint", "call compute_se(X, y) or fit(..., se=True)")
+                         + ")")
         else:
             lines.append(f"standard errors: {_METHOD_TEXT[h['se_method']]}; "
                          f"{level} Wald intervals")

@@ -26,12 +26,11 @@ from streammix import ConvergenceWarning, InProcessEngine, MixtureOfLinearRegres
 from streammix.algorithms.information import (
     InformationTask,
     InfoStats,
-    ParameterLayout,
     covariance,
     information_stats,
     standard_errors,
-    transform_matrix,
 )
+from streammix.algorithms.parameter_layout import ParameterLayout, transform_matrix
 from streammix.core.params import MixtureParams
 from streammix.core.reduce import tree_sum
 from streammix.core.stats import design_matrix, log_responsibilities

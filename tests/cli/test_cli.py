@@ -121,7 +121,11 @@ def test_info_prints_the_summary(fitted):
     proc = run_cli("info", out)
     assert proc.returncode == 0, proc.stderr
     model = MixtureOfLinearRegressions.load(out)
-    assert proc.stdout.startswith(str(model.summary()) + "\n")
+    # the summary, with a hint for a command-line user where the library's names a method
+    expected = str(model.summary()).replace(
+        "call compute_se(X, y) or fit(..., se=True)",
+        "fit again with 'streammix fit ... --se' to have them")
+    assert proc.stdout.startswith(expected + "\n")
     assert "target 'y', features x1, x2" in proc.stdout
 
 

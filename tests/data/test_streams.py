@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support import ROOT
+from support.lakes import land_file
 from support.mixtures import make_mixture
 
 from streammix import DataError, MixtureOfLinearRegressions
@@ -136,19 +137,12 @@ def test_sigkill_between_batches_then_resume_gives_the_uninterrupted_result(tmp_
     np.testing.assert_array_equal(saved.weights_, expected.weights_)
 
 
-def _land(folder, name, table):
-    """The landing protocol: write under a dot-name, then rename."""
-    tmp = folder / f".{name}.partial"
-    pq.write_table(table, tmp)
-    os.replace(tmp, folder / name)
-
-
 def test_watched_folder_picks_up_new_files_and_quarantines_a_corrupt_one(tmp_path):
     land = tmp_path / "land"
     land.mkdir()
     ck = tmp_path / "ck"
     tables = [_table(800, 200 + s) for s in range(4)]
-    _land(land, "f0.parquet", tables[0])
+    land_file(land, "f0.parquet", tables[0])
     proc = _cli(land, "--target", "y", "--components", 2, "--checkpoint", ck, "--watch",
                 "--poll", 0.05, "--max-batches", 4, "--checkpoint-every", 1)
     assert proc.stdout.readline().decode().startswith("batch 1 rows 800 ")
@@ -158,7 +152,7 @@ def test_watched_folder_picks_up_new_files_and_quarantines_a_corrupt_one(tmp_pat
     (land / "bad.parquet").write_bytes(b"this is not parquet")
     time.sleep(0.3)
     for k in (1, 2, 3):
-        _land(land, f"f{k}.parquet", tables[k])
+        land_file(land, f"f{k}.parquet", tables[k])
         time.sleep(0.05)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
@@ -247,14 +241,14 @@ def test_bad_stream_batch_stops_the_command_with_a_clear_error(tmp_path):
 def test_sigterm_writes_a_checkpoint_at_exit(tmp_path):
     land = tmp_path / "land"
     land.mkdir()
-    _land(land, "f0.parquet", _table(600, 1))
+    land_file(land, "f0.parquet", _table(600, 1))
     ck = tmp_path / "ck"
     proc = _cli(land, "--target", "y", "-m", 2, "--checkpoint", ck, "--watch", "--poll", 0.05)
     assert proc.stdout.readline().decode().startswith("batch 1 rows 600 ")
     # Once the stream has started, its features are fixed: an extra column is ignored,
     # a missing one makes a bad file.
-    _land(land, "f1.parquet", _table(600, 2).drop_columns(["a"]))
-    _land(land, "f2.parquet", _table(600, 3).append_column("c", pa.array(np.ones(600))))
+    land_file(land, "f1.parquet", _table(600, 2).drop_columns(["a"]))
+    land_file(land, "f2.parquet", _table(600, 3).append_column("c", pa.array(np.ones(600))))
     # f1 landed first: it is quarantined, then f2 is consumed.
     assert proc.stdout.readline().decode().startswith("batch 2 rows 1200 ")
     assert (land / "quarantine" / "f1.parquet").exists()

@@ -110,6 +110,45 @@ def test_resume_without_a_seed_reuses_the_stored_one(data, tmp_path):
     np.testing.assert_array_equal(first.params_.beta, second.params_.beta)
 
 
+def _nudge_first_pass(folder, factor):
+    """Scale every coefficient the first saved pass was made at by ``factor``."""
+    path = folder / "passes" / "000000.json"
+    entry = json.loads(path.read_text())
+    for params in entry["params"]:
+        params["beta"] = (np.asarray(params["beta"]) * factor).tolist()
+    path.write_text(json.dumps(entry))
+
+
+def test_a_checkpoint_made_on_another_cpu_resumes_to_rounding_a_changed_one_is_refused(
+        data, tmp_path, caplog):
+    """Another CPU or numpy build computes the starts a few ulps apart: still resumed.
+
+    A checkpoint written on an AVX2 machine asks, on an AVX-512 one, for
+    starting values 1e-16 apart; a real difference (1e-6) is another fit.
+    """
+    import shutil
+    X, y = data
+    reference = MixtureOfLinearRegressions(2, **SETTINGS).fit(X, y)
+    folder = tmp_path / "ckpt"
+    with pytest.raises(Interrupt):
+        MixtureOfLinearRegressions(2, **SETTINGS).fit(X, y, checkpoint=folder,
+                                                      callback=stop_after(4))
+    shutil.copytree(folder, tmp_path / "changed")
+    _nudge_first_pass(folder, 1.0 + 4 * np.finfo(float).eps)
+    with caplog.at_level("WARNING", logger="streammix"):
+        resumed = MixtureOfLinearRegressions(2, **SETTINGS).fit(X, y, checkpoint=folder,
+                                                                resume=True)
+    notes = [r.getMessage() for r in caplog.records if "by rounding only" in r.getMessage()]
+    assert len(notes) == 1 and "not bit for bit" in notes[0] and "000000.json" in notes[0]
+    np.testing.assert_allclose(resumed.params_.beta, reference.params_.beta, rtol=1e-10)
+    assert resumed.loglik_ == pytest.approx(reference.loglik_, rel=1e-12)
+    assert resumed.n_passes_ == reference.n_passes_
+    _nudge_first_pass(tmp_path / "changed", 1.0 + 1e-6)
+    with pytest.raises(CheckpointError, match="000000.json: the resumed fit asks for other"):
+        MixtureOfLinearRegressions(2, **SETTINGS).fit(X, y, checkpoint=tmp_path / "changed",
+                                                      resume=True)
+
+
 def test_a_checkpoint_from_other_data_or_settings_is_refused(lake, tmp_path):
     source = ParquetSource(str(lake), target="y", features=FEATURES, chunk_rows=250)
     folder = tmp_path / "ckpt"

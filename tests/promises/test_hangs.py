@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,15 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from support import ROOT
+from support.lakes import SUBPROCESS_ENV, two_line_lake
 
 from streammix.engines.cluster_config import ConfigError, load_cluster_config
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+ENV = SUBPROCESS_ENV
 
 BILLION_LAUGHS = """\
 type: local
@@ -42,17 +39,6 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 """
 
 
-def _lake(folder: Path, n_files: int = 2, rows: int = 400) -> Path:
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for k in range(n_files):
-        x = rng.normal(size=rows)
-        z = rng.integers(0, 2, rows)
-        y = np.where(z, 3 + 2 * x, -3 - x) + rng.normal(scale=0.5, size=rows)
-        pq.write_table(pa.table({"x": x, "y": y}), folder / f"part-{k}.parquet")
-    return folder
-
-
 def test_a_billion_laughs_cluster_file_is_refused_at_once_naming_it(tmp_path):
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(BILLION_LAUGHS)
@@ -65,7 +51,7 @@ def test_a_billion_laughs_cluster_file_is_refused_at_once_naming_it(tmp_path):
     merged.write_text("type: local\ncluster: {n_workers: 1}\nengine:\n  <<: *x\n")
     with pytest.raises(ConfigError, match=r"merged.yaml: alias \*x at line 4"):
         load_cluster_config(merged)
-    lake = _lake(tmp_path / "lake")
+    lake = two_line_lake(tmp_path / "lake")
     proc = subprocess.run(
         [sys.executable, "-m", "streammix", "fit", str(lake), "--target", "y", "--features",
          "x", "--components", "2", "--out", str(tmp_path / "m.json"), "--cluster", str(bomb)],
@@ -144,7 +130,7 @@ def _checkpoint_resumes_in_process(lake, tmp_path, *extra) -> None:
 
 
 def test_a_scheduler_without_workers_stops_the_fit_after_the_worker_timeout(tmp_path):
-    lake = _lake(tmp_path / "lake")
+    lake = two_line_lake(tmp_path / "lake")
     with _scheduler(0) as (address, _, _):
         start = time.monotonic()
         proc = subprocess.run(_fit(lake, tmp_path, address), env=ENV, cwd=ROOT,
@@ -158,22 +144,32 @@ def test_a_scheduler_without_workers_stops_the_fit_after_the_worker_timeout(tmp_
     assert not (tmp_path / "m.json").exists()
 
 
+def _fit_and_after_pass_3(lake, tmp_path, address, slow, action):
+    """Run a checkpointed ``fit`` on ``address``; once pass 3 is saved, call ``action``.
+
+    Returns the finished process, its stderr and the seconds from ``action``
+    to its exit.
+    """
+    proc = subprocess.Popen(_fit(lake, tmp_path, address, *slow), env=ENV, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(tmp_path / "ck" / "passes" / "000003.json", proc)
+        action()
+        start = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - start
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc, err.decode(), elapsed
+
+
 def test_a_frozen_scheduler_stops_the_fit_with_one_line_and_keeps_the_checkpoint(tmp_path):
-    lake = _lake(tmp_path / "lake")
+    lake = two_line_lake(tmp_path / "lake")
     slow = ("--max-iter", 60, "--tol", 0)
     with _scheduler(1) as (address, scheduler, _):
-        proc = subprocess.Popen(_fit(lake, tmp_path, address, *slow), env=ENV, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            _wait_for(tmp_path / "ck" / "passes" / "000003.json", proc)
-            scheduler.send_signal(signal.SIGSTOP)
-            start = time.monotonic()
-            _, err = proc.communicate(timeout=60)
-            elapsed = time.monotonic() - start
-        finally:
-            proc.kill()
-            proc.wait()
-    err = err.decode()
+        proc, err, elapsed = _fit_and_after_pass_3(
+            lake, tmp_path, address, slow, lambda: scheduler.send_signal(signal.SIGSTOP))
     assert proc.returncode == 1 and elapsed < 20, err  # (it used to wait for minutes)
     assert _error_line(err) == (
         f"streammix fit: error: the scheduler at {address} did not answer for 2 s (stopped, "
@@ -183,20 +179,12 @@ def test_a_frozen_scheduler_stops_the_fit_with_one_line_and_keeps_the_checkpoint
 
 
 def test_every_worker_killed_stops_the_fit_after_the_worker_timeout(tmp_path):
-    lake = _lake(tmp_path / "lake")
+    lake = two_line_lake(tmp_path / "lake")
     slow = ("--max-iter", 60, "--tol", 0)
     with _scheduler(1) as (address, _, workers):
-        proc = subprocess.Popen(_fit(lake, tmp_path, address, *slow), env=ENV, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            _wait_for(tmp_path / "ck" / "passes" / "000003.json", proc)
-            for worker in workers:
-                worker.send_signal(signal.SIGKILL)
-            _, err = proc.communicate(timeout=60)
-        finally:
-            proc.kill()
-            proc.wait()
-    err = err.decode()
+        proc, err, _ = _fit_and_after_pass_3(
+            lake, tmp_path, address, slow,
+            lambda: [worker.send_signal(signal.SIGKILL) for worker in workers])
     assert proc.returncode == 1, err  # (it used to wait forever)
     assert _error_line(err).startswith(
         f"streammix fit: error: no worker was connected to the scheduler at {address} for 2 s")
@@ -210,7 +198,7 @@ def test_a_pass_whose_tasks_never_finish_stops_after_the_pass_timeout(tmp_path):
 
     from streammix import ClusterTimeoutError, DaskEngine, MixtureOfLinearRegressions
 
-    lake = _lake(tmp_path / "lake")
+    lake = two_line_lake(tmp_path / "lake")
     gate = tmp_path / "gate"
     gate.mkdir()
     (gate / "block").write_text("streammix-test-stuck-reads")  # every read waits on it

@@ -18,25 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
+from support import ROOT
+from support.lakes import SUBPROCESS_ENV, two_line_lake
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
-
-
-def _lake(folder: Path, n_files: int, rows: int) -> Path:
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for k in range(n_files):
-        x = rng.normal(size=rows)
-        z = rng.integers(0, 2, rows)
-        y = np.where(z, 3 + 2 * x, -3 - x) + rng.normal(scale=0.5, size=rows)
-        pq.write_table(pa.table({"x": x, "y": y}), folder / f"part-{k:03d}.parquet")
-    return folder
+ENV = SUBPROCESS_ENV
 
 
 def _model(lake: Path, path: Path, m: int) -> Path:
@@ -57,7 +45,7 @@ def _digest(folder: Path) -> dict:
 
 def test_two_predicts_to_one_new_out_never_mix_one_runs_files_with_the_others_message(
         tmp_path):
-    lake = _lake(tmp_path / "lake", 40, 2000)
+    lake = two_line_lake(tmp_path / "lake", 40, 2000)
     two = _model(lake, tmp_path / "two.json", 2)
     three = _model(lake, tmp_path / "three.json", 3)
     out = tmp_path / "pred"
@@ -97,7 +85,7 @@ def test_two_predicts_to_one_new_out_never_mix_one_runs_files_with_the_others_me
 
 
 def test_predict_refuses_an_output_inside_or_holding_its_input(tmp_path):
-    lake = _lake(tmp_path / "lake", 2, 300)
+    lake = two_line_lake(tmp_path / "lake", 2, 300)
     model = _model(lake, tmp_path / "m.json", 2)
     before = _digest(lake)
     base = ["predict", model, lake, "--target", "y", "--features", "x"]
@@ -127,7 +115,7 @@ def _fit(lake, out, ck, *extra):
 
 
 def test_checkpoint_on_a_folder_of_other_files_deletes_nothing(tmp_path):
-    lake = _lake(tmp_path / "lake", 2, 300)
+    lake = two_line_lake(tmp_path / "lake", 2, 300)
     folder = tmp_path / "work"
     (folder / "passes").mkdir(parents=True)
     (folder / "passes" / "000000.json").write_text('{"mine": true}')
@@ -158,7 +146,7 @@ def test_checkpoint_on_a_folder_of_other_files_deletes_nothing(tmp_path):
 
 def test_two_fits_cannot_share_a_checkpoint_folder_and_a_dead_ones_lock_is_taken_over(
         tmp_path):
-    lake = _lake(tmp_path / "lake", 4, 5000)
+    lake = two_line_lake(tmp_path / "lake", 4, 5000)
     ck = tmp_path / "ck"
     slow = ["--max-iter", "100000", "--tol", "0"]
     first = subprocess.Popen(_fit(lake, tmp_path / "a.json", ck, *slow), env=ENV, cwd=ROOT,

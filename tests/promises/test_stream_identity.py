@@ -12,19 +12,18 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+from support import ROOT
+from support.lakes import SUBPROCESS_ENV, land_file
 from support.mixtures import make_mixture
 
 from streammix import MixtureOfLinearRegressions
 from streammix.data.streams import FolderStream
 from streammix.estimator.streaming import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+ENV = SUBPROCESS_ENV
 
 
 def _table(n, seed):
@@ -131,19 +130,12 @@ def test_concatenated_arrow_streams_are_all_read_or_what_is_left_is_named(tmp_pa
         "Arrow IPC stream" in tail.stderr
 
 
-def _land(folder, name, table):
-    """The landing protocol: write under a dot-name, then rename."""
-    tmp = folder / f".{name}.partial"
-    pq.write_table(table, tmp)
-    os.replace(tmp, folder / name)
-
-
 def test_watched_folder_knows_files_by_content_not_name(tmp_path):
     land = tmp_path / "land"
     land.mkdir()
     ck = tmp_path / "ck"
     first, second = _table(1000, 11), _table(1000, 12)
-    _land(land, "f1.parquet", first)
+    land_file(land, "f1.parquet", first)
     cmd = [sys.executable, "-m", "streammix", "stream", str(land), "--target", "y",
            "--components", "2", "--checkpoint", str(ck), "--checkpoint-every", "1", "--watch",
            "--poll", "0.05", "--max-batches", "2"]
@@ -155,7 +147,7 @@ def test_watched_folder_knows_files_by_content_not_name(tmp_path):
         os.rename(land / "f1.parquet", land / "g1.parquet")
         time.sleep(0.3)
         # ... and a new file landing under the name already read: new data, read.
-        _land(land, "f1.parquet", second)
+        land_file(land, "f1.parquet", second)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

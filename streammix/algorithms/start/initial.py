@@ -9,7 +9,8 @@ import warnings
 
 import numpy as np
 
-from streammix.algorithms.em import EMSettings, run_em
+from streammix.algorithms.em import EMSettings, drive, run_em
+from streammix.algorithms.squarem import squarem_steps
 from streammix.algorithms.start.candidates import (
     INIT_METHODS,
     REFINE_ITER,
@@ -18,6 +19,7 @@ from streammix.algorithms.start.candidates import (
     candidate,
     ols,
 )
+from streammix.algorithms.start.pool import pool_search, pool_size
 from streammix.algorithms.start.spectral import spectral_candidate
 from streammix.core.moments import Moments
 from streammix.core.mstep import MStepOptions
@@ -32,7 +34,8 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
                    n_random: int = 3, refine_iter: int = REFINE_ITER,
                    refine_tol: float = REFINE_TOL,
                    refine_size: int | None = REFINE_SIZE,
-                   moments: Moments | None = None) -> MixtureParams:
+                   moments: Moments | None = None, all_rows: bool = False,
+                   pool: bool = True) -> MixtureParams:
     """Starting values from the in-memory sample ``(X, y)``.
 
     Parameters
@@ -44,14 +47,23 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
         ``n_random`` random partitions (flexmix), refines each by
         ``refine_iter`` EM iterations on the sample (stopping early at
         ``refine_tol``) and keeps the best by the sample objective; the other
-        names use a single candidate.  A :class:`MixtureParams` is returned
-        as given.
+        names use a single candidate.  When the (subset of the) sample is
+        small enough, ``"auto"`` uses the start pool instead
+        (:mod:`streammix.algorithms.start.pool`; see ``pool``).  A
+        :class:`MixtureParams` is returned as given.
     refine_size : int, optional
         Candidates are built and refined on a random subset of at most this
         many sample rows (drawn with ``rng``); None uses the whole sample.
     moments : Moments, optional
         Pass-0 moments of all the data; ``"spectral"`` needs them (EM in
         the spectral slope subspace, :mod:`streammix.algorithms.start.spectral`).
+    all_rows : bool
+        Whether ``(X, y)`` holds every row of the data (unit weights): the
+        pool's full runs then converge to a tight tolerance, so that EM on
+        the data only confirms the optimum.
+    pool : bool
+        With ``"auto"``, use the start pool (:mod:`streammix.algorithms.start.pool`)
+        when the sample is small enough for its budget.
     """
     if isinstance(method, MixtureParams):
         return method
@@ -60,6 +72,12 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
         X, y = X[keep], y[keep]
     m = n_components
     Xd = design_matrix(X, fit_intercept)
+    cross = settings.mstep.noise != "fixed"
+    size = pool_size(y.size, m, cross) if method == "auto" and pool else 0
+    if size:
+        best = _pooled_start(Xd, y, m, size, settings, rng, all_rows)
+        if best is not None:
+            return best
     if method == "auto":
         methods = ["resid_bins", "ybins"] + ["random"] * n_random
     elif method in INIT_METHODS:
@@ -91,6 +109,19 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
         first = "random" if methods[0] == "spectral" else methods[0]
         best = candidate(first, Xd, y, m, rng, settings.mstep)
     return best
+
+
+def _pooled_start(Xd, y, m, size, settings: EMSettings, rng, all_rows: bool):
+    """The start pool on the design ``Xd``; None if every pooled run degenerated."""
+    w = np.ones_like(y)
+    tol = min(settings.tol, 1e-9 * y.size) if all_rows else settings.tol
+    full = dataclasses.replace(settings, tol=tol)
+
+    def run_full(start):
+        return drive(squarem_steps(start, full), lambda prm: estep(Xd, y, w, prm))
+
+    result = pool_search(Xd, y, m, size, settings=settings, rng=rng, run_full=run_full)
+    return None if result is None else result.params
 
 
 def make_reseeder(X: np.ndarray, y: np.ndarray, fit_intercept: bool, options: MStepOptions):

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from streammix.data.parquet.filter_text import parse_filter
 from streammix.exceptions import DataError
 
 
@@ -61,6 +62,8 @@ def is_numeric(typ: pa.DataType) -> bool:
 def normalise_filters(filters):
     if filters is None:
         return None
+    if isinstance(filters, str):
+        filters = parse_filter(filters)
     if isinstance(filters, ds.Expression):
         raise TypeError("filters must be a list of (column, op, value) tuples (disjunctive "
                         "normal form), not a pyarrow Expression, so that it can be shown "

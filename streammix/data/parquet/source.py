@@ -67,11 +67,14 @@ class ParquetSource:
         Columns of the features, in order (no intercept column).
     weight : str, optional
         Column of non-negative frequency weights (default 1 per row).
-    filters : list of tuples, or list of lists of tuples, optional
+    filters : str, list of tuples, or list of lists of tuples, optional
         Row filter in pyarrow's disjunctive normal form, e.g.
-        ``[("year", ">=", 2020), ("x1", "<", 5.0)]``.  Row groups and
-        partitions that cannot match are skipped by their statistics when
-        planning; the rest is filtered row by row when read.
+        ``[("year", ">=", 2020), ("x1", "<", 5.0)]``, or the same as text,
+        ``"year >= 2020 and x1 < 5"`` (the syntax of
+        :func:`~streammix.data.parquet.filter_text.parse_filter`, as for
+        ``streammix fit --filter``).  Row groups and partitions that cannot
+        match are skipped by their statistics when planning; the rest is
+        filtered row by row when read.
     storage_options : dict, optional
         Passed to fsspec for remote URLs (e.g. for s3fs:
         ``{"key": ..., "secret": ..., "client_kwargs": {"endpoint_url": ...}}``).

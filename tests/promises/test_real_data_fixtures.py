@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures" / "real_data"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "real_data"
 CASES = json.loads((FIXTURES / "cases.json").read_text())
 RESULTS = json.loads((FIXTURES / "r_results.json").read_text())
 DATASETS = {name: case for name, case in CASES.items() if name != "_meta"}

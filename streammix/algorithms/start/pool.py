@@ -1,0 +1,374 @@
+"""The default start pool: many cheap starts when a pass over the sample is cheap.
+
+On small and medium data (the sample the starts are computed on is small,
+typically because it holds every row), EM from a handful of starts often
+stops at a local optimum that R's flexmix (20 random partitions) or mixtools
+(20 seeds) gets past.  There a pass costs microseconds, so the pool tries
+hundreds of starts, with a budget of work proportional to
+``n_rows × n_components`` (:func:`pool_size`):
+
+1. **Starts** (:func:`pool_starts`), a third flexmix's random partitions
+   (each row's label drawn uniformly, responsibilities 0.9 / 0.1, one
+   M-step), a sixth each of: mixtools' ``regmix.init`` (random weights, rows
+   sorted by y cut into bins of those sizes, least squares per bin,
+   coefficients jittered by their sampling distribution, σ_j = 1/Exp(rate
+   ŝ_j)); the same on pooled-OLS residuals; outlier splits (the rows worst
+   explained by least squares become a component); and random lines (least
+   squares through p + 1 random rows, every other one concentrated on the
+   rows closest to it by C-steps).
+2. **Short runs, both noise models**: every start runs :data:`SHORT_ITER`
+   EM iterations under the fit's noise model and, for per-component or
+   shared noise, also under the other one
+   (:func:`~streammix.algorithms.start.population.population_em`, all runs
+   at once); a quarter of each continues for 3 × as many iterations; the
+   other model's survivors are converted (a shared σ² = Σ π_j σ_j² from
+   per-component ones; per-component σ's start at the shared one) and run
+   under the fit's model.  Half the survivors of each stage are the best
+   runs that pass the degeneracy test (:func:`degenerate_runs`), half the
+   best that pass only its lenient form (small components still forming;
+   spikes pinned at the floor never pass).
+3. **Full runs**: the best distinct survivors run :data:`LONG_ITER` more
+   stacked iterations; the best :data:`N_FULL` that pass the test are run by
+   the estimator's own EM (SQUAREM, with its priors and options) to
+   convergence on the sample -- to a tight tolerance when the sample holds
+   all the rows, so that EM on the data only confirms the optimum -- and the
+   best non-degenerate result is the start.  If every run degenerates, the
+   standard candidates are used.
+
+On large data the budget allows fewer than :data:`MIN_POOL` starts and the
+pool is not used: the starts are the standard candidates, refined on the
+sample (:func:`streammix.algorithms.start.initial.initial_params`), and the
+cost stays bounded in passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+
+import numpy as np
+
+from streammix.algorithms.start.candidates import ols
+from streammix.algorithms.start.population import (
+    Population,
+    population_em,
+    population_mstep,
+    unstack,
+)
+
+__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER", "N_FULL", "pool_size",
+           "pool_starts", "degenerate_runs", "pool_search"]
+
+logger = logging.getLogger(__name__)
+
+#: Work budget of the short runs, in row × component × iteration units (about
+#: 40 ms with numpy on one core).
+POOL_BUDGET = 2_500_000
+
+#: Below this many starts the pool is not used (large data).
+MIN_POOL = 32
+
+#: At most this many starts.
+MAX_POOL = 400
+
+#: Iterations of the first short runs; the best quarter runs 3 × as many more.
+SHORT_ITER = 5
+
+#: Iterations of the stacked runs of the best distinct survivors.
+LONG_ITER = 60
+
+#: Distinct survivors run to convergence by the full EM.
+N_FULL = 2
+
+#: Degeneracy rule of the short runs (see :func:`degenerate_runs`).
+SPIKE_ROWS_FACTOR = 3
+SPIKE_SIGMA2_RATIO = 0.01
+
+
+def pool_size(n_rows: int, n_components: int, cross_noise: bool) -> int:
+    """Number of starts the budget allows on ``n_rows`` sample rows (0: no pool).
+
+    A start costs about ``SHORT_ITER × 2`` iterations of ``n_rows ×
+    n_components`` (the first short run, and a quarter of the starts running
+    three times as long), doubled when the other noise model is tried too.
+    """
+    per_start = 2 * SHORT_ITER * n_rows * n_components * (2 if cross_noise else 1)
+    size = min(MAX_POOL, POOL_BUDGET // max(per_start, 1))
+    return int(size) if size >= MIN_POOL else 0
+
+
+def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random.Generator,
+                options) -> Population:
+    """``size`` unrefined starts, stacked: a third random partitions, a sixth each
+    y bins, residual bins, outlier splits and random lines (see the module notes)."""
+    n, p = Xd.shape
+    n_random, n_bins, n_split = size // 3, size // 6, size // 6
+    n_lines = size - n_random - 2 * n_bins - n_split
+    coef, pooled = ols(Xd, y, np.ones(n))
+    fixed = options.fixed_sigma2
+    penalty = options.penalty_matrix(p) if options.ridge > 0 else None
+
+    def mstep_from(resp):
+        return population_mstep(Xd, y, np.ones(n), resp, noise=options.noise,
+                                floor=options.variance_floor, penalty=penalty,
+                                fixed_sigma2=fixed)
+
+    # flexmix: a uniform random label per row, posteriors 0.9 / 0.1
+    labels = rng.integers(m, size=(n_random, n))
+    resp = np.full((n_random, m, n), 0.1 / max(m - 1, 1))
+    np.put_along_axis(resp, labels[:, None, :], 0.9, axis=1)
+    parts = [mstep_from(resp)]
+    # mixtools' regmix.init on y, then on pooled-OLS residuals
+    for key in (y, y - Xd @ coef):
+        parts.append(_bin_starts(Xd, key, m, n_bins, rng, mstep_from, options))
+    parts.append(_split_starts(Xd, y, m, n_split, rng, mstep_from))
+    parts.append(_random_lines(Xd, y, m, n_lines, rng, pooled))
+    if fixed is not None:
+        for part in parts:
+            part.sigma2[:] = np.asarray(fixed, float)
+    return _concat(parts)
+
+
+def _concat(parts) -> Population:
+    return Population(*(np.concatenate([getattr(part, f.name) for part in parts])
+                        for f in dataclasses.fields(Population)))
+
+
+def _bin_starts(Xd, key, m, count, rng, mstep_from, options) -> Population:
+    """mixtools' ``regmix.init``: random weights λ (at least 4 rows a bin), the rows
+    sorted by ``key`` cut into bins of sizes λ n, least squares per bin, then
+    β_j ~ N(β̂_j, ŝ_j² diag((XᵀX)⁻¹)) and σ_j = 1 / Exp(rate ŝ_j)."""
+    n, p = Xd.shape
+    lam = rng.random((count, m))
+    lam /= lam.sum(axis=1, keepdims=True)
+    sizes = np.maximum(np.round(lam * n), min(4, n // m)).astype(np.int64)
+    sizes[:, -1] = n - sizes[:, :-1].sum(axis=1)
+    bad = sizes[:, -1] < min(4, n // m)
+    sizes[bad] = n // m
+    sizes[bad, -1] = n - (m - 1) * (n // m)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(key, kind="stable")] = np.arange(n)
+    edges = np.cumsum(sizes, axis=1)  # (count, m)
+    labels = (rank[None, :, None] >= edges[:, None, :]).sum(axis=2)  # (count, n)
+    labels = np.minimum(labels, m - 1)
+    resp = np.zeros((count, m, n))
+    np.put_along_axis(resp, labels[:, None, :], 1.0, axis=1)
+    pop = mstep_from(resp)
+    dof = np.maximum(sizes - p, 1)
+    s_hyp = np.sqrt(np.maximum(pop.sigma2 * sizes / dof, 1e-300))
+    sd = np.sqrt(np.maximum(np.diag(np.linalg.pinv(Xd.T @ Xd)), 0.0))
+    pop.beta += rng.standard_normal(pop.beta.shape) * s_hyp[..., None] * sd
+    if options.noise == "shared":
+        s_hyp = np.repeat(s_hyp.mean(axis=1, keepdims=True), m, axis=1)
+        sigma = np.repeat(1.0 / rng.exponential(1.0 / s_hyp[:, :1]), m, axis=1)
+    else:
+        sigma = 1.0 / rng.exponential(1.0 / s_hyp)  # numpy's scale = 1 / rate
+    pop.sigma2[:] = np.maximum(sigma**2, options.variance_floor)
+    pop.weights[:] = lam
+    return pop
+
+
+def _split_starts(Xd, y, m, count, rng, mstep_from) -> Population:
+    """Outlier splits: the rows worst explained by least squares on the rows left
+    (a random share between (p + 1) / n and one half, by absolute residual) become a
+    component, m − 1 times; least squares per component.  Finds small components
+    of outlying rows that random partitions almost never isolate."""
+    n, p = Xd.shape
+    labels = np.full((count, n), m - 1, dtype=np.int64)
+    low = min(0.5, (p + 1) / max(n, 1))
+    for i in range(count):
+        rest = np.arange(n)
+        for j in range(m - 1):
+            if rest.size <= 2 * (p + 1):
+                break
+            coef = np.linalg.lstsq(Xd[rest], y[rest], rcond=None)[0]
+            size = int(round(rng.uniform(low, 0.5) * rest.size))
+            size = min(max(size, p + 1), rest.size - (p + 1))
+            worst = np.argsort(-np.abs(y[rest] - Xd[rest] @ coef), kind="stable")[:size]
+            labels[i, rest[worst]] = j
+            rest = np.delete(rest, worst)
+    resp = np.zeros((count, m, n))
+    np.put_along_axis(resp, labels[:, None, :], 1.0, axis=1)
+    return mstep_from(resp + 1e-9)
+
+
+def _random_lines(Xd, y, m, count, rng, pooled, c_steps: int = 3) -> Population:
+    """``count`` starts of m lines each: least squares through p + 1 random rows,
+    then, for every other start, ``c_steps`` concentration steps (least squares on
+    the h rows closest to the line, h random between 2 (p + 1) and n / m; the
+    C-steps of least trimmed squares, Rousseeuw & Van Driessen 2006), which
+    lock onto tight subgroups of rows."""
+    n, p = Xd.shape
+    k = min(n, p + 1)
+    lines = count * m
+    rows = np.argsort(rng.random((lines, n)), axis=1)[:, :k]
+    Xs, ys = Xd[rows], y[rows]  # (lines, k, p), (lines, k)
+    beta = _solve(np.einsum("rki,rkj->rij", Xs, Xs), np.einsum("rki,rk->ri", Xs, ys))
+    sigma2 = np.full(lines, max(pooled, 1e-300))
+    trimmed = (np.arange(count) % 2 == 1).repeat(m)
+    if trimmed.any() and n > 2 * (p + 1):
+        XX = (Xd[:, :, None] * Xd[:, None, :]).reshape(n, p * p)
+        Xy = Xd * y[:, None]
+        h = rng.integers(2 * (p + 1), max(2 * (p + 1), n // m) + 1, size=int(trimmed.sum()))
+        b = beta[trimmed]
+        for _ in range(c_steps):
+            resid = np.abs(y[None, :] - b @ Xd.T)
+            rank = np.argsort(np.argsort(resid, axis=1, kind="stable"), axis=1)
+            mask = (rank < h[:, None]).astype(float)
+            b = _solve((mask @ XX).reshape(-1, p, p), mask @ Xy)
+        rss = (mask * (y[None, :] - b @ Xd.T) ** 2).sum(axis=1)
+        beta[trimmed] = b
+        sigma2[trimmed] = np.maximum(rss / h, 1e-6 * pooled)
+    return Population(np.full((count, m), 1.0 / m), beta.reshape(count, m, p),
+                      sigma2.reshape(count, m), np.full(count, -np.inf), np.zeros((count, m)))
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Batched least-squares normal equations, with a tiny ridge for singular ones."""
+    p = gram.shape[-1]
+    gram = gram + np.eye(p) * (1e-8 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-300)
+    return np.linalg.solve(gram, rhs[..., None])[..., 0]
+
+
+def degenerate_runs(pop: Population, p: int, pooled: float, floor: float,
+                    noise: str, lenient: bool = False) -> np.ndarray:
+    """Which runs of ``pop`` are degenerate: a component with fewer effective rows
+    than p + 1 (its regression and σ are not identified), or, with per-component
+    noise, a spike -- fewer than ``3 (p + 1)`` effective rows with σ² below 1% of
+    the pooled OLS residual variance or at the floor.
+
+    ``lenient`` is the test of the short runs, which are not converged: a run on
+    its way to a small but identified component may pass below p + 1 rows or
+    through a small σ, so only fewer than (p + 1) / 2 rows, or a spike with σ² at
+    the floor, count.
+    """
+    min_rows = (p + 1) / 2 if lenient else p + 1
+    bad = (pop.n_eff < min_rows).any(axis=1) | ~np.isfinite(pop.loglik)
+    if noise == "per_component":
+        at_floor = pop.sigma2 <= floor * 1.0001
+        small_sigma = at_floor if lenient else (pop.sigma2 < SPIKE_SIGMA2_RATIO * pooled) | at_floor
+        bad |= ((pop.n_eff < SPIKE_ROWS_FACTOR * (p + 1)) & small_sigma).any(axis=1)
+    return bad
+
+
+def _best(pop: Population, keep: int, bad: np.ndarray) -> Population:
+    score = np.where(bad, -np.inf, pop.loglik)
+    order = np.argsort(-score, kind="stable")[:keep]
+    order = order[np.isfinite(score[order])]
+    return pop.take(order)
+
+
+def _convert(pop: Population, noise: str) -> Population:
+    """Survivors of the other noise model as starts for ``noise``."""
+    if noise == "shared":
+        s2 = (pop.weights * pop.sigma2).sum(axis=1, keepdims=True)
+        sigma2 = np.repeat(s2, pop.weights.shape[1], axis=1)
+    else:
+        sigma2 = pop.sigma2.copy()
+    return Population(pop.weights, pop.beta, sigma2, pop.loglik, pop.n_eff)
+
+
+def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
+                rng: np.random.Generator, run_full, extra=()) -> object | None:
+    """Run the pool of ``size`` starts on the sample ``(Xd, y)``; the best start.
+
+    Parameters
+    ----------
+    settings : EMSettings
+        The fit's settings (noise model, floor, ridge).
+    run_full : callable
+        ``run_full(params) -> EMResult``: the estimator's EM on the sample.
+    extra : sequence of MixtureParams
+        Further starts that go straight to the full runs (the standard
+        candidates' winner).
+
+    Returns
+    -------
+    EMResult or None
+        The best non-degenerate full run, or None when every run degenerated.
+    """
+    options = settings.mstep
+    noise = options.noise
+    n, p = Xd.shape
+    w = np.ones(n)
+    _, pooled = ols(Xd, y, w)
+    floor = options.variance_floor
+    penalty = options.penalty_matrix(p) if options.ridge > 0 else None
+    fixed = options.fixed_sigma2
+    cross = noise in ("per_component", "shared")
+    other = "shared" if noise == "per_component" else "per_component"
+    starts = pool_starts(Xd, y, m, size, rng, options)
+
+    def em(pop, n_iter, model):
+        return population_em(Xd, y, w, pop, n_iter=n_iter, noise=model, floor=floor,
+                             penalty=penalty, fixed_sigma2=fixed)
+
+    def survivors(pop, model, keep, lenient=True):
+        """The best ``keep`` runs: half that pass the strict test, and (if
+        ``lenient``) the others from those that pass only the lenient one."""
+        strict = degenerate_runs(pop, p, pooled, floor, model)
+        if not lenient:
+            return _best(pop, keep, strict)
+        clean = _best(pop, keep // 2, strict)
+        loose = degenerate_runs(pop, p, pooled, floor, model, lenient=True)
+        forming = _best(pop, keep - clean.size, loose | ~strict)
+        return _concat([clean, forming])
+
+    keep = max(N_FULL, size // 4)
+    with np.errstate(all="ignore"):
+        mine = em(survivors(em(starts, SHORT_ITER, noise), noise, keep), 3 * SHORT_ITER, noise)
+        groups = [mine]
+        if cross:
+            theirs = em(survivors(em(starts, SHORT_ITER, other), other, keep),
+                        3 * SHORT_ITER, other)
+            theirs = survivors(theirs, other, keep)
+            groups.append(em(_convert(theirs, noise), 3 * SHORT_ITER, noise))
+        merged = _concat(groups)
+        # the best distinct runs that look identified already, and as many of those
+        # that only pass the lenient test (small components still forming)
+        clean = survivors(merged, noise, merged.size, lenient=False)
+        forming = survivors(merged, noise, merged.size)
+        forming = forming.take(degenerate_runs(forming, p, pooled, floor, noise))
+        parts = [pop.take(_distinct(pop, 2 * N_FULL, n)) for pop in (clean, forming)]
+        finalists = _concat(parts)
+        logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
+                     parts[1].size)
+        finalists = em(finalists, LONG_ITER, noise)
+        finalists = survivors(finalists, noise, finalists.size, lenient=False)
+    chosen = _distinct(finalists, N_FULL, n)
+    candidates = [unstack(finalists, i) for i in chosen] + list(extra)
+    best = None
+    for start in candidates:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = run_full(start)
+        if res.params.n_components != m or _degenerate_result(res, p, pooled, floor, noise):
+            continue
+        if best is None or res.objective > best.objective:
+            best = res
+    logger.debug("start pool: %d starts, %d finalists, best %s", size, len(candidates),
+                 None if best is None else f"{best.loglik:.10g}")
+    return best
+
+
+def _distinct(pop: Population, k: int, n: int) -> list[int]:
+    """Indices of up to ``k`` runs of ``pop`` (sorted best first) whose
+    log-likelihoods differ by more than 1e-3 per 100 rows: distinct basins."""
+    chosen: list[int] = []
+    gap = 1e-5 * max(n, 100)
+    for i in range(pop.size):
+        if all(abs(pop.loglik[i] - pop.loglik[j]) > gap for j in chosen):
+            chosen.append(i)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def _degenerate_result(res, p, pooled, floor, noise) -> bool:
+    stats = res.stats
+    rows_per_weight = stats.n_rows / stats.sum_w
+    pop = Population(res.params.weights[None], res.params.beta[None],
+                     res.params.sigma2[None], np.array([res.loglik]),
+                     (stats.s0 * rows_per_weight)[None])
+    return bool(degenerate_runs(pop, p, pooled, floor, noise)[0])

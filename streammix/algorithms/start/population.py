@@ -1,0 +1,175 @@
+"""Many short EM runs at once on an in-memory sample ("population EM").
+
+The start pool (:mod:`streammix.algorithms.start.pool`) ranks hundreds of
+starting values by a few EM iterations each.  Run one by one, each iteration
+of each start would pay the Python overhead of an E-step and an M-step; here
+the R runs are stacked: the parameters are arrays ``W`` (R, m), ``B``
+(R, m, p), ``S2`` (R, m), the responsibilities one (R, m, n) array, and each
+iteration is two matrix products with the (n, p²) row products of the design
+plus element-wise work, for all runs together.
+
+These runs only rank candidates.  The M-step is the maximum-likelihood one
+(weights, weighted least squares, σ² with the floor), plus the ridge if any;
+priors on σ² and on the weights and flexmix's df correction are left to the
+full EM that refines the winners (:func:`streammix.algorithms.em.run_em`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Population", "population_em", "population_mstep", "stack", "unstack"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass
+class Population:
+    """R parameter sets of m components stacked, and their latest pass.
+
+    Attributes
+    ----------
+    weights, beta, sigma2 : ndarray of shape (R, m), (R, m, p), (R, m)
+    loglik : ndarray of shape (R,)
+        Log-likelihood of each run at its current parameters (−inf before
+        the first pass).
+    n_eff : ndarray of shape (R, m)
+        Effective rows per component (Σ γ, unit weights) at the last pass.
+    """
+
+    weights: np.ndarray
+    beta: np.ndarray
+    sigma2: np.ndarray
+    loglik: np.ndarray
+    n_eff: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.weights.shape[0]
+
+    def take(self, index) -> Population:
+        """The runs at ``index`` (an index array or a boolean mask)."""
+        return Population(self.weights[index], self.beta[index], self.sigma2[index],
+                          self.loglik[index], self.n_eff[index])
+
+
+def stack(params_list) -> Population:
+    """A population from a list of :class:`~streammix.core.params.MixtureParams`
+    with the same numbers of components and coefficients."""
+    weights = np.array([prm.weights for prm in params_list], dtype=float)
+    beta = np.array([prm.beta for prm in params_list], dtype=float)
+    sigma2 = np.array([prm.sigma2 for prm in params_list], dtype=float)
+    r = weights.shape[0]
+    return Population(weights, beta, sigma2, np.full(r, -np.inf), np.zeros_like(weights))
+
+
+def unstack(pop: Population, i: int):
+    """Run ``i`` of ``pop`` as a :class:`~streammix.core.params.MixtureParams`."""
+    from streammix.core.params import MixtureParams
+
+    weights = np.maximum(pop.weights[i], 1e-12)
+    return MixtureParams(weights / weights.sum(), pop.beta[i], pop.sigma2[i])
+
+
+def _log_joint(resid: np.ndarray, weights: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    return (log_w - 0.5 * (_LOG_2PI + np.log(sigma2)))[:, :, None] \
+        - 0.5 * resid**2 / sigma2[:, :, None]
+
+
+def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population, *,
+                  n_iter: int, noise: str, floor: float,
+                  penalty: np.ndarray | None = None,
+                  fixed_sigma2: np.ndarray | None = None) -> Population:
+    """``n_iter`` EM iterations of every run of ``pop`` on the rows ``(Xd, y, w)``.
+
+    Ends on an E-step: ``loglik`` and ``n_eff`` belong to the returned
+    parameters.  ``noise`` is ``"per_component"``, ``"shared"`` or
+    ``"fixed"`` (σ² held at ``fixed_sigma2``); ``floor`` bounds every σ²
+    from below; ``penalty`` (p, p) is added to every weighted Gram matrix
+    (the ridge).  Runs whose M-step fails keep −inf log-likelihood.
+    """
+    n, p = Xd.shape
+    r, m = pop.weights.shape
+    design = _design(Xd, y, w)
+    XdT = design[2]
+    pen = np.zeros((p, p)) if penalty is None else np.asarray(penalty, float)
+    weights, beta = pop.weights.copy(), pop.beta.copy()
+    sigma2 = np.maximum(pop.sigma2, floor) if noise != "fixed" else \
+        np.broadcast_to(np.asarray(fixed_sigma2, float), (r, m)).copy()
+    ok = np.ones(r, dtype=bool)
+    resid = y[None, None, :] - (beta.reshape(r * m, p) @ XdT).reshape(r, m, n)
+    loglik = np.full(r, -np.inf)
+    n_eff = np.zeros((r, m))
+    for it in range(n_iter + 1):
+        lj = _log_joint(resid, weights, sigma2)
+        top = lj.max(axis=1, keepdims=True)
+        lse = top + np.log(np.exp(lj - top).sum(axis=1, keepdims=True))
+        loglik = np.where(ok, lse[:, 0, :] @ w, -np.inf)
+        gamma = np.exp(lj - lse)
+        n_eff = gamma.sum(axis=2)
+        if it == n_iter:
+            break
+        weights, beta, sigma2, resid, good = _mstep(gamma * w, sigma2, *design, noise=noise,
+                                                    floor=floor, pen=pen)
+        ok &= good
+    return Population(weights, beta, sigma2, loglik, n_eff)
+
+
+def _design(Xd, y, w):
+    n, p = Xd.shape
+    XX = (Xd[:, :, None] * Xd[:, None, :]).reshape(n, p * p)
+    return y, XX, np.ascontiguousarray(Xd.T), Xd * y[:, None], float(w.sum())
+
+
+def _mstep(g, sigma2, y, XX, XdT, Xy, sum_w, *, noise, floor, pen):
+    """The stacked M-step from weighted responsibilities ``g`` (R, m, n): weights,
+    coefficients, residuals at them, σ² (kept for ``"fixed"``) and which runs
+    are finite."""
+    r, m, n = g.shape
+    p = XdT.shape[0]
+    rows = r * m
+    s0 = g.sum(axis=2)
+    weights = s0 / np.maximum(s0.sum(axis=1, keepdims=True), 1e-300)
+    g2 = g.reshape(rows, n)
+    gram = (g2 @ XX).reshape(r, m, p, p) + pen
+    gram += np.eye(p) * (1e-10 * np.trace(gram, axis1=2, axis2=3)[..., None, None] + 1e-300)
+    rhs = (g2 @ Xy).reshape(r, m, p, 1)
+    try:
+        beta = np.linalg.solve(gram, rhs)[..., 0]
+    except np.linalg.LinAlgError:
+        beta = np.stack([np.linalg.lstsq(a, b, rcond=None)[0][:, 0]
+                         for a, b in zip(gram.reshape(rows, p, p), rhs.reshape(rows, p, 1),
+                                         strict=True)]).reshape(r, m, p)
+    good = np.isfinite(beta).all(axis=(1, 2))
+    beta[~good] = 0.0
+    resid = y[None, None, :] - (beta.reshape(rows, p) @ XdT).reshape(r, m, n)
+    if noise != "fixed":
+        rss = (g * resid**2).sum(axis=2)
+        if noise == "shared":
+            sigma2 = np.repeat(rss.sum(axis=1, keepdims=True) / max(sum_w, 1e-300), m, axis=1)
+        else:
+            sigma2 = rss / np.maximum(s0, 1e-300)
+        sigma2 = np.maximum(np.nan_to_num(sigma2, nan=floor, posinf=floor), floor)
+    return weights, beta, sigma2, resid, good
+
+
+def population_mstep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray, *,
+                     noise: str, floor: float, penalty: np.ndarray | None = None,
+                     fixed_sigma2: np.ndarray | None = None) -> Population:
+    """One stacked M-step from responsibilities ``resp`` (R, m, n): R starts at once."""
+    r, m, n = resp.shape
+    p = Xd.shape[1]
+    pen = np.zeros((p, p)) if penalty is None else np.asarray(penalty, float)
+    sigma2 = np.ones((r, m)) if fixed_sigma2 is None else \
+        np.broadcast_to(np.asarray(fixed_sigma2, float), (r, m)).copy()
+    with np.errstate(all="ignore"):
+        weights, beta, sigma2, _, _ = _mstep(resp * w, sigma2, *_design(Xd, y, w),
+                                             noise=noise, floor=floor, pen=pen)
+    weights = np.maximum(weights, 1e-3 / m)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return Population(weights, beta, sigma2, np.full(r, -np.inf), np.zeros((r, m)))
