@@ -1,16 +1,8 @@
 """``streammix plot``: diagnostic figures of saved models.
 
-::
-
-    streammix plot model.json DATA --target y [--features x1 x2] --feature x1 --out fit.png
-    streammix plot model.json --kind loglik --out trace.png
-    streammix plot k1.json k2.json k3.json --kind bic --out bic.png
-
-``DATA`` is a Parquet file, a folder of Parquet files, or a CSV file; only a
-random sample of ``--max-points`` rows is kept
-(:func:`streammix.reports.sample.read_sample`), so the data may be larger
-than memory.  ``register(subparsers)`` adds the command to the main
-``streammix`` parser; ``python -m streammix.cli.plot`` runs it alone.
+``register(subparsers)`` adds the command to the main ``streammix`` parser;
+``python -m streammix.cli.plot`` runs it alone.  What the user sees of it is
+:data:`DESCRIPTION`.
 """
 
 from __future__ import annotations
@@ -19,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from streammix.cli.common import load_model
+from streammix.cli.common import comma_list, filter_text, json_object, load_model
 from streammix.exceptions import DataError
 from streammix.reports.sample import read_sample
 
@@ -28,6 +20,19 @@ __all__ = ["register", "main", "run"]
 logger = logging.getLogger(__name__)
 
 KINDS = ("fit", "loglik", "bic")
+
+#: The command's help text.
+DESCRIPTION = """\
+Draw a diagnostic figure of saved models:
+
+    streammix plot model.json DATA --target y [--features x1,x2] --feature x1 --out fit.png
+    streammix plot model.json --kind loglik --out trace.png
+    streammix plot k1.json k2.json k3.json --kind bic --out bic.png
+
+DATA is read as 'streammix fit' reads it (a Parquet file, a folder with hive
+partitions, a glob, a URL; --filter, --on-invalid), or is a CSV file; only a
+random sample of --max-points rows is kept, so it may be larger than memory.
+"""
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +43,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit: data coloured by component with fitted lines (default); "
                              "loglik: log-likelihood per EM iteration; bic: BIC against k")
     parser.add_argument("--target", help="target column of DATA (kind fit)")
-    parser.add_argument("--features", nargs="+", metavar="COLUMN",
-                        help="feature columns of DATA in the model's order "
+    parser.add_argument("--features", nargs="+", type=comma_list, metavar="COL,COL,...",
+                        help="feature columns of DATA in the model's order, comma-separated "
                              "(default: the names stored in the model)")
+    parser.add_argument("--on-invalid", choices=("error", "drop"), default="error",
+                        help="rows of DATA with null, NaN or infinite values: stop with an "
+                             "error naming file, column and row (default), or leave them out")
+    parser.add_argument("--filter", type=filter_text, metavar="EXPR",
+                        help="plot only the rows of DATA that match (as for 'fit')")
+    parser.add_argument("--storage-options", type=json_object, metavar="JSON",
+                        help="fsspec options for a remote DATA URL (as for 'fit')")
     parser.add_argument("--feature", help="feature on the horizontal axis (default: the first)")
     parser.add_argument("--others", choices=("mean", "data"), default="mean",
                         help="fitted lines with the other features at their means (default), "
@@ -59,7 +71,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     returns the exit status.
     """
     parser = subparsers.add_parser("plot", help="draw diagnostic figures of saved models",
-                                   description=__doc__,
+                                   description=DESCRIPTION,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
     parser.set_defaults(func=run)
@@ -84,14 +96,16 @@ def run(args) -> int:
             if not args.target:
                 raise DataError("kind 'fit' needs --target (the target column of DATA)")
             model = _load(args.inputs[0])
-            features = args.features or list(model.feature_names_in_)
+            features = ([name for names in args.features for name in names] if args.features
+                        else list(model.feature_names_in_))
             if len(features) != model.n_features_in_:
                 raise DataError(f"{len(features)} feature columns given; the model was fitted "
                                 f"on {model.n_features_in_} ({model.feature_names_in_})")
             if args.max_points < 1:
                 raise DataError("--max-points must be >= 1")
             X, y = read_sample(args.inputs[1], args.target, features, args.max_points,
-                               args.seed)
+                               args.seed, on_invalid=args.on_invalid, filters=args.filter,
+                               storage_options=args.storage_options)
             feature = args.feature if args.feature is not None else 0
             if isinstance(feature, str) and feature in features:
                 feature = features.index(feature)
@@ -116,14 +130,14 @@ def run(args) -> int:
         save_figure(fig, args.out, dpi=args.dpi)
     except (DataError, ValueError, OSError) as exc:
         print(f"streammix plot: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(f"wrote {args.out}")
     return 0
 
 
 def main(argv=None) -> int:
     """``python -m streammix.cli.plot ...``: the ``plot`` command on its own."""
-    parser = argparse.ArgumentParser(prog="python -m streammix.cli.plot", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m streammix.cli.plot", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
     return run(parser.parse_args(argv))

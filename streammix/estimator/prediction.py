@@ -61,7 +61,9 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
         Output folder; it must not exist unless ``overwrite``.
     keep : list of str, optional
         Input columns copied to the output.  Without it, a ``row_id``
-        column (the row's index in its input file) identifies each row.
+        column (the row's index in its input file) identifies each row;
+        ``"row_id"`` among them keeps that column too (rows dropped by
+        ``on_invalid="drop"`` leave gaps in it).
     overwrite : bool
         Replace an existing ``out_dir`` (only once the new one is complete).
 
@@ -94,7 +96,7 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
                         f"fitted on {model.n_features_in_}")
     keep = list(keep or [])
     computed = prediction_columns(model.n_components_)
-    clash = sorted(set(keep) & set(computed + ["row_id"]))
+    clash = sorted(set(keep) & set(computed))
     if clash:
         raise ValueError(f"--keep column(s) {clash} clash with the output columns {computed}")
     if len(set(keep)) != len(keep):
@@ -209,9 +211,7 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None) -> pa.Tab
         loglik, log_resp = np.empty(0), np.empty((0, params.n_components))
     columns: dict[str, pa.Array] = {}
     if passthrough is None:
-        row_ids = (chunk.row_ids if chunk.row_ids is not None
-                   else np.arange(chunk.first_row, chunk.first_row + chunk.n_rows))
-        columns["row_id"] = pa.array(np.asarray(row_ids, dtype=np.int64))
+        columns["row_id"] = _row_ids(chunk)
     else:
         for name in passthrough.column_names:
             columns[name] = passthrough.column(name)
@@ -224,12 +224,22 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None) -> pa.Tab
     return pa.table(columns)
 
 
+def _row_ids(chunk) -> pa.Array:
+    """Each row's index in its input file."""
+    row_ids = (chunk.row_ids if chunk.row_ids is not None
+               else np.arange(chunk.first_row, chunk.first_row + chunk.n_rows))
+    return pa.array(np.asarray(row_ids, dtype=np.int64))
+
+
 def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
-    """The ``keep`` columns of the chunk's rows, in the chunk's row order."""
+    """The ``keep`` columns of the chunk's rows, in the chunk's row order.
+
+    ``"row_id"`` is the row's index in its file (:func:`_row_ids`).
+    """
     if not keep:
         return None
     partition = dict(piece.partition)
-    in_file = [name for name in keep if name not in partition]
+    in_file = [name for name in keep if name not in partition and name != "row_id"]
     try:
         with source.filesystem().open_input_file(piece.path) as fh:
             reader = pq.ParquetFile(fh)
@@ -249,7 +259,9 @@ def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
                         f"{chunk.n_rows}")
     columns = {}
     for name in keep:
-        if name in partition:
+        if name == "row_id":
+            columns[name] = _row_ids(chunk)
+        elif name in partition:
             typ = source.partition_types[name]
             columns[name] = pa.array([partition[name]] * chunk.n_rows, typ)
         else:

@@ -175,3 +175,49 @@ def test_global_options_after_the_subcommand_and_info_speaks_to_a_cli_user(hive,
     assert "standard errors: not computed (fit again with 'streammix fit ... --se' to have " \
            "them)" in info.stdout
     assert "compute_se" not in info.stdout
+
+
+def test_plot_reads_what_fit_reads_and_exits_1_on_a_data_error(hive, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    model = tmp_path / "m.json"
+    code, _, err = _fit(capsys, hive, "--target", "y", "--features", "x", "--components", 3,
+                        "--filter", "region != 'c'", "--seed", 0, "--in-process",
+                        "--out", model, "-q")
+    assert code == 0, err
+    glob = f"{hive}/region=a/*/*.parquet"
+    png = tmp_path / "fit.png"
+    assert main(["plot", str(model), glob, "--target", "y", "--features", "x",
+                 "--filter", "year == 2021", "--out", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # a NaN: named (exit 1), or left out with --on-invalid drop
+    dirty = tmp_path / "dirty"
+    dirty.mkdir()
+    x = np.linspace(-1, 1, 50)
+    y = 2 * x
+    y[7] = np.nan
+    pq.write_table(pa.table({"x": x, "y": y}), dirty / "part.parquet")
+    capsys.readouterr()
+    assert main(["plot", str(model), str(dirty), "--target", "y", "--out", str(png)]) == 1
+    assert "part.parquet: column 'y' has 1 NaN value" in capsys.readouterr().err
+    assert main(["plot", str(model), str(dirty), "--target", "y", "--on-invalid", "drop",
+                 "--out", str(png)]) == 0
+
+
+def test_predict_keeps_row_id_beside_other_columns_when_rows_are_dropped(tmp_path, capsys):
+    x = np.linspace(-1, 1, 200)
+    y = np.where(np.arange(200) % 2, 2 * x, -x) + 0.1
+    y[7] = np.nan
+    data = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"x": x, "y": y, "id": np.arange(200) * 10}), data)
+    model = tmp_path / "m.json"
+    code, _, err = _fit(capsys, data, "--target", "y", "--features", "x", "-k", 2,
+                        "--on-invalid", "drop", "--in-process", "--out", model, "-q")
+    assert code == 0, err
+    out = tmp_path / "pred"
+    assert main(["predict", str(model), str(data), "--on-invalid", "drop",
+                 "--keep", "id,row_id", "--out", str(out)]) == 0
+    table = pq.read_table(out)
+    assert table.column_names[:3] == ["id", "row_id", "mean"]
+    row_id = np.asarray(table.column("row_id"))
+    assert table.num_rows == 199 and 7 not in row_id
+    np.testing.assert_array_equal(np.asarray(table.column("id")), row_id * 10)
