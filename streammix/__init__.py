@@ -27,6 +27,7 @@ from streammix.exceptions import (
     ConfigError,
     ConvergenceWarning,
     DataError,
+    FeatureNamesWarning,
     InferenceWarning,
     NoClientError,
     NotFittedError,
@@ -42,7 +43,7 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "SourceChangedError",
+    "ClusterTimeoutError", "SourceChangedError", "FeatureNamesWarning",
 ]
 
 __version__ = "0.1.0"

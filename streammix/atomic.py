@@ -9,13 +9,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_open", "atomic_write_text", "rename_no_replace"]
+__all__ = ["atomic_open", "atomic_write_text", "rename_no_replace", "temporary_folder"]
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def temporary_folder(target, suffix: str = ".tmp") -> Path:
+    """A new empty folder beside ``target``, to be renamed onto it when complete.
+
+    Named ``.<target name>.<random><suffix>``, so stale ones are recognisable;
+    created with the permissions an ordinary ``mkdir`` would give (0777 less
+    the umask), not :func:`tempfile.mkdtemp`'s 0700, so that the folder a
+    rename puts in place follows the umask like any other output.
+    """
+    target = Path(target)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix,
+                                   dir=target.parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "SourceChangedError",
+    "ClusterTimeoutError", "SourceChangedError", "FeatureNamesWarning",
 ]
 
 
@@ -77,3 +77,8 @@ class ClusterTimeoutError(RuntimeError):
     """A pass on a cluster waited too long: for the scheduler to answer, for a worker
     to connect, or for any of its tasks to finish (see
     :class:`~streammix.DaskEngine`'s ``worker_timeout`` and ``pass_timeout``)."""
+
+
+class FeatureNamesWarning(UserWarning):
+    """Columns are taken by position where names were expected: an array given to a
+    model fitted on named columns, or a table to a model fitted on an array."""

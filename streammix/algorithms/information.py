@@ -62,6 +62,7 @@ _NOISE_CODES = {"fixed": 0, "shared": 1, "per_component": 2}
 
 __all__ = [
     "SE_METHODS", "InfoStats", "InformationTask", "information_stats", "Inference", "infer",
+    "constrain",
 ]
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,17 @@ class InfoStats:
         """Observed information (Louis), symmetrised."""
         info = self.louis + self.opg
         return 0.5 * (info + info.T)
+
+
+def constrain(stats: InfoStats, A: np.ndarray) -> InfoStats:
+    """The statistics of a constrained parametrisation θ_full = A θ (shared coefficients:
+    :func:`~streammix.algorithms.parameter_layout.constraint_matrix`): Aᵀ s, Aᵀ J A, Aᵀ L A.
+
+    The row scores of θ are Aᵀ times those of θ_full, so the OPG and Louis'
+    part transform alike and the pass itself needs no change.
+    """
+    return InfoStats(A.T @ stats.score, A.T @ stats.opg @ A, A.T @ stats.louis @ A,
+                     stats.loglik, stats.sum_w, stats.n_rows)
 
 
 def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: MixtureParams,

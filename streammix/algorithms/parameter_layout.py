@@ -16,7 +16,7 @@ import numpy as np
 
 from streammix.core.params import MixtureParams
 
-__all__ = ["ParameterLayout", "transform_matrix"]
+__all__ = ["ParameterLayout", "transform_matrix", "constraint_matrix"]
 
 
 @dataclass(frozen=True)
@@ -30,33 +30,47 @@ class ParameterLayout:
     n_coef : int
         p, coefficients per component (intercept included when fitted).
     noise : {"per_component", "shared", "fixed"}
+    shared : tuple of int
+        Design columns whose coefficient all components share (flexmix's
+        ``FLXMRglmfix(fixed=...)``): each is one parameter, placed first (as
+        flexmix's ``refit()`` does), and ``beta_index`` gives every component
+        the same position for it.
     """
 
     n_components: int
     n_coef: int
     noise: str
+    shared: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.noise not in ("per_component", "shared", "fixed"):
             raise ValueError(f"unknown noise model {self.noise!r}")
+        object.__setattr__(self, "shared", tuple(sorted(int(k) for k in self.shared)))
 
     @property
     def beta_index(self) -> np.ndarray:
         """Integer array (m, p): the position of β_jk."""
-        m, p = self.n_components, self.n_coef
-        if self.noise == "per_component":
-            return np.arange(m)[:, None] * (p + 1) + np.arange(p)[None, :]
-        return np.arange(m * p).reshape(m, p)
+        m, p, s = self.n_components, self.n_coef, len(self.shared)
+        v = p - s
+        varying = [k for k in range(p) if k not in self.shared]
+        out = np.empty((m, p), dtype=np.intp)
+        for k, col in enumerate(self.shared):
+            out[:, col] = k
+        stride = v + 1 if self.noise == "per_component" else v
+        for k, col in enumerate(varying):
+            out[:, col] = s + np.arange(m) * stride + k
+        return out
 
     @property
     def eta_index(self) -> np.ndarray | None:
         """Integer array (m,): the position of log σ_j (the same for all j
         when shared); None for fixed noise."""
-        m, p = self.n_components, self.n_coef
+        m, p, s = self.n_components, self.n_coef, len(self.shared)
+        v = p - s
         if self.noise == "per_component":
-            return np.arange(m) * (p + 1) + p
+            return s + np.arange(m) * (v + 1) + v
         if self.noise == "shared":
-            return np.full(m, m * p)
+            return np.full(m, s + m * v)
         return None
 
     @property
@@ -68,9 +82,9 @@ class ParameterLayout:
     @property
     def size(self) -> int:
         """Number of free parameters P."""
-        m, p = self.n_components, self.n_coef
+        m, p, s = self.n_components, self.n_coef, len(self.shared)
         n_eta = {"per_component": m, "shared": 1, "fixed": 0}[self.noise]
-        return m * p + n_eta + m - 1
+        return s + m * (p - s) + n_eta + m - 1
 
     def names(self, coef_names: list[str]) -> list[str]:
         """Readable names, e.g. ``comp1:(intercept)``, ``comp1:log_sigma``,
@@ -80,7 +94,8 @@ class ParameterLayout:
         out = [""] * self.size
         for j in range(self.n_components):
             for k, name in enumerate(coef_names):
-                out[self.beta_index[j, k]] = f"comp{j + 1}:{name}"
+                shared = k in self.shared
+                out[self.beta_index[j, k]] = name if shared else f"comp{j + 1}:{name}"
         if self.noise == "per_component":
             for j in range(self.n_components):
                 out[self.eta_index[j]] = f"comp{j + 1}:log_sigma"
@@ -130,3 +145,19 @@ def transform_matrix(layout: ParameterLayout, order) -> np.ndarray:
         if order[0] > 0:
             T[row, aidx[order[0] - 1]] -= 1.0
     return T
+
+
+def constraint_matrix(layout: ParameterLayout) -> np.ndarray:
+    """The 0/1 matrix A with θ_full = A θ, θ_full in the layout without shared columns.
+
+    A score or information matrix of the unconstrained parametrisation
+    becomes that of ``layout`` as Aᵀ s and Aᵀ I A (a shared coefficient's
+    score is the sum of the components' scores for it).
+    """
+    full = ParameterLayout(layout.n_components, layout.n_coef, layout.noise)
+    A = np.zeros((full.size, layout.size))
+    A[full.beta_index.ravel(), layout.beta_index.ravel()] = 1.0
+    if layout.eta_index is not None:
+        A[full.eta_index, layout.eta_index] = 1.0
+    A[full.alpha_index, layout.alpha_index] = 1.0
+    return A

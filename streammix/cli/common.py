@@ -204,7 +204,7 @@ def open_engine(args) -> Iterator[object]:
         config = default_cluster_config()
     from streammix.engines.dask_engine import DaskEngine
 
-    client, closer = config.connect()
+    client, closer = config.connect(worker_logs=getattr(args, "verbose", 0) >= 2)
     try:
         logger.info("running on %s", client.scheduler.address)
         options = dict(config.engine)

@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
@@ -120,12 +121,23 @@ def _configure_logging(verbose: int, quiet: bool) -> list[tuple[logging.Logger, 
         if name in ("streammix", "py.warnings"):
             log.addHandler(handler)
             log.propagate = False
-    logging.captureWarnings(True)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
+    undo.append((None, previous))
     return [(log, state, handler) for log, state in undo]
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as one log line: its class and message, not the code that raised it."""
+    text = " ".join(str(message).split())
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, text)
+
+
 def _restore_logging(undo) -> None:
-    logging.captureWarnings(False)
+    for log, state, *_ in undo:
+        if log is None:
+            warnings.showwarning = state
+    undo = [item for item in undo if item[0] is not None]
     for log, (level, propagate), handler in undo:
         log.setLevel(level)
         log.propagate = propagate

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streammix.core.constrained_mstep import joint_coefficients, shared_columns_check
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
 
@@ -56,7 +57,13 @@ class MStepOptions:
         Divide RSS_j by S0_j (1 - p/n) as flexmix's FLXMRglm does, instead of
         the maximum-likelihood S0_j (shared σ: Σ RSS_j / (N (1 - p/(m n))), as
         FLXMRglmfix(varFix=TRUE)); n is the number of rows.  Not an EM step
-        for the likelihood; for reproducing flexmix only.
+        for the likelihood; for reproducing flexmix only.  With ``shared``
+        columns it also fits the coefficients as flexmix's FLXMRglmfix does:
+        one pooled least-squares fit weighted by the posteriors alone.
+    shared : tuple of int
+        Design columns whose coefficient is shared by all components
+        (flexmix's ``FLXMRglmfix(fixed=...)``); the coefficients are then one
+        joint least-squares solve (:mod:`streammix.core.constrained_mstep`).
     """
 
     noise: str = "per_component"
@@ -69,8 +76,10 @@ class MStepOptions:
     dirichlet_alpha: float = 1.0
     df_correction: bool = False
     prior_mean: np.ndarray | None = field(default=None)
+    shared: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shared", tuple(sorted(int(k) for k in self.shared)))
         if self.noise not in NOISE_MODELS:
             raise ValueError(f"noise must be one of {NOISE_MODELS}, got {self.noise!r}")
         if self.noise == "fixed" and self.fixed_sigma2 is None:
@@ -159,7 +168,9 @@ def mstep(stats: SuffStats, params: MixtureParams, options: MStepOptions,
     rss = np.zeros(m)
     pen = np.zeros(m)
     tiny = 1e-12 * N
-    for j in range(m):
+    if options.shared:
+        beta, sigma2 = _shared_update(stats, params, options, lam, m0, p, p0, flags)
+    for j in range(m if not options.shared else 0):
         if stats.s0[j] <= tiny:
             flags[j] = "empty"
             continue
@@ -174,13 +185,65 @@ def mstep(stats: SuffStats, params: MixtureParams, options: MStepOptions,
         dev = beta[j] - m0
         pen[j] = dev @ lam @ dev
 
-    sigma2 = _update_variances(stats, params, options, rss, pen, p, p0, flags)
+    if not options.shared:
+        sigma2 = _update_variances(stats, params, options, rss, pen, p, p0, flags)
 
     alpha = options.dirichlet_alpha
     weights = (stats.s0 + alpha - 1.0) / (N + m * alpha - m)
     weights = np.maximum(weights, 0.0)
     weights = weights / weights.sum()
     return MixtureParams(weights, beta, sigma2), flags
+
+
+#: Inner cycles of the shared-coefficient M-step: coefficients given σ, σ given the
+#: coefficients (each raises Q: an ECM step; iterated, the exact joint maximiser).
+SHARED_CYCLES = 100
+
+
+def _shared_update(stats, params, options, lam, m0, p, p0, flags):
+    """Coefficients and variances when ``options.shared`` columns are common to all components.
+
+    Maximum likelihood weights component j by u_j = 1/σ_j² and alternates the
+    joint coefficient solve with the variance update until σ² stops moving
+    (an ECM cycle raises Q each time; at convergence it is the exact M-step).
+    Shared or known σ, and flexmix's ``df_correction``, need one solve (u_j
+    equal, or fixed).
+    """
+    m = params.n_components
+    shared = shared_columns_check(options.shared, p)
+    empty = {j: "empty" for j in range(m) if stats.s0[j] <= 1e-12 * stats.sum_w}
+    flags.update(empty)
+    gram = stats.s2 + lam
+    rhs = stats.rx - (params.beta - m0) @ lam
+    iterate = options.noise == "per_component" and not options.df_correction
+    if options.noise == "fixed":
+        precision = 1.0 / np.broadcast_to(np.asarray(options.fixed_sigma2, float), (m,))
+    elif iterate:
+        precision = 1.0 / params.sigma2
+    else:
+        precision = np.ones(m)
+    sigma2 = params.sigma2
+    for _ in range(SHARED_CYCLES if iterate else 1):
+        delta, cut = joint_coefficients(gram, rhs, precision, shared)
+        s2d = np.einsum("jkl,jl->jk", stats.s2, delta)
+        rss = np.maximum(stats.r0 - 2.0 * np.einsum("jk,jk->j", delta, stats.rx)
+                         + np.einsum("jk,jk->j", delta, s2d), 0.0)
+        beta = params.beta + delta
+        dev = beta - m0
+        pen = np.einsum("jk,kl,jl->j", dev, lam, dev)
+        notes = dict(empty)
+        new = _update_variances(stats, params, options, rss, pen, p, p0, notes)
+        done = np.allclose(new, sigma2, rtol=1e-13, atol=0.0)
+        sigma2 = new
+        if not iterate or done:
+            break
+        precision = 1.0 / sigma2
+    if cut:
+        for j in range(m):
+            flags.setdefault(j, "rank-deficient design")
+    for j, note in notes.items():
+        flags.setdefault(j, note)
+    return beta, sigma2
 
 
 def _update_variances(stats, params, options, rss, pen, p, p0, flags) -> np.ndarray:

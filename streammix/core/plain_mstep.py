@@ -27,7 +27,7 @@ def is_plain_ml(options: MStepOptions) -> bool:
     """Whether ``mstep`` with these options is the plain per-component ML update."""
     return (options.noise == "per_component" and options.ridge == 0
             and not options.has_variance_prior and options.dirichlet_alpha == 1.0
-            and not options.df_correction)
+            and not options.df_correction and not options.shared)
 
 
 def cholesky_solve(s2: np.ndarray, rx: np.ndarray):

@@ -69,6 +69,8 @@ class ArraySource:
         self.X = np.asfortranarray(X)
         self.y, self.w = y, w
         self.chunk_rows = int(chunk_rows)
+        #: Whether the columns have names (a table's); else they are x0, x1, ... by position.
+        self.feature_names_given = feature_names is not None
         self.feature_names = (
             [f"x{k}" for k in range(X.shape[1])] if feature_names is None
             else [str(f) for f in feature_names]

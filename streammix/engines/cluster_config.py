@@ -137,8 +137,16 @@ class ClusterConfig:
         return path
 
     # ---------------------------------------------------------------- connect
-    def connect(self):
+    def connect(self, *, worker_logs: bool = False):
         """Start or attach to the cluster.
+
+        Parameters
+        ----------
+        worker_logs : bool
+            Let the workers of a local cluster started here write their logs
+            (INFO and up) to this terminal.  By default they are silenced: a
+            task's error reaches the client, which reports it once, so their
+            "Compute Failed" tracebacks only repeat it.
 
         Returns
         -------
@@ -149,8 +157,10 @@ class ClusterConfig:
         """
         from distributed import Client
 
-        starter = getattr(self, f"_start_{self.type}")
-        client, cluster = starter(Client)
+        if self.type == "local":
+            client, cluster = self._start_local(Client, worker_logs)
+        else:
+            client, cluster = getattr(self, f"_start_{self.type}")(Client)
 
         def closer() -> None:
             try:
@@ -172,13 +182,15 @@ class ClusterConfig:
                     self.type, self.source)
         return client, closer
 
-    def _start_local(self, Client):
+    def _start_local(self, Client, worker_logs: bool = False):
         from distributed import LocalCluster
 
         opts = dict(self.cluster)
         if "local_directory" in opts:
             opts["local_directory"] = self.file_path(opts["local_directory"])
         opts.setdefault("dashboard_address", None)
+        # The workers of a cluster started here write to this terminal (see connect).
+        opts.setdefault("silence_logs", logging.INFO if worker_logs else logging.CRITICAL)
         cluster = LocalCluster(**opts)
         try:
             return Client(cluster, timeout=self.timeout), cluster

@@ -26,6 +26,7 @@ import functools
 import logging
 import numbers
 import operator
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -375,11 +376,14 @@ class DaskEngine:
         poll = min(1.0, self.worker_timeout / 4, self.pass_timeout / 4)
         start = last_progress = time.monotonic()
         left, no_workers_since, waiting = n_tasks, None, False
+        # Wait on an event, not on total.result(timeout=...): each TimeoutError of
+        # the latter leaves a traceback whose frames hold the future in a reference
+        # cycle, so the scheduler kept the pass's result until a garbage collection.
+        done = threading.Event()
+        total.add_done_callback(lambda _future: done.set())
         while True:
-            try:
-                return total.result(timeout=poll)
-            except TimeoutError:
-                pass
+            if done.wait(poll):
+                return total.result()
             try:
                 n_workers, now_left = client.run_on_scheduler(
                     _pass_state, token, callback_timeout=self.worker_timeout)

@@ -14,9 +14,10 @@ import copy
 
 import numpy as np
 
-from streammix.algorithms.parameter_layout import ParameterLayout, transform_matrix
+from streammix.algorithms.parameter_layout import transform_matrix
 from streammix.core.params import MixtureParams
 from streammix.estimator.base import set_public_arrays
+from streammix.estimator.constraints import model_layout
 from streammix.estimator.inference import set_inference
 
 __all__ = ["align", "permute_model"]
@@ -90,7 +91,7 @@ def permute_model(model, order):
     out.params_ = params.permute(order)
     set_public_arrays(out)
     if hasattr(model, "vcov_"):
-        layout = ParameterLayout(params.n_components, params.n_coef, model.noise)
+        layout = model_layout(model)
         T = transform_matrix(layout, order)
         set_inference(out, T @ model.vcov_ @ T.T, model.se_method_, model.score_gap_)
     return out

@@ -20,14 +20,17 @@ from streammix.core.checks import check_fitted
 from streammix.core.mstep import NOISE_MODELS, MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
-from streammix.data.resolve import as_source
+from streammix.data.frames import is_frame, names_mismatch_message, select_features
+from streammix.data.resolve import as_source, is_source
 from streammix.engines.resolve import resolve_engine
+from streammix.estimator.constraints import check_fixed
+from streammix.exceptions import DataError
 
 __all__ = [
     "FITTED", "SAVED", "INFERENCE", "check_hyperparameters", "mstep_options", "start_params",
     "n_parameters", "draw_seed", "run_rng", "em_settings", "canonical_order", "set_fitted",
     "set_public_arrays", "source_like_fit", "estep_pass", "clear_fit", "ONLINE_STALE",
-    "pass_stats", "design", "design_xy",
+    "pass_stats", "design", "design_xy", "fitted_feature_names", "features_like_fit",
 ]
 
 #: The fitted attributes of any fit (batch, online or loaded), in one list.
@@ -78,6 +81,7 @@ def check_hyperparameters(model) -> None:
         raise ValueError(f"min_weight must be in [0, 1), got {model.min_weight!r}")
     if not (model.tol >= 0):
         raise ValueError(f"tol must be >= 0, got {model.tol!r}")
+    check_fixed(model)
     if model.accelerate not in ACCELERATORS:
         raise ValueError(f"accelerate must be one of {ACCELERATORS}, "
                          f"got {model.accelerate!r}")
@@ -169,7 +173,7 @@ def set_fitted(model, result, source, profile) -> None:
     clear_fit(model)
     model.params_ = canonical_order(result.params)
     model.n_features_in_ = source.n_features
-    model.feature_names_in_ = list(getattr(source, "feature_names", []))
+    set_feature_names(model, source)
     model.n_rows_ = int(profile.n_rows)
     model.sum_weights_ = float(profile.sum_w)
     model.loglik_ = float(result.loglik)
@@ -197,9 +201,54 @@ def set_public_arrays(model) -> None:
     model.sigma_ = np.sqrt(params.sigma2)
 
 
+def set_feature_names(model, source) -> None:
+    """``feature_names_in_`` from ``source``: its column names (an object array), or
+    nothing when it was built from an array without names (scikit-learn's convention)."""
+    model.__dict__.pop("feature_names_in_", None)
+    if getattr(source, "feature_names_given", True):
+        model.feature_names_in_ = np.asarray(
+            [str(n) for n in getattr(source, "feature_names", [])], dtype=object)
+
+
+def fitted_feature_names(model) -> list[str] | None:
+    """The names of the columns ``model`` was fitted on, or None (fitted on an array)."""
+    names = getattr(model, "feature_names_in_", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def features_like_fit(model, X, stacklevel: int = 4):
+    """``X`` with the fit's features: a table's columns by name, in the fit's order;
+    an array's (or a Dask collection's, or a source's) as they are."""
+    if is_frame(X):
+        return select_features(X, fitted_feature_names(model), model.n_features_in_,
+                               "the model", stacklevel=stacklevel)
+    names = fitted_feature_names(model)
+    columns = getattr(X, "columns", None)
+    if names is not None and columns is not None and not is_source(X):  # a Dask DataFrame
+        message = names_mismatch_message(names, [str(c) for c in columns])
+        if message is not None:
+            raise DataError(message)
+        return X[names]
+    return X
+
+
 def source_like_fit(model, X, y, sample_weight):
-    """A source of data with as many features as the fit had (else ValueError)."""
-    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows)
+    """A source of data with the fit's features (else ValueError).
+
+    Tables give their columns by name; a source must have the fit's feature
+    names in the fit's order, when the model was fitted on names.
+    """
+    source = as_source(features_like_fit(model, X, stacklevel=6), y, sample_weight,
+                       chunk_rows=model.chunk_rows)
+    names = fitted_feature_names(model)
+    if names is not None and is_source(X) and getattr(source, "feature_names_given", True):
+        given = [str(n) for n in getattr(source, "feature_names", names)]
+        message = names_mismatch_message(names, given)
+        if message is not None:
+            raise DataError(message)
+        if given != names:
+            raise DataError(f"the source's features {given} are those of the fit in another "
+                            f"order; give them in the fit's order, features={names}")
     if source.n_features != model.n_features_in_:
         raise ValueError(f"the data has {source.n_features} features; the model was "
                          f"fitted on {model.n_features_in_}")
@@ -219,20 +268,17 @@ def pass_stats(model, X, y, sample_weight) -> SuffStats:
     return estep_pass(model, resolve_engine(model.engine), source, model.params_)
 
 
-def design(model, X) -> np.ndarray:
-    """The design matrix of features ``X`` (as many as the fit had, else ValueError)."""
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2 or X.shape[1] != model.n_features_in_:
-        raise ValueError(f"X has shape {X.shape}; the model was fitted on "
-                         f"{model.n_features_in_} features")
+def design(model, X, stacklevel: int = 4) -> np.ndarray:
+    """The design matrix of features ``X``: a table's columns by name (in the fit's
+    order), an array's by position (as many as the fit had, else ValueError)."""
+    X = select_features(X, fitted_feature_names(model), model.n_features_in_, "the model",
+                        stacklevel=stacklevel)
     return design_matrix(X, model.fit_intercept)
 
 
 def design_xy(model, X, y):
     """The design matrix of ``X`` and the target ``y`` as float arrays of matching length."""
-    Xd = design(model, X)
+    Xd = design(model, X, stacklevel=5)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != Xd.shape[0]:
         raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")

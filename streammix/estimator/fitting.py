@@ -29,7 +29,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
 from streammix.data.resolve import as_source
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base
+from streammix.estimator import base, constraints
 from streammix.estimator.inference import compute_se
 from streammix.estimator.online_fitting import drop_online_state
 from streammix.estimator.persistence import hyperparameters_record
@@ -53,6 +53,7 @@ class FitContext:
     p: int
     sample: Profile | None = None  # the profile on the fitting scale (standardised or not)
     scaling: Scaling | None = None
+    shared: tuple[int, ...] = ()  # design columns shared by all components (fixed=...)
     extreme: str = ""  # the columns beyond scales.SAFE_RANGE, described ("" if none)
 
 
@@ -66,15 +67,15 @@ def check_se_method(se) -> str | None:
     return method
 
 
-def fit(model, X, y=None, sample_weight=None, *, se=False, callback=None, checkpoint=None,
-        resume: bool = False) -> None:
+def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback=None,
+        checkpoint=None, resume: bool = False) -> None:
     """Fit ``model`` by EM (see :meth:`streammix.MixtureOfLinearRegressions.fit`)."""
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=FOLDER")
     method = check_se_method(se)
     base.check_hyperparameters(model)
     drop_online_state(model)  # a batch fit starts afresh
-    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows)
+    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
     saver = None
     if checkpoint is not None:
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
@@ -152,27 +153,33 @@ def profile_pass(model, source, seed: int) -> FitContext:
     if profile.n_positive == 0:
         raise DataError("the data has no rows with positive weight")
     sample, scaling, described = profile, None, ""
+    shared = constraints.shared_columns(model, _feature_names(source))
     extreme = scales.extreme_columns(profile.max_abs)
     if extreme:
         described = scales.describe_extremes(profile.max_abs, column_names(source), extreme)
-        scaling, sample = _extreme_scaling(model, source, engine, seed, profile, described)
+        scaling, sample = _extreme_scaling(model, source, engine, seed, profile, described,
+                                           shared)
     elif model.standardize:
         scaling = Scaling.from_moments(profile.moments, model.fit_intercept)
+        scaling = constraints.shared_scaling(scaling, shared)
         Xs, ys = scaling.data(profile.X, profile.y)
         sample = dataclasses.replace(profile, X=Xs, y=ys,
                                      moments=scaling.moments(profile.moments))
     return FitContext(source, engine, profile, seed, d, d + int(model.fit_intercept),
-                      sample, scaling, described)
+                      sample, scaling, shared, described)
+
+
+def _feature_names(source) -> list[str]:
+    names = list(getattr(source, "feature_names", []) or [])
+    return names or [f"x{k}" for k in range(source.n_features)]
 
 
 def column_names(source) -> list[str]:
     """The features' names and the target's, as errors name them."""
-    d = source.n_features
-    names = list(getattr(source, "feature_names", None) or [f"x{k}" for k in range(d)])
-    return names + [str(getattr(source, "target", None) or "y")]
+    return _feature_names(source) + [str(getattr(source, "target", None) or "y")]
 
 
-def _extreme_scaling(model, source, engine, seed, profile, described: str):
+def _extreme_scaling(model, source, engine, seed, profile, described: str, shared):
     """Standardisation for columns beyond :data:`~streammix.algorithms.scales.SAFE_RANGE`.
 
     The moments of pass 0 over- or underflowed, so they are taken again over
@@ -185,6 +192,7 @@ def _extreme_scaling(model, source, engine, seed, profile, described: str):
     again = engine.map_reduce(source, ScaledTask(ProfileTask(seed, model.init_sample_size), pre),
                               Profile.empty(source.n_features, model.init_sample_size))
     inner = Scaling.from_moments(again.moments, model.fit_intercept)
+    inner = constraints.shared_scaling(inner, shared)
     scaling = scales.compose(pre, inner)
     scales.check_representable(scaling, column_names(source), profile.max_abs)
     Xs, ys = inner.data(again.X, again.y)
@@ -194,7 +202,7 @@ def _extreme_scaling(model, source, engine, seed, profile, described: str):
 def em_settings(model, ctx: FitContext, m: int) -> EMSettings:
     """EM settings for ``m`` components; checks that the data can carry them."""
     p, profile = ctx.p, ctx.sample
-    n_params = base.n_parameters(model.noise, m, p)
+    n_params = base.n_parameters(model.noise, m, p) - (m - 1) * constraints.n_shared(model)
     if profile.n_positive <= n_params:
         raise DataError(
             f"{profile.n_positive} rows with positive weight are too few for "
@@ -204,6 +212,7 @@ def em_settings(model, ctx: FitContext, m: int) -> EMSettings:
     Xd_sample = design_matrix(profile.X, model.fit_intercept)
     floor = variance_floor(Xd_sample, profile.y, model.variance_floor)
     options = base.mstep_options(model, floor, m)
+    options = dataclasses.replace(options, shared=ctx.shared)
     if options.fixed_sigma2 is not None and ctx.scaling is not None:
         options = dataclasses.replace(
             options, fixed_sigma2=options.fixed_sigma2 / ctx.scaling.s_y**2)
@@ -231,6 +240,7 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int,
                              fit_intercept=model.fit_intercept, settings=settings, rng=rng,
                              moments=sample.moments,
                              all_rows=ctx.profile.n_positive <= ctx.profile.size)
+    params0 = constraints.project(params0, ctx.shared)
     reseed = make_reseeder(sample.X, sample.y, model.fit_intercept, settings.mstep)
     if model.accelerate == "squarem":
         return squarem_steps(params0, settings, reseed=reseed, callback=tagged)

@@ -20,7 +20,7 @@ from streammix.core.checks import check_fitted
 from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, fitting, online_fitting, persistence
+from streammix.estimator import base, constraints, fitting, online_fitting, persistence
 from streammix.estimator.inference import compute_se
 
 __all__ = ["MixtureOfLinearRegressions"]
@@ -117,6 +117,14 @@ class MixtureOfLinearRegressions:
         Run EM on data standardised with the pass-0 moments and map the fit
         back (:mod:`streammix.algorithms.standardize`): the same optimum,
         better conditioned; priors then apply on the standardised scale.
+    fixed : str, int or list of them, optional
+        Coefficients shared by all components (flexmix's
+        ``FLXMRglmfix(fixed = ~ x2)``): feature names, column indices of X,
+        or ``"(intercept)"``.  Each is one parameter; the others vary by
+        component.  The M-step is one joint least-squares solve from the
+        statistics of the pass (:mod:`streammix.core.constrained_mstep`);
+        with ``df_correction=True`` it is flexmix's (posterior-weighted,
+        not σ-weighted) fit.  Batch fits only.
 
     Attributes
     ----------
@@ -170,7 +178,7 @@ class MixtureOfLinearRegressions:
                  init_sample_size: int = 100_000, engine=None, step_alpha: float = 0.6,
                  step_offset: float = 2.0, forget: float | None = None, average=False,
                  accelerate="squarem", cull_restarts: bool = True,
-                 standardize: bool = False):
+                 standardize: bool = False, fixed=None):
         self.n_components = n_components
         self.noise = noise
         self.sigma = sigma
@@ -198,6 +206,7 @@ class MixtureOfLinearRegressions:
         self.accelerate = accelerate
         self.cull_restarts = cull_restarts
         self.standardize = standardize
+        self.fixed = fixed
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -237,23 +246,26 @@ class MixtureOfLinearRegressions:
         """Number of free parameters P (the mathematics page (docs/mathematics.rst), §7)."""
         m = self.n_components_ if n_components is None else n_components
         p = (self.n_features_in_ if n_features is None else n_features) + int(self.fit_intercept)
-        return base.n_parameters(self.noise, m, p)
+        return base.n_parameters(self.noise, m, p) - (m - 1) * constraints.n_shared(self)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
-            callback=None, checkpoint=None, resume: bool = False,
+    def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
+            se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
             ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
         ----------
-        X : array-like of shape (n, d), DataFrame, or a source
+        X : array-like (n, d), DataFrame, pyarrow Table, Dask collection, or a source
             Features, or a source (e.g. :class:`streammix.ParquetSource`)
-            that also supplies the target and weights.
+            that also supplies the target and weights.  Table columns are
+            kept by name (``feature_names_in_``); later calls take them by name.
         y : array-like of shape (n,), optional
-            Target; required unless ``X`` is a source.
-        sample_weight : array-like of shape (n,), optional
-            Non-negative frequency weights.
+            Target, unless ``X`` is a source or ``target`` is given.
+        sample_weight : array-like of shape (n,), or str, optional
+            Non-negative frequency weights (with ``target``, may name a column).
+        target : str, optional
+            The target column of a table ``X``; the features are the others.
         se : bool or {"louis", "opg", "sandwich"}, default=False
             Also compute standard errors (one more pass, see
             :meth:`compute_se`); ``True`` means ``"louis"``.
@@ -275,8 +287,8 @@ class MixtureOfLinearRegressions:
         -------
         self
         """
-        fitting.fit(self, X, y, sample_weight, se=se, callback=callback, checkpoint=checkpoint,
-                    resume=resume)
+        fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
+                    checkpoint=checkpoint, resume=resume)
         return self
 
     # ------------------------------------------------------------------ online

@@ -64,7 +64,7 @@ def to_dict(model) -> dict:
     record = {"format": MODEL_FORMAT, "version": MODEL_VERSION,
               "hyperparameters": hyperparameters_record(model)}
     if hasattr(model, "params_"):
-        fitted = {name: getattr(model, name) for name in base.SAVED}
+        fitted = {name: _jsonable(getattr(model, name, None)) for name in base.SAVED}
         fitted["params"] = model.params_.to_dict()
         if hasattr(model, "vcov_"):
             fitted["inference"] = {"method": model.se_method_, "names": model.vcov_names_,
@@ -89,6 +89,9 @@ def from_dict(cls, record: dict):
         model.params_ = MixtureParams.from_dict(fitted["params"])
         for name in base.SAVED:
             setattr(model, name, fitted[name])
+        names = model.__dict__.pop("feature_names_in_")  # None: fitted on an array
+        if names is not None:
+            model.feature_names_in_ = np.asarray([str(n) for n in names], dtype=object)
         base.set_public_arrays(model)
         inference = fitted.get("inference")
         if inference is not None:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streammix.atomic import rename_no_replace
+from streammix.atomic import rename_no_replace, temporary_folder
 from streammix.core.checks import check_fitted
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.data.parquet.files import protocol_of, strip_protocol
@@ -108,7 +108,7 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     parent = out_dir.parent
     if not parent.is_dir():
         raise FileNotFoundError(f"cannot write {out_dir}: folder {parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
+    tmp = temporary_folder(out_dir)
     try:
         files, n_rows = _write_all(model, source, tmp, keep)
         _sync_folder(tmp)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from streammix.algorithms.online import OnlineEM
 from streammix.atomic import atomic_write_text
+from streammix.core.checks import feature_names_of
 from streammix.estimator.model import MixtureOfLinearRegressions
 from streammix.estimator.online_fitting import set_online_fitted
 
@@ -144,4 +145,4 @@ def pin_features(source, model) -> None:
     """Once the stream has started, a source without a feature list reads the
     model's features, so that a file with other columns is a bad file."""
     if getattr(source, "features", ()) is None and hasattr(model, "online_"):
-        source.features = list(model.feature_names_in_)
+        source.features = feature_names_of(model)

@@ -15,6 +15,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from streammix.core.checks import feature_names_of
+from streammix.core.constrained_mstep import resolve_shared
+
 __all__ = ["Summary", "SummaryRow", "coefficient_names"]
 
 _METHOD_TEXT = {
@@ -28,7 +31,7 @@ _NA = "n/a"
 
 def coefficient_names(model) -> list[str]:
     """Names of a fitted model's coefficients: ``(intercept)`` (when fitted), then the features."""
-    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    names = feature_names_of(model)
     return (["(intercept)"] if model.fit_intercept else []) + names
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class Summary:
     header : dict
         Model description: n_components, noise, se_method (None when no
         standard errors were computed), alpha.
+    shared : list of SummaryRow
+        The coefficients all components share (the option ``fixed``), once
+        each, with component 0; they are not repeated in ``coefficients``.
     """
 
     coefficients: list[SummaryRow]
@@ -93,6 +99,7 @@ class Summary:
     sigmas: list[SummaryRow]
     stats: dict
     header: dict = field(default_factory=dict)
+    shared: list[SummaryRow] = field(default_factory=list)
 
     @classmethod
     def from_model(cls, model, alpha: float = 0.05) -> Summary:
@@ -106,8 +113,11 @@ class Summary:
         bse = getattr(model, "bse_", None)
         nan = np.full(m, np.nan)
         se_coef = bse["coef"] if bse is not None else np.full(beta.shape, np.nan)
+        common = resolve_shared(getattr(model, "fixed", None), names[int(model.fit_intercept):],
+                                model.fit_intercept)
         coefficients = [_wald(j + 1, names[k], beta[j, k], se_coef[j, k], crit)
-                        for j in range(m) for k in range(len(names))]
+                        for j in range(m) for k in range(len(names)) if k not in common]
+        shared = [_wald(0, names[k], beta[0, k], se_coef[0, k], crit) for k in common]
         se_pi = bse["weight"] if bse is not None else nan
         se_logsig = bse["log_sigma"] if bse is not None else nan
         weights, sigmas = [], []
@@ -131,7 +141,7 @@ class Summary:
         header = {"n_components": m, "noise": model.noise,
                   "se_method": getattr(model, "se_method_", None) if bse is not None else None,
                   "alpha": alpha}
-        return cls(coefficients, weights, sigmas, stats, header)
+        return cls(coefficients, weights, sigmas, stats, header, shared)
 
     # ------------------------------------------------------------------ output
     def to_frame(self):
@@ -145,7 +155,7 @@ class Summary:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("Summary.to_frame() needs pandas: pip install pandas") from exc
-        rows = []
+        rows = list(self.shared)
         m = self.header["n_components"]
         for j in range(1, m + 1):
             rows += [r for r in self.coefficients if r.component == j]
@@ -170,6 +180,7 @@ class Summary:
 
         return {"header": dict(self.header), "stats": dict(self.stats),
                 "coefficients": [row(r) for r in self.coefficients],
+                "shared": [row(r) for r in self.shared],
                 "weights": [row(r) for r in self.weights],
                 "sigmas": [row(r) for r in self.sigmas]}
 
@@ -192,9 +203,12 @@ class Summary:
         else:
             lines.append(f"standard errors: {_METHOD_TEXT[h['se_method']]}; "
                          f"{level} Wald intervals")
-        width = max([len(r.term) for r in self.coefficients] + [len("weight")])
+        width = max([len(r.term) for r in self.coefficients + self.shared] + [len("weight")])
         head = (f"{'':<{width}} {'coef':>11} {'std err':>10} {'z':>8} {'P>|z|':>7} "
                 f"{'[' + lo:>11} {hi + ']':>11}")
+        if self.shared:
+            lines += ["", "shared by all components:", head, "-" * len(head)]
+            lines += [_coef_line(r, width) for r in self.shared]
         for j in range(1, h["n_components"] + 1):
             w, sg = self.weights[j - 1], self.sigmas[j - 1]
             sigma_se = "fixed" if h["noise"] == "fixed" else f"SE {_num(sg.std_err)}"
@@ -202,9 +216,7 @@ class Summary:
                           f"sigma {_num(sg.estimate)} ({sigma_se})", head]
             lines.append("-" * len(head))
             for r in (r for r in self.coefficients if r.component == j):
-                lines.append(f"{r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
-                             f"{_zstat(r.z):>8} {_pval(r.p_value):>7} {_num(r.ci_low):>11} "
-                             f"{_num(r.ci_high):>11}")
+                lines.append(_coef_line(r, width))
             for r in (w, sg):
                 lines.append(f"{r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
                              f"{'':>8} {'':>7} {_num(r.ci_low):>11} {_num(r.ci_high):>11}")
@@ -212,6 +224,11 @@ class Summary:
 
     def __str__(self) -> str:
         return self.as_text()
+
+
+def _coef_line(r: SummaryRow, width: int) -> str:
+    return (f"{r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
+            f"{_zstat(r.z):>8} {_pval(r.p_value):>7} {_num(r.ci_low):>11} {_num(r.ci_high):>11}")
 
 
 def _with_se(row: SummaryRow, se: float) -> SummaryRow:
@@ -248,3 +265,4 @@ def _pval(value: float) -> str:
     if not math.isfinite(value):
         return _NA
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+

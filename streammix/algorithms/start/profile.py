@@ -15,7 +15,7 @@ import numpy as np
 from streammix.core.chunk import Chunk
 from streammix.core.moments import Moments
 
-__all__ = ["Profile", "ProfileTask", "row_uniforms"]
+__all__ = ["Profile", "ProfileTask", "row_uniforms", "top_keys"]
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -42,6 +42,25 @@ def row_uniforms(seed: int, origin: str, first_row: int, n: int,
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
 
 
+def top_keys(keys: np.ndarray, size: int) -> np.ndarray:
+    """Positions of the ``size`` largest ``keys``, in ascending order.
+
+    Of equal keys the earlier positions win, so the set is the first
+    ``size`` of a stable sort of ``-keys``; found by a partition (linear
+    time) instead of a sort.
+    """
+    n = keys.size
+    if n <= size:
+        return np.arange(n)
+    if size <= 0:
+        return np.empty(0, dtype=np.intp)
+    threshold = keys[np.argpartition(keys, n - size)[n - size]]  # the size-th largest
+    keep = keys > threshold
+    tied = np.flatnonzero(keys == threshold)
+    keep[tied[: size - int(np.count_nonzero(keep))]] = True
+    return np.flatnonzero(keep)
+
+
 @dataclass(frozen=True)
 class Profile:
     """Pass-0 statistics: row counts, a weighted reservoir sample, the
@@ -66,11 +85,16 @@ class Profile:
 
     def __add__(self, other: Profile) -> Profile:
         keys = np.concatenate([self.keys, other.keys])
-        X = np.concatenate([self.X, other.X])
-        y = np.concatenate([self.y, other.y])
-        if keys.size > self.size:
-            top = np.sort(np.argsort(-keys, kind="stable")[: self.size])
-            keys, X, y = keys[top], X[top], y[top]
+        if keys.size > self.size:  # gather the winners: one copy of the sample rows
+            top = top_keys(keys, self.size)
+            split = int(np.searchsorted(top, self.keys.size))
+            mine, theirs = top[:split], top[split:] - self.keys.size
+            keys = keys[top]
+            X = np.concatenate([self.X[mine], other.X[theirs]])
+            y = np.concatenate([self.y[mine], other.y[theirs]])
+        else:
+            X = np.concatenate([self.X, other.X])
+            y = np.concatenate([self.y, other.y])
         moments = None
         if self.moments is not None and other.moments is not None:
             with np.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -93,6 +117,12 @@ class ProfileTask:
     seed: int
     size: int
 
+    @property
+    def releases_gil(self) -> bool:
+        """The pass runs on the engine's threads: its work is in large numpy
+        and BLAS calls, which release the GIL."""
+        return True
+
     def __call__(self, chunk: Chunk) -> Profile:
         w = chunk.w
         pos = w > 0
@@ -101,7 +131,7 @@ class ProfileTask:
         keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
         idx = np.flatnonzero(pos)
         if idx.size > self.size:
-            idx = np.sort(idx[np.argsort(-keys[idx], kind="stable")[: self.size]])
+            idx = idx[top_keys(keys[idx], self.size)]
         # Columns beyond ±1e60 overflow the moments; max_abs finds them and the fit
         # takes the moments again on a safe scale (streammix.algorithms.scales).
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):

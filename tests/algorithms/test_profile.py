@@ -1,0 +1,51 @@
+"""The profiling pass's building blocks: the top-key selection and the block moments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streammix.algorithms.start.profile import Profile, ProfileTask, top_keys
+from streammix.core.moments import Moments
+from streammix.data.arrays import ArraySource
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 50, 99, 100, 150])
+def test_top_keys_picks_what_a_stable_sort_picks(size):
+    rng = np.random.default_rng(size)
+    keys = rng.integers(-6, 0, size=100).astype(float)  # many ties
+    want = np.sort(np.argsort(-keys, kind="stable")[:size])
+    np.testing.assert_array_equal(top_keys(keys, size), want)
+
+
+def test_profile_sample_does_not_depend_on_chunking():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 2))
+    y = rng.normal(size=3000)
+    w = rng.integers(0, 3, size=3000).astype(float)
+    got = []
+    for rows in (97, 1000, 3000):
+        source = ArraySource(X, y, w, chunk_rows=rows)
+        task = ProfileTask(seed=4, size=400)
+        got.append(sum((task(source.read(d)) for d in source.plan()), Profile.empty(2, 400)))
+    for prof in got[1:]:
+        np.testing.assert_array_equal(prof.keys, got[0].keys)
+        np.testing.assert_array_equal(prof.X, got[0].X)
+        np.testing.assert_array_equal(prof.y, got[0].y)
+    assert got[0].keys.size == 400 and np.all(np.diff(got[0].keys) != 0)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+@pytest.mark.parametrize("d", [0, 1, 5, 21])
+def test_block_moments_equal_the_direct_sums(d, offset):
+    rng = np.random.default_rng(d)
+    n = 2000
+    X = np.asfortranarray(rng.normal(size=(n, d)) * 2.0 + offset)
+    y = rng.normal(size=n) + 0.5 * offset
+    w = rng.integers(0, 3, size=n).astype(float)
+    fast, ref = Moments._of_block(X, y, w), Moments._direct(X, y, w)
+    for name in ("sy", "sx", "sxx", "mean", "m2"):
+        a, b = getattr(fast, name), getattr(ref, name)
+        scale = max(np.abs(b).max(initial=0.0), 1.0)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * scale, err_msg=name)
+    np.testing.assert_allclose(fast.m2, fast.m2.T, rtol=0, atol=0)
