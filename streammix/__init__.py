@@ -26,11 +26,15 @@ from streammix.exceptions import (
     ComponentCollapseError,
     ConfigError,
     ConvergenceWarning,
+    CorruptCheckpointError,
+    CredentialWarning,
     DataError,
     FeatureNamesWarning,
     InferenceWarning,
+    ModelFileError,
     NoClientError,
     NotFittedError,
+    RecordError,
     SourceChangedError,
 )
 
@@ -43,7 +47,8 @@ __all__ = [
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "SourceChangedError", "FeatureNamesWarning",
+    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
+    "CorruptCheckpointError", "CredentialWarning", "SourceChangedError",
 ]
 
 __version__ = "0.1.0"

@@ -9,7 +9,8 @@ from __future__ import annotations
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "SourceChangedError", "FeatureNamesWarning",
+    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
+    "CorruptCheckpointError", "CredentialWarning", "SourceChangedError",
 ]
 
 
@@ -77,6 +78,44 @@ class ClusterTimeoutError(RuntimeError):
     """A pass on a cluster waited too long: for the scheduler to answer, for a worker
     to connect, or for any of its tasks to finish (see
     :class:`~streammix.DaskEngine`'s ``worker_timeout`` and ``pass_timeout``)."""
+
+
+class RecordError(ValueError):
+    """A record read from a file (a checkpoint, a pass file, a stream's state, a model
+    file) does not match its schema: a missing or extra field, a wrong type or
+    shape, a non-finite number, an unknown name.
+
+    The message names the file and the field (``…/passes/000003.json: field
+    'stats[0].s0': has 3000000 entries, expected 2``).
+
+    Attributes
+    ----------
+    field : str or None
+        The field, as a path into the record (``fitted.params.beta``).
+    file : str or None
+        The file (its credentials redacted), when known.
+    """
+
+    def __init__(self, message: str, field: str | None = None, file: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.file = file
+
+
+class ModelFileError(RecordError):
+    """A model file is not a valid streammix model: the message names the file and field."""
+
+
+class CorruptCheckpointError(CheckpointError, RecordError):
+    """A checkpoint or stream state file is corrupt or edited: names the file and field."""
+
+    def __init__(self, message: str, field: str | None = None, file: str | None = None):
+        RecordError.__init__(self, message, field, file)
+
+
+class CredentialWarning(UserWarning):
+    """Credentials were given where they show (``--storage-options`` on a command line
+    sits in ``ps`` and shell history); put them in the environment or a file."""
 
 
 class FeatureNamesWarning(UserWarning):

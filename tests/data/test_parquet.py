@@ -318,5 +318,5 @@ def test_repr_and_describe_hide_secrets(lake):
     src.path_or_url = "s3://user:pa55word@bucket/lake"
     for text in (repr(src), src.describe(), str(src)):
         assert "hunter2" not in text and "AKIASECRET" not in text and "pa55word" not in text
-    assert "s3://bucket/lake" in src.describe() and "values hidden" in src.describe()
+    assert "s3://***@bucket/lake" in src.describe() and "values hidden" in src.describe()
     assert "2 keys hidden" in repr(src)

@@ -40,6 +40,7 @@ from streammix.data.parquet.files import (
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
 from streammix.data.parquet.stamps import FileStamp, check_stamp, footer_hash, local_mtime_ns
 from streammix.exceptions import DataError, SourceChangedError
+from streammix.redact import redact
 
 __all__ = ["ParquetSource", "ParquetPiece", "InvalidRows", "ON_INVALID"]
 
@@ -224,7 +225,7 @@ class ParquetSource:
         lines.append(f"  chunk_rows: {self.chunk_rows}, on_invalid: {self.on_invalid!r}")
         if self.storage_options:
             lines.append(f"  storage_options: keys {sorted(self.storage_options)} (values hidden)")
-        return "\n".join(lines)
+        return redact("\n".join(lines))  # the root and file names carry a URL's credentials too
 
     def __repr__(self) -> str:
         opts = ""
@@ -328,7 +329,10 @@ class ParquetSource:
 
     def shown(self, path: str) -> str:
         """A file path as users wrote it: with its URL scheme when remote."""
-        return path if self._protocol == "file" else f"{self._protocol}://{path}"
+        if self._protocol == "file":
+            return path
+        # http(s) file systems keep the scheme in their paths: never prefix it twice
+        return redact(path if "://" in path else f"{self._protocol}://{path}")
 
     def _origin(self, path: str) -> str:
         if self.root and path.startswith(self.root + "/"):
