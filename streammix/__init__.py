@@ -24,6 +24,7 @@ from streammix.exceptions import (
     ChunkCrashError,
     ClusterTimeoutError,
     ComponentCollapseError,
+    ComponentCollapseWarning,
     ConfigError,
     ConvergenceWarning,
     CorruptCheckpointError,
@@ -36,6 +37,7 @@ from streammix.exceptions import (
     NotFittedError,
     RecordError,
     SourceChangedError,
+    SpuriousOptimumWarning,
 )
 
 __all__ = [
@@ -46,9 +48,10 @@ __all__ = [
     "StreamBatch", "InProcessEngine", "DaskEngine",
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
-    "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
-    "CorruptCheckpointError", "CredentialWarning", "SourceChangedError",
+    "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
+    "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
+    "FeatureNamesWarning", "RecordError", "ModelFileError", "CorruptCheckpointError",
+    "CredentialWarning", "SourceChangedError",
 ]
 
 __version__ = "0.1.0"

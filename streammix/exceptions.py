@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
+    "ComponentCollapseWarning", "SpuriousOptimumWarning",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
     "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
     "CorruptCheckpointError", "CredentialWarning", "SourceChangedError",
@@ -33,6 +34,18 @@ class ConvergenceWarning(UserWarning):
 
 class ComponentCollapseError(RuntimeError):
     """A component collapsed and the policy is ``on_collapse="error"``."""
+
+
+class ComponentCollapseWarning(RuntimeWarning):
+    """A component was degenerate and was re-seeded or dropped; the message gives
+    each component's reason and numbers (effective rows, σ ratio, weight).
+    See :mod:`streammix.algorithms.degeneracy`."""
+
+
+class SpuriousOptimumWarning(UserWarning):
+    """A fit passed over a higher log-likelihood reached with a degenerate component
+    (a spurious optimum, e.g. a spike of a few rows with σ near 0) and returned
+    the best non-degenerate one; the model's ``passed_over_`` holds the details."""
 
 
 class InferenceWarning(UserWarning):

@@ -138,9 +138,12 @@ def run_fit(args) -> int:
             if args.se:
                 model.compute_se(source, method=args.se)
         else:
-            progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
+            progress = None if args.quiet else FitProgress(n_chunks, args.n_init,
+                                                            n_rows=source.n_rows)
             if progress is not None and hasattr(engine, "on_wait"):
                 engine.on_wait = progress.waiting  # what a pass waits for, on the progress line
+            if progress is not None and hasattr(engine, "on_progress"):
+                engine.on_progress = progress.in_pass  # how far a pass is
             model = MixtureOfLinearRegressions(candidates[0], engine=engine, **options)
             try:
                 model.fit(source, callback=progress, checkpoint=args.checkpoint,

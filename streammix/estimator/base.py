@@ -31,6 +31,7 @@ __all__ = [
     "n_parameters", "draw_seed", "run_rng", "em_settings", "canonical_order", "set_fitted",
     "set_public_arrays", "source_like_fit", "estep_pass", "clear_fit", "ONLINE_STALE",
     "pass_stats", "design", "design_xy", "fitted_feature_names", "features_like_fit",
+    "require_target",
 ]
 
 #: The fitted attributes of any fit (batch, online or loaded), in one list.
@@ -79,6 +80,13 @@ def check_hyperparameters(model) -> None:
                          f"got {model.on_collapse!r}")
     if not (0 <= model.min_weight < 1):
         raise ValueError(f"min_weight must be in [0, 1), got {model.min_weight!r}")
+    if model.min_eff_rows is not None and not (model.min_eff_rows >= 0):
+        raise ValueError(f"min_eff_rows must be >= 0 or None, got {model.min_eff_rows!r}")
+    if not (model.min_sigma_ratio >= 0):
+        raise ValueError(f"min_sigma_ratio must be >= 0, got {model.min_sigma_ratio!r}")
+    mr = model.max_reseeds
+    if isinstance(mr, bool) or not isinstance(mr, (int, np.integer)) or mr < 0:
+        raise ValueError(f"max_reseeds must be an integer >= 0, got {mr!r}")
     if not (model.tol >= 0):
         raise ValueError(f"tol must be >= 0, got {model.tol!r}")
     check_fixed(model)
@@ -145,10 +153,17 @@ def run_rng(seed: int, run: int) -> np.random.Generator:
     return np.random.default_rng([seed, run])
 
 
-def em_settings(model, options: MStepOptions, max_iter: int) -> EMSettings:
-    """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations."""
+def em_settings(model, options: MStepOptions, max_iter: int,
+                pooled_sigma2: float | None = None) -> EMSettings:
+    """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations.
+
+    ``pooled_sigma2`` (the pooled OLS residual variance on the fitting scale)
+    enables the spike rule of :mod:`streammix.algorithms.degeneracy`.
+    """
     return EMSettings(mstep=options, tol=model.tol, max_iter=max_iter,
-                      min_weight=model.min_weight, on_collapse=model.on_collapse)
+                      min_weight=model.min_weight, min_eff_rows=model.min_eff_rows,
+                      min_sigma_ratio=model.min_sigma_ratio, pooled_sigma2=pooled_sigma2,
+                      on_collapse=model.on_collapse, max_reseeds=model.max_reseeds)
 
 
 def canonical_order(params: MixtureParams) -> MixtureParams:
@@ -164,7 +179,7 @@ ONLINE_STALE = "_online_stale"
 
 def clear_fit(model) -> None:
     """Forget what describes another fit: standard errors, ``n_passes_``, online staleness."""
-    for name in (*INFERENCE, "n_passes_", ONLINE_STALE):
+    for name in (*INFERENCE, "n_passes_", "passed_over_", ONLINE_STALE):
         model.__dict__.pop(name, None)
 
 
@@ -255,6 +270,13 @@ def source_like_fit(model, X, y, sample_weight):
     return source
 
 
+def require_target(source, what: str = "this") -> None:
+    """Refuse a source without a target (``target=None``: data to predict) for ``what``."""
+    if is_source(source) and getattr(source, "target", "") is None:
+        raise DataError(f"{what} needs the target, and the source has none (target=None); "
+                        "name its target column")
+
+
 def estep_pass(model, engine, source, params: MixtureParams) -> SuffStats:
     """One E-step pass over ``source`` at ``params``."""
     return engine.map_reduce(source, EStepTask(params, model.fit_intercept),
@@ -264,8 +286,12 @@ def estep_pass(model, engine, source, params: MixtureParams) -> SuffStats:
 def pass_stats(model, X, y, sample_weight) -> SuffStats:
     """One E-step pass at the fitted parameters over data like the fit's."""
     check_fitted(model)
+    if hasattr(model, "concomitant_coef_"):
+        raise ValueError("score, bic and aic do not take concomitant variables yet: use "
+                         "information_criteria() (the fit's own data) or score_samples")
     source = source_like_fit(model, X, y, sample_weight)
-    return estep_pass(model, resolve_engine(model.engine), source, model.params_)
+    require_target(source, "a pass of score, bic or aic")
+    return estep_pass(model, resolve_engine(model.engine, source), source, model.params_)
 
 
 def design(model, X, stacklevel: int = 4) -> np.ndarray:

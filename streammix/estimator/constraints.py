@@ -86,7 +86,10 @@ def shared_scaling(scaling, shared: tuple[int, ...]):
 
 
 def refuse_online(model) -> None:
-    """Online EM does not take shared coefficients (yet): say so."""
+    """Online EM does not take shared coefficients or concomitant variables (yet): say so."""
     if n_shared(model):
         raise ValueError("fixed (coefficients shared by all components) is supported by fit, "
                          "not by partial_fit; fit in batch or drop fixed")
+    if hasattr(model, "concomitant_coef_"):
+        raise ValueError("partial_fit does not take concomitant variables yet; the model "
+                         "was fitted with them")

@@ -87,6 +87,9 @@ def to_dict(model) -> dict:
             fitted["inference"] = {"method": model.se_method_, "names": model.vcov_names_,
                                    "vcov": np.asarray(model.vcov_).tolist(),
                                    "score_gap": model.score_gap_}
+        if hasattr(model, "concomitant_coef_"):
+            fitted["concomitant"] = {"coef": np.asarray(model.concomitant_coef_).tolist(),
+                                     "names": list(model.concomitant_names_)}
         record["fitted"] = fitted
     return record
 
@@ -131,7 +134,7 @@ def _hyperparameters(cls, hyper, where: str):
 
 def _fitted(model, fitted, where: str) -> None:
     """Set the fitted state of ``model`` from a checked ``fitted`` record."""
-    check_keys(fitted, where, set(base.SAVED) | {"params", "inference"},
+    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant"},
                set(base.SAVED) | {"params"})
     values = {name: check(fitted[name], sub(where, name))
               for name, check in _SAVED_CHECKS.items()}
@@ -167,6 +170,14 @@ def _fitted(model, fitted, where: str) -> None:
     if values["feature_names_in_"] is not None:
         model.feature_names_in_ = np.asarray(values["feature_names_in_"], dtype=object)
     base.set_public_arrays(model)
+    gate = fitted.get("concomitant")
+    if gate is not None:  # the gate of a fit with concomitant variables
+        at = sub(where, "concomitant")
+        check_keys(gate, at, ("coef", "names"), ("coef", "names"))
+        gate_names = string_list(gate["names"], sub(at, "names"))
+        model.concomitant_coef_ = float_array(gate["coef"], sub(at, "coef"),
+                                              (m, len(gate_names) + 1))
+        model.concomitant_names_ = gate_names
     inference = fitted.get("inference")
     if inference is not None:
         at = sub(where, "inference")

@@ -62,8 +62,10 @@ class ParquetSource:
         ``file:///data/lake``); plain paths are local.  Folders named
         ``key=value`` (hive partitioning) give columns usable in
         ``features`` and ``filters``.
-    target : str
-        Column of the response y.
+    target : str or None
+        Column of the response y; None for data without it, to predict
+        (chunks then hold NaN as y; ``fit`` and ``score`` refuse such a
+        source).
     features : list of str
         Columns of the features, in order (no intercept column).
     weight : str, optional
@@ -89,6 +91,11 @@ class ParquetSource:
         count and the first row, or are dropped.  Dropped rows are not in
         the fitted statistics (``n_rows_`` of a model does not count them);
         :meth:`count_invalid` counts them per file and column in one pass.
+    concomitant : str or list of str, optional
+        Columns of concomitant variables z: the components' weights π(z)
+        depend on them (flexmix's ``FLXPmultinom``).  Checked like the
+        features (missing in a file, not numeric, null/NaN/inf name the file
+        and column); each chunk carries them as ``Chunk.Z``.
 
     Raises
     ------
@@ -115,9 +122,9 @@ class ParquetSource:
     one thread each.  Empty files and zero-row row groups are skipped.
     """
 
-    def __init__(self, path_or_url, *, target: str, features, weight: str | None = None,
+    def __init__(self, path_or_url, *, target: str | None, features, weight: str | None = None,
                  filters=None, storage_options: dict | None = None,
-                 chunk_rows: int = 131_072, on_invalid: str = "error"):
+                 chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None):
         if isinstance(features, str):
             features = [features]
         features = [str(f) for f in features]
@@ -132,13 +139,15 @@ class ParquetSource:
         if isinstance(chunk_rows, bool) or int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be an integer >= 1, got {chunk_rows!r}")
         self.path_or_url = path_or_url
-        self.target = str(target)
+        self.target = None if target is None else str(target)
+        self._common_columns: set[str] = set()
         self.features = features
         self.weight = None if weight is None else str(weight)
         self.filters = normalise_filters(filters)
         self.storage_options = dict(storage_options or {})
         self.chunk_rows = int(chunk_rows)
         self.on_invalid = on_invalid
+        self.concomitant = _concomitant_names(concomitant, self.target, self.weight)
         self._fs = None
         self._expr = None if self.filters is None else pq.filters_to_expression(self.filters)
         self._discover()
@@ -154,8 +163,19 @@ class ParquetSource:
 
     @property
     def columns(self) -> list[str]:
-        """Every column the source uses: features, target, weight."""
-        return self.features + [self.target] + ([self.weight] if self.weight else [])
+        """Every column the source uses: features, target, weight, concomitant variables."""
+        cols = self.features + ([self.target] if self.target is not None else []) \
+            + ([self.weight] if self.weight else [])
+        return cols + [c for c in getattr(self, "concomitant", []) if c not in cols]
+
+    def has_column(self, name: str) -> bool:
+        """Whether every file has column ``name`` (or it is a partition column)."""
+        return name in self._common_columns or name in self.partition_names
+
+    @property
+    def concomitant_names(self) -> list[str]:
+        """The concomitant columns (empty without them)."""
+        return list(self.concomitant)
 
     @property
     def n_files(self) -> int:
@@ -185,7 +205,7 @@ class ParquetSource:
         X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
         for k, name in enumerate(self.features):
             X[:, k] = values[name]
-        y = values[self.target]
+        y = values[self.target] if self.target is not None else np.full(n, np.nan)
         w = values[self.weight] if self.weight else np.ones(n)
         if self.weight:
             neg = np.flatnonzero(w < 0)
@@ -194,10 +214,15 @@ class ParquetSource:
                     f"{self.shown(piece.path)}: column {self.weight!r} has {neg.size} negative "
                     f"value{'s' if neg.size != 1 else ''}, first at row {int(row_ids[neg[0]])} "
                     f"({w[neg[0]]!r}); weights must be >= 0")
+        Z = None
+        if self.concomitant:
+            Z = np.empty((n, len(self.concomitant)), order="F")
+            for k, name in enumerate(self.concomitant):
+                Z[:, k] = values[name]
         contiguous = n == 0 or (row_ids[0] == piece.first_row and row_ids[-1] == piece.first_row
                                 + n - 1)
         return Chunk(X, y, w, origin, piece.first_row,
-                     None if contiguous else row_ids)
+                     None if contiguous else row_ids, Z)
 
     def count_invalid(self, engine=None) -> InvalidRows:
         """Count rows with null, NaN or infinite values, per file and column.
@@ -218,6 +243,8 @@ class ParquetSource:
             f"rows: {self.n_rows}",
             f"  target: {self.target!r}, features: {self.features}, weight: {self.weight!r}",
         ]
+        if self.concomitant:
+            lines.append(f"  concomitant: {self.concomitant}")
         if self.partition_names:
             lines.append(f"  partition columns: {list(self.partition_names)}")
         if self.filters is not None:
@@ -327,6 +354,12 @@ class ParquetSource:
                 cols.append(name)
         return cols
 
+    @property
+    def readable_on(self) -> str:
+        """Where the files can be read: ``"any host"`` at a URL, ``"this host"`` for
+        local paths (see :func:`streammix.engines.resolve.resolve_engine`)."""
+        return "this host" if self._protocol == "file" else "any host"
+
     def shown(self, path: str) -> str:
         """A file path as users wrote it: with its URL scheme when remote."""
         if self._protocol == "file":
@@ -391,6 +424,9 @@ class ParquetSource:
         for path, (meta, schema, stamp) in zip(self.files, footers, strict=True):
             if isinstance(meta, DataError):
                 raise meta
+            names = set(schema.names)
+            self._common_columns = names if path == self.files[0] \
+                else self._common_columns & names
             for name in file_columns:
                 if schema.get_field_index(name) < 0:
                     raise DataError(
@@ -464,6 +500,17 @@ class ParquetSource:
     def _piece(path, group, sizes, starts, part, stamp) -> ParquetPiece:
         return ParquetPiece(path, tuple(group), starts[group[0]],
                             sum(sizes[g] for g in group), part, stamp)
+
+
+def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
+    if concomitant is None:
+        return []
+    names = [concomitant] if isinstance(concomitant, str) else [str(c) for c in concomitant]
+    if len(set(names)) != len(names):
+        raise ValueError(f"concomitant has repeated names: {names}")
+    if target in names or (weight is not None and weight in names):
+        raise ValueError("target and weight must not be among the concomitant columns")
+    return names
 
 
 class _InvalidRowsView:
