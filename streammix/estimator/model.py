@@ -68,9 +68,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
         ``intercept``, ``sigma`` (original scale) starts from those values.
     random_state : int or None
         Seed of all random choices (the sample and the starting values).
-    variance_floor : float, default=1e-3
+    variance_floor : float, default=1e-4
         Every σ_j² is kept at or above this multiple of the pooled OLS
-        residual variance, so the likelihood stays bounded.
+        residual variance, so the likelihood stays bounded (σ_j at least 1%
+        of the pooled residual σ; low enough not to bind at real optima,
+        see the mathematics page (docs/mathematics.rst), §1.5).
     min_weight, min_eff_rows, min_sigma_ratio : float, default=0, p + 1, 0.1
         A component is degenerate (the mathematics page, §1.9) with weight <
         ``min_weight`` (flexmix's ``minprior``, 0.05 there), fewer effective
@@ -170,7 +172,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
     def __init__(self, n_components: int = 2, *, noise: str = "per_component", sigma=None,
                  fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
                  n_init: int = 1, init="auto", random_state=None,
-                 variance_floor: float = 1e-3, min_weight: float = 0.0,
+                 variance_floor: float = 1e-4, min_weight: float = 0.0,
                  min_eff_rows: float | None = None, min_sigma_ratio: float = 0.1,
                  on_collapse: str = "reseed", max_reseeds: int = 3, ridge: float = 0.0,
                  prior_dof: float = 0.0, prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
@@ -211,9 +213,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
         self.standardize = standardize
         self.fixed = fixed
 
-    # ------------------- scikit-learn hooks (get_params, set_params, repr: BaseEstimator)
     def __sklearn_tags__(self):
-        """Scikit-learn's tags: the fit needs y (see :mod:`.sklearn_hooks`)."""
+        """Scikit-learn's tags (get_params, set_params, the repr: from BaseEstimator)."""
         return hooks.sklearn_tags(super().__sklearn_tags__())
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -447,8 +448,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
         return base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
 
     def predict_proba(self, X, y=None, *, concomitant=None) -> np.ndarray:
-        """Component probabilities (n, m): posterior P(j | x, y) given ``y``, else the prior
-        π_j (π_j(z) with concomitant variables); the guide's scikit-learn section says why."""
+        """Component probabilities (n, m): P(j | x, y) given ``y``, else π_j (or π_j(z))."""
         X = hooks.check_predict_array(self, X)
         if y is None:
             if concomitant is not None:
