@@ -193,10 +193,17 @@ def is_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRule)
 
 
 def pooled_ols_variance(Xd: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
-    """σ²_OLS: the ML residual variance Σw r² / Σw of one weighted least-squares fit."""
+    """σ²_OLS: the ML residual variance Σw r² / Σw of one weighted least-squares fit.
+
+    The coefficients come from the p × p normal equations (least squares on
+    the Gram matrix, so a rank-deficient design is fine) and the residuals
+    from the rows: at the least-squares minimum an error δ in the
+    coefficients changes Σw r² only by δᵀ XᵀWX δ, so this is as accurate as a
+    QR solve at a fraction of its cost (one pass over the sample).
+    """
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
-    sw = np.sqrt(w)
-    coef, *_ = np.linalg.lstsq(Xd * sw[:, None], y * sw, rcond=None)
+    Xw = Xd * w[:, None]
+    coef, *_ = np.linalg.lstsq(Xw.T @ Xd, Xw.T @ y, rcond=None)
     resid = y - Xd @ coef
     return float(np.sum(w * resid**2) / max(float(np.sum(w)), 1e-300))
 
