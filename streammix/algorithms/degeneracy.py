@@ -120,10 +120,11 @@ class Degeneracy:
                 "sigma_ratio": float(self.sigma_ratio)}
 
 
-def _rank(A: np.ndarray) -> int:
+def _ranks(A: np.ndarray) -> np.ndarray:
+    """Numerical ranks of a stack of symmetric PSD matrices (…, p, p), one eigvalsh call."""
     evals = np.linalg.eigvalsh(A)
-    top = float(evals.max(initial=0.0))
-    return int(np.sum(evals > RCOND_LIMIT * top)) if top > 0 else 0
+    top = evals.max(axis=-1, initial=0.0)
+    return np.sum(evals > RCOND_LIMIT * top[..., None], axis=-1) * (top > 0)
 
 
 def find_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRule,
@@ -156,7 +157,8 @@ def find_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRul
         ratio = np.full(m, np.nan)
     limit = rule.eff_rows_limit(p)
     spike_rows = rule.spike_rows_factor * (p + 1)
-    full_rank = None
+    ranks = _ranks(np.concatenate([stats.s2, stats.s2.sum(axis=0)[None]]))
+    full_rank = int(ranks[-1])
     found = []
     for j in range(m):
         n_eff, r = float(eff[j]), float(ratio[j])
@@ -167,9 +169,7 @@ def find_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRul
                    + (f"parameters ({p} coefficients and σ)" if rule.min_eff_rows is None
                       else "(min_eff_rows)") + ": not identified")
         else:
-            if full_rank is None:
-                full_rank = _rank(stats.s2.sum(axis=0))
-            rank = _rank(stats.s2[j])
+            rank = int(ranks[j])
             if rank < full_rank:
                 why = "rank-deficient design"
                 msg = (f"component {j}: weighted design of rank {rank} < {full_rank} "
