@@ -76,6 +76,7 @@ def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback
     base.check_hyperparameters(model)
     drop_online_state(model)  # a batch fit starts afresh
     source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
+    base.require_target(source, "fit")
     saver = None
     if checkpoint is not None:
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
@@ -160,7 +161,7 @@ def warn_passed_over(passed: dict, best, stacklevel: int = 2) -> None:
 
 def profile_pass(model, source, seed: int) -> FitContext:
     """Pass 0 over ``source``: its profile (counts, sample, moments), on ``model``'s engine."""
-    engine = resolve_engine(model.engine)
+    engine = resolve_engine(model.engine, source)
     d = source.n_features
     profile = engine.map_reduce(source, ProfileTask(seed, model.init_sample_size),
                                 Profile.empty(d, model.init_sample_size))

@@ -19,7 +19,7 @@ from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, fitting, online_fitting, persistence
+from streammix.estimator import base, fitting, online_fitting, persistence, prediction
 from streammix.estimator import concomitant_fitting as gate
 from streammix.estimator.inference import compute_se
 
@@ -405,7 +405,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         if method not in SE_METHODS:
             raise ValueError(f"method must be one of {SE_METHODS}, got {method!r}")
         source = base.source_like_fit(self, X, y, sample_weight)
-        compute_se(self, source, resolve_engine(self.engine), method)
+        compute_se(self, source, resolve_engine(self.engine, source), method)
         return self
 
     def summary(self, alpha: float = 0.05):
@@ -457,8 +457,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
 
     # ----------------------------------------------------------------- predict
     def predict(self, X, *, concomitant=None) -> np.ndarray:
-        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z) with concomitant variables)."""
+        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z) with concomitant variables);
+        ``X`` may be a source (without a target)."""
         check_fitted(self)
+        if hasattr(X, "plan") and hasattr(X, "read"):
+            return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
         return gate.mixture_mean(self, base.design(self, X) @ self.params_.beta.T, concomitant)
 
     def predict_components(self, X) -> np.ndarray:

@@ -60,8 +60,10 @@ class ParquetSource:
         ``file:///data/lake``); plain paths are local.  Folders named
         ``key=value`` (hive partitioning) give columns usable in
         ``features`` and ``filters``.
-    target : str
-        Column of the response y.
+    target : str or None
+        Column of the response y; None for data without it, to predict
+        (chunks then hold NaN as y; ``fit`` and ``score`` refuse such a
+        source).
     features : list of str
         Columns of the features, in order (no intercept column).
     weight : str, optional
@@ -118,7 +120,7 @@ class ParquetSource:
     one thread each.  Empty files and zero-row row groups are skipped.
     """
 
-    def __init__(self, path_or_url, *, target: str, features, weight: str | None = None,
+    def __init__(self, path_or_url, *, target: str | None, features, weight: str | None = None,
                  filters=None, storage_options: dict | None = None,
                  chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None):
         if isinstance(features, str):
@@ -135,7 +137,8 @@ class ParquetSource:
         if isinstance(chunk_rows, bool) or int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be an integer >= 1, got {chunk_rows!r}")
         self.path_or_url = path_or_url
-        self.target = str(target)
+        self.target = None if target is None else str(target)
+        self._common_columns: set[str] = set()
         self.features = features
         self.weight = None if weight is None else str(weight)
         self.filters = normalise_filters(filters)
@@ -159,8 +162,13 @@ class ParquetSource:
     @property
     def columns(self) -> list[str]:
         """Every column the source uses: features, target, weight, concomitant variables."""
-        cols = self.features + [self.target] + ([self.weight] if self.weight else [])
+        cols = self.features + ([self.target] if self.target is not None else []) \
+            + ([self.weight] if self.weight else [])
         return cols + [c for c in getattr(self, "concomitant", []) if c not in cols]
+
+    def has_column(self, name: str) -> bool:
+        """Whether every file has column ``name`` (or it is a partition column)."""
+        return name in self._common_columns or name in self.partition_names
 
     @property
     def concomitant_names(self) -> list[str]:
@@ -195,7 +203,7 @@ class ParquetSource:
         X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
         for k, name in enumerate(self.features):
             X[:, k] = values[name]
-        y = values[self.target]
+        y = values[self.target] if self.target is not None else np.full(n, np.nan)
         w = values[self.weight] if self.weight else np.ones(n)
         if self.weight:
             neg = np.flatnonzero(w < 0)
@@ -324,6 +332,12 @@ class ParquetSource:
                 cols.append(name)
         return cols
 
+    @property
+    def readable_on(self) -> str:
+        """Where the files can be read: ``"any host"`` at a URL, ``"this host"`` for
+        local paths (see :func:`streammix.engines.resolve.resolve_engine`)."""
+        return "this host" if self._protocol == "file" else "any host"
+
     def shown(self, path: str) -> str:
         """A file path as users wrote it: with its URL scheme when remote."""
         if self._protocol == "file":
@@ -388,6 +402,9 @@ class ParquetSource:
         for path, (meta, schema) in zip(self.files, footers, strict=True):
             if isinstance(meta, DataError):
                 raise meta
+            names = set(schema.names)
+            self._common_columns = names if path == self.files[0] \
+                else self._common_columns & names
             for name in file_columns:
                 if schema.get_field_index(name) < 0:
                     raise DataError(
