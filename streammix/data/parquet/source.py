@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
 from streammix.core.chunk import Chunk
 from streammix.data.parquet.columns import filter_columns, is_numeric, normalise_filters, to_float
@@ -37,7 +38,8 @@ from streammix.data.parquet.files import (
     strip_protocol,
 )
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
-from streammix.exceptions import DataError
+from streammix.data.parquet.stamps import FileStamp, check_stamp, footer_hash, local_mtime_ns
+from streammix.exceptions import DataError, SourceChangedError
 from streammix.redact import redact
 
 __all__ = ["ParquetSource", "ParquetPiece", "InvalidRows", "ON_INVALID"]
@@ -309,12 +311,19 @@ class ParquetSource:
 
     def _read_table(self, piece: ParquetPiece) -> pa.Table:
         file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
+        local = self._protocol == "file"
         try:
             with self.filesystem().open_input_file(piece.path) as fh:
                 reader = pq.ParquetFile(fh)
+                if piece.stamp is not None:  # the size and footer were read anyway
+                    check_stamp(self.shown(piece.path), piece.stamp, fh.size(),
+                                local_mtime_ns(piece.path) if local else None,
+                                footer_hash(reader.metadata))
                 table = reader.read_row_groups(list(piece.row_groups), columns=file_columns,
                                                use_threads=False)
         except (OSError, pa.ArrowException) as exc:
+            if piece.stamp is not None:  # a file removed or rewritten: say so
+                self._check_changed(piece)
             error = DataError(f"{self.shown(piece.path)}: cannot read row groups "
                               f"{list(piece.row_groups)}: {exc}")
             error.transient = isinstance(exc, OSError)  # engines retry I/O errors
@@ -324,6 +333,19 @@ class ParquetSource:
                 typ = self.partition_types[name]
                 table = table.append_column(name, pa.array([value] * table.num_rows, typ))
         return table
+
+    def _check_changed(self, piece: ParquetPiece) -> None:
+        """After a failed read: raise SourceChangedError if the file is not as planned."""
+        try:
+            info = self.filesystem().get_file_info(piece.path)
+        except (OSError, pa.ArrowException):
+            return
+        gone = info.type == FileType.NotFound
+        try:
+            check_stamp(self.shown(piece.path), piece.stamp, None if gone else info.size,
+                        info.mtime_ns if self._protocol == "file" else None, None)
+        except SourceChangedError as changed:
+            raise changed from None
 
     def _needed_columns(self) -> list[str]:
         cols = list(self.columns)
@@ -399,7 +421,7 @@ class ParquetSource:
         n_threads = 1 if self._protocol == "file" or len(self.files) < 2 else 8
         with ThreadPoolExecutor(n_threads) as pool:
             footers = list(pool.map(self._footer, self.files))
-        for path, (meta, schema) in zip(self.files, footers, strict=True):
+        for path, (meta, schema, stamp) in zip(self.files, footers, strict=True):
             if isinstance(meta, DataError):
                 raise meta
             names = set(schema.names)
@@ -423,7 +445,7 @@ class ParquetSource:
             part = partitions[path]
             if self._expr is not None and keep:
                 keep = self._prune(path, schema, part, keep)
-            plan.extend(self._group(path, keep, sizes, starts, part))
+            plan.extend(self._group(path, keep, sizes, starts, part, stamp))
         plan.sort()
         logger.info("planned %d chunks from %d files (%d rows)", len(plan), len(self.files),
                     sum(p.n_rows for p in plan))
@@ -435,11 +457,13 @@ class ParquetSource:
         try:
             with fs.open_input_file(path) as fh:
                 meta = pq.ParquetFile(fh).metadata
-                return meta, meta.schema.to_arrow_schema()
+                stamp = FileStamp(fh.size(), fs.get_file_info(path).mtime_ns,
+                                  footer_hash(meta))
+                return meta, meta.schema.to_arrow_schema(), stamp
         except (OSError, pa.ArrowException) as exc:
             size = file_size(fs, path)
             what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
-            return DataError(f"{self.shown(path)}: {what} ({exc})"), None
+            return DataError(f"{self.shown(path)}: {what} ({exc})"), None, None
 
     def _prune(self, path, schema, part, keep):
         """Row groups whose statistics and partition values may match the filter."""
@@ -460,22 +484,22 @@ class ParquetSource:
         ids = {rg.id for piece in pieces for rg in piece.row_groups}
         return [i for i in keep if i in ids]
 
-    def _group(self, path, keep, sizes, starts, part):
+    def _group(self, path, keep, sizes, starts, part, stamp):
         pieces, group = [], []
         for i in keep:
             if group and (group[-1] != i - 1
                           or sum(sizes[g] for g in group) + sizes[i] > self.chunk_rows):
-                pieces.append(self._piece(path, group, sizes, starts, part))
+                pieces.append(self._piece(path, group, sizes, starts, part, stamp))
                 group = []
             group.append(i)
         if group:
-            pieces.append(self._piece(path, group, sizes, starts, part))
+            pieces.append(self._piece(path, group, sizes, starts, part, stamp))
         return pieces
 
     @staticmethod
-    def _piece(path, group, sizes, starts, part) -> ParquetPiece:
+    def _piece(path, group, sizes, starts, part, stamp) -> ParquetPiece:
         return ParquetPiece(path, tuple(group), starts[group[0]],
-                            sum(sizes[g] for g in group), part)
+                            sum(sizes[g] for g in group), part, stamp)
 
 
 def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
