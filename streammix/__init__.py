@@ -24,12 +24,19 @@ from streammix.exceptions import (
     ChunkCrashError,
     ClusterTimeoutError,
     ComponentCollapseError,
+    ComponentCollapseWarning,
     ConfigError,
     ConvergenceWarning,
+    CorruptCheckpointError,
+    CredentialWarning,
     DataError,
+    FeatureNamesWarning,
     InferenceWarning,
+    ModelFileError,
     NoClientError,
     NotFittedError,
+    RecordError,
+    SpuriousOptimumWarning,
 )
 
 __all__ = [
@@ -40,8 +47,10 @@ __all__ = [
     "StreamBatch", "InProcessEngine", "DaskEngine",
     # errors and warnings
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
-    "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError",
+    "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
+    "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
+    "FeatureNamesWarning", "RecordError", "ModelFileError", "CorruptCheckpointError",
+    "CredentialWarning",
 ]
 
 __version__ = "0.1.0"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
+    "ComponentCollapseWarning", "SpuriousOptimumWarning",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError",
+    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
+    "CorruptCheckpointError", "CredentialWarning",
 ]
 
 
@@ -27,6 +29,18 @@ class ConvergenceWarning(UserWarning):
 
 class ComponentCollapseError(RuntimeError):
     """A component collapsed and the policy is ``on_collapse="error"``."""
+
+
+class ComponentCollapseWarning(RuntimeWarning):
+    """A component was degenerate and was re-seeded or dropped; the message gives
+    each component's reason and numbers (effective rows, σ ratio, weight).
+    See :mod:`streammix.algorithms.degeneracy`."""
+
+
+class SpuriousOptimumWarning(UserWarning):
+    """A fit passed over a higher log-likelihood reached with a degenerate component
+    (a spurious optimum, e.g. a spike of a few rows with σ near 0) and returned
+    the best non-degenerate one; the model's ``passed_over_`` holds the details."""
 
 
 class InferenceWarning(UserWarning):
@@ -72,3 +86,46 @@ class ClusterTimeoutError(RuntimeError):
     """A pass on a cluster waited too long: for the scheduler to answer, for a worker
     to connect, or for any of its tasks to finish (see
     :class:`~streammix.DaskEngine`'s ``worker_timeout`` and ``pass_timeout``)."""
+
+
+class RecordError(ValueError):
+    """A record read from a file (a checkpoint, a pass file, a stream's state, a model
+    file) does not match its schema: a missing or extra field, a wrong type or
+    shape, a non-finite number, an unknown name.
+
+    The message names the file and the field (``…/passes/000003.json: field
+    'stats[0].s0': has 3000000 entries, expected 2``).
+
+    Attributes
+    ----------
+    field : str or None
+        The field, as a path into the record (``fitted.params.beta``).
+    file : str or None
+        The file (its credentials redacted), when known.
+    """
+
+    def __init__(self, message: str, field: str | None = None, file: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.file = file
+
+
+class ModelFileError(RecordError):
+    """A model file is not a valid streammix model: the message names the file and field."""
+
+
+class CorruptCheckpointError(CheckpointError, RecordError):
+    """A checkpoint or stream state file is corrupt or edited: names the file and field."""
+
+    def __init__(self, message: str, field: str | None = None, file: str | None = None):
+        RecordError.__init__(self, message, field, file)
+
+
+class CredentialWarning(UserWarning):
+    """Credentials were given where they show (``--storage-options`` on a command line
+    sits in ``ps`` and shell history); put them in the environment or a file."""
+
+
+class FeatureNamesWarning(UserWarning):
+    """Columns are taken by position where names were expected: an array given to a
+    model fitted on named columns, or a table to a model fitted on an array."""

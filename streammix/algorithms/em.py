@@ -15,19 +15,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streammix.algorithms.degeneracy import (
+    DEFAULT_MIN_SIGMA_RATIO,
+    DEFAULT_SPIKE_ROWS_FACTOR,
+    Degeneracy,
+    DegeneracyRule,
+    find_degenerate,
+)
 from streammix.core.mstep import MStepOptions, log_prior, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
-from streammix.exceptions import ComponentCollapseError, ConvergenceWarning
+from streammix.exceptions import (
+    ComponentCollapseError,
+    ComponentCollapseWarning,
+    ConvergenceWarning,
+)
 
 __all__ = [
     "EMSettings", "EMResult", "run_em", "em_steps", "drive", "warn_not_converged",
-    "COLLAPSE_POLICIES", "collapsed_components", "handle_collapse",
+    "COLLAPSE_POLICIES", "collapsed_components", "handle_collapse", "Collapse",
 ]
 
 logger = logging.getLogger(__name__)
 
-COLLAPSE_POLICIES = ("drop", "reseed", "error")
+COLLAPSE_POLICIES = ("reseed", "drop", "error")
 
 
 @dataclass(frozen=True)
@@ -42,23 +53,39 @@ class EMSettings:
         changes by less than ``tol`` in absolute value between two passes.
     max_iter : int
         Maximum number of M-steps.
-    min_rows_factor : float
-        A component collapses when its effective number of rows
-        (Σwγ scaled to rows) falls below ``min_rows_factor * (p + 1)``.
     min_weight : float
-        A component also collapses when its weight falls below this
+        A component collapses when its weight falls below this
         (flexmix's ``minprior``; 0 disables).
-    on_collapse : {"drop", "reseed", "error"}
+    min_eff_rows : float, optional
+        A component collapses when its effective number of rows (Σwγ scaled
+        to rows) falls below this; None means p + 1, the number of its
+        parameters (p coefficients and σ).
+    min_sigma_ratio : float
+        With per-component noise, a component of fewer than
+        ``spike_rows_factor * (p + 1)`` effective rows whose σ is below
+        ``min_sigma_ratio`` times the pooled OLS σ is a spike and collapses.
+    spike_rows_factor : float
+    pooled_sigma2 : float, optional
+        The pooled OLS residual variance (on the fitting scale); None
+        disables the spike rule.
+    on_collapse : {"reseed", "drop", "error"}
+        ``"reseed"`` needs a ``reseed`` function (else collapsed components
+        are dropped).
     max_reseeds : int
         After this many re-seeds in one run, collapsing components are dropped.
+
+    See :mod:`streammix.algorithms.degeneracy` for the rule.
     """
 
     mstep: MStepOptions = field(default_factory=MStepOptions)
     tol: float = 1e-4
     max_iter: int = 500
-    min_rows_factor: float = 5.0
     min_weight: float = 0.0
-    on_collapse: str = "drop"
+    min_eff_rows: float | None = None
+    min_sigma_ratio: float = DEFAULT_MIN_SIGMA_RATIO
+    spike_rows_factor: float = DEFAULT_SPIKE_ROWS_FACTOR
+    pooled_sigma2: float | None = None
+    on_collapse: str = "reseed"
     max_reseeds: int = 3
 
     def __post_init__(self) -> None:
@@ -70,6 +97,17 @@ class EMSettings:
             raise ValueError(f"tol must be >= 0, got {self.tol}")
         if self.max_iter < 0:
             raise ValueError(f"max_iter must be >= 0, got {self.max_iter}")
+        if self.max_reseeds < 0:
+            raise ValueError(f"max_reseeds must be >= 0, got {self.max_reseeds}")
+        self.rule  # noqa: B018 -- checks the thresholds
+
+    @property
+    def rule(self) -> DegeneracyRule:
+        """The degeneracy rule of these settings."""
+        return DegeneracyRule(
+            min_weight=self.min_weight, min_eff_rows=self.min_eff_rows,
+            min_sigma_ratio=self.min_sigma_ratio, spike_rows_factor=self.spike_rows_factor,
+            pooled_sigma2=self.pooled_sigma2, spikes=self.mstep.noise == "per_component")
 
 
 @dataclass
@@ -82,7 +120,11 @@ class EMResult:
     something happened, ``event`` (a component dropped or re-seeded before
     this pass) and ``notes`` (component -> what the M-step that produced
     these parameters met: "variance at floor", "rank-deficient design",
-    "empty").
+    "empty"); with an event, ``collapse`` lists each collapsed component's
+    reason and numbers (:meth:`~streammix.algorithms.degeneracy.Degeneracy.as_record`
+    and ``"action"``).  ``passed_over`` is the highest-likelihood point of the
+    run at which a component was degenerate (``loglik``, ``iteration``,
+    ``n_components``, ``reasons``) and so re-seeded or dropped; None if none.
     """
 
     params: MixtureParams
@@ -93,17 +135,17 @@ class EMResult:
     history: list[dict]
     stats: SuffStats
     settings: EMSettings
+    passed_over: dict | None = None
 
 
-def collapsed_components(stats: SuffStats, settings: EMSettings) -> list[int]:
-    """Components that collapsed in a pass: too few effective rows, or weight below
-    ``settings.min_weight``."""
-    p = stats.n_coef
-    rows_per_weight = stats.n_rows / stats.sum_w
-    eff_rows = stats.s0 * rows_per_weight
-    weights = stats.s0 / stats.sum_w
-    small = (eff_rows < settings.min_rows_factor * (p + 1)) | (weights < settings.min_weight)
-    return [int(j) for j in np.flatnonzero(small)]
+def collapsed_components(params: MixtureParams, stats: SuffStats,
+                         settings: EMSettings) -> list[Degeneracy]:
+    """The components of ``params`` that collapsed in the pass ``stats`` (never the
+    last one left): :func:`~streammix.algorithms.degeneracy.find_degenerate` under
+    ``settings.rule``."""
+    if params.n_components <= 1:
+        return []
+    return find_degenerate(params, stats, settings.rule)
 
 
 def _subset_options(options: MStepOptions, keep: list[int]) -> MStepOptions:
@@ -184,11 +226,12 @@ def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | 
     options = settings.mstep
     history: list[dict] = []
     prev_obj = None
-    n_reseeds = 0
+    collapse = Collapse(settings, reseed)
     n_iter = 0
     converged = False
     event: str | None = None
     notes: dict[str, str] = {}
+    reasons: list[dict] = []
     while True:
         stats = yield params
         if not np.isfinite(stats.loglik):
@@ -201,6 +244,7 @@ def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | 
                   "n_components": params.n_components}
         if event is not None:
             record["event"] = event
+            record["collapse"] = reasons
         if notes:
             record["notes"] = notes
         history.append(record)
@@ -214,10 +258,10 @@ def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | 
             break
         prev_obj = obj
         event = None
-        small = collapsed_components(stats, settings) if params.n_components > 1 else []
-        if small:
-            params, stats, options, event, n_reseeds = handle_collapse(
-                small, params, stats, options, settings, reseed, n_reseeds, n_iter)
+        found = collapsed_components(params, stats, settings)
+        if found:
+            params, stats, options, event, reasons = collapse.handle(
+                found, params, stats, options, n_iter, stats.loglik)
             if stats is None:  # re-seeded: the statistics no longer apply
                 n_iter += 1
                 continue
@@ -227,33 +271,77 @@ def em_steps(params: MixtureParams, settings: EMSettings, *, reseed: Callable | 
             logger.debug("iteration %d, component %d: %s", n_iter, j, note)
         n_iter += 1
     return EMResult(params, stats.loglik, obj, n_iter, converged, history, stats,
-                    dataclasses.replace(settings, mstep=options))
+                    dataclasses.replace(settings, mstep=options), collapse.passed_over)
 
 
-def handle_collapse(small, params, stats, options, settings, reseed, n_reseeds, n_iter):
-    """Apply ``settings.on_collapse`` to the collapsed components ``small``.
+class Collapse:
+    """The collapse handling of one run (plain EM and SQUAREM alike).
 
-    Returns ``(params, stats, options, event, n_reseeds)``: the components
-    dropped or re-seeded, with a history event; raises
-    :class:`~streammix.ComponentCollapseError` under ``"error"``.
+    Applies ``settings.on_collapse`` to the components that
+    :func:`collapsed_components` found: re-seed them (up to
+    ``settings.max_reseeds`` times per run), then drop them; or raise.  Every
+    re-seed and drop is warned about (:class:`~streammix.ComponentCollapseWarning`,
+    with each component's reason and numbers) and returned as a history
+    event.  ``passed_over`` keeps the highest log-likelihood at which a
+    component was found degenerate, with the reasons (None if none was).
     """
+
+    def __init__(self, settings: EMSettings, reseed: Callable | None):
+        self.settings = settings
+        self.reseed = reseed
+        self.n_reseeds = 0
+        self.passed_over: dict | None = None
+
+    def handle(self, found: list[Degeneracy], params, stats, options, n_iter: int,
+               loglik: float):
+        """Returns ``(params, stats, options, event, reasons)``; ``stats`` is None
+        after a re-seed (the pass no longer applies)."""
+        return handle_collapse(found, params, stats, options, self, n_iter, loglik)
+
+
+def handle_collapse(found, params, stats, options, state: Collapse, n_iter: int,
+                    loglik: float):
+    """Apply ``state.settings.on_collapse`` to the collapsed components ``found``.
+
+    Returns ``(params, stats, options, event, reasons)``: the components
+    dropped or re-seeded, with a history event and one record per component
+    (:meth:`Degeneracy.as_record` plus ``"action"``); raises
+    :class:`~streammix.ComponentCollapseError` under ``"error"``.  A fit never
+    drops all its components: the one with the most weight stays.
+    """
+    settings = state.settings
+    small = [d.component for d in found]
+    why = "; ".join(d.message for d in found)
     s0 = ", ".join(f"{j} (weight {stats.s0[j] / stats.sum_w:.3g})" for j in small)
+    if any(d.reason != "small weight" for d in found) and np.isfinite(loglik) and (
+            state.passed_over is None or loglik > state.passed_over["loglik"]):
+        state.passed_over = {"loglik": float(loglik), "iteration": n_iter,
+                             "n_components": params.n_components,
+                             "reasons": [d.message for d in found]}
     policy = settings.on_collapse
     if policy == "error":
         raise ComponentCollapseError(
-            f"component(s) {s0} collapsed at iteration {n_iter}; use fewer components, "
-            "on_collapse='drop' or 'reseed', or a variance prior"
+            f"component(s) {s0} collapsed at iteration {n_iter} ({why}); use fewer "
+            "components, on_collapse='reseed' or 'drop', or a variance prior"
         )
-    if policy == "reseed" and reseed is not None and n_reseeds < settings.max_reseeds:
+    if policy == "reseed" and state.reseed is not None and state.n_reseeds < settings.max_reseeds:
         for j in small:
-            params = reseed(params, j)
-        logger.warning("iteration %d: re-seeded collapsed component(s) %s", n_iter, s0)
-        return params, None, options, f"reseeded {small}", n_reseeds + 1
+            params = state.reseed(params, j)
+        state.n_reseeds += 1
+        msg = (f"EM iteration {n_iter}: re-seeded collapsed component(s) {s0} "
+               f"(re-seed {state.n_reseeds} of {settings.max_reseeds}): {why}")
+        warnings.warn(msg, ComponentCollapseWarning, stacklevel=5)
+        logger.warning("%s", msg)
+        reasons = [{**d.as_record(), "action": "reseeded"} for d in found]
+        return params, None, options, f"reseeded {small}", reasons
     keep = [j for j in range(params.n_components) if j not in small]
     if not keep:
         keep = [int(np.argmax(stats.s0))]
-    warnings.warn(f"EM iteration {n_iter}: dropped collapsed component(s) {s0}",
-                  RuntimeWarning, stacklevel=4)
-    logger.warning("iteration %d: dropped collapsed component(s) %s", n_iter, s0)
+        small = [j for j in small if j not in keep]
+    msg = f"EM iteration {n_iter}: dropped collapsed component(s) {s0}: {why}"
+    warnings.warn(msg, ComponentCollapseWarning, stacklevel=5)
+    logger.warning("%s", msg)
     options = _subset_options(options, keep)
-    return (params.subset(keep), stats.subset(keep), options, f"dropped {small}", n_reseeds)
+    reasons = [{**d.as_record(), "action": "dropped" if d.component in small else "kept"}
+               for d in found]
+    return (params.subset(keep), stats.subset(keep), options, f"dropped {small}", reasons)

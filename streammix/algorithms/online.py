@@ -74,18 +74,14 @@ from streammix.algorithms.online_settings import (
     OnlineSettings,
     burn_in_rows,
 )
+from streammix.algorithms.online_state import checked_state
 from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.initial import initial_params
 from streammix.core.flat_stats import flat_views, flatten, recentred, unflatten
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.plain_mstep import is_plain_ml, ml_mstep_arrays
-from streammix.core.records import (
-    options_from_dict,
-    options_to_dict,
-    stats_from_dict,
-    stats_to_dict,
-)
+from streammix.core.records import options_to_dict, stats_to_dict
 from streammix.core.stats import SuffStats, design_matrix, estep_features, features_transposed
 from streammix.exceptions import DataError
 
@@ -458,26 +454,17 @@ class OnlineEM:
 
     @classmethod
     def from_dict(cls, d: dict) -> OnlineEM:
-        """Inverse of :meth:`to_dict`."""
-        if d.get("format") != STATE_FORMAT:
+        """Inverse of :meth:`to_dict`; the record is checked against the schema first
+        (:func:`streammix.algorithms.online_state.checked_state`)."""
+        if not isinstance(d, dict) or d.get("format") != STATE_FORMAT:
             raise ValueError("not a streammix online state (missing format tag)")
         if d.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported online state version {d.get('version')!r}")
-        rng_state = d["rng"]
-        bitgen = getattr(np.random, rng_state["bit_generator"])()
-        bitgen.state = rng_state
-        state = cls(MixtureParams.from_dict(d["params"]), options_from_dict(d["options"]),
-                    OnlineSettings(**d["settings"]), d["fit_intercept"],
-                    np.random.Generator(bitgen))
-        state.stats = None if d["stats"] is None else stats_from_dict(d["stats"])
-        state.n_batches = int(d["n_batches"])
-        state.n_rows = int(d["n_rows"])
-        state.sum_w = float(d["sum_w"])
-        state.n_msteps = int(d["n_msteps"])
-        state.n_averaged = int(d["n_averaged"])
-        if d["avg_sum"] is not None:
-            state.avg_sum = {k: np.array(v, float) for k, v in d["avg_sum"].items()}
-        state.totals = dict(d["totals"])
-        state.history.extend(d["history"])
-        state.ledger = {k: dict(v) for k, v in d["ledger"].items()}
+        c = checked_state(d)  # every field checked; the rng's name from an allow-list
+        state = cls(c["params"], c["options"], c["settings"], c["fit_intercept"], c["rng"])
+        state.stats = c["stats"]
+        for name in ("n_batches", "n_rows", "sum_w", "n_msteps", "n_averaged", "avg_sum",
+                     "totals", "ledger"):
+            setattr(state, name, c[name])
+        state.history.extend(c["history"])
         return state

@@ -42,11 +42,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from streammix.algorithms.em import (
+    Collapse,
     EMResult,
     EMSettings,
     collapsed_components,
     drive,
-    handle_collapse,
     warn_not_converged,
 )
 from streammix.core.mstep import MStepOptions, log_prior, mstep
@@ -333,8 +333,9 @@ class _Run:
         self.options = settings.mstep
         self.reseed = reseed
         self.history: list[dict] = []
-        self.n_reseeds = 0
+        self.collapse = Collapse(settings, reseed)
         self.event: str | None = None
+        self.reasons: list[dict] = []
         self.best: tuple[float, MixtureParams, SuffStats] | None = None
         self.converged_flag = False
         self.rate_factor = 1.0
@@ -367,6 +368,7 @@ class _Run:
             record["alpha"] = float(alpha)
         if self.event is not None:
             record["event"] = self.event
+            record["collapse"] = self.reasons
             self.event = None
         notes = self._notes.pop(id(params), None)
         if notes:
@@ -402,14 +404,13 @@ class _Run:
         return self.converged_flag
 
     def n_components_changed(self, params: MixtureParams, stats: SuffStats) -> bool:
-        return params.n_components > 1 and bool(collapsed_components(stats, self.settings))
+        return bool(collapsed_components(params, stats, self.settings))
 
     def after_collapse(self, params: MixtureParams, stats: SuffStats):
         """Drop or re-seed collapsed components, then take a plain EM step."""
-        small = collapsed_components(stats, self.settings)
-        params, stats, self.options, event, self.n_reseeds = handle_collapse(
-            small, params, stats, self.options, self.settings, self.reseed,
-            self.n_reseeds, self.n_passes - 1)
+        found = collapsed_components(params, stats, self.settings)
+        params, stats, self.options, event, self.reasons = self.collapse.handle(
+            found, params, stats, self.options, self.n_passes - 1, stats.loglik)
         self.event = event
         self.best = None  # earlier points have another number of components
         if stats is not None:
@@ -424,4 +425,5 @@ class _Run:
             _, params, stats = self.best
         settings = dataclasses.replace(self.settings, mstep=self.options)
         return EMResult(params, float(stats.loglik), self.objective(params, stats),
-                        self.n_passes - 1, converged, self.history, stats, settings)
+                        self.n_passes - 1, converged, self.history, stats, settings,
+                        self.collapse.passed_over)

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 __all__ = [
     "comma_list", "positive_int", "non_negative_int", "non_negative_float", "positive_float",
     "components_spec", "filter_text", "json_object",
-    "add_data_arguments", "make_source", "add_cluster_arguments", "open_engine", "load_model",
+    "add_data_arguments", "make_source", "warn_literal_credentials", "add_cluster_arguments",
+    "open_engine", "load_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -141,12 +142,31 @@ def make_source(args, *, target=None, features=None, weight=None):
     """A :class:`~streammix.ParquetSource` from the parsed data arguments."""
     from streammix.data.parquet.source import ParquetSource
 
+    warn_literal_credentials(args.storage_options)
     return ParquetSource(
         args.data, target=target or args.target, features=features or args.features,
         weight=weight if weight is not None else args.weight,
         storage_options=args.storage_options, chunk_rows=args.chunk_rows,
         on_invalid=args.on_invalid, filters=getattr(args, "filter", None),
     )
+
+
+def warn_literal_credentials(options) -> None:
+    """Warn (:class:`~streammix.CredentialWarning`) when ``--storage-options`` holds
+    literal credentials: a command line shows in ``ps`` and shell history."""
+    import warnings
+
+    from streammix.exceptions import CredentialWarning
+    from streammix.redact import literal_secret_keys
+
+    keys = literal_secret_keys(options or {})
+    if keys:
+        warnings.warn(
+            f"--storage-options carries literal credentials ({', '.join(keys)}); a command "
+            "line is visible in 'ps' and in shell history. Put them in the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, ...) or in a "
+            "credentials file (~/.aws/credentials, AWS_SHARED_CREDENTIALS_FILE) instead",
+            CredentialWarning, stacklevel=2)
 
 
 # --------------------------------------------------------------- the cluster

@@ -104,8 +104,8 @@ def _model_options(args) -> dict:
 
 def run_fit(args) -> int:
     from streammix.cli.progress import FitProgress
-    from streammix.data.parquet.files import redact_url
     from streammix.estimator.model import MixtureOfLinearRegressions
+    from streammix.redact import printable, redact
 
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -134,9 +134,12 @@ def run_fit(args) -> int:
             if args.se:
                 model.compute_se(source, method=args.se)
         else:
-            progress = None if args.quiet else FitProgress(n_chunks, args.n_init)
+            progress = None if args.quiet else FitProgress(n_chunks, args.n_init,
+                                                            n_rows=source.n_rows)
             if progress is not None and hasattr(engine, "on_wait"):
                 engine.on_wait = progress.waiting  # what a pass waits for, on the progress line
+            if progress is not None and hasattr(engine, "on_progress"):
+                engine.on_progress = progress.in_pass  # how far a pass is
             model = MixtureOfLinearRegressions(candidates[0], engine=engine, **options)
             try:
                 model.fit(source, callback=progress, checkpoint=args.checkpoint,
@@ -147,19 +150,21 @@ def run_fit(args) -> int:
     if args.on_invalid == "drop" and source.n_rows > model.n_rows_:
         logger.warning("dropped %d of %d rows with null, NaN or infinite values",
                        source.n_rows - model.n_rows_, source.n_rows)
-    data = {"path": redact_url(args.data), "target": source.target,
+    data = {"path": redact(args.data), "target": source.target,
             "features": source.features, "weight": source.weight}
     if args.filter is not None:
         data["filter"] = args.filter
     model.save(out, data=data)
     if table is not None:
-        sys.stdout.write(table + "\n\n")
-    sys.stdout.write(model.report() + "\n")
+        sys.stdout.write(printable(table) + "\n\n")
+    sys.stdout.write(printable(model.report()) + "\n")
     logger.info("model written to %s", out)
     return 0
 
 
 def run_info(args) -> int:
+    from streammix.redact import printable, redact
+
     model, data = load_model(args.model)
     summary = model.summary()
     summary.header["se_hint"] = "fit again with 'streammix fit ... --se' to have them"
@@ -167,7 +172,7 @@ def run_info(args) -> int:
     if data:
         weight = f", weight {data['weight']!r}" if data.get("weight") else ""
         where = f" where {data['filter']}" if data.get("filter") else ""
-        lines.append(f"fitted on {data.get('path')}{where}: target {data['target']!r}, "
+        lines.append(f"fitted on {redact(data.get('path'))}{where}: target {data['target']!r}, "
                      f"features {', '.join(data['features'])}{weight}")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(printable("\n".join(lines)) + "\n")  # names from a file: escaped
     return 0

@@ -105,6 +105,7 @@ def _configure_logging(verbose: int, quiet: bool) -> list[tuple[logging.Logger, 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                            "%H:%M:%S"))
+    handler.addFilter(_Redacting())
     if quiet:
         levels = {"streammix": logging.ERROR, "py.warnings": logging.ERROR}
     else:
@@ -144,8 +145,24 @@ def _restore_logging(undo) -> None:
         log.removeHandler(handler)
 
 
+class _Redacting(logging.Filter):
+    """Log records leave without credentials in URLs (:func:`streammix.redact.redact`)
+    and without control characters (:func:`streammix.redact.printable`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from streammix.redact import printable, redact
+
+        message = record.getMessage()
+        clean = printable(redact(message))
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    from streammix.redact import printable, redact
+
+    text = printable(redact(" ".join(str(exc).split())))
     if not text:
         text = type(exc).__name__
     elif not isinstance(exc, (ValueError, OSError, RuntimeError)):

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from streammix.cli.common import comma_list, filter_text, json_object, load_model
+from streammix.core.checks import feature_names_of
 from streammix.exceptions import DataError
 from streammix.reports.sample import read_sample
 
@@ -97,10 +98,10 @@ def run(args) -> int:
                 raise DataError("kind 'fit' needs --target (the target column of DATA)")
             model = _load(args.inputs[0])
             features = ([name for names in args.features for name in names] if args.features
-                        else list(model.feature_names_in_))
+                        else feature_names_of(model))
             if len(features) != model.n_features_in_:
                 raise DataError(f"{len(features)} feature columns given; the model was fitted "
-                                f"on {model.n_features_in_} ({model.feature_names_in_})")
+                                f"on {model.n_features_in_} ({feature_names_of(model)})")
             if args.max_points < 1:
                 raise DataError("--max-points must be >= 1")
             X, y = read_sample(args.inputs[1], args.target, features, args.max_points,

@@ -6,6 +6,9 @@ import logging
 import sys
 
 from streammix.cli.common import add_data_arguments, comma_list, load_model, make_source
+from streammix.core.checks import feature_names_of
+from streammix.data.frames import names_mismatch_message
+from streammix.exceptions import DataError
 
 __all__ = ["register", "run_predict"]
 
@@ -41,7 +44,13 @@ def run_predict(args) -> int:
     model, data = load_model(args.model)
     data = data or {}
     target = args.target or data.get("target")
-    features = args.features or data.get("features") or list(model.feature_names_in_)
+    features = data.get("features") or feature_names_of(model)
+    if args.features:  # taken by name: the model's order, whatever the order given
+        message = names_mismatch_message(features, args.features)
+        if message is not None or len(args.features) != len(features):
+            raise DataError(f"--features {','.join(args.features)} are not the columns the "
+                            f"model was fitted on ({','.join(features)}): "
+                            + (message or "").replace("\n", " ").strip())
     if not target:
         raise ValueError(f"{args.model} does not record its target column; pass --target")
     if len(features) != model.n_features_in_:

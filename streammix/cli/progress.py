@@ -32,7 +32,15 @@ class FitProgress:
         Force the live line on or off (default: ``stream.isatty()``).
     """
 
-    def __init__(self, n_chunks: int, n_runs: int = 1, stream=None, tty: bool | None = None):
+    #: Seconds between redraws of the live line within a pass, and between log
+    #: lines within a long pass off a terminal.
+    TTY_EVERY, LOG_EVERY = 0.25, 10.0
+
+    def __init__(self, n_chunks: int, n_runs: int = 1, stream=None, tty: bool | None = None,
+                 n_rows: int | None = None):
+        self.n_rows = None if n_rows is None else int(n_rows)
+        self._pass_start = time.perf_counter()
+        self._shown = 0.0
         self.n_chunks = int(n_chunks)
         self.n_runs = int(n_runs)
         self.stream = sys.stderr if stream is None else stream
@@ -49,7 +57,8 @@ class FitProgress:
         self._wait_kind: str | None = None
 
     def __call__(self, record: dict) -> None:
-        seconds = time.perf_counter() - self._clock
+        self._pass_start = time.perf_counter()
+        seconds = self._pass_start - self._clock
         # Runs are in lock-step: the records of one scan carry the same iteration
         # (one per live run), so a scan is counted once per iteration.
         run_no = int(record.get("run", 0))
@@ -71,6 +80,32 @@ class FitProgress:
             self._drawn = True
         else:
             logger.info(line)
+
+    def in_pass(self, fraction: float) -> None:
+        """Show how far the current pass is (``engine.on_progress``).
+
+        On a terminal the live line gets ``[pass 3: 45%, 1.2e+06 rows/s, ETA
+        12 s]``, redrawn at most every :attr:`TTY_EVERY` seconds; otherwise a
+        pass that has run for :attr:`LOG_EVERY` seconds logs the same every
+        :attr:`LOG_EVERY` seconds (a long first pass over a large lake, say).
+        """
+        now = time.perf_counter()
+        elapsed = now - self._pass_start
+        if not 0.0 < fraction < 1.0 or elapsed <= 0.0:
+            return
+        if now - self._shown < (self.TTY_EVERY if self.tty else self.LOG_EVERY):
+            return
+        if not self.tty and elapsed < self.LOG_EVERY:
+            return
+        self._shown = now
+        rate = "" if self.n_rows is None else f", {fraction * self.n_rows / elapsed:.3g} rows/s"
+        eta = elapsed * (1.0 - fraction) / fraction
+        text = f"pass {self.passes}: {100 * fraction:.0f}%{rate}, ETA {eta:.0f} s"
+        if self.tty:
+            last = self.lines[-1] + "  " if self.lines else ""
+            self._draw(f"{last}[{text}]")
+        else:
+            logger.info("%s", text)
 
     def waiting(self, message: str | None) -> None:
         """Show what a pass waits for (``DaskEngine.on_wait``); None: the wait is over.

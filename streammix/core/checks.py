@@ -6,7 +6,8 @@ import numpy as np
 
 from streammix.exceptions import DataError, NotFittedError
 
-__all__ = ["check_finite", "check_weights", "describe_bad_values", "check_fitted"]
+__all__ = ["check_finite", "check_weights", "describe_bad_values", "check_fitted",
+           "feature_names_of"]
 
 
 def describe_bad_values(values: np.ndarray, name: str, row_offset: int = 0) -> str | None:
@@ -52,3 +53,12 @@ def check_fitted(model) -> None:
     """Raise :class:`~streammix.NotFittedError` unless ``model`` is fitted (has ``params_``)."""
     if not hasattr(model, "params_"):
         raise NotFittedError(f"this {type(model).__name__} is not fitted yet; call fit first")
+
+
+def feature_names_of(model) -> list[str]:
+    """A fitted model's feature names (``feature_names_in_``); ``x0``, ``x1``, ... for a
+    model fitted on an array without names."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        return [f"x{k}" for k in range(model.n_features_in_)]
+    return [str(name) for name in names]

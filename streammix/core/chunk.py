@@ -18,7 +18,8 @@ class Chunk:
     every row has a stable identity whatever the chunking.  When a source
     removed rows (a filter, or ``on_invalid="drop"``) the rows left are not
     consecutive: ``row_ids`` then holds the index of each row within
-    ``origin`` (None means ``first_row, first_row + 1, ...``).
+    ``origin`` (None means ``first_row, first_row + 1, ...``).  ``Z`` holds
+    the rows' concomitant variables (n, q) when the source has them.
     """
 
     X: np.ndarray
@@ -27,6 +28,7 @@ class Chunk:
     origin: str
     first_row: int
     row_ids: np.ndarray | None = None
+    Z: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:

@@ -32,13 +32,17 @@ class ArraySource:
     chunk_rows : int
         Rows per chunk.
     feature_names : list of str, optional
+    concomitant : array-like of shape (n, q), optional
+        Concomitant variables z of each row (the weights π(z) depend on
+        them); each chunk carries its rows' block as ``Chunk.Z``.
+    concomitant_names : list of str, optional
     """
 
     #: The arrays live in this process: a Dask engine reads chunks here and sends them.
     read_on_client = True
 
     def __init__(self, X, y, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 feature_names=None):
+                 feature_names=None, concomitant=None, concomitant_names=None):
         X = as_2d_float(X, "X")
         if y is None:
             raise DataError("y is required when X is an array")
@@ -62,6 +66,8 @@ class ArraySource:
             check_finite(X[:, k], name)
         check_finite(y, "y")
         check_weights(w)
+        self.Z, self.concomitant_names = _concomitant_block(concomitant, concomitant_names,
+                                                            X.shape[0])
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         # Stored transposed once: chunks are F-ordered (n, d) views whose .T is
@@ -69,6 +75,8 @@ class ArraySource:
         self.X = np.asfortranarray(X)
         self.y, self.w = y, w
         self.chunk_rows = int(chunk_rows)
+        #: Whether the columns have names (a table's); else they are x0, x1, ... by position.
+        self.feature_names_given = feature_names is not None
         self.feature_names = (
             [f"x{k}" for k in range(X.shape[1])] if feature_names is None
             else [str(f) for f in feature_names]
@@ -88,7 +96,29 @@ class ArraySource:
 
     def read(self, descriptor: tuple[int, int]) -> Chunk:
         start, stop = descriptor
-        return Chunk(self.X[start:stop], self.y[start:stop], self.w[start:stop], "array", start)
+        Z = None if self.Z is None else self.Z[start:stop]
+        return Chunk(self.X[start:stop], self.y[start:stop], self.w[start:stop], "array", start,
+                     Z=Z)
+
+    @property
+    def concomitant(self) -> list[str]:
+        """Names of the concomitant variables (empty without them)."""
+        return list(self.concomitant_names)
+
+
+def _concomitant_block(Z, names, n: int):
+    """Checked concomitant variables (n, q) and their names, or (None, [])."""
+    if Z is None:
+        return None, []
+    Z = np.asfortranarray(as_2d_float(Z, "concomitant"))
+    if Z.shape[0] != n:
+        raise DataError(f"X has {n} rows but concomitant has {Z.shape[0]}")
+    names = [f"z{k}" for k in range(Z.shape[1])] if names is None else [str(c) for c in names]
+    if len(names) != Z.shape[1]:
+        raise DataError(f"{len(names)} concomitant names for {Z.shape[1]} columns")
+    for k, name in enumerate(names):
+        check_finite(Z[:, k], f"concomitant column {name!r}")
+    return Z, names
 
 
 def as_2d_float(X, name: str, where: str = "") -> np.ndarray:

@@ -16,7 +16,7 @@ from streammix.core.checks import describe_bad_values
 from streammix.core.chunk import Chunk
 from streammix.exceptions import DataError
 
-__all__ = ["DaskSource", "is_dask_collection"]
+__all__ = ["DaskSource", "is_dask_collection", "frame_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,68 @@ def is_dask_collection(obj) -> bool:
     return callable(getattr(type(obj), "__dask_graph__", None))
 
 
+def frame_source(X, y=None, weight=None, target: str | None = None) -> DaskSource:
+    """A :class:`DaskSource` of a Dask DataFrame ``X`` with its target and weights.
+
+    With ``target`` (a column of ``X``), ``weight`` may name a column too.
+    With ``y`` (a Series of the same frame as ``X``, e.g. ``ddf["y"]`` beside
+    ``ddf[["x1", "x2"]]``), the target and any weight Series are joined to
+    the features as columns of one frame, so every partition holds its own
+    rows of all three whatever the partitioning (divisions need not be
+    known).  A Dask Array ``X`` needs ``y`` as an Array chunked like it.
+    """
+    import dask.dataframe as dd
+
+    if not isinstance(X, dd.DataFrame):
+        return DaskSource(X, y, weight=weight)
+    if target is not None:
+        return DaskSource(X, target=target, weight=weight)
+    frames = (dd.Series, dd.DataFrame)
+    if not isinstance(y, frames) or not (weight is None or isinstance(weight, (str, *frames))):
+        return DaskSource(X, y, weight=weight)  # dask Arrays: checked there
+    features = [str(c) for c in X.columns if str(c) != weight]
+    y_name = _free_name(y, features, "y")
+    joined = {y_name: _as_series(y, "y")}
+    w_name = weight
+    if isinstance(weight, (dd.Series, dd.DataFrame)):
+        w_name = _free_name(weight, features + [y_name], "weight")
+        joined[w_name] = _as_series(weight, "sample_weight")
+    try:
+        frame = X.assign(**joined)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise DataError(f"y cannot be joined to the features row by row ({exc}); take both "
+                        'from one frame (ddf[["x1", "x2"]], ddf["y"]) or pass the frame with '
+                        "target=") from None
+    return DaskSource(frame, target=y_name, features=features, weight=w_name)
+
+
+def _as_series(values, what: str):
+    import dask.dataframe as dd
+
+    if isinstance(values, dd.DataFrame):
+        if len(values.columns) != 1:
+            raise DataError(f"{what} must be one column, got {len(values.columns)}")
+        values = values[values.columns[0]]
+    return values
+
+
+def _free_name(values, taken: list[str], default: str) -> str:
+    name = getattr(values, "name", None)
+    if hasattr(values, "columns") and len(values.columns) == 1:
+        name = values.columns[0]
+    name = default if name is None else str(name)
+    while name in taken:
+        name = f"_{name}"
+    return name
+
+
 def _pack(X, y, w):
     return X, y, w
+
+
+def _split_frame(part, features, target, weight_column, weight):
+    w = part[weight_column] if weight_column is not None else weight
+    return part[features], part[target], w
 
 
 class DaskSource:
@@ -70,6 +130,7 @@ class DaskSource:
             raise ValueError("give the target either as y (a dask collection) or as target "
                              "(a column of data), not both or neither")
         self._offsets = None
+        self._split = None
         if isinstance(data, dd.DataFrame):
             self._init_frame(data, y, target, features, weight)
         elif isinstance(data, da.Array):
@@ -100,16 +161,25 @@ class DaskSource:
                 raise DataError(f"column {name!r} has dtype {dtype}, which cannot be read "
                                 "as float64 (need a numeric type)")
         self.feature_names = list(features)
-        self._x_parts = ddf[features].to_delayed()
-        n = len(self._x_parts)
-        self._y_parts = ddf[target].to_delayed() if target is not None \
-            else self._aligned(y, ddf, "y")
-        if isinstance(weight, str):
-            self._w_parts = ddf[weight].to_delayed()
-        elif weight is not None:
-            self._w_parts = self._aligned(weight, ddf, "weight")
-        else:
+        self.feature_names_given = True
+        if target is not None:
+            # One collection for all columns: selecting columns apart lets Dask plan
+            # each selection's partitions apart (it fuses small reads), and rows of
+            # features and target would no longer match.
+            columns = features + [target] + ([weight] if isinstance(weight, str) else [])
+            self._x_parts = ddf[columns].to_delayed()
+            n = len(self._x_parts)
+            self._split = (features, target, weight if isinstance(weight, str) else None)
+            self._y_parts = [None] * n
             self._w_parts = [None] * n
+            if weight is not None and not isinstance(weight, str):
+                self._w_parts = self._aligned(weight, ddf, "weight")
+        else:
+            self._x_parts = ddf[features].to_delayed()
+            n = len(self._x_parts)
+            self._y_parts = self._aligned(y, ddf, "y")
+            self._w_parts = self._aligned(weight, ddf, "weight") if weight is not None \
+                else [None] * n
         self._names = (target if target is not None else "y",
                        weight if isinstance(weight, str) else "weight")
 
@@ -145,6 +215,7 @@ class DaskSource:
         d = X.shape[1]
         self.feature_names = ([f"x{k}" for k in range(d)] if features is None
                               else [str(f) for f in features])
+        self.feature_names_given = features is not None
         if len(self.feature_names) != d:
             raise DataError(f"{len(self.feature_names)} feature names for {d} columns")
 
@@ -179,6 +250,9 @@ class DaskSource:
     def dask_inputs(self, plan: list[int]) -> list:
         """One Delayed per descriptor: the partition's (X, y, w) before conversion."""
         from dask import delayed
+        if self._split is not None:
+            return [delayed(_split_frame, pure=True)(self._x_parts[i], *self._split,
+                                                     self._w_parts[i]) for i in plan]
         return [delayed(_pack, pure=True)(self._x_parts[i], self._y_parts[i], self._w_parts[i])
                 for i in plan]
 

@@ -188,7 +188,11 @@ class ClusterConfig:
         opts = dict(self.cluster)
         if "local_directory" in opts:
             opts["local_directory"] = self.file_path(opts["local_directory"])
-        opts.setdefault("dashboard_address", None)
+        # null (the default) asks for no dashboard; LocalCluster would still serve
+        # the scheduler's HTTP routes on :8787 (on all interfaces, and with a
+        # warning when another cluster holds that port): a free port on loopback.
+        if opts.get("dashboard_address") is None:
+            opts["dashboard_address"] = "127.0.0.1:0"
         # The workers of a cluster started here write to this terminal (see connect).
         opts.setdefault("silence_logs", logging.INFO if worker_logs else logging.CRITICAL)
         cluster = LocalCluster(**opts)

@@ -214,6 +214,9 @@ class DaskEngine:
         self.worker_timeout = float(worker_timeout)
         self.pass_timeout = float(pass_timeout)
         self.on_wait = on_wait
+        #: ``on_progress(fraction)``: the share of a pass's tasks done, called as
+        #: the pass is polled (the command line's progress within a pass).
+        self.on_progress: Callable | None = None
         self.client = client
         self.cache = bool(cache)
         self.split_every = int(split_every)
@@ -392,6 +395,8 @@ class DaskEngine:
             now = time.monotonic()
             if now_left < left:
                 left, last_progress = now_left, now
+                if self.on_progress is not None:
+                    self.on_progress((n_tasks - left) / n_tasks)
             if n_workers == 0:
                 no_workers_since = now if no_workers_since is None else no_workers_since
                 waited = now - no_workers_since

@@ -109,6 +109,9 @@ class InProcessEngine:
         self.n_threads = int(n_threads)
         self.retries = int(retries)
         self.backoff = float(backoff)
+        #: ``on_progress(fraction)`` is called as each chunk of a pass is done
+        #: (the command line's progress within a pass); None: not called.
+        self.on_progress: Callable | None = None
 
     def _read(self, source, descriptor):
         return read_with_retries(source, descriptor, self.retries, self.backoff)
@@ -117,8 +120,12 @@ class InProcessEngine:
         plan = source.plan()
         threads = self.threads_for(func)
         if threads == 1 or len(plan) <= 1:
-            return tree_sum((func(self._read(source, d)) for d in plan), zero)
-        return tree_sum(self._threaded(source, func, plan, threads), zero)
+            values = (func(self._read(source, d)) for d in plan)
+        else:
+            values = self._threaded(source, func, plan, threads)
+        if self.on_progress is not None:
+            values = _reporting(values, len(plan), self.on_progress)
+        return tree_sum(values, zero)
 
     def threads_for(self, func) -> int:
         """Threads a pass of ``func`` runs on (see ``n_threads``)."""
@@ -142,3 +149,10 @@ class InProcessEngine:
     def __repr__(self) -> str:
         return (f"InProcessEngine(n_threads={self.n_threads}, retries={self.retries}, "
                 f"backoff={self.backoff})")
+
+
+def _reporting(values: Iterator[Any], n: int, report: Callable) -> Iterator[Any]:
+    """``values``, calling ``report(done / n)`` after each."""
+    for done, value in enumerate(values, start=1):
+        yield value
+        report(done / n)

@@ -80,6 +80,8 @@ def permute_model(model, order):
     logits log(π_j/π_1) change baseline).
     """
     order = np.asarray(order, dtype=np.intp)
+    if hasattr(model, "concomitant_coef_"):
+        raise ValueError("relabelling a fit with concomitant variables is not available yet")
     params = model.params_
     if sorted(order.tolist()) != list(range(params.n_components)):
         raise ValueError(f"{order.tolist()} is not a permutation of "

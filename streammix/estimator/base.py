@@ -20,15 +20,17 @@ from streammix.core.checks import check_fitted
 from streammix.core.mstep import NOISE_MODELS, MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
-from streammix.data.resolve import as_source
+from streammix.data.frames import is_frame, names_mismatch_message, select_features
+from streammix.data.resolve import as_source, is_source
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator.constraints import check_fixed
+from streammix.exceptions import DataError
 
 __all__ = [
     "FITTED", "SAVED", "INFERENCE", "check_hyperparameters", "mstep_options", "start_params",
     "n_parameters", "draw_seed", "run_rng", "em_settings", "canonical_order", "set_fitted",
     "set_public_arrays", "source_like_fit", "estep_pass", "clear_fit", "ONLINE_STALE",
-    "pass_stats", "design", "design_xy",
+    "pass_stats", "design", "design_xy", "fitted_feature_names", "features_like_fit",
 ]
 
 #: The fitted attributes of any fit (batch, online or loaded), in one list.
@@ -77,6 +79,13 @@ def check_hyperparameters(model) -> None:
                          f"got {model.on_collapse!r}")
     if not (0 <= model.min_weight < 1):
         raise ValueError(f"min_weight must be in [0, 1), got {model.min_weight!r}")
+    if model.min_eff_rows is not None and not (model.min_eff_rows >= 0):
+        raise ValueError(f"min_eff_rows must be >= 0 or None, got {model.min_eff_rows!r}")
+    if not (model.min_sigma_ratio >= 0):
+        raise ValueError(f"min_sigma_ratio must be >= 0, got {model.min_sigma_ratio!r}")
+    mr = model.max_reseeds
+    if isinstance(mr, bool) or not isinstance(mr, (int, np.integer)) or mr < 0:
+        raise ValueError(f"max_reseeds must be an integer >= 0, got {mr!r}")
     if not (model.tol >= 0):
         raise ValueError(f"tol must be >= 0, got {model.tol!r}")
     check_fixed(model)
@@ -143,10 +152,17 @@ def run_rng(seed: int, run: int) -> np.random.Generator:
     return np.random.default_rng([seed, run])
 
 
-def em_settings(model, options: MStepOptions, max_iter: int) -> EMSettings:
-    """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations."""
+def em_settings(model, options: MStepOptions, max_iter: int,
+                pooled_sigma2: float | None = None) -> EMSettings:
+    """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations.
+
+    ``pooled_sigma2`` (the pooled OLS residual variance on the fitting scale)
+    enables the spike rule of :mod:`streammix.algorithms.degeneracy`.
+    """
     return EMSettings(mstep=options, tol=model.tol, max_iter=max_iter,
-                      min_weight=model.min_weight, on_collapse=model.on_collapse)
+                      min_weight=model.min_weight, min_eff_rows=model.min_eff_rows,
+                      min_sigma_ratio=model.min_sigma_ratio, pooled_sigma2=pooled_sigma2,
+                      on_collapse=model.on_collapse, max_reseeds=model.max_reseeds)
 
 
 def canonical_order(params: MixtureParams) -> MixtureParams:
@@ -162,7 +178,7 @@ ONLINE_STALE = "_online_stale"
 
 def clear_fit(model) -> None:
     """Forget what describes another fit: standard errors, ``n_passes_``, online staleness."""
-    for name in (*INFERENCE, "n_passes_", ONLINE_STALE):
+    for name in (*INFERENCE, "n_passes_", "passed_over_", ONLINE_STALE):
         model.__dict__.pop(name, None)
 
 
@@ -171,7 +187,7 @@ def set_fitted(model, result, source, profile) -> None:
     clear_fit(model)
     model.params_ = canonical_order(result.params)
     model.n_features_in_ = source.n_features
-    model.feature_names_in_ = list(getattr(source, "feature_names", []))
+    set_feature_names(model, source)
     model.n_rows_ = int(profile.n_rows)
     model.sum_weights_ = float(profile.sum_w)
     model.loglik_ = float(result.loglik)
@@ -199,9 +215,54 @@ def set_public_arrays(model) -> None:
     model.sigma_ = np.sqrt(params.sigma2)
 
 
+def set_feature_names(model, source) -> None:
+    """``feature_names_in_`` from ``source``: its column names (an object array), or
+    nothing when it was built from an array without names (scikit-learn's convention)."""
+    model.__dict__.pop("feature_names_in_", None)
+    if getattr(source, "feature_names_given", True):
+        model.feature_names_in_ = np.asarray(
+            [str(n) for n in getattr(source, "feature_names", [])], dtype=object)
+
+
+def fitted_feature_names(model) -> list[str] | None:
+    """The names of the columns ``model`` was fitted on, or None (fitted on an array)."""
+    names = getattr(model, "feature_names_in_", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def features_like_fit(model, X, stacklevel: int = 4):
+    """``X`` with the fit's features: a table's columns by name, in the fit's order;
+    an array's (or a Dask collection's, or a source's) as they are."""
+    if is_frame(X):
+        return select_features(X, fitted_feature_names(model), model.n_features_in_,
+                               "the model", stacklevel=stacklevel)
+    names = fitted_feature_names(model)
+    columns = getattr(X, "columns", None)
+    if names is not None and columns is not None and not is_source(X):  # a Dask DataFrame
+        message = names_mismatch_message(names, [str(c) for c in columns])
+        if message is not None:
+            raise DataError(message)
+        return X[names]
+    return X
+
+
 def source_like_fit(model, X, y, sample_weight):
-    """A source of data with as many features as the fit had (else ValueError)."""
-    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows)
+    """A source of data with the fit's features (else ValueError).
+
+    Tables give their columns by name; a source must have the fit's feature
+    names in the fit's order, when the model was fitted on names.
+    """
+    source = as_source(features_like_fit(model, X, stacklevel=6), y, sample_weight,
+                       chunk_rows=model.chunk_rows)
+    names = fitted_feature_names(model)
+    if names is not None and is_source(X) and getattr(source, "feature_names_given", True):
+        given = [str(n) for n in getattr(source, "feature_names", names)]
+        message = names_mismatch_message(names, given)
+        if message is not None:
+            raise DataError(message)
+        if given != names:
+            raise DataError(f"the source's features {given} are those of the fit in another "
+                            f"order; give them in the fit's order, features={names}")
     if source.n_features != model.n_features_in_:
         raise ValueError(f"the data has {source.n_features} features; the model was "
                          f"fitted on {model.n_features_in_}")
@@ -217,24 +278,24 @@ def estep_pass(model, engine, source, params: MixtureParams) -> SuffStats:
 def pass_stats(model, X, y, sample_weight) -> SuffStats:
     """One E-step pass at the fitted parameters over data like the fit's."""
     check_fitted(model)
+    if hasattr(model, "concomitant_coef_"):
+        raise ValueError("score, bic and aic do not take concomitant variables yet: use "
+                         "information_criteria() (the fit's own data) or score_samples")
     source = source_like_fit(model, X, y, sample_weight)
     return estep_pass(model, resolve_engine(model.engine), source, model.params_)
 
 
-def design(model, X) -> np.ndarray:
-    """The design matrix of features ``X`` (as many as the fit had, else ValueError)."""
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2 or X.shape[1] != model.n_features_in_:
-        raise ValueError(f"X has shape {X.shape}; the model was fitted on "
-                         f"{model.n_features_in_} features")
+def design(model, X, stacklevel: int = 4) -> np.ndarray:
+    """The design matrix of features ``X``: a table's columns by name (in the fit's
+    order), an array's by position (as many as the fit had, else ValueError)."""
+    X = select_features(X, fitted_feature_names(model), model.n_features_in_, "the model",
+                        stacklevel=stacklevel)
     return design_matrix(X, model.fit_intercept)
 
 
 def design_xy(model, X, y):
     """The design matrix of ``X`` and the target ``y`` as float arrays of matching length."""
-    Xd = design(model, X)
+    Xd = design(model, X, stacklevel=5)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != Xd.shape[0]:
         raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")

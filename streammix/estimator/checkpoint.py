@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,21 @@ from streammix.algorithms.restarts import StatsBundle
 from streammix.atomic import atomic_write_text
 from streammix.checkpoint_folder import claim_checkpoint_folder
 from streammix.core.params import MixtureParams
-from streammix.core.records import stats_from_dict, stats_to_dict
-from streammix.exceptions import CheckpointError
+from streammix.core.records import (
+    as_dict,
+    as_list,
+    check_keys,
+    integer,
+    params_from_record,
+    stats_from_dict,
+    stats_to_dict,
+    string,
+    sub,
+)
+from streammix.exceptions import CheckpointError, CorruptCheckpointError, RecordError
+from streammix.redact import redact
 
-__all__ = ["Checkpoint", "source_fingerprint", "profile_digest",
+__all__ = ["Checkpoint", "source_fingerprint", "profile_digest", "pass_from_record",
            "CHECKPOINT_FILE"]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +67,44 @@ CHECKPOINT_FILE = "checkpoint.json"
 _PASS_NAME = re.compile(r"[0-9]{6}\.json")
 CHECKPOINT_FORMAT = "streammix-checkpoint"
 CHECKPOINT_VERSION = 1
+_HEADER_KEYS = ("format", "version", "data", "settings", "seed", "profile")
+#: At most this many parameter sets in one pass (restarts evaluated together).
+_MAX_SETS = 10_000
+
+
+@contextmanager
+def _naming(path):
+    """Turn a :class:`RecordError` of a record read from ``path`` into a
+    :class:`CorruptCheckpointError` naming the file and the field."""
+    try:
+        yield
+    except RecordError as exc:
+        raise CorruptCheckpointError(f"{path}: {exc}; the file is corrupt or was edited, "
+                                     "so the checkpoint cannot be resumed",
+                                     field=exc.field, file=str(path)) from None
+
+
+def pass_from_record(entry) -> tuple[list[MixtureParams], StatsBundle]:
+    """The parameter sets and statistics of a pass file's record, checked against the schema.
+
+    Every parameter set must have the shapes of the first, and the statistics
+    of set ``i`` the shapes of set ``i``; numbers must be finite (except the
+    log-likelihood terms of a point SQUAREM rejected).  Raises
+    :class:`~streammix.RecordError` naming the field.
+    """
+    check_keys(entry, "", ("params", "stats"), ("params", "stats"))
+    sets = as_list(entry["params"], "params")
+    if not 1 <= len(sets) <= _MAX_SETS:
+        raise RecordError(f"field 'params': has {len(sets)} parameter sets, expected 1 to "
+                          f"{_MAX_SETS}", field="params")
+    first = params_from_record(sets[0], "params[0]")
+    params = [first] + [params_from_record(d, sub("params", i), n_coef=first.n_coef)
+                        for i, d in enumerate(sets[1:], start=1)]
+    records = as_list(entry["stats"], "stats", len(params))
+    stats = StatsBundle(stats_from_dict(d, sub("stats", i), n_components=prm.n_components,
+                                        n_coef=prm.n_coef)
+                        for i, (d, prm) in enumerate(zip(records, params, strict=True)))
+    return params, stats
 
 
 # ------------------------------------------------------------------ fingerprints
@@ -72,7 +122,8 @@ def source_fingerprint(source) -> dict:
     """What identifies the data of a fit: a dict ``{"kind", "chunks", "digest", "files"}``.
 
     ``digest`` hashes every chunk descriptor of the plan (and for in-memory
-    arrays, their bytes); ``files`` maps each file to its size and mtime.
+    arrays, their bytes); ``files`` maps each file (its URL without
+    credentials, :func:`streammix.redact.redact`) to its size and mtime.
     """
     plan = source.plan()
     h = hashlib.sha256()
@@ -82,7 +133,7 @@ def source_fingerprint(source) -> dict:
     files: dict[str, list] = {}
     if hasattr(source, "files") and hasattr(source, "filesystem"):  # ParquetSource
         for path in source.files:
-            files[path] = _file_stamp(source, path)
+            files[redact(path)] = _file_stamp(source, path)  # stored: no credentials
     for name in ("X", "y", "w"):  # ArraySource: the data themselves
         value = getattr(source, name, None)
         if isinstance(value, np.ndarray):
@@ -92,7 +143,7 @@ def source_fingerprint(source) -> dict:
     for name in ("target", "features", "feature_names", "weight", "filters", "on_invalid",
                  "n_features"):
         if hasattr(source, name):  # which columns, rows and policy a source reads
-            config[name] = json.loads(json.dumps(getattr(source, name), default=str))
+            config[name] = redact(json.loads(json.dumps(getattr(source, name), default=str)))
     return {"kind": type(source).__name__, "chunks": len(plan), "digest": h.hexdigest(),
             "files": files, "config": config}
 
@@ -137,7 +188,9 @@ def _data_difference(saved: dict, now: dict) -> str | None:
 
 
 def _settings_difference(saved: dict, now: dict) -> str | None:
-    keys = sorted(set(saved) | set(now))
+    # A setting the checkpoint's version did not have yet (e.g. min_sigma_ratio,
+    # max_reseeds) is not compared; every setting it recorded must match.
+    keys = sorted(saved)
     diff = [f"{k} {saved.get(k)!r} then, {now.get(k)!r} now" for k in keys
             if saved.get(k) != now.get(k)]
     return "; ".join(diff) if diff else None
@@ -269,6 +322,12 @@ class Checkpoint:
         if record.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError(f"{self.path}: unsupported checkpoint version "
                                   f"{record.get('version')!r}")
+        with _naming(self.path):
+            check_keys(record, "", _HEADER_KEYS, _HEADER_KEYS[:-1])
+            as_dict(record["data"], "data")
+            as_dict(record["settings"], "settings")
+            seed = integer(record["seed"], "seed")
+            string(record.get("profile"), "profile", allow_none=True)
         why = _data_difference(record["data"], self.data)
         if why:
             raise CheckpointError(f"{self.path} was made from different data ({why}); "
@@ -277,7 +336,7 @@ class Checkpoint:
         if why:
             raise CheckpointError(f"{self.path} was made with different settings ({why}); "
                                   "refusing to resume it")
-        self.seed = int(record["seed"])
+        self.seed = seed
         self.profile = record.get("profile")
         self.saved = []
         while True:
@@ -286,11 +345,11 @@ class Checkpoint:
                 entry = json.loads(path.read_text(encoding="utf-8"))
             except FileNotFoundError:
                 break
-            except (OSError, json.JSONDecodeError) as exc:
-                raise CheckpointError(f"{path}: not a readable pass record ({exc})") from None
-            params = [MixtureParams.from_dict(d) for d in entry["params"]]
-            stats = StatsBundle(stats_from_dict(d) for d in entry["stats"])
-            self.saved.append((params, stats))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise CorruptCheckpointError(f"{path}: not a readable pass record ({exc})",
+                                             file=str(path)) from None
+            with _naming(path):
+                self.saved.append(pass_from_record(entry))
         logger.info("resuming from %s: %d passes to replay", self.path, len(self.saved))
 
     def _pass_path(self, k: int) -> Path:

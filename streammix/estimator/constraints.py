@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from streammix.algorithms.parameter_layout import ParameterLayout
+from streammix.core.checks import feature_names_of
 from streammix.core.constrained_mstep import (
     INTERCEPT_NAMES,
     fixed_entries,
@@ -61,7 +62,7 @@ def model_layout(model) -> ParameterLayout:
 
 
 def _feature_names(model) -> list[str]:
-    return list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    return feature_names_of(model)
 
 
 def project(params: MixtureParams, shared: tuple[int, ...]) -> MixtureParams:
@@ -85,7 +86,10 @@ def shared_scaling(scaling, shared: tuple[int, ...]):
 
 
 def refuse_online(model) -> None:
-    """Online EM does not take shared coefficients (yet): say so."""
+    """Online EM does not take shared coefficients or concomitant variables (yet): say so."""
     if n_shared(model):
         raise ValueError("fixed (coefficients shared by all components) is supported by fit, "
                          "not by partial_fit; fit in batch or drop fixed")
+    if hasattr(model, "concomitant_coef_"):
+        raise ValueError("partial_fit does not take concomitant variables yet; the model "
+                         "was fitted with them")

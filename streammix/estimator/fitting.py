@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from dataclasses import dataclass
 
+from streammix.algorithms.degeneracy import best_nondegenerate, pooled_ols_variance
 from streammix.algorithms.em import EMSettings, em_steps, warn_not_converged
 from streammix.algorithms.information import SE_METHODS
 from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
@@ -32,10 +34,10 @@ from streammix.estimator import base, constraints
 from streammix.estimator.inference import compute_se
 from streammix.estimator.online_fitting import drop_online_state
 from streammix.estimator.persistence import hyperparameters_record
-from streammix.exceptions import DataError
+from streammix.exceptions import DataError, SpuriousOptimumWarning
 
 __all__ = ["FitContext", "fit", "profile_pass", "em_settings", "run_steps", "lockstep_pass",
-           "fit_runs", "check_se_method"]
+           "fit_runs", "check_se_method", "warn_passed_over"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +67,15 @@ def check_se_method(se) -> str | None:
     return method
 
 
-def fit(model, X, y=None, sample_weight=None, *, se=False, callback=None, checkpoint=None,
-        resume: bool = False) -> None:
+def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback=None,
+        checkpoint=None, resume: bool = False) -> None:
     """Fit ``model`` by EM (see :meth:`streammix.MixtureOfLinearRegressions.fit`)."""
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=FOLDER")
     method = check_se_method(se)
     base.check_hyperparameters(model)
     drop_online_state(model)  # a batch fit starts afresh
-    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows)
+    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
     saver = None
     if checkpoint is not None:
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
@@ -112,30 +114,48 @@ def fit_in(model, source, saver, resume: bool, method, callback) -> None:
         callback = saver.quiet(callback)
     runs = [run_steps(model, ctx, m, start, run, settings, callback=callback)
             for run in range(n_runs)]
-    best, n_passes = fit_runs(model, runs, settings, pass_many)
+    best, n_passes, passed = fit_runs(model, runs, settings, pass_many)
     warn_not_converged(best, stacklevel=4)  # the caller of MixtureOfLinearRegressions.fit
     if ctx.scaling is not None:
         best = ctx.scaling.unscale(best)
     base.set_fitted(model, best, ctx.source, ctx.profile)
+    model.passed_over_ = passed
     model.n_passes_ = n_passes + 1
     if method is not None:
         compute_se(model, ctx.source, ctx.engine, method)
 
 
-def fit_runs(model, runs, settings: EMSettings, pass_many):
-    """All ``runs`` in the same scans (SQUAREM or plain EM each); the best result and
-    the number of passes."""
+def fit_runs(model, runs, settings: EMSettings, pass_many, n_components: int | None = None):
+    """All ``runs`` in the same scans (SQUAREM or plain EM each): the best result, the
+    number of passes and the spurious optimum passed over (dict or None).
+
+    The best result is the best non-degenerate one
+    (:func:`~streammix.algorithms.degeneracy.best_nondegenerate`); a higher
+    degenerate optimum passed over is warned about
+    (:class:`~streammix.SpuriousOptimumWarning`).
+    """
     cull = CullRule(options=settings.mstep) if model.cull_restarts else None
     lockstep = run_lockstep(runs, pass_many, cull=cull)
-    best = None
     for run, result in enumerate(lockstep.results):
-        if result is None:
-            continue
-        logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
-                    run, result.loglik, result.n_iter, result.converged)
-        if best is None or result.objective > best.objective:
-            best = result
-    return best, lockstep.n_passes
+        if result is not None:
+            logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
+                        run, result.loglik, result.n_iter, result.converged)
+    m = model.n_components if n_components is None else n_components
+    best, passed = best_nondegenerate(lockstep.results, settings.rule, m)
+    if passed is not None:
+        warn_passed_over(passed, best, stacklevel=5)
+    return best, lockstep.n_passes, passed
+
+
+def warn_passed_over(passed: dict, best, stacklevel: int = 2) -> None:
+    """Emit :class:`~streammix.SpuriousOptimumWarning` for a degenerate optimum passed over."""
+    msg = (f"a higher log-likelihood {passed['loglik']:.10g} (run {passed['run']}, iteration "
+           f"{passed['iteration']}) was reached with a degenerate component "
+           f"({'; '.join(passed['reasons'])}): a spurious optimum, passed over for the best "
+           f"non-degenerate one, {best.loglik:.10g} (see passed_over_; min_sigma_ratio=0 "
+           "allows spikes)")
+    warnings.warn(msg, SpuriousOptimumWarning, stacklevel=stacklevel + 1)
+    logger.warning("%s", msg)
 
 
 def profile_pass(model, source, seed: int) -> FitContext:
@@ -182,7 +202,8 @@ def em_settings(model, ctx: FitContext, m: int) -> EMSettings:
     if options.fixed_sigma2 is not None and ctx.scaling is not None:
         options = dataclasses.replace(
             options, fixed_sigma2=options.fixed_sigma2 / ctx.scaling.s_y**2)
-    return base.em_settings(model, options, model.max_iter)
+    pooled = pooled_ols_variance(Xd_sample, profile.y)
+    return base.em_settings(model, options, model.max_iter, pooled_sigma2=pooled)
 
 
 def run_steps(model, ctx: FitContext, m: int, start, run: int,

@@ -17,16 +17,16 @@ import numpy as np
 
 from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
-from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, constraints, fitting, online_fitting, persistence
+from streammix.estimator import base, fitting, online_fitting, persistence
+from streammix.estimator import concomitant_fitting as gate
 from streammix.estimator.inference import compute_se
 
 __all__ = ["MixtureOfLinearRegressions"]
 
 
-class MixtureOfLinearRegressions:
+class MixtureOfLinearRegressions(gate.ConcomitantMethods):
     """Finite mixture of linear regressions fitted by EM, in chunks.
 
     ``p(y | x) = Σ_j π_j N(y | a_jᵀx + b_j, σ_j²)``.  Each EM iteration is
@@ -70,15 +70,15 @@ class MixtureOfLinearRegressions:
     variance_floor : float, default=1e-3
         Every σ_j² is kept at or above this multiple of the pooled OLS
         residual variance, so the likelihood stays bounded.
-    min_weight : float, default=0.0
-        A component whose weight falls below this, or whose effective number
-        of rows falls below 5 (p + 1), collapses (flexmix's ``minprior``,
-        checked before every M-step); a removal is warned about and recorded
-        as ``"event": "dropped [j]"`` in ``history_``.
-    on_collapse : {"drop", "reseed", "error"}, default="drop"
-        What happens to a collapsed component: removed (with a warning, as
-        flexmix does), re-seeded on the worst-explained rows of the sample
-        (up to 3 times per run, then dropped), or an error.
+    min_weight, min_eff_rows, min_sigma_ratio : float, default=0, p + 1, 0.1
+        A component is degenerate (the mathematics page, §1.9) with weight <
+        ``min_weight`` (flexmix's ``minprior``, 0.05 there), fewer effective
+        rows than ``min_eff_rows`` (None: p + 1) or a rank-deficient design, or
+        as a spike: < 3 (p + 1) rows and σ < ``min_sigma_ratio`` × pooled OLS σ.
+    on_collapse, max_reseeds : {"reseed", "drop", "error"}, int, default="reseed", 3
+        A degenerate component is re-seeded on the worst-explained sample rows
+        (``max_reseeds`` times per run, then dropped), dropped, or an error;
+        each with a :class:`~streammix.ComponentCollapseWarning` and ``history_``.
     ridge : float, default=0.0
         Precision of a normal prior N(0, σ_j²/ridge) on the coefficients
         (not the intercept): MAP estimation.
@@ -118,13 +118,7 @@ class MixtureOfLinearRegressions:
         back (:mod:`streammix.algorithms.standardize`): the same optimum,
         better conditioned; priors then apply on the standardised scale.
     fixed : str, int or list of them, optional
-        Coefficients shared by all components (flexmix's
-        ``FLXMRglmfix(fixed = ~ x2)``): feature names, column indices of X,
-        or ``"(intercept)"``.  Each is one parameter; the others vary by
-        component.  The M-step is one joint least-squares solve from the
-        statistics of the pass (:mod:`streammix.core.constrained_mstep`);
-        with ``df_correction=True`` it is flexmix's (posterior-weighted,
-        not σ-weighted) fit.  Batch fits only.
+        Coefficients shared by all components (:mod:`streammix.estimator.constraints`).
 
     Attributes
     ----------
@@ -145,7 +139,11 @@ class MixtureOfLinearRegressions:
         False after :meth:`partial_fit`.
     history_ : list of dict
         One record per pass of the kept run: iteration, loglik, objective,
-        number of components and any event (a dropped or re-seeded component).
+        number of components and any event (a dropped or re-seeded component,
+        with ``"collapse"``: each component's reason and numbers).
+    passed_over_ : dict or None
+        A higher degenerate optimum passed over (``loglik``, ``run``,
+        ``iteration``, ``reasons``; :class:`~streammix.SpuriousOptimumWarning`).
     n_components_ : int
         Components left at the end (fewer than asked if some were dropped).
     params_ : MixtureParams
@@ -172,8 +170,9 @@ class MixtureOfLinearRegressions:
                  fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
                  n_init: int = 1, init="auto", random_state=None,
                  variance_floor: float = 1e-3, min_weight: float = 0.0,
-                 on_collapse: str = "drop", ridge: float = 0.0, prior_dof: float = 0.0,
-                 prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
+                 min_eff_rows: float | None = None, min_sigma_ratio: float = 0.1,
+                 on_collapse: str = "reseed", max_reseeds: int = 3, ridge: float = 0.0,
+                 prior_dof: float = 0.0, prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
                  df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  init_sample_size: int = 100_000, engine=None, step_alpha: float = 0.6,
                  step_offset: float = 2.0, forget: float | None = None, average=False,
@@ -190,7 +189,10 @@ class MixtureOfLinearRegressions:
         self.random_state = random_state
         self.variance_floor = variance_floor
         self.min_weight = min_weight
+        self.min_eff_rows = min_eff_rows
+        self.min_sigma_ratio = min_sigma_ratio
         self.on_collapse = on_collapse
+        self.max_reseeds = max_reseeds
         self.ridge = ridge
         self.prior_dof = prior_dof
         self.prior_scale = prior_scale
@@ -246,23 +248,27 @@ class MixtureOfLinearRegressions:
         """Number of free parameters P (the mathematics page (docs/mathematics.rst), §7)."""
         m = self.n_components_ if n_components is None else n_components
         p = (self.n_features_in_ if n_features is None else n_features) + int(self.fit_intercept)
-        return base.n_parameters(self.noise, m, p) - (m - 1) * constraints.n_shared(self)
+        return base.n_parameters(self.noise, m, p) + gate.extra_parameters(self, m)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None, *, se: bool | str = False,
-            callback=None, checkpoint=None, resume: bool = False,
+    def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
+            se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
+            concomitant=None,
             ) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
         ----------
-        X : array-like of shape (n, d), DataFrame, or a source
+        X : array-like (n, d), DataFrame, pyarrow Table, Dask collection, or a source
             Features, or a source (e.g. :class:`streammix.ParquetSource`)
-            that also supplies the target and weights.
+            that also supplies the target and weights.  Table columns are
+            kept by name (``feature_names_in_``); later calls take them by name.
         y : array-like of shape (n,), optional
-            Target; required unless ``X`` is a source.
-        sample_weight : array-like of shape (n,), optional
-            Non-negative frequency weights.
+            Target, unless ``X`` is a source or ``target`` is given.
+        sample_weight : array-like of shape (n,), or str, optional
+            Non-negative frequency weights (with ``target``, may name a column).
+        target : str, optional
+            The target column of a table ``X``; the features are the others.
         se : bool or {"louis", "opg", "sandwich"}, default=False
             Also compute standard errors (one more pass, see
             :meth:`compute_se`); ``True`` means ``"louis"``.
@@ -279,13 +285,19 @@ class MixtureOfLinearRegressions:
             without reading the data): the result equals that of an
             uninterrupted fit, bit for bit.  A checkpoint of other data or
             settings raises :class:`streammix.CheckpointError`.
+        concomitant : array-like of shape (n, q), optional
+            Concomitant variables z: weights π_j(z) = softmax(γ_jᵀ[1, z]) in ``concomitant_coef_``
+            (m, q + 1) (:mod:`streammix.estimator.concomitant_fitting`).
 
         Returns
         -------
         self
         """
-        fitting.fit(self, X, y, sample_weight, se=se, callback=callback, checkpoint=checkpoint,
-                    resume=resume)
+        if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
+                                   callback=callback, checkpoint=checkpoint, resume=resume):
+            return self
+        fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
+                    checkpoint=checkpoint, resume=resume)
         return self
 
     # ------------------------------------------------------------------ online
@@ -444,27 +456,25 @@ class MixtureOfLinearRegressions:
         return persistence.read_model_file(path, cls)[0]
 
     # ----------------------------------------------------------------- predict
-    def predict(self, X) -> np.ndarray:
-        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j)."""
+    def predict(self, X, *, concomitant=None) -> np.ndarray:
+        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z) with concomitant variables)."""
         check_fitted(self)
-        return base.design(self, X) @ self.params_.beta.T @ self.params_.weights
+        return gate.mixture_mean(self, base.design(self, X) @ self.params_.beta.T, concomitant)
 
     def predict_components(self, X) -> np.ndarray:
         """Mean of each component, shape (n, m)."""
         check_fitted(self)
         return base.design(self, X) @ self.params_.beta.T
 
-    def predict_proba(self, X, y) -> np.ndarray:
+    def predict_proba(self, X, y, *, concomitant=None) -> np.ndarray:
         """Posterior responsibilities P(component j | x, y), shape (n, m)."""
         check_fitted(self)
-        _, log_resp, _ = log_responsibilities(*base.design_xy(self, X, y), self.params_)
-        return np.exp(log_resp)
+        return np.exp(gate.row_loglik(self, X, y, concomitant)[1])
 
-    def score_samples(self, X, y) -> np.ndarray:
+    def score_samples(self, X, y, *, concomitant=None) -> np.ndarray:
         """Log-likelihood log p(y_i | x_i) of each row."""
         check_fitted(self)
-        ll, _, _ = log_responsibilities(*base.design_xy(self, X, y), self.params_)
-        return ll
+        return gate.row_loglik(self, X, y, concomitant)[0]
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per unit weight, Σ w log p / Σ w."""

@@ -21,6 +21,7 @@ from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.profile import Profile
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
+from streammix.data.frames import is_frame
 from streammix.data.streams import check_batch_values, unchecked_batch_arrays
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base
@@ -81,8 +82,9 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
         key, first_row = str(batch_id[0]), int(batch_id[1])
     where = "batch" if batch_id is None else f"batch {batch_id!r}"
     state = getattr(model, "online_", None)
-    if state is not None and features is None and y is None:
-        features = model.feature_names_in_
+    if state is not None and features is None and (y is None or is_frame(X)):
+        features = base.fitted_feature_names(model)  # a table's columns by name
+    named = features is not None or is_frame(X)
     Xa, ya, wa, names = unchecked_batch_arrays(X, y, sample_weight, target=target,
                                                features=features, weight=weight, where=where)
 
@@ -114,7 +116,9 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
                 init=base.start_params(model, Xa.shape[1]),
                 variance_floor_factor=model.variance_floor,
                 sample_size=model.init_sample_size, rng=rng, where=where)
-            model.feature_names_in_ = list(names)
+            model.__dict__.pop("feature_names_in_", None)
+            if named:
+                model.feature_names_in_ = np.asarray(list(names), dtype=object)
         model.online_ = state
         model.n_features_in_ = Xa.shape[1]
     elif Xa.shape[1] != model.n_features_in_:
@@ -178,7 +182,9 @@ def polish(model, X, y=None, sample_weight=None, *, n_passes: int = 2,
     settings = base.em_settings(model, state.options, int(n_passes))
     result = run_em(pass_fn, state.estimate(), settings, warn=False)
     totals = Profile(result.stats.n_rows, 0, result.stats.sum_w, 0, None, None, None)
-    names = model.feature_names_in_
+    names = model.__dict__.get("feature_names_in_")
     base.set_fitted(model, result, source, totals)
-    model.feature_names_in_ = names
+    model.__dict__.pop("feature_names_in_", None)
+    if names is not None:
+        model.feature_names_in_ = names
     model.n_passes_ = len(result.history)  # the passes polish made

@@ -9,13 +9,30 @@ columns the model was fitted on (``"data"``).  Floats are written by
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
 from streammix.atomic import atomic_write_text
 from streammix.core.params import MixtureParams
+from streammix.core.records import (
+    as_dict,
+    as_list,
+    boolean,
+    check_keys,
+    float_array,
+    integer,
+    number,
+    params_from_record,
+    string,
+    string_list,
+    sub,
+    within,
+)
 from streammix.estimator import base
 from streammix.estimator.inference import set_inference
+from streammix.exceptions import ModelFileError, RecordError
+from streammix.redact import printable, redact
 
 __all__ = ["MODEL_FORMAT", "MODEL_VERSION", "DATA_KEY", "hyperparameters_record", "to_dict",
            "from_dict", "save", "read_model_file"]
@@ -64,44 +81,170 @@ def to_dict(model) -> dict:
     record = {"format": MODEL_FORMAT, "version": MODEL_VERSION,
               "hyperparameters": hyperparameters_record(model)}
     if hasattr(model, "params_"):
-        fitted = {name: getattr(model, name) for name in base.SAVED}
+        fitted = {name: _jsonable(getattr(model, name, None)) for name in base.SAVED}
         fitted["params"] = model.params_.to_dict()
         if hasattr(model, "vcov_"):
             fitted["inference"] = {"method": model.se_method_, "names": model.vcov_names_,
                                    "vcov": np.asarray(model.vcov_).tolist(),
                                    "score_gap": model.score_gap_}
+        if hasattr(model, "concomitant_coef_"):
+            fitted["concomitant"] = {"coef": np.asarray(model.concomitant_coef_).tolist(),
+                                     "names": list(model.concomitant_names_)}
         record["fitted"] = fitted
     return record
 
 
-def from_dict(cls, record: dict):
-    """An estimator of class ``cls`` from a :func:`to_dict` record."""
-    if record.get("format") != MODEL_FORMAT:
-        raise ValueError("not a streammix model record (missing format tag)")
-    if record.get("version") != MODEL_VERSION:
-        raise ValueError(f"unsupported model version {record.get('version')!r}")
-    hyper = dict(record["hyperparameters"])
-    if isinstance(hyper.get("init"), dict) and "__mixture_params__" in hyper["init"]:
-        hyper["init"] = MixtureParams.from_dict(hyper["init"]["__mixture_params__"])
+_SAVED_CHECKS = {
+    "n_features_in_": lambda v, w: integer(v, w, low=0),
+    "n_rows_": lambda v, w: integer(v, w, low=0),
+    "sum_weights_": lambda v, w: number(v, w, low=0.0),
+    "loglik_": lambda v, w: number(v, w),
+    "objective_": lambda v, w: number(v, w),
+    "n_iter_": lambda v, w: integer(v, w, low=0),
+    "converged_": lambda v, w: boolean(v, w),
+    "class_loglik_": lambda v, w: number(v, w, allow_none=True),
+    "entropy_": lambda v, w: number(v, w, allow_none=True),
+    "variance_floor_": lambda v, w: number(v, w, low=0.0),
+}
+_SE_METHODS = ("louis", "opg", "sandwich")
+
+
+def _hyperparameters(cls, hyper, where: str):
+    """The estimator of class ``cls`` built from checked hyper-parameters."""
+    hyper = dict(as_dict(hyper, where))
+    known = set(cls().get_params()) - {"engine"}
+    check_keys(hyper, where, known)
+    init = hyper.get("init")
+    if isinstance(init, dict) and "__mixture_params__" in init:
+        hyper["init"] = params_from_record(init["__mixture_params__"],
+                                           f"{where}.init.__mixture_params__")
+    for name in ("n_components", "max_iter", "n_init", "chunk_rows", "init_sample_size"):
+        if name in hyper:  # integers, not floats or strings
+            integer(hyper[name], sub(where, name))
     model = cls(**hyper)
+    try:
+        base.check_hyperparameters(model)
+    except ValueError as exc:
+        name = str(exc).split()[0]
+        name = name if name in known else "?"
+        raise ModelFileError(f"field {sub(where, name)!r}: {exc}",
+                             field=sub(where, name)) from None
+    return model
+
+
+def _fitted(model, fitted, where: str) -> None:
+    """Set the fitted state of ``model`` from a checked ``fitted`` record."""
+    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant"},
+               set(base.SAVED) | {"params"})
+    values = {name: check(fitted[name], sub(where, name))
+              for name, check in _SAVED_CHECKS.items()}
+    p = values["n_features_in_"]
+    names = fitted["feature_names_in_"]  # None: fitted on an array
+    if names is not None:
+        names = string_list(names, sub(where, "feature_names_in_"), p)
+    values["feature_names_in_"] = names
+    history = as_list(fitted["history_"], sub(where, "history_"))
+    for i, item in enumerate(history):
+        as_dict(item, sub(sub(where, "history_"), i))
+    values["history_"] = history
+    n_coef = p + (1 if model.fit_intercept else 0)
+    params = params_from_record(fitted["params"], sub(where, "params"), n_coef=n_coef)
+    m = params.n_components
+    at = sub(sub(where, "params"), "weights")
+    if m > model.n_components or (m < model.n_components and model.on_collapse == "error"):
+        raise ModelFileError(f"field {at!r}: has {m} components, the hyper-parameter "
+                             f"n_components is {model.n_components}", field=at)
+    started = [h.get("n_components") for h in history[:1] if "iteration" in h]
+    if started and started[0] != model.n_components:
+        raise ModelFileError(f"field 'hyperparameters.n_components': is {model.n_components}, "
+                             f"but the fit started with {started[0]!r} components "
+                             f"({where}.history_[0])", field="hyperparameters.n_components")
+    if model.noise == "shared" and np.ptp(params.sigma2) > 1e-12 * params.sigma2.max():
+        raise ModelFileError(f"field {sub(sub(where, 'params'), 'sigma2')!r}: noise is "
+                             "'shared', but the components have different variances",
+                             field=f"{where}.params.sigma2")
+    model.params_ = params
+    for name in base.SAVED:
+        if name != "feature_names_in_":
+            setattr(model, name, values[name])
+    if values["feature_names_in_"] is not None:
+        model.feature_names_in_ = np.asarray(values["feature_names_in_"], dtype=object)
+    base.set_public_arrays(model)
+    gate = fitted.get("concomitant")
+    if gate is not None:  # the gate of a fit with concomitant variables
+        at = sub(where, "concomitant")
+        check_keys(gate, at, ("coef", "names"), ("coef", "names"))
+        gate_names = string_list(gate["names"], sub(at, "names"))
+        model.concomitant_coef_ = float_array(gate["coef"], sub(at, "coef"),
+                                              (m, len(gate_names) + 1))
+        model.concomitant_names_ = gate_names
+    inference = fitted.get("inference")
+    if inference is not None:
+        at = sub(where, "inference")
+        check_keys(inference, at, ("method", "names", "vcov", "score_gap"),
+                   ("method", "names", "vcov"))
+        method = string(inference["method"], sub(at, "method"), choices=_SE_METHODS)
+        names = string_list(inference["names"], sub(at, "names"))
+        vcov = float_array(inference["vcov"], sub(at, "vcov"), (len(names), len(names)))
+        gap = number(inference.get("score_gap", 0.0), sub(at, "score_gap"), finite=False)
+        try:
+            set_inference(model, vcov, method, gap)
+        except ValueError as exc:
+            raise ModelFileError(f"field {sub(at, 'vcov')!r}: {exc}",
+                                 field=sub(at, "vcov")) from None
+
+
+def from_dict(cls, record: dict, where: str = ""):
+    """An estimator of class ``cls`` from a :func:`to_dict` record, checked against the schema.
+
+    Every field is checked before use: known hyper-parameters with valid
+    values, fitted arrays of the shapes the hyper-parameters and
+    ``n_features_in_`` give, finite numbers, names that are strings.  Raises
+    :class:`~streammix.ModelFileError` naming the field (``where`` prefixes
+    it, for a record inside another file).
+    """
+    try:
+        return _from_dict(cls, record)
+    except RecordError as exc:
+        raise within(exc, where, ModelFileError) from None
+
+
+def _from_dict(cls, record):
+    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
+        raise ModelFileError("not a streammix model record (missing format tag)",
+                             field="format")
+    if record.get("version") != MODEL_VERSION:
+        raise ModelFileError(f"field 'version': unsupported model version "
+                             f"{record.get('version')!r}", field="version")
+    check_keys(record, "", ("format", "version", "hyperparameters", "fitted", DATA_KEY),
+               ("hyperparameters",))
+    model = _hyperparameters(cls, record["hyperparameters"], "hyperparameters")
     fitted = record.get("fitted")
     if fitted is not None:
-        model.params_ = MixtureParams.from_dict(fitted["params"])
-        for name in base.SAVED:
-            setattr(model, name, fitted[name])
-        base.set_public_arrays(model)
-        inference = fitted.get("inference")
-        if inference is not None:
-            set_inference(model, np.asarray(inference["vcov"], float), inference["method"],
-                          inference["score_gap"])
+        _fitted(model, fitted, "fitted")
+    data = record.get(DATA_KEY)
+    if data is not None:
+        _data_record(model, data)
     return model
+
+
+def _data_record(model, data) -> None:
+    """The record of the columns a model was fitted on, checked against the model."""
+    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter"),
+               ("target", "features"))
+    string(data.get("path"), "data.path", allow_none=True)
+    string(data.get("filter"), "data.filter", allow_none=True)
+    string(data["target"], "data.target")
+    string(data.get("weight"), "data.weight", allow_none=True)
+    n = getattr(model, "n_features_in_", None)
+    string_list(data["features"], "data.features", n)
 
 
 def save(model, path, data: dict | None = None) -> None:
     """Write ``model`` to a JSON file atomically; ``data`` records the columns it was fitted on."""
     record = to_dict(model)
     if data is not None:
-        record[DATA_KEY] = data
+        record[DATA_KEY] = redact(data)
     atomic_write_text(path, json.dumps(record, indent=1, allow_nan=False))
 
 
@@ -109,23 +252,26 @@ def read_model_file(path, cls, *, fitted: bool = False):
     """The estimator (of class ``cls``) saved in ``path``, and its record of data columns.
 
     Returns ``(model, data)``; ``data`` is None when the file has no such
-    record.  A file that is not a streammix model raises ``ValueError``
-    naming the file (``FileNotFoundError`` when it is missing); with
+    record.  The record is checked against the schema (:func:`from_dict`);
+    a file that is not a valid streammix model raises
+    :class:`~streammix.ModelFileError` (a ``ValueError``) naming the file
+    and the field (``FileNotFoundError`` when it is missing); with
     ``fitted=True``, so does a model that is not fitted.
     """
+    shown = printable(redact(os.fspath(path)))
     with open(path, encoding="utf-8") as fh:
         try:
             record = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not a valid model file ({exc})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelFileError(f"{shown}: not a valid model file ({exc})",
+                                 file=shown) from None
     if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a streammix model file")
+        raise ModelFileError(f"{shown}: not a streammix model file", file=shown)
     try:
         model = from_dict(cls, record)
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a valid streammix model file ({exc!r} is wrong)") from None
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    except RecordError as exc:
+        raise ModelFileError(f"{shown}: {printable(str(exc))}", field=exc.field,
+                             file=shown) from None
     if fitted and not hasattr(model, "params_"):
-        raise ValueError(f"{path}: the model is not fitted")
+        raise ModelFileError(f"{shown}: the model is not fitted", field="fitted", file=shown)
     return model, record.get(DATA_KEY)

@@ -185,7 +185,8 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
             for piece in pieces:
                 chunk = source.read(piece)
                 table = _predict_chunk(model, params, chunk, _passthrough(source, piece, chunk,
-                                                                          keep))
+                                                                          keep),
+                                       where=getattr(source, "shown", str)(path))
                 if writer is None:
                     relative = _safe_relative(chunk.origin, path)
                     target = tmp / relative
@@ -202,9 +203,18 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
     return files, n_rows
 
 
-def _predict_chunk(model, params, chunk, passthrough: pa.Table | None) -> pa.Table:
+def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
+                   where: str | None = None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
-    mean = Xd @ params.beta.T @ params.weights
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = Xd @ params.beta.T @ params.weights
+    if not np.all(np.isfinite(mean)):
+        row = int(np.flatnonzero(~np.isfinite(mean))[0])
+        raise DataError(
+            f"{where or chunk.origin}: the model predicts {float(mean[row])!r} at row "
+            f"{chunk.first_row + row} "
+            f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
+            "not fit these data, or its file was edited; no predictions were written")
     if chunk.n_rows:
         loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
     else:

@@ -53,6 +53,10 @@ class PlanSubset:
     def feature_names(self) -> list[str]:
         return list(getattr(self.source, "feature_names", []))
 
+    @property
+    def feature_names_given(self) -> bool:
+        return getattr(self.source, "feature_names_given", True)
+
     def plan(self) -> list:
         return list(self.descriptors)
 

@@ -21,8 +21,13 @@ from pathlib import Path
 
 from streammix.algorithms.online import OnlineEM
 from streammix.atomic import atomic_write_text
+from streammix.core.checks import feature_names_of
+from streammix.core.records import check_keys, integer, string, string_list, within
+from streammix.estimator import persistence
 from streammix.estimator.model import MixtureOfLinearRegressions
 from streammix.estimator.online_fitting import set_online_fitted
+from streammix.exceptions import CorruptCheckpointError, RecordError
+from streammix.redact import redact
 
 __all__ = ["run_stream", "load_checkpoint", "save_checkpoint", "pin_features", "GUARD",
            "SignalGuard", "CHECKPOINT_FORMAT", "STATE_FILE", "MODEL_FILE"]
@@ -30,13 +35,14 @@ __all__ = ["run_stream", "load_checkpoint", "save_checkpoint", "pin_features", "
 CHECKPOINT_FORMAT = "streammix-stream-checkpoint"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.json"
+_SOURCE_KEYS = ("source", "target", "features", "weight", "batch_rows")
 
 
 def save_checkpoint(directory, model: MixtureOfLinearRegressions, source: dict) -> None:
     """Write ``state.json`` then ``model.json`` into ``directory``, each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    record = {"format": CHECKPOINT_FORMAT, "source": source, "model": model.to_dict(),
+    record = {"format": CHECKPOINT_FORMAT, "source": redact(source), "model": model.to_dict(),
               "state": model.online_.to_dict()}
     atomic_write_text(directory / STATE_FILE, json.dumps(record, allow_nan=False))
     model.save(directory / MODEL_FILE)
@@ -44,20 +50,68 @@ def save_checkpoint(directory, model: MixtureOfLinearRegressions, source: dict) 
 
 def load_checkpoint(directory) -> tuple[MixtureOfLinearRegressions, dict] | None:
     """The model (with its online state) and source settings saved in ``directory``,
-    or None when there is no checkpoint."""
+    or None when there is no checkpoint.
+
+    ``state.json`` is checked against the schema before anything is built
+    from it; a corrupt or edited file raises
+    :class:`~streammix.CorruptCheckpointError` naming the file and the field.
+    """
     path = Path(directory) / STATE_FILE
     if not path.exists():
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a valid checkpoint ({exc})") from None
-    if record.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a streammix stream checkpoint")
-    model = MixtureOfLinearRegressions.from_dict(record["model"])
-    model.online_ = OnlineEM.from_dict(record["state"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(f"{path}: not a valid checkpoint ({exc})",
+                                     file=str(path)) from None
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptCheckpointError(f"{path}: not a streammix stream checkpoint",
+                                     file=str(path))
+    try:
+        check_keys(record, "", ("format", "source", "model", "state"),
+                   ("format", "source", "model", "state"))
+        source = _checked_source(record["source"])
+        model = persistence.from_dict(MixtureOfLinearRegressions, record["model"],
+                                      where="model")
+        try:
+            model.online_ = OnlineEM.from_dict(record["state"])
+        except RecordError as exc:
+            raise within(exc, "state") from None
+        except ValueError as exc:  # the format tag or version
+            raise RecordError(f"field 'state': {exc}", field="state") from None
+        _check_agree(model)
+    except RecordError as exc:
+        raise CorruptCheckpointError(f"{path}: {exc}; the file is corrupt or was edited",
+                                     field=exc.field, file=str(path)) from None
     set_online_fitted(model)
-    return model, record["source"]
+    return model, source
+
+
+def _checked_source(d) -> dict:
+    """The source settings of a stream checkpoint, checked."""
+    check_keys(d, "source", _SOURCE_KEYS)
+    string(d.get("source"), "source.source", allow_none=True)
+    string(d.get("target"), "source.target", allow_none=True)
+    string(d.get("weight"), "source.weight", allow_none=True)
+    if d.get("features") is not None:
+        string_list(d["features"], "source.features")
+    integer(d.get("batch_rows"), "source.batch_rows", low=1, allow_none=True)
+    return d
+
+
+def _check_agree(model) -> None:
+    """The model record and the online state describe one mixture."""
+    state = model.online_
+    m, p = state.params.n_components, state.params.n_coef
+    if m != model.n_components:
+        raise RecordError(f"field 'state.params': has {m} components, the model's "
+                          f"n_components is {model.n_components}", field="state.params")
+    if state.fit_intercept != model.fit_intercept:
+        raise RecordError("field 'state.fit_intercept': differs from the model's",
+                          field="state.fit_intercept")
+    if hasattr(model, "params_") and model.params_.n_coef != p:
+        raise RecordError(f"field 'state.params.beta': has {p} columns, the model's "
+                          f"{model.params_.n_coef}", field="state.params.beta")
 
 
 class SignalGuard:
@@ -144,4 +198,4 @@ def pin_features(source, model) -> None:
     """Once the stream has started, a source without a feature list reads the
     model's features, so that a file with other columns is a bad file."""
     if getattr(source, "features", ()) is None and hasattr(model, "online_"):
-        source.features = list(model.feature_names_in_)
+        source.features = feature_names_of(model)

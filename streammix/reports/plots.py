@@ -24,7 +24,7 @@ import numpy as np
 
 from streammix.algorithms.start.profile import Profile, ProfileTask
 from streammix.atomic import atomic_open
-from streammix.core.checks import check_fitted
+from streammix.core.checks import check_fitted, feature_names_of
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.engines.inprocess import InProcessEngine
 
@@ -49,7 +49,9 @@ def plot_loglik(model, ax=None):
 
     Without ``ax`` the figure has a second panel below: the distance to the
     final log-likelihood on a log scale, where EM's linear convergence shows
-    as a straight line.
+    as a straight line.  An online fit (:meth:`partial_fit`, a ``streammix
+    stream`` checkpoint) records batches, not passes: its figure is the
+    prequential log-likelihood per row of each kept batch.
 
     Parameters
     ----------
@@ -63,6 +65,8 @@ def plot_loglik(model, ax=None):
     matplotlib.figure.Figure
     """
     check_fitted(model)
+    if any("iteration" not in h for h in model.history_):
+        return _plot_online_trace(model, ax)
     it = np.array([h["iteration"] for h in model.history_])
     ll = np.array([h["loglik"] for h in model.history_])
     if ax is None:
@@ -97,8 +101,28 @@ def plot_loglik(model, ax=None):
     return fig
 
 
+def _plot_online_trace(model, ax):
+    """The prequential log-likelihood per unit weight of each batch of an online fit
+    (its ``history_`` records batches, not EM iterations)."""
+    records = [h for h in model.history_ if "batch" in h and "loglik_per_w" in h]
+    if ax is None:
+        fig, ax = _figure(None, size=(6.4, 4.0))
+    else:
+        fig = ax.figure
+    batch = np.array([h["batch"] for h in records], dtype=float)
+    per_w = np.array([h["loglik_per_w"] for h in records], dtype=float)
+    ax.plot(batch, per_w, marker="o", markersize=3, linewidth=1.2, color="C0")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("prequential log-likelihood\nper row")
+    ax.set_title(f"online EM trace: {model.n_components_} components, {model.n_iter_} "
+                 f"M-steps, last {len(records)} batches", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
 def _feature_index(model, feature) -> int:
-    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    names = feature_names_of(model)
     if isinstance(feature, (int, np.integer)) and not isinstance(feature, bool):
         if not 0 <= feature < len(names):
             raise ValueError(f"feature index {feature} out of range: the model has "
@@ -165,7 +189,7 @@ def plot_fit(model, X, y, feature=0, *, ax=None, max_points: int = 5000, random_
     _, log_resp, _ = log_responsibilities(design_matrix(X, model.fit_intercept), y, params)
     label = np.argmax(log_resp, axis=1)
     fig, ax = _figure(ax)
-    names = list(model.feature_names_in_) or [f"x{i}" for i in range(model.n_features_in_)]
+    names = feature_names_of(model)
     if others == "mean":
         grid = np.linspace(X[:, k].min(), X[:, k].max(), 200)
         Xg = np.tile(X.mean(axis=0), (grid.size, 1))
@@ -259,3 +283,4 @@ def save_figure(fig, path, dpi: int = 120) -> None:
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=fmt, dpi=dpi)
     logger.info("wrote %s", path)
+

@@ -15,6 +15,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from streammix.core.checks import feature_names_of
 from streammix.core.constrained_mstep import resolve_shared
 
 __all__ = ["Summary", "SummaryRow", "coefficient_names"]
@@ -30,7 +31,7 @@ _NA = "n/a"
 
 def coefficient_names(model) -> list[str]:
     """Names of a fitted model's coefficients: ``(intercept)`` (when fitted), then the features."""
-    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    names = feature_names_of(model)
     return (["(intercept)"] if model.fit_intercept else []) + names
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class Summary:
     shared : list of SummaryRow
         The coefficients all components share (the option ``fixed``), once
         each, with component 0; they are not repeated in ``coefficients``.
+    gate : list of SummaryRow
+        With concomitant variables: the gate coefficients of components
+        2..m (terms ``gate:(intercept)``, ``gate:z1``, ...; component 1 is
+        the baseline).
     """
 
     coefficients: list[SummaryRow]
@@ -99,6 +104,7 @@ class Summary:
     stats: dict
     header: dict = field(default_factory=dict)
     shared: list[SummaryRow] = field(default_factory=list)
+    gate: list[SummaryRow] = field(default_factory=list)
 
     @classmethod
     def from_model(cls, model, alpha: float = 0.05) -> Summary:
@@ -140,7 +146,15 @@ class Summary:
         header = {"n_components": m, "noise": model.noise,
                   "se_method": getattr(model, "se_method_", None) if bse is not None else None,
                   "alpha": alpha}
-        return cls(coefficients, weights, sigmas, stats, header, shared)
+        gate = []
+        coef = getattr(model, "concomitant_coef_", None)
+        if coef is not None:
+            se_gate = bse.get("concomitant") if bse is not None else None
+            se_gate = np.full(coef.shape, np.nan) if se_gate is None else se_gate
+            terms = ["(intercept)", *model.concomitant_names_]
+            gate = [_wald(j + 1, f"gate:{terms[c]}", coef[j, c], se_gate[j, c], crit)
+                    for j in range(1, coef.shape[0]) for c in range(coef.shape[1])]
+        return cls(coefficients, weights, sigmas, stats, header, shared, gate)
 
     # ------------------------------------------------------------------ output
     def to_frame(self):
@@ -180,6 +194,7 @@ class Summary:
         return {"header": dict(self.header), "stats": dict(self.stats),
                 "coefficients": [row(r) for r in self.coefficients],
                 "shared": [row(r) for r in self.shared],
+                "gate": [row(r) for r in self.gate],
                 "weights": [row(r) for r in self.weights],
                 "sigmas": [row(r) for r in self.sigmas]}
 
@@ -202,7 +217,8 @@ class Summary:
         else:
             lines.append(f"standard errors: {_METHOD_TEXT[h['se_method']]}; "
                          f"{level} Wald intervals")
-        width = max([len(r.term) for r in self.coefficients + self.shared] + [len("weight")])
+        width = max([len(r.term) for r in self.coefficients + self.shared] + [len("weight")]
+                    + [len(f"comp{r.component} {r.term}") for r in self.gate])
         head = (f"{'':<{width}} {'coef':>11} {'std err':>10} {'z':>8} {'P>|z|':>7} "
                 f"{'[' + lo:>11} {hi + ']':>11}")
         if self.shared:
@@ -219,14 +235,18 @@ class Summary:
             for r in (w, sg):
                 lines.append(f"{r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
                              f"{'':>8} {'':>7} {_num(r.ci_low):>11} {_num(r.ci_high):>11}")
+        if self.gate:
+            lines += ["", "concomitant variables (the gate; component 1 is the baseline):",
+                      head, "-" * len(head)]
+            lines += [_coef_line(r, width, f"comp{r.component} {r.term}") for r in self.gate]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.as_text()
 
 
-def _coef_line(r: SummaryRow, width: int) -> str:
-    return (f"{r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
+def _coef_line(r: SummaryRow, width: int, label: str | None = None) -> str:
+    return (f"{label or r.term:<{width}} {_num(r.estimate):>11} {_num(r.std_err):>10} "
             f"{_zstat(r.z):>8} {_pval(r.p_value):>7} {_num(r.ci_low):>11} {_num(r.ci_high):>11}")
 
 
@@ -264,3 +284,4 @@ def _pval(value: float) -> str:
     if not math.isfinite(value):
         return _NA
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streammix.core.checks import check_fitted
+from streammix.core.checks import check_fitted, feature_names_of
 
 __all__ = ["format_model"]
 
@@ -14,7 +14,7 @@ def format_model(model) -> str:
     feature name), then the fit statistics.
     """
     check_fitted(model)
-    names = list(model.feature_names_in_) or [f"x{k}" for k in range(model.n_features_in_)]
+    names = feature_names_of(model)
     width = max([len(n) for n in names] + [len("(intercept)")])
     lines = [f"Mixture of {model.n_components_} linear regressions "
              f"({model.noise} noise), fitted on {model.n_rows_} rows"]
@@ -32,3 +32,4 @@ def format_model(model) -> str:
                  f"AIC {crit['aic']:.8g}   BIC {crit['bic']:.8g}   ICL {crit['icl']:.8g}")
     lines.append(f"iterations {model.n_iter_}   converged {model.converged_}")
     return "\n".join(lines)
+

@@ -257,7 +257,7 @@ def test_partial_fit_accepts_numpy_pandas_and_arrow_alike():
         pa_model.partial_fit(pa.RecordBatch.from_pandas(df[["target", "v", "u"]]),
                              target="target", features=["u", "v"])
     assert pd_model.params_ == ref.params_ and pa_model.params_ == ref.params_
-    assert pd_model.feature_names_in_ == ["u", "v"] == pa_model.feature_names_in_
+    assert list(pd_model.feature_names_in_) == ["u", "v"] == list(pa_model.feature_names_in_)
 
 
 def test_bad_batches_get_the_errors_of_batch_fitting():

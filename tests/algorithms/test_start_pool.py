@@ -37,7 +37,8 @@ def test_stacked_runs_equal_em_run_one_by_one(sample, noise):
                             np.array([0.5, 0.5]))]
     options = MStepOptions(noise=noise, variance_floor=1e-3)
     pop = population_em(Xd, y, w, stack(starts), n_iter=7, noise=noise, floor=1e-3)
-    settings = EMSettings(mstep=options, tol=0.0, max_iter=7, min_rows_factor=0.0)
+    settings = EMSettings(mstep=options, tol=0.0, max_iter=7, min_eff_rows=0.0,
+                          min_sigma_ratio=0.0)  # no collapse, as population_em
     for i, start in enumerate(starts):
         ref = run_em(lambda prm: estep(Xd, y, w, prm), start, settings, warn=False)
         got = unstack(pop, i)

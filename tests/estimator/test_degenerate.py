@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from support.mixtures import make_mixture
 
-from streammix import MixtureOfLinearRegressions
+from streammix import MixtureOfLinearRegressions, SpuriousOptimumWarning
 
 
 def _notes(model):
@@ -35,23 +35,44 @@ def test_repeated_points_cannot_collapse_a_component():
     assert "variance at floor" in _notes(model)
 
 
-def test_exact_line_through_a_few_points():
+def _line_data(n_line):
     rng = np.random.default_rng(3)
     x = rng.uniform(-3, 3, 300)
     y = rng.normal(scale=3, size=300)
-    x_line = np.linspace(-1, 1, 12)
+    x_line = np.linspace(-1, 1, n_line)
     X = np.r_[x, x_line][:, None]
-    y = np.r_[y, 2 + 5 * x_line]  # 12 points exactly on one line
+    y = np.r_[y, 2 + 5 * x_line]  # n_line points exactly on one line
     start = {"weights": [0.9, 0.1], "intercept": [0.0, 2.0], "coef": [[0.0], [5.0]],
              "sigma": [3.0, 0.1]}
-    with pytest.warns(RuntimeWarning, match="dropped collapsed component"):
-        model = MixtureOfLinearRegressions(2, init=start, on_collapse="drop").fit(X, y)
+    return X, y, start
+
+
+def test_exact_line_through_twelve_points_is_a_component():
+    # 12 rows are more than 3 (p + 1) = 9 effective rows: an identified component,
+    # not a spike, although its sigma sits at the floor.
+    X, y, start = _line_data(12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = MixtureOfLinearRegressions(2, init=start).fit(X, y)
     assert _finite(model)
-    # 12 rows are fewer than 5 (p + 1) = 15 effective rows: held at the floor first,
-    # then dropped, and the history says both.
+    assert model.n_components_ == 2
     assert "variance at floor" in _notes(model)
+
+
+def test_exact_line_through_a_few_points():
+    # 6 rows on a line with sigma at the floor: a spike (6 < 9 effective rows and
+    # sigma < 0.1 x the pooled OLS sigma), dropped with its reason.
+    X, y, start = _line_data(6)
+    with pytest.warns(RuntimeWarning, match=r"dropped collapsed component.*spike, [\d.]+ "
+                                            r"effective rows < 3 \(p \+ 1\) = 9"):
+        with pytest.warns(SpuriousOptimumWarning, match="a higher log-likelihood"):
+            model = MixtureOfLinearRegressions(2, init=start, on_collapse="drop").fit(X, y)
+    assert _finite(model)
+    # The spike had the higher likelihood: named as the spurious optimum passed over.
+    assert model.passed_over_["loglik"] > model.loglik_
     assert model.n_components_ == 1
-    assert any(h.get("event", "").startswith("dropped") for h in model.history_)
+    [event] = [h for h in model.history_ if h.get("event", "").startswith("dropped")]
+    assert [r["reason"] for r in event["collapse"]] == ["spike"]
     with pytest.raises(Exception, match="collapsed"):
         MixtureOfLinearRegressions(2, init=start, on_collapse="error").fit(X, y)
 

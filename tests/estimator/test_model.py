@@ -182,7 +182,7 @@ def test_dataframe_input_keeps_feature_names():
     X, y = _clean()
     df = pd.DataFrame(X, columns=["age", "dose"])
     model = MixtureOfLinearRegressions(2, random_state=0).fit(df, y)
-    assert model.feature_names_in_ == ["age", "dose"]
+    assert list(model.feature_names_in_) == ["age", "dose"]
 
 
 def test_explicit_parameters_must_have_n_components():

@@ -7,6 +7,7 @@ They are read on Dask worker processes, so their state lives in files of a
   process at once (``os._exit``), as a segfaulting reader would.
 * ``flaky``: the first read of each chunk raises ``OSError`` and leaves a
   marker ``failed-<file>-<first row>``; later reads of that chunk succeed.
+* ``slow`` holds a number of seconds: every read first sleeps that long.
 * ``block`` holds the name of a ``distributed.Event``: a read first writes
   ``waiting-<pid>`` and then waits until the event is set (while ``block``
   exists).
@@ -15,6 +16,7 @@ They are read on Dask worker processes, so their state lives in files of a
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from streammix import ParquetSource
@@ -29,6 +31,8 @@ class GatedSource(ParquetSource):
 
     def read(self, piece):
         gate = Path(self.gate)
+        if (gate / "slow").exists():
+            time.sleep(float((gate / "slow").read_text()))
         crash = gate / "crash"
         if crash.exists() and os.path.basename(piece.path) == crash.read_text().strip():
             os._exit(3)  # the worker process dies with the task

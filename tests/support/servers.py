@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from contextlib import contextmanager
 
@@ -20,7 +21,12 @@ def moto_endpoint():
 
 
 def scheduler_tasks(client, timeout=5.0) -> int:
-    """Tasks the scheduler still holds, once released futures had time to go."""
+    """Tasks the scheduler still holds, once released futures had time to go.
+
+    Garbage is collected first: a future in a reference cycle is released
+    only when the cycle is collected, which depends on what ran before.
+    """
+    gc.collect()
     deadline = time.monotonic() + timeout
     while True:
         n = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import pyarrow as pa
 
 from streammix.exceptions import DataError
+from streammix.redact import redact, redact_logs_of
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -37,6 +38,8 @@ def strip_protocol(url: str, protocol: str) -> str:
 
 def fsspec_filesystem(protocol: str, storage_options: dict):
     import fsspec
+    if protocol != "file":
+        redact_logs_of()  # fsspec, s3fs, ... log the URLs they open at DEBUG
     try:
         return fsspec.filesystem(protocol, **(storage_options if protocol != "file" else {}))
     except (ImportError, ValueError) as exc:
@@ -136,15 +139,10 @@ def file_size(fs, path: str) -> int | None:
 
 
 def redact_url(url) -> str:
-    """A path or URL with any user:password@ part removed."""
+    """A path or URL without credentials (:func:`streammix.redact.redact`); a list of
+    paths is shown as its first three."""
     if isinstance(url, (list, tuple)):
         shown = [redact_url(u) for u in url[:3]]
         more = f", ... ({len(url)} paths)" if len(url) > 3 else ""
         return "[" + ", ".join(shown) + more + "]"
-    url = os.fspath(url)
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    return urlunsplit(parts)
+    return redact(os.fspath(url))

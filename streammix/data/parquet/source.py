@@ -38,6 +38,7 @@ from streammix.data.parquet.files import (
 )
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
 from streammix.exceptions import DataError
+from streammix.redact import redact
 
 __all__ = ["ParquetSource", "ParquetPiece", "InvalidRows", "ON_INVALID"]
 
@@ -86,6 +87,11 @@ class ParquetSource:
         count and the first row, or are dropped.  Dropped rows are not in
         the fitted statistics (``n_rows_`` of a model does not count them);
         :meth:`count_invalid` counts them per file and column in one pass.
+    concomitant : str or list of str, optional
+        Columns of concomitant variables z: the components' weights π(z)
+        depend on them (flexmix's ``FLXPmultinom``).  Checked like the
+        features (missing in a file, not numeric, null/NaN/inf name the file
+        and column); each chunk carries them as ``Chunk.Z``.
 
     Raises
     ------
@@ -114,7 +120,7 @@ class ParquetSource:
 
     def __init__(self, path_or_url, *, target: str, features, weight: str | None = None,
                  filters=None, storage_options: dict | None = None,
-                 chunk_rows: int = 131_072, on_invalid: str = "error"):
+                 chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None):
         if isinstance(features, str):
             features = [features]
         features = [str(f) for f in features]
@@ -136,6 +142,7 @@ class ParquetSource:
         self.storage_options = dict(storage_options or {})
         self.chunk_rows = int(chunk_rows)
         self.on_invalid = on_invalid
+        self.concomitant = _concomitant_names(concomitant, self.target, self.weight)
         self._fs = None
         self._expr = None if self.filters is None else pq.filters_to_expression(self.filters)
         self._discover()
@@ -151,8 +158,14 @@ class ParquetSource:
 
     @property
     def columns(self) -> list[str]:
-        """Every column the source uses: features, target, weight."""
-        return self.features + [self.target] + ([self.weight] if self.weight else [])
+        """Every column the source uses: features, target, weight, concomitant variables."""
+        cols = self.features + [self.target] + ([self.weight] if self.weight else [])
+        return cols + [c for c in getattr(self, "concomitant", []) if c not in cols]
+
+    @property
+    def concomitant_names(self) -> list[str]:
+        """The concomitant columns (empty without them)."""
+        return list(self.concomitant)
 
     @property
     def n_files(self) -> int:
@@ -191,10 +204,15 @@ class ParquetSource:
                     f"{self.shown(piece.path)}: column {self.weight!r} has {neg.size} negative "
                     f"value{'s' if neg.size != 1 else ''}, first at row {int(row_ids[neg[0]])} "
                     f"({w[neg[0]]!r}); weights must be >= 0")
+        Z = None
+        if self.concomitant:
+            Z = np.empty((n, len(self.concomitant)), order="F")
+            for k, name in enumerate(self.concomitant):
+                Z[:, k] = values[name]
         contiguous = n == 0 or (row_ids[0] == piece.first_row and row_ids[-1] == piece.first_row
                                 + n - 1)
         return Chunk(X, y, w, origin, piece.first_row,
-                     None if contiguous else row_ids)
+                     None if contiguous else row_ids, Z)
 
     def count_invalid(self, engine=None) -> InvalidRows:
         """Count rows with null, NaN or infinite values, per file and column.
@@ -215,6 +233,8 @@ class ParquetSource:
             f"rows: {self.n_rows}",
             f"  target: {self.target!r}, features: {self.features}, weight: {self.weight!r}",
         ]
+        if self.concomitant:
+            lines.append(f"  concomitant: {self.concomitant}")
         if self.partition_names:
             lines.append(f"  partition columns: {list(self.partition_names)}")
         if self.filters is not None:
@@ -222,7 +242,7 @@ class ParquetSource:
         lines.append(f"  chunk_rows: {self.chunk_rows}, on_invalid: {self.on_invalid!r}")
         if self.storage_options:
             lines.append(f"  storage_options: keys {sorted(self.storage_options)} (values hidden)")
-        return "\n".join(lines)
+        return redact("\n".join(lines))  # the root and file names carry a URL's credentials too
 
     def __repr__(self) -> str:
         opts = ""
@@ -306,7 +326,10 @@ class ParquetSource:
 
     def shown(self, path: str) -> str:
         """A file path as users wrote it: with its URL scheme when remote."""
-        return path if self._protocol == "file" else f"{self._protocol}://{path}"
+        if self._protocol == "file":
+            return path
+        # http(s) file systems keep the scheme in their paths: never prefix it twice
+        return redact(path if "://" in path else f"{self._protocol}://{path}")
 
     def _origin(self, path: str) -> str:
         if self.root and path.startswith(self.root + "/"):
@@ -436,6 +459,17 @@ class ParquetSource:
     def _piece(path, group, sizes, starts, part) -> ParquetPiece:
         return ParquetPiece(path, tuple(group), starts[group[0]],
                             sum(sizes[g] for g in group), part)
+
+
+def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
+    if concomitant is None:
+        return []
+    names = [concomitant] if isinstance(concomitant, str) else [str(c) for c in concomitant]
+    if len(set(names)) != len(names):
+        raise ValueError(f"concomitant has repeated names: {names}")
+    if target in names or (weight is not None and weight in names):
+        raise ValueError("target and weight must not be among the concomitant columns")
+    return names
 
 
 class _InvalidRowsView:

@@ -1,0 +1,256 @@
+"""Which components of a fit are degenerate, and why (the mathematics page, §1.9).
+
+The Gaussian mixture likelihood is unbounded: a component whose
+responsibility concentrates on a few rows can shrink its σ towards zero and
+raise ℓ without limit (Kiefer & Wolfowitz 1956; Day 1969).  Such *spurious*
+maximisers (McLachlan & Peel 2000, §3.10) are excluded by a rule, not by a
+count of rows: Hathaway (1985) bounds the ratios σ_j / σ_k from below, and a
+component is degenerate here when
+
+(a) its M-step is not identified: fewer effective rows than its parameters
+    (n_eff_j < p + 1 with p coefficients, intercept included, and σ; the
+    threshold is ``min_eff_rows``), or a weighted design of lower rank than
+    the design of all the data;
+(b) it is a *spike* (per-component noise only): n_eff_j < ``spike_rows_factor``
+    (p + 1) and σ_j / σ_OLS < ``min_sigma_ratio``, σ_OLS the pooled ML
+    residual sd of one least-squares fit -- a handful of rows fitted with a σ
+    far below the scatter of the data (a tight component holding many rows is
+    not a spike); or
+(c) its weight π_j is below the user's ``min_weight`` (flexmix's ``minprior``).
+
+The same rule flags the R reference solutions of the real-data fixtures
+(tests/fixtures/real_data/make_real_data.R).  Pure numpy; it reads one pass's
+:class:`~streammix.SuffStats` and the parameters of that pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streammix.core.mstep import RCOND_LIMIT
+from streammix.core.params import MixtureParams
+from streammix.core.stats import SuffStats
+
+__all__ = ["DegeneracyRule", "Degeneracy", "find_degenerate", "is_degenerate",
+           "pooled_ols_variance", "rule_for_data", "best_nondegenerate",
+           "DEFAULT_MIN_SIGMA_RATIO", "DEFAULT_SPIKE_ROWS_FACTOR"]
+
+#: Default of ``min_sigma_ratio``: σ_j below a tenth of the pooled OLS σ.
+DEFAULT_MIN_SIGMA_RATIO = 0.1
+#: Default of ``spike_rows_factor``: a spike holds fewer than 3 (p + 1) effective rows.
+DEFAULT_SPIKE_ROWS_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class DegeneracyRule:
+    """The thresholds of the degeneracy rule (see the module notes).
+
+    Parameters
+    ----------
+    min_weight : float
+        (c): a component whose weight is below this is degenerate (0 disables).
+    min_eff_rows : float, optional
+        (a): fewest effective rows of an identified component; None means
+        p + 1 (the number of its parameters: p coefficients and σ).
+    min_sigma_ratio : float
+        (b): σ_j / σ_OLS below this, with few rows, is a spike (0 disables).
+    spike_rows_factor : float
+        (b): a spike has fewer than ``spike_rows_factor * (p + 1)`` effective rows.
+    pooled_sigma2 : float, optional
+        σ²_OLS, the pooled ML residual variance of one least-squares fit; None
+        disables (b).
+    spikes : bool
+        Whether (b) applies (per-component noise; a shared or known σ cannot
+        shrink on a few rows).
+    """
+
+    min_weight: float = 0.0
+    min_eff_rows: float | None = None
+    min_sigma_ratio: float = DEFAULT_MIN_SIGMA_RATIO
+    spike_rows_factor: float = DEFAULT_SPIKE_ROWS_FACTOR
+    pooled_sigma2: float | None = None
+    spikes: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_weight < 1:
+            raise ValueError(f"min_weight must be in [0, 1), got {self.min_weight!r}")
+        if self.min_eff_rows is not None and not self.min_eff_rows >= 0:
+            raise ValueError(f"min_eff_rows must be >= 0 or None, got {self.min_eff_rows!r}")
+        if not self.min_sigma_ratio >= 0:
+            raise ValueError(f"min_sigma_ratio must be >= 0, got {self.min_sigma_ratio!r}")
+        if not self.spike_rows_factor >= 0:
+            raise ValueError(f"spike_rows_factor must be >= 0, got {self.spike_rows_factor!r}")
+
+    def eff_rows_limit(self, n_coef: int) -> float:
+        """The (a) threshold for components of ``n_coef`` coefficients."""
+        return float(n_coef + 1) if self.min_eff_rows is None else float(self.min_eff_rows)
+
+
+@dataclass(frozen=True)
+class Degeneracy:
+    """Why one component is degenerate.
+
+    Attributes
+    ----------
+    component : int
+        Its index in the parameters examined (0-based).
+    reason : {"not identified", "rank-deficient design", "spike", "small weight"}
+    message : str
+        The reason with its numbers, e.g. ``"component 2: 4.2 effective rows
+        < 3 parameters (2 coefficients and σ): not identified"``.
+    n_eff, weight, sigma_ratio : float
+        Effective rows (Σwγ scaled to rows), weight (Σwγ / Σw, the weight
+        the M-step of the pass gives) and σ_j / σ_OLS (NaN when σ_OLS is
+        not known).
+    """
+
+    component: int
+    reason: str
+    message: str
+    n_eff: float
+    weight: float
+    sigma_ratio: float
+
+    def as_record(self) -> dict:
+        """A JSON-ready dict (for ``history_``)."""
+        return {"component": self.component, "reason": self.reason, "message": self.message,
+                "n_eff": float(self.n_eff), "weight": float(self.weight),
+                "sigma_ratio": float(self.sigma_ratio)}
+
+
+def _rank(A: np.ndarray) -> int:
+    evals = np.linalg.eigvalsh(A)
+    top = float(evals.max(initial=0.0))
+    return int(np.sum(evals > RCOND_LIMIT * top)) if top > 0 else 0
+
+
+def find_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRule,
+                    ) -> list[Degeneracy]:
+    """The degenerate components of ``params``, one entry per component at most.
+
+    Parameters
+    ----------
+    params : MixtureParams
+        The parameters at which ``stats`` were computed.
+    stats : SuffStats
+        One pass at ``params`` (its s0, s2 give the effective rows and the
+        weighted designs).
+    rule : DegeneracyRule
+
+    Returns
+    -------
+    list of Degeneracy
+        In component order; empty when no component is degenerate.  The
+        first reason that applies is reported, in the order (a), (b), (c).
+    """
+    m, p = params.n_components, params.n_coef
+    if stats.sum_w <= 0:
+        return []
+    eff = stats.s0 * (stats.n_rows / stats.sum_w)
+    weights = stats.s0 / stats.sum_w  # what the M-step of this pass gives
+    if rule.pooled_sigma2 is not None and rule.pooled_sigma2 > 0:
+        ratio = np.sqrt(params.sigma2 / rule.pooled_sigma2)
+    else:
+        ratio = np.full(m, np.nan)
+    limit = rule.eff_rows_limit(p)
+    spike_rows = rule.spike_rows_factor * (p + 1)
+    full_rank = None
+    found = []
+    for j in range(m):
+        n_eff, r = float(eff[j]), float(ratio[j])
+        why = msg = None
+        if n_eff < limit:
+            why = "not identified"
+            msg = (f"component {j}: {n_eff:.3g} effective rows < {limit:g} "
+                   + (f"parameters ({p} coefficients and σ)" if rule.min_eff_rows is None
+                      else "(min_eff_rows)") + ": not identified")
+        else:
+            if full_rank is None:
+                full_rank = _rank(stats.s2.sum(axis=0))
+            rank = _rank(stats.s2[j])
+            if rank < full_rank:
+                why = "rank-deficient design"
+                msg = (f"component {j}: weighted design of rank {rank} < {full_rank} "
+                       f"({n_eff:.3g} effective rows): not identified")
+        if why is None and rule.spikes and n_eff < spike_rows and r < rule.min_sigma_ratio:
+            why = "spike"
+            msg = (f"component {j}: spike, {n_eff:.3g} effective rows < "
+                   f"{rule.spike_rows_factor:g} (p + 1) = {spike_rows:g} and σ = {r:.3g} × "
+                   f"pooled OLS σ < {rule.min_sigma_ratio:g}")
+        if why is None and weights[j] < rule.min_weight:
+            why = "small weight"
+            msg = f"component {j}: weight {weights[j]:.3g} < min_weight {rule.min_weight:g}"
+        if why is not None:
+            found.append(Degeneracy(j, why, msg, n_eff, float(weights[j]), r))
+    return found
+
+
+def is_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRule) -> bool:
+    """Whether any component of ``params`` is degenerate (:func:`find_degenerate`)."""
+    return bool(find_degenerate(params, stats, rule))
+
+
+def pooled_ols_variance(Xd: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
+    """σ²_OLS: the ML residual variance Σw r² / Σw of one weighted least-squares fit."""
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+    sw = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(Xd * sw[:, None], y * sw, rcond=None)
+    resid = y - Xd @ coef
+    return float(np.sum(w * resid**2) / max(float(np.sum(w)), 1e-300))
+
+
+def rule_for_data(Xd: np.ndarray, y: np.ndarray, noise: str = "per_component",
+                  w: np.ndarray | None = None, **thresholds) -> DegeneracyRule:
+    """The :class:`DegeneracyRule` of a fit of ``y`` on the design ``Xd`` (intercept
+    column included): σ_OLS from the data, spikes only for per-component noise,
+    other thresholds as given (defaults otherwise)."""
+    return DegeneracyRule(pooled_sigma2=pooled_ols_variance(Xd, y, w),
+                          spikes=noise == "per_component", **thresholds)
+
+
+def best_nondegenerate(results, rule: DegeneracyRule, n_components: int):
+    """The result to keep among restarts, and the spurious optimum passed over.
+
+    Parameters
+    ----------
+    results : sequence of EMResult or None
+        One per run (None for culled runs).
+    rule : DegeneracyRule
+    n_components : int
+        The number of components asked for.
+
+    Returns
+    -------
+    best : EMResult or None
+        The highest objective among results that kept ``n_components`` and
+        are not degenerate at their final point; failing that, among the
+        non-degenerate ones; failing that, among all.
+    passed_over : dict or None
+        The highest log-likelihood above ``best``'s reached with a degenerate
+        component -- a degenerate final point, or a point where a spike was
+        re-seeded or dropped -- as ``loglik``, ``run``, ``iteration``,
+        ``n_components`` and ``reasons``; None when there is none.
+    """
+    scored, spurious = [], []
+    for run, res in enumerate(results):
+        if res is None:
+            continue
+        found = find_degenerate(res.params, res.stats, rule)
+        full = res.params.n_components == n_components
+        scored.append(((not found) * (1 + full), res.objective, -run, res))
+        if found:
+            spurious.append({"loglik": float(res.loglik), "run": run,
+                             "iteration": int(res.n_iter),
+                             "n_components": res.params.n_components,
+                             "reasons": [d.message for d in found]})
+        seen = getattr(res, "passed_over", None)
+        if seen is not None and any("spike" in r for r in seen["reasons"]):
+            spurious.append({**seen, "run": run})
+    if not scored:
+        return None, None
+    best = max(scored, key=lambda t: t[:3])[3]
+    higher = [s for s in spurious if s["loglik"] > best.loglik + 1e-9 * abs(best.loglik)]
+    passed = max(higher, key=lambda s: s["loglik"]) if higher else None
+    return best, passed

@@ -1,0 +1,72 @@
+"""The command line's doors: plots of stream checkpoints, predictions without the target,
+features chosen by name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from support import ROOT
+from support.mixtures import make_mixture
+
+
+def run_cli(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "streammix", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_lake(folder: Path, n_files: int = 2, n_rows: int = 1500, seed: int = 3):
+    X, y, _ = make_mixture(n_files * n_rows, [0.6, 0.4], [-3.0, 3.0],
+                           [[2.0, -1.0, 0.5], [-1.0, 0.5, 1.5]], [1.0, 0.7], seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        s = slice(i * n_rows, (i + 1) * n_rows)
+        pq.write_table(pa.table({"x1": X[s, 0], "x2": X[s, 1], "x3": X[s, 2], "y": y[s]}),
+                       folder / f"part-{i}.parquet", row_group_size=500)
+    return X, y
+
+
+def test_plot_loglik_of_a_stream_checkpoint(tmp_path):
+    lake = tmp_path / "lake"
+    write_lake(lake)
+    ck = tmp_path / "ck"
+    proc = run_cli("stream", lake, "--target", "y", "--components", 2, "--batch-rows", 500,
+                   "--checkpoint", ck)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "trace.png"
+    proc = run_cli("plot", ck / "model.json", "--kind", "loglik", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("doors")
+    write_lake(folder / "lake")
+    out = folder / "model.json"
+    proc = run_cli("fit", folder / "lake", "--target", "y", "--features", "x1,x2,x3",
+                   "--components", 2, "--seed", 0, "--in-process", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return folder / "lake", out
+
+
+def test_predict_features_are_taken_by_name(fitted, tmp_path):
+    lake, model = fitted
+    outs = []
+    for order in ("x1,x2,x3", "x2,x1,x3"):
+        out = tmp_path / order.replace(",", "")
+        proc = run_cli("predict", model, lake, "--features", order, "--out", out)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(pq.read_table(out).sort_by("row_id").column("mean").to_numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    proc = run_cli("predict", model, lake, "--features", "x1,x2,y", "--out", tmp_path / "bad")
+    assert proc.returncode == 1
+    assert "are not the columns the model was fitted on (x1,x2,x3)" in proc.stderr
+    assert "missing: - x3" in proc.stderr and not (tmp_path / "bad").exists()
