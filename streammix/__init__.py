@@ -36,6 +36,7 @@ from streammix.exceptions import (
     NoClientError,
     NotFittedError,
     RecordError,
+    SourceChangedError,
     SpuriousOptimumWarning,
 )
 
@@ -50,7 +51,7 @@ __all__ = [
     "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
     "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
     "FeatureNamesWarning", "RecordError", "ModelFileError", "CorruptCheckpointError",
-    "CredentialWarning",
+    "CredentialWarning", "SourceChangedError",
 ]
 
 __version__ = "0.1.0"

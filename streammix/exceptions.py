@@ -11,12 +11,17 @@ __all__ = [
     "ComponentCollapseWarning", "SpuriousOptimumWarning",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
     "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
-    "CorruptCheckpointError", "CredentialWarning",
+    "CorruptCheckpointError", "CredentialWarning", "SourceChangedError",
 ]
 
 
 class DataError(ValueError):
     """Bad input data: the message names the file or array, column and rows."""
+
+
+class SourceChangedError(DataError):
+    """A file changed (size, modification time or Parquet footer) or vanished while a fit
+    was reading it; the message names the file and what changed."""
 
 
 class NotFittedError(ValueError, AttributeError):

@@ -241,10 +241,12 @@ def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayou
     lvec = np.zeros((2 * m, p))
     zsum = np.zeros(P)
     scal = np.zeros(3 * m + 1)
-    kernel.info_chunk(FT, y, w, np.ascontiguousarray(params.beta, dtype=np.float64),
-                             np.ascontiguousarray(log_norm(params)),
-                             np.ascontiguousarray(0.5 / params.sigma2),
-                             np.ascontiguousarray(params.weights[1:], dtype=np.float64),
+    # "A": parameters unpickled on a Dask worker may sit at any byte offset of the
+    # message buffer; the kernel reads float64 only at 8-byte aligned addresses.
+    kernel.info_chunk(FT, y, w, np.require(params.beta, np.float64, ["C", "A"]),
+                             np.require(log_norm(params), np.float64, ["C", "A"]),
+                             np.require(0.5 / params.sigma2, np.float64, ["C", "A"]),
+                             np.require(params.weights[1:], np.float64, ["C", "A"]),
                              _NOISE_CODES[layout.noise], opg, lgram, lvec, zsum, scal)
     sum_w = float(np.sum(w))
     louis = _louis_from_sums(lgram, lvec, scal, params, layout, sum_w)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 
 __all__ = [
@@ -174,13 +175,15 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     """--cluster FILE | --scheduler ADDR | --in-process."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--cluster", metavar="FILE",
-                       help="cluster config (YAML; see cluster_configs/); default: a local "
-                            "cluster (cluster_configs/local.yaml)")
+                       help="run the passes on a Dask cluster described by a config file "
+                            "(YAML; see cluster_configs/); 'local' is a local cluster of "
+                            "worker processes (cluster_configs/local.yaml).  Default: in this "
+                            "process, which is faster on one machine")
     group.add_argument("--scheduler", metavar="ADDR",
                        help="address of a running Dask scheduler, e.g. tcp://host:8786 (for "
                             "TLS use a --cluster file with certificate paths)")
     group.add_argument("--in-process", action="store_true",
-                       help="run every pass in this process, without Dask")
+                       help="run every pass in this process, without Dask (the default)")
     parser.add_argument("--worker-timeout", type=_positive_seconds, default=None, metavar="S",
                         help="seconds to wait for the cluster: for the scheduler to answer "
                              "(also when connecting with --scheduler) and for a worker when "
@@ -209,7 +212,7 @@ def open_engine(args) -> Iterator[object]:
         load_cluster_config,
     )
 
-    if args.in_process:
+    if args.in_process or not (args.scheduler or args.cluster):
         from streammix.engines.inprocess import InProcessEngine
 
         yield InProcessEngine()
@@ -218,10 +221,10 @@ def open_engine(args) -> Iterator[object]:
         address = args.scheduler if "://" in args.scheduler else f"tcp://{args.scheduler}"
         config = ClusterConfig("scheduler", {"address": address}, source="--scheduler",
                                timeout=args.worker_timeout or 60.0)
-    elif args.cluster:
-        config = load_cluster_config(args.cluster)
-    else:
+    elif args.cluster == "local" and not os.path.exists(args.cluster):
         config = default_cluster_config()
+    else:
+        config = load_cluster_config(args.cluster)
     from streammix.engines.dask_engine import DaskEngine
 
     client, closer = config.connect(worker_logs=getattr(args, "verbose", 0) >= 2)

@@ -71,6 +71,10 @@ def register(subparsers) -> None:
                           "%(default)s)")
     fit.add_argument("--seed", type=int, default=None, metavar="S",
                      help="random seed (sample and starting values), for reproducible fits")
+    fit.add_argument("--standardize", action="store_true",
+                     help="fit on standardised features and target, then map the model back "
+                          "(the same optimum, better conditioned); done anyway for columns "
+                          "beyond 1e-60..1e60 in magnitude")
     fit.add_argument("--checkpoint", metavar="DIR",
                      help="save the fit in DIR as it goes (DIR/checkpoint.json, then one "
                           "record per pass in DIR/passes/, each written atomically), so that "
@@ -99,7 +103,7 @@ def _model_options(args) -> dict:
                 fit_intercept=args.fit_intercept, df_correction=args.df_correction,
                 min_weight=args.min_weight, max_iter=args.max_iter, tol=args.tol,
                 n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,
-                init_sample_size=args.init_sample_size)
+                init_sample_size=args.init_sample_size, standardize=args.standardize)
 
 
 def run_fit(args) -> int:

@@ -11,7 +11,13 @@ import argparse
 import logging
 import sys
 
-from streammix.cli.common import comma_list, filter_text, json_object, load_model
+from streammix.cli.common import (
+    comma_list,
+    filter_text,
+    json_object,
+    load_model,
+    warn_literal_credentials,
+)
 from streammix.core.checks import feature_names_of
 from streammix.exceptions import DataError
 from streammix.reports.sample import read_sample
@@ -104,6 +110,7 @@ def run(args) -> int:
                                 f"on {model.n_features_in_} ({feature_names_of(model)})")
             if args.max_points < 1:
                 raise DataError("--max-points must be >= 1")
+            warn_literal_credentials(args.storage_options)
             X, y = read_sample(args.inputs[1], args.target, features, args.max_points,
                                args.seed, on_invalid=args.on_invalid, filters=args.filter,
                                storage_options=args.storage_options)

@@ -18,16 +18,20 @@ logger = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="write predictions of a fitted model for a Parquet data set",
-        description="Write, for every row, the mixture mean, the most likely component, the "
-                    "log-likelihood and the posterior probability of each component "
-                    "(columns mean, component, loglik, prob_1..prob_M; components numbered "
-                    "from 1 as in the report), plus a row_id or the --keep columns.  One "
+        description="Write, for every row, the mixture mean and, when the data has the "
+                    "target, the most likely component, the log-likelihood and the posterior "
+                    "probability of each component (columns mean, component, loglik, "
+                    "prob_1..prob_M; components numbered from 1 as in the report); without "
+                    "the target, the mixture's standard deviation, its 5%%, 50%% and 95%% "
+                    "quantiles and the prior probability of each component (columns mean, "
+                    "sd, q05, q50, q95, prior_1..prior_M); plus a row_id or the --keep "
+                    "columns.  One "
                     "Parquet file per input file, same relative path under --out; written to "
                     "a temporary folder and renamed into place at the end, so a failed run "
                     "leaves nothing, and a run that finds --out taken by another at that "
                     "moment fails instead of replacing it.  An --out inside, or holding, the "
                     "input is refused.  Target and features default to those the model was "
-                    "fitted on.")
+                    "fitted on; features are matched by name.")
     parser.add_argument("model", metavar="MODEL.json", help="a model written by streammix fit")
     add_data_arguments(parser, require_columns=False)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new)")
@@ -51,12 +55,18 @@ def run_predict(args) -> int:
             raise DataError(f"--features {','.join(args.features)} are not the columns the "
                             f"model was fitted on ({','.join(features)}): "
                             + (message or "").replace("\n", " ").strip())
-    if not target:
-        raise ValueError(f"{args.model} does not record its target column; pass --target")
     if len(features) != model.n_features_in_:
         raise ValueError(f"{len(features)} feature columns given, the model was fitted on "
                          f"{model.n_features_in_}")
-    source = make_source(args, target=target, features=features)
+    if args.target:  # asked for: it must be there
+        source = make_source(args, target=args.target, features=features)
+    else:  # the model's target, when the data has it
+        source = make_source(args, target=None, features=features)
+        if target and source.has_column(target):
+            source = make_source(args, target=target, features=features)
+        else:
+            logger.info("the data has no target column %r: writing mean, sd, quantiles and "
+                        "prior probabilities", target)
     summary = write_predictions(model, source, args.out, keep=args.keep,
                                 overwrite=args.overwrite)
     print(f"wrote predictions for {summary.n_rows} rows in {len(summary.files)} files to "

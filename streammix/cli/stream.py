@@ -45,6 +45,7 @@ from streammix.data.streams import ArrowStreamSource, FolderStream
 from streammix.estimator.model import MixtureOfLinearRegressions
 from streammix.estimator.streaming import GUARD, STATE_FILE, load_checkpoint, run_stream
 from streammix.exceptions import DataError
+from streammix.redact import printable, redact
 
 __all__ = ["register", "main", "run_command"]
 
@@ -194,10 +195,10 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except DataError as exc:
-        sys.stderr.write(f"streammix stream: bad data: {exc}\n")
+        sys.stderr.write(f"streammix stream: bad data: {printable(redact(str(exc)))}\n")
         return 2
     except (ValueError, FileNotFoundError) as exc:
-        sys.stderr.write(f"streammix stream: {exc}\n")
+        sys.stderr.write(f"streammix stream: {printable(redact(str(exc)))}\n")
         return 1
 
 

@@ -381,10 +381,10 @@ class _BlockRun:
         self.inv2s2 = (0.5 / params.sigma2)[:, None]
         if fit_intercept:
             self.b0 = params.beta[:, :1]
-            self.coef = np.ascontiguousarray(params.beta[:, 1:])
-        else:
+            self.coef = np.require(params.beta[:, 1:], np.float64, ["C", "A"])
+        else:  # "A": unpickled parameters may be misaligned (see information.py)
             self.b0 = np.zeros((m, 1))
-            self.coef = np.ascontiguousarray(params.beta, dtype=np.float64)
+            self.coef = np.require(params.beta, np.float64, ["C", "A"])
         self.acc = _Accumulator(d, m, fit_intercept, block)
         self.loglik = self.class_ll = 0.0
 
@@ -411,7 +411,7 @@ class _BlockRun:
         """The whole chunk in one call of the compiled kernel (same sums, other rounding)."""
         out = np.zeros(2)
         acc = self.acc
-        kernel.estep_chunk(FT, y, w, self.coef, np.ascontiguousarray(self.b0[:, 0]),
+        kernel.estep_chunk(FT, y, w, self.coef, np.require(self.b0[:, 0], np.float64, ["C", "A"]),
                             self.log_norm[:, 0], self.inv2s2[:, 0], acc.g1, acc.hsum,
                             acc.s2p, acc.r0, out)
         self.loglik, self.class_ll = float(out[0]), float(out[1])

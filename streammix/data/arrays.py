@@ -40,6 +40,8 @@ class ArraySource:
 
     #: The arrays live in this process: a Dask engine reads chunks here and sends them.
     read_on_client = True
+    #: Where it can be read: here only (see :func:`streammix.engines.resolve.resolve_engine`).
+    readable_on = "client"
 
     def __init__(self, X, y, sample_weight=None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  feature_names=None, concomitant=None, concomitant_names=None):

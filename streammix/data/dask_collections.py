@@ -239,6 +239,10 @@ class DaskSource:
         self._names = ("y", "weight")
 
     # ------------------------------------------------------------ source API
+    #: The graph computes its partitions wherever the cluster runs it (the ambient
+    #: client's workers, see :func:`streammix.engines.resolve.resolve_engine`).
+    readable_on = "any host"
+
     @property
     def n_features(self) -> int:
         return len(self.feature_names)

@@ -31,6 +31,7 @@ __all__ = [
     "n_parameters", "draw_seed", "run_rng", "em_settings", "canonical_order", "set_fitted",
     "set_public_arrays", "source_like_fit", "estep_pass", "clear_fit", "ONLINE_STALE",
     "pass_stats", "design", "design_xy", "fitted_feature_names", "features_like_fit",
+    "require_target",
 ]
 
 #: The fitted attributes of any fit (batch, online or loaded), in one list.
@@ -269,6 +270,13 @@ def source_like_fit(model, X, y, sample_weight):
     return source
 
 
+def require_target(source, what: str = "this") -> None:
+    """Refuse a source without a target (``target=None``: data to predict) for ``what``."""
+    if is_source(source) and getattr(source, "target", "") is None:
+        raise DataError(f"{what} needs the target, and the source has none (target=None); "
+                        "name its target column")
+
+
 def estep_pass(model, engine, source, params: MixtureParams) -> SuffStats:
     """One E-step pass over ``source`` at ``params``."""
     return engine.map_reduce(source, EStepTask(params, model.fit_intercept),
@@ -282,7 +290,8 @@ def pass_stats(model, X, y, sample_weight) -> SuffStats:
         raise ValueError("score, bic and aic do not take concomitant variables yet: use "
                          "information_criteria() (the fit's own data) or score_samples")
     source = source_like_fit(model, X, y, sample_weight)
-    return estep_pass(model, resolve_engine(model.engine), source, model.params_)
+    require_target(source, "a pass of score, bic or aic")
+    return estep_pass(model, resolve_engine(model.engine, source), source, model.params_)
 
 
 def design(model, X, stacklevel: int = 4) -> np.ndarray:

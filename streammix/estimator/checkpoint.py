@@ -84,6 +84,21 @@ def _naming(path):
                                      field=exc.field, file=str(path)) from None
 
 
+def _check_data_record(data) -> None:
+    """The stored fingerprint of the data has the types :func:`source_fingerprint` writes."""
+    check_keys(data, "data", ("kind", "chunks", "digest", "files", "config"),
+               ("kind", "chunks", "digest", "files"))
+    string(data["kind"], "data.kind")
+    integer(data["chunks"], "data.chunks")
+    string(data["digest"], "data.digest")
+    for name, stamp in as_dict(data["files"], "data.files").items():
+        at = f"data.files[{name!r}]"
+        as_list(stamp, at, 2)
+        if not (stamp[0] is None or isinstance(stamp[0], int)) or isinstance(stamp[0], bool):
+            raise RecordError(f"field {at!r}: the size must be an integer or null", field=at)
+    as_dict(data.get("config", {}), "data.config")
+
+
 def pass_from_record(entry) -> tuple[list[MixtureParams], StatsBundle]:
     """The parameter sets and statistics of a pass file's record, checked against the schema.
 
@@ -324,7 +339,7 @@ class Checkpoint:
                                   f"{record.get('version')!r}")
         with _naming(self.path):
             check_keys(record, "", _HEADER_KEYS, _HEADER_KEYS[:-1])
-            as_dict(record["data"], "data")
+            _check_data_record(record["data"])
             as_dict(record["settings"], "settings")
             seed = integer(record["seed"], "seed")
             string(record.get("profile"), "profile", allow_none=True)

@@ -16,6 +16,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 
+from streammix.algorithms import scales
 from streammix.algorithms.degeneracy import best_nondegenerate, pooled_ols_variance
 from streammix.algorithms.em import EMSettings, em_steps, warn_not_converged
 from streammix.algorithms.information import SE_METHODS
@@ -55,6 +56,7 @@ class FitContext:
     sample: Profile | None = None  # the profile on the fitting scale (standardised or not)
     scaling: Scaling | None = None
     shared: tuple[int, ...] = ()  # design columns shared by all components (fixed=...)
+    extreme: str = ""  # the columns beyond scales.SAFE_RANGE, described ("" if none)
 
 
 def check_se_method(se) -> str | None:
@@ -76,6 +78,7 @@ def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback
     base.check_hyperparameters(model)
     drop_online_state(model)  # a batch fit starts afresh
     source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
+    base.require_target(source, "fit")
     saver = None
     if checkpoint is not None:
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
@@ -97,6 +100,10 @@ def fit_in(model, source, saver, resume: bool, method, callback) -> None:
         if saver is not None:
             saver.start(seed)
     ctx = profile_pass(model, source, seed)
+    if ctx.extreme and method is not None:
+        raise DataError(f"standard errors cannot be computed on the scale of this data "
+                        f"({ctx.extreme}; the information pass would overflow float64): fit "
+                        "without them, or rescale these columns")
     if saver is not None:
         from streammix.estimator.checkpoint import profile_digest
         saver.check_profile(profile_digest(ctx.profile))
@@ -160,29 +167,57 @@ def warn_passed_over(passed: dict, best, stacklevel: int = 2) -> None:
 
 def profile_pass(model, source, seed: int) -> FitContext:
     """Pass 0 over ``source``: its profile (counts, sample, moments), on ``model``'s engine."""
-    engine = resolve_engine(model.engine)
+    engine = resolve_engine(model.engine, source)
     d = source.n_features
     profile = engine.map_reduce(source, ProfileTask(seed, model.init_sample_size),
                                 Profile.empty(d, model.init_sample_size))
     if profile.n_positive == 0:
         raise DataError("the data has no rows with positive weight")
-    sample, scaling = profile, None
-    if model.standardize:
-        scaling = Scaling.from_moments(profile.moments, model.fit_intercept)
-        Xs, ys = scaling.data(profile.X, profile.y)
+    sample, scaling, described = profile, None, ""
     shared = constraints.shared_columns(model, _feature_names(source))
-    if model.standardize:
+    extreme = scales.extreme_columns(profile.max_abs)
+    if extreme:
+        described = scales.describe_extremes(profile.max_abs, column_names(source), extreme)
+        scaling, sample = _extreme_scaling(model, source, engine, seed, profile, described,
+                                           shared)
+    elif model.standardize:
+        scaling = Scaling.from_moments(profile.moments, model.fit_intercept)
         scaling = constraints.shared_scaling(scaling, shared)
         Xs, ys = scaling.data(profile.X, profile.y)
         sample = dataclasses.replace(profile, X=Xs, y=ys,
                                      moments=scaling.moments(profile.moments))
     return FitContext(source, engine, profile, seed, d, d + int(model.fit_intercept),
-                      sample, scaling, shared)
+                      sample, scaling, shared, described)
 
 
 def _feature_names(source) -> list[str]:
     names = list(getattr(source, "feature_names", []) or [])
     return names or [f"x{k}" for k in range(source.n_features)]
+
+
+def column_names(source) -> list[str]:
+    """The features' names and the target's, as errors name them."""
+    return _feature_names(source) + [str(getattr(source, "target", None) or "y")]
+
+
+def _extreme_scaling(model, source, engine, seed, profile, described: str, shared):
+    """Standardisation for columns beyond :data:`~streammix.algorithms.scales.SAFE_RANGE`.
+
+    The moments of pass 0 over- or underflowed, so they are taken again over
+    the data divided by powers of two; the model must be representable.
+    """
+    logger.info("%s (beyond %g..%g in magnitude, where EM's squares and products overflow "
+                "or underflow float64): fitting on standardised data (the same optimum), "
+                "after one more pass for the moments", described, *scales.SAFE_RANGE)
+    pre = scales.prescaling(profile.max_abs, model.fit_intercept)
+    again = engine.map_reduce(source, ScaledTask(ProfileTask(seed, model.init_sample_size), pre),
+                              Profile.empty(source.n_features, model.init_sample_size))
+    inner = Scaling.from_moments(again.moments, model.fit_intercept)
+    inner = constraints.shared_scaling(inner, shared)
+    scaling = scales.compose(pre, inner)
+    scales.check_representable(scaling, column_names(source), profile.max_abs)
+    Xs, ys = inner.data(again.X, again.y)
+    return scaling, dataclasses.replace(again, X=Xs, y=ys, moments=inner.moments(again.moments))
 
 
 def em_settings(model, ctx: FitContext, m: int) -> EMSettings:

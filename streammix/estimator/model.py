@@ -19,7 +19,7 @@ from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, fitting, online_fitting, persistence
+from streammix.estimator import base, fitting, online_fitting, persistence, prediction
 from streammix.estimator import concomitant_fitting as gate
 from streammix.estimator.inference import compute_se
 
@@ -67,9 +67,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         ``intercept``, ``sigma`` (original scale) starts from those values.
     random_state : int or None
         Seed of all random choices (the sample and the starting values).
-    variance_floor : float, default=1e-3
+    variance_floor : float, default=1e-4
         Every σ_j² is kept at or above this multiple of the pooled OLS
-        residual variance, so the likelihood stays bounded.
+        residual variance, so the likelihood stays bounded (σ_j at least 1%
+        of the pooled residual σ; low enough not to bind at real optima,
+        see the mathematics page (docs/mathematics.rst), §1.5).
     min_weight, min_eff_rows, min_sigma_ratio : float, default=0, p + 1, 0.1
         A component is degenerate (the mathematics page, §1.9) with weight <
         ``min_weight`` (flexmix's ``minprior``, 0.05 there), fewer effective
@@ -169,7 +171,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
     def __init__(self, n_components: int = 2, *, noise: str = "per_component", sigma=None,
                  fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
                  n_init: int = 1, init="auto", random_state=None,
-                 variance_floor: float = 1e-3, min_weight: float = 0.0,
+                 variance_floor: float = 1e-4, min_weight: float = 0.0,
                  min_eff_rows: float | None = None, min_sigma_ratio: float = 0.1,
                  on_collapse: str = "reseed", max_reseeds: int = 3, ridge: float = 0.0,
                  prior_dof: float = 0.0, prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
@@ -405,7 +407,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         if method not in SE_METHODS:
             raise ValueError(f"method must be one of {SE_METHODS}, got {method!r}")
         source = base.source_like_fit(self, X, y, sample_weight)
-        compute_se(self, source, resolve_engine(self.engine), method)
+        compute_se(self, source, resolve_engine(self.engine, source), method)
         return self
 
     def summary(self, alpha: float = 0.05):
@@ -457,8 +459,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
 
     # ----------------------------------------------------------------- predict
     def predict(self, X, *, concomitant=None) -> np.ndarray:
-        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z) with concomitant variables)."""
+        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z) with concomitant variables);
+        ``X`` may be a source (without a target)."""
         check_fitted(self)
+        if hasattr(X, "plan") and hasattr(X, "read"):
+            return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
         return gate.mixture_mean(self, base.design(self, X) @ self.params_.beta.T, concomitant)
 
     def predict_components(self, X) -> np.ndarray:

@@ -174,7 +174,7 @@ def polish(model, X, y=None, sample_weight=None, *, n_passes: int = 2,
     if int(n_passes) < 1:
         raise ValueError(f"n_passes must be >= 1, got {n_passes!r}")
     source = base.source_like_fit(model, X, y, sample_weight)
-    engine = resolve_engine(model.engine)
+    engine = resolve_engine(model.engine, source)
 
     def pass_fn(params: MixtureParams) -> SuffStats:
         return base.estep_pass(model, engine, source, params)

@@ -28,7 +28,10 @@ from streammix.data.parquet.files import protocol_of, strip_protocol
 from streammix.exceptions import DataError
 
 __all__ = ["write_predictions", "check_apart_from_inputs", "PredictionSummary",
-           "prediction_columns"]
+           "prediction_columns", "predict_source", "QUANTILES"]
+
+#: The mixture quantiles written for rows without a target (columns q05, q50, q95).
+QUANTILES = (0.05, 0.5, 0.95)
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +45,58 @@ class PredictionSummary:
     n_rows: int
 
 
-def prediction_columns(n_components: int) -> list[str]:
-    """Names of the computed columns: mean, component, loglik, prob_1 .. prob_m."""
-    return ["mean", "component", "loglik"] + [f"prob_{j + 1}" for j in range(n_components)]
+def prediction_columns(n_components: int, with_target: bool = True) -> list[str]:
+    """Names of the computed columns.
+
+    With the target: mean, component, loglik, prob_1 .. prob_m (posteriors).
+    Without: mean, sd, q05, q50, q95 (the mixture's standard deviation and
+    quantiles of y given x), prior_1 .. prior_m (the component probabilities
+    given x alone: the weights π_j).
+    """
+    if with_target:
+        return ["mean", "component", "loglik"] + [f"prob_{j + 1}" for j in range(n_components)]
+    return (["mean", "sd"] + [_quantile_name(q) for q in QUANTILES]
+            + [f"prior_{j + 1}" for j in range(n_components)])
+
+
+def _quantile_name(q: float) -> str:
+    return f"q{round(q * 100):02d}"
+
+
+def predict_source(model, source) -> np.ndarray:
+    """The mixture mean of every row of ``source``, in plan order (read in this process).
+
+    The source may lack a target (``ParquetSource(..., target=None)``); its
+    features must be the fit's (:func:`streammix.estimator.base.source_like_fit`).
+    """
+    check_fitted(model)
+    if getattr(model, "concomitant_coef_", None) is not None:
+        raise ValueError("predict over a source does not apply concomitant variables yet; "
+                         "read the rows and call predict(X, concomitant=Z)")
+    params = model.params_
+    means = [design_matrix(chunk.X, model.fit_intercept) @ params.beta.T @ params.weights
+             for chunk in map(source.read, source.plan())]
+    return np.concatenate(means) if means else np.empty(0)
+
+
+def mixture_quantiles(means: np.ndarray, weights, sigma, qs, n_iter: int = 60) -> np.ndarray:
+    """Quantiles ``qs`` of the mixture Σ_j π_j N(means[:, j], σ_j²), row by row, shape
+    (n, len(qs)): the mixture CDF inverted by bisection (to about 1e-15 of the bracket)."""
+    from scipy.special import ndtr
+
+    weights, sigma = np.asarray(weights, float), np.asarray(sigma, float)
+    out = np.empty((means.shape[0], len(qs)))
+    lo0 = (means - 9 * sigma).min(axis=1)
+    hi0 = (means + 9 * sigma).max(axis=1)
+    for k, q in enumerate(qs):
+        lo, hi = lo0.copy(), hi0.copy()
+        for _ in range(n_iter):
+            mid = 0.5 * (lo + hi)
+            below = ndtr((mid[:, None] - means) / sigma) @ weights < q
+            lo = np.where(below, mid, lo)
+            hi = np.where(below, hi, mid)
+        out[:, k] = 0.5 * (lo + hi)
+    return out
 
 
 def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = False
@@ -56,7 +108,9 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     model : MixtureOfLinearRegressions
         A fitted model.
     source : ParquetSource
-        The rows; its target column is needed for the posterior probabilities.
+        The rows.  With a target column, the posterior probabilities and the
+        log-likelihood are written; without one (``target=None``), the
+        mixture's standard deviation and quantiles and the prior probabilities.
     out_dir : path
         Output folder; it must not exist unless ``overwrite``.
     keep : list of str, optional
@@ -85,17 +139,20 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     Notes
     -----
     Columns: the passthrough columns or ``row_id``; ``mean``, the mixture
-    mean Σ_j π_j (a_jᵀx + b_j); ``component``, the most likely component
-    given x and y, numbered from 1 like the report; ``loglik``, log p(y | x);
-    ``prob_j``, the posterior probability of component j.  Input files
-    without rows (after filters) give no output file.
+    mean Σ_j π_j (a_jᵀx + b_j); with the target, ``component``, the most
+    likely component given x and y, numbered from 1 like the report;
+    ``loglik``, log p(y | x); ``prob_j``, the posterior probability of
+    component j.  Without the target, ``sd``, the standard deviation of y
+    given x under the mixture; ``q05``, ``q50``, ``q95``, its quantiles;
+    ``prior_j``, the probability of component j given x alone (π_j).  Input
+    files without rows (after filters) give no output file.
     """
     check_fitted(model)
     if source.n_features != model.n_features_in_:
         raise DataError(f"the data has {source.n_features} feature columns; the model was "
                         f"fitted on {model.n_features_in_}")
     keep = list(keep or [])
-    computed = prediction_columns(model.n_components_)
+    computed = prediction_columns(model.n_components_, source.target is not None)
     clash = sorted(set(keep) & set(computed))
     if clash:
         raise ValueError(f"--keep column(s) {clash} clash with the output columns {computed}")
@@ -184,8 +241,9 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
         try:
             for piece in pieces:
                 chunk = source.read(piece)
-                table = _predict_chunk(model, params, chunk, _passthrough(source, piece, chunk,
-                                                                          keep),
+                table = _predict_chunk(model, params, chunk,
+                                       _passthrough(source, piece, chunk, keep),
+                                       source.target is not None,
                                        where=getattr(source, "shown", str)(path))
                 if writer is None:
                     relative = _safe_relative(chunk.origin, path)
@@ -204,10 +262,11 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
 
 
 def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
-                   where: str | None = None) -> pa.Table:
+                   with_target: bool = True, where: str | None = None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = Xd @ params.beta.T @ params.weights
+        means = Xd @ params.beta.T
+        mean = means @ params.weights
     if not np.all(np.isfinite(mean)):
         row = int(np.flatnonzero(~np.isfinite(mean))[0])
         raise DataError(
@@ -215,10 +274,6 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
             f"{chunk.first_row + row} "
             f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
             "not fit these data, or its file was edited; no predictions were written")
-    if chunk.n_rows:
-        loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
-    else:
-        loglik, log_resp = np.empty(0), np.empty((0, params.n_components))
     columns: dict[str, pa.Array] = {}
     if passthrough is None:
         columns["row_id"] = _row_ids(chunk)
@@ -226,10 +281,25 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
         for name in passthrough.column_names:
             columns[name] = passthrough.column(name)
     columns["mean"] = pa.array(mean)
+    m = params.n_components
+    if not with_target:
+        sigma = np.sqrt(params.sigma2)
+        second = (means**2 + params.sigma2) @ params.weights
+        columns["sd"] = pa.array(np.sqrt(np.maximum(second - mean**2, 0.0)))
+        quantiles = mixture_quantiles(means, params.weights, sigma, QUANTILES)
+        for k, q in enumerate(QUANTILES):
+            columns[_quantile_name(q)] = pa.array(quantiles[:, k])
+        for j in range(m):
+            columns[f"prior_{j + 1}"] = pa.array(np.full(chunk.n_rows, params.weights[j]))
+        return pa.table(columns)
+    if chunk.n_rows:
+        loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
+    else:
+        loglik, log_resp = np.empty(0), np.empty((0, m))
     columns["component"] = pa.array((np.argmax(log_resp, axis=1) + 1).astype(np.int32))
     columns["loglik"] = pa.array(loglik)
     prob = np.exp(log_resp)
-    for j in range(params.n_components):
+    for j in range(m):
         columns[f"prob_{j + 1}"] = pa.array(prob[:, j])
     return pa.table(columns)
 

@@ -54,6 +54,10 @@ class PlanSubset:
         return list(getattr(self.source, "feature_names", []))
 
     @property
+    def readable_on(self) -> str:
+        return getattr(self.source, "readable_on", "client")
+
+    @property
     def feature_names_given(self) -> bool:
         return getattr(self.source, "feature_names_given", True)
 

@@ -90,8 +90,8 @@ def test_fit_prints_report_writes_model_and_logs_progress(lake, fitted):
     assert "\r" not in proc.stderr
 
 
-def test_fit_on_the_default_local_cluster_and_on_a_scheduler_matches_in_process(lake, fitted,
-                                                                                tmp_path):
+def test_fit_in_process_by_default_on_a_local_cluster_or_a_scheduler_alike(lake, fitted,
+                                                                             tmp_path):
     from distributed import LocalCluster
 
     folder, _, _ = lake
@@ -99,9 +99,16 @@ def test_fit_on_the_default_local_cluster_and_on_a_scheduler_matches_in_process(
     expected = json.loads(in_process.read_text())["fitted"]
     common = ["fit", folder, "--target", "y", "--features", "x1,x2", "--components", 2,
               "--seed", 0, "--chunk-rows", 1400]
-    # no cluster option: the embedded local.yaml (a LocalCluster with worker processes)
-    proc = run_cli(*common, "--out", tmp_path / "local.json")
+    # no cluster option: in this process (the faster on one machine)
+    proc = run_cli(*common, "-v", "--out", tmp_path / "default.json")
     assert proc.returncode == 0, proc.stderr
+    assert "running on tcp://" not in proc.stderr
+    got = json.loads((tmp_path / "default.json").read_text())["fitted"]
+    assert got["params"] == expected["params"] and got["loglik_"] == expected["loglik_"]
+    # --cluster local: the embedded local.yaml (a LocalCluster with worker processes)
+    proc = run_cli(*common, "-v", "--cluster", "local", "--out", tmp_path / "local.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "running on tcp://" in proc.stderr
     got = json.loads((tmp_path / "local.json").read_text())["fitted"]
     assert got["params"] == expected["params"] and got["loglik_"] == expected["loglik_"]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

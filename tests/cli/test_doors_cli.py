@@ -15,11 +15,18 @@ import pytest
 from support import ROOT
 from support.mixtures import make_mixture
 
+from streammix import MixtureOfLinearRegressions
+
 
 def run_cli(*args, timeout=120):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "streammix", *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def read_files(folder: Path) -> pa.Table:
+    """The files of a folder one after the other, in name order."""
+    return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("*.parquet"))])
 
 
 def write_lake(folder: Path, n_files: int = 2, n_rows: int = 1500, seed: int = 3):
@@ -64,9 +71,44 @@ def test_predict_features_are_taken_by_name(fitted, tmp_path):
         out = tmp_path / order.replace(",", "")
         proc = run_cli("predict", model, lake, "--features", order, "--out", out)
         assert proc.returncode == 0, proc.stderr
-        outs.append(pq.read_table(out).sort_by("row_id").column("mean").to_numpy())
+        outs.append(read_files(out).column("mean").to_numpy())
     np.testing.assert_array_equal(outs[0], outs[1])
     proc = run_cli("predict", model, lake, "--features", "x1,x2,y", "--out", tmp_path / "bad")
     assert proc.returncode == 1
     assert "are not the columns the model was fitted on (x1,x2,x3)" in proc.stderr
     assert "missing: - x3" in proc.stderr and not (tmp_path / "bad").exists()
+
+
+def test_predict_on_data_without_the_target(fitted, tmp_path):
+    from scipy.stats import norm
+    lake, model_file = fitted
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for path in sorted(lake.iterdir()):
+        pq.write_table(pq.read_table(path).drop(["y"]), bare / path.name, row_group_size=500)
+    out = tmp_path / "pred"
+    proc = run_cli("predict", model_file, bare, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    got = read_files(out)
+    assert got.column_names == ["row_id", "mean", "sd", "q05", "q50", "q95", "prior_1",
+                                "prior_2"]
+    model = MixtureOfLinearRegressions.load(model_file)
+    X = read_files(bare).select(["x1", "x2", "x3"]).to_pandas()
+    means = model.predict_components(X)
+    np.testing.assert_allclose(got.column("mean").to_numpy(), model.predict(X), rtol=1e-12)
+    np.testing.assert_array_equal(got.column("prior_2").to_numpy(),
+                                  np.full(len(X), model.weights_[1]))
+    for name, q in (("q05", 0.05), ("q50", 0.5), ("q95", 0.95)):  # F(quantile) = q
+        F = norm.cdf((got.column(name).to_numpy()[:, None] - means) / model.sigma_) \
+            @ model.weights_
+        np.testing.assert_allclose(F, q, atol=1e-9)
+    var = ((means**2 + model.sigma_**2) @ model.weights_) - model.predict(X) ** 2
+    np.testing.assert_allclose(got.column("sd").to_numpy(), np.sqrt(var), rtol=1e-10)
+    # with the target: posteriors and log-likelihood, as before
+    proc = run_cli("predict", model_file, lake, "--out", tmp_path / "full")
+    assert proc.returncode == 0, proc.stderr
+    full = pq.read_table(tmp_path / "full")
+    assert full.column_names == ["row_id", "mean", "component", "loglik", "prob_1", "prob_2"]
+    # asking for a target the data lacks is an error naming it
+    proc = run_cli("predict", model_file, bare, "--target", "y", "--out", tmp_path / "no")
+    assert proc.returncode == 1 and "column 'y' is missing" in proc.stderr

@@ -135,3 +135,15 @@ def test_a_source_in_another_order_is_refused(lake, frame):
     assert fitted.score(ParquetSource(lake, target="y", features=["x1", "x2", "x3"])) < 0
     with pytest.raises(DataError, match="in another order"):
         fitted.score(ParquetSource(lake, target="y", features=["x2", "x1", "x3"]))
+
+
+def test_predict_takes_a_source_with_or_without_the_target(lake, frame, tmp_path):
+    fitted = model().fit(frame, target="y")
+    with_y = ParquetSource(lake, target="y", features=["x1", "x2", "x3"])
+    np.testing.assert_allclose(fitted.predict(with_y), fitted.predict(frame), rtol=1e-12)
+    without = ParquetSource(lake, target=None, features=["x1", "x2", "x3"])
+    np.testing.assert_allclose(fitted.predict(without), fitted.predict(frame), rtol=1e-12)
+    with pytest.raises(DataError, match="needs the target"):
+        fitted.score(without)
+    with pytest.raises(DataError, match="needs the target"):
+        model().fit(without)

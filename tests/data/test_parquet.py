@@ -231,12 +231,14 @@ def test_nulls_nan_and_inf_raise_with_file_column_count_and_row(tmp_path):
     x1[[3, 5]] = np.nan
     x1[9] = np.inf
     pq.write_table(_table(x1=x1), str(tmp_path / "part-3.parquet"), row_group_size=10)
+    src = ParquetSource(str(tmp_path), target="y", features=FEATURES, weight="w")  # re-planned
     with pytest.raises(DataError, match=r"part-3\.parquet: column 'x1' has 2 NaN values and "
                                         r"1 infinite value, first at row 3"):
         src.read(src.plan()[-1])
     w = np.ones(40)
     w[33] = -1.0
     pq.write_table(_table(w=w), str(tmp_path / "part-3.parquet"), row_group_size=10)
+    src = ParquetSource(str(tmp_path), target="y", features=FEATURES, weight="w")
     with pytest.raises(DataError, match=r"part-3\.parquet: column 'w' has 1 negative value, "
                                         r"first at row 33"):
         src.read(src.plan()[-1])
@@ -253,6 +255,7 @@ def test_huge_finite_values_are_read_not_taken_for_infinities(tmp_path):
     np.testing.assert_array_equal(chunk.X[:, 0], x1)
     x1[20] = -np.inf
     pq.write_table(_table(x1=x1), str(tmp_path / "part-0.parquet"))
+    src = ParquetSource(str(tmp_path), target="y", features=FEATURES, weight="w")
     with pytest.raises(DataError, match=r"column 'x1' has 1 infinite value, first at row 20"):
         src.read(src.plan()[0])
 

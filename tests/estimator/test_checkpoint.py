@@ -178,7 +178,7 @@ def test_a_checkpoint_from_other_data_or_settings_is_refused(lake, tmp_path):
     pq.write_table(pa.table({"x1": X[:, 0], "x2": X[:, 1], "y": y}),
                    str(lake / "part-1.parquet"), row_group_size=250)
     changed = ParquetSource(str(lake), target="y", features=FEATURES, chunk_rows=250)
-    assert changed.plan() == source.plan()
+    assert list(map(repr, changed.plan())) == list(map(repr, source.plan()))  # stamps differ
     with pytest.raises(CheckpointError, match=r"different data \(1 file\(s\) changed size or "
                                               r"time \(first .*part-1\.parquet\)\)"):
         MixtureOfLinearRegressions(2, **kwargs).fit(changed, checkpoint=folder, resume=True)

@@ -146,11 +146,17 @@ def test_every_kind_of_corrupt_pass_file_names_its_field(fitted, edit, message):
     ({"seed": None}, "field 'seed': expected an integer, got None"),
     ({"data": []}, "field 'data': expected an object, got list"),
     ({"extra": 1}, "field 'extra': is not a known field"),
+    ({"data": {"files": [["x"]]}}, "field 'data.files': expected an object, got list"),
+    ({"data": {"files": {"a": ["big", 1.0]}}},
+     "field \"data.files['a']\": the size must be an integer or null"),
 ])
 def test_a_corrupt_checkpoint_header_names_its_field(fitted, edit, message):
     _restore(fitted)
     header = fitted["ck"] / "checkpoint.json"
-    header.write_text(json.dumps({**json.loads(fitted["header"]), **edit}))
+    record = json.loads(fitted["header"])
+    if "data" in edit and isinstance(edit["data"], dict):
+        edit = {"data": {**record["data"], **edit["data"]}}
+    header.write_text(json.dumps({**record, **edit}))
     source = ParquetSource(str(fitted["lake"]), target="y", features=["x"])
     model = MixtureOfLinearRegressions(2, random_state=0, max_iter=5, tol=0.0, chunk_rows=131_072,
                                        engine=InProcessEngine())

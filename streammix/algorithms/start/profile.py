@@ -63,8 +63,10 @@ def top_keys(keys: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Profile:
-    """Pass-0 statistics: row counts, a weighted reservoir sample and the
-    weighted moments of (x, y) (:class:`~streammix.core.moments.Moments`); mergeable."""
+    """Pass-0 statistics: row counts, a weighted reservoir sample, the
+    weighted moments of (x, y) (:class:`~streammix.core.moments.Moments`) and
+    the largest magnitude of each column (features, then y) over the rows of
+    positive weight (``max_abs``; see :mod:`streammix.algorithms.scales`); mergeable."""
 
     n_rows: int
     n_positive: int
@@ -74,11 +76,12 @@ class Profile:
     X: np.ndarray
     y: np.ndarray
     moments: Moments | None = None
+    max_abs: np.ndarray | None = None
 
     @classmethod
     def empty(cls, n_features: int, size: int) -> Profile:
         return cls(0, 0, 0.0, size, np.empty(0), np.empty((0, n_features)), np.empty(0),
-                   Moments.zeros(n_features))
+                   Moments.zeros(n_features), np.zeros(n_features + 1))
 
     def __add__(self, other: Profile) -> Profile:
         keys = np.concatenate([self.keys, other.keys])
@@ -94,9 +97,13 @@ class Profile:
             y = np.concatenate([self.y, other.y])
         moments = None
         if self.moments is not None and other.moments is not None:
-            moments = self.moments + other.moments
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                moments = self.moments + other.moments  # see ProfileTask
+        max_abs = None
+        if self.max_abs is not None and other.max_abs is not None:
+            max_abs = np.maximum(self.max_abs, other.max_abs)
         return Profile(self.n_rows + other.n_rows, self.n_positive + other.n_positive,
-                       self.sum_w + other.sum_w, self.size, keys, X, y, moments)
+                       self.sum_w + other.sum_w, self.size, keys, X, y, moments, max_abs)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,22 @@ class ProfileTask:
         idx = np.flatnonzero(pos)
         if idx.size > self.size:
             idx = idx[top_keys(keys[idx], self.size)]
+        # Columns beyond ±1e60 overflow the moments; max_abs finds them and the fit
+        # takes the moments again on a safe scale (streammix.algorithms.scales).
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            moments = Moments.of(chunk.X, chunk.y, w)
         return Profile(chunk.n_rows, int(pos.sum()), float(w.sum()), self.size,
                        keys[idx], np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
-                       Moments.of(chunk.X, chunk.y, w))
+                       moments, _max_abs(chunk.X, chunk.y, pos))
+
+
+def _max_abs(X: np.ndarray, y: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Largest |value| of each feature and of y over the rows of positive weight."""
+    d = X.shape[1]
+    if pos.all():
+        if not len(y):
+            return np.zeros(d + 1)
+        return np.append(np.max(np.abs(X), axis=0), np.max(np.abs(y)))
+    if not pos.any():
+        return np.zeros(d + 1)
+    return np.append(np.max(np.abs(X[pos]), axis=0), np.max(np.abs(y[pos])))

@@ -23,6 +23,15 @@ class ParquetPiece(NamedTuple):
         Rows in these row groups (before filters).
     partition : tuple of (name, value)
         Hive partition values of the file.
+    stamp : FileStamp or None
+        The file's size, modification time and footer hash when it was
+        planned (:mod:`streammix.data.parquet.stamps`); the task that reads
+        the chunk checks the file against it.  None: not checked.
+
+    Notes
+    -----
+    The ``repr`` leaves the stamp out: it names the chunk (checkpoints hash
+    the plan's ``repr``, and store each file's size and time on their own).
     """
 
     path: str
@@ -30,6 +39,12 @@ class ParquetPiece(NamedTuple):
     first_row: int
     n_rows: int
     partition: tuple[tuple[str, Any], ...] = ()
+    stamp: Any = None
+
+    def __repr__(self) -> str:
+        return (f"ParquetPiece(path={self.path!r}, row_groups={self.row_groups!r}, "
+                f"first_row={self.first_row!r}, n_rows={self.n_rows!r}, "
+                f"partition={self.partition!r})")
 
 
 @dataclass(frozen=True)

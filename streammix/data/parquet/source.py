@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
 from streammix.core.chunk import Chunk
 from streammix.data.parquet.columns import filter_columns, is_numeric, normalise_filters, to_float
@@ -37,7 +38,8 @@ from streammix.data.parquet.files import (
     strip_protocol,
 )
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
-from streammix.exceptions import DataError
+from streammix.data.parquet.stamps import FileStamp, check_stamp, footer_hash, local_mtime_ns
+from streammix.exceptions import DataError, SourceChangedError
 from streammix.redact import redact
 
 __all__ = ["ParquetSource", "ParquetPiece", "InvalidRows", "ON_INVALID"]
@@ -60,8 +62,10 @@ class ParquetSource:
         ``file:///data/lake``); plain paths are local.  Folders named
         ``key=value`` (hive partitioning) give columns usable in
         ``features`` and ``filters``.
-    target : str
-        Column of the response y.
+    target : str or None
+        Column of the response y; None for data without it, to predict
+        (chunks then hold NaN as y; ``fit`` and ``score`` refuse such a
+        source).
     features : list of str
         Columns of the features, in order (no intercept column).
     weight : str, optional
@@ -118,7 +122,7 @@ class ParquetSource:
     one thread each.  Empty files and zero-row row groups are skipped.
     """
 
-    def __init__(self, path_or_url, *, target: str, features, weight: str | None = None,
+    def __init__(self, path_or_url, *, target: str | None, features, weight: str | None = None,
                  filters=None, storage_options: dict | None = None,
                  chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None):
         if isinstance(features, str):
@@ -135,7 +139,8 @@ class ParquetSource:
         if isinstance(chunk_rows, bool) or int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be an integer >= 1, got {chunk_rows!r}")
         self.path_or_url = path_or_url
-        self.target = str(target)
+        self.target = None if target is None else str(target)
+        self._common_columns: set[str] = set()
         self.features = features
         self.weight = None if weight is None else str(weight)
         self.filters = normalise_filters(filters)
@@ -159,8 +164,13 @@ class ParquetSource:
     @property
     def columns(self) -> list[str]:
         """Every column the source uses: features, target, weight, concomitant variables."""
-        cols = self.features + [self.target] + ([self.weight] if self.weight else [])
+        cols = self.features + ([self.target] if self.target is not None else []) \
+            + ([self.weight] if self.weight else [])
         return cols + [c for c in getattr(self, "concomitant", []) if c not in cols]
+
+    def has_column(self, name: str) -> bool:
+        """Whether every file has column ``name`` (or it is a partition column)."""
+        return name in self._common_columns or name in self.partition_names
 
     @property
     def concomitant_names(self) -> list[str]:
@@ -195,7 +205,7 @@ class ParquetSource:
         X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
         for k, name in enumerate(self.features):
             X[:, k] = values[name]
-        y = values[self.target]
+        y = values[self.target] if self.target is not None else np.full(n, np.nan)
         w = values[self.weight] if self.weight else np.ones(n)
         if self.weight:
             neg = np.flatnonzero(w < 0)
@@ -301,12 +311,19 @@ class ParquetSource:
 
     def _read_table(self, piece: ParquetPiece) -> pa.Table:
         file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
+        local = self._protocol == "file"
         try:
             with self.filesystem().open_input_file(piece.path) as fh:
                 reader = pq.ParquetFile(fh)
+                if piece.stamp is not None:  # the size and footer were read anyway
+                    check_stamp(self.shown(piece.path), piece.stamp, fh.size(),
+                                local_mtime_ns(piece.path) if local else None,
+                                footer_hash(reader.metadata))
                 table = reader.read_row_groups(list(piece.row_groups), columns=file_columns,
                                                use_threads=False)
         except (OSError, pa.ArrowException) as exc:
+            if piece.stamp is not None:  # a file removed or rewritten: say so
+                self._check_changed(piece)
             error = DataError(f"{self.shown(piece.path)}: cannot read row groups "
                               f"{list(piece.row_groups)}: {exc}")
             error.transient = isinstance(exc, OSError)  # engines retry I/O errors
@@ -317,12 +334,31 @@ class ParquetSource:
                 table = table.append_column(name, pa.array([value] * table.num_rows, typ))
         return table
 
+    def _check_changed(self, piece: ParquetPiece) -> None:
+        """After a failed read: raise SourceChangedError if the file is not as planned."""
+        try:
+            info = self.filesystem().get_file_info(piece.path)
+        except (OSError, pa.ArrowException):
+            return
+        gone = info.type == FileType.NotFound
+        try:
+            check_stamp(self.shown(piece.path), piece.stamp, None if gone else info.size,
+                        info.mtime_ns if self._protocol == "file" else None, None)
+        except SourceChangedError as changed:
+            raise changed from None
+
     def _needed_columns(self) -> list[str]:
         cols = list(self.columns)
         for name in filter_columns(self.filters):
             if name not in cols:
                 cols.append(name)
         return cols
+
+    @property
+    def readable_on(self) -> str:
+        """Where the files can be read: ``"any host"`` at a URL, ``"this host"`` for
+        local paths (see :func:`streammix.engines.resolve.resolve_engine`)."""
+        return "this host" if self._protocol == "file" else "any host"
 
     def shown(self, path: str) -> str:
         """A file path as users wrote it: with its URL scheme when remote."""
@@ -385,9 +421,12 @@ class ParquetSource:
         n_threads = 1 if self._protocol == "file" or len(self.files) < 2 else 8
         with ThreadPoolExecutor(n_threads) as pool:
             footers = list(pool.map(self._footer, self.files))
-        for path, (meta, schema) in zip(self.files, footers, strict=True):
+        for path, (meta, schema, stamp) in zip(self.files, footers, strict=True):
             if isinstance(meta, DataError):
                 raise meta
+            names = set(schema.names)
+            self._common_columns = names if path == self.files[0] \
+                else self._common_columns & names
             for name in file_columns:
                 if schema.get_field_index(name) < 0:
                     raise DataError(
@@ -406,7 +445,7 @@ class ParquetSource:
             part = partitions[path]
             if self._expr is not None and keep:
                 keep = self._prune(path, schema, part, keep)
-            plan.extend(self._group(path, keep, sizes, starts, part))
+            plan.extend(self._group(path, keep, sizes, starts, part, stamp))
         plan.sort()
         logger.info("planned %d chunks from %d files (%d rows)", len(plan), len(self.files),
                     sum(p.n_rows for p in plan))
@@ -418,11 +457,13 @@ class ParquetSource:
         try:
             with fs.open_input_file(path) as fh:
                 meta = pq.ParquetFile(fh).metadata
-                return meta, meta.schema.to_arrow_schema()
+                stamp = FileStamp(fh.size(), fs.get_file_info(path).mtime_ns,
+                                  footer_hash(meta))
+                return meta, meta.schema.to_arrow_schema(), stamp
         except (OSError, pa.ArrowException) as exc:
             size = file_size(fs, path)
             what = "is empty (0 bytes)" if size == 0 else "is not a readable Parquet file"
-            return DataError(f"{self.shown(path)}: {what} ({exc})"), None
+            return DataError(f"{self.shown(path)}: {what} ({exc})"), None, None
 
     def _prune(self, path, schema, part, keep):
         """Row groups whose statistics and partition values may match the filter."""
@@ -443,22 +484,22 @@ class ParquetSource:
         ids = {rg.id for piece in pieces for rg in piece.row_groups}
         return [i for i in keep if i in ids]
 
-    def _group(self, path, keep, sizes, starts, part):
+    def _group(self, path, keep, sizes, starts, part, stamp):
         pieces, group = [], []
         for i in keep:
             if group and (group[-1] != i - 1
                           or sum(sizes[g] for g in group) + sizes[i] > self.chunk_rows):
-                pieces.append(self._piece(path, group, sizes, starts, part))
+                pieces.append(self._piece(path, group, sizes, starts, part, stamp))
                 group = []
             group.append(i)
         if group:
-            pieces.append(self._piece(path, group, sizes, starts, part))
+            pieces.append(self._piece(path, group, sizes, starts, part, stamp))
         return pieces
 
     @staticmethod
-    def _piece(path, group, sizes, starts, part) -> ParquetPiece:
+    def _piece(path, group, sizes, starts, part, stamp) -> ParquetPiece:
         return ParquetPiece(path, tuple(group), starts[group[0]],
-                            sum(sizes[g] for g in group), part)
+                            sum(sizes[g] for g in group), part, stamp)
 
 
 def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
