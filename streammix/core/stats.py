@@ -23,11 +23,9 @@ import numpy as np
 from streammix.core import kernel
 from streammix.core.params import MixtureParams
 
-__all__ = [
-    "SuffStats", "estep", "estep_features", "estep_features_many", "BLOCK_ELEMENTS",
-    "log_responsibilities", "log_norm", "design_matrix", "features_transposed", "kernel_layout",
-    "accumulate",
-]
+__all__ = ["SuffStats", "estep", "estep_features", "estep_features_many", "BLOCK_ELEMENTS",
+           "log_responsibilities", "log_norm", "design_matrix", "features_transposed",
+           "kernel_layout", "accumulate"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
