@@ -10,10 +10,13 @@ with ``n_init=10``, beside ``flexmix(y ~ ., k = 3)`` and
 log-likelihoods: streammix's should be at least flexmix's.
 
 Part 2 (``--scaling``): default-fit wall time for n = 20k, 200k, 2M at d = 5,
-and for d = 5, 20, 50 at n = 1M (streammix only).
+and for d = 5, 20, 50 at n = 1M (streammix only); with ``--lake-rows N``
+also a default fit of a Parquet lake of N rows at d = 5 (built in
+``--lake-dir``, 1M rows a file, and removed afterwards).
 
 Run:  PYTHONPATH=. python benchmarks/bench_fit.py [--rows 20000 200000]
       [--repeats 3] [--r-nrep-max-rows 200000] [--scaling] [--no-r]
+      [--lake-rows 20000000] [--lake-dir /big/disk]
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ def part1(rows, repeats, nrep_max_rows, use_r):
                 print(line)
 
 
-def part2(repeats):
+def part2(repeats, lake_rows=0, lake_dir=None):
     print("part 2: default-fit wall time (default engine), m=3; medians of "
           f"{repeats}")
     for n, d in [(20_000, 5), (200_000, 5), (2_000_000, 5), (1_000_000, 5),
@@ -105,6 +108,31 @@ def part2(repeats):
         X, y = make_data(n, d, 3, seed=11)
         sm, model = time_fit(X, y, repeats)
         print(f"  n = {n:>9,}  d = {d:>2}:  {sm:8.3f} s  ({model.n_iter_} EM iterations)")
+    if lake_rows:
+        lake_fit(lake_rows, repeats, lake_dir)
+
+
+def lake_fit(rows: int, repeats: int, lake_dir=None, per_file: int = 1_000_000):
+    """A default fit of a Parquet lake of ``rows`` rows (d = 5 with the intercept)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from streammix import ParquetSource
+
+    root = tempfile.mkdtemp(prefix="bench_fit_lake_", dir=lake_dir)
+    try:
+        names = [f"x{k + 1}" for k in range(4)]
+        for f, start in enumerate(range(0, rows, per_file)):
+            X, y = make_data(min(per_file, rows - start), 5, 3, seed=11)  # same mixture
+            cols = {name: X[:, k] for k, name in enumerate(names)} | {"y": y}
+            pq.write_table(pa.table(cols), f"{root}/part-{f:04d}.parquet",
+                           row_group_size=131_072)
+        source = ParquetSource(root, target="y", features=names)
+        sm, model = time_fit(source, None, repeats)
+        print(f"  n = {rows:>9,}  d =  5:  {sm:8.3f} s  ({model.n_iter_} EM iterations; "
+              f"Parquet lake, {-(-rows // per_file)} files)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv=None):
@@ -115,9 +143,12 @@ def main(argv=None):
                         help="run stepFlexmix(nrep=10) only up to this many rows")
     parser.add_argument("--no-r", action="store_true", help="skip the R peer")
     parser.add_argument("--scaling", action="store_true", help="run part 2 only")
+    parser.add_argument("--lake-rows", type=int, default=0,
+                        help="with --scaling: also fit a Parquet lake of this many rows")
+    parser.add_argument("--lake-dir", default=None, help="where to build that lake")
     args = parser.parse_args(argv)
     if args.scaling:
-        part2(args.repeats)
+        part2(args.repeats, args.lake_rows, args.lake_dir)
         return 0
     use_r = not args.no_r and shutil.which("Rscript") is not None
     if not use_r:

@@ -58,3 +58,16 @@ html_theme_options = {
     "description": "Mixtures of linear regressions by EM on data larger than memory",
     "fixed_sidebar": True,
 }
+
+
+def _skip_metadata_routing(app, what, name, obj, skip, options):
+    """Leave out scikit-learn's metadata-routing methods (``set_fit_request`` ...),
+    which ``BaseEstimator`` adds and which streammix does not use; their
+    docstrings link into scikit-learn's own documentation."""
+    if getattr(obj, "__module__", "") == "sklearn.utils._metadata_requests":
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_routing)

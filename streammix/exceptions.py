@@ -6,6 +6,8 @@ nothing of streammix, so every module can raise these.
 
 from __future__ import annotations
 
+import sklearn.exceptions
+
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "ComponentCollapseWarning", "SpuriousOptimumWarning",
@@ -24,8 +26,11 @@ class SourceChangedError(DataError):
     was reading it; the message names the file and what changed."""
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
+class NotFittedError(sklearn.exceptions.NotFittedError):
+    """The estimator is used before ``fit``.
+
+    A subclass of scikit-learn's ``NotFittedError`` (itself a ``ValueError``
+    and an ``AttributeError``), so code written for scikit-learn catches it."""
 
 
 class ConvergenceWarning(UserWarning):

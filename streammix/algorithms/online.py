@@ -149,7 +149,7 @@ class OnlineEM:
     @classmethod
     def start(cls, X, y, w, n_components: int, *, fit_intercept: bool = True,
               options: MStepOptions | None = None, settings: OnlineSettings | None = None,
-              init="auto", variance_floor_factor: float = 1e-3, sample_size: int = 100_000,
+              init="auto", variance_floor_factor: float = 1e-4, sample_size: int = 100_000,
               rng: np.random.Generator | None = None, where: str = "the first batch",
               ) -> OnlineEM:
         """Initialise from one batch (it is not consumed: pass it to :meth:`update`).

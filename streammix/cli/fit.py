@@ -58,7 +58,17 @@ def register(subparsers) -> None:
                           "reproduce flexmix's numbers")
     fit.add_argument("--min-weight", type=non_negative_float, default=0.0, metavar="W",
                      help="a component whose weight falls below W collapses (flexmix's "
-                          "minprior; default %(default)s)")
+                          "minprior, 0.05 there; default %(default)s)")
+    fit.add_argument("--min-sigma-ratio", type=non_negative_float, default=0.1, metavar="R",
+                     help="a component of under 3 (p + 1) effective rows with sigma below R "
+                          "x the pooled OLS sigma is a spike and collapses (0: off; default "
+                          "%(default)s)")
+    fit.add_argument("--min-eff-rows", type=non_negative_float, default=None, metavar="N",
+                     help="a component with fewer effective rows collapses (default p + 1, "
+                          "its number of parameters)")
+    fit.add_argument("--on-collapse", choices=("reseed", "drop", "error"), default="reseed",
+                     help="what happens to a collapsed component: re-seeded (up to 3 times "
+                          "per run, then dropped), dropped, or an error (default %(default)s)")
     fit.add_argument("--max-iter", type=non_negative_int, default=500, metavar="N",
                      help="EM iterations per run (default %(default)s)")
     fit.add_argument("--tol", type=non_negative_float, default=1e-4, metavar="T",
@@ -101,7 +111,9 @@ def _model_options(args) -> dict:
         raise ValueError("--noise fixed needs --sigma S, and --sigma needs --noise fixed")
     return dict(noise=args.noise, sigma=args.sigma, init=args.init,
                 fit_intercept=args.fit_intercept, df_correction=args.df_correction,
-                min_weight=args.min_weight, max_iter=args.max_iter, tol=args.tol,
+                min_weight=args.min_weight, min_sigma_ratio=args.min_sigma_ratio,
+                min_eff_rows=args.min_eff_rows, on_collapse=args.on_collapse,
+                max_iter=args.max_iter, tol=args.tol,
                 n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,
                 init_sample_size=args.init_sample_size, standardize=args.standardize)
 

@@ -172,7 +172,7 @@ def profile_pass(model, source, seed: int) -> FitContext:
     profile = engine.map_reduce(source, ProfileTask(seed, model.init_sample_size),
                                 Profile.empty(d, model.init_sample_size))
     if profile.n_positive == 0:
-        raise DataError("the data has no rows with positive weight")
+        raise DataError("the data has no rows with positive weight (all sample weights are zero)")
     sample, scaling, described = profile, None, ""
     shared = constraints.shared_columns(model, _feature_names(source))
     extreme = scales.extreme_columns(profile.max_abs)

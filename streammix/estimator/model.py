@@ -10,10 +10,10 @@ uses too.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
@@ -21,12 +21,13 @@ from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base, fitting, online_fitting, persistence, prediction
 from streammix.estimator import concomitant_fitting as gate
+from streammix.estimator import sklearn_hooks as hooks
 from streammix.estimator.inference import compute_se
 
 __all__ = ["MixtureOfLinearRegressions"]
 
 
-class MixtureOfLinearRegressions(gate.ConcomitantMethods):
+class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
     """Finite mixture of linear regressions fitted by EM, in chunks.
 
     ``p(y | x) = Σ_j π_j N(y | a_jᵀx + b_j, σ_j²)``.  Each EM iteration is
@@ -67,9 +68,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         ``intercept``, ``sigma`` (original scale) starts from those values.
     random_state : int or None
         Seed of all random choices (the sample and the starting values).
-    variance_floor : float, default=1e-3
+    variance_floor : float, default=1e-4
         Every σ_j² is kept at or above this multiple of the pooled OLS
-        residual variance, so the likelihood stays bounded.
+        residual variance, so the likelihood stays bounded (σ_j at least 1%
+        of the pooled residual σ; low enough not to bind at real optima,
+        see the mathematics page (docs/mathematics.rst), §1.5).
     min_weight, min_eff_rows, min_sigma_ratio : float, default=0, p + 1, 0.1
         A component is degenerate (the mathematics page, §1.9) with weight <
         ``min_weight`` (flexmix's ``minprior``, 0.05 there), fewer effective
@@ -169,7 +172,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
     def __init__(self, n_components: int = 2, *, noise: str = "per_component", sigma=None,
                  fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
                  n_init: int = 1, init="auto", random_state=None,
-                 variance_floor: float = 1e-3, min_weight: float = 0.0,
+                 variance_floor: float = 1e-4, min_weight: float = 0.0,
                  min_eff_rows: float | None = None, min_sigma_ratio: float = 0.1,
                  on_collapse: str = "reseed", max_reseeds: int = 3, ridge: float = 0.0,
                  prior_dof: float = 0.0, prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
@@ -210,39 +213,12 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         self.standardize = standardize
         self.fixed = fixed
 
-    # ------------------------------------------------------------------ params
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+    def __sklearn_tags__(self):
+        """Scikit-learn's tags (get_params, set_params, the repr: from BaseEstimator)."""
+        return hooks.sklearn_tags(super().__sklearn_tags__())
 
-    def get_params(self, deep: bool = True) -> dict:
-        """Hyper-parameters as a dict (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params) -> MixtureOfLinearRegressions:
-        """Set hyper-parameters; unknown names raise ``ValueError``."""
-        valid = set(self._get_param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; "
-                                 f"valid ones are {sorted(valid)}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        signature = inspect.signature(type(self).__init__)
-        defaults = {k: v.default for k, v in signature.parameters.items()}
-        shown = []
-        for name, value in self.get_params().items():
-            default = defaults[name]
-            try:
-                same = bool(value == default) if not isinstance(value, np.ndarray) else False
-            except (TypeError, ValueError):
-                same = False
-            if not same or name == "n_components":
-                shown.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "params_")
 
     def n_parameters(self, n_components: int | None = None, n_features: int | None = None) -> int:
         """Number of free parameters P (the mathematics page (docs/mathematics.rst), §7)."""
@@ -293,6 +269,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         -------
         self
         """
+        if target is None and concomitant is None:
+            X, y = hooks.check_fit_arrays(self, X, y)
         if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
                                    callback=callback, checkpoint=checkpoint, resume=resume):
             return self
@@ -338,9 +316,9 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         (the Polyak–Ruppert mean when averaging has started).  ``loglik_``
         and ``history_`` are *prequential*: each batch's log-likelihood at
         the parameters before its update (the first batch's is in-sample);
-        ``n_iter_`` counts M-steps; ``converged_`` is False.  Bad values
-        raise the errors of :meth:`fit`, and a bad batch changes nothing.
-        """
+        ``n_iter_`` counts M-steps; ``converged_`` is False.  Bad values raise
+        the errors of :meth:`fit`, and a bad batch changes nothing."""
+        hooks.check_batch_features(self, X)
         online_fitting.partial_fit(self, X, y, sample_weight, target=target, features=features,
                                    weight=weight, batch_id=batch_id)
         return self
@@ -462,35 +440,42 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods):
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
+        X = hooks.check_predict_array(self, X)
         return gate.mixture_mean(self, base.design(self, X) @ self.params_.beta.T, concomitant)
 
     def predict_components(self, X) -> np.ndarray:
         """Mean of each component, shape (n, m)."""
-        check_fitted(self)
-        return base.design(self, X) @ self.params_.beta.T
+        return base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
 
-    def predict_proba(self, X, y, *, concomitant=None) -> np.ndarray:
-        """Posterior responsibilities P(component j | x, y), shape (n, m)."""
-        check_fitted(self)
+    def predict_proba(self, X, y=None, *, concomitant=None) -> np.ndarray:
+        """Component probabilities (n, m): P(j | x, y) given ``y``, else π_j (or π_j(z))."""
+        X = hooks.check_predict_array(self, X)
+        if y is None:
+            if concomitant is not None:
+                return self.predict_weights(concomitant)
+            return np.tile(self.params_.weights, (base.design(self, X).shape[0], 1))
         return np.exp(gate.row_loglik(self, X, y, concomitant)[1])
 
     def score_samples(self, X, y, *, concomitant=None) -> np.ndarray:
         """Log-likelihood log p(y_i | x_i) of each row."""
-        check_fitted(self)
+        X = hooks.check_predict_array(self, X)
         return gate.row_loglik(self, X, y, concomitant)[0]
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per unit weight, Σ w log p / Σ w."""
+        X, y = hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return stats.loglik / stats.sum_w
 
     def bic(self, X, y=None, sample_weight=None) -> float:
         """Bayesian information criterion −2ℓ + P log N (lower is better)."""
+        X, y = hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + self.n_parameters() * math.log(stats.sum_w)
 
     def aic(self, X, y=None, sample_weight=None) -> float:
         """Akaike information criterion −2ℓ + 2P (lower is better)."""
+        X, y = hooks.check_score_arrays(self, X, y)
         stats = base.pass_stats(self, X, y, sample_weight)
         return -2.0 * stats.loglik + 2.0 * self.n_parameters()
 

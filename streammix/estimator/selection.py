@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streammix.algorithms.degeneracy import best_nondegenerate
 from streammix.algorithms.em import warn_not_converged
 from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
 from streammix.algorithms.tasks import MultiEStepTask
@@ -29,7 +30,7 @@ from streammix.estimator.base import check_hyperparameters, draw_seed, set_fitte
 from streammix.estimator.model import MixtureOfLinearRegressions
 
 __all__ = ["select_components", "SelectionResult", "PlanSubset", "Dominance", "split_chunks",
-           "CRITERIA"]
+           "CRITERIA", "format_table", "TEXT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +76,13 @@ class SelectionResult:
     Attributes
     ----------
     table : list of dict
-        One row per k, in increasing k: ``k``, ``loglik``, ``n_parameters``,
-        ``aic``, ``bic``, ``icl``, ``icl_bic``, ``converged``, ``n_iter``,
-        ``n_components_fitted`` (fewer than k when components were dropped;
-        such rows are not chosen), and ``heldout_loglik`` (mean per unit
+        One row per k, in increasing k: ``k`` (the number of components
+        asked), ``n_components_fitted`` (fewer than k when components were
+        dropped), ``collapsed`` (``n_components_fitted < k``), ``eligible``
+        (not collapsed: only eligible rows are chosen, since a collapsed row
+        only repeats a smaller k), ``loglik``, ``n_parameters``, ``aic``,
+        ``bic``, ``icl``, ``icl_bic`` (of the fitted model), ``converged``,
+        ``n_iter``, ``dominated``, and ``heldout_loglik`` (mean per unit
         weight) when a hold-out was asked.
     criterion : str
     best_k : int
@@ -98,21 +102,63 @@ class SelectionResult:
     n_passes: int = 0
 
     def to_frame(self):
-        """The table as a pandas DataFrame indexed by k (needs pandas)."""
+        """The table as a pandas DataFrame indexed by k, the number of components
+        asked (``n_components_fitted`` and ``collapsed`` say what was fitted)."""
         import pandas as pd
         return pd.DataFrame(self.table).set_index("k")
 
     def __str__(self) -> str:
-        cols = ["k", "loglik", "n_parameters", "aic", "bic", "icl"]
-        if self.table and "heldout_loglik" in self.table[0]:
-            cols.append("heldout_loglik")
-        lines = ["  ".join(f"{c:>14}" for c in cols)]
-        for row in self.table:
-            mark = " *" if row["k"] == self.best_k else ""
-            lines.append("  ".join(f"{row[c]:>14.6g}" if isinstance(row[c], float)
-                                   else f"{row[c]:>14}" for c in cols) + mark)
-        lines.append(f"chosen by {self.criterion}: k = {self.best_k}")
-        return "\n".join(lines)
+        return format_table(self.table, self.criterion, self.best_k)
+
+
+#: Columns of the text table (then ``heldout_loglik`` when present, then ``fitted``).
+TEXT_COLUMNS = ("k", "loglik", "n_parameters", "aic", "bic", "icl")
+
+
+def format_table(table: list[dict], criterion: str, best_k: int) -> str:
+    """The selection table as text: one line per k, the chosen row marked ``*``.
+
+    A row whose fit lost components shows its k as ``asked->fitted`` (e.g.
+    ``4->3``) and is marked ``collapsed``: its numbers are those of the
+    smaller fitted model, and it is never chosen.  Floats are printed with
+    fixed decimals (3 for the criteria, 10 significant digits for the held-out
+    mean), so rows that differ at any n print differently.
+    """
+    cols = list(TEXT_COLUMNS)
+    if table and "heldout_loglik" in table[0]:
+        cols.append("heldout_loglik")
+    cols.append("fitted")
+    cells = []
+    for row in table:
+        line = []
+        for c in cols:
+            if c == "k":
+                k, fitted = row["k"], row["n_components_fitted"]
+                line.append(f"{k}" if fitted == k else f"{k}->{fitted}")
+            elif c == "fitted":
+                line.append(str(row["n_components_fitted"]))
+            elif c == "heldout_loglik":
+                line.append(f"{row[c]:.10g}")
+            elif isinstance(row[c], float):
+                line.append(f"{row[c]:.3f}")
+            else:
+                line.append(str(row[c]))
+        cells.append(line)
+    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(cols)]
+    lines = ["  ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))]
+    for row, line in zip(table, cells, strict=True):
+        text = "  ".join(f"{v:>{w}}" for v, w in zip(line, widths, strict=True))
+        if row["n_components_fitted"] != row["k"]:
+            text += "  collapsed"
+        elif row["k"] == best_k:
+            text += "  *"
+        lines.append(text)
+    collapsed = [row for row in table if row["n_components_fitted"] != row["k"]]
+    for row in collapsed:
+        lines.append(f"k = {row['k']}: the fit kept {row['n_components_fitted']} "
+                     "component(s) (the others collapsed, see history_); not eligible")
+    lines.append(f"chosen by {criterion}: k = {best_k}")
+    return "\n".join(lines)
 
 
 def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
@@ -191,10 +237,16 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     lockstep = run_lockstep(runs, fitting.lockstep_pass(ctx, base.fit_intercept), groups=groups,
                         cull=cull, dominated=dominated)
 
-    best, stopped = {}, {}
-    for i, (m, result) in enumerate(zip(groups, lockstep.results, strict=True)):
-        if result is not None and (m not in best or result.objective > best[m].objective):
-            best[m], stopped[m] = result, i in lockstep.stopped
+    best, stopped, passed = {}, {}, {}
+    for m in ks:  # per k, the best non-degenerate run, as fit() keeps
+        ids = [i for i, g in enumerate(groups) if g == m]
+        best[m], passed[m] = best_nondegenerate([lockstep.results[i] for i in ids],
+                                                settings_by_k[m].rule, m)
+        if passed[m] is not None:
+            passed[m] = {**passed[m], "run": passed[m]["run"]}
+            fitting.warn_passed_over(passed[m], best[m], stacklevel=2)
+        stopped[m] = any(lockstep.results[i] is best[m] for i in ids
+                         if i in lockstep.stopped)
     table = []
     for m in ks:
         if not stopped[m]:
@@ -206,13 +258,16 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         if ctx.scaling is not None:
             result = ctx.scaling.unscale(result)
         set_fitted(model, result, ctx.source, ctx.profile)
+        model.passed_over_ = passed[m]
         model.n_passes_ = lockstep.n_passes + 1
         crit = model.information_criteria()
-        table.append({"k": m, "loglik": crit["loglik"], "n_parameters": crit["n_parameters"],
+        fitted = int(model.n_components_)
+        table.append({"k": m, "n_components_fitted": fitted, "collapsed": fitted < m,
+                      "eligible": fitted == m, "loglik": crit["loglik"],
+                      "n_parameters": crit["n_parameters"],
                       "aic": crit["aic"], "bic": crit["bic"], "icl": crit["icl"],
                       "icl_bic": crit["icl_bic"], "converged": model.converged_,
-                      "n_iter": model.n_iter_, "n_components_fitted": model.n_components_,
-                      "dominated": stopped[m]})
+                      "n_iter": model.n_iter_, "dominated": stopped[m]})
     n_passes = lockstep.n_passes + 1
     if test is not None:
         params = tuple(models[m].params_ for m in ks)
@@ -220,9 +275,9 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
                                       StatsBundle.zeros(params))
         for row, st in zip(table, stats, strict=True):
             row["heldout_loglik"] = st.loglik / st.sum_w if st.sum_w > 0 else math.nan
-    # A fit that lost components (on_collapse="drop") is not a k-component
-    # fit: it only repeats a smaller k, so it is not eligible.
-    eligible = [row for row in table if row["n_components_fitted"] == row["k"]] or table
+    # A fit that lost components is not a k-component fit: it only repeats a
+    # smaller k, so it is not eligible (and the table marks it).
+    eligible = [row for row in table if row["eligible"]] or table
     if criterion == "heldout":
         chosen = max(eligible, key=lambda row: row["heldout_loglik"])
     else:  # ties go to the smaller k

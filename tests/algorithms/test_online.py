@@ -281,7 +281,7 @@ def test_bad_batches_get_the_errors_of_batch_fitting():
                           target="y")
     with pytest.raises(DataError, match=r"column 'x0' has type string"):
         model.partial_fit(pa.table({"x0": ["a"] * 500, "y": y}), target="y")
-    with pytest.raises(DataError, match="has 2 features; the stream started with 1"):
+    with pytest.raises(DataError, match="X has 2 features, but MixtureOfLinearRegressions is"):
         model.partial_fit(np.column_stack([X, X]), y)
     with pytest.raises(DataError, match="too few to initialise"):
         MixtureOfLinearRegressions(2).partial_fit(X[:5], y[:5])

@@ -28,7 +28,7 @@ def test_init_only_stores_and_params_round_trip():
     assert clone.get_params() == params
     model.set_params(n_components=4, ridge=1.0)
     assert model.n_components == 4 and model.ridge == 1.0
-    with pytest.raises(ValueError, match="invalid parameter 'colour'"):
+    with pytest.raises(ValueError, match="Invalid parameter .colour."):
         model.set_params(colour="red")
     assert "n_components=4" in repr(model) and "ridge=1.0" in repr(model)
 

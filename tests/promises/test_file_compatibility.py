@@ -57,8 +57,10 @@ def test_a_batch_checkpoint_of_an_earlier_version_resumes_to_the_uninterrupted_f
     expected = EXPECTED["fit_checkpoint"]
     # the earlier version's collapse rule: on_collapse="drop" (its default, recorded in
     # the checkpoint) and 5 (p + 1) = 20 effective rows, no spike rule; under today's
-    # default rule the starting values refined on the 50-row sample differ
-    old_rule = {"on_collapse": "drop", "min_eff_rows": 20, "min_sigma_ratio": 0.0}
+    # default rule the starting values refined on the 50-row sample differ; and its
+    # default variance_floor, 1e-3 (recorded in the checkpoint; today's is 1e-4)
+    old_rule = {"on_collapse": "drop", "min_eff_rows": 20, "min_sigma_ratio": 0.0,
+                "variance_floor": 1e-3}
     model = MixtureOfLinearRegressions(2, **{**old_rule, **expected["settings"]})
     model.fit(X, y, checkpoint=folder, resume=True)
     assert model.n_passes_ == expected["n_passes"] > saved + 1  # it went on after the replay

@@ -115,7 +115,9 @@ def _pooled_start(Xd, y, m, size, settings: EMSettings, rng, all_rows: bool):
     """The start pool on the design ``Xd``; None if every pooled run degenerated."""
     w = np.ones_like(y)
     tol = min(settings.tol, 1e-9 * y.size) if all_rows else settings.tol
-    full = dataclasses.replace(settings, tol=tol)
+    # no collapse rule: a small component may pass through few rows on its way;
+    # the pool judges degeneracy at the end of the run
+    full = dataclasses.replace(settings, tol=tol, min_eff_rows=0.0, min_sigma_ratio=0.0)
 
     def run_full(start):
         return drive(squarem_steps(start, full), lambda prm: estep(Xd, y, w, prm))

@@ -49,6 +49,7 @@ import warnings
 
 import numpy as np
 
+from streammix.algorithms.degeneracy import is_degenerate
 from streammix.algorithms.start.candidates import ols
 from streammix.algorithms.start.population import (
     Population,
@@ -57,7 +58,8 @@ from streammix.algorithms.start.population import (
     unstack,
 )
 
-__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER", "N_FULL", "pool_size",
+__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER", "N_FULL", "N_FORMING",
+           "pool_size",
            "pool_starts", "degenerate_runs", "pool_search"]
 
 logger = logging.getLogger(__name__)
@@ -78,8 +80,10 @@ SHORT_ITER = 5
 #: Iterations of the stacked runs of the best distinct survivors.
 LONG_ITER = 60
 
-#: Distinct survivors run to convergence by the full EM.
+#: Distinct survivors run to convergence by the full EM: that pass the
+#: degeneracy test, and that pass only its lenient form.
 N_FULL = 2
+N_FORMING = 1
 
 #: Degeneracy rule of the short runs (see :func:`degenerate_runs`).
 SPIKE_ROWS_FACTOR = 3
@@ -335,15 +339,20 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
                      parts[1].size)
         finalists = em(finalists, LONG_ITER, noise)
-        finalists = survivors(finalists, noise, finalists.size, lenient=False)
-    chosen = _distinct(finalists, N_FULL, n)
-    candidates = [unstack(finalists, i) for i in chosen] + list(extra)
+        strict = degenerate_runs(finalists, p, pooled, floor, noise)
+        loose = degenerate_runs(finalists, p, pooled, floor, noise, lenient=True)
+        clean = _best(finalists, finalists.size, strict)
+        forming = _best(finalists, finalists.size, loose | ~strict)
+    candidates = [unstack(clean, i) for i in _distinct(clean, N_FULL, n)]
+    candidates += [unstack(forming, i) for i in _distinct(forming, N_FORMING, n)]
+    candidates += list(extra)
     best = None
     for start in candidates:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = run_full(start)
-        if res.params.n_components != m or _degenerate_result(res, p, pooled, floor, noise):
+        if res.params.n_components != m or _degenerate_result(
+                res, settings.rule, p, pooled, floor, noise):
             continue
         if best is None or res.objective > best.objective:
             best = res
@@ -365,7 +374,12 @@ def _distinct(pop: Population, k: int, n: int) -> list[int]:
     return chosen
 
 
-def _degenerate_result(res, p, pooled, floor, noise) -> bool:
+def _degenerate_result(res, rule, p, pooled, floor, noise) -> bool:
+    """Whether a full run ended degenerate: the estimator's rule
+    (:func:`~streammix.algorithms.degeneracy.find_degenerate`) when the
+    settings carry one, else the rule of :func:`degenerate_runs`."""
+    if rule is not None and rule.pooled_sigma2 is not None:
+        return is_degenerate(res.params, res.stats, rule)
     stats = res.stats
     rows_per_weight = stats.n_rows / stats.sum_w
     pop = Population(res.params.weights[None], res.params.beta[None],
