@@ -22,12 +22,13 @@ from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base, fitting, online_fitting, persistence, prediction
 from streammix.estimator import concomitant_fitting as gate
 from streammix.estimator import sklearn_hooks as hooks
+from streammix.estimator.distribution import DistributionMixin
 from streammix.estimator.inference import compute_se
 
 __all__ = ["MixtureOfLinearRegressions"]
 
 
-class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
+class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, BaseEstimator):
     """Finite mixture of linear regressions fitted by EM, in chunks.
 
     ``p(y | x) = Σ_j π_j N(y | a_jᵀx + b_j, σ_j²)``.  Each EM iteration is
@@ -435,8 +436,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, BaseEstimator):
 
     # ----------------------------------------------------------------- predict
     def predict(self, X, *, concomitant=None) -> np.ndarray:
-        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z) with concomitant variables);
-        ``X`` may be a source (without a target)."""
+        """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z)); X may be a source."""
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
