@@ -1,15 +1,126 @@
-"""Atomic file output: write to a temporary file beside the target, then rename."""
+"""Atomic file output: write to a temporary file beside the target, then rename.
+
+Temporary files are named ``.<target>.<pid>@<host>.<random>.tmp``: a run
+killed with SIGKILL leaves one behind, and :func:`remove_stale_temporaries`
+(called when a run next uses the folder) knows it as ours and its owner as
+dead.  A write that fails (a full disk, a file-size limit, a read-only
+folder) raises an ``OSError`` whose message names the target and says it was
+left as it was.
+"""
 
 from __future__ import annotations
 
+import errno as _errno
 import functools
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_open", "atomic_write_text", "rename_no_replace", "temporary_folder"]
+__all__ = ["atomic_open", "atomic_write_text", "rename_no_replace", "temporary_folder",
+           "temporary_prefix", "remove_stale_temporaries", "check_writable_folder"]
+
+#: ``.<target>.<pid>@<host>.<random>.tmp``: ours, with the owner's pid and host.
+_OURS = re.compile(r"\.(?P<target>.+)\.(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9-]*)\.[a-z0-9_]{8}\.tmp")
+#: ``.<target>.<random>.tmp``, as versions before the pid was in the name wrote them.
+_EARLIER = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+#: Errors of writing a file (as opposed to errors of the caller's code).
+_WRITE_ERRORS = (_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG, _errno.EROFS, _errno.EIO,
+                 _errno.EACCES, _errno.EPERM)
+#: Temporaries of the earlier naming are stale once this old (seconds).
+EARLIER_STALE_AFTER = 3600.0
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63]
+
+
+def temporary_prefix(name: str) -> str:
+    """The prefix of this process's temporary files for a target named ``name``."""
+    return f".{name}.{os.getpid()}@{_host()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's live process / not a pid
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder, *, target: str | None = None,
+                             exclusive: bool = False) -> list[str]:
+    """Remove temporary files (and prediction folders) that dead runs left in ``folder``.
+
+    Only entries of our naming are considered (see the module docstring):
+    those of a process of this host that is no longer running, and those of
+    the earlier naming (no pid) older than :data:`EARLIER_STALE_AFTER`.  With
+    ``exclusive`` (the caller holds the folder's lock, so no other run
+    writes there) every temporary of our naming is stale.  ``target``
+    restricts it to the temporaries of one file name.  Returns the names
+    removed; errors (a folder that cannot be listed) remove nothing.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    removed, host, now = [], _host(), time.time()
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        ours, earlier = _OURS.fullmatch(name), _EARLIER.fullmatch(name)
+        match = ours or earlier
+        if match is None or (target is not None and match["target"] != target):
+            continue
+        try:
+            if ours and not exclusive:
+                pid = int(ours["pid"])
+                if ours["host"] != host or pid == os.getpid() or _pid_alive(pid):
+                    continue
+            elif not exclusive and now - entry.stat(follow_symlinks=False).st_mtime \
+                    < EARLIER_STALE_AFTER:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
+
+
+def check_writable_folder(folder, what: str) -> None:
+    """Raise ``OSError`` naming ``what`` unless a file can be made in ``folder``.
+
+    It makes (and removes) a temporary file of our naming: permissions,
+    read-only mounts and full disks are all found before any work is done.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix("probe"), suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {what}: folder {folder} is not writable "
+                                 f"({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _write_error(exc: OSError, path: Path) -> OSError:
+    """``exc`` with a message naming the file that could not be written."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (_errno.ENOSPC, _errno.EDQUOT):
+        reason += " (the disk or quota is full)"
+    elif exc.errno == _errno.EFBIG:
+        reason += " (beyond the file-size limit)"
+    return OSError(exc.errno, f"cannot write {path}: {reason}; {path} was left as it was")
 
 
 def _umask() -> int:
@@ -21,13 +132,14 @@ def _umask() -> int:
 def temporary_folder(target, suffix: str = ".tmp") -> Path:
     """A new empty folder beside ``target``, to be renamed onto it when complete.
 
-    Named ``.<target name>.<random><suffix>``, so stale ones are recognisable;
+    Named ``.<target name>.<pid>@<host>.<random><suffix>``, so stale ones are
+    recognisable (:func:`remove_stale_temporaries`);
     created with the permissions an ordinary ``mkdir`` would give (0777 less
     the umask), not :func:`tempfile.mkdtemp`'s 0700, so that the folder a
     rename puts in place follows the umask like any other output.
     """
     target = Path(target)
-    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix,
+    folder = Path(tempfile.mkdtemp(prefix=temporary_prefix(target.name), suffix=suffix,
                                    dir=target.parent))
     os.chmod(folder, 0o777 & ~_umask())
     return folder
@@ -52,7 +164,11 @@ def atomic_open(path, mode: str = "w") -> Iterator:
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp",
+                                   dir=path.parent or ".")
+    except OSError as exc:
+        raise _write_error(exc, path) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         encoding = "utf-8" if mode == "w" else None
@@ -61,11 +177,13 @@ def atomic_open(path, mode: str = "w") -> Iterator:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS:
+            raise _write_error(exc, path) from None
         raise
 
 

@@ -35,7 +35,7 @@ import os
 import socket
 from pathlib import Path
 
-from streammix.atomic import atomic_write_text
+from streammix.atomic import atomic_write_text, remove_stale_temporaries
 from streammix.exceptions import CheckpointError
 
 __all__ = ["MARKER", "LOCK", "FolderLock", "claim_checkpoint_folder"]
@@ -90,6 +90,12 @@ def claim_checkpoint_folder(folder, *, kind: str, known: tuple[str, ...]) -> Fol
         folder.mkdir(exist_ok=True)
     lock = FolderLock(folder)
     lock.acquire()
+    # The lock is ours: no other run writes here, so every temporary file of our
+    # naming (atomic writes of a run killed mid-write) is stale.
+    for where in (folder, folder / "passes"):
+        for name in remove_stale_temporaries(where, exclusive=True):
+            logger.info("%s: removed %s, a temporary file left by a run that was killed",
+                        folder, where / name)
     try:
         if not (folder / MARKER).exists():
             atomic_write_text(folder / MARKER, json.dumps(

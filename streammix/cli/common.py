@@ -10,7 +10,8 @@ import os
 from collections.abc import Iterator
 
 __all__ = [
-    "comma_list", "positive_int", "non_negative_int", "non_negative_float", "positive_float",
+    "comma_list", "non_empty", "positive_int", "non_negative_int", "non_negative_float",
+    "positive_float",
     "components_spec", "filter_text", "json_object",
     "add_data_arguments", "make_source", "warn_literal_credentials", "add_cluster_arguments",
     "open_engine", "load_model",
@@ -21,11 +22,61 @@ logger = logging.getLogger(__name__)
 
 # ------------------------------------------------------------ argument types
 def comma_list(text: str) -> list[str]:
-    """``"x1,x2, x3"`` -> ``["x1", "x2", "x3"]``; empty names are a usage error."""
-    names = [part.strip() for part in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"empty column name in {text!r}")
+    """Column names separated by commas (argparse type).
+
+    ``"x1,x2, x3"`` -> ``["x1", "x2", "x3"]``: spaces around a name are
+    dropped.  A name holding a comma, a quote or spaces to keep is quoted
+    with double quotes (``'"a,b"," f ",x3'`` -> ``["a,b", " f ", "x3"]``;
+    ``""`` inside quotes is one quote), or its characters are escaped with
+    a backslash (``'a\\\\,b'`` -> ``["a,b"]``).  An empty name, an unclosed
+    quote or a trailing backslash is a usage error.
+    """
+    fields: list[list[tuple[str, bool]]] = [[]]  # (character, protected)
+    i, n, quoted = 0, len(text), False
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 == n:
+                raise argparse.ArgumentTypeError(f"trailing backslash in {text!r}")
+            fields[-1].append((text[i + 1], True))
+            i += 2
+            continue
+        if quoted:
+            if c == '"' and text[i + 1:i + 2] == '"':
+                fields[-1].append(('"', True))
+                i += 1
+            elif c == '"':
+                quoted = False
+            else:
+                fields[-1].append((c, True))
+        elif c == '"':
+            quoted = True
+            fields[-1].append(("", True))  # an empty quoted name is still a name
+        elif c == ",":
+            fields.append([])
+        else:
+            fields[-1].append((c, False))
+        i += 1
+    if quoted:
+        raise argparse.ArgumentTypeError(f"unclosed double quote in {text!r}")
+    names = []
+    for field in fields:
+        while field and not field[0][1] and field[0][0].isspace():
+            field.pop(0)
+        while field and not field[-1][1] and field[-1][0].isspace():
+            field.pop()
+        name = "".join(c for c, _ in field)
+        if not name:
+            raise argparse.ArgumentTypeError(f"empty column name in {text!r}")
+        names.append(name)
     return names
+
+
+def non_empty(text: str) -> str:
+    """A path or URL that is not empty (argparse type): ``""`` is a usage error."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (give a file, folder, glob or URL)")
+    return text
 
 
 def _int_at_least(low: int):
@@ -113,7 +164,7 @@ def json_object(text: str) -> dict:
 def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool = True) -> None:
     """DATA, --target, --features, --weight, --on-invalid, --filter, --chunk-rows,
     --storage-options."""
-    parser.add_argument("data", metavar="DATA",
+    parser.add_argument("data", metavar="DATA", type=non_empty,
                         help="a Parquet file, a folder of them (hive partitions allowed), a "
                              "glob, or a URL such as s3://bucket/lake")
     parser.add_argument("--target", required=require_columns, metavar="COL",

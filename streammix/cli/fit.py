@@ -119,6 +119,7 @@ def _model_options(args) -> dict:
 
 
 def run_fit(args) -> int:
+    from streammix.atomic import check_writable_folder, remove_stale_temporaries
     from streammix.cli.progress import FitProgress
     from streammix.estimator.model import MixtureOfLinearRegressions
     from streammix.redact import printable, redact
@@ -129,6 +130,10 @@ def run_fit(args) -> int:
                                 "does not exist")
     if out.is_dir():
         raise IsADirectoryError(f"cannot write the model to {out}: it is a folder")
+    check_writable_folder(out.parent, f"the model to {out}")  # before the fit, not after
+    for name in remove_stale_temporaries(out.parent, target=out.name):
+        logger.info("removed %s, a temporary file left by a run that was killed",
+                    out.parent / name)
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint DIR (the folder of the fit to resume)")
     candidates = args.components

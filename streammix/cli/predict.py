@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from streammix.cli.common import add_data_arguments, comma_list, load_model, make_source
 from streammix.core.checks import feature_names_of
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
 
 
 def run_predict(args) -> int:
+    from streammix.atomic import remove_stale_temporaries
     from streammix.estimator.prediction import write_predictions
 
     model, data = load_model(args.model)
@@ -67,6 +69,10 @@ def run_predict(args) -> int:
         else:
             logger.info("the data has no target column %r: writing mean, sd, quantiles and "
                         "prior probabilities", target)
+    out = Path(args.out)
+    for name in remove_stale_temporaries(out.parent, target=out.name):
+        logger.info("removed %s, a temporary folder left by a run that was killed",
+                    out.parent / name)
     summary = write_predictions(model, source, args.out, keep=args.keep,
                                 overwrite=args.overwrite)
     print(f"wrote predictions for {summary.n_rows} rows in {len(summary.files)} files to "

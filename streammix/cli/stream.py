@@ -41,6 +41,7 @@ import sys
 import threading
 
 from streammix.checkpoint_folder import claim_checkpoint_folder
+from streammix.cli.common import non_empty
 from streammix.data.streams import ArrowStreamSource, FolderStream
 from streammix.estimator.model import MixtureOfLinearRegressions
 from streammix.estimator.streaming import GUARD, STATE_FILE, load_checkpoint, run_stream
@@ -60,7 +61,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "stream (a file, or '-' for standard input) or a folder where Parquet "
                     "files land, printing a line per batch and checkpointing the state so "
                     "that a restart resumes exactly.")
-    p.add_argument("source", metavar="SOURCE",
+    p.add_argument("source", metavar="SOURCE", type=non_empty,
                    help="'-' (Arrow IPC stream on stdin), an Arrow IPC stream file, or a "
                         "folder of Parquet files")
     p.add_argument("--target", required=True, help="name of the target column")

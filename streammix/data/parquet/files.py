@@ -71,7 +71,8 @@ def list_files(fs, path: str, shown: str):
         if not fs.exists(path):
             raise DataError(f"{shown} does not exist")
         if fs.isdir(path):
-            found = [f for f in fs.find(path) if not _hidden(posixpath.relpath(f, path))]
+            found = _local_find(path, shown) if _is_local(fs) else fs.find(path)
+            found = [f for f in found if not _hidden(posixpath.relpath(f, path))]
             if not found:
                 raise DataError(f"{shown}: the folder holds no Parquet files")
             return sorted(found), path
@@ -80,6 +81,50 @@ def list_files(fs, path: str, shown: str):
     except (OSError, ValueError) as exc:
         raise DataError(f"{shown}: cannot be listed ({type(exc).__name__}: {exc})") from None
     return [path], posixpath.dirname(path)
+
+
+def _is_local(fs) -> bool:
+    protocol = fs.protocol
+    return bool({"file", "local"} & set(protocol if isinstance(protocol, tuple) else [protocol]))
+
+
+def _local_find(root: str, shown: str) -> list[str]:
+    """Files under a local folder, following symbolic links to sub-folders.
+
+    fsspec's listing does not follow them (it lists such a link as a file).
+    A link is followed under its own name, so rows keep their origin
+    ``link/part.parquet``.  A link to a folder the listing already holds (a
+    loop, or the same files twice) and a broken link are refused, naming them.
+    """
+    found: list[str] = []
+    seen = {os.path.realpath(root): root}
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=_raise):
+        for name in sorted(dirs):
+            link = posixpath.join(folder, name)
+            if not os.path.islink(link) or _hidden(posixpath.relpath(link, root)):
+                continue
+            real = os.path.realpath(link)
+            inside = next((f for r, f in seen.items()
+                           if real == r or r.startswith(real + os.sep)
+                           or real.startswith(r + os.sep)), None)
+            if inside is not None:
+                raise DataError(f"{shown}: {link} is a symbolic link to {real}, a folder that "
+                                f"holds {inside} or is held by it: its files would be read "
+                                "twice (or forever); remove the link or list the folders")
+            seen[real] = link
+        for name in files:
+            path = posixpath.join(folder, name)
+            if os.path.islink(path) and not os.path.exists(path):
+                if not _hidden(posixpath.relpath(path, root)):
+                    raise DataError(f"{shown}: {path} is a broken symbolic link (to "
+                                    f"{os.readlink(path)})")
+                continue
+            found.append(path)
+    return found
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
 
 
 def common_dir(files: list[str]) -> str:
