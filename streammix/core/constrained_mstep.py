@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from streammix.core.linsolve import solve_spd
+
 __all__ = ["INTERCEPT_NAMES", "fixed_entries", "resolve_shared", "shared_columns_check",
            "joint_coefficients", "project_shared"]
 
 #: How the intercept is named in the estimator option ``fixed``.
 INTERCEPT_NAMES = ("(intercept)", "(Intercept)")
-
-#: Below this reciprocal condition number the joint system is solved by an
-#: eigendecomposition with a cut-off (as ``streammix.core.mstep.RCOND_LIMIT``).
-_RCOND = 1e-12
 
 
 def fixed_entries(fixed) -> list:
@@ -88,20 +86,6 @@ def shared_columns_check(shared, p: int) -> tuple[int, ...]:
     return cols
 
 
-def _solve(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
-    try:
-        L = np.linalg.cholesky(A)
-        d = np.diag(L)
-        if d.size and (d.min() / d.max()) ** 2 > _RCOND:
-            return np.linalg.solve(L.T, np.linalg.solve(L, b)), False
-    except np.linalg.LinAlgError:
-        pass
-    evals, evecs = np.linalg.eigh(A)
-    cutoff = _RCOND * max(evals.max(initial=0.0), 0.0)
-    inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
-    return evecs @ (inv * (evecs.T @ b)), True
-
-
 def joint_coefficients(gram: np.ndarray, rhs: np.ndarray, precision: np.ndarray,
                        shared: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     """The coefficient steps Δ (m, p) of the joint system above.
@@ -145,7 +129,7 @@ def joint_coefficients(gram: np.ndarray, rhs: np.ndarray, precision: np.ndarray,
     # (or weight) then do not make the system look ill-conditioned.
     diag = np.diag(A)
     scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
-    z, cut = _solve(A * np.outer(scale, scale), b * scale)
+    z, cut = solve_spd(A * np.outer(scale, scale), b * scale)
     x = z * scale
     delta = np.empty((m, p))
     delta[:, S] = x[:s]

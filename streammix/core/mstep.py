@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streammix.core.constrained_mstep import joint_coefficients, shared_columns_check
+from streammix.core.linsolve import RCOND_LIMIT, solve_spd
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
 
@@ -24,9 +25,6 @@ __all__ = ["MStepOptions", "mstep", "log_prior", "RCOND_LIMIT"]
 
 logger = logging.getLogger(__name__)
 
-#: Below this reciprocal condition number a component's Gram matrix is solved
-#: by an eigendecomposition with a cut-off instead of Cholesky.
-RCOND_LIMIT = 1e-12
 
 NOISE_MODELS = ("per_component", "shared", "fixed")
 
@@ -112,28 +110,6 @@ class MStepOptions:
         return np.zeros(p) if self.prior_mean is None else np.asarray(self.prior_mean, float)
 
 
-def _solve_spd(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Solve A x = b for a symmetric positive semi-definite A.
-
-    Cholesky when well conditioned, else an eigendecomposition with small
-    eigenvalues cut off.  Returns the solution and whether the cut-off was used.
-    """
-    scale = np.max(np.abs(np.diag(A)), initial=0.0)
-    if scale > 0:
-        try:
-            L = np.linalg.cholesky(A)
-            d = np.diag(L)
-            if (d.min() / d.max()) ** 2 > RCOND_LIMIT:
-                z = np.linalg.solve(L, b)
-                return np.linalg.solve(L.T, z), False
-        except np.linalg.LinAlgError:
-            pass
-    evals, evecs = np.linalg.eigh(A)
-    cutoff = RCOND_LIMIT * max(evals.max(initial=0.0), 0.0)
-    inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
-    return evecs @ (inv * (evecs.T @ b)), True
-
-
 def mstep(stats: SuffStats, params: MixtureParams, options: MStepOptions,
           ) -> tuple[MixtureParams, dict[int, str]]:
     """Maximise Q given the statistics of one pass.
@@ -176,7 +152,7 @@ def mstep(stats: SuffStats, params: MixtureParams, options: MStepOptions,
             continue
         A = stats.s2[j] + lam
         b = stats.rx[j] - lam @ (params.beta[j] - m0)
-        delta, cut = _solve_spd(A, b)
+        delta, cut = solve_spd(A, b)
         if cut:
             flags[j] = "rank-deficient design"
         beta[j] = params.beta[j] + delta
