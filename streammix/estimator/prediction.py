@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from streammix.atomic import rename_no_replace, temporary_folder
 from streammix.core.checks import check_fitted
+from streammix.core.gating import gating_loglik, log_gate, with_intercept
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.data.parquet.files import protocol_of, strip_protocol
 from streammix.exceptions import DataError
@@ -70,21 +71,58 @@ def predict_source(model, source) -> np.ndarray:
     features must be the fit's (:func:`streammix.estimator.base.source_like_fit`).
     """
     check_fitted(model)
-    if getattr(model, "concomitant_coef_", None) is not None:
-        raise ValueError("predict over a source does not apply concomitant variables yet; "
-                         "read the rows and call predict(X, concomitant=Z)")
+    check_concomitant_columns(model, source)
     params = model.params_
-    means = [design_matrix(chunk.X, model.fit_intercept) @ params.beta.T @ params.weights
-             for chunk in map(source.read, source.plan())]
+    means = []
+    for chunk in map(source.read, source.plan()):
+        component_means = design_matrix(chunk.X, model.fit_intercept) @ params.beta.T
+        means.append(_weighted(component_means, row_weights(model, chunk), model))
     return np.concatenate(means) if means else np.empty(0)
+
+
+def check_concomitant_columns(model, source) -> None:
+    """Refuse a source without the concomitant columns of a model fitted with a gate.
+
+    The weights of such a model are π(z): predictions need z on every row,
+    matched by name (by position when the gate was fitted on an array, whose
+    columns are named z0, z1, ...).
+    """
+    if getattr(model, "concomitant_coef_", None) is None:
+        return
+    names = list(model.concomitant_names_)
+    given = list(getattr(source, "concomitant_names", None) or [])
+    generic = names == [f"z{k}" for k in range(len(names))]
+    if len(given) != len(names) or (given != names and not generic):
+        raise DataError(f"the model was fitted with concomitant variables {list(names)}: "
+                        f"its weights are pi(z), so the source must carry them (make it with "
+                        f"concomitant={names}); it has {given or 'none'}")
+
+
+def _weighted(values: np.ndarray, weights: np.ndarray, model) -> np.ndarray:
+    """Σ_j w_ij v_ij by row; a plain model's one weight vector as a product, like predict."""
+    if getattr(model, "concomitant_coef_", None) is None:
+        return values @ model.params_.weights
+    return np.sum(values * weights, axis=1)
+
+
+def row_weights(model, chunk) -> np.ndarray:
+    """The weights of the rows of ``chunk`` (n, m): π(z) under a fitted gate, else π."""
+    coef = getattr(model, "concomitant_coef_", None)
+    if coef is None:
+        return np.broadcast_to(model.params_.weights, (chunk.n_rows, model.params_.n_components))
+    if chunk.Z is None:  # pragma: no cover - check_concomitant_columns refuses such sources
+        raise DataError(f"{chunk.origin}: no concomitant columns for a model with a gate")
+    return np.exp(log_gate(with_intercept(np.asarray(chunk.Z, float)), coef))
 
 
 def mixture_quantiles(means: np.ndarray, weights, sigma, qs, n_iter: int = 60) -> np.ndarray:
     """Quantiles ``qs`` of the mixture Σ_j π_j N(means[:, j], σ_j²), row by row, shape
-    (n, len(qs)): the mixture CDF inverted by bisection (to about 1e-15 of the bracket)."""
+    (n, len(qs)): the mixture CDF inverted by bisection (to about 1e-15 of the bracket).
+    ``weights`` is (m,), or (n, m) for weights π(z) of each row."""
     from scipy.special import ndtr
 
-    weights, sigma = np.asarray(weights, float), np.asarray(sigma, float)
+    sigma = np.asarray(sigma, float)
+    weights = np.broadcast_to(np.asarray(weights, float), means.shape)
     out = np.empty((means.shape[0], len(qs)))
     lo0 = (means - 9 * sigma).min(axis=1)
     hi0 = (means + 9 * sigma).max(axis=1)
@@ -92,7 +130,7 @@ def mixture_quantiles(means: np.ndarray, weights, sigma, qs, n_iter: int = 60) -
         lo, hi = lo0.copy(), hi0.copy()
         for _ in range(n_iter):
             mid = 0.5 * (lo + hi)
-            below = ndtr((mid[:, None] - means) / sigma) @ weights < q
+            below = np.sum(ndtr((mid[:, None] - means) / sigma) * weights, axis=1) < q
             lo = np.where(below, mid, lo)
             hi = np.where(below, hi, mid)
         out[:, k] = 0.5 * (lo + hi)
@@ -144,13 +182,17 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     ``loglik``, log p(y | x); ``prob_j``, the posterior probability of
     component j.  Without the target, ``sd``, the standard deviation of y
     given x under the mixture; ``q05``, ``q50``, ``q95``, its quantiles;
-    ``prior_j``, the probability of component j given x alone (π_j).  Input
+    ``prior_j``, the probability of component j given x alone (π_j, or
+    π_j(z) for a model fitted with concomitant variables: the source must
+    then carry them, ``concomitant=[...]``, and they enter the mean, the
+    quantiles and the posteriors too).  Input
     files without rows (after filters) give no output file.
     """
     check_fitted(model)
     if source.n_features != model.n_features_in_:
         raise DataError(f"the data has {source.n_features} feature columns; the model was "
                         f"fitted on {model.n_features_in_}")
+    check_concomitant_columns(model, source)
     keep = list(keep or [])
     computed = prediction_columns(model.n_components_, source.target is not None)
     clash = sorted(set(keep) & set(computed))
@@ -264,9 +306,10 @@ def _write_all(model, source, tmp: Path, keep: list[str]):
 def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
                    with_target: bool = True, where: str | None = None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
+    weights = row_weights(model, chunk)
     with np.errstate(over="ignore", invalid="ignore"):
         means = Xd @ params.beta.T
-        mean = means @ params.weights
+        mean = _weighted(means, weights, model)
     if not np.all(np.isfinite(mean)):
         row = int(np.flatnonzero(~np.isfinite(mean))[0])
         raise DataError(
@@ -284,15 +327,18 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
     m = params.n_components
     if not with_target:
         sigma = np.sqrt(params.sigma2)
-        second = (means**2 + params.sigma2) @ params.weights
+        second = _weighted(means**2 + params.sigma2, weights, model)
         columns["sd"] = pa.array(np.sqrt(np.maximum(second - mean**2, 0.0)))
-        quantiles = mixture_quantiles(means, params.weights, sigma, QUANTILES)
+        quantiles = mixture_quantiles(means, weights, sigma, QUANTILES)
         for k, q in enumerate(QUANTILES):
             columns[_quantile_name(q)] = pa.array(quantiles[:, k])
         for j in range(m):
-            columns[f"prior_{j + 1}"] = pa.array(np.full(chunk.n_rows, params.weights[j]))
+            columns[f"prior_{j + 1}"] = pa.array(np.ascontiguousarray(weights[:, j]))
         return pa.table(columns)
-    if chunk.n_rows:
+    if chunk.n_rows and getattr(model, "concomitant_coef_", None) is not None:
+        loglik, log_resp = gating_loglik(Xd, chunk.y, with_intercept(np.asarray(chunk.Z, float)),
+                                         params, model.concomitant_coef_)
+    elif chunk.n_rows:
         loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
     else:
         loglik, log_resp = np.empty(0), np.empty((0, m))

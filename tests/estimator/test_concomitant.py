@@ -98,3 +98,47 @@ def test_bad_concomitant_values_and_columns_are_named(data, tmp_path):
     src = ParquetSource(tmp_path, target="y", features=["x"], concomitant=["z1", "z2"])
     with pytest.raises(DataError, match=r"part-0\.parquet.*'z1'"):
         _model().fit(src)
+
+
+def test_predictions_of_a_gated_model_use_pi_of_z(data, tmp_path):
+    """Written predictions use π(z) of each row: priors, mean, sd, quantiles, posteriors."""
+    from streammix.estimator.prediction import write_predictions
+
+    X, y, Z = data
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    rows = np.arange(300)
+    pq.write_table(pa.table({"x": X[rows, 0], "y": y[rows], "z1": Z[rows, 0],
+                             "z2": Z[rows, 1]}), lake / "part-0.parquet")
+    model = _model().fit(X, y, concomitant=Z)
+    pi = model.predict_weights(Z[rows])
+    assert np.ptp(pi[:, 0]) > 0.5  # the gate matters on these rows
+    new = ParquetSource(lake, target=None, features=["x"], concomitant=["z1", "z2"],
+                        chunk_rows=70)
+    out = write_predictions(model, new, tmp_path / "pred").out_dir
+    got = pq.read_table(out / "part-0.parquet")
+    for j in range(2):
+        np.testing.assert_allclose(got[f"prior_{j + 1}"].to_numpy(), pi[:, j], rtol=1e-12)
+    mean = model.predict(X[rows], concomitant=Z[rows])
+    np.testing.assert_allclose(got["mean"].to_numpy(), mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(model.predict(new), mean, rtol=1e-12, atol=1e-12)
+    mu = model.predict_components(X[rows])
+    var = np.sum(pi * (mu**2 + model.sigma_**2), axis=1) - mean**2
+    np.testing.assert_allclose(got["sd"].to_numpy(), np.sqrt(var), rtol=1e-10)
+    from scipy.special import ndtr
+    cdf = np.sum(pi * ndtr((got["q95"].to_numpy()[:, None] - mu) / model.sigma_), axis=1)
+    np.testing.assert_allclose(cdf, 0.95, atol=1e-10)
+    with_y = ParquetSource(lake, target="y", features=["x"], concomitant=["z1", "z2"])
+    got = pq.read_table(write_predictions(model, with_y, tmp_path / "post").out_dir
+                        / "part-0.parquet")
+    post = model.predict_proba(X[rows], y[rows], concomitant=Z[rows])
+    np.testing.assert_allclose(got["prob_2"].to_numpy(), post[:, 1], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got["loglik"].to_numpy(),
+                               model.score_samples(X[rows], y[rows], concomitant=Z[rows]),
+                               rtol=1e-12)
+    plain = ParquetSource(lake, target=None, features=["x"])
+    with pytest.raises(DataError, match=r"concomitant variables \[.z0., .z1.\].*pi\(z\)"):
+        write_predictions(model, plain, tmp_path / "nope")
+    with pytest.raises(DataError, match="concomitant"):
+        model.predict(plain)
+    assert not (tmp_path / "nope").exists()
