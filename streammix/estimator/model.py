@@ -19,7 +19,7 @@ from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, fitting, online_fitting, persistence, prediction
+from streammix.estimator import base, fitting, formulas, online_fitting, persistence, prediction
 from streammix.estimator import concomitant_fitting as gate
 from streammix.estimator import sklearn_hooks as hooks
 from streammix.estimator.distribution import DistributionMixin
@@ -230,16 +230,14 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
             se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
-            concomitant=None,
-            ) -> MixtureOfLinearRegressions:
+            concomitant=None, formula: str | None = None) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
         ----------
         X : array-like (n, d), DataFrame, pyarrow Table, Dask collection, or a source
-            Features, or a source (e.g. :class:`streammix.ParquetSource`)
-            that also supplies the target and weights.  Table columns are
-            kept by name (``feature_names_in_``); later calls take them by name.
+            Features, or a source (e.g. :class:`streammix.ParquetSource`) that also supplies
+            target and weights.  Table columns are kept by name (``feature_names_in_``).
         y : array-like of shape (n,), optional
             Target, unless ``X`` is a source or ``target`` is given.
         sample_weight : array-like of shape (n,), or str, optional
@@ -247,36 +245,38 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         target : str, optional
             The target column of a table ``X``; the features are the others.
         se : bool or {"louis", "opg", "sandwich"}, default=False
-            Also compute standard errors (one more pass, see
-            :meth:`compute_se`); ``True`` means ``"louis"``.
+            Also compute standard errors (one more pass, :meth:`compute_se`; True: louis).
         callback : callable, optional
-            ``callback(record)`` after each EM pass, with the pass's history
-            record (iteration, loglik, objective, n_components); iterations
-            restart at 0 for each of the ``n_init`` runs.
+            ``callback(record)`` after each EM pass, with the pass's history record
+            (iteration, loglik, objective, n_components; iterations restart per run).
         checkpoint : str or path, optional
             A folder where the fit is saved as it goes, every pass atomically
             (:mod:`streammix.estimator.checkpoint`); a folder that already
             holds a checkpoint is refused unless ``resume=True``.
         resume : bool, default=False
-            Continue the fit saved in ``checkpoint`` (saved passes are replayed
-            without reading the data): the result equals that of an
-            uninterrupted fit, bit for bit.  A checkpoint of other data or
-            settings raises :class:`streammix.CheckpointError`.
+            Continue the fit saved in ``checkpoint`` (saved passes are replayed without reading
+            the data): the result equals an uninterrupted fit, bit for bit.  A checkpoint of
+            other data or settings raises :class:`streammix.CheckpointError`.
         concomitant : array-like of shape (n, q), optional
             Concomitant variables z: weights π_j(z) = softmax(γ_jᵀ[1, z]) in ``concomitant_coef_``
             (m, q + 1) (:mod:`streammix.estimator.concomitant_fitting`).
+        formula : str, optional
+            ``"y ~ x1 + C(region) + np.log(x4)"`` for a table or ParquetSource ``X``: the
+            features are its design columns, kept with their levels in ``formula_``
+            (:mod:`streammix.estimator.formulas`); ``- 1`` sets ``fit_intercept=False``.
 
         Returns
         -------
         self
         """
-        if target is None and concomitant is None:
+        formulas.check_fit_arguments(formula, concomitant)
+        if target is None and concomitant is None and formula is None:
             X, y = hooks.check_fit_arrays(self, X, y)
         if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
                                    callback=callback, checkpoint=checkpoint, resume=resume):
             return self
         fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
-                    checkpoint=checkpoint, resume=resume)
+                    checkpoint=checkpoint, resume=resume, formula=formula)
         return self
 
     # ------------------------------------------------------------------ online
