@@ -154,7 +154,7 @@ def fit_runs(model, runs, settings: EMSettings, pass_many, n_components: int | N
             logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
                         run, result.loglik, result.n_iter, result.converged)
     m = model.n_components if n_components is None else n_components
-    best, passed = best_nondegenerate(lockstep.results, settings.rule, m)
+    best, passed = best_nondegenerate(lockstep.results, settings.choice_rule, m)
     if passed is not None:
         warn_passed_over(passed, best, stacklevel=5)
     return best, lockstep.n_passes, passed

@@ -243,7 +243,7 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     for m in ks:  # per k, the best non-degenerate run, as fit() keeps
         ids = [i for i, g in enumerate(groups) if g == m]
         best[m], passed[m] = best_nondegenerate([lockstep.results[i] for i in ids],
-                                                settings_by_k[m].rule, m)
+                                                settings_by_k[m].choice_rule, m)
         if passed[m] is not None:
             passed[m] = {**passed[m], "run": passed[m]["run"]}
             fitting.warn_passed_over(passed[m], best[m], stacklevel=2)
