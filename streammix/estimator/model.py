@@ -230,8 +230,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
 
     def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
             se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
-            concomitant=None, groups=None, formula: str | None = None,
-            ) -> MixtureOfLinearRegressions:
+            concomitant=None, groups=None, formula=None) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
