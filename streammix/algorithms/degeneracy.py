@@ -64,6 +64,11 @@ class DegeneracyRule:
     spikes : bool
         Whether (b) applies (per-component noise; a shared or known σ cannot
         shrink on a few rows).
+    floor_sigma2 : float, optional
+        The variance floor; with ``spikes``, a component whose σ² is pinned
+        at it (tied y values on one line: the likelihood is bounded only by
+        the floor) is degenerate, reason "at the variance floor".  None (the
+        rule during EM) disables; the choice among runs sets it.
     """
 
     min_weight: float = 0.0
@@ -72,6 +77,7 @@ class DegeneracyRule:
     spike_rows_factor: float = DEFAULT_SPIKE_ROWS_FACTOR
     pooled_sigma2: float | None = None
     spikes: bool = True
+    floor_sigma2: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_weight < 1:
@@ -179,6 +185,11 @@ def find_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRul
             msg = (f"component {j}: spike, {n_eff:.3g} effective rows < "
                    f"{rule.spike_rows_factor:g} (p + 1) = {spike_rows:g} and σ = {r:.3g} × "
                    f"pooled OLS σ < {rule.min_sigma_ratio:g}")
+        if (why is None and rule.spikes and rule.floor_sigma2 is not None
+                and params.sigma2[j] <= rule.floor_sigma2 * (1 + 1e-6)):
+            why = "at the variance floor"
+            msg = (f"component {j}: σ² pinned at the variance floor {rule.floor_sigma2:.3g} "
+                   f"({n_eff:.3g} effective rows): a spurious optimum")
         if why is None and weights[j] < rule.min_weight:
             why = "small weight"
             msg = f"component {j}: weight {weights[j]:.3g} < min_weight {rule.min_weight:g}"
@@ -253,7 +264,7 @@ def best_nondegenerate(results, rule: DegeneracyRule, n_components: int):
                              "n_components": res.params.n_components,
                              "reasons": [d.message for d in found]})
         seen = getattr(res, "passed_over", None)
-        if seen is not None and any("spike" in r for r in seen["reasons"]):
+        if seen is not None and any("spike" in r or "floor" in r for r in seen["reasons"]):
             spurious.append({**seen, "run": run})
     if not scored:
         return None, None

@@ -109,6 +109,12 @@ class EMSettings:
             min_sigma_ratio=self.min_sigma_ratio, spike_rows_factor=self.spike_rows_factor,
             pooled_sigma2=self.pooled_sigma2, spikes=self.mstep.noise == "per_component")
 
+    @property
+    def choice_rule(self) -> DegeneracyRule:
+        """The rule of the choice among runs: :attr:`rule`, and a σ² pinned at the
+        variance floor is degenerate too."""
+        return dataclasses.replace(self.rule, floor_sigma2=self.mstep.variance_floor)
+
 
 @dataclass
 class EMResult:

@@ -19,7 +19,8 @@ class Chunk:
     removed rows (a filter, or ``on_invalid="drop"``) the rows left are not
     consecutive: ``row_ids`` then holds the index of each row within
     ``origin`` (None means ``first_row, first_row + 1, ...``).  ``Z`` holds
-    the rows' concomitant variables (n, q) when the source has them.
+    the rows' concomitant variables (n, q) when the source has them, ``groups``
+    the rows' group labels (n,) of a grouped fit (every group whole in the chunk).
     """
 
     X: np.ndarray
@@ -29,6 +30,7 @@ class Chunk:
     first_row: int
     row_ids: np.ndarray | None = None
     Z: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:

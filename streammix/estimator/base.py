@@ -189,6 +189,11 @@ def set_fitted(model, result, source, profile) -> None:
     model.params_ = canonical_order(result.params)
     model.n_features_in_ = source.n_features
     set_feature_names(model, source)
+    design = getattr(source, "formula_design", None)
+    if design is not None:
+        model.formula_ = design
+    else:
+        model.__dict__.pop("formula_", None)
     model.n_rows_ = int(profile.n_rows)
     model.sum_weights_ = float(profile.sum_w)
     model.loglik_ = float(result.loglik)
@@ -251,8 +256,15 @@ def source_like_fit(model, X, y, sample_weight):
     """A source of data with the fit's features (else ValueError).
 
     Tables give their columns by name; a source must have the fit's feature
-    names in the fit's order, when the model was fitted on names.
+    names in the fit's order, when the model was fitted on names.  A model
+    fitted with a formula encodes tables and formula sources with its own
+    levels (:func:`streammix.estimator.formulas.source_for_model`).
     """
+    if getattr(model, "formula_", None) is not None:
+        from streammix.estimator.formulas import source_for_model
+        source = source_for_model(model, X, y, sample_weight)
+        if source is not None:
+            return source
     source = as_source(features_like_fit(model, X, stacklevel=6), y, sample_weight,
                        chunk_rows=model.chunk_rows)
     names = fitted_feature_names(model)
@@ -296,7 +308,11 @@ def pass_stats(model, X, y, sample_weight) -> SuffStats:
 
 def design(model, X, stacklevel: int = 4) -> np.ndarray:
     """The design matrix of features ``X``: a table's columns by name (in the fit's
-    order), an array's by position (as many as the fit had, else ValueError)."""
+    order), an array's by position (as many as the fit had, else ValueError); a
+    formula model encodes a table with its formula."""
+    if getattr(model, "formula_", None) is not None and is_frame(X):
+        from streammix.estimator.formulas import encode_frame
+        return design_matrix(encode_frame(model.formula_, X), model.fit_intercept)
     X = select_features(X, fitted_feature_names(model), model.n_features_in_, "the model",
                         stacklevel=stacklevel)
     return design_matrix(X, model.fit_intercept)

@@ -30,7 +30,7 @@ from streammix.core.stats import log_responsibilities
 from streammix.data.arrays import ArraySource
 from streammix.data.frames import frame_matrix, frame_names
 from streammix.data.resolve import as_source, is_source
-from streammix.estimator import base, constraints, fitting
+from streammix.estimator import base, constraints, fitting, formulas
 from streammix.estimator.inference import compute_se
 
 __all__ = ["CONCOMITANT_FITTED", "concomitant_source", "fit_if_concomitant", "fit_concomitant",
@@ -135,6 +135,7 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None) 
         raise ValueError("standardize=True is not available with concomitant variables")
     base.check_hyperparameters(model)
     seed = base.draw_seed(model.random_state)
+    formulas.prepare(model, source)  # ParquetSource(formula=..., concomitant=[...])
     ctx = fitting.profile_pass(model, source, seed)
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)

@@ -31,7 +31,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
 from streammix.data.resolve import as_source
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, constraints
+from streammix.estimator import base, constraints, formulas
 from streammix.estimator.inference import compute_se
 from streammix.estimator.online_fitting import drop_online_state
 from streammix.estimator.persistence import hyperparameters_record
@@ -70,15 +70,21 @@ def check_se_method(se) -> str | None:
 
 
 def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback=None,
-        checkpoint=None, resume: bool = False) -> None:
+        checkpoint=None, resume: bool = False, formula=None) -> None:
     """Fit ``model`` by EM (see :meth:`streammix.MixtureOfLinearRegressions.fit`)."""
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=FOLDER")
     method = check_se_method(se)
     base.check_hyperparameters(model)
     drop_online_state(model)  # a batch fit starts afresh
-    source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
+    if formula is not None:
+        if target is not None:
+            raise ValueError("give the target either in the formula or as target=, not both")
+        source = formulas.formula_source(model, X, y, sample_weight, formula)
+    else:
+        source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
     base.require_target(source, "fit")
+    formulas.prepare(model, source)  # a formula's levels, before the checkpoint's fingerprint
     saver = None
     if checkpoint is not None:
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
@@ -148,7 +154,7 @@ def fit_runs(model, runs, settings: EMSettings, pass_many, n_components: int | N
             logger.info("run %d: loglik %.10g after %d iterations (converged: %s)",
                         run, result.loglik, result.n_iter, result.converged)
     m = model.n_components if n_components is None else n_components
-    best, passed = best_nondegenerate(lockstep.results, settings.rule, m)
+    best, passed = best_nondegenerate(lockstep.results, settings.choice_rule, m)
     if passed is not None:
         warn_passed_over(passed, best, stacklevel=5)
     return best, lockstep.n_passes, passed

@@ -19,8 +19,9 @@ from streammix.algorithms.information import SE_METHODS
 from streammix.core.checks import check_fitted
 from streammix.data.arrays import DEFAULT_CHUNK_ROWS
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base, fitting, online_fitting, persistence, prediction
+from streammix.estimator import base, fitting, formulas, online_fitting, persistence, prediction
 from streammix.estimator import concomitant_fitting as gate
+from streammix.estimator import grouped_fitting as grouped
 from streammix.estimator import sklearn_hooks as hooks
 from streammix.estimator.distribution import DistributionMixin
 from streammix.estimator.inference import compute_se
@@ -227,19 +228,16 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         p = (self.n_features_in_ if n_features is None else n_features) + int(self.fit_intercept)
         return base.n_parameters(self.noise, m, p) + gate.extra_parameters(self, m)
 
-    # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
             se: bool | str = False, callback=None, checkpoint=None, resume: bool = False,
-            concomitant=None,
-            ) -> MixtureOfLinearRegressions:
+            concomitant=None, groups=None, formula=None) -> MixtureOfLinearRegressions:
         """Fit the mixture by EM.
 
         Parameters
         ----------
         X : array-like (n, d), DataFrame, pyarrow Table, Dask collection, or a source
-            Features, or a source (e.g. :class:`streammix.ParquetSource`)
-            that also supplies the target and weights.  Table columns are
-            kept by name (``feature_names_in_``); later calls take them by name.
+            Features, or a source (e.g. :class:`streammix.ParquetSource`) that also supplies
+            target and weights.  Table columns are kept by name (``feature_names_in_``).
         y : array-like of shape (n,), optional
             Target, unless ``X`` is a source or ``target`` is given.
         sample_weight : array-like of shape (n,), or str, optional
@@ -247,39 +245,46 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         target : str, optional
             The target column of a table ``X``; the features are the others.
         se : bool or {"louis", "opg", "sandwich"}, default=False
-            Also compute standard errors (one more pass, see
-            :meth:`compute_se`); ``True`` means ``"louis"``.
+            Also compute standard errors (one more pass, :meth:`compute_se`; True: louis).
         callback : callable, optional
-            ``callback(record)`` after each EM pass, with the pass's history
-            record (iteration, loglik, objective, n_components); iterations
-            restart at 0 for each of the ``n_init`` runs.
+            ``callback(record)`` after each EM pass, with the pass's history record
+            (iteration, loglik, objective, n_components; iterations restart per run).
         checkpoint : str or path, optional
             A folder where the fit is saved as it goes, every pass atomically
             (:mod:`streammix.estimator.checkpoint`); a folder that already
             holds a checkpoint is refused unless ``resume=True``.
         resume : bool, default=False
-            Continue the fit saved in ``checkpoint`` (saved passes are replayed
-            without reading the data): the result equals that of an
-            uninterrupted fit, bit for bit.  A checkpoint of other data or
-            settings raises :class:`streammix.CheckpointError`.
+            Continue the fit saved in ``checkpoint`` (saved passes are replayed without reading
+            the data): the result equals an uninterrupted fit, bit for bit.  A checkpoint of
+            other data or settings raises :class:`streammix.CheckpointError`.
         concomitant : array-like of shape (n, q), optional
             Concomitant variables z: weights π_j(z) = softmax(γ_jᵀ[1, z]) in ``concomitant_coef_``
             (m, q + 1) (:mod:`streammix.estimator.concomitant_fitting`).
+        groups : array-like of shape (n,), optional
+            Group ids: a group's rows share one component (:mod:`~.grouped_fitting`).
+        formula : str, optional
+            ``"y ~ x1 + C(region) + np.log(x4)"`` for a table or ParquetSource ``X``: the
+            features are its design columns, kept with their levels in ``formula_``
+            (:mod:`streammix.estimator.formulas`); ``- 1`` sets ``fit_intercept=False``.
 
         Returns
         -------
         self
         """
-        if target is None and concomitant is None:
+        formulas.check_fit_arguments(formula, concomitant)
+        if groups is not None:
+            return grouped.fit_grouped(self, X, y, sample_weight, groups, se=se,
+                                       callback=callback, checkpoint=checkpoint,
+                                       concomitant=concomitant)
+        if target is None and concomitant is None and formula is None:
             X, y = hooks.check_fit_arrays(self, X, y)
         if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
                                    callback=callback, checkpoint=checkpoint, resume=resume):
             return self
         fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
-                    checkpoint=checkpoint, resume=resume)
+                    checkpoint=checkpoint, resume=resume, formula=formula)
         return self
 
-    # ------------------------------------------------------------------ online
     def partial_fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
                     features=None, weight: str | None = None, batch_id=None,
                     ) -> MixtureOfLinearRegressions:
@@ -346,7 +351,6 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         online_fitting.polish(self, X, y, sample_weight, n_passes=n_passes)
         return self
 
-    # --------------------------------------------------------------- inference
     def compute_se(self, X, y=None, sample_weight=None, method: str = "louis",
                    ) -> MixtureOfLinearRegressions:
         """Standard errors of the fitted parameters, from one pass over the data.
@@ -372,12 +376,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
             ``weight``); ``se_method_``; ``score_gap_``, the estimated
             log-likelihood distance to the maximum (≈ 0 at the MLE; an
             :class:`~streammix.InferenceWarning` is raised above 0.01).
-
-        Notes
-        -----
-        The matrices are those of the likelihood; under priors they are
-        evaluated at the MAP estimate without the prior's curvature.  A σ
-        held at the variance floor, or ``df_correction=True``, is not a
+        The matrices are those of the likelihood (under priors, at the MAP without the
+        prior's curvature); a σ at the variance floor or ``df_correction=True`` is not a
         likelihood maximum, which the score check reports.
         """
         check_fitted(self)
@@ -411,7 +411,6 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         from streammix.reports.text import format_model
         return format_model(self)
 
-    # ------------------------------------------------------------- model files
     def to_dict(self) -> dict:
         """A JSON-ready record of the hyper-parameters and the fitted state."""
         return persistence.to_dict(self)
@@ -434,7 +433,6 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         """Read a model written by :meth:`save`."""
         return persistence.read_model_file(path, cls)[0]
 
-    # ----------------------------------------------------------------- predict
     def predict(self, X, *, concomitant=None) -> np.ndarray:
         """Mixture mean E[y | x] = Σ_j π_j (a_jᵀx + b_j) (π_j(z)); X may be a source."""
         check_fitted(self)
@@ -447,9 +445,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         """Mean of each component, shape (n, m)."""
         return base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
 
-    def predict_proba(self, X, y=None, *, concomitant=None) -> np.ndarray:
+    def predict_proba(self, X, y=None, *, concomitant=None, groups=None) -> np.ndarray:
         """Component probabilities (n, m): P(j | x, y) given ``y``, else π_j (or π_j(z))."""
         X = hooks.check_predict_array(self, X)
+        if groups is not None and y is not None:  # one posterior per group
+            return grouped.group_posteriors(self, X, y, groups)
         if y is None:
             if concomitant is not None:
                 return self.predict_weights(concomitant)

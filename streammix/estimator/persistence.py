@@ -87,6 +87,8 @@ def to_dict(model) -> dict:
             fitted["inference"] = {"method": model.se_method_, "names": model.vcov_names_,
                                    "vcov": np.asarray(model.vcov_).tolist(),
                                    "score_gap": model.score_gap_}
+        if getattr(model, "formula_", None) is not None:  # its levels: predict encodes with them
+            fitted["formula"] = model.formula_.to_record()
         if hasattr(model, "concomitant_coef_"):
             fitted["concomitant"] = {"coef": np.asarray(model.concomitant_coef_).tolist(),
                                      "names": list(model.concomitant_names_)}
@@ -134,7 +136,7 @@ def _hyperparameters(cls, hyper, where: str):
 
 def _fitted(model, fitted, where: str) -> None:
     """Set the fitted state of ``model`` from a checked ``fitted`` record."""
-    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant"},
+    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant", "formula"},
                set(base.SAVED) | {"params"})
     values = {name: check(fitted[name], sub(where, name))
               for name, check in _SAVED_CHECKS.items()}
@@ -170,6 +172,8 @@ def _fitted(model, fitted, where: str) -> None:
     if values["feature_names_in_"] is not None:
         model.feature_names_in_ = np.asarray(values["feature_names_in_"], dtype=object)
     base.set_public_arrays(model)
+    if fitted.get("formula") is not None:  # files written before formulas have none
+        model.formula_ = _formula(fitted["formula"], sub(where, "formula"), model)
     gate = fitted.get("concomitant")
     if gate is not None:  # the gate of a fit with concomitant variables
         at = sub(where, "concomitant")
@@ -192,6 +196,27 @@ def _fitted(model, fitted, where: str) -> None:
         except ValueError as exc:
             raise ModelFileError(f"field {sub(at, 'vcov')!r}: {exc}",
                                  field=sub(at, "vcov")) from None
+
+
+def _formula(record, where: str, model):
+    """The learned formula design of a ``fitted.formula`` record, checked against the model."""
+    from streammix.data.formula import FormulaDesign
+    check_keys(record, where, ("formula", "levels", "columns"), ("formula", "levels", "columns"))
+    string(record["formula"], sub(where, "formula"))
+    levels = as_dict(record["levels"], sub(where, "levels"))
+    for name, values in levels.items():
+        as_list(values, sub(sub(where, "levels"), name))
+    string_list(record["columns"], sub(where, "columns"))
+    try:
+        design = FormulaDesign.from_record(record)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"field {where!r}: {exc}", field=where) from None
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    if design.feature_names != names or design.intercept != model.fit_intercept:
+        raise ModelFileError(f"field {sub(where, 'columns')!r}: the formula's columns "
+                             f"{design.columns} are not the model's features {names} "
+                             f"(fit_intercept={model.fit_intercept})", field=sub(where, "columns"))
+    return design
 
 
 def from_dict(cls, record: dict, where: str = ""):

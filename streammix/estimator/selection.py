@@ -25,7 +25,7 @@ from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
 from streammix.algorithms.tasks import MultiEStepTask
 from streammix.core.params import MixtureParams
 from streammix.data.resolve import as_source
-from streammix.estimator import fitting
+from streammix.estimator import fitting, formulas
 from streammix.estimator.base import check_hyperparameters, draw_seed, set_fitted, start_params
 from streammix.estimator.model import MixtureOfLinearRegressions
 
@@ -215,6 +215,8 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     for model in models.values():
         check_hyperparameters(model)
     source = as_source(X, y, sample_weight, chunk_rows=base.chunk_rows)
+    for model in models.values():
+        formulas.prepare(model, source)  # the levels are learned once, by the first
     train, test = source, None
     if holdout is not None:
         train, test = split_chunks(source, holdout, base.random_state)
@@ -241,7 +243,7 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     for m in ks:  # per k, the best non-degenerate run, as fit() keeps
         ids = [i for i, g in enumerate(groups) if g == m]
         best[m], passed[m] = best_nondegenerate([lockstep.results[i] for i in ids],
-                                                settings_by_k[m].rule, m)
+                                                settings_by_k[m].choice_rule, m)
         if passed[m] is not None:
             passed[m] = {**passed[m], "run": passed[m]["run"]}
             fitting.warn_passed_over(passed[m], best[m], stacklevel=2)

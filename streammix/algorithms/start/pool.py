@@ -253,6 +253,7 @@ def degenerate_runs(pop: Population, p: int, pooled: float, floor: float,
         at_floor = pop.sigma2 <= floor * 1.0001
         small_sigma = at_floor if lenient else (pop.sigma2 < SPIKE_SIGMA2_RATIO * pooled) | at_floor
         bad |= ((pop.n_eff < SPIKE_ROWS_FACTOR * (p + 1)) & small_sigma).any(axis=1)
+        bad |= at_floor.any(axis=1)  # pinned at the floor by tied y values: spurious
     return bad
 
 
@@ -374,12 +375,17 @@ def _distinct(pop: Population, k: int, n: int) -> list[int]:
     return chosen
 
 
+def settings_rule(rule, floor):
+    """``rule`` with σ² at ``floor`` degenerate (the choice rule)."""
+    return dataclasses.replace(rule, floor_sigma2=floor)
+
+
 def _degenerate_result(res, rule, p, pooled, floor, noise) -> bool:
     """Whether a full run ended degenerate: the estimator's rule
     (:func:`~streammix.algorithms.degeneracy.find_degenerate`) when the
     settings carry one, else the rule of :func:`degenerate_runs`."""
     if rule is not None and rule.pooled_sigma2 is not None:
-        return is_degenerate(res.params, res.stats, rule)
+        return is_degenerate(res.params, res.stats, settings_rule(rule, floor))
     stats = res.stats
     rows_per_weight = stats.n_rows / stats.sum_w
     pop = Population(res.params.weights[None], res.params.beta[None],

@@ -27,6 +27,7 @@ from streammix.data.parquet.files import (
     arrow_filesystem,
     redact_url,
 )
+from streammix.data.parquet.formula_reading import FormulaReadingMixin
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
 from streammix.data.parquet.planning import PlanningMixin
 from streammix.data.parquet.stamps import check_stamp, footer_hash, local_mtime_ns
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 ON_INVALID = ("error", "drop")
 
 
-class ParquetSource(PlanningMixin):
+class ParquetSource(FormulaReadingMixin, PlanningMixin):
     """Rows of one or many Parquet files, read chunk by chunk.
 
     Parameters
@@ -54,11 +55,12 @@ class ParquetSource(PlanningMixin):
         ``key=value`` (hive partitioning) give columns usable in
         ``features`` and ``filters``.
     target : str or None
-        Column of the response y; None for data without it, to predict
-        (chunks then hold NaN as y; ``fit`` and ``score`` refuse such a
-        source).
+        Column of the response y; None (the default) for data without it, to
+        predict (chunks then hold NaN as y; ``fit`` and ``score`` refuse such
+        a source).  With ``formula``, the formula's left-hand side.
     features : list of str
-        Columns of the features, in order (no intercept column).
+        Columns of the features, in order (no intercept column); not with
+        ``formula``.
     weight : str, optional
         Column of non-negative frequency weights (default 1 per row).
     filters : str, list of tuples, or list of lists of tuples, optional
@@ -87,6 +89,14 @@ class ParquetSource(PlanningMixin):
         depend on them (flexmix's ``FLXPmultinom``).  Checked like the
         features (missing in a file, not numeric, null/NaN/inf name the file
         and column); each chunk carries them as ``Chunk.Z``.
+    formula : str or FormulaDesign, optional
+        A model formula, ``"y ~ x1 + C(region) + x2:x3 + np.log(x4)"``
+        (:mod:`streammix.data.formula`), instead of ``target`` and
+        ``features``: the features are its design columns.  The levels of
+        its categorical variables are learned over the whole lake in one
+        pass before the fit (:meth:`learn_levels`), so every chunk has the
+        same columns; a learned design (a model's ``formula_``) is used as
+        it is, and a level it lacks is an error naming column and level.
 
     Raises
     ------
@@ -113,13 +123,21 @@ class ParquetSource(PlanningMixin):
     one thread each.  Empty files and zero-row row groups are skipped.
     """
 
-    def __init__(self, path_or_url, *, target: str | None, features, weight: str | None = None,
-                 filters=None, storage_options: dict | None = None,
-                 chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None):
+    def __init__(self, path_or_url, *, target: str | None = None, features=None,
+                 weight: str | None = None, filters=None, storage_options: dict | None = None,
+                 chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None,
+                 formula=None):
+        self._design = None
+        if formula is not None:
+            self._design = self._formula_design(formula, target, features)
+            target = self._design.target
+            features = self._design.feature_names if self._design.is_learned else []
+        elif features is None:
+            raise ValueError("give the feature columns (features=[...]) or a formula")
         if isinstance(features, str):
             features = [features]
         features = [str(f) for f in features]
-        if not features:
+        if not features and self._design is None:
             raise ValueError("features must name at least one column")
         if len(set(features)) != len(features):
             raise ValueError(f"features has repeated names: {features}")
@@ -155,7 +173,8 @@ class ParquetSource(PlanningMixin):
     @property
     def columns(self) -> list[str]:
         """Every column the source uses: features, target, weight, concomitant variables."""
-        cols = self.features + ([self.target] if self.target is not None else []) \
+        cols = ([] if self._design is not None else self.features) \
+            + ([self.target] if self.target is not None else []) \
             + ([self.weight] if self.weight else [])
         return cols + [c for c in getattr(self, "concomitant", []) if c not in cols]
 
@@ -183,19 +202,24 @@ class ParquetSource(PlanningMixin):
 
     def read(self, piece: ParquetPiece) -> Chunk:
         """Read one chunk: its row groups, only the needed columns."""
-        values, row_ids, bad, _ = self._read_values(piece)
+        values, row_ids, bad, _, table = self._read_values(piece, with_table=True)
         origin = self._origin(piece.path)
+        X = None
+        if self._design is not None:  # the design columns of the formula
+            X, bad = self._formula_rows(piece, table, row_ids, bad)
         n_bad = int(bad.sum()) if bad is not None else 0
         if n_bad:
             keep = ~bad
             values = {name: v[keep] for name, v in values.items()}
             row_ids = row_ids[keep]
+            X = None if X is None else np.asfortranarray(X[keep])
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
                         self.shown(piece.path), n_bad)
         n = row_ids.size
-        X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
-        for k, name in enumerate(self.features):
-            X[:, k] = values[name]
+        if X is None:
+            X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
+            for k, name in enumerate(self.features):
+                X[:, k] = values[name]
         y = values[self.target] if self.target is not None else np.full(n, np.nan)
         w = values[self.weight] if self.weight else np.ones(n)
         if self.weight:
@@ -234,6 +258,8 @@ class ParquetSource(PlanningMixin):
             f"rows: {self.n_rows}",
             f"  target: {self.target!r}, features: {self.features}, weight: {self.weight!r}",
         ]
+        if self._design is not None:
+            lines.append(f"  formula: {self._design.formula}")
         if self.concomitant:
             lines.append(f"  concomitant: {self.concomitant}")
         if self.partition_names:
@@ -251,7 +277,8 @@ class ParquetSource(PlanningMixin):
             opts = f", storage_options=<{len(self.storage_options)} keys hidden>"
         return (f"ParquetSource({redact_url(self.path_or_url)!r}, target={self.target!r}, "
                 f"features={self.features!r}, weight={self.weight!r}, filters={self.filters!r}, "
-                f"chunk_rows={self.chunk_rows}, on_invalid={self.on_invalid!r}{opts})")
+                f"chunk_rows={self.chunk_rows}, on_invalid={self.on_invalid!r}{opts}"
+                + (f", formula={self._design.formula!r})" if self._design is not None else ")"))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -269,8 +296,10 @@ class ParquetSource(PlanningMixin):
             self._expr = pq.filters_to_expression(self.filters)
 
     # ---------------------------------------------------------------- reading
-    def _read_values(self, piece: ParquetPiece, on_invalid: str | None = None):
-        """Decode a piece: float64 columns, row ids in the file, bad-row mask, counts.
+    def _read_values(self, piece: ParquetPiece, on_invalid: str | None = None,
+                     with_table: bool = False):
+        """Decode a piece: float64 columns, row ids in the file, bad-row mask, counts
+        (and the filtered table, ``with_table=True``).
 
         With ``on_invalid="error"`` bad values raise; with ``"drop"`` the mask
         of rows to drop (None when there are none) and the number of bad
@@ -298,6 +327,8 @@ class ParquetSource(PlanningMixin):
                     raise DataError(message)
                 counts[name] = int(col_bad.sum())
                 bad = col_bad if bad is None else bad | col_bad
+        if with_table:
+            return values, row_ids, bad, counts, table
         return values, row_ids, bad, counts
 
     def _read_table(self, piece: ParquetPiece) -> pa.Table:
@@ -340,6 +371,8 @@ class ParquetSource(PlanningMixin):
 
     def _needed_columns(self) -> list[str]:
         cols = list(self.columns)
+        if getattr(self, "_design", None) is not None:
+            cols += [c for c in self._design.variables if c not in cols]
         for name in filter_columns(self.filters):
             if name not in cols:
                 cols.append(name)

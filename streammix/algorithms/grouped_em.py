@@ -1,0 +1,89 @@
+"""Batch EM with grouped classes: the map task and the driver.
+
+One pass computes, at the current θ, the statistics of
+:func:`streammix.core.grouped_estep.grouped_estep` (one responsibility per
+group, given to each of its rows); the M-step updates the regressions as
+always (:func:`streammix.core.mstep.mstep`) and the weights as the mean
+group responsibility.  This is exact EM for the grouped model, so each pass
+raises the log-likelihood.  No data are read here: the driver is given
+``pass_fn(params) -> GroupedStats``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from streammix.core.grouped_estep import GroupedStats, grouped_estep
+from streammix.core.mstep import MStepOptions, mstep
+from streammix.core.params import MixtureParams
+from streammix.core.stats import design_matrix
+from streammix.exceptions import DataError
+
+__all__ = ["GroupedTask", "GroupedResult", "grouped_em", "group_weights"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GroupedTask:
+    """Map function of a pass: a chunk of whole groups -> its :class:`GroupedStats`."""
+
+    params: MixtureParams
+    fit_intercept: bool
+
+    def __call__(self, chunk) -> GroupedStats:
+        if getattr(chunk, "groups", None) is None:
+            raise DataError(f"{chunk.origin}: the chunk has no group labels")
+        Xd = design_matrix(chunk.X, self.fit_intercept)
+        return grouped_estep(Xd, chunk.y, chunk.w, chunk.groups, self.params)
+
+
+@dataclass
+class GroupedResult:
+    """Outcome of a run (as EMResult): parameters, log-likelihood, history, last statistics."""
+
+    params: MixtureParams
+    loglik: float
+    n_iter: int
+    converged: bool
+    history: list[dict]
+    stats: GroupedStats
+
+
+def group_weights(stats: GroupedStats) -> np.ndarray:
+    """π_j = Σ_g γ_gj / G, flexmix's prior of grouped classes."""
+    return stats.group_s0 / max(stats.n_groups, 1)
+
+
+def grouped_em(pass_fn: Callable[[MixtureParams], GroupedStats], params: MixtureParams,
+               options: MStepOptions, *, tol: float, max_iter: int,
+               callback: Callable[[dict], None] | None = None) -> GroupedResult:
+    """EM from ``params``; stops when one pass changes the log-likelihood by less than
+    ``tol``, or after ``max_iter`` M-steps.  The result belongs to its last pass."""
+    history: list[dict] = []
+    prev, n_iter, converged = None, 0, False
+    while True:
+        stats = pass_fn(params)
+        ll = stats.stats.loglik
+        record = {"iteration": n_iter, "loglik": ll, "objective": ll,
+                  "n_components": params.n_components}
+        history.append(record)
+        if callback is not None:
+            callback(dict(record))
+        logger.debug("grouped EM iteration %d: loglik %.10g", n_iter, ll)
+        if prev is not None and abs(ll - prev) < tol:
+            converged = True
+            break
+        if n_iter >= max_iter:
+            break
+        prev = ll
+        new, flags = mstep(stats.stats, params, options)
+        for j, note in flags.items():
+            logger.debug("iteration %d, component %d: %s", n_iter, j, note)
+        params = MixtureParams(group_weights(stats), new.beta, new.sigma2)
+        n_iter += 1
+    return GroupedResult(params, ll, n_iter, converged, history, stats)

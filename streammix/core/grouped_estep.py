@@ -1,0 +1,96 @@
+"""Grouped classes: every row of a group belongs to the same component.
+
+flexmix's ``y ~ x | id``.  The E-step sums each component's log-density
+over a group's rows, l_gj = log π_j + Σ_{i∈g} log N(y_i | a_jᵀx_i, σ_j²),
+takes one responsibility per group, γ_gj = exp(l_gj − logsumexp_j l_gj),
+and gives it to every row of the group; the regression statistics are then
+those of :func:`streammix.core.stats.accumulate` at these responsibilities.
+The weights are the mean group responsibility, π_j = Σ_g γ_gj / G (flexmix's
+``prior``), so the pass also sums γ over groups.  The log-likelihood is
+Σ_g logsumexp_j l_gj and the classification log-likelihood of ICL is
+Σ_g max_j l_gj (one term per group, as flexmix's ``clogLik``).  Numpy only;
+every group must be whole in the chunk (the sources guarantee it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from streammix.core.params import MixtureParams
+from streammix.core.stats import SuffStats, accumulate
+
+__all__ = ["GroupedStats", "grouped_estep", "group_codes"]
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedStats:
+    """Statistics of one pass with grouped classes (zeros() is the identity, + adds).
+
+    Attributes
+    ----------
+    stats : SuffStats
+        The regression statistics (rows weighted by their group's responsibility).
+    group_s0 : ndarray of shape (m,)
+        Σ_g γ_gj, the responsibilities summed over groups.
+    n_groups : int
+        Number of groups seen.
+    """
+
+    stats: SuffStats
+    group_s0: np.ndarray
+    n_groups: int
+
+    @classmethod
+    def zeros(cls, n_components: int, n_coef: int) -> GroupedStats:
+        return cls(SuffStats.zeros(n_components, n_coef), np.zeros(n_components), 0)
+
+    def __add__(self, other: GroupedStats) -> GroupedStats:
+        if not isinstance(other, GroupedStats):
+            return NotImplemented
+        return GroupedStats(self.stats + other.stats, self.group_s0 + other.group_s0,
+                            self.n_groups + other.n_groups)
+
+
+def group_codes(groups: np.ndarray) -> np.ndarray:
+    """Codes 0..G−1 of the group labels of a chunk (first-appearance order not needed)."""
+    return np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+
+
+def group_log_posteriors(Xd: np.ndarray, y: np.ndarray, codes: np.ndarray,
+                         params: MixtureParams) -> tuple[np.ndarray, np.ndarray]:
+    """l_gj (G, m) of the groups numbered by ``codes`` (n,), and the group log-likelihoods."""
+    R = np.asarray(y, dtype=np.float64)[:, None] - Xd @ params.beta.T
+    dens = -0.5 * (np.log(2.0 * np.pi) + np.log(params.sigma2)) - R * R * (0.5 / params.sigma2)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    L = np.zeros((n_groups, params.n_components))
+    np.add.at(L, codes, dens)
+    L += np.log(np.maximum(params.weights, 1e-300))
+    top = L.max(axis=1) if n_groups else np.zeros(0)
+    ll = top + np.log(np.exp(L - top[:, None]).sum(axis=1))
+    return L, ll
+
+
+def grouped_estep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
+                  params: MixtureParams) -> GroupedStats:
+    """The E-step of a chunk whose groups are all whole in it.
+
+    ``w`` are row weights of the regression statistics (ones in a grouped
+    fit); ``groups`` the rows' group labels.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    codes = group_codes(groups)
+    L, ll = group_log_posteriors(Xd, y, codes, params)
+    log_resp = L - ll[:, None]
+    resp = np.exp(log_resp)
+    stats = accumulate(Xd, y, np.asarray(w, dtype=np.float64), resp[codes], params.beta)
+    with np.errstate(invalid="ignore"):
+        ent = -float(np.sum(np.where(resp > 0, resp * log_resp, 0.0)))
+    stats = dataclasses.replace(stats, loglik=float(ll.sum()),
+                                class_loglik=float(L.max(axis=1).sum()) if L.size else 0.0,
+                                entropy=ent)
+    return GroupedStats(stats, resp.sum(axis=0), int(L.shape[0]))
+
+

@@ -1,0 +1,105 @@
+"""A formula's design columns from Parquet chunks: the levels pass and the encoding.
+
+:class:`~streammix.ParquetSource` with ``formula=`` reads the columns its
+formula names (:mod:`streammix.data.formula`) and encodes each chunk with
+the levels learned over the whole lake: :meth:`FormulaReadingMixin.learn_levels`
+is one pass of an engine whose chunks give the :class:`LevelSet` of their
+rows (after filters, without the rows a fit drops), summed over the lake.
+Files that each hold only some levels therefore give the same design
+columns as the lake read at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from streammix.data.formula import FormulaDesign, LevelSet
+from streammix.exceptions import DataError
+
+__all__ = ["FormulaReadingMixin", "LevelsView"]
+
+logger = logging.getLogger(__name__)
+
+
+class FormulaReadingMixin:
+    """The formula side of :class:`~streammix.ParquetSource` (its ``_design``)."""
+
+    @staticmethod
+    def _formula_design(formula, target, features) -> FormulaDesign:
+        if target is not None or features is not None:
+            raise ValueError("with formula=, the target and the features come from the "
+                             "formula; do not give target= or features=")
+        return formula if isinstance(formula, FormulaDesign) else FormulaDesign(formula)
+
+    @property
+    def formula_design(self) -> FormulaDesign | None:
+        """The formula's design (learned once :meth:`learn_levels` ran), or None."""
+        return self._design
+
+    def learn_levels(self, engine=None) -> FormulaDesign:
+        """Learn the levels of the formula's categorical variables in one pass.
+
+        Runs on ``engine`` (any streammix engine; default in-process); a
+        design already learned is kept.  Afterwards ``features`` are the
+        formula's design columns.
+        """
+        if self._design is None:
+            raise ValueError("this source has no formula")
+        if not self._design.is_learned:
+            from streammix.engines.inprocess import InProcessEngine
+            engine = InProcessEngine() if engine is None else engine
+            levels = engine.map_reduce(LevelsView(self), _identity, LevelSet())
+            self._design = self._design.learned(levels)
+            self.features = self._design.feature_names
+            logger.info("formula %s: levels %s", self._design.formula,
+                        {k: len(v) for k, v in self._design.levels.items()})
+        return self._design
+
+    def with_formula(self, formula, *, keep_target: bool = True):
+        """The same files, filters and options read through ``formula`` (a string or a
+        learned :class:`~streammix.data.formula.FormulaDesign`); ``keep_target=False``
+        reads no target (to predict data without it)."""
+        design = formula if isinstance(formula, FormulaDesign) else FormulaDesign(formula)
+        if not keep_target:
+            design = design.without_target()
+        return type(self)(self.path_or_url, formula=design, weight=self.weight,
+                          filters=self.filters, storage_options=self.storage_options,
+                          chunk_rows=self.chunk_rows, on_invalid=self.on_invalid,
+                          concomitant=self.concomitant or None)
+
+    def _formula_rows(self, piece, table, row_ids, bad):
+        """The design matrix of a chunk's rows and the mask of rows to drop."""
+        if not self._design.is_learned:
+            raise DataError("the formula's levels are not learned yet: call learn_levels() "
+                            "(fit does) before reading chunks")
+        X, design_bad, message = self._design.encode(table, self.shown(piece.path), row_ids)
+        if design_bad is not None:
+            if self.on_invalid == "error":
+                raise DataError(message)
+            bad = design_bad if bad is None else bad | design_bad
+        return X, bad
+
+
+class LevelsView:
+    """A source seen through :meth:`FormulaReadingMixin.learn_levels`: chunks read as
+    the :class:`LevelSet` of their kept rows."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def plan(self):
+        return self.source.plan()
+
+    def read(self, piece) -> LevelSet:
+        source = self.source
+        _, _, bad, _, table = source._read_values(piece, on_invalid="drop", with_table=True)
+        design = source._design
+        return LevelSet.of_table(table, design.variables, design.categorical_hint,
+                                 source.shown(piece.path), None if bad is None else ~bad)
+
+    def __repr__(self) -> str:
+        return f"LevelsView({self.source!r})"
+
+
+def _identity(value):
+    return value

@@ -1,0 +1,84 @@
+"""Grouped classes (flexmix's ``y ~ x | id``): every row of a group shares one component.
+
+Checked against a plain numpy EM written here from the model's definition
+(group log-likelihoods summed over rows, one posterior per group, weights
+the mean group posterior): same log-likelihood and parameters; chunking
+does not change the fit; batch EM is monotone; a null group id is refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streammix import DataError, MixtureOfLinearRegressions
+
+
+def _data(seed=3, n_groups=300):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(5, 16, n_groups)
+    ids = np.repeat(np.arange(n_groups), sizes)
+    cls = rng.integers(0, 2, n_groups)[ids]
+    x = rng.uniform(0, 10, ids.size)
+    y = np.where(cls == 0, 1 + 2 * x, 8 - x) + rng.normal(0, 1.5, ids.size)
+    perm = rng.permutation(ids.size)  # rows not stored by group
+    return x[perm, None], y[perm], ids[perm].astype(str)
+
+
+def _plain_em(x, y, ids, beta, s2, pi, n_iter):
+    _, codes = np.unique(ids, return_inverse=True)
+    X = np.column_stack([np.ones_like(x), x])
+    G = codes.max() + 1
+    for _ in range(n_iter + 1):
+        dens = -0.5 * np.log(2 * np.pi * s2) - (y[:, None] - X @ beta.T) ** 2 / (2 * s2)
+        L = np.zeros((G, 2))
+        np.add.at(L, codes, dens)
+        L += np.log(pi)
+        ll = np.logaddexp(L[:, 0], L[:, 1])
+        g = np.exp(L - ll[:, None])
+        r = g[codes]
+        pi = g.mean(axis=0)
+        for j in range(2):
+            W = r[:, j]
+            beta[j] = np.linalg.solve(X.T @ (W[:, None] * X), X.T @ (W * y))
+            s2[j] = W @ (y - X @ beta[j]) ** 2 / W.sum()
+    return ll.sum()
+
+
+def test_grouped_fit_equals_plain_em_and_is_chunk_invariant():
+    X, y, ids = _data()
+    model = MixtureOfLinearRegressions(2, accelerate=None, tol=1e-12, max_iter=2000,
+                                       random_state=0, chunk_rows=100).fit(X, y, groups=ids)
+    assert model.converged_
+    hist = np.array([h["loglik"] for h in model.history_])
+    assert np.all(np.diff(hist) >= -1e-9 * abs(hist[-1]))
+    # a plain EM started at the fit reproduces its log-likelihood (a fixed point)
+    ll = _plain_em(X[:, 0], y, ids, np.column_stack([model.intercept_, model.coef_[:, 0]]),
+                   model.sigma_ ** 2, model.weights_, 0)
+    assert model.loglik_ == pytest.approx(ll, rel=1e-10)
+    assert model.n_groups_ == 300
+    np.testing.assert_allclose(sorted(model.coef_[:, 0]), [-1, 2], atol=0.05)
+    other = MixtureOfLinearRegressions(2, accelerate=None, tol=1e-12, max_iter=2000,
+                                       random_state=0, chunk_rows=7).fit(X, y, groups=ids)
+    assert other.loglik_ == pytest.approx(model.loglik_, rel=1e-10)
+    np.testing.assert_allclose(other.coef_, model.coef_, rtol=1e-8)
+    post = model.predict_proba(X, y, groups=ids)
+    same = ids == ids[0]
+    assert np.allclose(post[same], post[same][0])
+    crit = model.information_criteria()
+    assert crit["n"] == X.shape[0]  # flexmix's nobs: rows
+    assert crit["n_parameters"] == 7  # flexmix df: k (ncol(x) + 1) + k − 1
+
+
+def test_null_group_id_refused():
+    X, y, ids = _data()
+    ids = ids.astype(object)
+    ids[17] = None
+    with pytest.raises(DataError, match="null group id at row 17"):
+        MixtureOfLinearRegressions(2).fit(X, y, groups=ids)
+
+
+def test_standard_errors_refused():
+    X, y, ids = _data()
+    with pytest.raises(ValueError, match="standard errors of fits with groups"):
+        MixtureOfLinearRegressions(2).fit(X, y, groups=ids, se=True)
