@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        check = getattr(args, "usage_check", None)
+        if check is not None:  # usage errors argparse cannot see (options excluding others)
+            check(args)
     except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
         return int(exc.code or 0)
     undo = _configure_logging(args.verbose, args.quiet)

@@ -32,7 +32,12 @@ def register(subparsers) -> None:
                     "leaves nothing, and a run that finds --out taken by another at that "
                     "moment fails instead of replacing it.  An --out inside, or holding, the "
                     "input is refused.  Target and features default to those the model was "
-                    "fitted on; features are matched by name.")
+                    "fitted on; features are matched by name.  A model fitted with --formula "
+                    "reads the data through its formula, with the levels learned in the fit "
+                    "(a level it did not see is an error naming column and level).  A model "
+                    "fitted with concomitant variables z predicts with the weights pi(z) of "
+                    "each row (prior_j is pi_j(z); mean, sd, quantiles and posteriors use "
+                    "them): the data must hold the z columns.")
     parser.add_argument("model", metavar="MODEL.json", help="a model written by streammix fit")
     add_data_arguments(parser, require_columns=False)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new)")
@@ -49,6 +54,40 @@ def run_predict(args) -> int:
 
     model, data = load_model(args.model)
     data = data or {}
+    concomitant = list(getattr(model, "concomitant_names_", None) or [])
+    if getattr(model, "formula_", None) is not None:
+        source = _formula_source(args, model.formula_, concomitant)
+    else:
+        source = _columns_source(args, model, data, concomitant)
+    out = Path(args.out)
+    for name in remove_stale_temporaries(out.parent, target=out.name):
+        logger.info("removed %s, a temporary folder left by a run that was killed",
+                    out.parent / name)
+    summary = write_predictions(model, source, args.out, keep=args.keep,
+                                overwrite=args.overwrite)
+    print(f"wrote predictions for {summary.n_rows} rows in {len(summary.files)} files to "
+          f"{summary.out_dir}", file=sys.stderr)
+    return 0
+
+
+def _formula_source(args, design, concomitant):
+    """The data read through the model's formula and levels (with its target if there)."""
+    if args.features:
+        raise DataError(f"the model was fitted with formula {design.formula!r}: its features "
+                        "are the formula's columns; do not give --features")
+    if args.target and args.target != design.target:
+        raise DataError(f"--target {args.target!r} is not the target of the model's formula "
+                        f"{design.formula!r}")
+    source = make_source(args, formula=design.without_target(), concomitant=concomitant)
+    if args.target or (design.target and source.has_column(design.target)):
+        return make_source(args, formula=design, concomitant=concomitant)
+    logger.info("the data has no target column %r: writing mean, sd, quantiles and prior "
+                "probabilities", design.target)
+    return source
+
+
+def _columns_source(args, model, data, concomitant):
+    """The data read by the columns of the fit (or the --target/--features given)."""
     target = args.target or data.get("target")
     features = data.get("features") or feature_names_of(model)
     if args.features:  # taken by name: the model's order, whatever the order given
@@ -61,20 +100,11 @@ def run_predict(args) -> int:
         raise ValueError(f"{len(features)} feature columns given, the model was fitted on "
                          f"{model.n_features_in_}")
     if args.target:  # asked for: it must be there
-        source = make_source(args, target=args.target, features=features)
-    else:  # the model's target, when the data has it
-        source = make_source(args, target=None, features=features)
-        if target and source.has_column(target):
-            source = make_source(args, target=target, features=features)
-        else:
-            logger.info("the data has no target column %r: writing mean, sd, quantiles and "
-                        "prior probabilities", target)
-    out = Path(args.out)
-    for name in remove_stale_temporaries(out.parent, target=out.name):
-        logger.info("removed %s, a temporary folder left by a run that was killed",
-                    out.parent / name)
-    summary = write_predictions(model, source, args.out, keep=args.keep,
-                                overwrite=args.overwrite)
-    print(f"wrote predictions for {summary.n_rows} rows in {len(summary.files)} files to "
-          f"{summary.out_dir}", file=sys.stderr)
-    return 0
+        return make_source(args, target=args.target, features=features,
+                           concomitant=concomitant)
+    source = make_source(args, target=None, features=features, concomitant=concomitant)
+    if target and source.has_column(target):  # the model's target, when the data has it
+        return make_source(args, target=target, features=features, concomitant=concomitant)
+    logger.info("the data has no target column %r: writing mean, sd, quantiles and prior "
+                "probabilities", target)
+    return source

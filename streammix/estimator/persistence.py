@@ -255,10 +255,11 @@ def _from_dict(cls, record):
 
 def _data_record(model, data) -> None:
     """The record of the columns a model was fitted on, checked against the model."""
-    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter"),
+    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter", "formula"),
                ("target", "features"))
     string(data.get("path"), "data.path", allow_none=True)
     string(data.get("filter"), "data.filter", allow_none=True)
+    string(data.get("formula"), "data.formula", allow_none=True)
     string(data["target"], "data.target")
     string(data.get("weight"), "data.weight", allow_none=True)
     n = getattr(model, "n_features_in_", None)
