@@ -111,3 +111,44 @@ def test_a_missing_column_is_named():
     df = _frame(n=200).drop(columns="x4")
     with pytest.raises(DataError, match="x4"):
         _model().fit(df, formula=FORMULA)
+
+
+@pytest.mark.parametrize("holdout", [None, 0.3])
+def test_model_selection_keeps_the_formula_with_and_without_a_holdout(tmp_path, holdout):
+    from streammix.estimator.selection import select_components
+
+    df = _frame()
+    _lake(df, tmp_path)
+    source = ParquetSource(tmp_path, formula=FORMULA, chunk_rows=500)
+    result = select_components(source, k=[1, 2], holdout=holdout, random_state=0)
+    names = ["x1", "C(region)[T.b]", "C(region)[T.c]", "C(region)[T.d]", "np.log(x4)", "x2:x3"]
+    for model in result.models.values():
+        assert model.formula_.levels == {"region": LEVELS}
+        assert list(model.feature_names_in_) == names
+    chosen = result.model
+    assert chosen.n_components_ == 2
+    new = _frame(n=40, seed=7)
+    new = new[new.region.isin(["b", "d"])]
+    by_hand = design_mean(chosen, _design(new))
+    np.testing.assert_allclose(chosen.predict(new), by_hand, rtol=0, atol=1e-10)
+    model_file = tmp_path.parent / f"chosen-{holdout}.json"
+    chosen.save(model_file)
+    loaded = MixtureOfLinearRegressions.load(model_file)
+    np.testing.assert_array_equal(loaded.predict(new), chosen.predict(new))
+    assert "C(region)[T.d]" in str(loaded.summary())
+
+
+def test_model_selection_of_a_table_with_a_formula_equals_the_lake(tmp_path):
+    from streammix.estimator.selection import select_components
+
+    ordered = _lake(_frame(), tmp_path)
+    memory = select_components(ordered, k=[2], formula=FORMULA, random_state=0, chunk_rows=500)
+    lake = select_components(ParquetSource(tmp_path, formula=FORMULA, chunk_rows=500), k=[2],
+                             random_state=0, chunk_rows=500)
+    assert memory.model.formula_ == lake.model.formula_
+    np.testing.assert_allclose(memory.model.coef_, lake.model.coef_, rtol=0, atol=1e-10)
+
+
+def design_mean(model, X: np.ndarray) -> np.ndarray:
+    """Σ_j π_j (b_j + x a_j) of a hand-built design ``X``."""
+    return (model.intercept_ + X @ model.coef_.T) @ model.weights_
