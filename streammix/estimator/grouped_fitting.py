@@ -5,8 +5,12 @@ are those of any fit (:mod:`streammix.estimator.fitting`, on the rows);
 then the EM of :mod:`streammix.algorithms.grouped_em`.  ``n_parameters`` is
 unchanged.  BIC uses n = the number of rows, as flexmix's ``nobs`` does
 (``BIC(fit)`` of a grouped flexmix fit); ICL counts one classification term
-per group (flexmix's ``clogLik``).  In-memory arrays only, without sample
-weights, standard errors, checkpoints or concomitant variables (yet).
+per group (flexmix's ``clogLik``).  In-memory arrays, or a Parquet lake
+with a group column (``ParquetSource(..., groups="id")``): pass 0 runs on
+the lake's chunks, then the locating pass finds each group's chunks and the
+EM passes run on tasks of whole groups
+(:meth:`~streammix.ParquetSource.grouped_view`).  Without sample weights,
+standard errors, checkpoints or concomitant variables (yet).
 """
 
 from __future__ import annotations
@@ -19,14 +23,27 @@ from streammix.algorithms.start.initial import initial_params
 from streammix.core.grouped_estep import group_log_posteriors
 from streammix.core.params import MixtureParams
 from streammix.data.grouped_arrays import GroupedArraySource, check_groups
-from streammix.estimator import base, fitting
+from streammix.estimator import base, fitting, formulas
 
-__all__ = ["fit_grouped", "group_posteriors"]
+__all__ = ["fit_grouped", "group_posteriors", "is_grouped_source"]
+
+
+def is_grouped_source(X) -> bool:
+    """Whether ``X`` is a source with a group column (``ParquetSource(..., groups=)``)."""
+    return getattr(X, "groups", None) is not None and hasattr(X, "grouped_view")
 
 
 def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
                 checkpoint=None, concomitant=None) -> None:
-    """Fit ``model`` with grouped classes ``groups`` (n,) on in-memory ``X``, ``y``."""
+    """Fit ``model`` with grouped classes ``groups`` (n,) on in-memory ``X``, ``y``, or on a
+    grouped source ``X`` (``groups`` None)."""
+    if is_grouped_source(X):
+        if groups is not None or y is not None:
+            raise ValueError("the target and the groups come from the source itself: pass "
+                             "only the source")
+        if X.weight is not None:
+            raise ValueError("sample weights (the source's weight column) are not available "
+                             "with groups")
     if sample_weight is not None:
         raise ValueError("sample_weight is not available with groups")
     if se:
@@ -37,16 +54,22 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
     if model.standardize:
         raise ValueError("standardize=True is not available with groups")
     base.check_hyperparameters(model)
-    source = GroupedArraySource(X, y, groups, chunk_rows=model.chunk_rows)
+    if is_grouped_source(X):
+        formulas.prepare(model, X)
+        base.require_target(X, "fit")
+        source = X
+    else:
+        source = GroupedArraySource(X, y, groups, chunk_rows=model.chunk_rows)
     seed = base.draw_seed(model.random_state)
     ctx = fitting.profile_pass(model, source, seed)
+    tasks = source.grouped_view(ctx.engine) if source is X else source
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)
     start = base.start_params(model, ctx.d)
     explicit = isinstance(start, MixtureParams)
 
     def pass_fn(params):
-        return ctx.engine.map_reduce(source, GroupedTask(params, model.fit_intercept),
+        return ctx.engine.map_reduce(tasks, GroupedTask(params, model.fit_intercept),
                                      _zeros(m, ctx.p))
 
     best, n_passes = None, 0
@@ -66,7 +89,7 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
     warn_not_converged(em, stacklevel=4)
     base.set_fitted(model, em, source, ctx.profile)
     model.n_groups_ = int(best.stats.n_groups)
-    model.n_passes_ = n_passes + 1
+    model.n_passes_ = n_passes + 1 + int(tasks is not source)  # pass 0, the locating pass
     return model
 
 

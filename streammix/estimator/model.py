@@ -272,7 +272,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         self
         """
         formulas.check_fit_arguments(formula, concomitant)
-        if groups is not None:
+        if groups is not None or grouped.is_grouped_source(X):
             return grouped.fit_grouped(self, X, y, sample_weight, groups, se=se,
                                        callback=callback, checkpoint=checkpoint,
                                        concomitant=concomitant)

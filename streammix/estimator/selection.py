@@ -229,6 +229,10 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         source = formulas.formula_source(base, X, y, sample_weight, formula)
     else:
         source = as_source(X, y, sample_weight, chunk_rows=base.chunk_rows)
+    if getattr(source, "groups", None) is not None:
+        raise ValueError("select_components does not fit grouped classes (yet): fit each "
+                         "number of components with fit(source) and compare their "
+                         "information_criteria()")
     for model in models.values():
         formulas.prepare(model, source)  # the levels are learned once, by the first
     train, test = source, None

@@ -69,7 +69,9 @@ class FormulaReadingMixin:
         return type(self)(self.path_or_url, formula=design, weight=self.weight,
                           filters=self.filters, storage_options=self.storage_options,
                           chunk_rows=self.chunk_rows, on_invalid=self.on_invalid,
-                          concomitant=self.concomitant or None)
+                          concomitant=self.concomitant or None,
+                          groups=getattr(self, "groups", None),
+                          max_task_rows=getattr(self, "max_task_rows", None))
 
     def _formula_rows(self, piece, table, row_ids, bad):
         """The design matrix of a chunk's rows and the mask of rows to drop."""
