@@ -22,6 +22,7 @@ from streammix.estimator.selection import SelectionResult, select_components
 from streammix.exceptions import (
     CheckpointError,
     ChunkCrashError,
+    ClusterLostError,
     ClusterTimeoutError,
     ComponentCollapseError,
     ComponentCollapseWarning,
@@ -50,6 +51,7 @@ __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
     "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
+    "ClusterLostError",
     "FeatureNamesWarning", "RecordError", "ModelFileError", "CorruptCheckpointError",
     "CredentialWarning", "SourceChangedError",
 ]

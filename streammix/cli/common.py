@@ -336,8 +336,14 @@ def open_engine(args) -> Iterator[object]:
         config = default_cluster_config()
     else:
         config = load_cluster_config(args.cluster)
+    from streammix.cli.dask_logs import dask_log_records
     from streammix.engines.dask_engine import DaskEngine
 
+    with dask_log_records(getattr(args, "debug", False)):
+        yield from _dask_engine(args, config, DaskEngine)
+
+
+def _dask_engine(args, config, engine_class) -> Iterator[object]:
     client, closer = config.connect(worker_logs=getattr(args, "verbose", 0) >= 2)
     try:
         logger.info("running on %s", client.scheduler.address)
@@ -347,7 +353,7 @@ def open_engine(args) -> Iterator[object]:
         for name in ("worker_timeout", "pass_timeout"):
             if getattr(args, name, None) is not None:
                 options[name] = getattr(args, name)
-        yield DaskEngine(client, **options)
+        yield engine_class(client, **options)
     finally:
         closer()
 

@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
@@ -187,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         print("streammix: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback, without credentials in URLs
+            from streammix.redact import redact
+
+            sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+            return 1
         print(f"streammix {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     finally:
