@@ -257,9 +257,9 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
             Continue the fit saved in ``checkpoint`` (saved passes are replayed without reading
             the data): the result equals an uninterrupted fit, bit for bit.  A checkpoint of
             other data or settings raises :class:`streammix.CheckpointError`.
-        concomitant : array-like of shape (n, q), optional
+        concomitant : array-like of shape (n, q), or a formula ``"~ z1 + C(segment)"``
             Concomitant variables z: weights π_j(z) = softmax(γ_jᵀ[1, z]) in ``concomitant_coef_``
-            (m, q + 1) (:mod:`streammix.estimator.concomitant_fitting`).
+            (m, q + 1) (:mod:`~.concomitant_fitting`; formulas: :mod:`~.concomitant_formulas`).
         groups : array-like of shape (n,), optional
             Group ids: a group's rows share one component (:mod:`~.grouped_fitting`).
         formula : str, optional
@@ -273,13 +273,13 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         """
         formulas.check_fit_arguments(formula, concomitant)
         if groups is not None or grouped.is_grouped_source(X):
-            return grouped.fit_grouped(self, X, y, sample_weight, groups, se=se,
-                                       callback=callback, checkpoint=checkpoint,
-                                       concomitant=concomitant)
+            return grouped.fit_grouped(self, X, y, sample_weight, groups, se=se, callback=callback,
+                                       checkpoint=checkpoint, concomitant=concomitant)
         if target is None and concomitant is None and formula is None:
             X, y = hooks.check_fit_arrays(self, X, y)
         if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
-                                   callback=callback, checkpoint=checkpoint, resume=resume):
+                                   callback=callback, checkpoint=checkpoint, resume=resume,
+                                   formula=formula):
             return self
         fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
                     checkpoint=checkpoint, resume=resume, formula=formula)
