@@ -6,7 +6,14 @@ import logging
 import sys
 from pathlib import Path
 
-from streammix.cli.common import add_data_arguments, comma_list, load_model, make_source
+from streammix.cli.common import (
+    add_data_arguments,
+    comma_list,
+    json_object,
+    load_model,
+    make_source,
+    warn_literal_credentials,
+)
 from streammix.core.checks import feature_names_of
 from streammix.data.frames import names_mismatch_message
 from streammix.exceptions import DataError
@@ -27,10 +34,12 @@ def register(subparsers) -> None:
                     "quantiles and the prior probability of each component (columns mean, "
                     "sd, q05, q50, q95, prior_1..prior_M); plus a row_id or the --keep "
                     "columns.  One "
-                    "Parquet file per input file, same relative path under --out; written to "
-                    "a temporary folder and renamed into place at the end, so a failed run "
-                    "leaves nothing, and a run that finds --out taken by another at that "
-                    "moment fails instead of replacing it.  An --out inside, or holding, the "
+                    "Parquet file per input file, same relative path under --out, a local "
+                    "folder or any fsspec URL (s3://bucket/pred); written to a temporary "
+                    "folder beside it and renamed (at a URL: copied, then _SUCCESS written) "
+                    "into place at the end, so a failed run leaves nothing, and a run that "
+                    "finds --out taken by another at that moment fails instead of replacing "
+                    "it.  An --out inside, or holding, the "
                     "input is refused.  Target and features default to those the model was "
                     "fitted on; features are matched by name.  A model fitted with --formula "
                     "reads the data through its formula, with the levels learned in the fit "
@@ -40,7 +49,11 @@ def register(subparsers) -> None:
                     "them): the data must hold the z columns.")
     parser.add_argument("model", metavar="MODEL.json", help="a model written by streammix fit")
     add_data_arguments(parser, require_columns=False)
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new)")
+    parser.add_argument("--out", required=True, metavar="DIR|URL",
+                        help="output folder or URL, new (e.g. s3://bucket/pred)")
+    parser.add_argument("--out-storage-options", type=json_object, metavar="JSON",
+                        help="fsspec options for an --out URL (default: --storage-options "
+                             "when --out is on the same file system as the data)")
     parser.add_argument("--keep", type=comma_list, metavar="COL,COL,...",
                         help="input columns to copy to the output (instead of row_id)")
     parser.add_argument("--overwrite", action="store_true",
@@ -51,6 +64,7 @@ def register(subparsers) -> None:
 def run_predict(args) -> int:
     from streammix.atomic import remove_stale_temporaries
     from streammix.estimator.prediction import write_predictions
+    from streammix.redact import redact
 
     model, data = load_model(args.model)
     data = data or {}
@@ -59,14 +73,17 @@ def run_predict(args) -> int:
         source = _formula_source(args, model.formula_, concomitant)
     else:
         source = _columns_source(args, model, data, concomitant)
-    out = Path(args.out)
-    for name in remove_stale_temporaries(out.parent, target=out.name):
-        logger.info("removed %s, a temporary folder left by a run that was killed",
-                    out.parent / name)
+    if "://" not in args.out:
+        out = Path(args.out)
+        for name in remove_stale_temporaries(out.parent, target=out.name):
+            logger.info("removed %s, a temporary folder left by a run that was killed",
+                        out.parent / name)
+    warn_literal_credentials(args.out_storage_options)
     summary = write_predictions(model, source, args.out, keep=args.keep,
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite,
+                                storage_options=args.out_storage_options)
     print(f"wrote predictions for {summary.n_rows} rows in {len(summary.files)} files to "
-          f"{summary.out_dir}", file=sys.stderr)
+          f"{redact(str(summary.out_dir))}", file=sys.stderr)
     return 0
 
 
