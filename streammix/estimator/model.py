@@ -438,8 +438,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
-        X = hooks.check_predict_array(self, X)
-        return gate.mixture_mean(self, base.design(self, X) @ self.params_.beta.T, concomitant)
+        mean = gate.mixture_mean(self, self.predict_components(X), concomitant)
+        return prediction.check_finite_mean(mean, self.params_, "X")
 
     def predict_components(self, X) -> np.ndarray:
         """Mean of each component, shape (n, m)."""
