@@ -38,7 +38,7 @@ def is_grouped_source(X) -> bool:
 
 
 def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
-                checkpoint=None, concomitant=None, resume: bool = False) -> None:
+                checkpoint=None, gate=None, resume: bool = False) -> None:
     """Fit ``model`` with grouped classes ``groups`` (n,) on in-memory ``X``, ``y``, or on a
     grouped source ``X`` (``groups`` None); with ``checkpoint``, saved pass by pass and
     resumable (``resume=True``) as any batch fit (:mod:`streammix.estimator.checkpoint`)."""
@@ -54,7 +54,7 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
     if se:
         raise ValueError("standard errors of fits with groups are not available yet: "
                          "fit with se=False")
-    if concomitant is not None:
+    if gate is not None:  # concomitant variables
         raise ValueError("groups cannot be combined with concomitant variables (yet)")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=FOLDER")

@@ -445,6 +445,10 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
 def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
     if concomitant is None:
         return []
+    if isinstance(concomitant, str) and "~" in concomitant:
+        raise ValueError(f"concomitant={concomitant!r}: a gate formula is available for "
+                         "tables in memory (fit(df, concomitant='~ ...')); a ParquetSource "
+                         "takes the names of numeric z columns (make dummy columns first)")
     names = [concomitant] if isinstance(concomitant, str) else [str(c) for c in concomitant]
     if len(set(names)) != len(names):
         raise ValueError(f"concomitant has repeated names: {names}")
