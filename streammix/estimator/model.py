@@ -274,7 +274,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         formulas.check_fit_arguments(formula, concomitant)
         if groups is not None or grouped.is_grouped_source(X):
             return grouped.fit_grouped(self, X, y, sample_weight, groups, se=se, callback=callback,
-                                       checkpoint=checkpoint, concomitant=concomitant)
+                                       checkpoint=checkpoint, resume=resume, gate=concomitant)
         if target is None and concomitant is None and formula is None:
             X, y = hooks.check_fit_arrays(self, X, y)
         if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
