@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[tuple[str, bool], ...] = (
     ("streammix.cli.fit", True),        # fit, info
     ("streammix.cli.predict", True),    # predict
+    ("streammix.cli.regroup", True),    # regroup (lakes by group)
     ("streammix.cli.stream", False),    # stream (online EM)
     ("streammix.cli.plot", False),      # plot (inference)
 )

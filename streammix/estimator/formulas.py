@@ -24,10 +24,13 @@ __all__ = ["check_fit_arguments", "formula_source", "prepare", "encode_frame", "
 
 
 def check_fit_arguments(formula, concomitant) -> None:
-    """Refuse ``fit(X, formula=..., concomitant=...)`` (not available on tables yet)."""
-    if formula is not None and concomitant is not None:
-        raise ValueError("fit(X, formula=..., concomitant=...) is not available: give "
-                         "ParquetSource(..., formula=..., concomitant=[...]) as X")
+    """Refuse ``fit(X, formula=..., concomitant=Z)`` with z as data: with a formula, the
+    gate is a formula too (``concomitant="~ z1 + C(segment)"``)."""
+    if formula is not None and concomitant is not None and not isinstance(
+            concomitant, (str, FormulaDesign)):
+        raise ValueError("with formula=, give the concomitant variables as a formula over "
+                         "the same table, concomitant='~ z1 + C(segment)' (or "
+                         "ParquetSource(..., formula=..., concomitant=[...]) as X)")
 
 
 def formula_source(model, X, y, sample_weight, formula):

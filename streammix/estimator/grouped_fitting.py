@@ -9,8 +9,10 @@ per group (flexmix's ``clogLik``).  In-memory arrays, or a Parquet lake
 with a group column (``ParquetSource(..., groups="id")``): pass 0 runs on
 the lake's chunks, then the locating pass finds each group's chunks and the
 EM passes run on tasks of whole groups
-(:meth:`~streammix.ParquetSource.grouped_view`).  Without sample weights,
-standard errors, checkpoints or concomitant variables (yet).
+(:meth:`~streammix.ParquetSource.grouped_view`).  Checkpoints work as for
+any batch fit: each pass's statistics (with Σ_g γ_gj and G) are saved, and a
+resumed fit replays them.  Without sample weights, standard errors or
+concomitant variables (yet).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import numpy as np
 
 from streammix.algorithms.em import EMResult, warn_not_converged
 from streammix.algorithms.grouped_em import GroupedTask, grouped_em
+from streammix.algorithms.restarts import StatsBundle
 from streammix.algorithms.start.initial import initial_params
 from streammix.core.grouped_estep import group_log_posteriors
 from streammix.core.params import MixtureParams
 from streammix.data.grouped_arrays import GroupedArraySource, check_groups
 from streammix.estimator import base, fitting, formulas
+from streammix.estimator.persistence import hyperparameters_record
 
 __all__ = ["fit_grouped", "group_posteriors", "is_grouped_source"]
 
@@ -34,9 +38,10 @@ def is_grouped_source(X) -> bool:
 
 
 def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
-                checkpoint=None, concomitant=None) -> None:
+                checkpoint=None, gate=None, resume: bool = False) -> None:
     """Fit ``model`` with grouped classes ``groups`` (n,) on in-memory ``X``, ``y``, or on a
-    grouped source ``X`` (``groups`` None)."""
+    grouped source ``X`` (``groups`` None); with ``checkpoint``, saved pass by pass and
+    resumable (``resume=True``) as any batch fit (:mod:`streammix.estimator.checkpoint`)."""
     if is_grouped_source(X):
         if groups is not None or y is not None:
             raise ValueError("the target and the groups come from the source itself: pass "
@@ -49,8 +54,10 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
     if se:
         raise ValueError("standard errors of fits with groups are not available yet: "
                          "fit with se=False")
-    if checkpoint is not None or concomitant is not None:
-        raise ValueError("groups cannot be combined with checkpoint or concomitant (yet)")
+    if gate is not None:  # concomitant variables
+        raise ValueError("groups cannot be combined with concomitant variables (yet)")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=FOLDER")
     if model.standardize:
         raise ValueError("standardize=True is not available with groups")
     base.check_hyperparameters(model)
@@ -60,17 +67,50 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
         source = X
     else:
         source = GroupedArraySource(X, y, groups, chunk_rows=model.chunk_rows)
-    seed = base.draw_seed(model.random_state)
+    saver = None
+    if checkpoint is not None:
+        from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
+        saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
+    try:
+        _fit_in(model, source, saver, resume, callback)
+    finally:
+        if saver is not None:
+            saver.close()
+    return model
+
+
+def _fit_in(model, source, saver, resume: bool, callback) -> None:
+    """The fit of :func:`fit_grouped` once its checkpoint folder (if any) is open."""
+    if saver is not None and resume:
+        saver.load()
+        seed = saver.seed
+    else:
+        seed = base.draw_seed(model.random_state)
+        if saver is not None:
+            saver.start(seed)
     ctx = fitting.profile_pass(model, source, seed)
-    tasks = source.grouped_view(ctx.engine) if source is X else source
+    if saver is not None:
+        from streammix.estimator.checkpoint import profile_digest
+        saver.check_profile(profile_digest(ctx.profile))
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)
     start = base.start_params(model, ctx.d)
     explicit = isinstance(start, MixtureParams)
+    tasks: list = []  # the grouped view, made at the first pass that reads the data
+
+    def pass_many(params_sets):
+        if not tasks:  # the locating pass of a lake (in memory: the source itself)
+            tasks.append(source.grouped_view(ctx.engine) if is_grouped_source(source)
+                         else source)
+        return StatsBundle([ctx.engine.map_reduce(
+            tasks[0], GroupedTask(params_sets[0], model.fit_intercept), _zeros(m, ctx.p))])
+
+    if saver is not None:
+        pass_many = saver.wrap(pass_many)
+        callback = saver.quiet(callback)
 
     def pass_fn(params):
-        return ctx.engine.map_reduce(tasks, GroupedTask(params, model.fit_intercept),
-                                     _zeros(m, ctx.p))
+        return pass_many((params,))[0]
 
     best, n_passes = None, 0
     for run in range(1 if explicit else model.n_init):
@@ -86,11 +126,11 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
             best = result
     em = EMResult(best.params, best.loglik, best.loglik, best.n_iter, best.converged,
                   best.history, best.stats.stats, settings)
-    warn_not_converged(em, stacklevel=4)
+    warn_not_converged(em, stacklevel=5)
     base.set_fitted(model, em, source, ctx.profile)
     model.n_groups_ = int(best.stats.n_groups)
-    model.n_passes_ = n_passes + 1 + int(tasks is not source)  # pass 0, the locating pass
-    return model
+    located = int(bool(tasks) and tasks[0] is not source)
+    model.n_passes_ = n_passes + 1 + located  # pass 0 and the locating pass count
 
 
 def _zeros(m, p):

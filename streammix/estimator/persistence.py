@@ -92,6 +92,8 @@ def to_dict(model) -> dict:
         if hasattr(model, "concomitant_coef_"):
             fitted["concomitant"] = {"coef": np.asarray(model.concomitant_coef_).tolist(),
                                      "names": list(model.concomitant_names_)}
+            if getattr(model, "concomitant_formula_", None) is not None:  # the gate's levels
+                fitted["concomitant"]["formula"] = model.concomitant_formula_.to_record()
         record["fitted"] = fitted
     return record
 
@@ -177,11 +179,14 @@ def _fitted(model, fitted, where: str) -> None:
     gate = fitted.get("concomitant")
     if gate is not None:  # the gate of a fit with concomitant variables
         at = sub(where, "concomitant")
-        check_keys(gate, at, ("coef", "names"), ("coef", "names"))
+        check_keys(gate, at, ("coef", "names", "formula"), ("coef", "names"))
         gate_names = string_list(gate["names"], sub(at, "names"))
         model.concomitant_coef_ = float_array(gate["coef"], sub(at, "coef"),
                                               (m, len(gate_names) + 1))
         model.concomitant_names_ = gate_names
+        if gate.get("formula") is not None:  # a gate formula: its levels encode new z
+            model.concomitant_formula_ = _gate_formula(gate["formula"], sub(at, "formula"),
+                                                       gate_names)
     inference = fitted.get("inference")
     if inference is not None:
         at = sub(where, "inference")
@@ -200,6 +205,17 @@ def _fitted(model, fitted, where: str) -> None:
 
 def _formula(record, where: str, model):
     """The learned formula design of a ``fitted.formula`` record, checked against the model."""
+    design = _design_record(record, where)
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    if design.feature_names != names or design.intercept != model.fit_intercept:
+        raise ModelFileError(f"field {sub(where, 'columns')!r}: the formula's columns "
+                             f"{design.columns} are not the model's features {names} "
+                             f"(fit_intercept={model.fit_intercept})", field=sub(where, "columns"))
+    return design
+
+
+def _design_record(record, where: str):
+    """A learned :class:`~streammix.data.formula.FormulaDesign` from its checked record."""
     from streammix.data.formula import FormulaDesign
     check_keys(record, where, ("formula", "levels", "columns"), ("formula", "levels", "columns"))
     string(record["formula"], sub(where, "formula"))
@@ -211,11 +227,17 @@ def _formula(record, where: str, model):
         design = FormulaDesign.from_record(record)
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"field {where!r}: {exc}", field=where) from None
-    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
-    if design.feature_names != names or design.intercept != model.fit_intercept:
+    return design
+
+
+def _gate_formula(record, where: str, names: list[str]):
+    """The learned design of a ``fitted.concomitant.formula`` record, checked against the
+    gate's names (its design columns without the intercept)."""
+    design = _design_record(record, where)
+    if design.feature_names != names or not design.intercept:
         raise ModelFileError(f"field {sub(where, 'columns')!r}: the formula's columns "
-                             f"{design.columns} are not the model's features {names} "
-                             f"(fit_intercept={model.fit_intercept})", field=sub(where, "columns"))
+                             f"{design.columns} are not the gate's intercept and {names}",
+                             field=sub(where, "columns"))
     return design
 
 

@@ -30,7 +30,7 @@ from streammix.estimator.destination import check_apart_from_inputs, open_destin
 from streammix.exceptions import DataError
 
 __all__ = ["write_predictions", "check_apart_from_inputs", "PredictionSummary",
-           "prediction_columns", "predict_source", "QUANTILES"]
+           "prediction_columns", "predict_source", "QUANTILES", "check_finite_mean"]
 
 #: The mixture quantiles written for rows without a target (columns q05, q50, q95).
 QUANTILES = (0.05, 0.5, 0.95)
@@ -270,6 +270,23 @@ def _write_all(model, source, destination, keep: list[str]):
     return files, n_rows
 
 
+def check_finite_mean(mean: np.ndarray, params, where: str, first_row: int = 0,
+                      tail: str = "") -> np.ndarray:
+    """``mean``, or :class:`DataError` naming the first row where it overflowed.
+
+    Finite inputs give a non-finite mixture mean only when the coefficients
+    are far out of scale for the data (or the model file was edited).
+    """
+    finite = np.isfinite(mean)
+    if not np.all(finite):
+        row = int(np.flatnonzero(~finite)[0])
+        raise DataError(
+            f"{where}: the model predicts {float(mean[row])!r} at row {first_row + row} "
+            f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
+            f"not fit these data, or its file was edited{tail}")
+    return mean
+
+
 def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
                    with_target: bool = True, where: str | None = None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
@@ -277,13 +294,8 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
     with np.errstate(over="ignore", invalid="ignore"):
         means = Xd @ params.beta.T
         mean = _weighted(means, weights, model)
-    if not np.all(np.isfinite(mean)):
-        row = int(np.flatnonzero(~np.isfinite(mean))[0])
-        raise DataError(
-            f"{where or chunk.origin}: the model predicts {float(mean[row])!r} at row "
-            f"{chunk.first_row + row} "
-            f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
-            "not fit these data, or its file was edited; no predictions were written")
+    check_finite_mean(mean, params, where or chunk.origin, chunk.first_row,
+                      "; no predictions were written")
     columns: dict[str, pa.Array] = {}
     if passthrough is None:
         columns["row_id"] = _row_ids(chunk)

@@ -62,6 +62,12 @@ class PlanSubset:
     def feature_names_given(self) -> bool:
         return getattr(self.source, "feature_names_given", True)
 
+    @property
+    def formula_design(self):
+        """The source's formula design (None without one): a model fitted on the subset
+        keeps it as ``formula_``, as one fitted on the whole source does."""
+        return getattr(self.source, "formula_design", None)
+
     def plan(self) -> list:
         return list(self.descriptors)
 
@@ -163,7 +169,8 @@ def format_table(table: list[dict], criterion: str, best_k: int) -> str:
 
 def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
                       sample_weight=None, holdout: float | None = None,
-                      stop_dominated: bool = True, **model_kwargs) -> SelectionResult:
+                      stop_dominated: bool = True, formula=None,
+                      **model_kwargs) -> SelectionResult:
     """Fit a mixture for every number of components in ``k`` and choose one.
 
     Parameters
@@ -187,6 +194,10 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         with ``converged`` False and ``dominated`` True.  Over-fitted k
         converge slowly (the information is singular), so this saves most
         of the passes.
+    formula : str, optional
+        A model formula, as for :meth:`MixtureOfLinearRegressions.fit`
+        (``X`` a table or a :class:`~streammix.ParquetSource`); its levels are
+        learned once and every model keeps it as ``formula_``.
     **model_kwargs
         Passed to :class:`MixtureOfLinearRegressions` (``n_init``, ``tol``,
         ``accelerate``, ``engine``, ...); not ``n_components``.
@@ -214,7 +225,10 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     base = models[ks[-1]]
     for model in models.values():
         check_hyperparameters(model)
-    source = as_source(X, y, sample_weight, chunk_rows=base.chunk_rows)
+    if formula is not None:
+        source = formulas.formula_source(base, X, y, sample_weight, formula)
+    else:
+        source = as_source(X, y, sample_weight, chunk_rows=base.chunk_rows)
     if getattr(source, "groups", None) is not None:
         raise ValueError("select_components does not fit grouped classes (yet): fit each "
                          "number of components with fit(source) and compare their "

@@ -13,20 +13,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.grouped import INIT
+from support.grouped import grouped_frame as _frame
 
 from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
-
-INIT = dict(weights=[0.6, 0.4], coef=[[0.6], [0.2]], intercept=[3.0, 5.0], sigma=[4.0, 4.0])
-
-
-def _frame(seed=3, n_groups=120) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(5, 16, n_groups)
-    ids = np.repeat(np.arange(n_groups), sizes)
-    cls = rng.integers(0, 2, n_groups)[ids]
-    x = rng.uniform(0, 10, ids.size)
-    y = np.where(cls == 0, 1 + 2 * x, 8 - x) + rng.normal(0, 1.5, ids.size)
-    return pd.DataFrame({"id": [f"g{i:03d}" for i in ids], "x": x, "y": y})
 
 
 def _lake(df: pd.DataFrame, folder, n_files=4, row_group_size=90) -> pd.DataFrame:

@@ -110,7 +110,8 @@ def merge_pieces(plan: list[ParquetPiece], locations: GroupLocations, max_task_r
     locations : GroupLocations
         The group ids of each chunk (from the locating pass).
     max_task_rows : int
-        The largest number of rows a task may hold (before filters).
+        The largest number of rows a task of several chunks may hold (before
+        filters); a single chunk is a task whatever its size.
     column : str
         The group column (for messages).
     shown : callable
@@ -151,7 +152,7 @@ def merge_pieces(plan: list[ParquetPiece], locations: GroupLocations, max_task_r
     for root in sorted(members):
         chosen = [plan[i] for i in members[root]]
         n_rows = sum(p.n_rows for p in chosen)
-        if n_rows <= max_task_rows:
+        if n_rows <= max_task_rows or len(chosen) == 1:  # a lone chunk is a task as ever
             tasks.append(GroupedPiece(tuple(chosen), n_rows))
         else:
             tasks.extend(_home_tasks(chosen, locations, max_task_rows, column, shown))
@@ -176,7 +177,7 @@ def _home_tasks(chosen, locations, max_task_rows, column, shown) -> list[Grouped
         others = [(j, kept) for j, kept in others if kept]
         pieces = [piece] + [chosen[j] for j, _ in others]
         n_rows = sum(p.n_rows for p in pieces)
-        if n_rows > max_task_rows:
+        if n_rows > max_task_rows and len(pieces) > 1:
             raise _too_spread(pieces, locations, n_rows, max_task_rows, column, shown)
         foreign = np.array([g for g in ids[i].tolist() if home[g] != i], dtype=ids[i].dtype)
         keep = (("drop", foreign),) + tuple(("only", np.array(kept, dtype=ids[j].dtype))

@@ -275,9 +275,16 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         One pass that reads the same columns as a fit; with
         ``on_invalid="drop"`` its ``n_rows`` is the number of rows a fit
         drops.  ``engine`` is any streammix engine (default in-process).
+        With a formula, every column it reads counts (a null level of a
+        categorical, a NaN in a number used only inside a term), and so does
+        a design column that is NaN or infinite on a kept row (``np.log(x)``
+        of x <= 0, counted under the design column's name); the levels are
+        learned first (:meth:`learn_levels`, one more pass) if they are not.
         """
         from streammix.engines.inprocess import InProcessEngine
         engine = InProcessEngine() if engine is None else engine
+        if self._design is not None:
+            self.learn_levels(engine)
         return engine.map_reduce(_InvalidRowsView(self), _identity, InvalidRows())
 
     def describe(self) -> str:
@@ -459,6 +466,10 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
 def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
     if concomitant is None:
         return []
+    if isinstance(concomitant, str) and "~" in concomitant:
+        raise ValueError(f"concomitant={concomitant!r}: a gate formula is available for "
+                         "tables in memory (fit(df, concomitant='~ ...')); a ParquetSource "
+                         "takes the names of numeric z columns (make dummy columns first)")
     names = [concomitant] if isinstance(concomitant, str) else [str(c) for c in concomitant]
     if len(set(names)) != len(names):
         raise ValueError(f"concomitant has repeated names: {names}")
@@ -477,7 +488,10 @@ class _InvalidRowsView:
         return self.source.plan()
 
     def read(self, piece: ParquetPiece) -> InvalidRows:
-        _, _, bad, by_column = self.source._read_values(piece, on_invalid="drop")
+        _, _, bad, by_column, table = self.source._read_values(piece, on_invalid="drop",
+                                                                with_table=True)
+        if self.source._design is not None:  # the columns the formula reads, too
+            bad, by_column = self.source._formula_invalid(piece, table, bad, by_column)
         n_bad = 0 if bad is None else int(bad.sum())
         by_file = {self.source.shown(piece.path): n_bad} if n_bad else {}
         return InvalidRows(n_bad, by_column, by_file)

@@ -1,0 +1,79 @@
+"""``streammix regroup`` / :func:`streammix.regroup`: a lake rewritten by group.
+
+The input lake's rows are shuffled over four files, so every group spans
+several files and a grouped fit with a small task bound is refused; after
+regroup each group lies in one row group of one file, and the grouped fit of
+the new lake equals the in-memory grouped fit (same starting values).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from support.grouped import INIT
+from support.grouped import grouped_frame as _frame
+
+from streammix import DataError, MixtureOfLinearRegressions, ParquetSource, regroup
+from streammix.cli.main import main
+
+
+def _scattered(folder):
+    df = _frame().sample(frac=1.0, random_state=0)  # rows of every group in every file
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(df)), 4)):
+        pq.write_table(pa.Table.from_pandas(df.iloc[part], preserve_index=False),
+                       folder / f"part-{i}.parquet", row_group_size=100)
+    return df
+
+
+def _model() -> MixtureOfLinearRegressions:
+    return MixtureOfLinearRegressions(2, init=INIT, tol=1e-10, max_iter=500)
+
+
+def test_regroup_puts_each_group_in_one_file_and_the_fit_equals_memory(tmp_path):
+    df = _scattered(tmp_path / "lake")
+    source = ParquetSource(tmp_path / "lake", target="y", features=["x"], groups="id",
+                           max_task_rows=400)
+    with pytest.raises(DataError, match="too spread out"):
+        _model().fit(source)
+    out = regroup(tmp_path / "lake", "id", tmp_path / "by_id", npartitions=3)
+    files = sorted(out.glob("*.parquet"))
+    assert len(files) == 3 and not list(tmp_path.glob(".by_id*"))  # no temporary left
+    where: dict = {}
+    for f in files:
+        meta = pq.ParquetFile(f)
+        for rg in range(meta.num_row_groups):
+            for gid in np.unique(meta.read_row_group(rg, columns=["id"]).column(0).to_numpy(
+                    zero_copy_only=False)):
+                assert where.setdefault(gid, (f.name, rg)) == (f.name, rg)
+    assert len(where) == 120
+    regrouped = ParquetSource(out, target="y", features=["x"], groups="id", max_task_rows=400)
+    assert all(t.keep is None and len(t.pieces) == 1 for t in regrouped.grouped_view().plan())
+    lake = _model().fit(regrouped)
+    memory = _model().fit(df[["x"]].to_numpy(), df.y.to_numpy(), groups=df.id.to_numpy())
+    np.testing.assert_allclose(lake.coef_, memory.coef_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(lake.weights_, memory.weights_, rtol=0, atol=1e-10)
+    assert lake.loglik_ == pytest.approx(memory.loglik_, rel=1e-10)
+    assert lake.n_groups_ == 120
+
+
+def test_cli_regroup_refuses_an_existing_or_nested_out(tmp_path, capsys):
+    df = _scattered(tmp_path / "lake")
+    out = tmp_path / "by_id"
+    assert main(["regroup", str(tmp_path / "lake"), "--groups", "id", "--out", str(out)]) == 0
+    assert len(pq.read_table(out).column("id")) == len(df)
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["regroup", str(tmp_path / "lake"), "--groups", "id", "--out", str(out)]) == 1
+    assert "exists: choose another --out, or give --overwrite" in capsys.readouterr().err
+    assert main(["regroup", str(tmp_path / "lake"), "--groups", "id", "--out", str(out),
+                 "--overwrite", "--files", "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) != before and len(list(out.iterdir())) == 2
+    nested = tmp_path / "lake" / "inner"
+    assert main(["regroup", str(tmp_path / "lake"), "--groups", "id", "--out",
+                 str(nested)]) == 1
+    assert "must be outside the input" in capsys.readouterr().err and not nested.exists()
+    assert main(["regroup", str(tmp_path / "lake"), "--groups", "nope", "--out",
+                 str(tmp_path / "x")]) == 1
+    assert "group column 'nope' is missing" in capsys.readouterr().err
