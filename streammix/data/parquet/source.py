@@ -112,10 +112,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         (default 8 × ``chunk_rows``); a group spread so that its task would be
         larger is an error naming the group and its files.
     format : {"parquet", "csv", "json"}, optional
-        The files' format; by default the one their names say (``.csv``;
-        ``.jsonl``, ``.ndjson``, ``.json`` for JSON lines; compressed ones too),
-        else Parquet.  CSV and JSON-lines files are read one file per chunk
-        (:mod:`streammix.data.parquet.text_formats`).
+        The files' format, by default the one their names say (``.csv``, ``.jsonl`` ...;
+        else Parquet); a CSV or JSON-lines file is one chunk (see the lakes guide).
 
     Raises
     ------
@@ -378,8 +376,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         file_columns = [c for c in needed if c not in self.partition_names]
         local = self._protocol == "file"
         if getattr(self, "format", "parquet") != "parquet":
-            table = read_text_table(self, piece, file_columns)
-            return self._with_partitions(table, piece, needed)
+            return self._with_partitions(read_text_table(self, piece, file_columns), piece, needed)
         try:
             with self.filesystem().open_input_file(piece.path) as fh:
                 reader = pq.ParquetFile(fh)
@@ -399,8 +396,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         return self._with_partitions(table, piece, needed)
 
     def read_columns(self, piece: ParquetPiece, columns: list[str]) -> pa.Table:
-        """Columns ``columns`` (of the files or hive partitions) of a chunk, all its rows
-        (before filters), as read; used for the columns predictions pass through."""
+        """Columns of a chunk's files or partitions, all its rows (before filters)."""
         return self._read_table(piece, list(columns))
 
     def _with_partitions(self, table: pa.Table, piece: ParquetPiece, needed) -> pa.Table:
