@@ -86,6 +86,13 @@ def register(subparsers) -> None:
                      help="fit on standardised features and target, then map the model back "
                           "(the same optimum, better conditioned); done anyway for columns "
                           "beyond 1e-60..1e60 in magnitude")
+    fit.add_argument("--groups", metavar="COL",
+                     help="column of group ids: all rows of a group share one component "
+                          "(flexmix's y ~ x | id); chunks that share a group are read by one "
+                          "task (see 'streammix regroup' for lakes whose groups are spread)")
+    fit.add_argument("--max-task-rows", type=positive_int, default=None, metavar="N",
+                     help="with --groups: the most rows one task of joined chunks may read "
+                          "(default 8 x --chunk-rows)")
     fit.add_argument("--checkpoint", metavar="DIR",
                      help="save the fit in DIR as it goes (DIR/checkpoint.json, then one "
                           "record per pass in DIR/passes/, each written atomically), so that "
@@ -144,8 +151,10 @@ def run_fit(args) -> int:
     if args.formula is not None and not args.fit_intercept:
         raise ValueError("--formula decides the intercept: write '- 1' in the formula "
                          "instead of --no-intercept")
+    if args.groups is None and args.max_task_rows is not None:
+        raise ValueError("--max-task-rows bounds the tasks of --groups: give --groups COL")
     options = _model_options(args)
-    source = make_source(args)
+    source = make_source(args, groups=args.groups, max_task_rows=args.max_task_rows)
     n_chunks = len(source.plan())
     logger.info("%s", source.describe())
     table = None

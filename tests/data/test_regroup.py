@@ -77,3 +77,20 @@ def test_cli_regroup_refuses_an_existing_or_nested_out(tmp_path, capsys):
     assert main(["regroup", str(tmp_path / "lake"), "--groups", "nope", "--out",
                  str(tmp_path / "x")]) == 1
     assert "group column 'nope' is missing" in capsys.readouterr().err
+
+
+def test_cli_fit_with_groups_equals_the_library_fit(tmp_path, capsys):
+    df = _scattered(tmp_path / "lake")
+    out = tmp_path / "model.json"
+    argv = ["fit", str(tmp_path / "lake"), "--target", "y", "--features", "x", "-k", "2",
+            "--groups", "id", "--seed", "0", "--in-process", "--out", str(out), "-q"]
+    assert main(argv + ["--max-task-rows", "400"]) == 1
+    assert "group 'g" in capsys.readouterr().err  # too spread: named
+    assert main(argv) == 0
+    fitted = MixtureOfLinearRegressions.load(out)
+    library = MixtureOfLinearRegressions(2, random_state=0).fit(
+        ParquetSource(tmp_path / "lake", target="y", features=["x"], groups="id"))
+    np.testing.assert_allclose(fitted.params_.beta, library.params_.beta, rtol=0, atol=1e-12)
+    memory = MixtureOfLinearRegressions(2, random_state=0).fit(
+        df[["x"]].to_numpy(), df.y.to_numpy())  # ignoring the groups: another fit
+    assert abs(memory.loglik_ - fitted.loglik_) > 1.0

@@ -5,9 +5,11 @@ locating pass reads only the group column of every chunk (after filters)
 and returns, per chunk, the distinct group ids it holds
 (:class:`GroupLocations`, summed over the lake like any statistic).
 :func:`merge_pieces` then joins chunks that share a group: chunks are the
-nodes of a graph whose edges are shared groups, and each connected
-component (found by union-find) of at most ``max_task_rows`` rows is one map
-task, a :class:`GroupedPiece`, that reads its chunks once.
+nodes of a graph whose edges are shared groups (a group's chunks are
+chained), and each connected component (the classes of a union-find, found
+by :func:`scipy.sparse.csgraph.connected_components`) of at most
+``max_task_rows`` rows is one map task, a :class:`GroupedPiece`, that reads
+its chunks once.  Chunks left without rows by the filters are no task.
 
 A larger component is split by *home chunk*: a lake stored by group but cut
 into row groups anywhere chains every chunk to the next one, so its
@@ -27,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from streammix.data.parquet.pieces import ParquetPiece
 from streammix.exceptions import DataError
@@ -92,13 +96,6 @@ class GroupedPiece(NamedTuple):
         return f"GroupedPiece(pieces={list(self.pieces)!r}, n_rows={self.n_rows!r}{kept})"
 
 
-def _find(parent: list[int], i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
 def merge_pieces(plan: list[ParquetPiece], locations: GroupLocations, max_task_rows: int,
                  column: str, shown=str) -> list[GroupedPiece]:
     """Map tasks of whole groups: the chunks of ``plan`` joined by shared group ids.
@@ -121,69 +118,89 @@ def merge_pieces(plan: list[ParquetPiece], locations: GroupLocations, max_task_r
     ------
     DataError
         When the ids are of two kinds (numbers in some files, strings in
-        others), or chunks tied by shared groups hold more than
-        ``max_task_rows`` rows.
+        others), or a task would hold more than ``max_task_rows`` rows.
     """
     if len(locations.kinds) > 1:
         raise DataError(f"group column {column!r} holds numbers in "
                         f"{shown(locations.kinds['number'])} but strings in "
                         f"{shown(locations.kinds['string'])}: give every file the same type")
-    labels, owners = [], []
-    for i, piece in enumerate(plan):
-        ids = locations.ids.get(piece_key(piece))
-        if ids is not None and len(ids):
-            labels.append(ids)
-            owners.append(np.full(len(ids), i))
-    parent = list(range(len(plan)))
-    if labels:
-        codes = pd.factorize(np.concatenate(labels))[0]
-        owner = np.concatenate(owners)
-        order = np.lexsort((owner, codes))
-        codes, owner = codes[order], owner[order]
-        same = np.flatnonzero(codes[1:] == codes[:-1])  # consecutive chunks of one group
-        for a, b in zip(owner[same].tolist(), owner[same + 1].tolist(), strict=True):
-            ra, rb = _find(parent, a), _find(parent, b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = {}
-    for i in range(len(plan)):
-        members.setdefault(_find(parent, i), []).append(i)
-    tasks = []
-    for root in sorted(members):
-        chosen = [plan[i] for i in members[root]]
-        n_rows = sum(p.n_rows for p in chosen)
-        if n_rows <= max_task_rows or len(chosen) == 1:  # a lone chunk is a task as ever
-            tasks.append(GroupedPiece(tuple(chosen), n_rows))
-        else:
-            tasks.extend(_home_tasks(chosen, locations, max_task_rows, column, shown))
-    return tasks
+    n = len(plan)
+    per = [locations.ids.get(piece_key(p), ()) for p in plan]
+    lengths = np.array([len(ids) for ids in per], dtype=np.int64)
+    if not lengths.sum():
+        return [GroupedPiece((p,), p.n_rows) for p in plan]
+    codes, uniques = pd.factorize(np.concatenate([ids for ids in per if len(ids)]))
+    owner = np.repeat(np.arange(n), lengths)
+    order = np.lexsort((owner, codes))  # by group, then chunk
+    codes, owner = codes[order], owner[order]
+    first = np.r_[True, codes[1:] != codes[:-1]]
+    later = np.flatnonzero(~first)  # a group's second, third ... chunk
+    edges = coo_matrix((np.ones(later.size), (owner[later - 1], owner[later])), shape=(n, n))
+    _, component = connected_components(edges, directed=False)
+    sizes = np.array([p.n_rows for p in plan], dtype=np.int64)
+    rows = np.bincount(component, weights=sizes)
+    home = owner[first][codes]  # each group's first chunk, per (group, chunk) pair
+    big = (rows[component] > max_task_rows) & (np.bincount(component)[component] > 1)
+    tasks: list[tuple[int, GroupedPiece]] = []
+    for members in _members(component, ~big):
+        if not lengths[members].any():
+            continue  # no rows left after the filters
+        chosen = tuple(plan[i] for i in members)
+        tasks.append((members[0], GroupedPiece(chosen, int(sizes[members].sum()))))
+    spill = later[big[owner[later]]]
+    tasks += _home_tasks(plan, sizes, np.flatnonzero(big), home, owner, codes, uniques, spill,
+                         locations, max_task_rows, column, shown)
+    return [task for _, task in sorted(tasks, key=lambda item: item[0])]
 
 
-def _home_tasks(chosen, locations, max_task_rows, column, shown) -> list[GroupedPiece]:
-    """Tasks of home chunks for one connected component too large to read at once."""
-    ids = [locations.ids.get(piece_key(p), np.zeros(0)) for p in chosen]
-    home: dict = {}
-    for i, labels in enumerate(ids):
-        for gid in labels.tolist():
-            home.setdefault(gid, i)
+def _members(component: np.ndarray, chosen: np.ndarray) -> list[np.ndarray]:
+    """The chunks of each component among ``chosen`` chunks, in plan order."""
+    idx = np.flatnonzero(chosen)
+    idx = idx[np.argsort(component[idx], kind="stable")]
+    cuts = np.flatnonzero(np.diff(component[idx])) + 1
+    return [m for m in np.split(idx, cuts) if m.size]
+
+
+def _home_tasks(plan, sizes, chunks, home, owner, codes, uniques, spill, locations,
+                max_task_rows, column, shown) -> list[tuple[int, GroupedPiece]]:
+    """Tasks of home chunks for components too large to read at once.
+
+    ``spill`` indexes the (group, chunk) pairs of those components whose chunk
+    is not the group's home: the home's task reads that chunk for these groups
+    only, and the chunk's own task drops them.
+    """
+    h, o, c = home[spill], owner[spill], codes[spill]
+    by_drop = np.lexsort((c, o))
+    drops = _split_by(o[by_drop], c[by_drop])
+    by_home = np.lexsort((c, o, h))
+    h, o, c = h[by_home], o[by_home], c[by_home]
+    homes = set(home[np.isin(owner, chunks)].tolist())  # chunks that are some group's home
+    extras: dict[int, list[tuple[int, np.ndarray]]] = {}
+    if h.size:
+        cuts = np.flatnonzero((np.diff(h) != 0) | (np.diff(o) != 0)) + 1
+        for hh, oo, cc in zip(np.split(h, cuts), np.split(o, cuts), np.split(c, cuts),
+                              strict=True):
+            extras.setdefault(int(hh[0]), []).append((int(oo[0]), cc))
     tasks = []
-    for i, piece in enumerate(chosen):
-        at_home = [g for g in ids[i].tolist() if home[g] == i]
-        if not at_home:
-            continue  # every group of this chunk is read by an earlier task
-        mine = set(at_home)
-        others = [(j, [g for g in ids[j].tolist() if g in mine])
-                  for j in range(i + 1, len(chosen))]
-        others = [(j, kept) for j, kept in others if kept]
-        pieces = [piece] + [chosen[j] for j, _ in others]
-        n_rows = sum(p.n_rows for p in pieces)
+    for i in sorted(homes):
+        spilled = extras.get(i, [])
+        pieces = (plan[i],) + tuple(plan[j] for j, _ in spilled)
+        n_rows = int(sizes[i] + sum(sizes[j] for j, _ in spilled))
         if n_rows > max_task_rows and len(pieces) > 1:
             raise _too_spread(pieces, locations, n_rows, max_task_rows, column, shown)
-        foreign = np.array([g for g in ids[i].tolist() if home[g] != i], dtype=ids[i].dtype)
-        keep = (("drop", foreign),) + tuple(("only", np.array(kept, dtype=ids[j].dtype))
-                                            for j, kept in others)
-        tasks.append(GroupedPiece(tuple(pieces), n_rows, keep))
+        keep = (("drop", uniques[drops.get(i, np.zeros(0, np.int64))]),) + tuple(
+            ("only", uniques[cc]) for _, cc in spilled)
+        tasks.append((i, GroupedPiece(pieces, n_rows, keep)))
     return tasks
+
+
+def _split_by(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
+    """``values`` grouped by the (sorted) ``keys``."""
+    if not keys.size:
+        return {}
+    cuts = np.flatnonzero(np.diff(keys)) + 1
+    return {int(k[0]): v for k, v in zip(np.split(keys, cuts), np.split(values, cuts),
+                                         strict=True)}
 
 
 def _too_spread(chosen, locations, n_rows, max_task_rows, column, shown) -> DataError:
