@@ -178,8 +178,9 @@ ONLINE_STALE = "_online_stale"
 
 
 def clear_fit(model) -> None:
-    """Forget what describes another fit: standard errors, ``n_passes_``, online staleness."""
-    for name in (*INFERENCE, "n_passes_", "passed_over_", ONLINE_STALE):
+    """Forget what describes another fit: standard errors, ``n_passes_``, online staleness,
+    the group count of a grouped fit."""
+    for name in (*INFERENCE, "n_passes_", "passed_over_", ONLINE_STALE, "n_groups_"):
         model.__dict__.pop(name, None)
 
 

@@ -27,6 +27,7 @@ from streammix.core.grouped_estep import group_log_posteriors
 from streammix.core.params import MixtureParams
 from streammix.data.grouped_arrays import GroupedArraySource, check_groups
 from streammix.estimator import base, fitting, formulas
+from streammix.estimator.concomitant_fitting import drop_concomitant
 from streammix.estimator.persistence import hyperparameters_record
 
 __all__ = ["fit_grouped", "group_posteriors", "is_grouped_source"]
@@ -128,6 +129,7 @@ def _fit_in(model, source, saver, resume: bool, callback) -> None:
                   best.history, best.stats.stats, settings)
     warn_not_converged(em, stacklevel=5)
     base.set_fitted(model, em, source, ctx.profile)
+    drop_concomitant(model)  # the gate of an earlier fit
     model.n_groups_ = int(best.stats.n_groups)
     located = int(bool(tasks) and tasks[0] is not source)
     model.n_passes_ = n_passes + 1 + located  # pass 0 and the locating pass count

@@ -94,6 +94,8 @@ def to_dict(model) -> dict:
                                      "names": list(model.concomitant_names_)}
             if getattr(model, "concomitant_formula_", None) is not None:  # the gate's levels
                 fitted["concomitant"]["formula"] = model.concomitant_formula_.to_record()
+        if hasattr(model, "n_groups_"):  # a fit with grouped classes
+            fitted["n_groups"] = int(model.n_groups_)
         record["fitted"] = fitted
     return record
 
@@ -138,8 +140,8 @@ def _hyperparameters(cls, hyper, where: str):
 
 def _fitted(model, fitted, where: str) -> None:
     """Set the fitted state of ``model`` from a checked ``fitted`` record."""
-    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant", "formula"},
-               set(base.SAVED) | {"params"})
+    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant", "formula",
+                                                 "n_groups"}, set(base.SAVED) | {"params"})
     values = {name: check(fitted[name], sub(where, name))
               for name, check in _SAVED_CHECKS.items()}
     p = values["n_features_in_"]
@@ -176,6 +178,8 @@ def _fitted(model, fitted, where: str) -> None:
     base.set_public_arrays(model)
     if fitted.get("formula") is not None:  # files written before formulas have none
         model.formula_ = _formula(fitted["formula"], sub(where, "formula"), model)
+    if fitted.get("n_groups") is not None:  # a fit with grouped classes
+        model.n_groups_ = integer(fitted["n_groups"], sub(where, "n_groups"), low=1)
     gate = fitted.get("concomitant")
     if gate is not None:  # the gate of a fit with concomitant variables
         at = sub(where, "concomitant")

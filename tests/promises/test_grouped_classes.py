@@ -82,3 +82,17 @@ def test_standard_errors_refused():
     X, y, ids = _data()
     with pytest.raises(ValueError, match="standard errors of fits with groups"):
         MixtureOfLinearRegressions(2).fit(X, y, groups=ids, se=True)
+
+
+def test_group_count_is_saved_and_forgotten_by_a_row_wise_refit(tmp_path):
+    X, y, ids = _data(n_groups=60)
+    z = np.random.default_rng(0).normal(size=(X.shape[0], 1))
+    model = MixtureOfLinearRegressions(2, random_state=0).fit(X, y, concomitant=z)
+    model.fit(X, y, groups=ids)  # a grouped refit forgets the earlier gate
+    assert not hasattr(model, "concomitant_coef_") and model.n_groups_ == 60
+    model.save(tmp_path / "model.json")
+    loaded = MixtureOfLinearRegressions.load(tmp_path / "model.json")
+    assert loaded.n_groups_ == 60
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    model.fit(X, y)  # row-wise: no group count
+    assert not hasattr(model, "n_groups_")
