@@ -54,7 +54,7 @@ def test_groups_spanning_files_are_planned_whole_and_fit_as_in_memory(tmp_path):
     seen: dict = {}
     n_rows = 0
     for i, task in enumerate(tasks):
-        groups = view.read(task).groups
+        groups = view.read_with_ids(task).groups
         n_rows += groups.size
         for gid in np.unique(groups):
             assert seen.setdefault(gid, i) == i  # every group in one task only

@@ -12,6 +12,7 @@ integers, floats or strings (dictionary-encoded too); a null id is a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -146,6 +147,13 @@ class GroupedView:
         return list(self._tasks)
 
     def read(self, task: GroupedPiece) -> Chunk:
+        """The rows of a task; ``groups`` holds integer codes of the ids (hashed once
+        here, so the E-step sorts integers, not strings)."""
+        chunk = self.read_with_ids(task)
+        return dataclasses.replace(chunk, groups=pd.factorize(chunk.groups)[0])
+
+    def read_with_ids(self, task: GroupedPiece) -> Chunk:
+        """The rows of a task with the group ids as stored."""
         chunks = [self.source.read(piece) for piece in task.pieces]
         if task.keep is not None:
             chunks = [_kept(chunk, mode, ids) for chunk, (mode, ids)
