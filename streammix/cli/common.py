@@ -181,15 +181,15 @@ def json_object(text: str) -> dict:
 def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool = True,
                        formula: bool = False) -> None:
     """DATA, --target, --features (or --formula), --weight, --on-invalid, --filter,
-    --chunk-rows, --storage-options.
+    --chunk-rows, --format, --storage-options.
 
     With ``require_columns``, --target and --features are required unless
     ``formula`` adds --formula and it is given; giving both is a usage error
     (:func:`check_data_arguments`, run by the program after parsing).
     """
     parser.add_argument("data", metavar="DATA", type=non_empty,
-                        help="a Parquet file, a folder of them (hive partitions allowed), a "
-                             "glob, or a URL such as s3://bucket/lake")
+                        help="a Parquet, CSV or JSON-lines file, a folder of them (hive "
+                             "partitions allowed), a glob, or a URL such as s3://bucket/lake")
     either = " (or --formula)" if formula else ""
     parser.add_argument("--target", metavar="COL", help=f"column of the response y{either}")
     parser.add_argument("--features", type=comma_list, metavar="COL,COL,...",
@@ -216,6 +216,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool
     parser.add_argument("--chunk-rows", type=positive_int, default=131_072, metavar="N",
                         help="rows per chunk (row groups are grouped up to this; default "
                              "%(default)s)")
+    parser.add_argument("--format", choices=("parquet", "csv", "json"),
+                        help="the files' format (default: by their names: .csv is CSV; "
+                             ".jsonl, .ndjson, .json are JSON lines; else Parquet); a CSV or "
+                             "JSON file is one chunk")
     parser.add_argument("--storage-options", type=json_object, metavar="JSON",
                         help="fsspec options for remote URLs, e.g. "
                              "'{\"client_kwargs\": {\"endpoint_url\": \"http://host:9000\"}}'; "
@@ -263,7 +267,7 @@ def make_source(args, *, target=None, features=None, weight=None, formula=None,
         on_invalid=args.on_invalid, filters=getattr(args, "filter", None),
         concomitant=concomitant or None,
         groups=groups if groups is not None else getattr(args, "groups", None),
-        max_task_rows=max_task_rows,
+        max_task_rows=max_task_rows, format=getattr(args, "format", None),
     )
 
 

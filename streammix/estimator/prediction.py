@@ -25,6 +25,7 @@ from streammix.core.checks import check_fitted
 from streammix.core.gating import gating_loglik, log_gate, with_intercept
 from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.data.parquet.files import protocol_of
+from streammix.data.parquet.text_formats import output_name
 from streammix.estimator.destination import check_apart_from_inputs, open_destination
 from streammix.estimator.grouped_prediction import group_posteriors
 from streammix.exceptions import DataError
@@ -360,18 +361,13 @@ def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
         return None
     partition = dict(piece.partition)
     in_file = [name for name in keep if name not in partition and name != "row_id"]
-    try:
-        with source.filesystem().open_input_file(piece.path) as fh:
-            reader = pq.ParquetFile(fh)
-            names = reader.schema_arrow.names
-            missing = [name for name in in_file if name not in names]
-            if missing:
-                raise DataError(f"{piece.path}: --keep column {missing[0]!r} is missing (the "
-                                f"file has columns {', '.join(names)})")
-            table = reader.read_row_groups(list(piece.row_groups), columns=in_file,
-                                           use_threads=False)
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{piece.path}: cannot read --keep columns: {exc}") from None
+    if getattr(source, "format", "parquet") != "parquet":  # CSV, JSON lines: whole files
+        missing = [name for name in in_file if not source.has_column(name)]
+        if missing:
+            raise DataError(f"--keep column {missing[0]!r} is missing in some files of the data")
+        table = source.read_columns(piece, in_file).select(in_file)
+    else:
+        table = _parquet_columns(source, piece, in_file)
     if chunk.row_ids is not None:
         table = table.take(pa.array(chunk.row_ids - piece.first_row))
     elif table.num_rows != chunk.n_rows:  # pragma: no cover - the source read the same rows
@@ -389,10 +385,24 @@ def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
     return pa.table(columns)
 
 
+def _parquet_columns(source, piece, in_file: list[str]) -> pa.Table:
+    """Columns ``in_file`` of the row groups of a Parquet chunk."""
+    try:
+        with source.filesystem().open_input_file(piece.path) as fh:
+            reader = pq.ParquetFile(fh)
+            names = reader.schema_arrow.names
+            missing = [name for name in in_file if name not in names]
+            if missing:
+                raise DataError(f"{piece.path}: --keep column {missing[0]!r} is missing (the "
+                                f"file has columns {', '.join(names)})")
+            return reader.read_row_groups(list(piece.row_groups), columns=in_file,
+                                          use_threads=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{piece.path}: cannot read --keep columns: {exc}") from None
+
+
 def _safe_relative(origin: str, path: str) -> str:
     relative = posixpath.normpath(origin.replace(os.sep, "/")).lstrip("/")
     if relative in ("", ".") or relative.startswith("../"):
         relative = posixpath.basename(path)
-    if not relative.endswith(".parquet"):
-        relative += ".parquet"
-    return relative
+    return output_name(relative)

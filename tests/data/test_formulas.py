@@ -194,3 +194,21 @@ def test_a_bad_value_in_a_formula_column_is_an_error_naming_file_and_column(
     source = ParquetSource(tmp_path, formula=FORMULA, chunk_rows=200)
     with pytest.raises(DataError, match=message):
         _model().fit(source)
+
+
+def test_partial_fit_continues_a_formula_fit_on_tables_like_the_hand_built_design():
+    df = _frame()
+    by_formula = _model().fit(df, formula=FORMULA)
+    by_hand = _model().fit(_design(df), df.y.to_numpy())
+    for seed in (11, 12):
+        batch = _frame(n=300, seed=seed)
+        batch = batch[batch.region != "a"] if seed == 11 else batch  # some levels only
+        by_formula.partial_fit(batch)
+        by_hand.partial_fit(_design(batch), batch.y.to_numpy())
+    assert by_formula.formula_.levels == {"region": LEVELS}
+    np.testing.assert_allclose(by_formula.coef_, by_hand.coef_, rtol=0, atol=1e-10)
+    new = _frame(n=20, seed=13)
+    np.testing.assert_allclose(by_formula.predict(new), by_hand.predict(_design(new)),
+                               rtol=0, atol=1e-10)
+    with pytest.raises(DataError, match=r"column 'region' has level 'zz'"):
+        by_formula.partial_fit(new.assign(region="zz"))

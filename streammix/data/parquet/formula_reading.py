@@ -71,7 +71,8 @@ class FormulaReadingMixin:
                           chunk_rows=self.chunk_rows, on_invalid=self.on_invalid,
                           concomitant=self.concomitant or None,
                           groups=getattr(self, "groups", None),
-                          max_task_rows=getattr(self, "max_task_rows", None))
+                          max_task_rows=getattr(self, "max_task_rows", None),
+                          format=getattr(self, "format", None))
 
     def _formula_rows(self, piece, table, row_ids, bad):
         """The design matrix of a chunk's rows and the mask of rows to drop."""

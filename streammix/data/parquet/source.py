@@ -32,6 +32,7 @@ from streammix.data.parquet.grouping import GroupingMixin
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
 from streammix.data.parquet.planning import PlanningMixin
 from streammix.data.parquet.stamps import check_stamp, footer_hash, local_mtime_ns
+from streammix.data.parquet.text_formats import read_text_table
 from streammix.exceptions import DataError, SourceChangedError
 from streammix.redact import redact
 
@@ -110,6 +111,9 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         With ``groups``: the most rows a map task of joined chunks may hold
         (default 8 × ``chunk_rows``); a group spread so that its task would be
         larger is an error naming the group and its files.
+    format : {"parquet", "csv", "json"}, optional
+        The files' format, by default the one their names say (``.csv``, ``.jsonl`` ...;
+        else Parquet); a CSV or JSON-lines file is one chunk (see the lakes guide).
 
     Raises
     ------
@@ -139,7 +143,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
     def __init__(self, path_or_url, *, target: str | None = None, features=None,
                  weight: str | None = None, filters=None, storage_options: dict | None = None,
                  chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None,
-                 formula=None, groups: str | None = None, max_task_rows: int | None = None):
+                 formula=None, groups: str | None = None, max_task_rows: int | None = None,
+                 format: str | None = None):
         self._design = None
         if formula is not None:
             self._design = self._formula_design(formula, target, features)
@@ -180,6 +185,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         self.max_task_rows = None if max_task_rows is None else int(max_task_rows)
         self._fs = None
         self._expr = None if self.filters is None else pq.filters_to_expression(self.filters)
+        self.format = format
         self._discover()
 
     # ------------------------------------------------------------ public face
@@ -282,7 +288,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
     def describe(self) -> str:
         """A short multi-line summary without secrets."""
         lines = [
-            f"ParquetSource {redact_url(self.path_or_url)}",
+            f"ParquetSource {redact_url(self.path_or_url)}"
+            + (f" ({self.format} files)" if self.format != "parquet" else ""),
             f"  files: {self.n_files} ({self.root or '.'}), chunks: {len(self._plan)}, "
             f"rows: {self.n_rows}",
             f"  target: {self.target!r}, features: {self.features}, weight: {self.weight!r}",
@@ -310,6 +317,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
                 f"features={self.features!r}, weight={self.weight!r}, filters={self.filters!r}, "
                 f"chunk_rows={self.chunk_rows}, on_invalid={self.on_invalid!r}{opts}"
                 + (f", groups={self.groups!r}" if self.groups is not None else "")
+                + (f", format={self.format!r}" if self.format != "parquet" else "")
                 + (f", formula={self._design.formula!r})" if self._design is not None else ")"))
 
     def __getstate__(self) -> dict:
@@ -367,6 +375,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         needed = self._needed_columns() if columns is None else columns
         file_columns = [c for c in needed if c not in self.partition_names]
         local = self._protocol == "file"
+        if getattr(self, "format", "parquet") != "parquet":
+            return self._with_partitions(read_text_table(self, piece, file_columns), piece, needed)
         try:
             with self.filesystem().open_input_file(piece.path) as fh:
                 reader = pq.ParquetFile(fh)
@@ -383,6 +393,13 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
                               f"{list(piece.row_groups)}: {exc}")
             error.transient = isinstance(exc, OSError)  # engines retry I/O errors
             raise error from None
+        return self._with_partitions(table, piece, needed)
+
+    def read_columns(self, piece: ParquetPiece, columns: list[str]) -> pa.Table:
+        """Columns of a chunk's files or partitions, all its rows (before filters)."""
+        return self._read_table(piece, list(columns))
+
+    def _with_partitions(self, table: pa.Table, piece: ParquetPiece, needed) -> pa.Table:
         for name, value in piece.partition:
             if name in needed:
                 typ = self.partition_types[name]
