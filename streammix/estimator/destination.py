@@ -16,7 +16,9 @@ complete is it claimed:
   else; the files are then copied into it (server-side on object stores),
   ``_SUCCESS`` is written last to mark it complete, and the claim and the
   temporary prefix are removed.  A failure before the claim leaves no
-  destination; a failure while copying removes what was copied.  Readers
+  destination; a failure while copying removes what was copied.  The
+  temporary prefixes of killed runs of this host for the same destination
+  are removed by the next run (:func:`streammix.atomic.left_by_dead_run`).  Readers
   that must never see a destination being copied wait for ``_SUCCESS``
   (ParquetSource skips names starting with ``_``).
 
@@ -33,7 +35,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from streammix.atomic import rename_no_replace, temporary_folder, temporary_prefix
+from streammix.atomic import (
+    left_by_dead_run,
+    rename_no_replace,
+    temporary_folder,
+    temporary_prefix,
+)
 from streammix.data.parquet.files import fsspec_filesystem, protocol_of, strip_protocol
 from streammix.redact import redact
 
@@ -150,9 +157,32 @@ class URLDestination:
             raise OSError(f"cannot check --out {self.shown}: {redact(str(exc))}") from None
 
     def check(self, overwrite: bool) -> None:
-        """Before any work: refuse an existing destination (without ``overwrite``)."""
+        """Before any work: remove the temporaries of killed runs of this host for this
+        destination; refuse an existing destination (without ``overwrite``)."""
+        self._remove_stale()
         if self._exists() and not overwrite:
-            raise FileExistsError(f"{self.shown} already exists; remove it or pass --overwrite")
+            interrupted = ""
+            if self.fs.exists(posixpath.join(self.path, CLAIM)) and not self.fs.exists(
+                    posixpath.join(self.path, SUCCESS)):
+                interrupted = (f" (it holds {CLAIM} and no {SUCCESS}: a run copying "
+                               "predictions into it was interrupted)")
+            raise FileExistsError(f"{self.shown} already exists{interrupted}; remove it or "
+                                  "pass --overwrite")
+
+    def _remove_stale(self) -> None:
+        try:
+            self.fs.invalidate_cache(self.parent)
+            entries = self.fs.ls(self.parent, detail=False)
+        except (OSError, ValueError):
+            return
+        for entry in entries:
+            if left_by_dead_run(posixpath.basename(entry.rstrip("/")), target=self.name):
+                try:
+                    self.fs.rm(entry, recursive=True)
+                except (OSError, ValueError):  # pragma: no cover - best effort
+                    continue
+                logger.info("removed %s, a temporary prefix left by a run that was killed",
+                            self._url(entry))
 
     def start(self) -> None:
         name = f"{temporary_prefix(self.name)}{uuid.uuid4().hex[:8]}.tmp"

@@ -175,6 +175,47 @@ def test_a_failure_mid_write_leaves_nothing_at_the_destination(s3, lake, tmp_pat
     assert objects(fs) == before
 
 
+def test_what_killed_runs_left_is_removed_or_named(s3, lake, caplog):
+    """A temporary prefix of a dead process of this host goes; a live one's stays; a
+    destination a killed run was copying into is refused, saying so."""
+    import socket
+    import subprocess
+
+    from streammix.atomic import temporary_prefix
+
+    options, fs = s3
+    _, url, model = lake
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    dead = finished.pid  # reaped: its pid names no process
+    host = temporary_prefix("x").split("@", 1)[1].rstrip(".")
+    assert host and host[0] == socket.gethostname()[0]  # this host, as atomic names it
+    stale = f"{BUCKET}/.stale.{dead}@{host}.ab12cd34.tmp"
+    alive = f"{BUCKET}/.stale.{os.getpid()}@{host}.ef56ab78.tmp"
+    other = f"{BUCKET}/.stale.{dead}@another-host.ab12cd34.tmp"
+    for prefix in (stale, alive, other):
+        fs.pipe_file(f"{prefix}/region=eu/part-0.parquet", b"partial")
+    source = ParquetSource(url, target="y", features=["x1", "x2"], storage_options=options)
+    with caplog.at_level("INFO", logger="streammix"):
+        write_predictions(model, source, f"s3://{BUCKET}/stale")
+    assert f"removed s3://{stale}, a temporary prefix left by a run that was killed" in \
+        caplog.text
+    left = objects(fs)
+    assert not [p for p in left if p.startswith(stale + "/")]
+    assert [p for p in left if p.startswith(alive + "/")] and \
+        [p for p in left if p.startswith(other + "/")]
+    fs.pipe_file(f"{BUCKET}/halfway/{CLAIM}", b"killed")
+    fs.pipe_file(f"{BUCKET}/halfway/region=eu/part-0.parquet", b"copied")
+    with pytest.raises(FileExistsError, match=rf"s3://{BUCKET}/halfway already exists \(it "
+                                              rf"holds {CLAIM} and no _SUCCESS: a run copying "
+                                              r"predictions into it was interrupted\)"):
+        write_predictions(model, source, f"s3://{BUCKET}/halfway")
+    assert write_predictions(model, source, f"s3://{BUCKET}/halfway",
+                             overwrite=True).n_rows == 1800
+    assert f"{BUCKET}/halfway/{SUCCESS}" in objects(fs, f"{BUCKET}/halfway")
+    assert f"{BUCKET}/halfway/{CLAIM}" not in objects(fs, f"{BUCKET}/halfway")
+
+
 def test_an_output_inside_or_holding_the_input_url_is_refused(s3, lake):
     options, fs = s3
     _, url, model = lake
