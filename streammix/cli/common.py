@@ -251,7 +251,8 @@ def make_source(args, *, target=None, features=None, weight=None, formula=None,
     ``formula`` (a string or a learned design), else ``--formula`` when given,
     reads the data through a formula instead of target and features;
     ``concomitant`` names the columns of a gate's z; ``groups`` the group
-    column of grouped classes (tasks bounded by ``max_task_rows``).
+    column of grouped classes (default ``--groups`` when the command has it;
+    tasks bounded by ``max_task_rows``).
     """
     from streammix.data.parquet.source import ParquetSource
 
@@ -264,8 +265,9 @@ def make_source(args, *, target=None, features=None, weight=None, formula=None,
         weight=weight if weight is not None else args.weight,
         storage_options=args.storage_options, chunk_rows=args.chunk_rows,
         on_invalid=args.on_invalid, filters=getattr(args, "filter", None),
-        concomitant=concomitant or None, groups=groups, max_task_rows=max_task_rows,
-        format=getattr(args, "format", None),
+        concomitant=concomitant or None,
+        groups=groups if groups is not None else getattr(args, "groups", None),
+        max_task_rows=max_task_rows, format=getattr(args, "format", None),
     )
 
 

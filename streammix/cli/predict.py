@@ -58,6 +58,9 @@ def register(subparsers) -> None:
                         help="input columns to copy to the output (instead of row_id)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out if it exists (once the new output is complete)")
+    parser.add_argument("--groups", metavar="COL",
+                        help="column of group ids (a model fitted with --groups): prob_j and "
+                             "component are those of each row's group, over all its rows")
     parser.set_defaults(func=run_predict)
 
 

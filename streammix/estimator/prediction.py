@@ -27,6 +27,7 @@ from streammix.core.stats import design_matrix, log_responsibilities
 from streammix.data.parquet.files import protocol_of
 from streammix.data.parquet.text_formats import output_name
 from streammix.estimator.destination import check_apart_from_inputs, open_destination
+from streammix.estimator.grouped_prediction import group_posteriors
 from streammix.exceptions import DataError
 
 __all__ = ["write_predictions", "check_apart_from_inputs", "PredictionSummary",
@@ -196,7 +197,11 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     ``prior_j``, the probability of component j given x alone (π_j, or
     π_j(z) for a model fitted with concomitant variables: the source must
     then carry them, ``concomitant=[...]``, and they enter the mean, the
-    quantiles and the posteriors too).  Input
+    quantiles and the posteriors too).  A source with a group column
+    (``groups="id"``, with the target) gives every row its group's
+    posteriors in ``prob_j`` and ``component`` (grouped classes: one more
+    pass sums each group's log-densities, :mod:`.grouped_prediction`);
+    ``loglik`` stays the row's own.  Input
     files without rows (after filters) give no output file.  At a URL the
     files are copied into place once all are written, and ``_SUCCESS`` is
     written last.
@@ -218,8 +223,15 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     check_apart_from_inputs(source, out_dir)
     destination.check(overwrite)
     destination.start()
+    groups = None
+    if source.target is not None and getattr(source, "groups", None) is not None:
+        groups = group_posteriors(model, source)
+    elif source.target is not None and hasattr(model, "n_groups_"):
+        logger.warning("the model was fitted with grouped classes but the data have no group "
+                       "column: prob_j are those of each row alone (give the group column "
+                       "for each group's)")
     try:
-        files, n_rows = _write_all(model, source, destination, keep)
+        files, n_rows = _write_all(model, source, destination, keep, groups)
         destination.commit(overwrite)
     except BaseException:
         destination.abort()
@@ -240,7 +252,7 @@ def _output_options(source, out_dir, storage_options: dict | None) -> dict:
     return dict(getattr(source, "storage_options", None) or {}) if same else {}
 
 
-def _write_all(model, source, destination, keep: list[str]):
+def _write_all(model, source, destination, keep: list[str], groups=None):
     params = model.params_
     files: list[str] = []
     n_rows = 0
@@ -252,7 +264,8 @@ def _write_all(model, source, destination, keep: list[str]):
                 table = _predict_chunk(model, params, chunk,
                                        _passthrough(source, piece, chunk, keep),
                                        source.target is not None,
-                                       where=getattr(source, "shown", str)(path))
+                                       where=getattr(source, "shown", str)(path),
+                                       groups=groups)
                 if writer is None:
                     relative = _safe_relative(chunk.origin, path)
                     handle = destination.open(relative)
@@ -288,7 +301,8 @@ def check_finite_mean(mean: np.ndarray, params, where: str, first_row: int = 0,
 
 
 def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
-                   with_target: bool = True, where: str | None = None) -> pa.Table:
+                   with_target: bool = True, where: str | None = None,
+                   groups=None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
     weights = row_weights(model, chunk)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -321,6 +335,8 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
         loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
     else:
         loglik, log_resp = np.empty(0), np.empty((0, m))
+    if groups is not None and chunk.n_rows:  # grouped classes: the posteriors of the group
+        log_resp = groups.rows(chunk.groups)
     columns["component"] = pa.array((np.argmax(log_resp, axis=1) + 1).astype(np.int32))
     columns["loglik"] = pa.array(loglik)
     prob = np.exp(log_resp)

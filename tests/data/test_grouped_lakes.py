@@ -128,3 +128,27 @@ def test_a_null_group_id_is_named_with_file_and_column(tmp_path):
     with pytest.raises(DataError, match=r"a\.parquet: column 'id' has 1 null group id, "
                                         r"first at row 7"):
         _model().fit(source)
+
+
+def test_filters_and_a_hive_partition_as_the_group_column(tmp_path):
+    df = _frame()
+    df["region"] = df.id.str[1:].astype(int) % 3
+    for region, part in df.groupby("region"):
+        folder = tmp_path / f"region={region}"
+        folder.mkdir()
+        for i, rows in enumerate(np.array_split(np.arange(len(part)), 2)):
+            pq.write_table(pa.Table.from_pandas(part.iloc[rows].drop(columns="region"),
+                                                preserve_index=False),
+                           folder / f"p{i}.parquet", row_group_size=50)
+    by_region = ParquetSource(tmp_path, target="y", features=["x"], groups="region",
+                              max_task_rows=10**6)
+    tasks = by_region.grouped_view().plan()
+    assert [len({p.path.rsplit("/", 2)[1] for p in t.pieces}) for t in tasks] == [1, 1, 1]
+    assert sum(len(t.pieces) for t in tasks) == len(by_region.plan())
+    kept = df[df.x < 5]  # the filter's rows only: groups and their sizes change
+    lake = _model().fit(ParquetSource(tmp_path, target="y", features=["x"], groups="id",
+                                      filters="x < 5", chunk_rows=60))
+    memory = _model().fit(kept[["x"]].to_numpy(), kept.y.to_numpy(), groups=kept.id.to_numpy())
+    assert lake.n_rows_ == len(kept) and lake.n_groups_ == memory.n_groups_
+    np.testing.assert_allclose(lake.coef_, memory.coef_, rtol=0, atol=1e-10)
+    assert lake.loglik_ == pytest.approx(memory.loglik_, rel=1e-10)

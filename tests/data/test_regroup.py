@@ -9,6 +9,7 @@ the new lake equals the in-memory grouped fit (same starting values).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -94,3 +95,27 @@ def test_cli_fit_with_groups_equals_the_library_fit(tmp_path, capsys):
     memory = MixtureOfLinearRegressions(2, random_state=0).fit(
         df[["x"]].to_numpy(), df.y.to_numpy())  # ignoring the groups: another fit
     assert abs(memory.loglik_ - fitted.loglik_) > 1.0
+
+
+def test_predictions_of_a_grouped_lake_give_each_row_its_groups_posteriors(tmp_path, capsys):
+    df = _scattered(tmp_path / "lake")  # every group spans files
+    model = _model().fit(ParquetSource(tmp_path / "lake", target="y", features=["x"],
+                                       groups="id", max_task_rows=10**6))
+    model.save(tmp_path / "model.json")
+    argv = ["predict", str(tmp_path / "model.json"), str(tmp_path / "lake"), "--target", "y",
+            "--features", "x", "--keep", "id", "--groups", "id", "--out", str(tmp_path / "p")]
+    assert main(argv) == 0
+    pred = pq.read_table(tmp_path / "p").to_pandas()
+    assert len(pred) == len(df)
+    expected = model.predict_proba(df[["x"]].to_numpy(), df.y.to_numpy(),
+                                   groups=df.id.to_numpy())
+    by_id = pd.DataFrame(expected, index=df.id.to_numpy()).groupby(level=0).first()
+    np.testing.assert_allclose(pred[["prob_1", "prob_2"]].to_numpy(),
+                               by_id.loc[pred.id].to_numpy(), rtol=0, atol=1e-10)
+    assert (pred.groupby("id").component.nunique() == 1).all()
+    rows = model.predict_proba(df[["x"]].to_numpy(), df.y.to_numpy())  # per row: not equal
+    assert np.abs(np.sort(rows[:, 0]) - np.sort(pred.prob_1.to_numpy())).max() > 0.1
+    argv = [a for a in argv if a not in ("--groups", "id", "--keep")] + ["--overwrite"]
+    assert main(argv) == 0  # without the group column: rows alone, said so
+    assert "fitted with grouped classes but the data have no group column" in \
+        capsys.readouterr().err
