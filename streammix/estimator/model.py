@@ -167,8 +167,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
     Notes
     -----
     Components are reported in a canonical order: decreasing weight.
-    ``sample_weight`` holds frequency weights; N = Σw is the sample size in
-    BIC.
+    ``sample_weight`` holds frequency weights; N = Σw is the sample size in BIC.
     """
 
     def __init__(self, n_components: int = 2, *, noise: str = "per_component", sigma=None,
@@ -438,7 +437,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
-        mean = gate.mixture_mean(self, self.predict_components(X), concomitant)
+        means = base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
+        mean = gate.mixture_mean(self, means, concomitant)  # a warning points at the caller
         return prediction.check_finite_mean(mean, self.params_, "X")
 
     def predict_components(self, X) -> np.ndarray:

@@ -107,13 +107,12 @@ def test_predictions_of_a_grouped_lake_give_each_row_its_groups_posteriors(tmp_p
     assert main(argv) == 0
     pred = pq.read_table(tmp_path / "p").to_pandas()
     assert len(pred) == len(df)
-    expected = model.predict_proba(df[["x"]].to_numpy(), df.y.to_numpy(),
-                                   groups=df.id.to_numpy())
+    expected = model.predict_proba(df[["x"]], df.y.to_numpy(), groups=df.id.to_numpy())
     by_id = pd.DataFrame(expected, index=df.id.to_numpy()).groupby(level=0).first()
     np.testing.assert_allclose(pred[["prob_1", "prob_2"]].to_numpy(),
                                by_id.loc[pred.id].to_numpy(), rtol=0, atol=1e-10)
     assert (pred.groupby("id").component.nunique() == 1).all()
-    rows = model.predict_proba(df[["x"]].to_numpy(), df.y.to_numpy())  # per row: not equal
+    rows = model.predict_proba(df[["x"]], df.y.to_numpy())  # per row: not equal
     assert np.abs(np.sort(rows[:, 0]) - np.sort(pred.prob_1.to_numpy())).max() > 0.1
     argv = [a for a in argv if a not in ("--groups", "id", "--keep")] + ["--overwrite"]
     assert main(argv) == 0  # without the group column: rows alone, said so
