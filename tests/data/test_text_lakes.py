@@ -253,3 +253,19 @@ def test_the_program_predicts_a_json_lake_like_its_parquet_lake(lakes, tmp_path,
         assert got.column_names == ["id", "region", "mean", "component", "loglik", "prob_1",
                                     "prob_2"]
         assert got.equals(want)
+
+
+def test_a_text_file_changed_after_planning_stops_the_fit(broken):
+    from streammix import SourceChangedError
+
+    csv = broken("csv")
+    source = ParquetSource(csv, target="y", features=FEATURES)
+    path = csv / "region=eu" / "part-1.csv"
+    path.write_text(path.read_text() + "0.5,0.5,0.5,9999,a\n")  # a row appended
+    with pytest.raises(SourceChangedError, match=rf"^{path} changed while the fit was reading "
+                                                 r"it \(size \d+ then, \d+ bytes now"):
+        fit(source)
+    path.unlink()
+    with pytest.raises(SourceChangedError, match=r"part-1\.csv changed while the fit was "
+                                                 r"reading it \(it no longer exists\)"):
+        fit(source)
