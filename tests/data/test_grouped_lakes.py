@@ -16,7 +16,7 @@ import pytest
 from support.grouped import INIT
 from support.grouped import grouped_frame as _frame
 
-from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
+from streammix import DaskEngine, DataError, MixtureOfLinearRegressions, ParquetSource
 
 
 def _lake(df: pd.DataFrame, folder, n_files=4, row_group_size=90) -> pd.DataFrame:
@@ -91,7 +91,8 @@ def test_grouped_lake_on_a_two_worker_cluster_equals_the_in_memory_fit(tmp_path)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         with get_task_stream(client) as stream:
-            fitted = _model(engine=client).fit(source)
+            # cache=True: the workers keep the tasks' chunks, keyed by their descriptors
+            fitted = _model(engine=DaskEngine(client, cache=True)).fit(source)
         workers = {t["worker"] for t in stream.data}
         assert len(stream.data) > len(source.plan())
         assert workers <= set(client.scheduler_info()["workers"]) and workers

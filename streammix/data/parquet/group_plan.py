@@ -83,7 +83,7 @@ class GroupedPiece(NamedTuple):
         chunk: ``("drop", ids)`` keeps the rows whose group is not in ``ids``
         (the home chunk, without the groups at home earlier), ``("only",
         ids)`` the rows whose group is in ``ids`` (the groups at home in the
-        first chunk).
+        first chunk); ``ids`` is a tuple, so the descriptor is hashable.
     """
 
     pieces: tuple
@@ -188,10 +188,16 @@ def _home_tasks(plan, sizes, chunks, home, owner, codes, uniques, spill, locatio
         n_rows = int(sizes[i] + sum(sizes[j] for j, _ in spilled))
         if n_rows > max_task_rows and len(pieces) > 1:
             raise _too_spread(pieces, locations, n_rows, max_task_rows, column, shown)
-        keep = (("drop", uniques[drops.get(i, np.zeros(0, np.int64))]),) + tuple(
-            ("only", uniques[cc]) for _, cc in spilled)
+        keep = (("drop", _ids(uniques[drops.get(i, np.zeros(0, np.int64))])),) + tuple(
+            ("only", _ids(uniques[cc])) for _, cc in spilled)
         tasks.append((i, GroupedPiece(pieces, n_rows, keep)))
     return tasks
+
+
+def _ids(values: np.ndarray) -> tuple:
+    """Group ids as a tuple of Python values: descriptors stay hashable (engines key
+    their caches by descriptor)."""
+    return tuple(values.tolist())
 
 
 def _split_by(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
