@@ -222,7 +222,6 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
         source, out_dir, storage_options))
     check_apart_from_inputs(source, out_dir)
     destination.check(overwrite)
-    destination.start()
     groups = None
     if source.target is not None and getattr(source, "groups", None) is not None:
         groups = group_posteriors(model, source)
@@ -230,6 +229,7 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
         logger.warning("the model was fitted with grouped classes but the data have no group "
                        "column: prob_j are those of each row alone (give the group column "
                        "for each group's)")
+    destination.start()  # after every pass that may fail: a temporary is never left
     try:
         files, n_rows = _write_all(model, source, destination, keep, groups)
         destination.commit(overwrite)

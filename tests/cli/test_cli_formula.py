@@ -175,3 +175,23 @@ def test_model_selection_with_a_formula_keeps_the_formula(fitted, capsys):
     record = json.loads(out.read_text())
     assert record["fitted"]["formula"]["columns"] == ["Intercept", *COLUMNS]
     assert MixtureOfLinearRegressions.load(out).n_components_ == 2
+
+
+def test_plot_reads_the_data_through_the_model_formula(fitted, capsys):
+    from streammix.reports.sample import read_sample
+
+    root, out = fitted
+    model = MixtureOfLinearRegressions.load(out)
+    X, y = read_sample(root / "lake", "y", COLUMNS, size=10_000, formula=model.formula_)
+    lake = pd.concat([pq.read_table(root / "lake" / f"p{i}.parquet").to_pandas()
+                      for i in range(2)])
+    order, expected = np.argsort(y), np.argsort(lake.y.to_numpy())
+    np.testing.assert_array_equal(X[order], _hand_design(lake)[expected])
+    code = main(["plot", str(out), str(root / "lake"), "--feature", "x1", "--out",
+                 str(root / "fit.png"), "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert (root / "fit.png").stat().st_size > 1000
+    code = main(["plot", str(out), str(root / "lake"), "--features", "x1,x2", "--out",
+                 str(root / "fit2.png")])
+    assert code == 1
+    assert "fitted with formula" in capsys.readouterr().err

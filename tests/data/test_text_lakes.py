@@ -234,3 +234,38 @@ def test_polars_and_arrow_tables_are_taken_by_name(lakes):
     series_fit = MixtureOfLinearRegressions(2, random_state=0, tol=1e-8).fit(
         frame.select(["x2", "x1"]), frame["y"])
     assert_same_fit(series_fit, reference)
+
+
+def test_the_program_predicts_a_json_lake_like_its_parquet_lake(lakes, tmp_path, capsys):
+    from streammix.cli.main import main
+
+    assert main(["fit", str(lakes / "parquet"), "--target", "y", "--features", "x1,x2", "-k",
+                 "2", "--seed", "0", "-q", "--out", str(tmp_path / "m.json")]) == 0
+    for kind in ("parquet", "json"):
+        assert main(["predict", str(tmp_path / "m.json"), str(lakes / kind), "--keep",
+                     "id,region", "--out", str(tmp_path / kind)]) == 0, capsys.readouterr().err
+    names = sorted(str(p.relative_to(tmp_path / "json")) for p in (tmp_path / "json").rglob("*"))
+    assert names == ["region=eu", "region=eu/part-0.parquet", "region=eu/part-1.parquet",
+                     "region=us", "region=us/part-0.parquet", "region=us/part-1.parquet"]
+    for name in names[1:3] + names[4:]:
+        got, want = pq.read_table(tmp_path / "json" / name), pq.read_table(tmp_path / "parquet"
+                                                                           / name)
+        assert got.column_names == ["id", "region", "mean", "component", "loglik", "prob_1",
+                                    "prob_2"]
+        assert got.equals(want)
+
+
+def test_a_text_file_changed_after_planning_stops_the_fit(broken):
+    from streammix import SourceChangedError
+
+    csv = broken("csv")
+    source = ParquetSource(csv, target="y", features=FEATURES)
+    path = csv / "region=eu" / "part-1.csv"
+    path.write_text(path.read_text() + "0.5,0.5,0.5,9999,a\n")  # a row appended
+    with pytest.raises(SourceChangedError, match=rf"^{path} changed while the fit was reading "
+                                                 r"it \(size \d+ then, \d+ bytes now"):
+        fit(source)
+    path.unlink()
+    with pytest.raises(SourceChangedError, match=r"part-1\.csv changed while the fit was "
+                                                 r"reading it \(it no longer exists\)"):
+        fit(source)
