@@ -96,3 +96,25 @@ def test_group_count_is_saved_and_forgotten_by_a_row_wise_refit(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     model.fit(X, y)  # row-wise: no group count
     assert not hasattr(model, "n_groups_")
+
+
+def test_select_components_with_groups_chooses_two(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from streammix import ParquetSource, select_components
+
+    X, y, ids = _data(n_groups=80)
+    result = select_components(X, y, groups=ids, k=[1, 2, 3], random_state=0)
+    assert result.best_k == 2 and [row["k"] for row in result.table] == [1, 2, 3]
+    alone = MixtureOfLinearRegressions(2, random_state=0).fit(X, y, groups=ids)
+    assert result.table[1]["bic"] == pytest.approx(alone.information_criteria()["bic"],
+                                                   rel=1e-12)
+    assert result.model.n_groups_ == 80
+    pq.write_table(pa.table({"x": X[:, 0], "y": y, "id": ids}), tmp_path / "lake.parquet",
+                   row_group_size=200)
+    lake = select_components(ParquetSource(tmp_path, target="y", features=["x"], groups="id"),
+                             k=[1, 2], random_state=0)
+    assert lake.best_k == 2 and lake.model.n_groups_ == 80
+    with pytest.raises(ValueError, match="no holdout"):
+        select_components(X, y, groups=ids, k=[1, 2], holdout=0.2)
