@@ -117,6 +117,8 @@ def test_standard_errors_are_the_inverse_hessian_of_the_grouped_loglik(tmp_path)
         ParquetSource(tmp_path, target="y", features=["x"], groups="id", chunk_rows=97),
         se=True)
     np.testing.assert_allclose(lake.vcov_, model.vcov_, rtol=1e-6, atol=1e-12)
+    with pytest.raises(ValueError, match="fitted with grouped classes: its standard errors"):
+        model.compute_se(X, y)  # row by row: refused, not silently other SEs
 
 
 def test_group_count_is_saved_and_forgotten_by_a_row_wise_refit(tmp_path):
