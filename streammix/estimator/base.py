@@ -321,7 +321,7 @@ def design(model, X, stacklevel: int = 4) -> np.ndarray:
 
 def design_xy(model, X, y):
     """The design matrix of ``X`` and the target ``y`` as float arrays of matching length."""
-    Xd = design(model, X, stacklevel=5)
+    Xd = design(model, X, stacklevel=6)  # warnings point at the caller of predict_proba & co.
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != Xd.shape[0]:
         raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")

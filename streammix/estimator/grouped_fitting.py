@@ -11,8 +11,9 @@ the lake's chunks, then the locating pass finds each group's chunks and the
 EM passes run on tasks of whole groups
 (:meth:`~streammix.ParquetSource.grouped_view`).  Checkpoints work as for
 any batch fit: each pass's statistics (with Σ_g γ_gj and G) are saved, and a
-resumed fit replays them.  Without sample weights, standard errors or
-concomitant variables (yet).
+resumed fit replays them.  ``se=True`` adds one information pass over the
+same tasks (:mod:`streammix.algorithms.grouped_information`: Louis' formula
+group by group).  Without sample weights or concomitant variables (yet).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import numpy as np
 
 from streammix.algorithms.em import EMResult, warn_not_converged
 from streammix.algorithms.grouped_em import GroupedTask, grouped_em
+from streammix.algorithms.grouped_information import GroupedInformationTask
+from streammix.algorithms.information import InfoStats, constrain, infer
+from streammix.algorithms.parameter_layout import ParameterLayout, constraint_matrix
 from streammix.algorithms.restarts import StatsBundle
 from streammix.algorithms.start.initial import initial_params
 from streammix.core.grouped_estep import group_log_posteriors
@@ -28,6 +32,8 @@ from streammix.core.params import MixtureParams
 from streammix.data.grouped_arrays import GroupedArraySource, check_groups
 from streammix.estimator import base, fitting, formulas
 from streammix.estimator.concomitant_fitting import drop_concomitant
+from streammix.estimator.constraints import model_layout
+from streammix.estimator.inference import set_inference
 from streammix.estimator.persistence import hyperparameters_record
 
 __all__ = ["fit_grouped", "group_posteriors", "is_grouped_source"]
@@ -42,7 +48,8 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
                 checkpoint=None, gate=None, resume: bool = False) -> None:
     """Fit ``model`` with grouped classes ``groups`` (n,) on in-memory ``X``, ``y``, or on a
     grouped source ``X`` (``groups`` None); with ``checkpoint``, saved pass by pass and
-    resumable (``resume=True``) as any batch fit (:mod:`streammix.estimator.checkpoint`)."""
+    resumable (``resume=True``) as any batch fit (:mod:`streammix.estimator.checkpoint`);
+    ``se`` adds standard errors (Louis, OPG or sandwich over whole groups)."""
     if is_grouped_source(X):
         if groups is not None or y is not None:
             raise ValueError("the target and the groups come from the source itself: pass "
@@ -52,9 +59,7 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
                              "with groups")
     if sample_weight is not None:
         raise ValueError("sample_weight is not available with groups")
-    if se:
-        raise ValueError("standard errors of fits with groups are not available yet: "
-                         "fit with se=False")
+    method = fitting.check_se_method(se)
     if gate is not None:  # concomitant variables
         raise ValueError("groups cannot be combined with concomitant variables (yet)")
     if resume and checkpoint is None:
@@ -73,14 +78,14 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
         from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
         saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
     try:
-        _fit_in(model, source, saver, resume, callback)
+        _fit_in(model, source, saver, resume, callback, method)
     finally:
         if saver is not None:
             saver.close()
     return model
 
 
-def _fit_in(model, source, saver, resume: bool, callback) -> None:
+def _fit_in(model, source, saver, resume: bool, callback, method=None) -> None:
     """The fit of :func:`fit_grouped` once its checkpoint folder (if any) is open."""
     if saver is not None and resume:
         saver.load()
@@ -99,12 +104,15 @@ def _fit_in(model, source, saver, resume: bool, callback) -> None:
     explicit = isinstance(start, MixtureParams)
     tasks: list = []  # the grouped view, made at the first pass that reads the data
 
-    def pass_many(params_sets):
+    def whole_groups():
         if not tasks:  # the locating pass of a lake (in memory: the source itself)
             tasks.append(source.grouped_view(ctx.engine) if is_grouped_source(source)
                          else source)
+        return tasks[0]
+
+    def pass_many(params_sets):
         return StatsBundle([ctx.engine.map_reduce(
-            tasks[0], GroupedTask(params_sets[0], model.fit_intercept), _zeros(m, ctx.p))])
+            whole_groups(), GroupedTask(params_sets[0], model.fit_intercept), _zeros(m, ctx.p))])
 
     if saver is not None:
         pass_many = saver.wrap(pass_many)
@@ -131,8 +139,25 @@ def _fit_in(model, source, saver, resume: bool, callback) -> None:
     base.set_fitted(model, em, source, ctx.profile)
     drop_concomitant(model)  # the gate of an earlier fit
     model.n_groups_ = int(best.stats.n_groups)
+    if method is not None:
+        _standard_errors(model, whole_groups(), ctx.engine, method)
     located = int(bool(tasks) and tasks[0] is not source)
     model.n_passes_ = n_passes + 1 + located  # pass 0 and the locating pass count
+
+
+def _standard_errors(model, tasks, engine, method: str) -> None:
+    """Standard errors of a grouped fit: one information pass over whole groups
+    (:mod:`streammix.algorithms.grouped_information`)."""
+    params = model.params_
+    full = ParameterLayout(params.n_components, params.n_coef, model.noise)
+    stats = engine.map_reduce(tasks, GroupedInformationTask(params, model.fit_intercept,
+                                                            model.noise),
+                              InfoStats.zeros(full.size))
+    layout = model_layout(model)
+    if layout.shared:
+        stats = constrain(stats, constraint_matrix(layout))
+    result = infer(stats, layout, method)
+    set_inference(model, result.vcov, method, result.loglik_gap)
 
 
 def _zeros(m, p):
