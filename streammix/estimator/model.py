@@ -286,7 +286,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
 
     def partial_fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
                     features=None, weight: str | None = None, batch_id=None,
-                    ) -> MixtureOfLinearRegressions:
+                    concomitant=None) -> MixtureOfLinearRegressions:
         """Update the fit with one batch of a stream by online EM.
 
         The first call initialises from its batch (starting values as in
@@ -310,6 +310,12 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
             Identity of the batch: a name, or ``(stream key, first row)``.
             A batch whose rows were already consumed is ignored, so replaying
             batches after a restart does not count them twice.
+        concomitant : array-like or DataFrame of shape (n, q), optional
+            Concomitant variables z of the batch's rows: weights π(z) with a
+            gate updated by a stochastic-approximation Böhning step
+            (:mod:`streammix.algorithms.online_gate`).  Given on the first
+            call, it is needed (with the same q) on every later call; the
+            gate starts at Γ = 0 (equal weights).
 
         Returns
         -------
@@ -325,7 +331,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         the errors of :meth:`fit`, and a bad batch changes nothing."""
         hooks.check_batch_features(self, X)
         online_fitting.partial_fit(self, X, y, sample_weight, target=target, features=features,
-                                   weight=weight, batch_id=batch_id)
+                                   weight=weight, batch_id=batch_id, concomitant=concomitant)
         return self
 
     def polish(self, X, y=None, sample_weight=None, *, n_passes: int = 2,
@@ -495,6 +501,6 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
 
 
 # After an online update the fitted attributes are derived from online_ when first read.
-for _name in online_fitting.ONLINE_FITTED:
+for _name in (*online_fitting.ONLINE_FITTED, *online_fitting.GATE_FITTED):
     setattr(MixtureOfLinearRegressions, _name, online_fitting.OnlineDerived(_name))
 del _name
