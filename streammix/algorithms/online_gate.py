@@ -16,12 +16,17 @@ After each batch past the burn-in the gate takes the Böhning step
 Γ_k = Γ_{k−1} + B_k⁻¹ G_k, B_k = ½(I − 11ᵀ/m) ⊗ S_k
 (:func:`streammix.core.gating.bohning_step`, the batch code's), which
 maximises the quadratic minorant of the running gate objective built at
-Γ_{k−1}.  The running gradient is then carried to Γ_k by that minorant, as
-the regression statistics are re-centred at new coefficients: its gradient
-at its own maximiser is zero, so G_k is reset to 0.  After the burn-in the
-recursion is therefore Γ_k = Γ_{k−1} + η_k B_k⁻¹ Ĝ_k, a preconditioned
-Robbins–Monro step; during the burn-in (no M-step, Γ fixed) G is an exact
-running mean, and the first step uses all of it.
+Γ_{k−1}.  The running gradient is then carried to Γ_k, as the regression
+statistics are re-centred at new coefficients: G_k ← G_k − H_k ΔΓ, with H_k
+the running mean (same steps) of the gate's curvature
+Σ (diag π − ππᵀ) ⊗ z̃ z̃ᵀ at the Γ of each batch.  G therefore stays the
+gradient of the running gate objective at the *current* Γ (to first order),
+and the step, not monotone per batch, converges as a stochastic
+approximation (Σ η = ∞, Σ η² < ∞).  Resetting G to zero instead (carrying
+it by the minorant's own curvature B) is a plain preconditioned
+Robbins–Monro step, which on one pass over 10⁶ rows left the gate slopes
+about 0.2 (tens of SEs) short of the batch fit.  During the burn-in (no
+M-step, Γ fixed) G is an exact running mean.
 
 With ``average`` the Polyak–Ruppert mean of Γ is kept over the same M-steps
 as that of the regression parameters.  Γ's first row stays zero (component 1
@@ -46,7 +51,7 @@ from streammix.core.records import check_keys, float_array, string_list, sub
 from streammix.core.stats import SuffStats, design_matrix
 from streammix.exceptions import RecordError
 
-__all__ = ["OnlineGatedEM", "GATE_KEY", "state_from_dict"]
+__all__ = ["OnlineGatedEM", "GATE_KEY", "state_from_dict", "gate_hessian", "carried"]
 
 #: The key of the gate's part in a saved state (``OnlineGatedEM.to_dict``).
 GATE_KEY = "gate"
@@ -74,7 +79,9 @@ class OnlineGatedEM(OnlineEM):
     zz : ndarray of shape (q + 1, q + 1) or None
         The running mean of z̃ z̃ᵀ; None before the first batch.
     grad : ndarray of shape (m, q + 1)
-        The running gate gradient (zero after each M-step, see the module).
+        The running gate gradient at the current Γ (see the module).
+    hess : ndarray of shape ((m − 1)(q + 1), (m − 1)(q + 1))
+        The running mean of the gate's curvature (:func:`gate_hessian`).
     """
 
     def __init__(self, params, options, settings, fit_intercept, rng=None, *, n_gate: int = 1,
@@ -212,12 +219,12 @@ def gate_hessian(Z1: np.ndarray, w: np.ndarray, coef: np.ndarray) -> np.ndarray:
     objective at ``coef``, a ((m − 1)(q + 1))² matrix (rows j-major, as ``grad[1:].ravel()``)."""
     P = np.exp(log_gate(Z1, coef))[:, 1:]
     WP = P * np.asarray(w, dtype=np.float64)[:, None]
-    m1, k = P.shape[1], Z1.shape[1]
-    H = -np.einsum("ij,il,ia,ib->jalb", WP, P, Z1, Z1, optimize=True)
-    diag = np.einsum("ij,ia,ib->jab", WP, Z1, Z1, optimize=True)
-    for j in range(m1):
-        H[j, :, j, :] += diag[j]
-    return H.reshape(m1 * k, m1 * k)
+    n, m1, k = P.shape[0], P.shape[1], Z1.shape[1]
+    ZZ = (Z1[:, :, None] * Z1[:, None, :]).reshape(n, k * k)
+    C = -(WP[:, :, None] * P[:, None, :])  # −w π_j π_l, then + w π_j on the diagonal
+    C[:, np.arange(m1), np.arange(m1)] += WP
+    H = (C.reshape(n, m1 * m1).T @ ZZ).reshape(m1, m1, k, k)
+    return H.transpose(0, 2, 1, 3).reshape(m1 * k, m1 * k)
 
 
 def carried(grad: np.ndarray, hess: np.ndarray, delta: np.ndarray) -> np.ndarray:

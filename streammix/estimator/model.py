@@ -294,8 +294,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         parameters) -- or, after :meth:`fit`, continues from the fitted
         parameters; every call then makes one stepwise-EM update.  The state
         machine is :class:`streammix.algorithms.online.OnlineEM`, kept in ``online_``.
-        Step, forgetting and averaging come from ``step_alpha``,
-        ``step_offset``, ``forget`` and ``average``.
+        Step, forgetting, averaging: ``step_alpha``, ``step_offset``, ``forget``, ``average``.
 
         Parameters
         ----------
@@ -307,15 +306,10 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
             Column names for a table batch; ``features`` defaults to every
             column but the target and weight.
         batch_id : str or (str, int), optional
-            Identity of the batch: a name, or ``(stream key, first row)``.
-            A batch whose rows were already consumed is ignored, so replaying
-            batches after a restart does not count them twice.
-        concomitant : array-like or DataFrame of shape (n, q), optional
-            Concomitant variables z of the batch's rows: weights π(z) with a
-            gate updated by a stochastic-approximation Böhning step
-            (:mod:`streammix.algorithms.online_gate`).  Given on the first
-            call, it is needed (with the same q) on every later call; the
-            gate starts at Γ = 0 (equal weights).
+            Identity of the batch: a name, or ``(stream key, first row)``.  A batch whose
+            rows were already consumed is ignored (a replay after a restart).
+        concomitant : array-like or DataFrame (n, q), optional
+            Concomitant variables: weights π(z) (:mod:`~streammix.algorithms.online_gate`).
 
         Returns
         -------
