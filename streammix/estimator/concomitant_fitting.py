@@ -54,7 +54,8 @@ def concomitant_source(X, y, sample_weight, concomitant, chunk_rows: int, target
     if is_gate_formula(concomitant):
         return gate_formula_source(model, X, y, sample_weight, concomitant, formula, target)
     if concomitant is None:
-        names = list(getattr(X, "concomitant", None) or [])
+        names = list(getattr(X, "concomitant_names", None) or getattr(X, "concomitant", None)
+                     or [])
         return X if names and is_source(X) else None
     if is_source(X):
         raise ValueError("a source carries its own concomitant columns: make it with "
