@@ -13,6 +13,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, estep
 from streammix.data.arrays import ArraySource
 from streammix.data.dask_collections import DaskSource
+from streammix.data.parquet.regroup import regroup
 from streammix.data.parquet.source import ParquetSource
 from streammix.data.streams import ArrowStreamSource, FolderStream, StreamBatch
 from streammix.engines.dask_engine import DaskEngine
@@ -22,6 +23,7 @@ from streammix.estimator.selection import SelectionResult, select_components
 from streammix.exceptions import (
     CheckpointError,
     ChunkCrashError,
+    ClusterLostError,
     ClusterTimeoutError,
     ComponentCollapseError,
     ComponentCollapseWarning,
@@ -42,6 +44,7 @@ from streammix.exceptions import (
 
 __all__ = [
     "MixtureOfLinearRegressions", "MixtureParams", "SuffStats", "estep", "select_components",
+    "regroup",
     "SelectionResult",
     # sources and engines
     "ArraySource", "DaskSource", "ParquetSource", "ArrowStreamSource", "FolderStream",
@@ -50,6 +53,7 @@ __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "ComponentCollapseWarning", "SpuriousOptimumWarning", "InferenceWarning", "CheckpointError",
     "ConfigError", "NoClientError", "ChunkCrashError", "ClusterTimeoutError",
+    "ClusterLostError",
     "FeatureNamesWarning", "RecordError", "ModelFileError", "CorruptCheckpointError",
     "CredentialWarning", "SourceChangedError",
 ]

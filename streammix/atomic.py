@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_open", "atomic_write_text", "rename_no_replace", "temporary_folder",
-           "temporary_prefix", "remove_stale_temporaries", "check_writable_folder"]
+           "temporary_prefix", "remove_stale_temporaries", "check_writable_folder",
+           "left_by_dead_run"]
 
 #: ``.<target>.<pid>@<host>.<random>.tmp``: ours, with the owner's pid and host.
 _OURS = re.compile(r"\.(?P<target>.+)\.(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9-]*)\.[a-z0-9_]{8}\.tmp")
@@ -96,6 +97,17 @@ def remove_stale_temporaries(folder, *, target: str | None = None,
             continue
         removed.append(name)
     return removed
+
+
+def left_by_dead_run(name: str, *, target: str) -> bool:
+    """Whether ``name`` is one of our temporaries for ``target`` whose owner, a process
+    of this host, is no longer running (as :func:`remove_stale_temporaries` judges; used
+    for temporary prefixes at URLs, which have no modification time to go by)."""
+    ours = _OURS.fullmatch(name)
+    if ours is None or ours["target"] != target or ours["host"] != _host():
+        return False
+    pid = int(ours["pid"])
+    return pid != os.getpid() and not _pid_alive(pid)
 
 
 def check_writable_folder(folder, what: str) -> None:

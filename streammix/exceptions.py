@@ -12,7 +12,8 @@ __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
     "ComponentCollapseWarning", "SpuriousOptimumWarning",
     "InferenceWarning", "CheckpointError", "ConfigError", "NoClientError", "ChunkCrashError",
-    "ClusterTimeoutError", "FeatureNamesWarning", "RecordError", "ModelFileError",
+    "ClusterTimeoutError", "ClusterLostError", "FeatureNamesWarning", "RecordError",
+    "ModelFileError",
     "CorruptCheckpointError", "CredentialWarning", "SourceChangedError",
 ]
 
@@ -96,6 +97,15 @@ class ClusterTimeoutError(RuntimeError):
     """A pass on a cluster waited too long: for the scheduler to answer, for a worker
     to connect, or for any of its tasks to finish (see
     :class:`~streammix.DaskEngine`'s ``worker_timeout`` and ``pass_timeout``)."""
+
+
+class ClusterLostError(RuntimeError):
+    """The client lost its connection to the scheduler during a pass (the scheduler
+    process died, or the network between them failed); the pass was abandoned.
+
+    A checkpointed fit keeps the passes it finished: ``--resume`` continues it
+    once a scheduler is back.
+    """
 
 
 class RecordError(ValueError):

@@ -34,6 +34,10 @@ class GroupedTask:
 
     params: MixtureParams
     fit_intercept: bool
+    #: Reading (pyarrow) and the E-step's array operations (numpy) release the GIL for
+    #: most of a task, so the in-process engine runs tasks on its threads (a 1M-row
+    #: pass: 0.43 s on one thread, 0.33 s on two).
+    releases_gil = True
 
     def __call__(self, chunk) -> GroupedStats:
         if getattr(chunk, "groups", None) is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -12,8 +13,9 @@ from collections.abc import Iterator
 __all__ = [
     "comma_list", "non_empty", "positive_int", "non_negative_int", "non_negative_float",
     "positive_float",
-    "components_spec", "filter_text", "json_object",
-    "add_data_arguments", "make_source", "warn_literal_credentials", "add_cluster_arguments",
+    "components_spec", "filter_text", "formula_text", "json_object",
+    "add_data_arguments", "check_data_arguments", "make_source", "warn_literal_credentials",
+    "add_cluster_arguments",
     "open_engine", "load_model",
 ]
 
@@ -149,6 +151,21 @@ def filter_text(text: str) -> str:
     return text
 
 
+def formula_text(text: str) -> str:
+    """A model formula with a target, such as ``"y ~ x1 + C(region) + x2:x3"``, checked
+    (argparse type): the syntax of :mod:`streammix.data.formula`."""
+    from streammix.data.formula import FormulaDesign
+
+    try:
+        design = FormulaDesign(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if design.target is None:
+        raise argparse.ArgumentTypeError(f"formula {text!r} has no left-hand side: give "
+                                         "'TARGET ~ TERMS'")
+    return text
+
+
 def json_object(text: str) -> dict:
     """A JSON object such as ``'{"anon": true}'`` (argparse type)."""
     try:
@@ -161,16 +178,31 @@ def json_object(text: str) -> dict:
 
 
 # ------------------------------------------------------------------ the data
-def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool = True) -> None:
-    """DATA, --target, --features, --weight, --on-invalid, --filter, --chunk-rows,
-    --storage-options."""
+def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool = True,
+                       formula: bool = False) -> None:
+    """DATA, --target, --features (or --formula), --weight, --on-invalid, --filter,
+    --chunk-rows, --format, --storage-options.
+
+    With ``require_columns``, --target and --features are required unless
+    ``formula`` adds --formula and it is given; giving both is a usage error
+    (:func:`check_data_arguments`, run by the program after parsing).
+    """
     parser.add_argument("data", metavar="DATA", type=non_empty,
-                        help="a Parquet file, a folder of them (hive partitions allowed), a "
-                             "glob, or a URL such as s3://bucket/lake")
-    parser.add_argument("--target", required=require_columns, metavar="COL",
-                        help="column of the response y")
-    parser.add_argument("--features", required=require_columns, type=comma_list,
-                        metavar="COL,COL,...", help="feature columns, comma-separated")
+                        help="a Parquet, CSV or JSON-lines file, a folder of them (hive "
+                             "partitions allowed), a glob, or a URL such as s3://bucket/lake")
+    either = " (or --formula)" if formula else ""
+    parser.add_argument("--target", metavar="COL", help=f"column of the response y{either}")
+    parser.add_argument("--features", type=comma_list, metavar="COL,COL,...",
+                        help=f"feature columns, comma-separated{either}")
+    if formula:
+        parser.add_argument("--formula", type=formula_text, metavar="FORMULA",
+                            help="a model formula instead of --target and --features, e.g. "
+                                 "\"y ~ x1 + C(region) + x2:x3 + np.log(x4)\": C() or a "
+                                 "column of strings is categorical (levels sorted, the first "
+                                 "the baseline, learned over all the data in one pass); '- 1' "
+                                 "removes the intercept")
+    parser.set_defaults(usage_check=functools.partial(
+        check_data_arguments, parser, require_columns=require_columns))
     parser.add_argument("--weight", metavar="COL",
                         help="column of non-negative frequency weights (default 1 per row)")
     parser.add_argument("--on-invalid", choices=("error", "drop"), default="error",
@@ -184,22 +216,58 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, require_columns: bool
     parser.add_argument("--chunk-rows", type=positive_int, default=131_072, metavar="N",
                         help="rows per chunk (row groups are grouped up to this; default "
                              "%(default)s)")
+    parser.add_argument("--format", choices=("parquet", "csv", "json"),
+                        help="the files' format (default: by their names: .csv is CSV; "
+                             ".jsonl, .ndjson, .json are JSON lines; else Parquet); a CSV or "
+                             "JSON file is one chunk")
     parser.add_argument("--storage-options", type=json_object, metavar="JSON",
                         help="fsspec options for remote URLs, e.g. "
                              "'{\"client_kwargs\": {\"endpoint_url\": \"http://host:9000\"}}'; "
                              "credentials belong in the environment, not here")
 
 
-def make_source(args, *, target=None, features=None, weight=None):
-    """A :class:`~streammix.ParquetSource` from the parsed data arguments."""
+def check_data_arguments(parser: argparse.ArgumentParser, args, *,
+                         require_columns: bool = True) -> None:
+    """Usage errors (exit 2) of the data arguments: --formula with --target or --features,
+    or, when they are required, neither --formula nor both of them."""
+    formula = getattr(args, "formula", None)
+    if formula is not None:
+        given = [name for name in ("target", "features") if getattr(args, name) is not None]
+        if given:
+            parser.error(f"--formula gives the target and the features: do not give "
+                         f"{' or '.join('--' + name for name in given)} with it")
+    elif require_columns:
+        missing = [f"--{name}" for name in ("target", "features") if getattr(args, name) is None]
+        if missing:
+            alternative = " (or --formula)" if hasattr(args, "formula") else ""
+            parser.error(f"the following arguments are required: {', '.join(missing)}"
+                         f"{alternative}")
+
+
+def make_source(args, *, target=None, features=None, weight=None, formula=None,
+                concomitant=None, groups=None, max_task_rows=None):
+    """A :class:`~streammix.ParquetSource` from the parsed data arguments.
+
+    ``formula`` (a string or a learned design), else ``--formula`` when given,
+    reads the data through a formula instead of target and features;
+    ``concomitant`` names the columns of a gate's z; ``groups`` the group
+    column of grouped classes (default ``--groups`` when the command has it;
+    tasks bounded by ``max_task_rows``).
+    """
     from streammix.data.parquet.source import ParquetSource
 
     warn_literal_credentials(args.storage_options)
+    formula = formula if formula is not None else getattr(args, "formula", None)
+    columns = dict(formula=formula) if formula is not None else dict(
+        target=target or args.target, features=features or args.features)
     return ParquetSource(
-        args.data, target=target or args.target, features=features or args.features,
+        args.data, **columns,
         weight=weight if weight is not None else args.weight,
         storage_options=args.storage_options, chunk_rows=args.chunk_rows,
         on_invalid=args.on_invalid, filters=getattr(args, "filter", None),
+        concomitant=concomitant or None,
+        groups=groups if groups is not None else getattr(args, "groups", None),
+        max_task_rows=max_task_rows, format=getattr(args, "format", None),
     )
 
 
@@ -276,8 +344,14 @@ def open_engine(args) -> Iterator[object]:
         config = default_cluster_config()
     else:
         config = load_cluster_config(args.cluster)
+    from streammix.cli.dask_logs import dask_log_records
     from streammix.engines.dask_engine import DaskEngine
 
+    with dask_log_records(getattr(args, "debug", False)):
+        yield from _dask_engine(args, config, DaskEngine)
+
+
+def _dask_engine(args, config, engine_class) -> Iterator[object]:
     client, closer = config.connect(worker_logs=getattr(args, "verbose", 0) >= 2)
     try:
         logger.info("running on %s", client.scheduler.address)
@@ -287,7 +361,7 @@ def open_engine(args) -> Iterator[object]:
         for name in ("worker_timeout", "pass_timeout"):
             if getattr(args, name, None) is not None:
                 options[name] = getattr(args, name)
-        yield DaskEngine(client, **options)
+        yield engine_class(client, **options)
     finally:
         closer()
 

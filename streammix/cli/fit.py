@@ -37,7 +37,7 @@ def register(subparsers) -> None:
         description="Fit by EM, one pass over the data per iteration, on a local Dask cluster "
                     "(default), a cluster from a config file, or in this process; print the "
                     "model and write it (JSON, atomically) to --out.")
-    add_data_arguments(fit)
+    add_data_arguments(fit, formula=True)
     fit.add_argument("--components", "-k", type=components_spec, required=True, metavar="M",
                      help="number of components: one (3), or candidates to choose from by "
                           "--criterion in one shared scan (1..6, or 2,3,5); then the table "
@@ -59,7 +59,8 @@ def register(subparsers) -> None:
                           "kept), random (flexmix's random partitions), ybins (mixtools' "
                           "bins of y), resid_bins (bins of the OLS residuals)")
     fit.add_argument("--no-intercept", dest="fit_intercept", action="store_false",
-                     help="fit no intercept (the features must hold one if wanted)")
+                     help="fit no intercept (the features must hold one if wanted; with "
+                          "--formula, write '- 1' in the formula instead)")
     fit.add_argument("--df-correction", action="store_true",
                      help="estimate sigma^2 as flexmix does, RSS / (n_j (1 - p/n)), to "
                           "reproduce flexmix's numbers")
@@ -96,6 +97,13 @@ def register(subparsers) -> None:
                      help="fit on standardised features and target, then map the model back "
                           "(the same optimum, better conditioned); done anyway for columns "
                           "beyond 1e-60..1e60 in magnitude")
+    fit.add_argument("--groups", metavar="COL",
+                     help="column of group ids: all rows of a group share one component "
+                          "(flexmix's y ~ x | id); chunks that share a group are read by one "
+                          "task (see 'streammix regroup' for lakes whose groups are spread)")
+    fit.add_argument("--max-task-rows", type=positive_int, default=None, metavar="N",
+                     help="with --groups: the most rows one task of joined chunks may read "
+                          "(default 8 x --chunk-rows)")
     fit.add_argument("--checkpoint", metavar="DIR",
                      help="save the fit in DIR as it goes (DIR/checkpoint.json, then one "
                           "record per pass in DIR/passes/, each written atomically), so that "
@@ -152,8 +160,13 @@ def run_fit(args) -> int:
     if len(candidates) > 1 and args.checkpoint:
         raise ValueError("--checkpoint works with one number of components; choose k first "
                          f"(--components {candidates[0]}..{candidates[-1]} without it)")
+    if args.formula is not None and not args.fit_intercept:
+        raise ValueError("--formula decides the intercept: write '- 1' in the formula "
+                         "instead of --no-intercept")
+    if args.groups is None and args.max_task_rows is not None:
+        raise ValueError("--max-task-rows bounds the tasks of --groups: give --groups COL")
     options = _model_options(args)
-    source = make_source(args)
+    source = make_source(args, groups=args.groups, max_task_rows=args.max_task_rows)
     n_chunks = len(source.plan())
     logger.info("%s", source.describe())
     table = None
@@ -184,7 +197,10 @@ def run_fit(args) -> int:
         logger.warning("dropped %d of %d rows with null, NaN or infinite values",
                        source.n_rows - model.n_rows_, source.n_rows)
     data = {"path": redact(args.data), "target": source.target,
-            "features": source.features, "weight": source.weight}
+            "features": [str(name) for name in model.feature_names_in_],
+            "weight": source.weight}
+    if args.formula is not None:  # its levels are in the model (fitted.formula)
+        data["formula"] = args.formula
     if args.filter is not None:
         data["filter"] = args.filter
     model.save(out, data=data)
@@ -205,6 +221,8 @@ def run_info(args) -> int:
     if data:
         weight = f", weight {data['weight']!r}" if data.get("weight") else ""
         where = f" where {data['filter']}" if data.get("filter") else ""
+        if data.get("formula"):
+            lines.append(f"formula: {data['formula']}")
         lines.append(f"fitted on {redact(data.get('path'))}{where}: target {data['target']!r}, "
                      f"features {', '.join(data['features'])}{weight}")
     sys.stdout.write(printable("\n".join(lines)) + "\n")  # names from a file: escaped

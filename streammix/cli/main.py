@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[tuple[str, bool], ...] = (
     ("streammix.cli.fit", True),        # fit, info
     ("streammix.cli.predict", True),    # predict
+    ("streammix.cli.regroup", True),    # regroup (lakes by group)
     ("streammix.cli.stream", False),    # stream (online EM)
     ("streammix.cli.plot", False),      # plot (inference)
 )
@@ -175,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        check = getattr(args, "usage_check", None)
+        if check is not None:  # usage errors argparse cannot see (options excluding others)
+            check(args)
     except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
         return int(exc.code or 0)
     undo = _configure_logging(args.verbose, args.quiet)
@@ -184,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         print("streammix: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback, without credentials in URLs
+            from streammix.redact import redact
+
+            sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+            return 1
         print(f"streammix {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     finally:

@@ -100,9 +100,13 @@ def run(args) -> int:
         if args.kind == "fit":
             if len(args.inputs) != 2:
                 raise DataError("kind 'fit' needs MODEL DATA")
-            if not args.target:
-                raise DataError("kind 'fit' needs --target (the target column of DATA)")
             model = _load(args.inputs[0])
+            design = getattr(model, "formula_", None)  # fitted with --formula: read through it
+            if design is not None and (args.features or args.target not in (None, design.target)):
+                raise DataError(f"the model was fitted with formula {design.formula!r}: DATA is "
+                                "read through it; do not give --features or another --target")
+            if not args.target and design is None:
+                raise DataError("kind 'fit' needs --target (the target column of DATA)")
             features = ([name for names in args.features for name in names] if args.features
                         else feature_names_of(model))
             if len(features) != model.n_features_in_:
@@ -111,9 +115,10 @@ def run(args) -> int:
             if args.max_points < 1:
                 raise DataError("--max-points must be >= 1")
             warn_literal_credentials(args.storage_options)
-            X, y = read_sample(args.inputs[1], args.target, features, args.max_points,
-                               args.seed, on_invalid=args.on_invalid, filters=args.filter,
-                               storage_options=args.storage_options)
+            X, y = read_sample(args.inputs[1], args.target or design.target, features,
+                               args.max_points, args.seed, on_invalid=args.on_invalid,
+                               filters=args.filter, storage_options=args.storage_options,
+                               formula=design)
             feature = args.feature if args.feature is not None else 0
             if isinstance(feature, str) and feature in features:
                 feature = features.index(feature)

@@ -65,8 +65,9 @@ def group_log_posteriors(Xd: np.ndarray, y: np.ndarray, codes: np.ndarray,
     R = np.asarray(y, dtype=np.float64)[:, None] - Xd @ params.beta.T
     dens = -0.5 * (np.log(2.0 * np.pi) + np.log(params.sigma2)) - R * R * (0.5 / params.sigma2)
     n_groups = int(codes.max()) + 1 if codes.size else 0
-    L = np.zeros((n_groups, params.n_components))
-    np.add.at(L, codes, dens)
+    L = np.empty((n_groups, params.n_components))
+    for j in range(params.n_components):  # bincount: an order of magnitude faster than add.at
+        L[:, j] = np.bincount(codes, weights=dens[:, j], minlength=n_groups)
     L += np.log(np.maximum(params.weights, 1e-300))
     top = L.max(axis=1) if n_groups else np.zeros(0)
     ll = top + np.log(np.exp(L - top[:, None]).sum(axis=1))

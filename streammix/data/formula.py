@@ -341,6 +341,8 @@ class FormulaDesign:
                         f"){f'; {len(unseen)} unseen levels in all' if len(unseen) > 1 else ''}:"
                         " a level without a coefficient cannot be predicted; refit with data "
                         "holding it, or drop or map these rows")
+                if null is not None:  # rows marked bad; encoded as a level, not as NaN
+                    values = [levels[0] if v is None else v for v in values]
                 columns[name] = pd.Categorical(values, categories=levels)
             else:
                 if not _is_number(column.type):

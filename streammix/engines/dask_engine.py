@@ -33,7 +33,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from streammix.core.reduce import tree_sum
-from streammix.exceptions import ChunkCrashError, ClusterTimeoutError, NoClientError
+from streammix.exceptions import (
+    ChunkCrashError,
+    ClusterLostError,
+    ClusterTimeoutError,
+    NoClientError,
+)
 
 __all__ = ["DaskEngine", "counter_tree",
            "describe_descriptor"]
@@ -266,7 +271,8 @@ class DaskEngine:
         try:
             return self._wait(client, total, token, len(graph))
         except Exception as exc:  # re-raised below, once the futures are released
-            error = _crash_error(exc, source, plan, runs, self._chunk_keys)
+            error = _lost_error(exc, client) or _crash_error(exc, source, plan, runs,
+                                                             self._chunk_keys)
             exc.with_traceback(None)  # its frames hold the futures of this pass
         finally:
             graph.clear()  # release every future of this pass
@@ -451,6 +457,17 @@ def _pass_state(token: str, dask_scheduler=None) -> tuple[int, int]:
     left = sum(1 for key, ts in dask_scheduler.tasks.items()
                if token in str(key) and ts.state not in done)
     return len(dask_scheduler.workers), left
+
+
+def _lost_error(exc: Exception, client) -> ClusterLostError | None:
+    """A pass's futures cancelled because the scheduler went away -> :class:`ClusterLostError`."""
+    reason = str(getattr(exc, "reason", "")) or " ".join(
+        str(getattr(e, "reason", "")) for e in getattr(exc, "errors", ()))
+    if "scheduler-connection-lost" not in reason:
+        return None
+    return ClusterLostError(
+        f"lost the connection to the scheduler at {_address(client)} (its process ended or "
+        "the network failed); the pass was abandoned")
 
 
 def _crash_error(exc: Exception, source, plan, runs: dict, chunk_keys: dict) -> Exception:

@@ -185,8 +185,9 @@ ONLINE_STALE = "_online_stale"
 
 
 def clear_fit(model) -> None:
-    """Forget what describes another fit: standard errors, ``n_passes_``, online staleness."""
-    for name in (*INFERENCE, "n_passes_", "passed_over_", ONLINE_STALE):
+    """Forget what describes another fit: standard errors, ``n_passes_``, online staleness,
+    the group count of a grouped fit."""
+    for name in (*INFERENCE, "n_passes_", "passed_over_", ONLINE_STALE, "n_groups_"):
         model.__dict__.pop(name, None)
 
 
@@ -327,7 +328,7 @@ def design(model, X, stacklevel: int = 4) -> np.ndarray:
 
 def design_xy(model, X, y):
     """The design matrix of ``X`` and the target ``y`` as float arrays of matching length."""
-    Xd = design(model, X, stacklevel=5)
+    Xd = design(model, X, stacklevel=6)  # warnings point at the caller of predict_proba & co.
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != Xd.shape[0]:
         raise ValueError(f"X has {Xd.shape[0]} rows but y has {y.shape[0]}")

@@ -43,12 +43,14 @@ import numpy as np
 from streammix.algorithms.restarts import StatsBundle
 from streammix.atomic import atomic_write_text
 from streammix.checkpoint_folder import claim_checkpoint_folder
+from streammix.core.grouped_estep import GroupedStats
 from streammix.core.params import MixtureParams
 from streammix.core.records import (
     as_dict,
     as_list,
     check_keys,
     integer,
+    number,
     params_from_record,
     stats_from_dict,
     stats_to_dict,
@@ -107,7 +109,7 @@ def pass_from_record(entry) -> tuple[list[MixtureParams], StatsBundle]:
     log-likelihood terms of a point SQUAREM rejected).  Raises
     :class:`~streammix.RecordError` naming the field.
     """
-    check_keys(entry, "", ("params", "stats"), ("params", "stats"))
+    check_keys(entry, "", ("params", "stats", "groups"), ("params", "stats"))
     sets = as_list(entry["params"], "params")
     if not 1 <= len(sets) <= _MAX_SETS:
         raise RecordError(f"field 'params': has {len(sets)} parameter sets, expected 1 to "
@@ -119,7 +121,33 @@ def pass_from_record(entry) -> tuple[list[MixtureParams], StatsBundle]:
     stats = StatsBundle(stats_from_dict(d, sub("stats", i), n_components=prm.n_components,
                                         n_coef=prm.n_coef)
                         for i, (d, prm) in enumerate(zip(records, params, strict=True)))
+    if "groups" in entry:  # a fit with grouped classes: Σ_g γ_gj and G of each set
+        groups = as_list(entry["groups"], "groups", len(params))
+        stats = StatsBundle(_grouped_from_record(g, sub("groups", i), st, prm.n_components)
+                            for i, (g, st, prm) in enumerate(zip(groups, stats, params,
+                                                                 strict=True)))
     return params, stats
+
+
+def _grouped_from_record(record, where: str, stats, n_components: int) -> GroupedStats:
+    check_keys(record, where, ("group_s0", "n_groups"), ("group_s0", "n_groups"))
+    values = as_list(record["group_s0"], sub(where, "group_s0"), n_components)
+    s0 = np.array([number(v, sub(sub(where, "group_s0"), j), low=0.0)
+                   for j, v in enumerate(values)])
+    return GroupedStats(stats, s0, integer(record["n_groups"], sub(where, "n_groups")))
+
+
+def _pass_record(params, stats) -> dict:
+    """The JSON record of a pass: its parameter sets and statistics."""
+    entry = {"params": [prm.to_dict() for prm in params]}
+    grouped = [st for st in stats if isinstance(st, GroupedStats)]
+    if grouped:
+        entry["stats"] = [stats_to_dict(st.stats) for st in grouped]
+        entry["groups"] = [{"group_s0": st.group_s0.tolist(), "n_groups": st.n_groups}
+                           for st in grouped]
+    else:
+        entry["stats"] = [stats_to_dict(st) for st in stats]
+    return entry
 
 
 # ------------------------------------------------------------------ fingerprints
@@ -149,7 +177,7 @@ def source_fingerprint(source) -> dict:
     if hasattr(source, "files") and hasattr(source, "filesystem"):  # ParquetSource
         for path in source.files:
             files[redact(path)] = _file_stamp(source, path)  # stored: no credentials
-    for name in ("X", "y", "w"):  # ArraySource: the data themselves
+    for name in ("X", "y", "w", "groups"):  # ArraySource: the data themselves
         value = getattr(source, name, None)
         if isinstance(value, np.ndarray):
             h.update(name.encode())
@@ -159,6 +187,10 @@ def source_fingerprint(source) -> dict:
                  "n_features"):
         if hasattr(source, name):  # which columns, rows and policy a source reads
             config[name] = redact(json.loads(json.dumps(getattr(source, name), default=str)))
+    for name in ("groups", "max_task_rows"):  # a grouped ParquetSource (only when set)
+        value = getattr(source, name, None)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            config[name] = value
     return {"kind": type(source).__name__, "chunks": len(plan), "digest": h.hexdigest(),
             "files": files, "config": config}
 
@@ -399,8 +431,7 @@ class Checkpoint:
                 return stats
             self.replaying = False
             stats = pass_many(params)
-            entry = {"params": [prm.to_dict() for prm in params],
-                     "stats": [stats_to_dict(st) for st in stats]}
+            entry = _pass_record(params, stats)
             # allow_nan: SQUAREM may evaluate (and then reject) a point whose
             # likelihood is not finite; json writes and reads NaN/Infinity back.
             atomic_write_text(self._pass_path(k), json.dumps(entry))

@@ -31,6 +31,11 @@ from streammix.data.arrays import ArraySource
 from streammix.data.frames import frame_matrix, frame_names
 from streammix.data.resolve import as_source, is_source
 from streammix.estimator import base, constraints, fitting, formulas
+from streammix.estimator.concomitant_formulas import (
+    encode_gate,
+    gate_formula_source,
+    is_gate_formula,
+)
 from streammix.estimator.inference import compute_se
 
 __all__ = ["CONCOMITANT_FITTED", "concomitant_source", "fit_if_concomitant", "fit_concomitant",
@@ -38,11 +43,16 @@ __all__ = ["CONCOMITANT_FITTED", "concomitant_source", "fit_if_concomitant", "fi
            "extra_parameters", "mixture_mean", "ConcomitantMethods"]
 
 #: The fitted attributes of a fit with concomitant variables (beside base.FITTED).
-CONCOMITANT_FITTED = ("concomitant_coef_", "concomitant_names_")
+CONCOMITANT_FITTED = ("concomitant_coef_", "concomitant_names_", "concomitant_formula_")
 
 
-def concomitant_source(X, y, sample_weight, concomitant, chunk_rows: int, target=None):
-    """The source of a fit with concomitant variables (None: the fit has none)."""
+def concomitant_source(X, y, sample_weight, concomitant, chunk_rows: int, target=None,
+                       model=None, formula=None):
+    """The source of a fit with concomitant variables (None: the fit has none); a gate
+    formula ``"~ z1 + C(segment)"`` reads them from the table ``X``
+    (:mod:`streammix.estimator.concomitant_formulas`)."""
+    if is_gate_formula(concomitant):
+        return gate_formula_source(model, X, y, sample_weight, concomitant, formula, target)
     if concomitant is None:
         names = list(getattr(X, "concomitant", None) or [])
         return X if names and is_source(X) else None
@@ -66,10 +76,11 @@ def drop_concomitant(model) -> None:
 
 
 def fit_if_concomitant(model, X, y, sample_weight, concomitant, *, target=None, se, callback,
-                       checkpoint, resume) -> bool:
+                       checkpoint, resume, formula=None) -> bool:
     """Fit ``model`` with concomitant variables if there are any (True), else do nothing."""
     drop_concomitant(model)
-    source = concomitant_source(X, y, sample_weight, concomitant, model.chunk_rows, target)
+    source = concomitant_source(X, y, sample_weight, concomitant, model.chunk_rows, target,
+                                model, formula)
     if source is None:
         return False
     if resume:
@@ -167,14 +178,17 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None) 
     base.set_fitted(model, em, source, ctx.profile)
     model.concomitant_coef_ = permute_gate(best.coef, order)
     model.concomitant_names_ = list(source.concomitant_names)
+    if getattr(source, "concomitant_design", None) is not None:  # a gate formula's levels
+        model.concomitant_formula_ = source.concomitant_design
     model.n_passes_ = n_passes + 1
     if method is not None:
         compute_se(model, source, ctx.engine, method)
 
 
 def gate_of(model, Z) -> np.ndarray:
-    """z̃ = [1, z] of ``Z`` for a model fitted with concomitant variables (else ValueError)."""
-    Z = np.asarray(Z, dtype=np.float64)
+    """z̃ = [1, z] of ``Z`` for a model fitted with concomitant variables (else ValueError);
+    a table is encoded by the gate's formula when it was fitted with one."""
+    Z = np.asarray(encode_gate(model, Z), dtype=np.float64)
     if Z.ndim == 1:
         Z = Z[:, None]
     q = model.concomitant_coef_.shape[1] - 1

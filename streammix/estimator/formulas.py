@@ -20,14 +20,17 @@ from streammix.engines.resolve import resolve_engine
 from streammix.exceptions import DataError
 
 __all__ = ["check_fit_arguments", "formula_source", "prepare", "encode_frame", "frame_source",
-           "source_for_model", "design_of"]
+           "source_for_model", "design_of", "batch_arrays"]
 
 
 def check_fit_arguments(formula, concomitant) -> None:
-    """Refuse ``fit(X, formula=..., concomitant=...)`` (not available on tables yet)."""
-    if formula is not None and concomitant is not None:
-        raise ValueError("fit(X, formula=..., concomitant=...) is not available: give "
-                         "ParquetSource(..., formula=..., concomitant=[...]) as X")
+    """Refuse ``fit(X, formula=..., concomitant=Z)`` with z as data: with a formula, the
+    gate is a formula too (``concomitant="~ z1 + C(segment)"``)."""
+    if formula is not None and concomitant is not None and not isinstance(
+            concomitant, (str, FormulaDesign)):
+        raise ValueError("with formula=, give the concomitant variables as a formula over "
+                         "the same table, concomitant='~ z1 + C(segment)' (or "
+                         "ParquetSource(..., formula=..., concomitant=[...]) as X)")
 
 
 def formula_source(model, X, y, sample_weight, formula):
@@ -69,6 +72,20 @@ def frame_source(design: FormulaDesign, X, sample_weight, chunk_rows: int, need_
                          feature_names=design.feature_names)
     source.formula_design = design
     return source
+
+
+def batch_arrays(design: FormulaDesign, X, y, sample_weight, weight, where: str = "batch"):
+    """``(X, y, w, names)`` of a table batch of ``partial_fit`` continuing a formula fit:
+    the design columns with the fit's levels, the target from ``y`` or the formula."""
+    table = as_table(X)
+    design.check_columns(table.column_names, where, need_target=y is None)
+    Xd, bad, message = design.encode(table, where)
+    if bad is not None:
+        raise DataError(message)
+    y = frame_column(X, design.target, where) if y is None else y
+    w = frame_column(X, weight, where) if weight is not None else sample_weight
+    return (Xd, np.asarray(y, dtype=np.float64).reshape(-1),
+            None if w is None else np.asarray(w, dtype=np.float64), design.feature_names)
 
 
 def encode_frame(design: FormulaDesign, X) -> np.ndarray:

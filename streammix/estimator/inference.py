@@ -26,6 +26,10 @@ __all__ = ["compute_se", "set_inference", "gate_layout"]
 
 def compute_se(model, source, engine, method: str) -> None:
     """Standard errors of ``model``'s fit on ``source`` by ``method``, in one pass."""
+    if hasattr(model, "n_groups_"):  # rows taken one by one would give other (wrong) SEs
+        raise ValueError("the model was fitted with grouped classes: its standard errors "
+                         "need the groups, fit(..., groups=..., se=True) (or fit(source, "
+                         "se=True) with ParquetSource(..., groups=...))")
     params = model.params_
     if hasattr(model, "concomitant_coef_"):
         layout = gate_layout(model)

@@ -257,9 +257,9 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
             Continue the fit saved in ``checkpoint`` (saved passes are replayed without reading
             the data): the result equals an uninterrupted fit, bit for bit.  A checkpoint of
             other data or settings raises :class:`streammix.CheckpointError`.
-        concomitant : array-like of shape (n, q), optional
+        concomitant : array-like of shape (n, q), or a formula ``"~ z1 + C(segment)"``
             Concomitant variables z: weights π_j(z) = softmax(γ_jᵀ[1, z]) in ``concomitant_coef_``
-            (m, q + 1) (:mod:`streammix.estimator.concomitant_fitting`).
+            (m, q + 1) (:mod:`~.concomitant_fitting`; formulas: :mod:`~.concomitant_formulas`).
         groups : array-like of shape (n,), optional
             Group ids: a group's rows share one component (:mod:`~.grouped_fitting`).
         formula : str, optional
@@ -272,14 +272,14 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         self
         """
         formulas.check_fit_arguments(formula, concomitant)
-        if groups is not None:
-            return grouped.fit_grouped(self, X, y, sample_weight, groups, se=se,
-                                       callback=callback, checkpoint=checkpoint,
-                                       concomitant=concomitant)
+        if groups is not None or grouped.is_grouped_source(X):
+            return grouped.fit_grouped(self, X, y, sample_weight, groups, se=se, callback=callback,
+                                       checkpoint=checkpoint, resume=resume, gate=concomitant)
         if target is None and concomitant is None and formula is None:
             X, y = hooks.check_fit_arrays(self, X, y)
         if gate.fit_if_concomitant(self, X, y, sample_weight, concomitant, target=target, se=se,
-                                   callback=callback, checkpoint=checkpoint, resume=resume):
+                                   callback=callback, checkpoint=checkpoint, resume=resume,
+                                   formula=formula):
             return self
         fitting.fit(self, X, y, sample_weight, target=target, se=se, callback=callback,
                     checkpoint=checkpoint, resume=resume, formula=formula)
@@ -438,8 +438,9 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
-        X = hooks.check_predict_array(self, X)
-        return gate.mixture_mean(self, base.design(self, X) @ self.params_.beta.T, concomitant)
+        means = base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
+        mean = gate.mixture_mean(self, means, concomitant)  # a warning points at the caller
+        return prediction.check_finite_mean(mean, self.params_, "X")
 
     def predict_components(self, X) -> np.ndarray:
         """Mean of each component, shape (n, m)."""

@@ -24,7 +24,7 @@ from streammix.core.stats import SuffStats, design_matrix
 from streammix.data.frames import is_frame
 from streammix.data.streams import check_batch_values, unchecked_batch_arrays
 from streammix.engines.resolve import resolve_engine
-from streammix.estimator import base
+from streammix.estimator import base, formulas
 from streammix.estimator.constraints import refuse_online
 from streammix.exceptions import DataError, NotFittedError
 
@@ -85,8 +85,15 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
     if state is not None and features is None and (y is None or is_frame(X)):
         features = base.fitted_feature_names(model)  # a table's columns by name
     named = features is not None or is_frame(X)
-    Xa, ya, wa, names = unchecked_batch_arrays(X, y, sample_weight, target=target,
-                                               features=features, weight=weight, where=where)
+    design = getattr(model, "formula_", None)
+    if design is not None and is_frame(X) and features in (None,
+                                                          base.fitted_feature_names(model)):
+        # continuing a formula fit: a table batch is encoded with the fit's levels
+        Xa, ya, wa, names = formulas.batch_arrays(design, X, y, sample_weight, weight, where)
+    else:
+        Xa, ya, wa, names = unchecked_batch_arrays(X, y, sample_weight, target=target,
+                                                   features=features, weight=weight,
+                                                   where=where)
 
     def check() -> None:
         check_batch_values(Xa, ya, wa, names, target=target, where=where)

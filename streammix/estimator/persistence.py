@@ -92,6 +92,10 @@ def to_dict(model) -> dict:
         if hasattr(model, "concomitant_coef_"):
             fitted["concomitant"] = {"coef": np.asarray(model.concomitant_coef_).tolist(),
                                      "names": list(model.concomitant_names_)}
+            if getattr(model, "concomitant_formula_", None) is not None:  # the gate's levels
+                fitted["concomitant"]["formula"] = model.concomitant_formula_.to_record()
+        if hasattr(model, "n_groups_"):  # a fit with grouped classes
+            fitted["n_groups"] = int(model.n_groups_)
         record["fitted"] = fitted
     return record
 
@@ -136,8 +140,8 @@ def _hyperparameters(cls, hyper, where: str):
 
 def _fitted(model, fitted, where: str) -> None:
     """Set the fitted state of ``model`` from a checked ``fitted`` record."""
-    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant", "formula"},
-               set(base.SAVED) | {"params"})
+    check_keys(fitted, where, set(base.SAVED) | {"params", "inference", "concomitant", "formula",
+                                                 "n_groups"}, set(base.SAVED) | {"params"})
     values = {name: check(fitted[name], sub(where, name))
               for name, check in _SAVED_CHECKS.items()}
     p = values["n_features_in_"]
@@ -174,14 +178,19 @@ def _fitted(model, fitted, where: str) -> None:
     base.set_public_arrays(model)
     if fitted.get("formula") is not None:  # files written before formulas have none
         model.formula_ = _formula(fitted["formula"], sub(where, "formula"), model)
+    if fitted.get("n_groups") is not None:  # a fit with grouped classes
+        model.n_groups_ = integer(fitted["n_groups"], sub(where, "n_groups"), low=1)
     gate = fitted.get("concomitant")
     if gate is not None:  # the gate of a fit with concomitant variables
         at = sub(where, "concomitant")
-        check_keys(gate, at, ("coef", "names"), ("coef", "names"))
+        check_keys(gate, at, ("coef", "names", "formula"), ("coef", "names"))
         gate_names = string_list(gate["names"], sub(at, "names"))
         model.concomitant_coef_ = float_array(gate["coef"], sub(at, "coef"),
                                               (m, len(gate_names) + 1))
         model.concomitant_names_ = gate_names
+        if gate.get("formula") is not None:  # a gate formula: its levels encode new z
+            model.concomitant_formula_ = _gate_formula(gate["formula"], sub(at, "formula"),
+                                                       gate_names)
     inference = fitted.get("inference")
     if inference is not None:
         at = sub(where, "inference")
@@ -200,6 +209,17 @@ def _fitted(model, fitted, where: str) -> None:
 
 def _formula(record, where: str, model):
     """The learned formula design of a ``fitted.formula`` record, checked against the model."""
+    design = _design_record(record, where)
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    if design.feature_names != names or design.intercept != model.fit_intercept:
+        raise ModelFileError(f"field {sub(where, 'columns')!r}: the formula's columns "
+                             f"{design.columns} are not the model's features {names} "
+                             f"(fit_intercept={model.fit_intercept})", field=sub(where, "columns"))
+    return design
+
+
+def _design_record(record, where: str):
+    """A learned :class:`~streammix.data.formula.FormulaDesign` from its checked record."""
     from streammix.data.formula import FormulaDesign
     check_keys(record, where, ("formula", "levels", "columns"), ("formula", "levels", "columns"))
     string(record["formula"], sub(where, "formula"))
@@ -211,11 +231,17 @@ def _formula(record, where: str, model):
         design = FormulaDesign.from_record(record)
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"field {where!r}: {exc}", field=where) from None
-    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
-    if design.feature_names != names or design.intercept != model.fit_intercept:
+    return design
+
+
+def _gate_formula(record, where: str, names: list[str]):
+    """The learned design of a ``fitted.concomitant.formula`` record, checked against the
+    gate's names (its design columns without the intercept)."""
+    design = _design_record(record, where)
+    if design.feature_names != names or not design.intercept:
         raise ModelFileError(f"field {sub(where, 'columns')!r}: the formula's columns "
-                             f"{design.columns} are not the model's features {names} "
-                             f"(fit_intercept={model.fit_intercept})", field=sub(where, "columns"))
+                             f"{design.columns} are not the gate's intercept and {names}",
+                             field=sub(where, "columns"))
     return design
 
 
@@ -255,10 +281,11 @@ def _from_dict(cls, record):
 
 def _data_record(model, data) -> None:
     """The record of the columns a model was fitted on, checked against the model."""
-    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter"),
+    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter", "formula"),
                ("target", "features"))
     string(data.get("path"), "data.path", allow_none=True)
     string(data.get("filter"), "data.filter", allow_none=True)
+    string(data.get("formula"), "data.formula", allow_none=True)
     string(data["target"], "data.target")
     string(data.get("weight"), "data.weight", allow_none=True)
     n = getattr(model, "n_features_in_", None)

@@ -1,9 +1,11 @@
-"""Predictions of a fitted model over a Parquet source, written as Parquet, atomically.
+"""Predictions of a fitted model over a Parquet source, written as Parquet, all or nothing.
 
 One output file per input file (same relative path under the output
 folder), written chunk by chunk, so memory is bounded by one chunk.
-Everything is written into a temporary folder beside the output folder and
-renamed into place at the end: a failed or interrupted run leaves nothing.
+Everything is written into a temporary folder beside the output folder (a
+local folder or any fsspec URL) and claimed at the end
+(:mod:`streammix.estimator.destination`): a failed or interrupted run
+leaves nothing at the destination.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import itertools
 import logging
 import os
 import posixpath
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +21,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streammix.atomic import rename_no_replace, temporary_folder
 from streammix.core.checks import check_fitted
 from streammix.core.gating import gating_loglik, log_gate, with_intercept
 from streammix.core.stats import design_matrix, log_responsibilities
-from streammix.data.parquet.files import protocol_of, strip_protocol
+from streammix.data.parquet.files import protocol_of
+from streammix.data.parquet.text_formats import output_name
+from streammix.estimator.destination import check_apart_from_inputs, open_destination
+from streammix.estimator.grouped_prediction import group_posteriors
 from streammix.exceptions import DataError
 
 __all__ = ["write_predictions", "check_apart_from_inputs", "PredictionSummary",
-           "prediction_columns", "predict_source", "QUANTILES"]
+           "prediction_columns", "predict_source", "QUANTILES", "check_finite_mean"]
 
 #: The mixture quantiles written for rows without a target (columns q05, q50, q95).
 QUANTILES = (0.05, 0.5, 0.95)
@@ -39,9 +41,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PredictionSummary:
-    """What :func:`write_predictions` wrote."""
+    """What :func:`write_predictions` wrote.
 
-    out_dir: Path
+    ``out_dir`` is the local folder (a Path), or the URL with any
+    credentials masked (a str).
+    """
+
+    out_dir: Path | str
     files: tuple[str, ...]
     n_rows: int
 
@@ -137,8 +143,8 @@ def mixture_quantiles(means: np.ndarray, weights, sigma, qs, n_iter: int = 60) -
     return out
 
 
-def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = False
-                      ) -> PredictionSummary:
+def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = False,
+                      storage_options: dict | None = None) -> PredictionSummary:
     """Write the predictions of ``model`` for every row of ``source`` under ``out_dir``.
 
     Parameters
@@ -149,8 +155,9 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
         The rows.  With a target column, the posterior probabilities and the
         log-likelihood are written; without one (``target=None``), the
         mixture's standard deviation and quantiles and the prior probabilities.
-    out_dir : path
-        Output folder; it must not exist unless ``overwrite``.
+    out_dir : path or str
+        Output folder, local or any fsspec URL (``s3://bucket/pred``); it
+        must not exist unless ``overwrite``.
     keep : list of str, optional
         Input columns copied to the output.  Without it, a ``row_id``
         column (the row's index in its input file) identifies each row;
@@ -158,17 +165,22 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
         ``on_invalid="drop"`` leave gaps in it).
     overwrite : bool
         Replace an existing ``out_dir`` (only once the new one is complete).
+    storage_options : dict, optional
+        fsspec options for a URL ``out_dir``; by default the source's when
+        it uses the same file system, else none (the environment's
+        credentials).  Never shown.
 
     Raises
     ------
     ValueError
-        ``out_dir`` is, lies inside, or holds an input (a local lake's folder
-        or file): see :func:`check_apart_from_inputs`.
+        ``out_dir`` is, lies inside, or holds an input (a lake's folder or
+        file, local or at a URL of the same file system): see
+        :func:`~streammix.estimator.destination.check_apart_from_inputs`.
     FileExistsError
-        ``out_dir`` exists (without ``overwrite``), or appeared while the
-        predictions were written: the final rename is an atomic claim
-        (:func:`streammix.atomic.rename_no_replace`) that never replaces
-        another run's output.
+        ``out_dir`` exists (without ``overwrite``), checked before any
+        work, or appeared while the predictions were written: the final
+        claim never replaces another run's output
+        (:mod:`streammix.estimator.destination`).
 
     Returns
     -------
@@ -185,8 +197,14 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
     ``prior_j``, the probability of component j given x alone (π_j, or
     π_j(z) for a model fitted with concomitant variables: the source must
     then carry them, ``concomitant=[...]``, and they enter the mean, the
-    quantiles and the posteriors too).  Input
-    files without rows (after filters) give no output file.
+    quantiles and the posteriors too).  A source with a group column
+    (``groups="id"``, with the target) gives every row its group's
+    posteriors in ``prob_j`` and ``component`` (grouped classes: one more
+    pass sums each group's log-densities, :mod:`.grouped_prediction`);
+    ``loglik`` stays the row's own.  Input
+    files without rows (after filters) give no output file.  At a URL the
+    files are copied into place once all are written, and ``_SUCCESS`` is
+    written last.
     """
     check_fitted(model)
     if source.n_features != model.n_features_in_:
@@ -200,123 +218,98 @@ def write_predictions(model, source, out_dir, *, keep=None, overwrite: bool = Fa
         raise ValueError(f"--keep column(s) {clash} clash with the output columns {computed}")
     if len(set(keep)) != len(keep):
         raise ValueError(f"--keep names a column twice: {keep}")
-    out_dir = Path(out_dir)
+    destination = open_destination(out_dir, storage_options=_output_options(
+        source, out_dir, storage_options))
     check_apart_from_inputs(source, out_dir)
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists; remove it or pass --overwrite")
-    parent = out_dir.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(f"cannot write {out_dir}: folder {parent} does not exist")
-    tmp = temporary_folder(out_dir)
+    destination.check(overwrite)
+    groups = None
+    if source.target is not None and getattr(source, "groups", None) is not None:
+        groups = group_posteriors(model, source)
+    elif source.target is not None and hasattr(model, "n_groups_"):
+        logger.warning("the model was fitted with grouped classes but the data have no group "
+                       "column: prob_j are those of each row alone (give the group column "
+                       "for each group's)")
+    destination.start()  # after every pass that may fail: a temporary is never left
     try:
-        files, n_rows = _write_all(model, source, tmp, keep)
-        _sync_folder(tmp)
-        _claim(tmp, out_dir, parent, overwrite)
+        files, n_rows = _write_all(model, source, destination, keep, groups)
+        destination.commit(overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        destination.abort()
         raise
-    logger.info("wrote predictions for %d rows in %d files to %s", n_rows, len(files), out_dir)
-    return PredictionSummary(out_dir, tuple(files), n_rows)
+    logger.info("wrote predictions for %d rows in %d files to %s", n_rows, len(files),
+                destination.shown)
+    return PredictionSummary(destination.location, tuple(files), n_rows)
 
 
-def _claim(tmp: Path, out_dir: Path, parent: Path, overwrite: bool) -> None:
-    """Rename the finished ``tmp`` onto ``out_dir``: an atomic claim that fails if
-    ``out_dir`` appeared meanwhile (another run), unless replacing is asked for."""
-    old = None
-    if overwrite and out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
-        os.replace(out_dir, old / "x")
-    try:
-        rename_no_replace(tmp, out_dir)
-    except FileExistsError:
-        kept = "" if old is None else f"; the output it replaced was moved to {old / 'x'}"
-        raise FileExistsError(
-            f"{out_dir} appeared while these predictions were written (another run wrote "
-            f"it?); it was left as it is and these predictions were not written{kept}"
-        ) from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def check_apart_from_inputs(source, out_dir) -> None:
-    """Refuse an output folder that is, holds or lies inside an input of ``source``.
-
-    Predictions written inside a lake would be read as data by the next fit
-    of it, and ``--overwrite`` of a folder holding an input would delete the
-    input.  Only local inputs are checked (a remote lake cannot overlap a
-    local folder).
-
-    Raises
-    ------
-    ValueError
-        Naming the output and the input it overlaps.
-    """
+def _output_options(source, out_dir, storage_options: dict | None) -> dict:
+    """The fsspec options of the output: given, else the source's on the same file system."""
+    if storage_options is not None:
+        return dict(storage_options)
     items = getattr(source, "path_or_url", None)
-    if items is None or not hasattr(source, "files"):
-        return
-    items = [items] if isinstance(items, (str, os.PathLike)) else list(items)
-    items = [os.fspath(item) for item in items]
-    if any(protocol_of(item) != "file" for item in items):
-        return
-    out = Path(os.path.realpath(out_dir))
-    paths = [strip_protocol(item, "file") for item in items]
-    inputs = [Path(os.path.realpath(path)) for path in paths if os.path.isdir(path)]
-    inputs += [Path(os.path.realpath(f)) for f in source.files]
-    for given in inputs:
-        if out == given or given in out.parents:
-            raise ValueError(f"--out {out_dir} is inside the input {given}: predictions "
-                             "there would be read as data by the next fit of it; choose a "
-                             "folder outside the input")
-        if out in given.parents:
-            raise ValueError(f"--out {out_dir} holds the input {given}; writing there "
-                             "(--overwrite replaces the folder) would destroy the input; "
-                             "choose a folder outside the input")
+    items = [items] if isinstance(items, (str, os.PathLike)) else list(items or [])
+    same = bool(items) and {protocol_of(os.fspath(i)) for i in items} == {
+        protocol_of(os.fspath(out_dir))}
+    return dict(getattr(source, "storage_options", None) or {}) if same else {}
 
 
-def _write_all(model, source, tmp: Path, keep: list[str]):
+def _write_all(model, source, destination, keep: list[str], groups=None):
     params = model.params_
     files: list[str] = []
     n_rows = 0
     for path, pieces in itertools.groupby(source.plan(), key=lambda piece: piece.path):
-        writer = None
-        target = None
+        writer = handle = relative = None
         try:
             for piece in pieces:
                 chunk = source.read(piece)
                 table = _predict_chunk(model, params, chunk,
                                        _passthrough(source, piece, chunk, keep),
                                        source.target is not None,
-                                       where=getattr(source, "shown", str)(path))
+                                       where=getattr(source, "shown", str)(path),
+                                       groups=groups)
                 if writer is None:
                     relative = _safe_relative(chunk.origin, path)
-                    target = tmp / relative
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    writer = pq.ParquetWriter(target, table.schema)
+                    handle = destination.open(relative)
+                    writer = pq.ParquetWriter(handle, table.schema)
                     files.append(relative)
                 writer.write_table(table)
                 n_rows += table.num_rows
         finally:
             if writer is not None:
                 writer.close()
-        if target is not None:
-            _sync_file(target)
+            if handle is not None:
+                handle.close()
+        if relative is not None:
+            destination.file_done(relative)
     return files, n_rows
 
 
+def check_finite_mean(mean: np.ndarray, params, where: str, first_row: int = 0,
+                      tail: str = "") -> np.ndarray:
+    """``mean``, or :class:`DataError` naming the first row where it overflowed.
+
+    Finite inputs give a non-finite mixture mean only when the coefficients
+    are far out of scale for the data (or the model file was edited).
+    """
+    finite = np.isfinite(mean)
+    if not np.all(finite):
+        row = int(np.flatnonzero(~finite)[0])
+        raise DataError(
+            f"{where}: the model predicts {float(mean[row])!r} at row {first_row + row} "
+            f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
+            f"not fit these data, or its file was edited{tail}")
+    return mean
+
+
 def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
-                   with_target: bool = True, where: str | None = None) -> pa.Table:
+                   with_target: bool = True, where: str | None = None,
+                   groups=None) -> pa.Table:
     Xd = design_matrix(chunk.X, model.fit_intercept)
     weights = row_weights(model, chunk)
     with np.errstate(over="ignore", invalid="ignore"):
         means = Xd @ params.beta.T
         mean = _weighted(means, weights, model)
-    if not np.all(np.isfinite(mean)):
-        row = int(np.flatnonzero(~np.isfinite(mean))[0])
-        raise DataError(
-            f"{where or chunk.origin}: the model predicts {float(mean[row])!r} at row "
-            f"{chunk.first_row + row} "
-            f"(its largest coefficient is {np.max(np.abs(params.beta)):.3g}); the model does "
-            "not fit these data, or its file was edited; no predictions were written")
+    check_finite_mean(mean, params, where or chunk.origin, chunk.first_row,
+                      "; no predictions were written")
     columns: dict[str, pa.Array] = {}
     if passthrough is None:
         columns["row_id"] = _row_ids(chunk)
@@ -342,6 +335,8 @@ def _predict_chunk(model, params, chunk, passthrough: pa.Table | None,
         loglik, log_resp, _ = log_responsibilities(Xd, chunk.y, params)
     else:
         loglik, log_resp = np.empty(0), np.empty((0, m))
+    if groups is not None and chunk.n_rows:  # grouped classes: the posteriors of the group
+        log_resp = groups.rows(chunk.groups)
     columns["component"] = pa.array((np.argmax(log_resp, axis=1) + 1).astype(np.int32))
     columns["loglik"] = pa.array(loglik)
     prob = np.exp(log_resp)
@@ -366,18 +361,13 @@ def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
         return None
     partition = dict(piece.partition)
     in_file = [name for name in keep if name not in partition and name != "row_id"]
-    try:
-        with source.filesystem().open_input_file(piece.path) as fh:
-            reader = pq.ParquetFile(fh)
-            names = reader.schema_arrow.names
-            missing = [name for name in in_file if name not in names]
-            if missing:
-                raise DataError(f"{piece.path}: --keep column {missing[0]!r} is missing (the "
-                                f"file has columns {', '.join(names)})")
-            table = reader.read_row_groups(list(piece.row_groups), columns=in_file,
-                                           use_threads=False)
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{piece.path}: cannot read --keep columns: {exc}") from None
+    if getattr(source, "format", "parquet") != "parquet":  # CSV, JSON lines: whole files
+        missing = [name for name in in_file if not source.has_column(name)]
+        if missing:
+            raise DataError(f"--keep column {missing[0]!r} is missing in some files of the data")
+        table = source.read_columns(piece, in_file).select(in_file)
+    else:
+        table = _parquet_columns(source, piece, in_file)
     if chunk.row_ids is not None:
         table = table.take(pa.array(chunk.row_ids - piece.first_row))
     elif table.num_rows != chunk.n_rows:  # pragma: no cover - the source read the same rows
@@ -395,32 +385,24 @@ def _passthrough(source, piece, chunk, keep: list[str]) -> pa.Table | None:
     return pa.table(columns)
 
 
+def _parquet_columns(source, piece, in_file: list[str]) -> pa.Table:
+    """Columns ``in_file`` of the row groups of a Parquet chunk."""
+    try:
+        with source.filesystem().open_input_file(piece.path) as fh:
+            reader = pq.ParquetFile(fh)
+            names = reader.schema_arrow.names
+            missing = [name for name in in_file if name not in names]
+            if missing:
+                raise DataError(f"{piece.path}: --keep column {missing[0]!r} is missing (the "
+                                f"file has columns {', '.join(names)})")
+            return reader.read_row_groups(list(piece.row_groups), columns=in_file,
+                                          use_threads=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{piece.path}: cannot read --keep columns: {exc}") from None
+
+
 def _safe_relative(origin: str, path: str) -> str:
     relative = posixpath.normpath(origin.replace(os.sep, "/")).lstrip("/")
     if relative in ("", ".") or relative.startswith("../"):
         relative = posixpath.basename(path)
-    if not relative.endswith(".parquet"):
-        relative += ".parquet"
-    return relative
-
-
-def _sync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_folder(folder: Path) -> None:
-    for root, _, _ in os.walk(folder):
-        try:
-            fd = os.open(root, os.O_RDONLY)
-        except OSError:  # pragma: no cover - platforms without directory fds
-            return
-        try:
-            os.fsync(fd)
-        except OSError:  # pragma: no cover
-            pass
-        finally:
-            os.close(fd)
+    return output_name(relative)

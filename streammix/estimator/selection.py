@@ -62,6 +62,12 @@ class PlanSubset:
     def feature_names_given(self) -> bool:
         return getattr(self.source, "feature_names_given", True)
 
+    @property
+    def formula_design(self):
+        """The source's formula design (None without one): a model fitted on the subset
+        keeps it as ``formula_``, as one fitted on the whole source does."""
+        return getattr(self.source, "formula_design", None)
+
     def plan(self) -> list:
         return list(self.descriptors)
 
@@ -163,7 +169,8 @@ def format_table(table: list[dict], criterion: str, best_k: int) -> str:
 
 def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
                       sample_weight=None, holdout: float | None = None,
-                      stop_dominated: bool = True, **model_kwargs) -> SelectionResult:
+                      stop_dominated: bool = True, formula=None, groups=None,
+                      **model_kwargs) -> SelectionResult:
     """Fit a mixture for every number of components in ``k`` and choose one.
 
     Parameters
@@ -187,6 +194,14 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         with ``converged`` False and ``dominated`` True.  Over-fitted k
         converge slowly (the information is singular), so this saves most
         of the passes.
+    formula : str, optional
+        A model formula, as for :meth:`MixtureOfLinearRegressions.fit`
+        (``X`` a table or a :class:`~streammix.ParquetSource`); its levels are
+        learned once and every model keeps it as ``formula_``.
+    groups : array-like of shape (n,), optional
+        Group ids of grouped classes (as for ``fit``); a source made with
+        ``groups="id"`` has them already.  Each k is then fitted on its own
+        (its passes are not shared with the other k; no ``holdout``).
     **model_kwargs
         Passed to :class:`MixtureOfLinearRegressions` (``n_init``, ``tol``,
         ``accelerate``, ``engine``, ...); not ``n_components``.
@@ -214,7 +229,15 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     base = models[ks[-1]]
     for model in models.values():
         check_hyperparameters(model)
-    source = as_source(X, y, sample_weight, chunk_rows=base.chunk_rows)
+    if formula is not None:
+        source = formulas.formula_source(base, X, y, sample_weight, formula)
+    else:
+        source = as_source(X, y, sample_weight, chunk_rows=base.chunk_rows)
+    if groups is not None or getattr(source, "groups", None) is not None:
+        if holdout is not None or criterion == "heldout":
+            raise ValueError("select_components with groups has no holdout (yet)")
+        return _select_grouped(models, criterion, lambda model: model.fit(
+            source, groups=groups) if groups is None else model.fit(X, y, groups=groups))
     for model in models.values():
         formulas.prepare(model, source)  # the levels are learned once, by the first
     train, test = source, None
@@ -262,14 +285,7 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         set_fitted(model, result, ctx.source, ctx.profile)
         model.passed_over_ = passed[m]
         model.n_passes_ = lockstep.n_passes + 1
-        crit = model.information_criteria()
-        fitted = int(model.n_components_)
-        table.append({"k": m, "n_components_fitted": fitted, "collapsed": fitted < m,
-                      "eligible": fitted == m, "loglik": crit["loglik"],
-                      "n_parameters": crit["n_parameters"],
-                      "aic": crit["aic"], "bic": crit["bic"], "icl": crit["icl"],
-                      "icl_bic": crit["icl_bic"], "converged": model.converged_,
-                      "n_iter": model.n_iter_, "dominated": stopped[m]})
+        table.append(_row(model, m, stopped[m]))
     n_passes = lockstep.n_passes + 1
     if test is not None:
         params = tuple(models[m].params_ for m in ks)
@@ -286,6 +302,32 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
         chosen = min(eligible, key=lambda row: row[criterion])
     logger.info("select_components: %s chose k=%d after %d passes", criterion, chosen["k"],
                 n_passes)
+    return SelectionResult(table, criterion, chosen["k"], models[chosen["k"]], models,
+                           n_passes)
+
+
+def _row(model, m: int, dominated: bool) -> dict:
+    """The table row of the fitted ``model`` for k = ``m``."""
+    crit = model.information_criteria()
+    fitted = int(model.n_components_)
+    return {"k": m, "n_components_fitted": fitted, "collapsed": fitted < m,
+            "eligible": fitted == m, "loglik": crit["loglik"],
+            "n_parameters": crit["n_parameters"], "aic": crit["aic"], "bic": crit["bic"],
+            "icl": crit["icl"], "icl_bic": crit["icl_bic"], "converged": model.converged_,
+            "n_iter": model.n_iter_, "dominated": dominated}
+
+
+def _select_grouped(models: dict, criterion: str, fit) -> SelectionResult:
+    """Grouped classes: each k fitted on its own by ``fit(model)``, then chosen alike."""
+    table = []
+    for m, model in models.items():
+        fit(model)
+        table.append(_row(model, m, False))
+    eligible = [row for row in table if row["eligible"]] or table
+    chosen = min(eligible, key=lambda row: row[criterion])  # ties go to the smaller k
+    n_passes = sum(model.n_passes_ for model in models.values())
+    logger.info("select_components (grouped): %s chose k=%d after %d passes", criterion,
+                chosen["k"], n_passes)
     return SelectionResult(table, criterion, chosen["k"], models[chosen["k"]], models,
                            n_passes)
 

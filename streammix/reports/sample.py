@@ -39,7 +39,8 @@ def _csv_batches(path: Path, columns: list[str]):
 
 
 def read_sample(path, target: str, features: list[str], size: int = 5000, seed: int = 0, *,
-                on_invalid: str = "error", filters=None, storage_options: dict | None = None):
+                on_invalid: str = "error", filters=None, storage_options: dict | None = None,
+                formula=None):
     """A chunk-invariant random sample of rows of a Parquet data set or a CSV file.
 
     Parameters
@@ -56,6 +57,10 @@ def read_sample(path, target: str, features: list[str], size: int = 5000, seed: 
         Seed of the reservoir sampler.
     on_invalid, filters, storage_options
         As for :class:`~streammix.ParquetSource` (Parquet only).
+    formula : FormulaDesign, optional
+        A learned formula (a model's ``formula_``): the rows are read through
+        it, X holding its design columns (``target`` and ``features`` are then
+        the formula's; Parquet only).
 
     Returns
     -------
@@ -73,7 +78,14 @@ def read_sample(path, target: str, features: list[str], size: int = 5000, seed: 
         raise DataError(f"the target {target!r} is also listed as a feature")
     task = ProfileTask(int(seed), int(size))
     local = Path(path)
-    if local.is_file() and local.suffix.lower() in (".csv", ".gz", ".txt"):
+    if formula is not None:
+        from streammix.data.parquet.source import ParquetSource
+
+        source = ParquetSource(path, formula=formula, on_invalid=on_invalid, filters=filters,
+                               storage_options=storage_options)
+        profile = tree_sum((task(source.read(piece)) for piece in source.plan()),
+                           Profile.empty(len(features), int(size)))
+    elif local.is_file() and local.suffix.lower() in (".csv", ".gz", ".txt"):
         profile = tree_sum(_csv_profiles(local, columns, features, task),
                            Profile.empty(len(features), int(size)))
     else:

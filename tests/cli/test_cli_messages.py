@@ -71,3 +71,23 @@ def test_prediction_folders_follow_the_umask(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert stat.S_IMODE(out.stat().st_mode) == folder_mode  # mkdtemp's 0700 before
         assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {file_mode}
+
+
+def test_debug_tracebacks_leave_without_credentials(monkeypatch, capsys, tmp_path):
+    """``--debug`` shows the traceback, with every credential in a URL redacted."""
+    import streammix.cli.fit as fit_command
+    from streammix.cli.main import main
+
+    secret = "SENTINEL-debug-7f3a"
+
+    def failing(args):
+        raise RuntimeError(f"cannot read http://user:{secret}@127.0.0.1:9/lake?token={secret}")
+
+    monkeypatch.setattr(fit_command, "run_fit", failing)
+    code = main(["--debug", "fit", str(tmp_path), "--target", "y", "--features", "x", "-k", "2",
+                 "--in-process", "--out", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and "in failing" in err
+    assert "RuntimeError: cannot read http://***@127.0.0.1:9/lake?token=***" in err
+    assert secret not in err

@@ -111,3 +111,104 @@ def test_a_missing_column_is_named():
     df = _frame(n=200).drop(columns="x4")
     with pytest.raises(DataError, match="x4"):
         _model().fit(df, formula=FORMULA)
+
+
+@pytest.mark.parametrize("holdout", [None, 0.3])
+def test_model_selection_keeps_the_formula_with_and_without_a_holdout(tmp_path, holdout):
+    from streammix.estimator.selection import select_components
+
+    df = _frame()
+    _lake(df, tmp_path)
+    source = ParquetSource(tmp_path, formula=FORMULA, chunk_rows=500)
+    result = select_components(source, k=[1, 2], holdout=holdout, random_state=0)
+    names = ["x1", "C(region)[T.b]", "C(region)[T.c]", "C(region)[T.d]", "np.log(x4)", "x2:x3"]
+    for model in result.models.values():
+        assert model.formula_.levels == {"region": LEVELS}
+        assert list(model.feature_names_in_) == names
+    chosen = result.model
+    assert chosen.n_components_ == 2
+    new = _frame(n=40, seed=7)
+    new = new[new.region.isin(["b", "d"])]
+    by_hand = design_mean(chosen, _design(new))
+    np.testing.assert_allclose(chosen.predict(new), by_hand, rtol=0, atol=1e-10)
+    model_file = tmp_path.parent / f"chosen-{holdout}.json"
+    chosen.save(model_file)
+    loaded = MixtureOfLinearRegressions.load(model_file)
+    np.testing.assert_array_equal(loaded.predict(new), chosen.predict(new))
+    assert "C(region)[T.d]" in str(loaded.summary())
+
+
+def test_model_selection_of_a_table_with_a_formula_equals_the_lake(tmp_path):
+    from streammix.estimator.selection import select_components
+
+    ordered = _lake(_frame(), tmp_path)
+    memory = select_components(ordered, k=[2], formula=FORMULA, random_state=0, chunk_rows=500)
+    lake = select_components(ParquetSource(tmp_path, formula=FORMULA, chunk_rows=500), k=[2],
+                             random_state=0, chunk_rows=500)
+    assert memory.model.formula_ == lake.model.formula_
+    np.testing.assert_allclose(memory.model.coef_, lake.model.coef_, rtol=0, atol=1e-10)
+
+
+def design_mean(model, X: np.ndarray) -> np.ndarray:
+    """Σ_j π_j (b_j + x a_j) of a hand-built design ``X``."""
+    return (model.intercept_ + X @ model.coef_.T) @ model.weights_
+
+
+def _lake_with_bad_values(folder):
+    """Two files: a null region (file 0, row 3); a NaN x2, used only in x2:x3 (file 1,
+    row 10); x4 = 0, so np.log(x4) = -inf (file 1, row 20)."""
+    df = _frame(n=1000)
+    first, second = df.iloc[:500].copy(), df.iloc[500:].copy()
+    region = first.region.astype(object)
+    region.iloc[3] = None
+    first["region"] = region
+    second.iloc[10, second.columns.get_loc("x2")] = np.nan
+    second.iloc[20, second.columns.get_loc("x4")] = 0.0
+    paths = [folder / "part-0.parquet", folder / "part-1.parquet"]
+    for part, path in zip([first, second], paths, strict=True):
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), path,
+                       row_group_size=200)
+    return [str(p) for p in paths]
+
+
+def test_count_invalid_counts_the_formula_columns_by_file_and_column(tmp_path):
+    paths = _lake_with_bad_values(tmp_path)
+    source = ParquetSource(tmp_path, formula=FORMULA, on_invalid="drop", chunk_rows=200)
+    counted = source.count_invalid()
+    assert counted.by_column == {"region": 1, "x2": 1, "np.log(x4)": 1}
+    assert counted.by_file == {paths[0]: 1, paths[1]: 2}
+    assert counted.n_rows == 3
+    fitted = _model().fit(source)
+    assert fitted.n_rows_ == 1000 - counted.n_rows
+
+
+@pytest.mark.parametrize("drop_first, message", [
+    (False, r"part-0\.parquet: column 'region' has 1 null.*row 3"),
+    (True, r"part-1\.parquet: column 'x2' has 1 null, NaN or infinite values, first at row 10"),
+])
+def test_a_bad_value_in_a_formula_column_is_an_error_naming_file_and_column(
+        tmp_path, drop_first, message):
+    _lake_with_bad_values(tmp_path)
+    if drop_first:  # without file 0, the first bad value is x2's in file 1
+        (tmp_path / "part-0.parquet").unlink()
+    source = ParquetSource(tmp_path, formula=FORMULA, chunk_rows=200)
+    with pytest.raises(DataError, match=message):
+        _model().fit(source)
+
+
+def test_partial_fit_continues_a_formula_fit_on_tables_like_the_hand_built_design():
+    df = _frame()
+    by_formula = _model().fit(df, formula=FORMULA)
+    by_hand = _model().fit(_design(df), df.y.to_numpy())
+    for seed in (11, 12):
+        batch = _frame(n=300, seed=seed)
+        batch = batch[batch.region != "a"] if seed == 11 else batch  # some levels only
+        by_formula.partial_fit(batch)
+        by_hand.partial_fit(_design(batch), batch.y.to_numpy())
+    assert by_formula.formula_.levels == {"region": LEVELS}
+    np.testing.assert_allclose(by_formula.coef_, by_hand.coef_, rtol=0, atol=1e-10)
+    new = _frame(n=20, seed=13)
+    np.testing.assert_allclose(by_formula.predict(new), by_hand.predict(_design(new)),
+                               rtol=0, atol=1e-10)
+    with pytest.raises(DataError, match=r"column 'region' has level 'zz'"):
+        by_formula.partial_fit(new.assign(region="zz"))

@@ -104,9 +104,16 @@ def test_missing_or_renamed_columns_are_refused(frame):
 def test_arrays_are_taken_by_position_with_a_warning_when_fitted_on_names(frame, data):
     X, y = data
     fitted = model().fit(frame, target="y")
-    with pytest.warns(FeatureNamesWarning, match="does not have valid feature names"):
-        by_position = fitted.predict(X)
-    np.testing.assert_array_equal(by_position, fitted.predict(frame))
+    for method in (fitted.predict, fitted.predict_components):
+        with pytest.warns(FeatureNamesWarning, match="does not have valid feature names") as seen:
+            by_position = method(X)
+        assert seen[0].filename == __file__  # the caller's line, not the library's
+        np.testing.assert_array_equal(by_position, method(frame))
+    for method in (fitted.predict_proba, fitted.score_samples):
+        with pytest.warns(FeatureNamesWarning, match="does not have valid feature names") as seen:
+            by_position = method(X, y)
+        assert seen[0].filename == __file__
+        np.testing.assert_array_equal(by_position, method(frame[["x1", "x2", "x3"]], y))
     on_arrays = model().fit(X, y)
     assert not hasattr(on_arrays, "feature_names_in_")
     with warnings.catch_warnings():

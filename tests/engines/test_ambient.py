@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -49,7 +50,7 @@ def lake(tmp_path_factory, data):
 def client():
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         yield client
 
 
@@ -99,4 +100,5 @@ def test_dask_frames_fit_on_the_cluster_like_in_memory(client, lake, data):
     ambient, tasks = cluster_tasks(client, lambda: model().fit(ddf, target="y"))
     assert tasks
     assert_same_fit(ambient, reference)
-    np.testing.assert_allclose(ambient.predict(X), reference.predict(X), rtol=1e-10)
+    named = pd.DataFrame(X, columns=["x1", "x2"])  # the fit's names: no FeatureNamesWarning
+    np.testing.assert_allclose(ambient.predict(named), reference.predict(X), rtol=1e-10)

@@ -78,7 +78,80 @@ def test_null_group_id_refused():
         MixtureOfLinearRegressions(2).fit(X, y, groups=ids)
 
 
-def test_standard_errors_refused():
-    X, y, ids = _data()
-    with pytest.raises(ValueError, match="standard errors of fits with groups"):
-        MixtureOfLinearRegressions(2).fit(X, y, groups=ids, se=True)
+def test_standard_errors_are_the_inverse_hessian_of_the_grouped_loglik(tmp_path):
+    """Louis' SEs of a grouped fit against the inverse of a finite-difference Hessian of
+    the grouped log-likelihood at the fit (working parameters), and the same from a lake."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from streammix import ParquetSource
+    from streammix.algorithms.parameter_layout import ParameterLayout
+    from streammix.core.grouped_estep import group_codes, group_log_posteriors
+    from streammix.core.stats import design_matrix
+
+    X, y, ids = _data(n_groups=80)
+    kw = dict(tol=1e-10, max_iter=2000, random_state=0, accelerate=None)
+    model = MixtureOfLinearRegressions(2, **kw).fit(X, y, groups=ids, se=True)
+    layout = ParameterLayout(2, 2, "per_component")
+    theta = np.zeros(layout.size)
+    params = model.params_
+    theta[layout.beta_index] = params.beta
+    theta[layout.eta_index] = 0.5 * np.log(params.sigma2)
+    theta[layout.alpha_index] = np.log(params.weights[1:] / params.weights[0])
+    Xd, codes = design_matrix(X, True), group_codes(ids)
+
+    def loglik(t):
+        return group_log_posteriors(Xd, y, codes, layout.params(t))[1].sum()
+
+    h = 1e-4
+    eye = np.eye(layout.size) * h
+    hess = np.array([[(loglik(theta + a + b) - loglik(theta + a - b) - loglik(theta - a + b)
+                       + loglik(theta - a - b)) / (4 * h * h) for b in eye] for a in eye])
+    se = np.sqrt(np.diag(np.linalg.inv(-hess)))
+    np.testing.assert_allclose(np.sqrt(np.diag(model.vcov_)), se, rtol=1e-3)
+    assert model.se_method_ == "louis" and model.bse_["coef"].shape == (2, 2)
+    order = np.argsort(ids, kind="stable")  # stored by group, row groups cutting groups
+    pq.write_table(pa.table({"x": X[order, 0], "y": y[order], "id": ids[order]}),
+                   tmp_path / "lake.parquet", row_group_size=97)
+    lake = MixtureOfLinearRegressions(2, init=model.params_, **kw).fit(
+        ParquetSource(tmp_path, target="y", features=["x"], groups="id", chunk_rows=97),
+        se=True)
+    np.testing.assert_allclose(lake.vcov_, model.vcov_, rtol=1e-6, atol=1e-12)
+    with pytest.raises(ValueError, match="fitted with grouped classes: its standard errors"):
+        model.compute_se(X, y)  # row by row: refused, not silently other SEs
+
+
+def test_group_count_is_saved_and_forgotten_by_a_row_wise_refit(tmp_path):
+    X, y, ids = _data(n_groups=60)
+    z = np.random.default_rng(0).normal(size=(X.shape[0], 1))
+    model = MixtureOfLinearRegressions(2, random_state=0).fit(X, y, concomitant=z)
+    model.fit(X, y, groups=ids)  # a grouped refit forgets the earlier gate
+    assert not hasattr(model, "concomitant_coef_") and model.n_groups_ == 60
+    model.save(tmp_path / "model.json")
+    loaded = MixtureOfLinearRegressions.load(tmp_path / "model.json")
+    assert loaded.n_groups_ == 60
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    model.fit(X, y)  # row-wise: no group count
+    assert not hasattr(model, "n_groups_")
+
+
+def test_select_components_with_groups_chooses_two(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from streammix import ParquetSource, select_components
+
+    X, y, ids = _data(n_groups=80)
+    result = select_components(X, y, groups=ids, k=[1, 2, 3], random_state=0)
+    assert result.best_k == 2 and [row["k"] for row in result.table] == [1, 2, 3]
+    alone = MixtureOfLinearRegressions(2, random_state=0).fit(X, y, groups=ids)
+    assert result.table[1]["bic"] == pytest.approx(alone.information_criteria()["bic"],
+                                                   rel=1e-12)
+    assert result.model.n_groups_ == 80
+    pq.write_table(pa.table({"x": X[:, 0], "y": y, "id": ids}), tmp_path / "lake.parquet",
+                   row_group_size=200)
+    lake = select_components(ParquetSource(tmp_path, target="y", features=["x"], groups="id"),
+                             k=[1, 2], random_state=0)
+    assert lake.best_k == 2 and lake.model.n_groups_ == 80
+    with pytest.raises(ValueError, match="no holdout"):
+        select_components(X, y, groups=ids, k=[1, 2], holdout=0.2)

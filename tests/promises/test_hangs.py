@@ -178,6 +178,25 @@ def test_a_frozen_scheduler_stops_the_fit_with_one_line_and_keeps_the_checkpoint
     _checkpoint_resumes_in_process(lake, tmp_path, *slow)
 
 
+def test_a_killed_scheduler_stops_the_fit_with_one_line_and_keeps_the_checkpoint(tmp_path):
+    lake = two_line_lake(tmp_path / "lake")
+    # (the last --worker-timeout counts: a loaded machine is not taken for a dead scheduler)
+    slow = ("--max-iter", 60, "--tol", 0, "--worker-timeout", 15)
+    with _scheduler(1) as (address, scheduler, _):
+        proc, err, elapsed = _fit_and_after_pass_3(
+            lake, tmp_path, address, slow, lambda: scheduler.send_signal(signal.SIGKILL))
+    assert proc.returncode == 1 and elapsed < 30, err
+    assert _error_line(err) == (
+        f"streammix fit: error: lost the connection to the scheduler at {address} (its "
+        "process ended or the network failed); the pass was abandoned")
+    # Dask's client logged ~30 lines of its reconnection's traceback here.
+    assert "Traceback" not in err and "CancelledError" not in err, err
+    others = [line for line in err.splitlines() if "streammix.cli.progress" not in line]
+    assert len(others) <= 3, err
+    assert not (tmp_path / "m.json").exists()
+    _checkpoint_resumes_in_process(lake, tmp_path, *slow)
+
+
 def test_every_worker_killed_stops_the_fit_after_the_worker_timeout(tmp_path):
     lake = two_line_lake(tmp_path / "lake")
     slow = ("--max-iter", 60, "--tol", 0)

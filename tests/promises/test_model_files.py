@@ -22,7 +22,7 @@ import pytest
 from support import ROOT
 from support.mixtures import make_mixture
 
-from streammix import MixtureOfLinearRegressions, ModelFileError, RecordError
+from streammix import DataError, MixtureOfLinearRegressions, ModelFileError, RecordError
 from streammix.cli.main import main as cli_main
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -133,7 +133,14 @@ def test_every_kind_of_edited_model_file_names_its_field(model_file, name, edit,
 
 def test_a_model_that_predicts_inf_writes_no_predictions(model_file, tmp_path):
     path = _edited(model_file, lambda r: r["fitted"]["params"]["beta"][0].__setitem__(1, 1e308))
-    assert MixtureOfLinearRegressions.load(path).coef_[0, 0] == 1e308  # finite: loadable
+    model = MixtureOfLinearRegressions.load(path)
+    assert model.coef_[0, 0] == 1e308  # finite: loadable
+    # The Python API refuses to return inf too (it did), naming the row.
+    X = pq.read_table(model_file["lake"] / "part-0.parquet").to_pandas()[
+        list(model.feature_names_in_)]
+    with pytest.raises(DataError, match=r"^X: the model predicts -?inf at row \d+ \(its "
+                                        r"largest coefficient is 1e\+308\)"):
+        model.predict(X)
     run = _cli("predict", path, model_file["lake"], "--out", tmp_path / "pred")
     assert run.returncode == 1
     assert "the model predicts -inf at row 8 (its largest coefficient is 1e+308)" in run.stderr

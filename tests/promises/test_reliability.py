@@ -128,6 +128,40 @@ def test_worker_killed_while_tasks_of_an_iteration_wait_gives_the_undisturbed_fi
     assert scheduler_tasks(client) == 0
 
 
+def test_worker_killed_mid_pass_of_a_grouped_fit_gives_the_undisturbed_fit(client, tmp_path):
+    """Grouped classes (tasks joining chunks that share groups): a worker dies once while
+    reading a chunk of pass 3; the task is retried and the fit is that of this process."""
+    rng = np.random.default_rng(4)
+    ids = np.repeat(np.arange(200), rng.integers(3, 9, 200))
+    x = rng.uniform(0, 10, ids.size)
+    y = np.where(rng.integers(0, 2, 200)[ids] == 0, 1 + 2 * x, 8 - x) + rng.normal(0, 2, ids.size)
+    root = tmp_path / "lake"
+    root.mkdir()
+    for k, rows in enumerate(np.array_split(np.arange(ids.size), 3)):  # cut through groups
+        pq.write_table(pa.table({"id": ids[rows], "x": x[rows], "y": y[rows]}),
+                       str(root / f"part-{k}.parquet"), row_group_size=100)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    source = GatedSource(root, gate=gate, target="y", features=["x"], groups="id",
+                         chunk_rows=100)
+    reference = model(InProcessEngine(), tol=1e-3).fit(
+        ParquetSource(root, target="y", features=["x"], groups="id", chunk_rows=100))
+    assert reference.n_passes_ >= 5
+    before = worker_pids(client)
+
+    def arm(record):  # pass 3 kills the worker that first reads a chunk of part-1.parquet
+        if record["iteration"] == 1:
+            (gate / "crash-once").write_text("part-1.parquet")
+
+    fitted = model(DaskEngine(client), tol=1e-3).fit(source, callback=arm)
+    assert (gate / "crashed").exists()
+    assert_same_fit(fitted, reference, 1e-10)
+    assert fitted.n_iter_ == reference.n_iter_ and fitted.n_groups_ == reference.n_groups_ == 200
+    client.wait_for_workers(3, timeout=60)
+    assert worker_pids(client) != before  # one worker process was replaced
+    assert scheduler_tasks(client) == 0
+
+
 # ------------------------------------------------------------------ 2. poison chunk
 def test_a_chunk_that_kills_every_worker_stops_the_fit_naming_it_and_keeps_the_checkpoint(
         client, lake, undisturbed, tmp_path):

@@ -5,6 +5,9 @@ They are read on Dask worker processes, so their state lives in files of a
 
 * ``crash`` holds a file name: reading any chunk of that file ends the reading
   process at once (``os._exit``), as a segfaulting reader would.
+* ``crash-once`` holds a file name: the first read of a chunk of that file
+  (over all processes) leaves a marker ``crashed`` and ends the reading
+  process; later reads succeed (a worker lost once, mid-pass).
 * ``flaky``: the first read of each chunk raises ``OSError`` and leaves a
   marker ``failed-<file>-<first row>``; later reads of that chunk succeed.
 * ``slow`` holds a number of seconds: every read first sleeps that long.
@@ -36,6 +39,15 @@ class GatedSource(ParquetSource):
         crash = gate / "crash"
         if crash.exists() and os.path.basename(piece.path) == crash.read_text().strip():
             os._exit(3)  # the worker process dies with the task
+        once = gate / "crash-once"
+        if once.exists() and os.path.basename(piece.path) == once.read_text().strip():
+            try:
+                with open(gate / "crashed", "x"):
+                    pass
+            except FileExistsError:
+                pass
+            else:
+                os._exit(3)  # this worker dies once; the task is retried elsewhere
         if (gate / "flaky").exists():
             marker = gate / f"failed-{os.path.basename(piece.path)}-{piece.first_row}"
             try:

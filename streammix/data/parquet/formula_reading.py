@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from streammix.data.formula import FormulaDesign, LevelSet
 from streammix.exceptions import DataError
 
@@ -65,7 +69,10 @@ class FormulaReadingMixin:
         return type(self)(self.path_or_url, formula=design, weight=self.weight,
                           filters=self.filters, storage_options=self.storage_options,
                           chunk_rows=self.chunk_rows, on_invalid=self.on_invalid,
-                          concomitant=self.concomitant or None)
+                          concomitant=self.concomitant or None,
+                          groups=getattr(self, "groups", None),
+                          max_task_rows=getattr(self, "max_task_rows", None),
+                          format=getattr(self, "format", None))
 
     def _formula_rows(self, piece, table, row_ids, bad):
         """The design matrix of a chunk's rows and the mask of rows to drop."""
@@ -78,6 +85,39 @@ class FormulaReadingMixin:
                 raise DataError(message)
             bad = design_bad if bad is None else bad | design_bad
         return X, bad
+
+    def _formula_invalid(self, piece, table, bad, counts: dict):
+        """The rows a fit drops for the formula's columns, and the counts by column.
+
+        ``bad`` and ``counts`` are those of the target, weight and concomitant
+        columns; added are the null (and, for numbers, NaN or infinite) values
+        of every column the formula reads, then the NaN or infinite values of
+        its design columns (``np.log(x)`` of x <= 0) on the rows still kept.
+        """
+        design = self._design
+        counts = dict(counts)
+        for name in design.variables:
+            column = table.column(name)
+            if pa.types.is_dictionary(column.type):
+                column = pc.cast(column, column.type.value_type)
+            col_bad = column.is_null().to_numpy(zero_copy_only=False)
+            if name not in design.levels and pa.types.is_floating(column.type):
+                values = column.to_numpy(zero_copy_only=False)
+                col_bad = col_bad | ~np.isfinite(np.asarray(values, dtype=np.float64))
+            if col_bad.any():
+                counts[name] = counts.get(name, 0) + int(col_bad.sum())
+                bad = col_bad if bad is None else bad | col_bad
+        keep = np.ones(table.num_rows, bool) if bad is None else ~bad
+        X, _, _ = design.encode(table.filter(pa.array(keep)), self.shown(piece.path))
+        nonfinite = ~np.isfinite(X)
+        for k in np.flatnonzero(nonfinite.any(axis=0)):
+            name = design.feature_names[k]
+            counts[name] = counts.get(name, 0) + int(nonfinite[:, k].sum())
+        if nonfinite.any():
+            rows = np.flatnonzero(keep)[nonfinite.any(axis=1)]
+            bad = np.zeros(table.num_rows, bool) if bad is None else bad.copy()
+            bad[rows] = True
+        return bad, counts
 
 
 class LevelsView:

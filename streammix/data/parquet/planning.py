@@ -33,6 +33,7 @@ from streammix.data.parquet.files import (
 )
 from streammix.data.parquet.pieces import ParquetPiece
 from streammix.data.parquet.stamps import FileStamp, footer_hash
+from streammix.data.parquet.text_formats import choose_format, plan_text_file
 from streammix.exceptions import DataError
 
 __all__ = ["PlanningMixin"]
@@ -68,7 +69,10 @@ class PlanningMixin:
         self.files = files
         self.partition_names, self.partition_types, partitions = hive_partitions(files,
                                                                                    self.root)
-        self._plan = self._plan_files(partitions)
+        self.format = choose_format(getattr(self, "format", None), files,
+                                    redact_url(self.path_or_url))
+        self._plan = (self._plan_files(partitions) if self.format == "parquet"
+                      else self._plan_text_files(partitions))
 
     def _plan_files(self, partitions: dict) -> list[ParquetPiece]:
         self.filesystem()  # made once, before the threads below use it
@@ -113,6 +117,27 @@ class PlanningMixin:
             plan.extend(self._group(path, keep, sizes, starts, part, stamp))
         plan.sort()
         logger.info("planned %d chunks from %d files (%d rows)", len(plan), len(self.files),
+                    sum(p.n_rows for p in plan))
+        return plan
+
+    def _plan_text_files(self, partitions: dict) -> list[ParquetPiece]:
+        """One chunk per CSV or JSON-lines file (:mod:`~streammix.data.parquet.text_formats`)."""
+        self.filesystem()
+        file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
+        numeric = [c for c in self.columns if c in file_columns]
+        n_threads = 1 if self._protocol == "file" or len(self.files) < 2 else 8
+        with ThreadPoolExecutor(n_threads) as pool:
+            planned = list(pool.map(lambda path: plan_text_file(
+                self, path, file_columns, numeric, partitions[path]), self.files))
+        plan: list[ParquetPiece] = []
+        for path, (pieces, names) in zip(self.files, planned, strict=True):
+            if isinstance(pieces, DataError):
+                raise pieces
+            self._common_columns = set(names) if path == self.files[0] \
+                else self._common_columns & set(names)
+            plan.extend(pieces)
+        plan.sort()
+        logger.info("planned %d %s files (%d rows)", len(plan), self.format,
                     sum(p.n_rows for p in plan))
         return plan
 

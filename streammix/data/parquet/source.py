@@ -28,9 +28,11 @@ from streammix.data.parquet.files import (
     redact_url,
 )
 from streammix.data.parquet.formula_reading import FormulaReadingMixin
+from streammix.data.parquet.grouping import GroupingMixin
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
 from streammix.data.parquet.planning import PlanningMixin
 from streammix.data.parquet.stamps import check_stamp, footer_hash, local_mtime_ns
+from streammix.data.parquet.text_formats import read_text_table
 from streammix.exceptions import DataError, SourceChangedError
 from streammix.redact import redact
 
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 ON_INVALID = ("error", "drop")
 
 
-class ParquetSource(FormulaReadingMixin, PlanningMixin):
+class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
     """Rows of one or many Parquet files, read chunk by chunk.
 
     Parameters
@@ -97,6 +99,21 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
         pass before the fit (:meth:`learn_levels`), so every chunk has the
         same columns; a learned design (a model's ``formula_``) is used as
         it is, and a level it lacks is an error naming column and level.
+    groups : str, optional
+        Column of group ids (integers or strings) for grouped classes, flexmix's
+        ``y ~ x | id``: every row of a group shares one component, and
+        ``fit(source)`` fits so.  A fit first reads the group column alone to
+        find which chunks hold each group, and joins chunks that share a group
+        into one map task (:mod:`streammix.data.parquet.group_plan`).  A null id
+        is an error naming the file and column.  Lakes not stored by group are
+        rewritten with :func:`streammix.regroup`.
+    max_task_rows : int, optional
+        With ``groups``: the most rows a map task of joined chunks may hold
+        (default 8 × ``chunk_rows``); a group spread so that its task would be
+        larger is an error naming the group and its files.
+    format : {"parquet", "csv", "json"}, optional
+        The files' format, by default the one their names say (``.csv``, ``.jsonl`` ...;
+        else Parquet); a CSV or JSON-lines file is one chunk (see the lakes guide).
 
     Raises
     ------
@@ -126,7 +143,8 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
     def __init__(self, path_or_url, *, target: str | None = None, features=None,
                  weight: str | None = None, filters=None, storage_options: dict | None = None,
                  chunk_rows: int = 131_072, on_invalid: str = "error", concomitant=None,
-                 formula=None):
+                 formula=None, groups: str | None = None, max_task_rows: int | None = None,
+                 format: str | None = None):
         self._design = None
         if formula is not None:
             self._design = self._formula_design(formula, target, features)
@@ -157,8 +175,17 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
         self.chunk_rows = int(chunk_rows)
         self.on_invalid = on_invalid
         self.concomitant = _concomitant_names(concomitant, self.target, self.weight)
+        self.groups = None if groups is None else str(groups)
+        if self.groups is not None and self.groups in [target, weight, *features]:
+            raise ValueError(f"the group column {self.groups!r} must not be the target, the "
+                             "weight or a feature")
+        if max_task_rows is not None and (isinstance(max_task_rows, bool)
+                                          or int(max_task_rows) < 1):
+            raise ValueError(f"max_task_rows must be an integer >= 1, got {max_task_rows!r}")
+        self.max_task_rows = None if max_task_rows is None else int(max_task_rows)
         self._fs = None
         self._expr = None if self.filters is None else pq.filters_to_expression(self.filters)
+        self.format = format
         self._discover()
 
     # ------------------------------------------------------------ public face
@@ -204,7 +231,7 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
         """Read one chunk: its row groups, only the needed columns."""
         values, row_ids, bad, _, table = self._read_values(piece, with_table=True)
         origin = self._origin(piece.path)
-        X = None
+        X, groups = None, self._chunk_groups(piece, table, row_ids)
         if self._design is not None:  # the design columns of the formula
             X, bad = self._formula_rows(piece, table, row_ids, bad)
         n_bad = int(bad.sum()) if bad is not None else 0
@@ -212,6 +239,7 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
             keep = ~bad
             values = {name: v[keep] for name, v in values.items()}
             row_ids = row_ids[keep]
+            groups = None if groups is None else groups[keep]
             X = None if X is None else np.asfortranarray(X[keep])
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
                         self.shown(piece.path), n_bad)
@@ -237,7 +265,7 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
         contiguous = n == 0 or (row_ids[0] == piece.first_row and row_ids[-1] == piece.first_row
                                 + n - 1)
         return Chunk(X, y, w, origin, piece.first_row,
-                     None if contiguous else row_ids, Z)
+                     None if contiguous else row_ids, Z, groups)
 
     def count_invalid(self, engine=None) -> InvalidRows:
         """Count rows with null, NaN or infinite values, per file and column.
@@ -245,15 +273,23 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
         One pass that reads the same columns as a fit; with
         ``on_invalid="drop"`` its ``n_rows`` is the number of rows a fit
         drops.  ``engine`` is any streammix engine (default in-process).
+        With a formula, every column it reads counts (a null level of a
+        categorical, a NaN in a number used only inside a term), and so does
+        a design column that is NaN or infinite on a kept row (``np.log(x)``
+        of x <= 0, counted under the design column's name); the levels are
+        learned first (:meth:`learn_levels`, one more pass) if they are not.
         """
         from streammix.engines.inprocess import InProcessEngine
         engine = InProcessEngine() if engine is None else engine
+        if self._design is not None:
+            self.learn_levels(engine)
         return engine.map_reduce(_InvalidRowsView(self), _identity, InvalidRows())
 
     def describe(self) -> str:
         """A short multi-line summary without secrets."""
         lines = [
-            f"ParquetSource {redact_url(self.path_or_url)}",
+            f"ParquetSource {redact_url(self.path_or_url)}"
+            + (f" ({self.format} files)" if self.format != "parquet" else ""),
             f"  files: {self.n_files} ({self.root or '.'}), chunks: {len(self._plan)}, "
             f"rows: {self.n_rows}",
             f"  target: {self.target!r}, features: {self.features}, weight: {self.weight!r}",
@@ -262,6 +298,8 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
             lines.append(f"  formula: {self._design.formula}")
         if self.concomitant:
             lines.append(f"  concomitant: {self.concomitant}")
+        if self.groups is not None:
+            lines.append(f"  groups: {self.groups!r} (tasks of at most {self.task_row_bound} rows)")
         if self.partition_names:
             lines.append(f"  partition columns: {list(self.partition_names)}")
         if self.filters is not None:
@@ -278,6 +316,8 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
         return (f"ParquetSource({redact_url(self.path_or_url)!r}, target={self.target!r}, "
                 f"features={self.features!r}, weight={self.weight!r}, filters={self.filters!r}, "
                 f"chunk_rows={self.chunk_rows}, on_invalid={self.on_invalid!r}{opts}"
+                + (f", groups={self.groups!r}" if self.groups is not None else "")
+                + (f", format={self.format!r}" if self.format != "parquet" else "")
                 + (f", formula={self._design.formula!r})" if self._design is not None else ")"))
 
     def __getstate__(self) -> dict:
@@ -331,9 +371,12 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
             return values, row_ids, bad, counts, table
         return values, row_ids, bad, counts
 
-    def _read_table(self, piece: ParquetPiece) -> pa.Table:
-        file_columns = [c for c in self._needed_columns() if c not in self.partition_names]
+    def _read_table(self, piece: ParquetPiece, columns: list[str] | None = None) -> pa.Table:
+        needed = self._needed_columns() if columns is None else columns
+        file_columns = [c for c in needed if c not in self.partition_names]
         local = self._protocol == "file"
+        if getattr(self, "format", "parquet") != "parquet":
+            return self._with_partitions(read_text_table(self, piece, file_columns), piece, needed)
         try:
             with self.filesystem().open_input_file(piece.path) as fh:
                 reader = pq.ParquetFile(fh)
@@ -350,8 +393,15 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
                               f"{list(piece.row_groups)}: {exc}")
             error.transient = isinstance(exc, OSError)  # engines retry I/O errors
             raise error from None
+        return self._with_partitions(table, piece, needed)
+
+    def read_columns(self, piece: ParquetPiece, columns: list[str]) -> pa.Table:
+        """Columns of a chunk's files or partitions, all its rows (before filters)."""
+        return self._read_table(piece, list(columns))
+
+    def _with_partitions(self, table: pa.Table, piece: ParquetPiece, needed) -> pa.Table:
         for name, value in piece.partition:
-            if name in self._needed_columns():
+            if name in needed:
                 typ = self.partition_types[name]
                 table = table.append_column(name, pa.array([value] * table.num_rows, typ))
         return table
@@ -373,10 +423,16 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
         cols = list(self.columns)
         if getattr(self, "_design", None) is not None:
             cols += [c for c in self._design.variables if c not in cols]
+        if getattr(self, "groups", None) is not None and self.groups not in cols:
+            cols.append(self.groups)
         for name in filter_columns(self.filters):
             if name not in cols:
                 cols.append(name)
         return cols
+
+    def filter_column_names(self) -> list[str]:
+        """The columns the filters name."""
+        return list(filter_columns(self.filters))
 
     @property
     def readable_on(self) -> str:
@@ -406,6 +462,10 @@ class ParquetSource(FormulaReadingMixin, PlanningMixin):
 def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
     if concomitant is None:
         return []
+    if isinstance(concomitant, str) and "~" in concomitant:
+        raise ValueError(f"concomitant={concomitant!r}: a gate formula is available for "
+                         "tables in memory (fit(df, concomitant='~ ...')); a ParquetSource "
+                         "takes the names of numeric z columns (make dummy columns first)")
     names = [concomitant] if isinstance(concomitant, str) else [str(c) for c in concomitant]
     if len(set(names)) != len(names):
         raise ValueError(f"concomitant has repeated names: {names}")
@@ -424,7 +484,10 @@ class _InvalidRowsView:
         return self.source.plan()
 
     def read(self, piece: ParquetPiece) -> InvalidRows:
-        _, _, bad, by_column = self.source._read_values(piece, on_invalid="drop")
+        _, _, bad, by_column, table = self.source._read_values(piece, on_invalid="drop",
+                                                                with_table=True)
+        if self.source._design is not None:  # the columns the formula reads, too
+            bad, by_column = self.source._formula_invalid(piece, table, bad, by_column)
         n_bad = 0 if bad is None else int(bad.sum())
         by_file = {self.source.shown(piece.path): n_bad} if n_bad else {}
         return InvalidRows(n_bad, by_column, by_file)

@@ -1,0 +1,106 @@
+"""A gate given by a formula, ``concomitant="~ z1 + C(segment)"``: the same fit as the
+hand-built treatment-coded z columns (levels sorted, the first the baseline), levels
+kept in the model file and applied to new tables, unseen levels refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from streammix import DataError, MixtureOfLinearRegressions
+
+GATE = "~ z1 + C(segment)"
+SEGMENTS = ["p", "q", "r"]
+INIT = {"weights": [0.5, 0.5], "intercept": [2.0, -2.0], "coef": [[1.0], [-1.0]],
+        "sigma": [1.0, 1.0]}
+
+
+def _frame(n: int, seed: int, segments=SEGMENTS) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x1": rng.normal(size=n), "z1": rng.normal(size=n),
+                       "segment": rng.choice(segments, n)})
+    shift = df.segment.map({"p": 0.0, "q": 1.0, "r": -1.2}).to_numpy()
+    second = rng.random(n) < 1.0 / (1.0 + np.exp(-(0.2 + 1.2 * df.z1 + shift)))
+    df["y"] = np.where(second, -2.0 - df.x1, 2.0 + df.x1) + rng.normal(scale=0.7, size=n)
+    return df
+
+
+def _z(df: pd.DataFrame) -> np.ndarray:
+    return np.column_stack([df.z1, df.segment == "q", df.segment == "r"]).astype(float)
+
+
+def _model() -> MixtureOfLinearRegressions:
+    return MixtureOfLinearRegressions(2, init=INIT, tol=1e-10, max_iter=3000)
+
+
+@pytest.fixture(scope="module")
+def fits():
+    df = _frame(1500, 1)
+    by_formula = _model().fit(df, formula="y ~ x1", concomitant=GATE)
+    by_hand = _model().fit(df[["x1"]], df.y.to_numpy(), concomitant=_z(df))
+    return by_formula, by_hand
+
+
+def test_a_gate_formula_fits_like_hand_built_dummy_columns(fits):
+    by_formula, by_hand = fits
+    assert by_formula.concomitant_names_ == ["z1", "C(segment)[T.q]", "C(segment)[T.r]"]
+    assert by_formula.concomitant_formula_.levels == {"segment": SEGMENTS}
+    assert list(by_formula.feature_names_in_) == ["x1"]
+    np.testing.assert_allclose(by_formula.concomitant_coef_, by_hand.concomitant_coef_,
+                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(by_formula.coef_, by_hand.coef_, rtol=0, atol=1e-10)
+    assert by_formula.loglik_ == pytest.approx(by_hand.loglik_, rel=1e-12)
+    # the gate found the generating effects (in the second component's row)
+    gate = by_formula.concomitant_coef_
+    second = int(np.argmax(gate[:, 1]))
+    np.testing.assert_allclose(gate[second] - gate[1 - second], [0.2, 1.2, 1.0, -1.2],
+                               atol=0.35)
+
+
+def test_saved_gate_levels_predict_new_tables_with_some_levels(fits, tmp_path):
+    by_formula, by_hand = fits
+    by_formula.save(tmp_path / "model.json")
+    loaded = MixtureOfLinearRegressions.load(tmp_path / "model.json")
+    assert loaded.concomitant_formula_ == by_formula.concomitant_formula_
+    new = _frame(80, 2, segments=["q", "r"])
+    Z = _z(new)
+    np.testing.assert_allclose(loaded.predict_weights(new), by_hand.predict_weights(Z),
+                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(loaded.predict(new, concomitant=new),
+                               by_hand.predict(new[["x1"]], concomitant=Z), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(loaded.predict_proba(new, new.y, concomitant=new),
+                               by_hand.predict_proba(new[["x1"]], new.y, concomitant=Z),
+                               rtol=0, atol=1e-10)
+    with pytest.raises(DataError, match=r"column 'segment' has level 'zz'"):
+        loaded.predict_weights(new.assign(segment="zz"))
+
+
+def test_without_formula_the_gate_columns_are_not_features():
+    df = _frame(600, 3)
+    by_target = _model().fit(df, target="y", concomitant=GATE)
+    assert list(by_target.feature_names_in_) == ["x1"]
+    by_hand = _model().fit(df[["x1"]], df.y.to_numpy(), concomitant=_z(df))
+    np.testing.assert_allclose(by_target.concomitant_coef_, by_hand.concomitant_coef_,
+                               rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("gate, message", [
+    ("y ~ z1", "left-hand side"),
+    ("~ z1 + C(segment) - 1", "removes the intercept"),
+])
+def test_bad_gate_formulas_are_refused(gate, message):
+    with pytest.raises(ValueError, match=message):
+        _model().fit(_frame(100, 4), formula="y ~ x1", concomitant=gate)
+
+
+def test_a_lake_with_a_gate_formula_is_refused_with_the_way_out(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from streammix import ParquetSource
+
+    pq.write_table(pa.Table.from_pandas(_frame(50, 5), preserve_index=False),
+                   tmp_path / "part.parquet")
+    with pytest.raises(ValueError, match="tables in memory"):
+        ParquetSource(tmp_path, formula="y ~ x1", concomitant=GATE)
