@@ -43,8 +43,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
     sigma : float or array-like of shape (n_components,), optional
         The known noise standard deviation(s) when ``noise="fixed"``.
     fit_intercept : bool, default=True
-        Whether each component has an intercept b_j (a leading column of ones
-        in the design); False fits regressions through the origin.
+        Each component has an intercept b_j (a column of ones); False: through the origin.
     tol : float, default=1e-4
         Plain EM stops when the log-likelihood (log-posterior under priors)
         changes by less than ``tol`` in absolute value between two passes;
