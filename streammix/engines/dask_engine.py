@@ -367,6 +367,8 @@ class DaskEngine:
             return client.nthreads(callback_timeout=self.worker_timeout)
         except TimeoutError:
             raise self._mute(client) from None
+        except OSError:  # CommClosedError, a reset connection: the scheduler went away
+            raise _lost(client) from None
 
     def _mute(self, client) -> ClusterTimeoutError:
         return ClusterTimeoutError(
@@ -398,6 +400,8 @@ class DaskEngine:
                     _pass_state, token, callback_timeout=self.worker_timeout)
             except TimeoutError:
                 raise self._mute(client) from None
+            except OSError:
+                raise _lost(client) from None
             now = time.monotonic()
             if now_left < left:
                 left, last_progress = now_left, now
@@ -463,8 +467,12 @@ def _lost_error(exc: Exception, client) -> ClusterLostError | None:
     """A pass's futures cancelled because the scheduler went away -> :class:`ClusterLostError`."""
     reason = str(getattr(exc, "reason", "")) or " ".join(
         str(getattr(e, "reason", "")) for e in getattr(exc, "errors", ()))
-    if "scheduler-connection-lost" not in reason:
+    if "scheduler-connection-lost" not in reason and not isinstance(exc, ClusterLostError):
         return None
+    return exc if isinstance(exc, ClusterLostError) else _lost(client)
+
+
+def _lost(client) -> ClusterLostError:
     return ClusterLostError(
         f"lost the connection to the scheduler at {_address(client)} (its process ended or "
         "the network failed); the pass was abandoned")

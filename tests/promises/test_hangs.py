@@ -99,11 +99,16 @@ def _scheduler(n_workers: int):
             proc.wait()
 
 
+#: Short enough for the tests to be quick, long enough that a loaded machine (the suite
+#: beside other work on 2 cores) is not taken for a mute scheduler: with 2 s it was.
+WORKER_TIMEOUT = 5
+
+
 def _fit(lake, tmp_path, address, *extra):
     return [sys.executable, "-m", "streammix", "fit", str(lake), "--target", "y",
             "--features", "x", "--components", "2", "--out", str(tmp_path / "m.json"),
             "--checkpoint", str(tmp_path / "ck"), "--scheduler", address,
-            "--worker-timeout", "2", *map(str, extra)]
+            "--worker-timeout", str(WORKER_TIMEOUT), *map(str, extra)]
 
 
 def _error_line(stderr: str) -> str:
@@ -139,7 +144,7 @@ def test_a_scheduler_without_workers_stops_the_fit_after_the_worker_timeout(tmp_
     assert proc.returncode == 1 and elapsed < 20  # (it used to wait with no output at all)
     assert _error_line(proc.stderr).startswith(
         f"streammix fit: error: no worker was connected to the scheduler at {address} for "
-        "2 s; the pass was abandoned")
+        f"{WORKER_TIMEOUT} s; the pass was abandoned")
     assert f"waiting for workers: none connected to {address}" in proc.stderr  # progress
     assert not (tmp_path / "m.json").exists()
 
@@ -170,9 +175,9 @@ def test_a_frozen_scheduler_stops_the_fit_with_one_line_and_keeps_the_checkpoint
     with _scheduler(1) as (address, scheduler, _):
         proc, err, elapsed = _fit_and_after_pass_3(
             lake, tmp_path, address, slow, lambda: scheduler.send_signal(signal.SIGSTOP))
-    assert proc.returncode == 1 and elapsed < 20, err  # (it used to wait for minutes)
+    assert proc.returncode == 1 and elapsed < 30, err  # (it used to wait for minutes)
     assert _error_line(err) == (
-        f"streammix fit: error: the scheduler at {address} did not answer for 2 s (stopped, "
+        f"streammix fit: error: the scheduler at {address} did not answer for {WORKER_TIMEOUT} s (stopped, "
         "overloaded or unreachable); the pass was abandoned (worker_timeout, --worker-timeout)")
     assert "Traceback" not in err and not (tmp_path / "m.json").exists()
     _checkpoint_resumes_in_process(lake, tmp_path, *slow)
@@ -206,7 +211,8 @@ def test_every_worker_killed_stops_the_fit_after_the_worker_timeout(tmp_path):
             lambda: [worker.send_signal(signal.SIGKILL) for worker in workers])
     assert proc.returncode == 1, err  # (it used to wait forever)
     assert _error_line(err).startswith(
-        f"streammix fit: error: no worker was connected to the scheduler at {address} for 2 s")
+        f"streammix fit: error: no worker was connected to the scheduler at {address} for "
+        f"{WORKER_TIMEOUT} s")
     assert f"waiting for workers: none connected to {address}" in err
     _checkpoint_resumes_in_process(lake, tmp_path, *slow)
 
