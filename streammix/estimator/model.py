@@ -437,8 +437,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
-        means = base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
-        mean = gate.mixture_mean(self, means, concomitant)  # a warning points at the caller
+        Xd = base.design(self, hooks.check_predict_array(self, X))  # warnings: the caller's
+        mean = gate.mixture_mean(self, Xd, concomitant)
         return prediction.check_finite_mean(mean, self.params_, "X")
 
     def predict_components(self, X) -> np.ndarray:
