@@ -18,6 +18,15 @@ component is degenerate here when
     not a spike); or
 (c) its weight π_j is below the user's ``min_weight`` (flexmix's ``minprior``).
 
+In the choice among runs (:attr:`~streammix.algorithms.em.EMSettings.choice_rule`),
+with per-component noise, a component is also degenerate when its σ² is pinned
+at the variance floor, or when σ_j is below the *resolution of y*: y recorded
+to a step δ (:func:`recording_step`) carries a rounding error of variance
+δ²/12 (Sheppard 1898), so a residual sd below δ/√12 fits the rounding grid
+(rows lying exactly on a line of grid points), not the data -- the likelihood
+of rounded data is bounded (McLachlan & Jones 1988; Heitjan 1989), and its
+continuous approximation is not valid there.
+
 The same rule flags the R reference solutions of the real-data fixtures
 (tests/fixtures/real_data/make_real_data.R).  Pure numpy; it reads one pass's
 :class:`~streammix.SuffStats` and the parameters of that pass.
@@ -34,7 +43,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
 
 __all__ = ["DegeneracyRule", "Degeneracy", "find_degenerate", "is_degenerate",
-           "pooled_ols_variance", "rule_for_data", "best_nondegenerate",
+           "pooled_ols_variance", "rule_for_data", "best_nondegenerate", "recording_step",
            "DEFAULT_MIN_SIGMA_RATIO", "DEFAULT_SPIKE_ROWS_FACTOR"]
 
 #: Default of ``min_sigma_ratio``: σ_j below a tenth of the pooled OLS σ.
@@ -69,6 +78,10 @@ class DegeneracyRule:
         at it (tied y values on one line: the likelihood is bounded only by
         the floor) is degenerate, reason "at the variance floor".  None (the
         rule during EM) disables; the choice among runs sets it.
+    resolution_sigma2 : float, optional
+        δ²/12 for y recorded to a step δ; with ``spikes``, a component whose
+        σ² is below it is degenerate, reason "below the resolution of y".
+        None or 0 (the rule during EM) disables; the choice among runs sets it.
     """
 
     min_weight: float = 0.0
@@ -78,6 +91,7 @@ class DegeneracyRule:
     pooled_sigma2: float | None = None
     spikes: bool = True
     floor_sigma2: float | None = None
+    resolution_sigma2: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_weight < 1:
@@ -190,6 +204,12 @@ def find_degenerate(params: MixtureParams, stats: SuffStats, rule: DegeneracyRul
             why = "at the variance floor"
             msg = (f"component {j}: σ² pinned at the variance floor {rule.floor_sigma2:.3g} "
                    f"({n_eff:.3g} effective rows): a spurious optimum")
+        if (why is None and rule.spikes and rule.resolution_sigma2
+                and params.sigma2[j] < rule.resolution_sigma2):
+            why = "below the resolution of y"
+            msg = (f"component {j}: σ = {np.sqrt(params.sigma2[j]):.3g} below the resolution "
+                   f"of y, δ/√12 = {np.sqrt(rule.resolution_sigma2):.3g} ({n_eff:.3g} effective "
+                   "rows on a line of grid points): a spurious optimum")
         if why is None and weights[j] < rule.min_weight:
             why = "small weight"
             msg = f"component {j}: weight {weights[j]:.3g} < min_weight {rule.min_weight:g}"
@@ -217,6 +237,33 @@ def pooled_ols_variance(Xd: np.ndarray, y: np.ndarray, w: np.ndarray | None = No
     coef, *_ = np.linalg.lstsq(Xw.T @ Xd, Xw.T @ y, rcond=None)
     resid = y - Xd @ coef
     return float(np.sum(w * resid**2) / max(float(np.sum(w)), 1e-300))
+
+
+def recording_step(y: np.ndarray, rtol: float = 1e-9) -> float:
+    """δ, the step to which ``y`` is recorded: the largest δ of which every gap
+    between distinct values is a whole multiple (a float greatest common
+    divisor, to ``rtol`` × max |y|); 0 when there is none above 1e-7 of the
+    range (continuous data) or fewer than 3 distinct values.
+
+    Examples: petal widths in tenths give 0.1, counts 1, a double-precision
+    simulation 0.
+    """
+    v = np.unique(np.asarray(y, dtype=float))
+    v = v[np.isfinite(v)]
+    if v.size < 3:
+        return 0.0
+    tol = rtol * max(float(np.abs(v).max()), 1e-300)
+    spread = float(v[-1] - v[0])
+    step = float(np.diff(v).min())
+    for gap in np.unique(np.diff(v)):
+        while step > 1e-7 * spread:
+            rem = float(gap) % step
+            if min(rem, step - rem) <= tol * (1 + gap / step):
+                break
+            gap, step = step, rem if rem > tol else step - rem
+        if step <= 1e-7 * spread:
+            return 0.0
+    return step
 
 
 def rule_for_data(Xd: np.ndarray, y: np.ndarray, noise: str = "per_component",
@@ -264,7 +311,8 @@ def best_nondegenerate(results, rule: DegeneracyRule, n_components: int):
                              "n_components": res.params.n_components,
                              "reasons": [d.message for d in found]})
         seen = getattr(res, "passed_over", None)
-        if seen is not None and any("spike" in r or "floor" in r for r in seen["reasons"]):
+        spurious_words = ("spike", "floor", "resolution")
+        if seen is not None and any(w in r for r in seen["reasons"] for w in spurious_words):
             spurious.append({**seen, "run": run})
     if not scored:
         return None, None

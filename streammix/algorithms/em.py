@@ -73,6 +73,10 @@ class EMSettings:
         are dropped).
     max_reseeds : int
         After this many re-seeds in one run, collapsing components are dropped.
+    resolution_sigma2 : float, optional
+        δ²/12 for y recorded to a step δ (on the fitting scale): in the choice
+        among runs only (:attr:`choice_rule`), a per-component σ² below it is
+        degenerate; None disables.
 
     See :mod:`streammix.algorithms.degeneracy` for the rule.
     """
@@ -87,6 +91,7 @@ class EMSettings:
     pooled_sigma2: float | None = None
     on_collapse: str = "reseed"
     max_reseeds: int = 3
+    resolution_sigma2: float | None = None
 
     def __post_init__(self) -> None:
         if self.on_collapse not in COLLAPSE_POLICIES:
@@ -112,8 +117,9 @@ class EMSettings:
     @property
     def choice_rule(self) -> DegeneracyRule:
         """The rule of the choice among runs: :attr:`rule`, and a σ² pinned at the
-        variance floor is degenerate too."""
-        return dataclasses.replace(self.rule, floor_sigma2=self.mstep.variance_floor)
+        variance floor or below the resolution of y is degenerate too."""
+        return dataclasses.replace(self.rule, floor_sigma2=self.mstep.variance_floor,
+                                   resolution_sigma2=self.resolution_sigma2)
 
 
 @dataclass

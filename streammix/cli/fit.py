@@ -24,6 +24,13 @@ __all__ = ["register", "run_fit", "run_info"]
 logger = logging.getLogger(__name__)
 
 
+
+def _resolution(text: str):
+    """``--y-resolution``: "auto", "none" or a number >= 0 (argparse type)."""
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    return non_negative_float(text)
+
 def register(subparsers) -> None:
     fit = subparsers.add_parser(
         "fit", help="fit a mixture of linear regressions to a Parquet data set",
@@ -64,6 +71,10 @@ def register(subparsers) -> None:
                      help="a component of under 3 (p + 1) effective rows with sigma below R "
                           "x the pooled OLS sigma is a spike and collapses (0: off; default "
                           "%(default)s)")
+    fit.add_argument("--y-resolution", type=_resolution, default="auto", metavar="D",
+                     help="the step y is recorded to: when choosing among runs, a sigma below "
+                          "D/sqrt(12) is a spurious optimum ('auto': found on the data, "
+                          "'none': off; default %(default)s)")
     fit.add_argument("--min-eff-rows", type=non_negative_float, default=None, metavar="N",
                      help="a component with fewer effective rows collapses (default p + 1, "
                           "its number of parameters)")
@@ -120,6 +131,7 @@ def _model_options(args) -> dict:
     return dict(noise=args.noise, sigma=args.sigma, init=args.init,
                 fit_intercept=args.fit_intercept, df_correction=args.df_correction,
                 min_weight=args.min_weight, min_sigma_ratio=args.min_sigma_ratio,
+                y_resolution=args.y_resolution,
                 min_eff_rows=args.min_eff_rows, on_collapse=args.on_collapse,
                 max_iter=args.max_iter, tol=args.tol,
                 n_init=args.n_init, random_state=args.seed, chunk_rows=args.chunk_rows,

@@ -84,6 +84,10 @@ def check_hyperparameters(model) -> None:
         raise ValueError(f"min_eff_rows must be >= 0 or None, got {model.min_eff_rows!r}")
     if not (model.min_sigma_ratio >= 0):
         raise ValueError(f"min_sigma_ratio must be >= 0, got {model.min_sigma_ratio!r}")
+    yr = model.y_resolution
+    if not (yr is None or (isinstance(yr, str) and yr == "auto")
+            or (not isinstance(yr, (bool, str)) and yr >= 0)):
+        raise ValueError(f"y_resolution must be 'auto', a number >= 0 or None, got {yr!r}")
     mr = model.max_reseeds
     if isinstance(mr, bool) or not isinstance(mr, (int, np.integer)) or mr < 0:
         raise ValueError(f"max_reseeds must be an integer >= 0, got {mr!r}")
@@ -154,16 +158,19 @@ def run_rng(seed: int, run: int) -> np.random.Generator:
 
 
 def em_settings(model, options: MStepOptions, max_iter: int,
-                pooled_sigma2: float | None = None) -> EMSettings:
+                pooled_sigma2: float | None = None,
+                resolution_sigma2: float | None = None) -> EMSettings:
     """The EM settings of ``model`` with M-step ``options``, at most ``max_iter`` iterations.
 
     ``pooled_sigma2`` (the pooled OLS residual variance on the fitting scale)
-    enables the spike rule of :mod:`streammix.algorithms.degeneracy`.
+    enables the spike rule of :mod:`streammix.algorithms.degeneracy`;
+    ``resolution_sigma2`` (δ²/12 on the fitting scale) its resolution rule.
     """
     return EMSettings(mstep=options, tol=model.tol, max_iter=max_iter,
                       min_weight=model.min_weight, min_eff_rows=model.min_eff_rows,
                       min_sigma_ratio=model.min_sigma_ratio, pooled_sigma2=pooled_sigma2,
-                      on_collapse=model.on_collapse, max_reseeds=model.max_reseeds)
+                      on_collapse=model.on_collapse, max_reseeds=model.max_reseeds,
+                      resolution_sigma2=resolution_sigma2)
 
 
 def canonical_order(params: MixtureParams) -> MixtureParams:

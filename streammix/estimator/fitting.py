@@ -17,7 +17,11 @@ import warnings
 from dataclasses import dataclass
 
 from streammix.algorithms import scales
-from streammix.algorithms.degeneracy import best_nondegenerate, pooled_ols_variance
+from streammix.algorithms.degeneracy import (
+    best_nondegenerate,
+    pooled_ols_variance,
+    recording_step,
+)
 from streammix.algorithms.em import EMSettings, em_steps, warn_not_converged
 from streammix.algorithms.information import SE_METHODS
 from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
@@ -166,7 +170,7 @@ def warn_passed_over(passed: dict, best, stacklevel: int = 2) -> None:
            f"{passed['iteration']}) was reached with a degenerate component "
            f"({'; '.join(passed['reasons'])}): a spurious optimum, passed over for the best "
            f"non-degenerate one, {best.loglik:.10g} (see passed_over_; min_sigma_ratio=0 "
-           "allows spikes)")
+           "allows spikes, y_resolution=None a σ below the resolution of y)")
     warnings.warn(msg, SpuriousOptimumWarning, stacklevel=stacklevel + 1)
     logger.warning("%s", msg)
 
@@ -243,8 +247,23 @@ def em_settings(model, ctx: FitContext, m: int) -> EMSettings:
     if options.fixed_sigma2 is not None and ctx.scaling is not None:
         options = dataclasses.replace(
             options, fixed_sigma2=options.fixed_sigma2 / ctx.scaling.s_y**2)
-    pooled = pooled_ols_variance(Xd_sample, profile.y)
-    return base.em_settings(model, options, model.max_iter, pooled_sigma2=pooled)
+    all_rows = profile.n_positive <= profile.size
+    pooled = pooled_ols_variance(Xd_sample, profile.y, profile.w if all_rows else None)
+    return base.em_settings(model, options, model.max_iter, pooled_sigma2=pooled,
+                            resolution_sigma2=resolution_sigma2(model, ctx))
+
+
+def resolution_sigma2(model, ctx: FitContext) -> float | None:
+    """δ²/12 on the fitting scale, δ the step y is recorded to (``model.y_resolution``)."""
+    if model.y_resolution is None:
+        return None
+    if model.y_resolution == "auto":
+        step = recording_step(ctx.sample.y)
+    else:
+        step = float(model.y_resolution)
+        if ctx.scaling is not None:
+            step /= ctx.scaling.s_y
+    return step**2 / 12 if step > 0 else None
 
 
 def run_steps(model, ctx: FitContext, m: int, start, run: int,
@@ -263,16 +282,29 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int,
     rng = base.run_rng(ctx.seed, run)
     if isinstance(start, MixtureParams) and ctx.scaling is not None:
         start = ctx.scaling.forward(start)
-    sample = ctx.sample
+    sample, found = ctx.sample, []
+    all_rows = ctx.profile.n_positive <= ctx.profile.size
     params0 = initial_params(sample.X, sample.y, m, method=start,
                              fit_intercept=model.fit_intercept, settings=settings, rng=rng,
-                             moments=sample.moments,
-                             all_rows=ctx.profile.n_positive <= ctx.profile.size)
+                             moments=sample.moments, all_rows=all_rows, found=found,
+                             w=sample.w if all_rows else None)
     params0 = constraints.project(params0, ctx.shared)
     reseed = make_reseeder(sample.X, sample.y, model.fit_intercept, settings.mstep)
     if model.accelerate == "squarem":
-        return squarem_steps(params0, settings, reseed=reseed, callback=tagged)
-    return em_steps(params0, settings, reseed=reseed, callback=tagged)
+        steps = squarem_steps(params0, settings, reseed=reseed, callback=tagged)
+    else:
+        steps = em_steps(params0, settings, reseed=reseed, callback=tagged)
+    return _noting(steps, found[0]) if found else steps
+
+
+def _noting(steps, passed: dict):
+    """``steps``, its result's ``passed_over`` the higher of its own and ``passed``
+    (a degenerate optimum the start pool passed over)."""
+    result = yield from steps
+    if result is not None and (result.passed_over is None
+                               or passed["loglik"] > result.passed_over["loglik"]):
+        result.passed_over = passed
+    return result
 
 
 def lockstep_pass(ctx: FitContext, fit_intercept: bool):

@@ -1,11 +1,9 @@
 """The scikit-learn style estimator users touch.
 
-One class; its pipeline is the named functions of
-:mod:`streammix.estimator.fitting` (batch fits),
-:mod:`streammix.estimator.online_fitting` (streams),
+One class; its pipeline is the named functions of :mod:`streammix.estimator.fitting`
+(batch fits), :mod:`streammix.estimator.online_fitting` (streams),
 :mod:`streammix.estimator.inference` (standard errors) and
-:mod:`streammix.estimator.persistence` (model files), which model selection
-uses too.
+:mod:`streammix.estimator.persistence` (model files), which model selection uses too.
 """
 
 from __future__ import annotations
@@ -41,13 +39,11 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
     n_components : int, default=2
         Number of components m.
     noise : {"per_component", "shared", "fixed"}, default="per_component"
-        One σ per component (as flexmix), one σ for all components, or a
-        known σ given by ``sigma``.
+        One σ per component (as flexmix), one σ for all, or a known σ given by ``sigma``.
     sigma : float or array-like of shape (n_components,), optional
         The known noise standard deviation(s) when ``noise="fixed"``.
     fit_intercept : bool, default=True
-        Whether each component has an intercept b_j (a leading column of ones
-        in the design); False fits regressions through the origin.
+        Each component has an intercept b_j (a column of ones); False: through the origin.
     tol : float, default=1e-4
         Plain EM stops when the log-likelihood (log-posterior under priors)
         changes by less than ``tol`` in absolute value between two passes;
@@ -80,6 +76,9 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         ``min_weight`` (flexmix's ``minprior``, 0.05 there), fewer effective
         rows than ``min_eff_rows`` (None: p + 1) or a rank-deficient design, or
         as a spike: < 3 (p + 1) rows and σ < ``min_sigma_ratio`` × pooled OLS σ.
+    y_resolution : "auto", float or None, default="auto"
+        δ, the step y is recorded to ("auto": found on the sample, 0 if continuous; None: off);
+        choosing among runs, a per-component σ < δ/√12 is spurious (mathematics page, §1.9).
     on_collapse, max_reseeds : {"reseed", "drop", "error"}, int, default="reseed", 3
         A degenerate component is re-seeded on the worst-explained sample rows
         (``max_reseeds`` times per run, then dropped), dropped, or an error;
@@ -172,10 +171,10 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
 
     def __init__(self, n_components: int = 2, *, noise: str = "per_component", sigma=None,
                  fit_intercept: bool = True, tol: float = 1e-4, max_iter: int = 500,
-                 n_init: int = 1, init="auto", random_state=None,
-                 variance_floor: float = 1e-4, min_weight: float = 0.0,
-                 min_eff_rows: float | None = None, min_sigma_ratio: float = 0.1,
-                 on_collapse: str = "reseed", max_reseeds: int = 3, ridge: float = 0.0,
+                 n_init: int = 1, init="auto", random_state=None, variance_floor: float = 1e-4,
+                 min_weight: float = 0.0, min_eff_rows: float | None = None,
+                 min_sigma_ratio: float = 0.1, y_resolution="auto", on_collapse: str = "reseed",
+                 max_reseeds: int = 3, ridge: float = 0.0,
                  prior_dof: float = 0.0, prior_scale: float = 0.0, dirichlet_alpha: float = 1.0,
                  df_correction: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  init_sample_size: int = 100_000, engine=None, step_alpha: float = 0.6,
@@ -195,6 +194,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         self.min_weight = min_weight
         self.min_eff_rows = min_eff_rows
         self.min_sigma_ratio = min_sigma_ratio
+        self.y_resolution = y_resolution
         self.on_collapse = on_collapse
         self.max_reseeds = max_reseeds
         self.ridge = ridge
@@ -437,8 +437,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
-        means = base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
-        mean = gate.mixture_mean(self, means, concomitant)  # a warning points at the caller
+        Xd = base.design(self, hooks.check_predict_array(self, X))  # warnings: the caller's
+        mean = gate.mixture_mean(self, Xd, concomitant)
         return prediction.check_finite_mean(mean, self.params_, "X")
 
     def predict_components(self, X) -> np.ndarray:

@@ -35,7 +35,8 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
                    refine_tol: float = REFINE_TOL,
                    refine_size: int | None = REFINE_SIZE,
                    moments: Moments | None = None, all_rows: bool = False,
-                   pool: bool = True) -> MixtureParams:
+                   pool: bool = True, found: list | None = None,
+                   w: np.ndarray | None = None) -> MixtureParams:
     """Starting values from the in-memory sample ``(X, y)``.
 
     Parameters
@@ -64,20 +65,31 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
     pool : bool
         With ``"auto"``, use the start pool (:mod:`streammix.algorithms.start.pool`)
         when the sample is small enough for its budget.
+    found : list, optional
+        With ``all_rows``, the pool appends to it the higher degenerate optimum
+        it passed over (a ``passed_over`` dict of
+        :class:`~streammix.algorithms.em.EMResult`), if any.
+    w : ndarray, optional
+        Weights of the sample rows (None: unit).  Give the data's weights when
+        the sample holds every row (``all_rows``); a weighted reservoir sample
+        of some rows already draws rows in proportion to their weight.
     """
     if isinstance(method, MixtureParams):
         return method
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
     if refine_size is not None and y.size > refine_size:
         keep = np.sort(rng.choice(y.size, size=refine_size, replace=False))
-        X, y = X[keep], y[keep]
+        X, y, w = X[keep], y[keep], w[keep]
     m = n_components
     Xd = design_matrix(X, fit_intercept)
     cross = settings.mstep.noise != "fixed"
     size = pool_size(y.size, m, cross) if method == "auto" and pool else 0
     if size:
-        best = _pooled_start(Xd, y, m, size, settings, rng, all_rows)
-        if best is not None:
-            return best
+        result = _pooled_start(Xd, y, w, m, size, settings, rng, all_rows)
+        if result is not None:
+            if all_rows and found is not None and result.passed_over is not None:
+                found.append(result.passed_over)
+            return result.params
     if method == "auto":
         methods = ["resid_bins", "ybins"] + ["random"] * n_random
     elif method in INIT_METHODS:
@@ -85,7 +97,6 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
     else:
         raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
     short = dataclasses.replace(settings, max_iter=refine_iter, tol=refine_tol, on_collapse="drop")
-    w = np.ones_like(y)
     best, best_obj = None, -np.inf
     if "spectral" in methods and moments is None:
         raise ValueError("init='spectral' needs the pass-0 moments of the data")
@@ -111,9 +122,9 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
     return best
 
 
-def _pooled_start(Xd, y, m, size, settings: EMSettings, rng, all_rows: bool):
-    """The start pool on the design ``Xd``; None if every pooled run degenerated."""
-    w = np.ones_like(y)
+def _pooled_start(Xd, y, w, m, size, settings: EMSettings, rng, all_rows: bool):
+    """The start pool's best run on the design ``Xd`` (row weights ``w``); None if every
+    pooled run degenerated."""
     tol = min(settings.tol, 1e-9 * y.size) if all_rows else settings.tol
     # no collapse rule: a small component may pass through few rows on its way;
     # the pool judges degeneracy at the end of the run
@@ -122,8 +133,7 @@ def _pooled_start(Xd, y, m, size, settings: EMSettings, rng, all_rows: bool):
     def run_full(start):
         return drive(squarem_steps(start, full), lambda prm: estep(Xd, y, w, prm))
 
-    result = pool_search(Xd, y, m, size, settings=settings, rng=rng, run_full=run_full)
-    return None if result is None else result.params
+    return pool_search(Xd, y, m, size, settings=settings, rng=rng, run_full=run_full, w=w)
 
 
 def make_reseeder(X: np.ndarray, y: np.ndarray, fit_intercept: bool, options: MStepOptions):

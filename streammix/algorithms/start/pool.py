@@ -17,6 +17,8 @@ hundreds of starts, with a budget of work proportional to
    squares through p + 1 random rows, every other one concentrated on the
    rows closest to it by C-steps).
 2. **Short runs, both noise models**: every start runs :data:`SHORT_ITER`
+   (up to twice as many when the budget is left over at :data:`MAX_POOL`
+   starts, :func:`short_iterations`)
    EM iterations under the fit's noise model and, for per-component or
    shared noise, also under the other one
    (:func:`~streammix.algorithms.start.population.population_em`, all runs
@@ -49,7 +51,7 @@ import warnings
 
 import numpy as np
 
-from streammix.algorithms.degeneracy import is_degenerate
+from streammix.algorithms.degeneracy import find_degenerate, is_degenerate
 from streammix.algorithms.start.candidates import ols
 from streammix.algorithms.start.population import (
     Population,
@@ -58,7 +60,8 @@ from streammix.algorithms.start.population import (
     unstack,
 )
 
-__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER", "N_FULL", "N_FORMING",
+__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER",
+           "SURVIVOR_SHARE", "N_FINALISTS", "short_iterations", "N_FULL", "N_FORMING",
            "pool_size",
            "pool_starts", "degenerate_runs", "pool_search"]
 
@@ -85,6 +88,12 @@ LONG_ITER = 60
 N_FULL = 2
 N_FORMING = 1
 
+#: The best quarter of the first short runs continues.
+SURVIVOR_SHARE = 4
+
+#: Distinct survivors of each kind (identified, forming) that run LONG_ITER more.
+N_FINALISTS = 2 * N_FULL
+
 #: Degeneracy rule of the short runs (see :func:`degenerate_runs`).
 SPIKE_ROWS_FACTOR = 3
 SPIKE_SIGMA2_RATIO = 0.01
@@ -100,6 +109,15 @@ def pool_size(n_rows: int, n_components: int, cross_noise: bool) -> int:
     per_start = 2 * SHORT_ITER * n_rows * n_components * (2 if cross_noise else 1)
     size = min(MAX_POOL, POOL_BUDGET // max(per_start, 1))
     return int(size) if size >= MIN_POOL else 0
+
+
+def short_iterations(n_rows: int, n_components: int, cross_noise: bool, size: int) -> int:
+    """Iterations of the first short runs: :data:`SHORT_ITER`, or up to twice as
+    many when ``size`` starts (capped at :data:`MAX_POOL`) leave the budget unspent
+    -- on a few dozen rows, runs still on their way to a sensible optimum are told
+    from those bound for a spike only after some ten iterations."""
+    per_iter = 2 * size * n_rows * n_components * (2 if cross_noise else 1)
+    return int(min(2 * SHORT_ITER, max(SHORT_ITER, POOL_BUDGET // max(per_iter, 1))))
 
 
 def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random.Generator,
@@ -236,7 +254,7 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 def degenerate_runs(pop: Population, p: int, pooled: float, floor: float,
-                    noise: str, lenient: bool = False) -> np.ndarray:
+                    noise: str, lenient: bool = False, resolution: float = 0.0) -> np.ndarray:
     """Which runs of ``pop`` are degenerate: a component with fewer effective rows
     than p + 1 (its regression and σ are not identified), or, with per-component
     noise, a spike -- fewer than ``3 (p + 1)`` effective rows with σ² below 1% of
@@ -245,15 +263,18 @@ def degenerate_runs(pop: Population, p: int, pooled: float, floor: float,
     ``lenient`` is the test of the short runs, which are not converged: a run on
     its way to a small but identified component may pass below p + 1 rows or
     through a small σ, so only fewer than (p + 1) / 2 rows, or a spike with σ² at
-    the floor, count.
+    the floor, count.  With per-component noise, a σ² pinned at the floor or
+    below ``resolution`` (δ²/12 for y recorded to a step δ) is degenerate at
+    any row count (the choice rule,
+    :attr:`~streammix.algorithms.em.EMSettings.choice_rule`).
     """
     min_rows = (p + 1) / 2 if lenient else p + 1
     bad = (pop.n_eff < min_rows).any(axis=1) | ~np.isfinite(pop.loglik)
     if noise == "per_component":
-        at_floor = pop.sigma2 <= floor * 1.0001
+        at_floor = (pop.sigma2 <= floor * 1.0001) | (pop.sigma2 < resolution)
         small_sigma = at_floor if lenient else (pop.sigma2 < SPIKE_SIGMA2_RATIO * pooled) | at_floor
         bad |= ((pop.n_eff < SPIKE_ROWS_FACTOR * (p + 1)) & small_sigma).any(axis=1)
-        bad |= at_floor.any(axis=1)  # pinned at the floor by tied y values: spurious
+        bad |= at_floor.any(axis=1)  # pinned at the floor by tied y values, or on grid points
     return bad
 
 
@@ -275,7 +296,8 @@ def _convert(pop: Population, noise: str) -> Population:
 
 
 def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
-                rng: np.random.Generator, run_full, extra=()) -> object | None:
+                rng: np.random.Generator, run_full, extra=(),
+                w: np.ndarray | None = None) -> object | None:
     """Run the pool of ``size`` starts on the sample ``(Xd, y)``; the best start.
 
     Parameters
@@ -287,6 +309,8 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
     extra : sequence of MixtureParams
         Further starts that go straight to the full runs (the standard
         candidates' winner).
+    w : ndarray, optional
+        Row weights of the sample (None: unit), used by every run.
 
     Returns
     -------
@@ -296,9 +320,10 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
     options = settings.mstep
     noise = options.noise
     n, p = Xd.shape
-    w = np.ones(n)
+    w = np.ones(n) if w is None else np.asarray(w, dtype=float)
     _, pooled = ols(Xd, y, w)
     floor = options.variance_floor
+    resolution = getattr(settings, "resolution_sigma2", None) or 0.0
     penalty = options.penalty_matrix(p) if options.ridge > 0 else None
     fixed = options.fixed_sigma2
     cross = noise in ("per_component", "shared")
@@ -312,36 +337,41 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
     def survivors(pop, model, keep, lenient=True):
         """The best ``keep`` runs: half that pass the strict test, and (if
         ``lenient``) the others from those that pass only the lenient one."""
-        strict = degenerate_runs(pop, p, pooled, floor, model)
+        strict = degenerate_runs(pop, p, pooled, floor, model, resolution=resolution)
         if not lenient:
             return _best(pop, keep, strict)
         clean = _best(pop, keep // 2, strict)
-        loose = degenerate_runs(pop, p, pooled, floor, model, lenient=True)
+        loose = degenerate_runs(pop, p, pooled, floor, model, lenient=True,
+                                resolution=resolution)
         forming = _best(pop, keep - clean.size, loose | ~strict)
         return _concat([clean, forming])
 
-    keep = max(N_FULL, size // 4)
+    keep = max(N_FULL, size // SURVIVOR_SHARE)
+    short = short_iterations(n, m, cross, size)
     with np.errstate(all="ignore"):
-        mine = em(survivors(em(starts, SHORT_ITER, noise), noise, keep), 3 * SHORT_ITER, noise)
+        mine = em(survivors(em(starts, short, noise), noise, keep), 3 * short, noise)
         groups = [mine]
         if cross:
-            theirs = em(survivors(em(starts, SHORT_ITER, other), other, keep),
-                        3 * SHORT_ITER, other)
+            theirs = em(survivors(em(starts, short, other), other, keep), 3 * short, other)
             theirs = survivors(theirs, other, keep)
-            groups.append(em(_convert(theirs, noise), 3 * SHORT_ITER, noise))
+            groups.append(em(_convert(theirs, noise), 3 * short, noise))
         merged = _concat(groups)
+        spurious = _best(merged, 1, ~degenerate_runs(merged, p, pooled, floor, noise,
+                                                     resolution=resolution))
         # the best distinct runs that look identified already, and as many of those
         # that only pass the lenient test (small components still forming)
         clean = survivors(merged, noise, merged.size, lenient=False)
         forming = survivors(merged, noise, merged.size)
-        forming = forming.take(degenerate_runs(forming, p, pooled, floor, noise))
-        parts = [pop.take(_distinct(pop, 2 * N_FULL, n)) for pop in (clean, forming)]
+        forming = forming.take(degenerate_runs(forming, p, pooled, floor, noise,
+                                                      resolution=resolution))
+        parts = [pop.take(_distinct(pop, N_FINALISTS, n)) for pop in (clean, forming)]
         finalists = _concat(parts)
         logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
                      parts[1].size)
         finalists = em(finalists, LONG_ITER, noise)
-        strict = degenerate_runs(finalists, p, pooled, floor, noise)
-        loose = degenerate_runs(finalists, p, pooled, floor, noise, lenient=True)
+        strict = degenerate_runs(finalists, p, pooled, floor, noise, resolution=resolution)
+        loose = degenerate_runs(finalists, p, pooled, floor, noise, lenient=True,
+                                resolution=resolution)
         clean = _best(finalists, finalists.size, strict)
         forming = _best(finalists, finalists.size, loose | ~strict)
     candidates = [unstack(clean, i) for i in _distinct(clean, N_FULL, n)]
@@ -353,13 +383,27 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
             warnings.simplefilter("ignore")
             res = run_full(start)
         if res.params.n_components != m or _degenerate_result(
-                res, settings.rule, p, pooled, floor, noise):
+                res, settings.choice_rule, p, pooled, floor, noise, resolution):
             continue
         if best is None or res.objective > best.objective:
             best = res
     logger.debug("start pool: %d starts, %d finalists, best %s", size, len(candidates),
                  None if best is None else f"{best.loglik:.10g}")
+    if best is not None and spurious.size and spurious.loglik[0] > best.loglik:
+        _note_passed_over(best, run_full(unstack(spurious, 0)), settings.choice_rule)
     return best
+
+
+def _note_passed_over(best, res, rule) -> None:
+    """Record on ``best`` (its ``passed_over``) the degenerate optimum ``res`` when it
+    is higher: the best degenerate run of the pool, run to convergence."""
+    found = find_degenerate(res.params, res.stats, rule) if rule is not None else []
+    if not found or not res.loglik > best.loglik:
+        return
+    if best.passed_over is None or res.loglik > best.passed_over["loglik"]:
+        best.passed_over = {"loglik": float(res.loglik), "iteration": int(res.n_iter),
+                            "n_components": res.params.n_components,
+                            "reasons": [d.message for d in found]}
 
 
 def _distinct(pop: Population, k: int, n: int) -> list[int]:
@@ -375,20 +419,15 @@ def _distinct(pop: Population, k: int, n: int) -> list[int]:
     return chosen
 
 
-def settings_rule(rule, floor):
-    """``rule`` with σ² at ``floor`` degenerate (the choice rule)."""
-    return dataclasses.replace(rule, floor_sigma2=floor)
-
-
-def _degenerate_result(res, rule, p, pooled, floor, noise) -> bool:
+def _degenerate_result(res, rule, p, pooled, floor, noise, resolution=0.0) -> bool:
     """Whether a full run ended degenerate: the estimator's rule
     (:func:`~streammix.algorithms.degeneracy.find_degenerate`) when the
     settings carry one, else the rule of :func:`degenerate_runs`."""
     if rule is not None and rule.pooled_sigma2 is not None:
-        return is_degenerate(res.params, res.stats, settings_rule(rule, floor))
+        return is_degenerate(res.params, res.stats, rule)
     stats = res.stats
     rows_per_weight = stats.n_rows / stats.sum_w
     pop = Population(res.params.weights[None], res.params.beta[None],
                      res.params.sigma2[None], np.array([res.loglik]),
                      (stats.s0 * rows_per_weight)[None])
-    return bool(degenerate_runs(pop, p, pooled, floor, noise)[0])
+    return bool(degenerate_runs(pop, p, pooled, floor, noise, resolution=resolution)[0])

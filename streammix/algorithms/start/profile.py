@@ -66,7 +66,9 @@ class Profile:
     """Pass-0 statistics: row counts, a weighted reservoir sample, the
     weighted moments of (x, y) (:class:`~streammix.core.moments.Moments`) and
     the largest magnitude of each column (features, then y) over the rows of
-    positive weight (``max_abs``; see :mod:`streammix.algorithms.scales`); mergeable."""
+    positive weight (``max_abs``; see :mod:`streammix.algorithms.scales`); mergeable.
+    ``w`` holds the weights of the sample rows (the data's, when the sample holds
+    every row of positive weight)."""
 
     n_rows: int
     n_positive: int
@@ -77,14 +79,17 @@ class Profile:
     y: np.ndarray
     moments: Moments | None = None
     max_abs: np.ndarray | None = None
+    w: np.ndarray | None = None
 
     @classmethod
     def empty(cls, n_features: int, size: int) -> Profile:
         return cls(0, 0, 0.0, size, np.empty(0), np.empty((0, n_features)), np.empty(0),
-                   Moments.zeros(n_features), np.zeros(n_features + 1))
+                   Moments.zeros(n_features), np.zeros(n_features + 1), np.empty(0))
 
     def __add__(self, other: Profile) -> Profile:
         keys = np.concatenate([self.keys, other.keys])
+        weighted = self.w is not None and other.w is not None
+        w = None
         if keys.size > self.size:  # gather the winners: one copy of the sample rows
             top = top_keys(keys, self.size)
             split = int(np.searchsorted(top, self.keys.size))
@@ -92,9 +97,13 @@ class Profile:
             keys = keys[top]
             X = np.concatenate([self.X[mine], other.X[theirs]])
             y = np.concatenate([self.y[mine], other.y[theirs]])
+            if weighted:
+                w = np.concatenate([self.w[mine], other.w[theirs]])
         else:
             X = np.concatenate([self.X, other.X])
             y = np.concatenate([self.y, other.y])
+            if weighted:
+                w = np.concatenate([self.w, other.w])
         moments = None
         if self.moments is not None and other.moments is not None:
             with np.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -103,7 +112,7 @@ class Profile:
         if self.max_abs is not None and other.max_abs is not None:
             max_abs = np.maximum(self.max_abs, other.max_abs)
         return Profile(self.n_rows + other.n_rows, self.n_positive + other.n_positive,
-                       self.sum_w + other.sum_w, self.size, keys, X, y, moments, max_abs)
+                       self.sum_w + other.sum_w, self.size, keys, X, y, moments, max_abs, w)
 
 
 @dataclass(frozen=True)
@@ -138,7 +147,7 @@ class ProfileTask:
             moments = Moments.of(chunk.X, chunk.y, w)
         return Profile(chunk.n_rows, int(pos.sum()), float(w.sum()), self.size,
                        keys[idx], np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
-                       moments, _max_abs(chunk.X, chunk.y, pos))
+                       moments, _max_abs(chunk.X, chunk.y, pos), np.asarray(w[idx], float))
 
 
 def _max_abs(X: np.ndarray, y: np.ndarray, pos: np.ndarray) -> np.ndarray:
