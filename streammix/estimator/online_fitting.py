@@ -116,7 +116,7 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
         check()
     if state is None:
         base.check_hyperparameters(model)
-        refuse_online(model)
+        refuse_online(model, Za is not None)
         settings = OnlineSettings(model.step_alpha, model.step_offset, model.forget,
                                   model.average)
         rng = np.random.default_rng(model.random_state)

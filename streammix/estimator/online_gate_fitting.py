@@ -59,11 +59,13 @@ def gated_state(model, state: OnlineEM, Z: np.ndarray, names: list[str]) -> Onli
     continuing a fit with the same concomitant variables, its ``concomitant_coef_``."""
     q = Z.shape[1]
     coef = model.__dict__.get("concomitant_coef_")
-    if coef is not None and state.n_batches == 0 and hasattr(model, "params_") and \
-            state.params == model.params_ and np.shape(coef) == (state.n_components, q + 1):
+    start = None
+    if coef is not None and hasattr(model, "params_") and state.params == model.params_:
+        if np.shape(coef)[1] != q + 1:
+            raise DataError(f"concomitant has shape {Z.shape}; the model was fitted with "
+                            f"{np.shape(coef)[1] - 1} concomitant variables "
+                            f"{model.concomitant_names_}")
         start = np.asarray(coef, dtype=np.float64)
-    else:
-        start = None
     return OnlineGatedEM.from_online(state, q + 1, start, names)
 
 

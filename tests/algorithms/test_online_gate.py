@@ -123,3 +123,38 @@ def test_bad_concomitant_blocks_are_refused_clearly():
         plain.partial_fit(X[1000:2000], y[1000:2000], concomitant=Z[1000:2000])
     with pytest.raises(ValueError, match="polish is not available with concomitant"):
         model.polish(X, y)
+
+
+def test_the_online_gate_is_saved_counted_and_continues_a_batch_fit(tmp_path):
+    X, y, Z = gated_data(12_000, seed=6)
+    model = stream(MixtureOfLinearRegressions(3, random_state=0), X, y, Z, 2000)
+    assert model.n_parameters() == 3 * 4 - 1 + 2 * 2  # + (m − 1) q gate slopes, as flexmix
+    model.save(tmp_path / "m.json")
+    back = MixtureOfLinearRegressions.load(tmp_path / "m.json")
+    np.testing.assert_array_equal(back.concomitant_coef_, model.concomitant_coef_)
+    np.testing.assert_array_equal(back.predict_weights(Z[:4]), model.predict_weights(Z[:4]))
+    # partial_fit after a batch fit with the same concomitant variables starts from its gate
+    fitted = MixtureOfLinearRegressions(3, random_state=0, tol=1e-2).fit(
+        X[:6000], y[:6000], concomitant=Z[:6000])
+    start = fitted.concomitant_coef_.copy()
+    with pytest.raises(ValueError, match=r"fitted with concomitant variables \['z0', 'z1'\]"):
+        fitted.partial_fit(X[6000:8000], y[6000:8000])
+    with pytest.raises(DataError, match=r"\(2000, 1\); the model was fitted with 2"):
+        fitted.partial_fit(X[6000:8000], y[6000:8000], concomitant=Z[6000:8000, :1])
+    assert not hasattr(fitted, "online_")
+    fitted.partial_fit(X[6000:8000], y[6000:8000], concomitant=Z[6000:8000])
+    assert fitted.online_.n_batches == 1 and isinstance(fitted.online_, OnlineGatedEM)
+    assert np.abs(fitted.concomitant_coef_ - start).max() < 0.2
+    assert not np.array_equal(fitted.concomitant_coef_, np.zeros_like(start))
+
+
+def test_run_stream_refuses_a_model_with_a_gate():
+    from streammix.data.streams import StreamBatch
+    from streammix.estimator.streaming import run_stream
+
+    X, y, Z = gated_data(3000, seed=7)
+    model = stream(MixtureOfLinearRegressions(3, random_state=0), X, y, Z, 1000)
+    batch = StreamBatch(X, y, np.ones(3000), "k", 0, ("x0",))
+    with pytest.raises(ValueError, match="do not carry concomitant variables"):
+        run_stream(model, [batch])
+    assert model.online_.n_batches == 3
