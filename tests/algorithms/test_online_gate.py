@@ -158,3 +158,18 @@ def test_run_stream_refuses_a_model_with_a_gate():
     with pytest.raises(ValueError, match="do not carry concomitant variables"):
         run_stream(model, [batch])
     assert model.online_.n_batches == 3
+
+
+def test_a_corrupt_gate_record_names_its_field():
+    from streammix.exceptions import RecordError
+
+    X, y, Z = gated_data(3000, seed=8)
+    model = stream(MixtureOfLinearRegressions(3, random_state=0), X, y, Z, 1000)
+    record = json.loads(json.dumps(model.online_.to_dict()))
+    record["gate"]["hess"] = record["gate"]["hess"][:-1]
+    with pytest.raises(RecordError, match=r"gate\.hess"):
+        state_from_dict(record)
+    record = json.loads(json.dumps(model.online_.to_dict()))
+    record["gate"]["names"] = ["z0"]
+    with pytest.raises(RecordError, match=r"gate\.names.*1 names for 2"):
+        state_from_dict(record)
