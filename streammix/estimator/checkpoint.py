@@ -57,6 +57,7 @@ from streammix.core.records import (
     string,
     sub,
 )
+from streammix.estimator.gate_checkpoint import gate_gap, gate_record, gates_from_record
 from streammix.exceptions import CheckpointError, CorruptCheckpointError, RecordError
 from streammix.redact import redact
 
@@ -101,15 +102,25 @@ def _check_data_record(data) -> None:
     as_dict(data.get("config", {}), "data.config")
 
 
-def pass_from_record(entry) -> tuple[list[MixtureParams], StatsBundle]:
-    """The parameter sets and statistics of a pass file's record, checked against the schema.
+def pass_from_record(entry, n_gate: int | None = None) -> tuple[list[MixtureParams],
+                                                                 StatsBundle, list | None]:
+    """The parameter sets, statistics and gates of a pass file's record, checked.
+
+    ``n_gate`` is q + 1 of a fit with concomitant variables (the record must
+    then have the field ``gate`` of that q,
+    :mod:`streammix.estimator.gate_checkpoint`; the gates returned are the
+    Γ of each set), None for a fit without them (a record with a gate is refused).
 
     Every parameter set must have the shapes of the first, and the statistics
     of set ``i`` the shapes of set ``i``; numbers must be finite (except the
     log-likelihood terms of a point SQUAREM rejected).  Raises
     :class:`~streammix.RecordError` naming the field.
     """
-    check_keys(entry, "", ("params", "stats", "groups"), ("params", "stats"))
+    required = ("params", "stats") if n_gate is None else ("params", "stats", "gate")
+    check_keys(entry, "", ("params", "stats", "groups", "gate"), required)
+    if n_gate is None and "gate" in entry:
+        raise RecordError("field 'gate': the pass is of a fit with concomitant variables, "
+                          "this fit has none", field="gate")
     sets = as_list(entry["params"], "params")
     if not 1 <= len(sets) <= _MAX_SETS:
         raise RecordError(f"field 'params': has {len(sets)} parameter sets, expected 1 to "
@@ -126,7 +137,11 @@ def pass_from_record(entry) -> tuple[list[MixtureParams], StatsBundle]:
         stats = StatsBundle(_grouped_from_record(g, sub("groups", i), st, prm.n_components)
                             for i, (g, st, prm) in enumerate(zip(groups, stats, params,
                                                                  strict=True)))
-    return params, stats
+    gates = None
+    if n_gate is not None:  # a fit with concomitant variables: Γ and the gate statistics
+        bundle, gates = gates_from_record(entry["gate"], stats, params, n_gate)
+        stats = StatsBundle(bundle)
+    return params, stats, gates
 
 
 def _grouped_from_record(record, where: str, stats, n_components: int) -> GroupedStats:
@@ -137,9 +152,13 @@ def _grouped_from_record(record, where: str, stats, n_components: int) -> Groupe
     return GroupedStats(stats, s0, integer(record["n_groups"], sub(where, "n_groups")))
 
 
-def _pass_record(params, stats) -> dict:
-    """The JSON record of a pass: its parameter sets and statistics."""
+def _pass_record(params, stats, gates=None) -> dict:
+    """The JSON record of a pass: its parameter sets and statistics (and gates)."""
     entry = {"params": [prm.to_dict() for prm in params]}
+    if gates is not None:
+        entry["stats"] = [stats_to_dict(st.stats) for st in stats]
+        entry["gate"] = [gate_record(g, st) for g, st in zip(gates, stats, strict=True)]
+        return entry
     grouped = [st for st in stats if isinstance(st, GroupedStats)]
     if grouped:
         entry["stats"] = [stats_to_dict(st.stats) for st in grouped]
@@ -191,6 +210,14 @@ def source_fingerprint(source) -> dict:
         value = getattr(source, name, None)
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             config[name] = value
+    gate = getattr(source, "_gate", None)  # concomitant columns or a gate formula (when set)
+    names = list(getattr(source, "concomitant", None) or [])
+    if names or gate is not None:
+        config["concomitant"] = names or str(getattr(gate, "formula", gate))
+    Z = getattr(source, "Z", None)  # in-memory concomitant variables
+    if isinstance(Z, np.ndarray):
+        h.update(b"Z")
+        h.update(np.ascontiguousarray(Z).tobytes())
     return {"kind": type(source).__name__, "chunks": len(plan), "digest": h.hexdigest(),
             "files": files, "config": config}
 
@@ -300,7 +327,9 @@ class Checkpoint:
         self.settings = settings
         self.seed: int | None = None
         self.profile: str | None = None
-        self.saved: list[tuple[list[MixtureParams], StatsBundle]] = []
+        self.saved: list[tuple[list[MixtureParams], StatsBundle, list | None]] = []
+        #: q + 1 of a fit with concomitant variables (set before load), else None.
+        self.n_gate: int | None = None
         self.replaying = False
         self._next = 0
         self._rounding_noted = False
@@ -396,25 +425,31 @@ class Checkpoint:
                 raise CorruptCheckpointError(f"{path}: not a readable pass record ({exc})",
                                              file=str(path)) from None
             with _naming(path):
-                self.saved.append(pass_from_record(entry))
+                self.saved.append(pass_from_record(entry, self.n_gate))
         logger.info("resuming from %s: %d passes to replay", self.path, len(self.saved))
 
     def _pass_path(self, k: int) -> Path:
         return self.pass_dir / f"{k:06d}.json"
 
-    def wrap(self, pass_many):
+    def wrap(self, pass_many, gates=None):
         """``pass_many`` (a tuple of parameter sets -> StatsBundle) that saves each pass.
 
         Saved passes are replayed first: the parameters asked for must be the
         saved ones, bit for bit, and the saved statistics are returned without
-        a pass over the data (``replaying`` is then True).
+        a pass over the data (``replaying`` is then True).  ``gates`` (a fit
+        with concomitant variables) gives the gates Γ each pass is made at,
+        one per set: saved with the pass, and on replay compared as the
+        parameters are.
         """
         def checkpointed(params) -> StatsBundle:
             k = self._next
             self._next += 1
+            asked = None if gates is None else list(gates())
             if k < len(self.saved):
-                saved_params, stats = self.saved[k]
+                saved_params, stats, saved_gates = self.saved[k]
                 gap = replay_gap(saved_params, params)
+                if asked is not None:
+                    gap = max(gap, gate_gap(saved_gates, asked))
                 if gap > REPLAY_RTOL:
                     raise CheckpointError(
                         f"{self._pass_path(k)}: the resumed fit asks for other parameters "
@@ -431,7 +466,7 @@ class Checkpoint:
                 return stats
             self.replaying = False
             stats = pass_many(params)
-            entry = _pass_record(params, stats)
+            entry = _pass_record(params, stats, asked)
             # allow_nan: SQUAREM may evaluate (and then reject) a point whose
             # likelihood is not finite; json writes and reads NaN/Infinity back.
             atomic_write_text(self._pass_path(k), json.dumps(entry))

@@ -7,7 +7,10 @@ the gate started at constant weights, then the generalised EM of
 :mod:`streammix.algorithms.concomitant` (one Böhning step for the gate per
 pass, monotone).  The fitted gate is ``concomitant_coef_`` (m, q + 1),
 intercept first, the first row zero (component 1, the heaviest, is the
-baseline); ``weights_`` are the average weights over the data.
+baseline); ``weights_`` are the average weights over the data.  With
+``checkpoint=DIR`` each pass record also holds the gate Γ the pass was made
+at and the gate's statistics (:mod:`streammix.estimator.gate_checkpoint`), and
+``resume=True`` replays them as for any batch fit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from streammix.algorithms.concomitant import (
     permute_gate,
 )
 from streammix.algorithms.em import EMResult, warn_not_converged
+from streammix.algorithms.restarts import StatsBundle
 from streammix.algorithms.start.initial import initial_params
 from streammix.core.checks import check_fitted
 from streammix.core.gating import gating_loglik, log_gate, with_intercept
@@ -84,9 +88,8 @@ def fit_if_concomitant(model, X, y, sample_weight, concomitant, *, target=None, 
                                 model, formula)
     if source is None:
         return False
-    if resume:
-        raise ValueError("resume is not available with concomitant variables")
-    fit_concomitant(model, source, se=se, callback=callback, checkpoint=checkpoint)
+    fit_concomitant(model, source, se=se, callback=callback, checkpoint=checkpoint,
+                    resume=resume)
     return True
 
 
@@ -140,27 +143,66 @@ class ConcomitantMethods:
         return predict_weights(self, concomitant)
 
 
-def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None) -> None:
-    """Fit ``model`` on ``source`` (which has concomitant columns) by generalised EM."""
+def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None,
+                    resume: bool = False) -> None:
+    """Fit ``model`` on ``source`` (which has concomitant columns) by generalised EM; with
+    ``checkpoint``, saved pass by pass (each pass with its gate Γ and gate statistics) and
+    resumable (``resume=True``) as any batch fit (:mod:`streammix.estimator.checkpoint`)."""
     method = fitting.check_se_method(se)
-    if checkpoint is not None:
-        raise ValueError("checkpoints of fits with concomitant variables are not available "
-                         "yet; fit without checkpoint")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=FOLDER")
     if model.standardize:
         raise ValueError("standardize=True is not available with concomitant variables")
     base.check_hyperparameters(model)
-    seed = base.draw_seed(model.random_state)
     formulas.prepare(model, source)  # ParquetSource(formula=..., concomitant=[...])
+    saver = None
+    if checkpoint is not None:
+        from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
+        from streammix.estimator.persistence import hyperparameters_record
+        saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
+        saver.n_gate = len(source.concomitant_names) + 1
+    try:
+        ctx = _fit_in(model, source, saver, resume, callback)
+    finally:
+        if saver is not None:
+            saver.close()
+    if method is not None:
+        compute_se(model, source, ctx.engine, method)
+
+
+def _fit_in(model, source, saver, resume: bool, callback):
+    """The fit of :func:`fit_concomitant` once its checkpoint folder (if any) is open;
+    returns the pass-0 context."""
+    if saver is not None and resume:
+        saver.load()
+        seed = saver.seed
+    else:
+        seed = base.draw_seed(model.random_state)
+        if saver is not None:
+            saver.start(seed)
     ctx = fitting.profile_pass(model, source, seed)
+    if saver is not None:
+        from streammix.estimator.checkpoint import profile_digest
+        saver.check_profile(profile_digest(ctx.profile))
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)
     n_gate = len(source.concomitant_names) + 1
     start = base.start_params(model, ctx.d)
     explicit = isinstance(start, MixtureParams)
+    gate_now: list = []  # the gate Γ of the pass being made
+
+    def pass_many(params_sets):
+        task = ConcomitantTask(params_sets[0], gate_now[0], model.fit_intercept)
+        return StatsBundle([ctx.engine.map_reduce(source, task,
+                                                  ConcomitantStats.zeros(m, ctx.p, n_gate))])
+
+    if saver is not None:
+        pass_many = saver.wrap(pass_many, gates=lambda: list(gate_now))
+        callback = saver.quiet(callback)
 
     def pass_fn(params, coef):
-        return ctx.engine.map_reduce(source, ConcomitantTask(params, coef, model.fit_intercept),
-                                     ConcomitantStats.zeros(m, ctx.p, n_gate))
+        gate_now[:] = [coef]
+        return pass_many((params,))[0]
 
     best, n_passes = None, 0
     for run in range(1 if explicit else model.n_init):
@@ -178,15 +220,14 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None) 
     order = np.lexsort((best.params.beta[:, 0], -best.params.weights))
     em = EMResult(best.params.permute(order), best.loglik, best.loglik, best.n_iter,
                   best.converged, best.history, best.stats.stats, settings)
-    warn_not_converged(em, stacklevel=4)
+    warn_not_converged(em, stacklevel=5)
     base.set_fitted(model, em, source, ctx.profile)
     model.concomitant_coef_ = permute_gate(best.coef, order)
     model.concomitant_names_ = list(source.concomitant_names)
     if getattr(source, "concomitant_design", None) is not None:  # a gate formula's levels
         model.concomitant_formula_ = source.concomitant_design
     model.n_passes_ = n_passes + 1
-    if method is not None:
-        compute_se(model, source, ctx.engine, method)
+    return ctx
 
 
 def gate_of(model, Z) -> np.ndarray:

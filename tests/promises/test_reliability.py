@@ -162,6 +162,46 @@ def test_worker_killed_mid_pass_of_a_grouped_fit_gives_the_undisturbed_fit(clien
     assert scheduler_tasks(client) == 0
 
 
+def test_worker_killed_mid_pass_of_a_concomitant_fit_gives_the_undisturbed_fit(client,
+                                                                              tmp_path):
+    """Concomitant variables (each task also returns the gate's statistics): a worker dies
+    once while reading a chunk of pass 3; the task is retried and the fit, gate included,
+    is that of this process."""
+    rng = np.random.default_rng(6)
+    n = 1200
+    z = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n)])
+    second = rng.random(n) < 1.0 / (1.0 + np.exp(-(0.3 + 1.5 * z[:, 0] - z[:, 1])))
+    x = rng.normal(size=n)
+    y = np.where(second, -1.0 - x, 1.5 + x) + rng.normal(scale=0.8, size=n)
+    root = tmp_path / "lake"
+    root.mkdir()
+    for k, rows in enumerate(np.array_split(np.arange(n), 3)):
+        pq.write_table(pa.table({"x": x[rows], "y": y[rows], "z1": z[rows, 0],
+                                 "z2": z[rows, 1]}), str(root / f"part-{k}.parquet"),
+                       row_group_size=200)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    columns = dict(target="y", features=["x"], concomitant=["z1", "z2"], chunk_rows=200)
+    reference = model(InProcessEngine(), tol=1e-3).fit(ParquetSource(root, **columns))
+    assert reference.n_passes_ >= 5
+    before = worker_pids(client)
+
+    def arm(record):  # pass 3 kills the worker that first reads a chunk of part-1.parquet
+        if record["iteration"] == 1:
+            (gate / "crash-once").write_text("part-1.parquet")
+
+    fitted = model(DaskEngine(client), tol=1e-3).fit(GatedSource(root, gate=gate, **columns),
+                                                     callback=arm)
+    assert (gate / "crashed").exists()
+    assert_same_fit(fitted, reference, 1e-10)
+    np.testing.assert_allclose(fitted.concomitant_coef_, reference.concomitant_coef_,
+                               rtol=1e-10, atol=1e-12)
+    assert fitted.n_iter_ == reference.n_iter_ and fitted.n_rows_ == reference.n_rows_ == n
+    client.wait_for_workers(3, timeout=60)
+    assert worker_pids(client) != before  # one worker process was replaced
+    assert scheduler_tasks(client) == 0
+
+
 # ------------------------------------------------------------------ 2. poison chunk
 def test_a_chunk_that_kills_every_worker_stops_the_fit_naming_it_and_keeps_the_checkpoint(
         client, lake, undisturbed, tmp_path):
