@@ -284,12 +284,10 @@ class OnlineEM:
         batch_w, loglik, eta, m_step = 0.0, 0.0, 0.0, False
         if n:  # (weights are not summed first: a zero-weight batch is rare and adds nothing)
             if check is None:
-                batch = estep_features(features_transposed(X), y, w, self.params,
-                                       self.fit_intercept)
+                batch = self._estep(X, y, w)
             else:  # unvalidated: NaN or inf would warn on the way to check()'s error
                 with np.errstate(all="ignore"):
-                    batch = estep_features(features_transposed(X), y, w, self.params,
-                                           self.fit_intercept)
+                    batch = self._estep(X, y, w)
             batch_w = batch.sum_w
             if batch_w > 0:
                 eta, m_step = self._consume(batch, n, check)
@@ -310,6 +308,10 @@ class OnlineEM:
         record["weights"] = self.params.weights.tolist()
         self.history.append(record)
         return record
+
+    def _estep(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> SuffStats:
+        """E-step statistics of a batch at the current parameters (a subclass may extend)."""
+        return estep_features(features_transposed(X), y, w, self.params, self.fit_intercept)
 
     def _unit_weights(self, n: int) -> np.ndarray:
         ones = self._ones

@@ -71,7 +71,8 @@ def run_predict(args) -> int:
 
     model, data = load_model(args.model)
     data = data or {}
-    concomitant = list(getattr(model, "concomitant_names_", None) or [])
+    concomitant = getattr(model, "concomitant_formula_", None) \
+        or list(getattr(model, "concomitant_names_", None) or [])  # z columns, or a gate formula
     if getattr(model, "formula_", None) is not None:
         source = _formula_source(args, model.formula_, concomitant)
     else:

@@ -54,7 +54,8 @@ def concomitant_source(X, y, sample_weight, concomitant, chunk_rows: int, target
     if is_gate_formula(concomitant):
         return gate_formula_source(model, X, y, sample_weight, concomitant, formula, target)
     if concomitant is None:
-        names = list(getattr(X, "concomitant", None) or [])
+        names = list(getattr(X, "concomitant_names", None) or getattr(X, "concomitant", None)
+                     or [])
         return X if names and is_source(X) else None
     if is_source(X):
         raise ValueError("a source carries its own concomitant columns: make it with "
@@ -97,11 +98,14 @@ def extra_parameters(model, m: int) -> int:
     return gate - (m - 1) * constraints.n_shared(model)
 
 
-def mixture_mean(model, means: np.ndarray, Z) -> np.ndarray:
-    """Σ_j π_j μ_ij of component means (n, m): π_j(z_i) with a gate, else the weights."""
-    if Z is None and not hasattr(model, "concomitant_coef_"):
-        return means @ model.params_.weights
-    return np.sum(means * row_weights(model, means.shape[0], Z), axis=1)
+def mixture_mean(model, Xd: np.ndarray, Z) -> np.ndarray:
+    """Σ_j π_j μ_ij of the design matrix ``Xd``: π_j(z_i) with a gate, else the weights.
+    Overflow gives inf without a RuntimeWarning: the caller refuses non-finite means."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        means = Xd @ model.params_.beta.T
+        if Z is None and not hasattr(model, "concomitant_coef_"):
+            return means @ model.params_.weights
+        return np.sum(means * row_weights(model, means.shape[0], Z), axis=1)
 
 
 def predict_weights(model, Z) -> np.ndarray:

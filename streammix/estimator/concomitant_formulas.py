@@ -46,9 +46,8 @@ def gate_design(concomitant) -> FormulaDesign:
 def gate_formula_source(model, X, y, sample_weight, concomitant, formula, target):
     """The in-memory source of a fit whose gate is a formula over the table ``X``."""
     if is_source(X):
-        raise ValueError("a concomitant formula is available for tables in memory; for a "
-                         "ParquetSource make the z columns beforehand and give "
-                         "concomitant=[...] names")
+        raise ValueError("a source carries its own concomitant variables: make it with "
+                         "the gate formula, ParquetSource(..., concomitant='~ z1 + ...')")
     if not is_frame(X):
         raise TypeError("a concomitant formula reads its columns from a table X (a pandas "
                         f"or polars DataFrame or a pyarrow Table), not {type(X).__name__}")

@@ -85,11 +85,12 @@ def shared_scaling(scaling, shared: tuple[int, ...]):
     return dataclasses.replace(scaling, mu_x=np.zeros_like(scaling.mu_x))
 
 
-def refuse_online(model) -> None:
-    """Online EM does not take shared coefficients or concomitant variables (yet): say so."""
+def refuse_online(model, concomitant: bool = False) -> None:
+    """Online EM does not take shared coefficients (yet), nor continues a fit with concomitant
+    variables without them (``concomitant``: the first batch has them): say so."""
     if n_shared(model):
         raise ValueError("fixed (coefficients shared by all components) is supported by fit, "
                          "not by partial_fit; fit in batch or drop fixed")
-    if hasattr(model, "concomitant_coef_"):
-        raise ValueError("partial_fit does not take concomitant variables yet; the model "
-                         "was fitted with them")
+    if hasattr(model, "concomitant_coef_") and not concomitant:
+        raise ValueError(f"the model was fitted with concomitant variables "
+                         f"{model.concomitant_names_}: pass concomitant=Z to partial_fit")

@@ -101,12 +101,14 @@ def encode_frame(design: FormulaDesign, X) -> np.ndarray:
 def prepare(model, source) -> None:
     """Before pass 0: learn the levels of a formula source on the model's engine, and take
     ``fit_intercept`` from the formula (``- 1`` / ``+ 0``: False)."""
-    design = getattr(source, "formula_design", None)
-    if design is None:
+    designs = [getattr(source, name, None) for name in ("formula_design", "concomitant_design")]
+    if not any(designs):
         return
-    if not design.is_learned:
-        design = source.learn_levels(resolve_engine(model.engine, source))
-    model.fit_intercept = design.intercept
+    if not all(d.is_learned for d in designs if d is not None):  # the gate's levels too
+        source.learn_levels(resolve_engine(model.engine, source))
+    design = getattr(source, "formula_design", None)
+    if design is not None:
+        model.fit_intercept = design.intercept
 
 
 def design_of(model) -> FormulaDesign | None:

@@ -286,7 +286,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
 
     def partial_fit(self, X, y=None, sample_weight=None, *, target: str | None = None,
                     features=None, weight: str | None = None, batch_id=None,
-                    ) -> MixtureOfLinearRegressions:
+                    concomitant=None) -> MixtureOfLinearRegressions:
         """Update the fit with one batch of a stream by online EM.
 
         The first call initialises from its batch (starting values as in
@@ -294,8 +294,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         parameters) -- or, after :meth:`fit`, continues from the fitted
         parameters; every call then makes one stepwise-EM update.  The state
         machine is :class:`streammix.algorithms.online.OnlineEM`, kept in ``online_``.
-        Step, forgetting and averaging come from ``step_alpha``,
-        ``step_offset``, ``forget`` and ``average``.
+        Step, forgetting, averaging: ``step_alpha``, ``step_offset``, ``forget``, ``average``.
 
         Parameters
         ----------
@@ -307,9 +306,10 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
             Column names for a table batch; ``features`` defaults to every
             column but the target and weight.
         batch_id : str or (str, int), optional
-            Identity of the batch: a name, or ``(stream key, first row)``.
-            A batch whose rows were already consumed is ignored, so replaying
-            batches after a restart does not count them twice.
+            Identity of the batch: a name, or ``(stream key, first row)``.  A batch whose
+            rows were already consumed is ignored (a replay after a restart).
+        concomitant : array-like or DataFrame (n, q), optional
+            Concomitant variables: weights π(z) (:mod:`~streammix.algorithms.online_gate`).
 
         Returns
         -------
@@ -325,7 +325,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         the errors of :meth:`fit`, and a bad batch changes nothing."""
         hooks.check_batch_features(self, X)
         online_fitting.partial_fit(self, X, y, sample_weight, target=target, features=features,
-                                   weight=weight, batch_id=batch_id)
+                                   weight=weight, batch_id=batch_id, concomitant=concomitant)
         return self
 
     def polish(self, X, y=None, sample_weight=None, *, n_passes: int = 2,
@@ -437,8 +437,8 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         check_fitted(self)
         if hasattr(X, "plan") and hasattr(X, "read"):
             return prediction.predict_source(self, base.source_like_fit(self, X, None, None))
-        means = base.design(self, hooks.check_predict_array(self, X)) @ self.params_.beta.T
-        mean = gate.mixture_mean(self, means, concomitant)  # a warning points at the caller
+        Xd = base.design(self, hooks.check_predict_array(self, X))  # warnings: the caller's
+        mean = gate.mixture_mean(self, Xd, concomitant)
         return prediction.check_finite_mean(mean, self.params_, "X")
 
     def predict_components(self, X) -> np.ndarray:
@@ -495,6 +495,6 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
 
 
 # After an online update the fitted attributes are derived from online_ when first read.
-for _name in online_fitting.ONLINE_FITTED:
+for _name in (*online_fitting.ONLINE_FITTED, *online_fitting.GATE_FITTED):
     setattr(MixtureOfLinearRegressions, _name, online_fitting.OnlineDerived(_name))
 del _name

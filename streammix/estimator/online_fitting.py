@@ -17,6 +17,7 @@ import numpy as np
 
 from streammix.algorithms.em import run_em
 from streammix.algorithms.online import OnlineEM, OnlineSettings
+from streammix.algorithms.online_gate import OnlineGatedEM
 from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.profile import Profile
 from streammix.core.params import MixtureParams
@@ -25,11 +26,15 @@ from streammix.data.frames import is_frame
 from streammix.data.streams import check_batch_values, unchecked_batch_arrays
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base, formulas
+from streammix.estimator import online_gate_fitting as online_gate
 from streammix.estimator.constraints import refuse_online
 from streammix.exceptions import DataError, NotFittedError
 
 __all__ = ["partial_fit", "polish", "online_updated", "set_online_fitted", "drop_online_state",
-           "OnlineDerived", "ONLINE_FITTED"]
+           "OnlineDerived", "ONLINE_FITTED", "GATE_FITTED"]
+
+#: The fitted attributes of an online gate (concomitant variables), derived likewise.
+GATE_FITTED = online_gate.GATE_FITTED
 
 #: The fitted attributes that describe the online estimate; after a
 #: ``partial_fit`` they are derived from ``online_`` when first read.
@@ -71,7 +76,7 @@ class OnlineDerived:
 
 
 def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = None,
-                features=None, weight: str | None = None, batch_id=None,
+                features=None, weight: str | None = None, batch_id=None, concomitant=None,
                 ) -> None:
     """Update ``model`` with one batch (see :meth:`MixtureOfLinearRegressions.partial_fit`)."""
     if isinstance(batch_id, str):
@@ -98,6 +103,10 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
     def check() -> None:
         check_batch_values(Xa, ya, wa, names, target=target, where=where)
 
+    Za = None
+    if concomitant is not None:
+        Za, z_names = online_gate.batch_concomitant(concomitant, Xa.shape[0], where)
+
     # The full scan for NaN / inf (and its precise message) runs only when needed:
     # the E-step statistics of a batch with a bad value on a row of positive
     # weight are not finite, and update() then calls check() before anything is
@@ -107,7 +116,7 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
         check()
     if state is None:
         base.check_hyperparameters(model)
-        refuse_online(model)
+        refuse_online(model, Za is not None)
         settings = OnlineSettings(model.step_alpha, model.step_offset, model.forget,
                                   model.average)
         rng = np.random.default_rng(model.random_state)
@@ -126,13 +135,22 @@ def partial_fit(model, X, y=None, sample_weight=None, *, target: str | None = No
             model.__dict__.pop("feature_names_in_", None)
             if named:
                 model.feature_names_in_ = np.asarray(list(names), dtype=object)
+        if Za is not None:
+            state = online_gate.gated_state(model, state, Za, z_names)
+        for name in (*online_gate.GATE_FITTED, "concomitant_formula_"):
+            model.__dict__.pop(name, None)  # an earlier fit's gate; a gated state derives its own
         model.online_ = state
         model.n_features_in_ = Xa.shape[1]
     elif Xa.shape[1] != model.n_features_in_:
         check()  # bad values are reported first, as batch fitting does
         raise DataError(f"{where}: has {Xa.shape[1]} features; the stream started with "
                         f"{model.n_features_in_}")
-    if state.update(Xa, ya, wa, key=key, first_row=first_row, check=check) is not None:
+    online_gate.check_stream_gate(state, Za, where)
+    if Za is not None:
+        record = state.update_gated(Xa, ya, wa, Za, key=key, first_row=first_row, check=check)
+    else:
+        record = state.update(Xa, ya, wa, key=key, first_row=first_row, check=check)
+    if record is not None:
         online_updated(model)
 
 
@@ -140,7 +158,7 @@ def online_updated(model) -> None:
     """Mark the fitted attributes as out of date after an online update (see the module)."""
     d = model.__dict__
     if not d.get(base.ONLINE_STALE):
-        for name in (*ONLINE_FITTED, *base.INFERENCE, "n_passes_"):
+        for name in (*ONLINE_FITTED, *online_gate.GATE_FITTED, *base.INFERENCE, "n_passes_"):
             d.pop(name, None)  # the inference and n_passes_ described another fit
         d[base.ONLINE_STALE] = True
 
@@ -152,7 +170,10 @@ def set_online_fitted(model) -> None:
         d.pop(name, None)  # they described another fit
     d[base.ONLINE_STALE] = False
     state = model.online_
-    model.params_ = base.canonical_order(state.estimate())
+    estimate = state.estimate()
+    order = np.lexsort((estimate.beta[:, 0], -estimate.weights))  # base.canonical_order's
+    model.params_ = estimate.permute(order)
+    online_gate.set_gate_fitted(model, state, order)
     model.n_rows_ = int(state.n_rows)
     model.sum_weights_ = float(state.sum_w)
     model.loglik_ = model.objective_ = state.prequential_loglik
@@ -178,6 +199,9 @@ def polish(model, X, y=None, sample_weight=None, *, n_passes: int = 2,
     state = getattr(model, "online_", None)
     if state is None:
         raise NotFittedError("polish refines an online fit; call partial_fit first")
+    if isinstance(state, OnlineGatedEM):
+        raise ValueError("polish is not available with concomitant variables yet; fit "
+                         "with concomitant=Z for a batch fit")
     if int(n_passes) < 1:
         raise ValueError(f"n_passes must be >= 1, got {n_passes!r}")
     source = base.source_like_fit(model, X, y, sample_weight)

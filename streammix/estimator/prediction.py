@@ -99,9 +99,12 @@ def check_concomitant_columns(model, source) -> None:
     given = list(getattr(source, "concomitant_names", None) or [])
     generic = names == [f"z{k}" for k in range(len(names))]
     if len(given) != len(names) or (given != names and not generic):
+        gate = getattr(model, "concomitant_formula_", None)
+        how = f"concomitant={names}" if gate is None else \
+            "concomitant=model.concomitant_formula_, the gate formula with the fit's levels"
         raise DataError(f"the model was fitted with concomitant variables {list(names)}: "
                         f"its weights are pi(z), so the source must carry them (make it with "
-                        f"concomitant={names}); it has {given or 'none'}")
+                        f"{how}); it has {given or 'none'}")
 
 
 def _weighted(values: np.ndarray, weights: np.ndarray, model) -> np.ndarray:

@@ -146,8 +146,14 @@ def run_stream(model: MixtureOfLinearRegressions, batches, *, checkpoint_dir=Non
     Batches already consumed (per the ledger) are skipped.  Checkpoints are
     written every ``checkpoint_every`` consumed batches and when the loop
     ends for any reason.  ``emit(record, model)`` is called after each
-    consumed batch.  Returns the number of batches consumed.
+    consumed batch.  Returns the number of batches consumed.  A model with
+    concomitant variables (a gate) is refused: stream batches have no concomitant columns.
     """
+    if hasattr(model, "concomitant_coef_"):
+        raise ValueError("streams (run_stream, streammix stream) do not carry concomitant "
+                         "variables yet: the model has a gate of "
+                         f"{model.concomitant_names_}; call partial_fit(X, y, concomitant=Z) "
+                         "batch by batch instead")
     consumed = since = 0
     source_meta = source_meta or {}
     ledger_owner = getattr(batches, "ledger", None)

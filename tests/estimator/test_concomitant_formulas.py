@@ -94,13 +94,61 @@ def test_bad_gate_formulas_are_refused(gate, message):
         _model().fit(_frame(100, 4), formula="y ~ x1", concomitant=gate)
 
 
-def test_a_lake_with_a_gate_formula_is_refused_with_the_way_out(tmp_path):
+def _lake(df: pd.DataFrame, folder) -> pd.DataFrame:
+    """Two files, segments p, q in one and r in the other; the rows in lake order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    parts = [df[df.segment != "r"], df[df.segment == "r"]]
+    for i, part in enumerate(parts):
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
+                       folder / f"part-{i}.parquet", row_group_size=400)
+    return pd.concat(parts)
+
+
+def test_a_lake_with_a_gate_formula_fits_like_the_table_and_predicts_from_the_cli(tmp_path):
+    import pyarrow.parquet as pq
+
+    from streammix import ParquetSource
+    from streammix.cli.main import main
+
+    (tmp_path / "lake").mkdir()
+    ordered = _lake(_frame(1500, 1), tmp_path / "lake")
+    memory = _model().fit(ordered, formula="y ~ x1", concomitant=GATE)
+    source = ParquetSource(tmp_path / "lake", target="y", features=["x1"], concomitant=GATE,
+                           chunk_rows=500)
+    lake = _model().fit(source)
+    assert lake.concomitant_names_ == memory.concomitant_names_
+    assert lake.concomitant_formula_.levels == {"segment": SEGMENTS}
+    np.testing.assert_allclose(lake.concomitant_coef_, memory.concomitant_coef_, rtol=0,
+                               atol=1e-10)
+    np.testing.assert_allclose(lake.coef_, memory.coef_, rtol=0, atol=1e-10)
+    lake.save(tmp_path / "model.json")
+    (tmp_path / "new").mkdir()
+    new = _frame(60, 2, segments=["p", "r"]).drop(columns="y")
+    new.to_parquet(tmp_path / "new" / "part.parquet")
+    code = main(["predict", str(tmp_path / "model.json"), str(tmp_path / "new"), "--out",
+                 str(tmp_path / "pred"), "-q"])
+    assert code == 0
+    pred = pq.read_table(tmp_path / "pred" / "part.parquet").to_pandas()
+    by_hand = _model().fit(ordered[["x1"]], ordered.y.to_numpy(), concomitant=_z(ordered))
+    np.testing.assert_allclose(pred[["prior_1", "prior_2"]].to_numpy(),
+                               by_hand.predict_weights(_z(new)), rtol=0, atol=1e-10)
+
+
+def test_count_invalid_and_errors_cover_the_gate_formula_columns(tmp_path):
     from streammix import ParquetSource
 
-    pq.write_table(pa.Table.from_pandas(_frame(50, 5), preserve_index=False),
-                   tmp_path / "part.parquet")
-    with pytest.raises(ValueError, match="tables in memory"):
-        ParquetSource(tmp_path, formula="y ~ x1", concomitant=GATE)
+    (tmp_path / "lake").mkdir()
+    df = _frame(400, 3)
+    segment = df.segment.astype(object)
+    segment.iloc[5] = None
+    _lake(df.assign(segment=segment), tmp_path / "lake")
+    source = ParquetSource(tmp_path / "lake", target="y", features=["x1"], concomitant=GATE,
+                           on_invalid="drop")
+    counted = source.count_invalid()
+    assert counted.n_rows == 1 and counted.by_column == {"segment": 1}
+    assert _model().fit(source).n_rows_ == 399
+    with pytest.raises(DataError, match=r"part-0\.parquet: column 'segment' has 1 null"):
+        _model().fit(ParquetSource(tmp_path / "lake", target="y", features=["x1"],
+                                   concomitant=GATE))

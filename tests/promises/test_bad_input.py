@@ -126,7 +126,8 @@ CASES = {
         "all": error("z-bad.parquet", "is empty (0 bytes)"),
         "online": error("z-bad.parquet", "unreadable Parquet file")}),
     "non-Parquet file in the folder": (not_parquet, {
-        "all": error("z-notes.csv", "not a readable Parquet file"),
+        # a .csv name beside .parquet ones: the lake's format is ambiguous, refused
+        "all": error("z-notes.csv", "holds files of several formats"),
         "online": FIT}),  # the folder stream reads *.parquet names only
     "missing column": (missing_column, {
         "all": error("z-bad.parquet", "column 'x2' is missing"),

@@ -177,7 +177,8 @@ def test_a_frozen_scheduler_stops_the_fit_with_one_line_and_keeps_the_checkpoint
             lake, tmp_path, address, slow, lambda: scheduler.send_signal(signal.SIGSTOP))
     assert proc.returncode == 1 and elapsed < 30, err  # (it used to wait for minutes)
     assert _error_line(err) == (
-        f"streammix fit: error: the scheduler at {address} did not answer for {WORKER_TIMEOUT} s (stopped, "
+        f"streammix fit: error: the scheduler at {address} did not answer for "
+        f"{WORKER_TIMEOUT} s (stopped, "
         "overloaded or unreachable); the pass was abandoned (worker_timeout, --worker-timeout)")
     assert "Traceback" not in err and not (tmp_path / "m.json").exists()
     _checkpoint_resumes_in_process(lake, tmp_path, *slow)

@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streammix.data.formula import FormulaDesign, LevelSet
+from streammix.data.formula import INTERCEPT, FormulaDesign, LevelSet
 from streammix.exceptions import DataError
 
-__all__ = ["FormulaReadingMixin", "LevelsView"]
+__all__ = ["FormulaReadingMixin", "LevelsView", "concomitant_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,23 +40,41 @@ class FormulaReadingMixin:
         """The formula's design (learned once :meth:`learn_levels` ran), or None."""
         return self._design
 
-    def learn_levels(self, engine=None) -> FormulaDesign:
-        """Learn the levels of the formula's categorical variables in one pass.
+    @property
+    def concomitant_design(self) -> FormulaDesign | None:
+        """The gate formula's design (``concomitant="~ z1 + C(segment)"``), or None."""
+        return getattr(self, "_gate", None)
+
+    def _designs(self) -> list[FormulaDesign]:
+        return [d for d in (getattr(self, "_design", None), getattr(self, "_gate", None))
+                if d is not None]
+
+    def _gate_names(self) -> list[str]:
+        return self._gate.feature_names if self._gate.is_learned else list(self._gate.variables)
+
+    def learn_levels(self, engine=None) -> FormulaDesign | None:
+        """Learn the levels of the categorical variables of the formula and of the gate
+        formula in one pass.
 
         Runs on ``engine`` (any streammix engine; default in-process); a
         design already learned is kept.  Afterwards ``features`` are the
-        formula's design columns.
+        formula's design columns, and ``concomitant_names`` the gate's.
+        Returns the formula's design (None with a gate formula only).
         """
-        if self._design is None:
+        if not self._designs():
             raise ValueError("this source has no formula")
-        if not self._design.is_learned:
+        if not all(design.is_learned for design in self._designs()):
             from streammix.engines.inprocess import InProcessEngine
             engine = InProcessEngine() if engine is None else engine
             levels = engine.map_reduce(LevelsView(self), _identity, LevelSet())
-            self._design = self._design.learned(levels)
-            self.features = self._design.feature_names
-            logger.info("formula %s: levels %s", self._design.formula,
-                        {k: len(v) for k, v in self._design.levels.items()})
+            if self._design is not None and not self._design.is_learned:
+                self._design = self._design.learned(_levels_of(levels, self._design))
+                self.features = self._design.feature_names
+            if self._gate is not None and not self._gate.is_learned:
+                self._gate = _checked_gate(self._gate.learned(_levels_of(levels, self._gate)))
+            for design in self._designs():
+                logger.info("formula %s: levels %s", design.formula,
+                            {k: len(v) for k, v in design.levels.items()})
         return self._design
 
     def with_formula(self, formula, *, keep_target: bool = True):
@@ -69,17 +87,20 @@ class FormulaReadingMixin:
         return type(self)(self.path_or_url, formula=design, weight=self.weight,
                           filters=self.filters, storage_options=self.storage_options,
                           chunk_rows=self.chunk_rows, on_invalid=self.on_invalid,
-                          concomitant=self.concomitant or None,
+                          concomitant=self._gate or self.concomitant or None,
                           groups=getattr(self, "groups", None),
                           max_task_rows=getattr(self, "max_task_rows", None),
                           format=getattr(self, "format", None))
 
-    def _formula_rows(self, piece, table, row_ids, bad):
-        """The design matrix of a chunk's rows and the mask of rows to drop."""
-        if not self._design.is_learned:
-            raise DataError("the formula's levels are not learned yet: call learn_levels() "
-                            "(fit does) before reading chunks")
-        X, design_bad, message = self._design.encode(table, self.shown(piece.path), row_ids)
+    def _formula_rows(self, piece, table, row_ids, bad, design=None):
+        """The design matrix of a chunk's rows (of the formula, or ``design``: the gate's)
+        and the mask of rows to drop."""
+        design = self._design if design is None else design
+        if not design.is_learned:
+            raise DataError(f"the levels of formula {design.formula!r} are not learned yet: "
+                            "call learn_levels() (fit does) before reading chunks, or give "
+                            "a learned design (a model's formula_ or concomitant_formula_)")
+        X, design_bad, message = design.encode(table, self.shown(piece.path), row_ids)
         if design_bad is not None:
             if self.on_invalid == "error":
                 raise DataError(message)
@@ -94,8 +115,13 @@ class FormulaReadingMixin:
         of every column the formula reads, then the NaN or infinite values of
         its design columns (``np.log(x)`` of x <= 0) on the rows still kept.
         """
-        design = self._design
         counts = dict(counts)
+        for design in self._designs():
+            bad = self._design_invalid(design, piece, table, bad, counts)
+        return bad, counts
+
+    def _design_invalid(self, design, piece, table, bad, counts: dict):
+        """:meth:`_formula_invalid` of one design: adds to ``counts``, returns ``bad``."""
         for name in design.variables:
             column = table.column(name)
             if pa.types.is_dictionary(column.type):
@@ -117,7 +143,7 @@ class FormulaReadingMixin:
             rows = np.flatnonzero(keep)[nonfinite.any(axis=1)]
             bad = np.zeros(table.num_rows, bool) if bad is None else bad.copy()
             bad[rows] = True
-        return bad, counts
+        return bad
 
 
 class LevelsView:
@@ -133,9 +159,10 @@ class LevelsView:
     def read(self, piece) -> LevelSet:
         source = self.source
         _, _, bad, _, table = source._read_values(piece, on_invalid="drop", with_table=True)
-        design = source._design
-        return LevelSet.of_table(table, design.variables, design.categorical_hint,
-                                 source.shown(piece.path), None if bad is None else ~bad)
+        variables = list(dict.fromkeys(v for d in source._designs() for v in d.variables))
+        hint = frozenset().union(*(d.categorical_hint for d in source._designs()))
+        return LevelSet.of_table(table, variables, hint, source.shown(piece.path),
+                                 None if bad is None else ~bad)
 
     def __repr__(self) -> str:
         return f"LevelsView({self.source!r})"
@@ -143,3 +170,41 @@ class LevelsView:
 
 def _identity(value):
     return value
+
+
+def _levels_of(levels: LevelSet, design: FormulaDesign) -> LevelSet:
+    """The part of ``levels`` that ``design`` reads."""
+    names = set(design.variables)
+    return LevelSet({k: v for k, v in levels.levels.items() if k in names},
+                    levels.numeric & names, {k: v for k, v in levels.where.items() if k in names})
+
+
+def _checked_gate(design: FormulaDesign) -> FormulaDesign:
+    if INTERCEPT not in design.columns:
+        raise ValueError(f"concomitant formula {design.formula!r} removes the intercept; the "
+                         "gate always has one (with treatment coding of the levels)")
+    return design
+
+
+def concomitant_columns(concomitant, target, weight):
+    """``(gate, names)`` of ParquetSource's ``concomitant``: a gate formula
+    (``"~ z1 + C(segment)"`` or a learned design; names then empty) or the names of
+    numeric z columns (gate None)."""
+    if concomitant is None:
+        return None, []
+    if isinstance(concomitant, FormulaDesign) or (isinstance(concomitant, str)
+                                                  and "~" in concomitant):
+        gate = concomitant if isinstance(concomitant, FormulaDesign) else \
+            FormulaDesign(concomitant)
+        if gate.target is not None:
+            raise ValueError(f"concomitant formula {gate.formula!r} has a left-hand side; a "
+                             "gate formula is '~ z1 + C(segment)'")
+        if {target, weight} & set(gate.variables):
+            raise ValueError("target and weight must not be among the concomitant columns")
+        return (_checked_gate(gate) if gate.is_learned else gate), []
+    names = [concomitant] if isinstance(concomitant, str) else [str(c) for c in concomitant]
+    if len(set(names)) != len(names):
+        raise ValueError(f"concomitant has repeated names: {names}")
+    if target in names or (weight is not None and weight in names):
+        raise ValueError("target and weight must not be among the concomitant columns")
+    return None, names

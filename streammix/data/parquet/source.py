@@ -27,7 +27,7 @@ from streammix.data.parquet.files import (
     arrow_filesystem,
     redact_url,
 )
-from streammix.data.parquet.formula_reading import FormulaReadingMixin
+from streammix.data.parquet.formula_reading import FormulaReadingMixin, concomitant_columns
 from streammix.data.parquet.grouping import GroupingMixin
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
 from streammix.data.parquet.planning import PlanningMixin
@@ -86,9 +86,11 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         count and the first row, or are dropped.  Dropped rows are not in
         the fitted statistics (``n_rows_`` of a model does not count them);
         :meth:`count_invalid` counts them per file and column in one pass.
-    concomitant : str or list of str, optional
+    concomitant : str, list of str, or a gate formula, optional
         Columns of concomitant variables z: the components' weights π(z)
-        depend on them (flexmix's ``FLXPmultinom``).  Checked like the
+        depend on them (flexmix's ``FLXPmultinom``); or a gate formula
+        ``"~ z1 + C(segment)"`` (or a learned design, a model's
+        ``concomitant_formula_``), whose levels are learned with the formula's.  Checked like the
         features (missing in a file, not numeric, null/NaN/inf name the file
         and column); each chunk carries them as ``Chunk.Z``.
     formula : str or FormulaDesign, optional
@@ -174,7 +176,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         self.storage_options = dict(storage_options or {})
         self.chunk_rows = int(chunk_rows)
         self.on_invalid = on_invalid
-        self.concomitant = _concomitant_names(concomitant, self.target, self.weight)
+        self._gate, self.concomitant = concomitant_columns(concomitant, self.target, self.weight)
         self.groups = None if groups is None else str(groups)
         if self.groups is not None and self.groups in [target, weight, *features]:
             raise ValueError(f"the group column {self.groups!r} must not be the target, the "
@@ -211,8 +213,9 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
 
     @property
     def concomitant_names(self) -> list[str]:
-        """The concomitant columns (empty without them)."""
-        return list(self.concomitant)
+        """The concomitant columns (empty without them); a gate formula's design columns
+        (before its levels are learned: the columns it reads)."""
+        return self._gate_names() if self._gate is not None else list(self.concomitant)
 
     @property
     def n_files(self) -> int:
@@ -234,6 +237,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         X, groups = None, self._chunk_groups(piece, table, row_ids)
         if self._design is not None:  # the design columns of the formula
             X, bad = self._formula_rows(piece, table, row_ids, bad)
+        Z, bad = self._formula_rows(piece, table, row_ids, bad, self._gate) if self._gate \
+            else (None, bad)  # a gate formula's design columns
         n_bad = int(bad.sum()) if bad is not None else 0
         if n_bad:
             keep = ~bad
@@ -241,6 +246,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
             row_ids = row_ids[keep]
             groups = None if groups is None else groups[keep]
             X = None if X is None else np.asfortranarray(X[keep])
+            Z = None if Z is None else np.asfortranarray(Z[keep])
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
                         self.shown(piece.path), n_bad)
         n = row_ids.size
@@ -257,7 +263,6 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
                     f"{self.shown(piece.path)}: column {self.weight!r} has {neg.size} negative "
                     f"value{'s' if neg.size != 1 else ''}, first at row {int(row_ids[neg[0]])} "
                     f"({w[neg[0]]!r}); weights must be >= 0")
-        Z = None
         if self.concomitant:
             Z = np.empty((n, len(self.concomitant)), order="F")
             for k, name in enumerate(self.concomitant):
@@ -281,7 +286,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         """
         from streammix.engines.inprocess import InProcessEngine
         engine = InProcessEngine() if engine is None else engine
-        if self._design is not None:
+        if self._designs():
             self.learn_levels(engine)
         return engine.map_reduce(_InvalidRowsView(self), _identity, InvalidRows())
 
@@ -296,8 +301,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         ]
         if self._design is not None:
             lines.append(f"  formula: {self._design.formula}")
-        if self.concomitant:
-            lines.append(f"  concomitant: {self.concomitant}")
+        if self.concomitant or self._gate is not None:
+            lines.append(f"  concomitant: {self.concomitant or self._gate.formula}")
         if self.groups is not None:
             lines.append(f"  groups: {self.groups!r} (tasks of at most {self.task_row_bound} rows)")
         if self.partition_names:
@@ -421,8 +426,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
 
     def _needed_columns(self) -> list[str]:
         cols = list(self.columns)
-        if getattr(self, "_design", None) is not None:
-            cols += [c for c in self._design.variables if c not in cols]
+        for design in self._designs():
+            cols += [c for c in design.variables if c not in cols]
         if getattr(self, "groups", None) is not None and self.groups not in cols:
             cols.append(self.groups)
         for name in filter_columns(self.filters):
@@ -459,21 +464,6 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         return self._fs
 
 
-def _concomitant_names(concomitant, target: str, weight: str | None) -> list[str]:
-    if concomitant is None:
-        return []
-    if isinstance(concomitant, str) and "~" in concomitant:
-        raise ValueError(f"concomitant={concomitant!r}: a gate formula is available for "
-                         "tables in memory (fit(df, concomitant='~ ...')); a ParquetSource "
-                         "takes the names of numeric z columns (make dummy columns first)")
-    names = [concomitant] if isinstance(concomitant, str) else [str(c) for c in concomitant]
-    if len(set(names)) != len(names):
-        raise ValueError(f"concomitant has repeated names: {names}")
-    if target in names or (weight is not None and weight in names):
-        raise ValueError("target and weight must not be among the concomitant columns")
-    return names
-
-
 class _InvalidRowsView:
     """The source seen through :meth:`ParquetSource.count_invalid`: reads counts."""
 
@@ -486,7 +476,7 @@ class _InvalidRowsView:
     def read(self, piece: ParquetPiece) -> InvalidRows:
         _, _, bad, by_column, table = self.source._read_values(piece, on_invalid="drop",
                                                                 with_table=True)
-        if self.source._design is not None:  # the columns the formula reads, too
+        if self.source._designs():  # the columns the formulas read, too
             bad, by_column = self.source._formula_invalid(piece, table, bad, by_column)
         n_bad = 0 if bad is None else int(bad.sum())
         by_file = {self.source.shown(piece.path): n_bad} if n_bad else {}
