@@ -9,10 +9,17 @@ shared noise), ``MixtureOfLinearRegressions(k, noise=...)`` with nothing else se
 and seeds 0..4 must
 
 * keep its k components and be non-degenerate by the fixtures' rule;
+* be non-degenerate also by the choice rule of the fit (no σ² at the variance
+  floor, no σ below the resolution of y, §1.9 of the mathematics page);
 * reach the best non-degenerate R log-likelihood to 1e-6 relative: the
   maximum-likelihood one (``polished_ml_loglik``) by default, and flexmix's own
   (``polished_flexmix_loglik``, σ with flexmix's degrees-of-freedom correction)
-  with ``df_correction=True``.
+  with ``df_correction=True``;
+* and not exceed it by more than 1e-6 relative -- a spike R passed over would --
+  unless the case has a documented better optimum (``better_optima.json``,
+  written by ``better_optima.R``: a streammix solution that mixtools' and
+  flexmix's EM started from it keep, at a log-likelihood above every
+  non-degenerate R run of the fixtures), which is then the upper bound.
 
 Every higher, degenerate R optimum recorded in the fixtures is identified as
 degenerate by streammix's rule
@@ -24,6 +31,7 @@ all cases (those below and the others).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import warnings
 
@@ -32,12 +40,13 @@ import pytest
 from support import FIXTURES
 
 from streammix import MixtureOfLinearRegressions, MixtureParams
-from streammix.algorithms.degeneracy import find_degenerate, rule_for_data
+from streammix.algorithms.degeneracy import find_degenerate, recording_step, rule_for_data
 from streammix.core.stats import design_matrix, estep
 
 REAL = FIXTURES / "real_data"
 CASES = json.loads((REAL / "cases.json").read_text())
 RESULTS = json.loads((REAL / "r_results.json").read_text())
+BETTER = json.loads((REAL / "better_optima.json").read_text())
 
 #: Data sets of the suite: every one of their cases must pass.
 SUITE = ["co2", "tone", "nox", "cars", "whiteside", "faithful", "nregfix", "mtcars", "trees",
@@ -55,15 +64,28 @@ def _data(name):
     return values[:, 1:], values[:, 0]
 
 
-def _degenerate(entry, weights, beta, sigma) -> list[int]:
+def _degenerate(entry, weights, beta, sigma, choice=False) -> list[int]:
     """Components degenerate by streammix's rule (``find_degenerate``, the rule of the
-    fixtures' README), at the given parameters."""
+    fixtures' README), at the given parameters; with ``choice``, by the rule of the
+    choice among runs (also σ² at the default variance floor, 1e-4 σ²_OLS, or σ below
+    the resolution of y, δ/√12)."""
     X, y = _data(entry["dataset"])
     Xd = design_matrix(X, True)
     params = MixtureParams(weights / weights.sum(), beta, sigma**2)
     stats = estep(Xd, y, np.ones(y.size), params)
     rule = rule_for_data(Xd, y, entry["noise"])
+    if choice:
+        rule = dataclasses.replace(rule, floor_sigma2=1e-4 * rule.pooled_sigma2,
+                                   resolution_sigma2=recording_step(y) ** 2 / 12)
     return [found.component for found in find_degenerate(params, stats, rule)]
+
+
+def _upper_bound(key, target, flexmix) -> float:
+    """R's best non-degenerate log-likelihood, or the documented better optimum."""
+    better = BETTER.get(key)
+    if better is None:
+        return target
+    return max(target, better["flexmix_from_it" if flexmix else "regmixEM_from_it"]["loglik"])
 
 
 def _solution(sol):
@@ -86,6 +108,7 @@ def test_default_fit_reaches_the_best_nondegenerate_r_optimum(key, flexmix):
     entry = RESULTS[key]
     summary = entry["summary"]
     target = summary["polished_flexmix_loglik" if flexmix else "polished_ml_loglik"]
+    upper = _upper_bound(key, target, flexmix)
     X, y = _data(entry["dataset"])
     for seed in SEEDS:
         model = MixtureOfLinearRegressions(entry["k"], noise=entry["noise"], random_state=seed,
@@ -95,11 +118,13 @@ def test_default_fit_reaches_the_best_nondegenerate_r_optimum(key, flexmix):
             model.fit(X, y)
         label = f"{key} seed {seed}"
         assert model.n_components_ == entry["k"], label
-        assert not _degenerate(entry, model.weights_,
-                               np.column_stack([model.intercept_, model.coef_]),
-                               model.sigma_), label
+        beta = np.column_stack([model.intercept_, model.coef_])
+        assert not _degenerate(entry, model.weights_, beta, model.sigma_, choice=True), label
         assert model.loglik_ >= target - RTOL * abs(target), (
             f"{label}: {model.loglik_:.8f} below R's {target:.8f}")
+        assert model.loglik_ <= upper + RTOL * abs(upper), (
+            f"{label}: {model.loglik_:.8f} above R's best non-degenerate {upper:.8f} "
+            "(a spurious optimum, or a better one to document in better_optima.json)")
 
 
 HIGHER_DEGENERATE = [k for k in KEYS if RESULTS[k]["summary"]["higher_degenerate_exists"]]
@@ -113,3 +138,24 @@ def test_every_higher_r_optimum_is_identified_as_degenerate(key):
     flagged = _degenerate(entry, *_solution(best))
     assert flagged == [j for j, c in enumerate(best["components"]) if c["degenerate"]]
     assert flagged, key
+
+
+@pytest.mark.parametrize("key", sorted(k for k in BETTER if k != "_meta"))
+def test_every_documented_better_optimum_is_kept_by_r_and_above_every_r_run(key):
+    """A better optimum is a fixed point of mixtools' EM (started from it, it stays)
+    and of flexmix's, above R's best non-degenerate optimum (polished, and every
+    non-degenerate R run of the fixtures), and non-degenerate by the choice rule."""
+    better, entry = BETTER[key], RESULTS[key]
+    summary = entry["summary"]
+    mixtools = better["regmixEM_from_it"]["loglik"]
+    assert mixtools == pytest.approx(better["streammix_loglik"], rel=1e-8)
+    assert better["flexmix_from_it"]["k"] == entry["k"]
+    assert mixtools > summary["polished_ml_loglik"] + 0.1
+    assert better["flexmix_from_it"]["loglik"] > summary["polished_flexmix_loglik"] + 0.1
+    assert mixtools > summary["best_nondegenerate_loglik"] + 0.1  # no sensible R run got there
+    starts = [row for row in csv.DictReader(open(REAL / "better_optima_starts.csv"))
+              if row["key"] == key]
+    weights, beta, sigma = (np.array([float(r["prior"]) for r in starts]),
+                            np.array([[float(c) for c in r["coef"].split()] for r in starts]),
+                            np.array([float(r["sigma"]) for r in starts]))
+    assert not _degenerate(entry, weights, beta, sigma, choice=True)
