@@ -158,3 +158,23 @@ def test_a_concomitant_lake_fit_killed_by_sigkill_resumes_to_the_same_result(tmp
     _assert_same(resumed, _fit(source()))
     with pytest.raises(CheckpointError, match="different data.*concomitant"):
         _fit(source(["z1"]), checkpoint=folder, resume=True)
+
+
+def test_a_lake_fit_with_a_gate_formula_resumes_bit_for_bit(tmp_path):
+    X, y, Z = _data()
+    seg = np.where(Z[:, 1] > 0, "b", "a")
+    pq.write_table(pa.table({"x": X[:, 0], "y": y, "z1": Z[:, 0], "seg": seg}),
+                   tmp_path / "part-0.parquet")
+
+    def source(formula="~ z1 + C(seg)"):
+        return ParquetSource(tmp_path, target="y", features=["x"], concomitant=formula,
+                             chunk_rows=150)
+
+    folder = tmp_path.parent / f"{tmp_path.name}-ckpt"
+    with pytest.raises(Interrupt):
+        _fit(source(), checkpoint=folder, callback=_stop_after(3))
+    resumed = _fit(source(), checkpoint=folder, resume=True)
+    _assert_same(resumed, _fit(source()))
+    assert resumed.concomitant_names_ == ["z1", "C(seg)[T.b]"]
+    with pytest.raises(CheckpointError, match="different data.*concomitant"):
+        _fit(source("~ z1"), checkpoint=folder, resume=True)
