@@ -35,6 +35,7 @@ from streammix.data.arrays import ArraySource
 from streammix.data.frames import frame_matrix, frame_names
 from streammix.data.resolve import as_source, is_source
 from streammix.estimator import base, constraints, fitting, formulas
+from streammix.estimator.checkpointed import open_checkpoint
 from streammix.estimator.concomitant_formulas import (
     encode_gate,
     gate_formula_source,
@@ -155,17 +156,10 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None,
         raise ValueError("standardize=True is not available with concomitant variables")
     base.check_hyperparameters(model)
     formulas.prepare(model, source)  # ParquetSource(formula=..., concomitant=[...])
-    saver = None
-    if checkpoint is not None:
-        from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
-        from streammix.estimator.persistence import hyperparameters_record
-        saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
-        saver.n_gate = len(source.concomitant_names) + 1
-    try:
-        ctx = _fit_in(model, source, saver, resume, callback)
-    finally:
+    with open_checkpoint(model, source, checkpoint) as saver:
         if saver is not None:
-            saver.close()
+            saver.n_gate = len(source.concomitant_names) + 1
+        ctx = _fit_in(model, source, saver, resume, callback)
     if method is not None:
         compute_se(model, source, ctx.engine, method)
 
@@ -173,17 +167,7 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None,
 def _fit_in(model, source, saver, resume: bool, callback):
     """The fit of :func:`fit_concomitant` once its checkpoint folder (if any) is open;
     returns the pass-0 context."""
-    if saver is not None and resume:
-        saver.load()
-        seed = saver.seed
-    else:
-        seed = base.draw_seed(model.random_state)
-        if saver is not None:
-            saver.start(seed)
-    ctx = fitting.profile_pass(model, source, seed)
-    if saver is not None:
-        from streammix.estimator.checkpoint import profile_digest
-        saver.check_profile(profile_digest(ctx.profile))
+    ctx = fitting.seed_and_profile(model, source, saver, resume)
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)
     n_gate = len(source.concomitant_names) + 1
@@ -209,7 +193,7 @@ def _fit_in(model, source, saver, resume: bool, callback):
         sample = ctx.sample
         params0 = start if explicit else initial_params(
             sample.X, sample.y, m, method=start, fit_intercept=model.fit_intercept,
-            settings=settings, rng=base.run_rng(seed, run), moments=sample.moments,
+            settings=settings, rng=base.run_rng(ctx.seed, run), moments=sample.moments,
             all_rows=ctx.profile.n_positive <= ctx.profile.size)
         params0 = constraints.project(params0, ctx.shared)
         result = concomitant_em(pass_fn, params0, initial_gate(params0, n_gate), settings.mstep,

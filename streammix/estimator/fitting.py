@@ -36,13 +36,13 @@ from streammix.core.stats import design_matrix
 from streammix.data.resolve import as_source
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base, constraints, formulas
+from streammix.estimator.checkpointed import open_checkpoint
 from streammix.estimator.inference import compute_se
 from streammix.estimator.online_fitting import drop_online_state
-from streammix.estimator.persistence import hyperparameters_record
 from streammix.exceptions import DataError, SpuriousOptimumWarning
 
-__all__ = ["FitContext", "fit", "profile_pass", "em_settings", "run_steps", "lockstep_pass",
-           "fit_runs", "check_se_method", "warn_passed_over"]
+__all__ = ["FitContext", "fit", "seed_and_profile", "profile_pass", "em_settings", "run_steps",
+           "lockstep_pass", "fit_runs", "check_se_method", "warn_passed_over"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,34 +89,19 @@ def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback
         source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
     base.require_target(source, "fit")
     formulas.prepare(model, source)  # a formula's levels, before the checkpoint's fingerprint
-    saver = None
-    if checkpoint is not None:
-        from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
-        saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
-    try:
+    with open_checkpoint(model, source, checkpoint) as saver:
         fit_in(model, source, saver, resume, method, callback)
-    finally:
-        if saver is not None:
-            saver.close()  # the folder's lock
 
 
 def fit_in(model, source, saver, resume: bool, method, callback) -> None:
     """The fit of :func:`fit` once its checkpoint folder (if any) is open."""
-    if saver is not None and resume:
-        saver.load()
-        seed = saver.seed
-    else:
-        seed = base.draw_seed(model.random_state)
-        if saver is not None:
-            saver.start(seed)
-    ctx = profile_pass(model, source, seed)
-    if ctx.extreme and method is not None:
-        raise DataError(f"standard errors cannot be computed on the scale of this data "
-                        f"({ctx.extreme}; the information pass would overflow float64): fit "
-                        "without them, or rescale these columns")
-    if saver is not None:
-        from streammix.estimator.checkpoint import profile_digest
-        saver.check_profile(profile_digest(ctx.profile))
+    def check_scale(ctx) -> None:
+        if ctx.extreme and method is not None:
+            raise DataError(f"standard errors cannot be computed on the scale of this data "
+                            f"({ctx.extreme}; the information pass would overflow float64): "
+                            "fit without them, or rescale these columns")
+
+    ctx = seed_and_profile(model, source, saver, resume, check_scale)
     m = model.n_components
     start = base.start_params(model, ctx.d)
     explicit = isinstance(start, MixtureParams)
@@ -316,3 +301,27 @@ def lockstep_pass(ctx: FitContext, fit_intercept: bool):
         return ctx.engine.map_reduce(ctx.source, task, StatsBundle.zeros(params))
 
     return pass_many
+
+
+def seed_and_profile(model, source, saver, resume: bool, check=None):
+    """Pass 0 of a fit (:func:`~streammix.estimator.fitting.profile_pass`) with the seed a
+    resumed checkpoint saved, or a new one (saved if there is a checkpoint).
+
+    ``check(ctx)`` runs on the pass-0 context before its profile is compared
+    with the checkpoint's.  Returns the context.
+    """
+    if saver is not None and resume:
+        saver.load()
+        seed = saver.seed
+    else:
+        seed = base.draw_seed(model.random_state)
+        if saver is not None:
+            saver.start(seed)
+    ctx = profile_pass(model, source, seed)
+    if check is not None:
+        check(ctx)
+    if saver is not None:
+        from streammix.estimator.checkpoint import profile_digest
+
+        saver.check_profile(profile_digest(ctx.profile))
+    return ctx

@@ -31,10 +31,10 @@ from streammix.core.grouped_estep import group_log_posteriors
 from streammix.core.params import MixtureParams
 from streammix.data.grouped_arrays import GroupedArraySource, check_groups
 from streammix.estimator import base, fitting, formulas
+from streammix.estimator.checkpointed import open_checkpoint
 from streammix.estimator.concomitant_fitting import drop_concomitant
 from streammix.estimator.constraints import model_layout
 from streammix.estimator.inference import set_inference
-from streammix.estimator.persistence import hyperparameters_record
 
 __all__ = ["fit_grouped", "group_posteriors", "is_grouped_source"]
 
@@ -73,31 +73,14 @@ def fit_grouped(model, X, y, sample_weight, groups, *, se=False, callback=None,
         source = X
     else:
         source = GroupedArraySource(X, y, groups, chunk_rows=model.chunk_rows)
-    saver = None
-    if checkpoint is not None:
-        from streammix.estimator.checkpoint import Checkpoint, source_fingerprint
-        saver = Checkpoint(checkpoint, source_fingerprint(source), hyperparameters_record(model))
-    try:
+    with open_checkpoint(model, source, checkpoint) as saver:
         _fit_in(model, source, saver, resume, callback, method)
-    finally:
-        if saver is not None:
-            saver.close()
     return model
 
 
 def _fit_in(model, source, saver, resume: bool, callback, method=None) -> None:
     """The fit of :func:`fit_grouped` once its checkpoint folder (if any) is open."""
-    if saver is not None and resume:
-        saver.load()
-        seed = saver.seed
-    else:
-        seed = base.draw_seed(model.random_state)
-        if saver is not None:
-            saver.start(seed)
-    ctx = fitting.profile_pass(model, source, seed)
-    if saver is not None:
-        from streammix.estimator.checkpoint import profile_digest
-        saver.check_profile(profile_digest(ctx.profile))
+    ctx = fitting.seed_and_profile(model, source, saver, resume)
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)
     start = base.start_params(model, ctx.d)
@@ -126,7 +109,7 @@ def _fit_in(model, source, saver, resume: bool, callback, method=None) -> None:
         sample = ctx.sample
         params0 = start if explicit else initial_params(
             sample.X, sample.y, m, method=start, fit_intercept=model.fit_intercept,
-            settings=settings, rng=base.run_rng(seed, run), moments=sample.moments,
+            settings=settings, rng=base.run_rng(ctx.seed, run), moments=sample.moments,
             all_rows=ctx.profile.n_positive <= ctx.profile.size)
         result = grouped_em(pass_fn, params0, settings.mstep, tol=model.tol,
                             max_iter=model.max_iter, callback=callback)
