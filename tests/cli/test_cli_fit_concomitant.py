@@ -130,3 +130,21 @@ def test_checkpointed_fit_stopped_after_pass_3_resumes_to_the_uninterrupted_resu
     np.testing.assert_array_equal(resumed.concomitant_coef_, whole.concomitant_coef_)
     np.testing.assert_array_equal(resumed.params_.beta, whole.params_.beta)
     assert resumed.loglik_ == whole.loglik_ and resumed.n_iter_ == whole.n_iter_
+
+
+def test_with_a_formula_and_a_bad_data_record(lake, tmp_path, capsys):
+    out = tmp_path / "model.json"
+    argv = ["fit", str(lake), "--formula", "y ~ x", "-k", "2", "--seed", "0", "--chunk-rows",
+            "300", "--in-process", "--out", str(out), "--concomitant", "z1", "-q"]
+    assert main(argv) == 0, capsys.readouterr().err
+    fitted = MixtureOfLinearRegressions.load(out)
+    library = MixtureOfLinearRegressions(2, random_state=0, chunk_rows=300).fit(
+        ParquetSource(lake, formula="y ~ x", concomitant=["z1"], chunk_rows=300))
+    np.testing.assert_allclose(fitted.concomitant_coef_, library.concomitant_coef_,
+                               rtol=0, atol=1e-12)
+    record = json.loads(out.read_text())
+    record["data"]["concomitant"] = 3  # neither a formula nor a list of columns
+    out.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 1
+    assert "data.concomitant" in capsys.readouterr().err
