@@ -13,7 +13,7 @@ from collections.abc import Iterator
 __all__ = [
     "comma_list", "non_empty", "positive_int", "non_negative_int", "non_negative_float",
     "positive_float",
-    "components_spec", "filter_text", "formula_text", "json_object",
+    "components_spec", "filter_text", "formula_text", "concomitant_spec", "json_object",
     "add_data_arguments", "check_data_arguments", "make_source", "warn_literal_credentials",
     "add_cluster_arguments",
     "open_engine", "load_model",
@@ -163,6 +163,20 @@ def formula_text(text: str) -> str:
     if design.target is None:
         raise argparse.ArgumentTypeError(f"formula {text!r} has no left-hand side: give "
                                          "'TARGET ~ TERMS'")
+    return text
+
+
+def concomitant_spec(text: str) -> str | list[str]:
+    """``--concomitant``: a gate formula when it starts with "~" (``"~ z1 + C(seg)"``,
+    checked: no left-hand side), else columns as :func:`comma_list` reads them (argparse type)."""
+    if not text.lstrip().startswith("~"):
+        return comma_list(text)
+    from streammix.estimator.concomitant_formulas import gate_design
+
+    try:
+        gate_design(text)  # a syntax error, or a formula that reads no column
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

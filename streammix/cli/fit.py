@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 from streammix.cli.common import (
     add_cluster_arguments,
     add_data_arguments,
+    check_data_arguments,
     components_spec,
+    concomitant_spec,
     load_model,
     make_source,
     non_negative_float,
@@ -24,12 +27,21 @@ __all__ = ["register", "run_fit", "run_info"]
 logger = logging.getLogger(__name__)
 
 
-
 def _resolution(text: str):
     """``--y-resolution``: "auto", "none" or a number >= 0 (argparse type)."""
     if text.lower() in ("auto", "none"):
         return None if text.lower() == "none" else "auto"
     return non_negative_float(text)
+
+
+def _check_usage(parser, args) -> None:
+    """Usage errors (exit 2) of ``fit``: those of the data arguments, and --concomitant
+    with --groups (not available together)."""
+    check_data_arguments(parser, args)
+    if args.concomitant is not None and args.groups is not None:
+        parser.error("--concomitant cannot be combined with --groups: grouped classes with "
+                     "concomitant variables are not available (yet)")
+
 
 def register(subparsers) -> None:
     fit = subparsers.add_parser(
@@ -101,6 +113,12 @@ def register(subparsers) -> None:
                      help="column of group ids: all rows of a group share one component "
                           "(flexmix's y ~ x | id); chunks that share a group are read by one "
                           "task (see 'streammix regroup' for lakes whose groups are spread)")
+    fit.add_argument("--concomitant", type=concomitant_spec, metavar="COL,COL,... | FORMULA",
+                     help="concomitant variables z: the components' weights pi(z) depend on "
+                          "them (mixture of experts, flexmix's concomitant=FLXPmultinom): "
+                          "columns, comma-separated as for --features, or a gate formula "
+                          "starting with '~', e.g. \"~ z1 + C(segment)\" (levels learned in "
+                          "one pass); kept in the model file, so predict reads them")
     fit.add_argument("--max-task-rows", type=positive_int, default=None, metavar="N",
                      help="with --groups: the most rows one task of joined chunks may read "
                           "(default 8 x --chunk-rows)")
@@ -116,7 +134,7 @@ def register(subparsers) -> None:
                      help="continue the fit saved in --checkpoint DIR (same data and "
                           "settings, else refused); the result equals an uninterrupted fit")
     add_cluster_arguments(fit)
-    fit.set_defaults(func=run_fit)
+    fit.set_defaults(func=run_fit, usage_check=functools.partial(_check_usage, fit))
 
     info = subparsers.add_parser("info", help="print a fitted model",
                                  description="Print the report of a model file.")
@@ -166,7 +184,8 @@ def run_fit(args) -> int:
     if args.groups is None and args.max_task_rows is not None:
         raise ValueError("--max-task-rows bounds the tasks of --groups: give --groups COL")
     options = _model_options(args)
-    source = make_source(args, groups=args.groups, max_task_rows=args.max_task_rows)
+    source = make_source(args, groups=args.groups, max_task_rows=args.max_task_rows,
+                         concomitant=args.concomitant)
     n_chunks = len(source.plan())
     logger.info("%s", source.describe())
     table = None
@@ -203,6 +222,8 @@ def run_fit(args) -> int:
         data["formula"] = args.formula
     if args.filter is not None:
         data["filter"] = args.filter
+    if args.concomitant is not None:  # the gate's names and levels are in the model
+        data["concomitant"] = args.concomitant
     model.save(out, data=data)
     if table is not None:
         sys.stdout.write(printable(table) + "\n\n")
@@ -225,5 +246,8 @@ def run_info(args) -> int:
             lines.append(f"formula: {data['formula']}")
         lines.append(f"fitted on {redact(data.get('path'))}{where}: target {data['target']!r}, "
                      f"features {', '.join(data['features'])}{weight}")
+        gate = data.get("concomitant")
+        if gate:
+            lines.append(f"concomitant: {gate if isinstance(gate, str) else ', '.join(gate)}")
     sys.stdout.write(printable("\n".join(lines)) + "\n")  # names from a file: escaped
     return 0

@@ -281,8 +281,13 @@ def _from_dict(cls, record):
 
 def _data_record(model, data) -> None:
     """The record of the columns a model was fitted on, checked against the model."""
-    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter", "formula"),
-               ("target", "features"))
+    check_keys(data, DATA_KEY, ("path", "target", "features", "weight", "filter", "formula",
+                                "concomitant"), ("target", "features"))
+    gate = data.get("concomitant")  # z columns, or a gate formula "~ z1 + C(segment)"
+    if isinstance(gate, str):
+        string(gate, "data.concomitant")
+    elif gate is not None:
+        string_list(gate, "data.concomitant")
     string(data.get("path"), "data.path", allow_none=True)
     string(data.get("filter"), "data.filter", allow_none=True)
     string(data.get("formula"), "data.formula", allow_none=True)

@@ -201,7 +201,8 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
     groups : array-like of shape (n,), optional
         Group ids of grouped classes (as for ``fit``); a source made with
         ``groups="id"`` has them already.  Each k is then fitted on its own
-        (its passes are not shared with the other k; no ``holdout``).
+        (its passes are not shared with the other k; no ``holdout``).  So is each
+        k of a source with concomitant variables (each model has its gate).
     **model_kwargs
         Passed to :class:`MixtureOfLinearRegressions` (``n_init``, ``tol``,
         ``accelerate``, ``engine``, ...); not ``n_components``.
@@ -238,6 +239,11 @@ def select_components(X, y=None, *, k=range(1, 7), criterion: str = "bic",
             raise ValueError("select_components with groups has no holdout (yet)")
         return _select_grouped(models, criterion, lambda model: model.fit(
             source, groups=groups) if groups is None else model.fit(X, y, groups=groups))
+    if getattr(source, "concomitant_names", None) or getattr(source, "concomitant", None):
+        if holdout is not None or criterion == "heldout":
+            raise ValueError("select_components with concomitant variables has no holdout "
+                             "(yet)")
+        return _select_grouped(models, criterion, lambda model: model.fit(source))
     for model in models.values():
         formulas.prepare(model, source)  # the levels are learned once, by the first
     train, test = source, None
@@ -318,7 +324,8 @@ def _row(model, m: int, dominated: bool) -> dict:
 
 
 def _select_grouped(models: dict, criterion: str, fit) -> SelectionResult:
-    """Grouped classes: each k fitted on its own by ``fit(model)``, then chosen alike."""
+    """Grouped classes or concomitant variables: each k fitted on its own by ``fit(model)``
+    (the gate's or the groups' fit, not the shared scan), then chosen alike."""
     table = []
     for m, model in models.items():
         fit(model)
