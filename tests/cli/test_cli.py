@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -26,6 +27,23 @@ from streammix.data.parquet.source import ParquetSource
 
 TRUE_WEIGHTS = [0.6, 0.4]
 N_FILE, N_FILES = 2000, 3
+
+
+def run_main(*args, cwd=None):
+    """The program run in this process (``main([...])``), its output captured: for checks of
+    arguments and messages, which need no process of their own (``run_cli`` runs one)."""
+    from streammix.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def run_cli(*args, cwd=None, timeout=120):
@@ -269,7 +287,7 @@ def test_data_and_config_errors_exit_1_with_one_line(tmp_path, lake, args, messa
     folder, _, _ = lake
     (tmp_path / "bad.yaml").write_text("type: local\ncluster: {n_wrokers: 2}\n")
     args = [a.format(lake=folder, tmp=tmp_path) for a in args]
-    proc = run_cli(*args)
+    proc = run_main(*args)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"streammix {args[0]}: error: ")
@@ -290,7 +308,7 @@ def test_data_and_config_errors_exit_1_with_one_line(tmp_path, lake, args, messa
     ["predict", "m.json", "lake", "--out", "p", "--storage-options", "[1]"],
 ])
 def test_usage_errors_exit_2(tmp_path, args):
-    proc = run_cli(*args, cwd=tmp_path)
+    proc = run_main(*args, cwd=tmp_path)
     assert proc.returncode == 2
     assert "usage: streammix" in proc.stderr
     assert list(tmp_path.iterdir()) == []
