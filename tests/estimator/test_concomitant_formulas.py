@@ -152,3 +152,16 @@ def test_count_invalid_and_errors_cover_the_gate_formula_columns(tmp_path):
     with pytest.raises(DataError, match=r"part-0\.parquet: column 'segment' has 1 null"):
         _model().fit(ParquetSource(tmp_path / "lake", target="y", features=["x1"],
                                    concomitant=GATE))
+
+
+@pytest.mark.parametrize("gate", ["~ ", "~ 1"])
+def test_a_lake_gate_formula_that_reads_no_column_is_refused(tmp_path, gate):
+    """It used to give a 'fit' of 0 iterations; a table's fit refused it already."""
+    from streammix import ParquetSource
+
+    (tmp_path / "lake").mkdir()
+    _lake(_frame(200, 3), tmp_path / "lake")
+    with pytest.raises(ValueError, match=r"concomitant formula '~ ?1?' reads no column"):
+        ParquetSource(tmp_path / "lake", target="y", features=["x1"], concomitant=gate)
+    with pytest.raises(ValueError, match="reads no column"):
+        _model().fit(_frame(100, 4), formula="y ~ x1", concomitant=gate)

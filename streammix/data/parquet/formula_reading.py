@@ -199,6 +199,8 @@ def concomitant_columns(concomitant, target, weight):
         if gate.target is not None:
             raise ValueError(f"concomitant formula {gate.formula!r} has a left-hand side; a "
                              "gate formula is '~ z1 + C(segment)'")
+        if not gate.variables:  # '~ 1': a gate of intercepts only is the plain mixture
+            raise ValueError(f"concomitant formula {gate.formula!r} reads no column")
         if {target, weight} & set(gate.variables):
             raise ValueError("target and weight must not be among the concomitant columns")
         return (_checked_gate(gate) if gate.is_learned else gate), []
