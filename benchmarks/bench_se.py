@@ -7,7 +7,20 @@ engine, alternating the two so that both see the same load on a shared
 machine, once with the default threads and once on one thread, and prints
 the medians, the best times and the ratio of medians.  With the compiled
 kernel it also times the numpy information pass (the reference path, what
-``STREAMMIX_KERNEL=0`` runs) on the same engine.
+``STREAMMIX_KERNEL=0`` runs) on the same engine.  Last it times what a user
+waits for, ``model.compute_se(X, y)`` on the in-memory arrays (which builds and
+checks the source again, then runs the information pass and inverts), with
+the default engine, against the default-thread E-step pass: "SE cost in
+passes".
+
+Issue #15, target 3 (standard errors <= 3 passes' worth), measured on a
+shared 2-core machine with ``PYTHONPATH=. python benchmarks/bench_se.py
+2000000 4 3 3`` (n = 2M, d = 5 incl. intercept, m = 3, medians of 3):
+one E-step pass 0.059 s; the compiled information pass 0.119 s (2.0
+passes; 1.5 on one thread); the numpy information pass 5.3 s (89 passes);
+``compute_se(X, y)`` 0.19 s (4.7 passes), of which about 0.08 s is
+re-building the source from the arrays (a Fortran-ordered copy of X and the
+finiteness checks) that ``fit(..., se=True)`` does not pay again.
 """
 
 from __future__ import annotations
@@ -15,10 +28,11 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 
-from streammix import MixtureOfLinearRegressions
+from streammix import InferenceWarning, MixtureOfLinearRegressions
 from streammix.algorithms.information import InformationTask, InfoStats
 from streammix.algorithms.parameter_layout import ParameterLayout
 from streammix.algorithms.tasks import EStepTask
@@ -77,6 +91,20 @@ def main(n: int = 2_000_000, d: int = 10, m: int = 3, repeats: int = 5) -> None:
             if name != "EM pass":
                 print(f"  {engine.n_threads} thread(s)  ratio {name} / EM pass (medians): "
                       f"{med[name] / med['EM pass']:.2f}")
+    engine = InProcessEngine()
+    em, se = [], []
+    # the parameters come from a fit on the first 50k rows: not the MLE of all rows
+    warnings.simplefilter("ignore", InferenceWarning)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.map_reduce(source, EStepTask(params, True), SuffStats.zeros(m, p))
+        em.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        model.compute_se(X, y)
+        se.append(time.perf_counter() - start)
+    print(f"  compute_se(X, y): median {statistics.median(se):.3f} s, one E-step pass "
+          f"{statistics.median(em):.3f} s; SE cost in passes (medians): "
+          f"{statistics.median(se) / statistics.median(em):.2f}")
 
 
 if __name__ == "__main__":
