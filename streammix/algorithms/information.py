@@ -55,8 +55,9 @@ from streammix.core.reduce import tree_sum
 from streammix.core.stats import design_matrix, kernel_layout, log_norm, log_responsibilities
 from streammix.exceptions import InferenceWarning
 
-#: Target number of float64 elements of the per-block score matrix (8 MiB).
-BLOCK_ELEMENTS = 1 << 20
+#: Target number of float64 elements of the per-block score matrix (1 MiB: the block's
+#: matrices stay in cache while the GEMMs read them).
+BLOCK_ELEMENTS = 1 << 17
 
 _NOISE_CODES = {"fixed": 0, "shared": 1, "per_component": 2}
 
@@ -167,58 +168,48 @@ def information_stats(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: Mixtu
 
 
 def _information_block(X, y, w, params: MixtureParams, layout: ParameterLayout) -> InfoStats:
-    m = params.n_components
-    P = layout.size
+    """:func:`information_stats` of one block of rows, in a few level-3 BLAS calls.
+
+    The block's score matrix S (rows × P) gives the OPG in one GEMM; Louis'
+    part comes from the same sums the compiled kernel forms (one GEMM for
+    the m weighted Grams, one for the 2m weighted feature sums), assembled by
+    :func:`_louis_from_sums`.
+    """
+    m, p, P = params.n_components, params.n_coef, layout.size
+    n = X.shape[0]
     ll, log_resp, R = log_responsibilities(X, y, params)
     # Responsibilities below e^-600 add nothing visible in float64 but their products
     # are subnormal numbers, which make the GEMMs below many times slower.
     gamma = np.where(log_resp > -600.0, np.exp(log_resp), 0.0)
     wg = w[:, None] * gamma
-    n = X.shape[0]
-    pi_tail = params.weights[1:]
-    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
-
+    inv_s2 = 1.0 / params.sigma2
+    a = R * inv_s2                      # a_j = r_j / σ_j²
+    ra = R * a
+    u = ra - 1.0                        # the η_j score r_j²/σ_j² − 1
     S = np.zeros((n, P))
-    louis = np.zeros((P, P))
+    # β_j is the run of p columns from j·stride (the layout of one chunk has no shared β)
+    stride = p + 1 if layout.noise == "per_component" else p
+    S_beta = S[:, :m * stride].reshape(n, m, stride)[:, :, :p]
+    np.multiply((gamma * a)[:, :, None], X[:, None, :], out=S_beta)
+    if layout.eta_index is not None:
+        gu = gamma * u
+        if layout.noise == "shared":
+            S[:, layout.eta_index[0]] = gu.sum(axis=1)
+        else:
+            S[:, layout.eta_index] = gu
     if m > 1:
-        S[:, aidx] = gamma[:, 1:] - pi_tail
-        # Σ_j γ_ij B_ij on the logits does not depend on j: N (diag π̃ − π̃π̃ᵀ).
-        louis[np.ix_(aidx, aidx)] += w.sum() * (np.diag(pi_tail) - np.outer(pi_tail, pi_tail))
-    for j in range(m):
-        inv_s2 = 1.0 / params.sigma2[j]
-        r = R[:, j]
-        g = wg[:, j]
-        rx = X * (r * inv_s2)[:, None]
-        blocks = [rx]
-        idx = [bidx[j]]
-        cols = slice(bidx[j][0], bidx[j][-1] + 1)  # β_j is a contiguous run of columns
-        S[:, cols] += gamma[:, j, None] * rx
-        if eidx is not None:
-            u_eta = r * r * inv_s2 - 1.0
-            S[:, eidx[j]] += gamma[:, j] * u_eta
-            blocks.append(u_eta[:, None])
-            idx.append([eidx[j]])
-        if m > 1:
-            e_j = -np.broadcast_to(pi_tail, (n, m - 1)).copy()
-            if j > 0:
-                e_j[:, j - 1] += 1.0
-            blocks.append(e_j)
-            idx.append(aidx)
-        U = np.concatenate(blocks, axis=1)
-        full = np.concatenate([np.asarray(i, dtype=np.intp) for i in idx])
-        # − Σ w γ s_ij s_ijᵀ on the indices where s_ij is non-zero (no repeats for one j)
-        louis[np.ix_(full, full)] -= (U * g[:, None]).T @ U
-        # + Σ w γ B_ij on the β_j (and η) block
-        bj = bidx[j]
-        Xg = X * g[:, None]
-        louis[np.ix_(bj, bj)] += (Xg.T @ X) * inv_s2
-        if eidx is not None:
-            cross = 2.0 * inv_s2 * (Xg.T @ r)
-            louis[bj, eidx[j]] += cross
-            louis[eidx[j], bj] += cross
-            louis[eidx[j], eidx[j]] += 2.0 * inv_s2 * float(g @ (r * r))
+        S[:, layout.alpha_index] = gamma[:, 1:] - params.weights[1:]
     Sw = S * w[:, None]
-    return InfoStats(Sw.sum(axis=0), Sw.T @ S, louis, float(w @ ll), float(w.sum()), int(n))
+    C = wg * (inv_s2 - a * a)           # w γ_j (1/σ_j² − a_j²)
+    lgram = ((C[:, :, None] * X[:, None, :]).reshape(n, m * p).T @ X).reshape(m, p, p)
+    wga = wg * a
+    lvec = np.concatenate([wga * (3.0 - ra), wga], axis=1).T @ X
+    ones = np.ones(n)
+    scal = np.concatenate([ones @ np.concatenate([wg * (2.0 * ra - u * u), wg * u, wg], axis=1),
+                           [0.0]])
+    sum_w = float(w.sum())
+    louis = _louis_from_sums(lgram, lvec, scal, params, layout, sum_w)
+    return InfoStats(w @ S, Sw.T @ S, louis, float(w @ ll), sum_w, int(n))
 
 
 def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayout) -> InfoStats:
