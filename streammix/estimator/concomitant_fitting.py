@@ -5,7 +5,9 @@
 and the starting values as for any fit (:mod:`streammix.estimator.fitting`),
 the gate started at constant weights, then the generalised EM of
 :mod:`streammix.algorithms.concomitant` (one Böhning step for the gate per
-pass, monotone).  The fitted gate is ``concomitant_coef_`` (m, q + 1),
+pass, monotone), accelerated by SQUAREM with ``accelerate="squarem"`` (the
+default; :mod:`streammix.algorithms.concomitant_squarem`, its accepted points
+monotone).  Restarts run one after the other.  The fitted gate is ``concomitant_coef_`` (m, q + 1),
 intercept first, the first row zero (component 1, the heaviest, is the
 baseline); ``weights_`` are the average weights over the data.  With
 ``checkpoint=DIR`` each pass record also holds the gate Γ the pass was made
@@ -24,6 +26,7 @@ from streammix.algorithms.concomitant import (
     initial_gate,
     permute_gate,
 )
+from streammix.algorithms.concomitant_squarem import concomitant_squarem
 from streammix.algorithms.em import EMResult, warn_not_converged
 from streammix.algorithms.restarts import StatsBundle
 from streammix.algorithms.start.initial import initial_params
@@ -196,8 +199,9 @@ def _fit_in(model, source, saver, resume: bool, callback):
             settings=settings, rng=base.run_rng(ctx.seed, run), moments=sample.moments,
             all_rows=ctx.profile.n_positive <= ctx.profile.size)
         params0 = constraints.project(params0, ctx.shared)
-        result = concomitant_em(pass_fn, params0, initial_gate(params0, n_gate), settings.mstep,
-                                tol=model.tol, max_iter=model.max_iter, callback=callback)
+        run_em = concomitant_squarem if model.accelerate == "squarem" else concomitant_em
+        result = run_em(pass_fn, params0, initial_gate(params0, n_gate), settings.mstep,
+                        tol=model.tol, max_iter=model.max_iter, callback=callback)
         n_passes += len(result.history)
         if best is None or result.loglik > best.loglik:
             best = result
