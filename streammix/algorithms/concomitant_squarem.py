@@ -23,20 +23,21 @@ package SQUAREM's rules).  The mathematics page, §1.8.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import numpy as np
 
 from streammix.algorithms.concomitant import (
     ConcomitantResult,
     ConcomitantStats,
+    drive_gated,
     mean_weights,
 )
 from streammix.core.gating import bohning_step
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 
-__all__ = ["concomitant_squarem", "joint_vector", "from_joint"]
+__all__ = ["concomitant_squarem", "concomitant_squarem_steps", "joint_vector", "from_joint"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +92,22 @@ def concomitant_squarem(pass_fn: Callable[[MixtureParams, np.ndarray], Concomita
     ``max_iter`` bounds the passes after the first; the result is the last
     accepted point, whose parameters and statistics agree.
     """
+    return drive_gated(concomitant_squarem_steps(params, coef, options, tol=tol,
+                                                 max_iter=max_iter, callback=callback),
+                       pass_fn)
+
+
+def concomitant_squarem_steps(params: MixtureParams, coef: np.ndarray, options: MStepOptions,
+                              *, tol: float, max_iter: int,
+                              callback: Callable[[dict], None] | None = None,
+                              ) -> Generator[tuple, ConcomitantStats, ConcomitantResult]:
+    """:func:`concomitant_squarem` as a step generator (for runs in lock-step)."""
     coef = np.asarray(coef, dtype=np.float64).copy()
     coef[0] = 0.0
     history: list[dict] = []
 
     def evaluate(p, g, step, alpha=None):
-        stats = pass_fn(p, g)
+        stats = yield p, g
         ll = float(stats.stats.loglik)
         record = {"iteration": len(history), "loglik": ll, "objective": ll,
                   "n_components": p.n_components, "step": step}
@@ -118,11 +129,11 @@ def concomitant_squarem(pass_fn: Callable[[MixtureParams, np.ndarray], Concomita
 
     step_max = STEP_MAX0
     x0 = (params, coef)
-    s0 = evaluate(*x0, "start")
+    s0 = yield from evaluate(*x0, "start")
     converged = False
     while not out_of_passes():
         x1 = em_map(*x0, s0)
-        s1 = evaluate(*x1, "em")
+        s1 = yield from evaluate(*x1, "em")
         if abs(s1.stats.loglik - s0.stats.loglik) < tol:
             x0, s0, converged = x1, s1, True
             break
@@ -137,7 +148,7 @@ def concomitant_squarem(pass_fn: Callable[[MixtureParams, np.ndarray], Concomita
         alpha = min(max(sr / sv, 1.0), step_max) if sv > 0 else 1.0
         pe = from_joint(u0 + 2.0 * alpha * r + alpha * alpha * v, x0[0], coef.shape, options)
         if pe is not None:
-            se = evaluate(*pe, "extrapolated", alpha)
+            se = yield from evaluate(*pe, "extrapolated", alpha)
             if np.isfinite(se.stats.loglik) and se.stats.loglik >= s1.stats.loglik:
                 if alpha == step_max:
                     step_max *= STEP_FACTOR
@@ -150,7 +161,7 @@ def concomitant_squarem(pass_fn: Callable[[MixtureParams, np.ndarray], Concomita
         if out_of_passes():
             x0, s0 = x1, s1
             break
-        x0, s0 = x2, evaluate(*x2, "em")
+        x0, s0 = x2, (yield from evaluate(*x2, "em"))
     params, coef = x0
     params = _with_mean_weights(params, mean_weights(s0))
     return ConcomitantResult(params, coef, float(s0.stats.loglik), len(history) - 1, converged,

@@ -28,10 +28,11 @@ def data():
     return x[:, None], y, Z
 
 
-def _fit(data, accelerate, **kwargs):
+def _fit(data, accelerate, callback=None, **kwargs):
     X, y, Z = data
-    return MixtureOfLinearRegressions(3, random_state=0, tol=1e-11, max_iter=5000,
-                                      accelerate=accelerate, **kwargs).fit(X, y, concomitant=Z)
+    model = MixtureOfLinearRegressions(3, random_state=0, tol=1e-11, max_iter=5000,
+                                       accelerate=accelerate, **kwargs)
+    return model.fit(X, y, concomitant=Z, callback=callback)
 
 
 def test_squarem_reaches_the_plain_gem_optimum_in_fewer_passes(data):
@@ -68,3 +69,53 @@ def test_joint_vector_round_trips(noise):
     np.testing.assert_allclose(back.beta, params.beta)
     np.testing.assert_allclose(back.sigma2, params.sigma2)
     np.testing.assert_array_equal(coef_back, coef)
+
+
+def test_restarts_share_each_scan_and_end_as_each_run_alone(data):
+    from types import SimpleNamespace
+
+    from streammix.algorithms.concomitant import (
+        ConcomitantTask,
+        concomitant_em,
+        concomitant_steps,
+        initial_gate,
+    )
+    from streammix.algorithms.concomitant_squarem import (
+        concomitant_squarem,
+        concomitant_squarem_steps,
+    )
+    from streammix.algorithms.restarts import StatsBundle, run_lockstep
+
+    X, y, Z = data
+    chunk = SimpleNamespace(X=X, y=y, w=np.ones(len(y)), Z=Z, origin="test")
+    starts = [MixtureParams(np.full(3, 1 / 3), b, np.full(3, 4.0)) for b in (
+        np.array([[0.0, 2.5], [7.0, -0.5], [3.0, 0.0]]),
+        np.array([[1.0, 1.0], [5.0, 0.0], [2.0, 1.5]]))]
+    options = MStepOptions()
+
+    def pass_fn(params, coef):
+        return ConcomitantTask(params, coef, True)(chunk)
+
+    def pass_many(points):
+        return StatsBundle(pass_fn(p, c) for p, c in points)
+
+    for alone, steps in ((concomitant_em, concomitant_steps),
+                         (concomitant_squarem, concomitant_squarem_steps)):
+        kw = dict(tol=1e-8, max_iter=400)
+        runs = [steps(p, initial_gate(p, 3), options, **kw) for p in starts]
+        together = run_lockstep(runs, pass_many)
+        singles = [alone(pass_fn, p, initial_gate(p, 3), options, **kw) for p in starts]
+        assert together.n_passes == max(len(r.history) for r in singles)
+        for a, b in zip(together.results, singles, strict=True):
+            assert a.loglik == b.loglik and a.history == b.history
+            np.testing.assert_array_equal(a.coef, b.coef)
+            np.testing.assert_array_equal(a.params.beta, b.params.beta)
+
+
+def test_a_gated_fit_with_restarts_tags_each_record_with_its_run(data):
+    records: list = []
+    one = _fit(data, "squarem")
+    three = _fit(data, "squarem", n_init=3, callback=records.append)
+    assert {r["run"] for r in records} == {0, 1, 2}
+    assert three.loglik_ >= one.loglik_ - 1e-9 * abs(one.loglik_)  # run 0 is among them
+    assert three.n_passes_ - 1 == max(sum(r["run"] == k for r in records) for k in range(3))
