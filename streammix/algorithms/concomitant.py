@@ -13,19 +13,21 @@ docs/mathematics.rst, §1.8).  No data are read here: the driver is given
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
 
+from streammix.algorithms.restarts import StatsBundle
 from streammix.core.gating import GatingStats, bohning_step, gating_estep, with_intercept
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
 from streammix.exceptions import DataError
 
-__all__ = ["ConcomitantStats", "ConcomitantTask", "ConcomitantResult", "concomitant_em",
-           "initial_gate", "mean_weights", "permute_gate"]
+__all__ = ["ConcomitantStats", "ConcomitantTask", "ConcomitantMultiTask", "ConcomitantResult",
+           "concomitant_em", "concomitant_steps", "drive_gated", "initial_gate", "mean_weights",
+           "permute_gate"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,16 @@ class ConcomitantStats:
             return NotImplemented
         return ConcomitantStats(self.stats + other.stats, self.gate + other.gate)
 
+    @property
+    def loglik(self) -> float:
+        """The log-likelihood of the pass (that of its regression statistics)."""
+        return self.stats.loglik
+
+    @property
+    def sum_w(self) -> float:
+        """Σ w of the pass."""
+        return self.stats.sum_w
+
 
 @dataclass(frozen=True)
 class ConcomitantTask:
@@ -63,6 +75,20 @@ class ConcomitantTask:
         stats, gate = gating_estep(Xd, chunk.y, chunk.w, with_intercept(Z), self.params,
                                    self.coef)
         return ConcomitantStats(stats, gate)
+
+
+@dataclass(frozen=True)
+class ConcomitantMultiTask:
+    """Map function of a lock-step pass of several runs: a chunk -> a
+    :class:`~streammix.algorithms.restarts.StatsBundle` of one
+    :class:`ConcomitantStats` per ``(params, coef)`` point, the chunk read once."""
+
+    points: tuple
+    fit_intercept: bool
+
+    def __call__(self, chunk) -> StatsBundle:
+        return StatsBundle(ConcomitantTask(p, c, self.fit_intercept)(chunk)
+                           for p, c in self.points)
 
 
 @dataclass
@@ -96,6 +122,18 @@ def _with_mean_weights(params: MixtureParams, weights: np.ndarray) -> MixturePar
     return MixtureParams(weights, params.beta, params.sigma2)
 
 
+def drive_gated(steps: Generator, pass_fn: Callable[[MixtureParams, np.ndarray],
+                                                 ConcomitantStats]) -> ConcomitantResult:
+    """Run a step generator of a gated fit (it yields ``(params, coef)`` and is sent
+    that point's :class:`ConcomitantStats`) with ``pass_fn(params, coef)``."""
+    point = next(steps)
+    while True:
+        try:
+            point = steps.send(pass_fn(*point))
+        except StopIteration as stop:
+            return stop.value
+
+
 def concomitant_em(pass_fn: Callable[[MixtureParams, np.ndarray], ConcomitantStats],
                    params: MixtureParams, coef: np.ndarray, options: MStepOptions, *,
                    tol: float, max_iter: int,
@@ -106,6 +144,15 @@ def concomitant_em(pass_fn: Callable[[MixtureParams, np.ndarray], ConcomitantSta
     passes, or after ``max_iter`` M-steps.  The result belongs to its last
     pass (parameters and statistics agree).
     """
+    return drive_gated(concomitant_steps(params, coef, options, tol=tol, max_iter=max_iter,
+                                         callback=callback), pass_fn)
+
+
+def concomitant_steps(params: MixtureParams, coef: np.ndarray, options: MStepOptions, *,
+                      tol: float, max_iter: int,
+                      callback: Callable[[dict], None] | None = None,
+                      ) -> Generator[tuple, ConcomitantStats, ConcomitantResult]:
+    """:func:`concomitant_em` as a step generator (for runs in lock-step)."""
     coef = np.asarray(coef, dtype=np.float64).copy()
     coef[0] = 0.0
     history: list[dict] = []
@@ -113,7 +160,7 @@ def concomitant_em(pass_fn: Callable[[MixtureParams, np.ndarray], ConcomitantSta
     n_iter = 0
     converged = False
     while True:
-        stats = pass_fn(params, coef)
+        stats = yield params, coef
         ll = stats.stats.loglik
         record = {"iteration": n_iter, "loglik": ll, "objective": ll,
                   "n_components": params.n_components}

@@ -1,16 +1,20 @@
 """Batch fits with concomitant variables: weights π(z) that depend on covariates.
 
-``fit(X, y, concomitant=Z)`` or a source made with ``concomitant=[...]``
-(e.g. ``ParquetSource(..., concomitant=["z1", "z2"])``) runs here: pass 0
-and the starting values as for any fit (:mod:`streammix.estimator.fitting`),
-the gate started at constant weights, then the generalised EM of
-:mod:`streammix.algorithms.concomitant` (one Böhning step for the gate per
-pass, monotone).  The fitted gate is ``concomitant_coef_`` (m, q + 1),
-intercept first, the first row zero (component 1, the heaviest, is the
-baseline); ``weights_`` are the average weights over the data.  With
-``checkpoint=DIR`` each pass record also holds the gate Γ the pass was made
-at and the gate's statistics (:mod:`streammix.estimator.gate_checkpoint`), and
-``resume=True`` replays them as for any batch fit.
+``fit(X, y, concomitant=Z)`` or a source made with ``concomitant=[...]`` (e.g.
+``ParquetSource(..., concomitant=["z1", "z2"])``) runs here: pass 0 and the
+starting values as for any fit (:mod:`streammix.estimator.fitting`), the gate
+started at constant weights, then the generalised EM of
+:mod:`streammix.algorithms.concomitant` (one Böhning step for the gate per pass,
+monotone), accelerated by SQUAREM with ``accelerate="squarem"`` (the default;
+:mod:`streammix.algorithms.concomitant_squarem`, its accepted points monotone).
+Restarts (``n_init``) run in lock-step, sharing every scan of the data
+(:func:`streammix.algorithms.restarts.run_lockstep`; no culling). The fitted
+gate is ``concomitant_coef_`` (m, q + 1), intercept first, the first row zero
+(component 1, the heaviest, is the baseline); ``weights_`` are the average
+weights over the data. With ``checkpoint=DIR`` each pass record also holds the
+gate Γ the pass was made at and the gate's statistics
+(:mod:`streammix.estimator.gate_checkpoint`), and ``resume=True`` replays them
+as for any batch fit.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from __future__ import annotations
 import numpy as np
 
 from streammix.algorithms.concomitant import (
+    ConcomitantMultiTask,
     ConcomitantStats,
-    ConcomitantTask,
-    concomitant_em,
+    concomitant_steps,
     initial_gate,
     permute_gate,
 )
+from streammix.algorithms.concomitant_squarem import concomitant_squarem_steps
 from streammix.algorithms.em import EMResult, warn_not_converged
-from streammix.algorithms.restarts import StatsBundle
+from streammix.algorithms.restarts import StatsBundle, run_lockstep
 from streammix.algorithms.start.initial import initial_params
 from streammix.core.checks import check_fitted
 from streammix.core.gating import gating_loglik, log_gate, with_intercept
@@ -173,22 +178,24 @@ def _fit_in(model, source, saver, resume: bool, callback):
     n_gate = len(source.concomitant_names) + 1
     start = base.start_params(model, ctx.d)
     explicit = isinstance(start, MixtureParams)
-    gate_now: list = []  # the gate Γ of the pass being made
+    gate_now: list = []  # the gates Γ of the pass being made, one per run
 
-    def pass_many(params_sets):
-        task = ConcomitantTask(params_sets[0], gate_now[0], model.fit_intercept)
-        return StatsBundle([ctx.engine.map_reduce(source, task,
-                                                  ConcomitantStats.zeros(m, ctx.p, n_gate))])
+    def pass_sets(params_sets):
+        task = ConcomitantMultiTask(tuple(zip(params_sets, gate_now, strict=True)),
+                                    model.fit_intercept)
+        zeros = StatsBundle(ConcomitantStats.zeros(m, ctx.p, n_gate) for _ in params_sets)
+        return ctx.engine.map_reduce(source, task, zeros)
 
     if saver is not None:
-        pass_many = saver.wrap(pass_many, gates=lambda: list(gate_now))
+        pass_sets = saver.wrap(pass_sets, gates=lambda: list(gate_now))
         callback = saver.quiet(callback)
 
-    def pass_fn(params, coef):
-        gate_now[:] = [coef]
-        return pass_many((params,))[0]
+    def pass_many(points):  # (params, coef) of each live run: one scan for all
+        gate_now[:] = [coef for _, coef in points]
+        return pass_sets(tuple(params for params, _ in points))
 
-    best, n_passes = None, 0
+    steps_of = concomitant_squarem_steps if model.accelerate == "squarem" else concomitant_steps
+    runs = []
     for run in range(1 if explicit else model.n_init):
         sample = ctx.sample
         params0 = start if explicit else initial_params(
@@ -196,11 +203,15 @@ def _fit_in(model, source, saver, resume: bool, callback):
             settings=settings, rng=base.run_rng(ctx.seed, run), moments=sample.moments,
             all_rows=ctx.profile.n_positive <= ctx.profile.size)
         params0 = constraints.project(params0, ctx.shared)
-        result = concomitant_em(pass_fn, params0, initial_gate(params0, n_gate), settings.mstep,
-                                tol=model.tol, max_iter=model.max_iter, callback=callback)
-        n_passes += len(result.history)
+        runs.append(steps_of(params0, initial_gate(params0, n_gate), settings.mstep,
+                             tol=model.tol, max_iter=model.max_iter,
+                             callback=_tagged(callback, run)))
+    lockstep = run_lockstep(runs, pass_many)
+    best = None
+    for result in lockstep.results:  # the first of equal log-likelihoods, as run by run
         if best is None or result.loglik > best.loglik:
             best = result
+    n_passes = lockstep.n_passes
     order = np.lexsort((best.params.beta[:, 0], -best.params.weights))
     em = EMResult(best.params.permute(order), best.loglik, best.loglik, best.n_iter,
                   best.converged, best.history, best.stats.stats, settings)
@@ -212,6 +223,14 @@ def _fit_in(model, source, saver, resume: bool, callback):
         model.concomitant_formula_ = source.concomitant_design
     model.n_passes_ = n_passes + 1
     return ctx
+
+
+def _tagged(callback, run: int):
+    """``callback`` with ``"run": run`` added to each record (runs are in lock-step,
+    so their records interleave)."""
+    if callback is None:
+        return None
+    return lambda record: callback({**record, "run": run})
 
 
 def gate_of(model, Z) -> np.ndarray:
