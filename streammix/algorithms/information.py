@@ -52,7 +52,7 @@ from streammix.algorithms.parameter_layout import ParameterLayout
 from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.reduce import tree_sum
-from streammix.core.stats import design_matrix, kernel_layout, log_norm, log_responsibilities
+from streammix.core.stats import kernel_layout, log_norm, log_responsibilities
 from streammix.exceptions import InferenceWarning
 
 #: Target number of float64 elements of the per-block score matrix (1 MiB: the block's
@@ -289,8 +289,24 @@ class InformationTask:
         return kernel.enabled()
 
     def __call__(self, chunk) -> InfoStats:
-        Xd = design_matrix(chunk.X, self.fit_intercept)
-        return information_stats(Xd, chunk.y, chunk.w, self.params, self.noise)
+        return information_stats(_design_by_columns(chunk.X, self.fit_intercept), chunk.y,
+                                 chunk.w, self.params, self.noise)
+
+
+def _design_by_columns(X, fit_intercept: bool) -> np.ndarray:
+    """The design matrix (n, p) of :func:`~streammix.core.stats.design_matrix`, F-ordered.
+
+    Each column is contiguous, so a source's F-ordered chunk is copied column
+    by column and the compiled kernel reads it by rows of its transpose,
+    without gathering.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    out = np.empty((d + int(fit_intercept), n))
+    if fit_intercept:
+        out[0] = 1.0
+    out[int(fit_intercept):] = X.T
+    return out.T
 
 
 def _inverse(matrix: np.ndarray, what: str) -> np.ndarray:

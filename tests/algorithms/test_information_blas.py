@@ -134,3 +134,25 @@ def test_compute_se_equals_the_reference_chunked_and_in_memory(kernel_switch, mo
         model.set_params(chunk_rows=rows)
         model.compute_se(X, y, w)
         assert np.max(np.abs(model.vcov_ - ref)) <= 1e-10 * scale, (on, rows)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_task_design_by_columns_equals_the_row_major_design(kernel_switch, intercept):
+    # InformationTask copies an F-ordered chunk column by column; the statistics are
+    # those of the C-ordered design matrix (bit for bit with the kernel).
+    from streammix.algorithms.information import InformationTask
+    from streammix.core.stats import design_matrix
+    from streammix.data.arrays import ArraySource
+    rng = np.random.default_rng(7)
+    X, y, w = rng.normal(size=(1500, 3)), rng.normal(size=1500), rng.uniform(0, 2, 1500)
+    p = 3 + intercept
+    params = MixtureParams(np.array([0.6, 0.4]), rng.normal(size=(2, p)), np.array([1.0, 2.0]))
+    chunk = ArraySource(X, y, w).read((0, 1500))
+    for on in [False] + [True] * kernel.available():
+        kernel_switch(on)
+        got = InformationTask(params, intercept, "per_component")(chunk)
+        ref = information_stats(design_matrix(chunk.X, intercept), chunk.y, chunk.w, params,
+                                "per_component")
+        _assert_info_close(got, ref)
+        if on:
+            assert np.array_equal(got.opg, ref.opg) and np.array_equal(got.louis, ref.louis)
