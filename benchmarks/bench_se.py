@@ -17,16 +17,17 @@ Issue #15, target 3 (standard errors <= 3 passes' worth), measured on a
 shared, loaded 2-core machine with ``PYTHONPATH=. python benchmarks/bench_se.py
 2000000 4 3 3`` (n = 2M, d = 5 incl. intercept, m = 3, medians of 3):
 
-* one E-step pass 0.046-0.059 s; the compiled information pass 0.10-0.14 s
-  (1.5-3.0 passes with 2 threads, 1.2-1.9 on one);
-* ``compute_se(X, y)`` 0.14-0.21 s, **3.1-4.7 passes**, of which about 0.08 s
+* one E-step pass 0.041-0.059 s; the compiled information pass 0.07-0.14 s
+  (1.5-3.0 passes with 2 threads, 1.2-2.0 on one);
+* ``compute_se(X, y)`` 0.14-0.22 s, **3.1-4.9 passes**, of which 0.03-0.08 s
   is re-building the source from the arrays (a Fortran-ordered copy of X and
   the finiteness checks), which ``fit(..., se=True)`` does not pay again;
 * the numpy information pass (``STREAMMIX_KERNEL=0``) in level-3 BLAS:
-  0.86 s (17-19 passes) with ``OPENBLAS_NUM_THREADS=1``, against 1.45 s
-  (32-33 passes) for the per-component implementation it replaced; with
-  OpenBLAS's default 2 threads 3.1 s against 4.7-5.3 s (on a loaded machine
-  the threaded GEMMs of these narrow blocks are 4x slower than one thread).
+  0.80-0.86 s (17-19 passes), against 1.45 s (32-33 passes) for the
+  per-component implementation it replaced, both with
+  ``OPENBLAS_NUM_THREADS=1``; with OpenBLAS's default 2 threads 0.8-3.1 s
+  against 4.7-5.3 s (when the other core is busy the threaded GEMMs of these
+  narrow blocks are up to 4x slower than one thread).
 """
 
 from __future__ import annotations
