@@ -63,6 +63,10 @@ class ArraySource:
                 raise DataError(
                     f"sample_weight must have shape ({X.shape[0]},), got {w.shape}"
                 )
+        # Stored transposed once: chunks are F-ordered (n, d) views whose .T is
+        # the contiguous (d, n) block the E-step works on, without a copy (and
+        # the columns are checked where they are contiguous).
+        X = np.asfortranarray(X)
         for k in range(X.shape[1]):
             name = f"X column {k}" if feature_names is None else f"X column {feature_names[k]!r}"
             check_finite(X[:, k], name)
@@ -72,9 +76,7 @@ class ArraySource:
                                                             X.shape[0])
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-        # Stored transposed once: chunks are F-ordered (n, d) views whose .T is
-        # the contiguous (d, n) block the E-step works on, without a copy.
-        self.X = np.asfortranarray(X)
+        self.X = X
         self.y, self.w = y, w
         self.chunk_rows = int(chunk_rows)
         #: Whether the columns have names (a table's); else they are x0, x1, ... by position.
