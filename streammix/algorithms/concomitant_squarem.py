@@ -33,6 +33,7 @@ from streammix.algorithms.concomitant import (
     drive_gated,
     mean_weights,
 )
+from streammix.algorithms.squarem import regression_from_vector
 from streammix.core.gating import bohning_step
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
@@ -64,18 +65,7 @@ def from_joint(u: np.ndarray, template: MixtureParams, coef_shape: tuple[int, in
     """Inverse of :func:`joint_vector`: (params, coef), or None if not finite."""
     if not np.all(np.isfinite(u)):
         return None
-    m, p = template.n_components, template.n_coef
-    pos = m * p
-    beta = u[:pos].reshape(m, p)
-    if options.noise == "per_component":
-        sigma2 = np.exp(u[pos:pos + m])
-        pos += m
-    elif options.noise == "shared":
-        sigma2 = np.full(m, np.exp(u[pos]))
-        pos += 1
-    else:
-        sigma2 = template.sigma2
-    sigma2 = np.maximum(sigma2, max(options.variance_floor, np.finfo(float).tiny ** 0.5))
+    beta, sigma2, pos = regression_from_vector(u, template, options)
     if not np.all(np.isfinite(sigma2)):
         return None
     coef = np.zeros(coef_shape)

@@ -54,7 +54,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
 
 __all__ = ["SquaremOptions", "run_squarem", "squarem_steps", "to_unconstrained",
-           "from_unconstrained", "em_step_size", "ACCELERATORS"]
+           "from_unconstrained", "regression_from_vector", "em_step_size", "ACCELERATORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,15 +112,14 @@ def to_unconstrained(params: MixtureParams, options: MStepOptions) -> np.ndarray
     return np.concatenate(parts)
 
 
-def from_unconstrained(u: np.ndarray, template: MixtureParams,
-                       options: MStepOptions) -> MixtureParams | None:
-    """Inverse of :func:`to_unconstrained`; None if the point is not finite.
+def regression_from_vector(u: np.ndarray, template: MixtureParams,
+                           options: MStepOptions) -> tuple[np.ndarray, np.ndarray, int]:
+    """The coefficients and variances at the head of a working vector ``u`` (as
+    :func:`to_unconstrained` lays them out), and the position after them.
 
-    Variances are kept at or above the variance floor; fixed variances and
-    the shape come from ``template``.
+    Variances are kept at or above the variance floor; fixed variances and the
+    shape come from ``template``.
     """
-    if not np.all(np.isfinite(u)):
-        return None
     m, p = template.n_components, template.n_coef
     pos = m * p
     beta = u[:pos].reshape(m, p)
@@ -133,6 +132,20 @@ def from_unconstrained(u: np.ndarray, template: MixtureParams,
     else:
         sigma2 = template.sigma2
     sigma2 = np.maximum(sigma2, max(options.variance_floor, np.finfo(float).tiny ** 0.5))
+    return beta, sigma2, pos
+
+
+def from_unconstrained(u: np.ndarray, template: MixtureParams,
+                       options: MStepOptions) -> MixtureParams | None:
+    """Inverse of :func:`to_unconstrained`; None if the point is not finite.
+
+    Variances are kept at or above the variance floor; fixed variances and
+    the shape come from ``template``.
+    """
+    if not np.all(np.isfinite(u)):
+        return None
+    m = template.n_components
+    beta, sigma2, pos = regression_from_vector(u, template, options)
     if m > 1:
         eta = np.append(u[pos:pos + m - 1], 0.0)
         weights = np.exp(eta - eta.max())
