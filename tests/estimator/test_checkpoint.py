@@ -15,27 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support import ROOT
+from support.interrupt import Interrupt, stop_after
 from support.mixtures import make_mixture
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
 from streammix.exceptions import CheckpointError, ConvergenceWarning
 
 FEATURES = ["x1", "x2"]
-
-
-class Interrupt(Exception):
-    """Stands for a client process that dies after some passes."""
-
-
-def stop_after(n_passes):
-    count = [0]
-
-    def callback(record):
-        count[0] += 1
-        if count[0] > n_passes:
-            raise Interrupt
-
-    return callback
 
 
 @pytest.fixture(scope="module")

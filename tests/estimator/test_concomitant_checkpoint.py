@@ -20,24 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support import ROOT
+from support.interrupt import Interrupt, stop_after
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
 from streammix.exceptions import CheckpointError, CorruptCheckpointError
-
-
-class Interrupt(Exception):
-    """Stands for a client process that dies after some passes."""
-
-
-def _stop_after(n_passes):
-    count = [0]
-
-    def callback(record):
-        count[0] += 1
-        if count[0] > n_passes:
-            raise Interrupt
-
-    return callback
 
 
 def _data(seed=5, n=800):
@@ -74,7 +60,7 @@ def test_resumed_concomitant_fit_is_bit_identical(tmp_path):
     assert len(calls) > 10  # two runs of several passes
     folder = tmp_path / "ckpt"
     with pytest.raises(Interrupt):
-        _fit(X, y, Z, checkpoint=folder, callback=_stop_after(3))
+        _fit(X, y, Z, checkpoint=folder, callback=stop_after(3))
     saved = sorted((folder / "passes").glob("*.json"))
     assert len(saved) == 2  # the two runs share each scan: one record holds both
     gates = json.loads(saved[1].read_text())["gate"]
@@ -91,7 +77,7 @@ def test_a_checkpoint_of_other_concomitant_variables_is_refused(tmp_path):
     X, y, Z = _data()
     folder = tmp_path / "ckpt"
     with pytest.raises(Interrupt):
-        _fit(X, y, Z, checkpoint=folder, callback=_stop_after(3))
+        _fit(X, y, Z, checkpoint=folder, callback=stop_after(3))
     with pytest.raises(CheckpointError, match="different data"):  # other values of z
         _fit(X, y, Z[:, ::-1].copy(), checkpoint=folder, resume=True)
     with pytest.raises(CheckpointError, match="different data.*concomitant"):  # no gate
@@ -104,7 +90,7 @@ def test_a_pass_record_without_a_gate_or_of_another_q_is_refused(tmp_path):
     X, y, Z = _data()
     folder = tmp_path / "ckpt"
     with pytest.raises(Interrupt):
-        _fit(X, y, Z, checkpoint=folder, callback=_stop_after(5))  # 3 scans of 2 runs
+        _fit(X, y, Z, checkpoint=folder, callback=stop_after(5))  # 3 scans of 2 runs
     path = folder / "passes" / "000002.json"
     record = json.loads(path.read_text())
     short = dict(record, gate=[dict(record["gate"][0],
@@ -175,7 +161,7 @@ def test_a_lake_fit_with_a_gate_formula_resumes_bit_for_bit(tmp_path):
 
     folder = tmp_path.parent / f"{tmp_path.name}-ckpt"
     with pytest.raises(Interrupt):
-        _fit(source(), checkpoint=folder, callback=_stop_after(3))
+        _fit(source(), checkpoint=folder, callback=stop_after(3))
     resumed = _fit(source(), checkpoint=folder, resume=True)
     _assert_same(resumed, _fit(source()))
     assert resumed.concomitant_names_ == ["z1", "C(seg)[T.b]"]

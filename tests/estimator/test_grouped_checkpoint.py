@@ -20,24 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support import ROOT
+from support.interrupt import Interrupt, stop_after
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
 from streammix.exceptions import CheckpointError
-
-
-class Interrupt(Exception):
-    """Stands for a client process that dies after some passes."""
-
-
-def _stop_after(n_passes):
-    count = [0]
-
-    def callback(record):
-        count[0] += 1
-        if count[0] > n_passes:
-            raise Interrupt
-
-    return callback
 
 
 def _frame(seed=5, n_groups=150) -> pd.DataFrame:
@@ -76,7 +62,7 @@ def test_resumed_grouped_fit_is_bit_identical(tmp_path):
     assert len(calls) > 20  # two runs of many passes
     folder = tmp_path / "ckpt"
     with pytest.raises(Interrupt):
-        _fit(df, checkpoint=folder, callback=_stop_after(len(calls) // 2))
+        _fit(df, checkpoint=folder, callback=stop_after(len(calls) // 2))
     saved = sorted((folder / "passes").glob("*.json"))
     assert len(saved) == len(calls) // 2 + 1
     assert json.loads(saved[0].read_text())["groups"][0]["n_groups"] == 150
@@ -127,7 +113,7 @@ def test_a_checkpoint_of_other_groups_is_refused(tmp_path):
     df = _frame()
     folder = tmp_path / "ckpt"
     with pytest.raises(Interrupt):
-        _fit(df, checkpoint=folder, callback=_stop_after(3))
+        _fit(df, checkpoint=folder, callback=stop_after(3))
     other = df.assign(id=df.id // 2)  # the same rows, other groups
     with pytest.raises(CheckpointError, match="different data"):
         _fit(other, checkpoint=folder, resume=True)
