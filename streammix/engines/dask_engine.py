@@ -467,9 +467,9 @@ def _lost_error(exc: Exception, client) -> ClusterLostError | None:
     """A pass's futures cancelled because the scheduler went away -> :class:`ClusterLostError`."""
     reason = str(getattr(exc, "reason", "")) or " ".join(
         str(getattr(e, "reason", "")) for e in getattr(exc, "errors", ()))
-    if "scheduler-connection-lost" not in reason and not isinstance(exc, ClusterLostError):
-        return None
-    return exc if isinstance(exc, ClusterLostError) else _lost(client)
+    if "scheduler-connection-lost" not in reason:
+        return None  # (a ClusterLostError of a scheduler call passes through _crash_error)
+    return _lost(client)
 
 
 def _lost(client) -> ClusterLostError:
