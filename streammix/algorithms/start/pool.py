@@ -349,9 +349,11 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
     other = "shared" if noise == "per_component" else "per_component"
     starts = pool_starts(Xd, y, m, size, rng, options, penalty=penalty)
 
-    def em(pop, n_iter, model):
+    def em(pop, n_iter, model, tol=0.0):
         return population_em(Xd, y, w, pop, n_iter=n_iter, noise=model, floor=floor,
-                             penalty=penalty, fixed_sigma2=fixed)
+                             penalty=penalty, fixed_sigma2=fixed, tol=tol)
+
+    settled = 1e-10 * max(n, 100)  # the long stages stop when every run has settled
 
     def survivors(pop, model, keep, lenient=True):
         """The best ``keep`` runs: half that pass the strict test, and (if
@@ -382,7 +384,7 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         moved = em(row_moves(Xd, y, w, top, count, rng, noise=noise, floor=floor,
                              penalty=penalty, fixed_sigma2=fixed), n_iter, noise)
         moved = survivors(moved, noise, moved.size, lenient=False)
-        moved = em(moved.take(_distinct(moved, N_FINALISTS, n)), LONG_ITER, noise)
+        moved = em(moved.take(_distinct(moved, N_FINALISTS, n)), LONG_ITER, noise, settled)
         # only identified results join the finalists: a spike widened by one row
         # that shrinks back is not a forming component
         return survivors(moved, noise, moved.size, lenient=False)
@@ -406,12 +408,11 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         forming = forming.take(degenerate_runs(forming, p, pooled, floor, noise,
                                                       resolution=resolution))
         n_final = finalist_count(n, m)
-        parts = [clean.take(_distinct(clean, n_final, n)),
-                 forming.take(_distinct(forming, N_FINALISTS, n))]
+        parts = [pop.take(_distinct(pop, n_final, n)) for pop in (clean, forming)]
         finalists = _concat(parts)
         logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
                      parts[1].size)
-        finalists = em(finalists, long_iterations(n, m, finalists.size), noise)
+        finalists = em(finalists, long_iterations(n, m, finalists.size), noise, settled)
         expanded: list[float] = []
         moves = exchange_moves(n, m, size, 2 * short)
         for _ in range(EXCHANGE_ROUNDS):

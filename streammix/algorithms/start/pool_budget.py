@@ -83,7 +83,7 @@ def survivor_count(n_rows: int, n_components: int, cross_noise: bool, size: int,
     runs bound for the identified optimum can rank behind many bound for spikes
     after ``short`` iterations."""
     per_run = 3 * short * n_rows * n_components * (3 if cross_noise else 1)
-    share = min(size // 2, POOL_BUDGET // max(2 * per_run, 1))
+    share = min(size // 2, POOL_BUDGET // max(per_run, 1))
     return int(max(N_FULL, size // SURVIVOR_SHARE, share))
 
 
