@@ -34,7 +34,7 @@ from streammix.algorithms.parameter_layout import ParameterLayout, constraint_ma
 from streammix.algorithms.restarts import StatsBundle
 from streammix.algorithms.standardize import ScaledTask
 from streammix.algorithms.start.initial import initial_params
-from streammix.core.grouped_estep import group_log_posteriors
+from streammix.core.grouped_estep import group_index, group_log_posteriors
 from streammix.core.params import MixtureParams
 from streammix.data.grouped_arrays import GroupedArraySource, check_groups
 from streammix.estimator import base, fitting, formulas
@@ -43,6 +43,7 @@ from streammix.estimator.concomitant_fitting import (
     concomitant_source,
     drop_concomitant,
     gated_fit,
+    row_weights,
 )
 from streammix.estimator.constraints import model_layout
 from streammix.estimator.inference import set_inference
@@ -233,9 +234,15 @@ def _zeros(m, p):
     return GroupedStats.zeros(m, p)
 
 
-def group_posteriors(model, X, y, groups) -> np.ndarray:
-    """P(j | the group's rows) of each row (n, m), in the caller's row order."""
+def group_posteriors(model, X, y, groups, concomitant=None) -> np.ndarray:
+    """P(j | the group's rows) of each row (n, m), in the caller's row order; a model
+    with a gate needs the rows' ``concomitant`` variables (constant within a group)."""
     Xd, y = base.design_xy(model, X, y)
     codes = check_groups(groups, Xd.shape[0])
-    L, ll = group_log_posteriors(Xd, y, codes, model.params_)
+    log_prior = None
+    if hasattr(model, "concomitant_coef_") or concomitant is not None:
+        log_pi = np.log(row_weights(model, Xd.shape[0], concomitant))
+        _, first = group_index(codes)
+        log_prior = log_pi[first]
+    L, ll = group_log_posteriors(Xd, y, codes, model.params_, log_prior)
     return np.exp(L - ll[:, None])[codes]

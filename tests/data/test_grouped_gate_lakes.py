@@ -21,6 +21,7 @@ from support import FIXTURES
 from support.interrupt import Interrupt, stop_after
 
 from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
+from streammix.estimator.prediction import write_predictions
 
 FRAME = pd.read_csv(FIXTURES / "r" / "grouped_gate.csv")
 
@@ -99,3 +100,35 @@ def test_a_stopped_grouped_gated_lake_fit_resumes_bit_for_bit(tmp_path):
     for name in ("intercept_", "coef_", "sigma_", "weights_", "concomitant_coef_"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(reference, name))
     assert resumed.loglik_ == reference.loglik_ and resumed.n_groups_ == 300
+
+
+def _log_norm_pdf(r, s2):
+    return -0.5 * (np.log(2 * np.pi * s2) + r * r / s2)
+
+
+def test_group_posteriors_of_a_gated_model_use_each_groups_prior(tmp_path):
+    """In memory (``predict_proba(..., groups=, concomitant=)``) and written from a lake:
+    P(j | group) ∝ π_j(z_g) Π_i φ_ij, against the formula in plain numpy."""
+    (tmp_path / "lake").mkdir()
+    _lake(FRAME, tmp_path / "lake")
+    source = ParquetSource(tmp_path / "lake", target="y", features=["x"], groups="id",
+                           concomitant=["z1", "z2"], chunk_rows=300)
+    model = _model().fit(source)
+    X, y, ids = FRAME[["x"]], FRAME.y.to_numpy(), FRAME.id.to_numpy()
+    Zg = FRAME[["z1", "z2"]].to_numpy()
+    eta = np.column_stack([np.ones(len(y)), Zg]) @ model.concomitant_coef_.T
+    log_pi = eta - np.log(np.exp(eta).sum(axis=1, keepdims=True))
+    resid = y[:, None] - model.intercept_ - X.to_numpy() @ model.coef_.T
+    dens = _log_norm_pdf(resid, model.sigma_**2)
+    sums = pd.DataFrame(dens, index=ids).groupby(level=0).sum()
+    L = sums.to_numpy() + pd.DataFrame(log_pi, index=ids).groupby(level=0).first().to_numpy()
+    post = np.exp(L - L.max(axis=1, keepdims=True))
+    post /= post.sum(axis=1, keepdims=True)
+    expected = pd.DataFrame(post, index=sums.index).loc[ids].to_numpy()
+    got = model.predict_proba(X, y, groups=ids, concomitant=Zg)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    write_predictions(model, source, tmp_path / "pred", keep=["id"])
+    pred = pq.read_table(tmp_path / "pred").to_pandas()
+    by_id = pd.DataFrame(post, index=sums.index)
+    np.testing.assert_allclose(pred[["prob_1", "prob_2"]].to_numpy(),
+                               by_id.loc[pred.id].to_numpy(), rtol=0, atol=1e-10)
