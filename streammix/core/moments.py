@@ -42,23 +42,28 @@ class Moments:
                    np.zeros((d + 1, d + 1)))
 
     @classmethod
-    def of(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray, block: int = 65_536) -> Moments:
+    def of(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray, block: int = 65_536,
+           spectral: bool = True) -> Moments:
         """The moments of the rows of one chunk, in row blocks of ``block``.
 
         Blocks bound the temporaries (a few copies of a block, not of the
-        chunk) and are merged with :meth:`__add__`.
+        chunk) and are merged with :meth:`__add__`.  Without ``spectral`` the
+        sums of k = 1, 2 (``sx[1:]``, ``sxx[1:]``, only the spectral start
+        reads them) are not formed and are NaN; the others are the same bits.
         """
         n = len(y)
         if n <= block:
-            return cls._of_block(X, y, w)
-        total = cls._of_block(X[:block], y[:block], w[:block])
+            return cls._of_block(X, y, w, spectral)
+        total = cls._of_block(X[:block], y[:block], w[:block], spectral)
         for start in range(block, n, block):
             stop = start + block
-            total = total + cls._of_block(X[start:stop], y[start:stop], w[start:stop])
+            total = total + cls._of_block(X[start:stop], y[start:stop], w[start:stop],
+                                          spectral)
         return total
 
     @classmethod
-    def _of_block(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Moments:
+    def _of_block(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray,
+                  spectral: bool = True) -> Moments:
         """The moments of one block from three symmetric products of centred rows.
 
         With c = z − z̄ (z = (x, y)), the co-moment ``m2`` is the Gram of
@@ -82,8 +87,15 @@ class Moments:
         mu, my = mean[:d], mean[d]
         cy = y - my
         Z -= mean
-        Z *= np.sqrt(w)[:, None]  # √w c
+        if not (w.min() == 1.0 == w.max()):  # unit weights: √w c = c
+            Z *= np.sqrt(w)[:, None]  # √w c
         m2 = _gram(Z)
+        if not spectral:
+            nan = np.full((d, d), np.nan)
+            sxx0 = m2[:d, :d] + sw * np.outer(mu, mu)
+            sx = np.stack([sw * mu, np.full(d, np.nan), np.full(d, np.nan)])
+            sy = np.array([sw, float(w @ y), float(w @ (y * y))])
+            return cls(sy, sx, np.stack([sxx0, nan, nan]), mean, m2)
         Cx = Z[:, :d]
         V = Cx * cy[:, None]  # √w c_y c_x
         t2 = _gram(V)  # Σ w c_y² c_x c_xᵀ
