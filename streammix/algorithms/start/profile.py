@@ -188,8 +188,14 @@ class ProfileTask:
         # takes the moments again on a safe scale (streammix.algorithms.scales).
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             moments = Moments.of(chunk.X, chunk.y, w, spectral=self.spectral)
+        if idx.size == chunk.n_rows:  # every row kept: a copy, not a gather (same array)
+            X = np.ascontiguousarray(chunk.X, dtype=float)
+            if X is chunk.X or np.shares_memory(X, chunk.X):
+                X = X.copy()
+        else:
+            X = np.asarray(chunk.X[idx], float)
         return Profile(chunk.n_rows, int(pos.sum()), float(w.sum()), self.size,
-                       keys[idx], np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
+                       keys[idx], X, np.asarray(chunk.y[idx], float),
                        moments, _max_abs(chunk.X, chunk.y, pos), np.asarray(w[idx], float),
                        floored)
 
