@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from streammix.core import kernel
@@ -58,6 +60,29 @@ def read_with_retries(source, descriptor, retries: int = 2, backoff: float = 0.1
             time.sleep(pause)
 
 
+#: The threadpoolctl controller of the BLAS libraries loaded when it was made, by
+#: whether ``scipy.linalg`` (whose OpenBLAS is not numpy's) was loaded then.
+_controllers: dict[bool, Any] = {}
+
+
+def one_blas_thread() -> AbstractContextManager:
+    """A ``with`` block in which the BLAS libraries of numpy and scipy use one thread.
+
+    A threaded pass runs one engine thread per CPU; BLAS calls in them
+    (the numpy E-step, the profiling pass) would each start OpenBLAS's own
+    threads, which then spin against the engine's (measured in
+    ``benchmarks/README.md``).  The limit is process-wide while the block
+    runs.
+    """
+    from threadpoolctl import ThreadpoolController  # a dependency: pyproject.toml says why
+
+    key = "scipy.linalg" in sys.modules
+    controller = _controllers.get(key)
+    if controller is None:  # inspecting the loaded libraries takes about 2 ms
+        controller = _controllers[key] = ThreadpoolController()
+    return controller.limit(limits=1, user_api="blas")
+
+
 def default_threads() -> int:
     """Threads of an :class:`InProcessEngine` made without ``n_threads``."""
     if not kernel.enabled():
@@ -93,6 +118,12 @@ class InProcessEngine:
     backoff : float, default=0.1
         Seconds before the first retry; doubled before each further one
         (0.1 s, 0.2 s, ...).
+
+    Notes
+    -----
+    While a pass runs on more than one thread, numpy's and scipy's BLAS are
+    held to one thread each (:func:`one_blas_thread`): the engine's threads
+    already use every CPU.
     """
 
     def __init__(self, n_threads: int | None = None, *, retries: int = 2,
@@ -119,13 +150,15 @@ class InProcessEngine:
     def map_reduce(self, source, func: Callable, zero: Any) -> Any:
         plan = source.plan()
         threads = self.threads_for(func)
-        if threads == 1 or len(plan) <= 1:
-            values = (func(self._read(source, d)) for d in plan)
-        else:
+        threaded = threads > 1 and len(plan) > 1
+        if threaded:
             values = self._threaded(source, func, plan, threads)
+        else:
+            values = (func(self._read(source, d)) for d in plan)
         if self.on_progress is not None:
             values = _reporting(values, len(plan), self.on_progress)
-        return tree_sum(values, zero)
+        with one_blas_thread() if threaded else nullcontext():
+            return tree_sum(values, zero)
 
     def threads_for(self, func) -> int:
         """Threads a pass of ``func`` runs on (see ``n_threads``)."""
