@@ -50,7 +50,7 @@ from streammix.estimator.inference import compute_se
 
 __all__ = ["CONCOMITANT_FITTED", "concomitant_source", "fit_if_concomitant", "fit_concomitant",
            "drop_concomitant", "gate_of", "row_loglik", "row_weights", "predict_weights",
-           "extra_parameters", "mixture_mean", "ConcomitantMethods"]
+           "extra_parameters", "mixture_mean", "ConcomitantMethods", "gated_fit"]
 
 #: The fitted attributes of a fit with concomitant variables (beside base.FITTED).
 CONCOMITANT_FITTED = ("concomitant_coef_", "concomitant_names_", "concomitant_formula_")
@@ -164,14 +164,17 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None,
     with open_checkpoint(model, source, checkpoint) as saver:
         if saver is not None:
             saver.n_gate = len(source.concomitant_names) + 1
-        ctx = _fit_in(model, source, saver, resume, callback)
+        ctx = gated_fit(model, source, saver, resume, callback)
     if method is not None:
         compute_se(model, source, ctx.engine, method)
 
 
-def _fit_in(model, source, saver, resume: bool, callback):
+def gated_fit(model, source, saver, resume: bool, callback, scan=None,
+              task_type=ConcomitantMultiTask):
     """The fit of :func:`fit_concomitant` once its checkpoint folder (if any) is open;
-    returns the pass-0 context."""
+    returns the pass-0 context.  Pass 0 reads ``source``; the EM passes read
+    ``scan(engine)`` (default ``source``: a grouped fit scans its tasks of whole groups) with
+    map tasks ``task_type(points, fit_intercept)``."""
     ctx = fitting.seed_and_profile(model, source, saver, resume)
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)
@@ -181,10 +184,10 @@ def _fit_in(model, source, saver, resume: bool, callback):
     gate_now: list = []  # the gates Γ of the pass being made, one per run
 
     def pass_sets(params_sets):
-        task = ConcomitantMultiTask(tuple(zip(params_sets, gate_now, strict=True)),
-                                    model.fit_intercept)
+        task = task_type(tuple(zip(params_sets, gate_now, strict=True)), model.fit_intercept)
         zeros = StatsBundle(ConcomitantStats.zeros(m, ctx.p, n_gate) for _ in params_sets)
-        return ctx.engine.map_reduce(source, task, zeros)
+        return ctx.engine.map_reduce(source if scan is None else scan(ctx.engine), task,
+                                     zeros)
 
     if saver is not None:
         pass_sets = saver.wrap(pass_sets, gates=lambda: list(gate_now))
