@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 from streammix.core import kernel
 from streammix.core.reduce import tree_sum
+from streammix.engines.blas_threads import one_blas_thread
 
 __all__ = ["InProcessEngine", "read_with_retries", "is_transient"]
 
@@ -58,29 +58,6 @@ def read_with_retries(source, descriptor, retries: int = 2, backoff: float = 0.1
                            descriptor, type(exc).__name__, exc, attempt + 1, retries + 1,
                            pause)
             time.sleep(pause)
-
-
-#: The threadpoolctl controller of the BLAS libraries loaded when it was made, by
-#: whether ``scipy.linalg`` (whose OpenBLAS is not numpy's) was loaded then.
-_controllers: dict[bool, Any] = {}
-
-
-def one_blas_thread() -> AbstractContextManager:
-    """A ``with`` block in which the BLAS libraries of numpy and scipy use one thread.
-
-    A threaded pass runs one engine thread per CPU; BLAS calls in them
-    (the numpy E-step, the profiling pass) would each start OpenBLAS's own
-    threads, which then spin against the engine's (measured in
-    ``benchmarks/README.md``).  The limit is process-wide while the block
-    runs.
-    """
-    from threadpoolctl import ThreadpoolController  # a dependency: pyproject.toml says why
-
-    key = "scipy.linalg" in sys.modules
-    controller = _controllers.get(key)
-    if controller is None:  # inspecting the loaded libraries takes about 2 ms
-        controller = _controllers[key] = ThreadpoolController()
-    return controller.limit(limits=1, user_api="blas")
 
 
 def default_threads() -> int:
@@ -122,8 +99,9 @@ class InProcessEngine:
     Notes
     -----
     While a pass runs on more than one thread, numpy's and scipy's BLAS are
-    held to one thread each (:func:`one_blas_thread`): the engine's threads
-    already use every CPU.
+    held to one thread each
+    (:func:`~streammix.engines.blas_threads.one_blas_thread`): the engine's
+    threads already use every CPU.
     """
 
     def __init__(self, n_threads: int | None = None, *, retries: int = 2,
