@@ -171,17 +171,13 @@ THREADED = "pyarrow dataset scan, threads"
 
 
 def profile_pass(engine, source) -> Profile:
-    """Pass 0 of a fit (default ``init_sample_size``), on one BLAS thread as a fit runs it.
+    """Pass 0 of a fit (default ``init_sample_size``).
 
-    The engine's threads (or Dask's workers, whose nanny sets one BLAS
-    thread) already use every core; OpenBLAS's own threads inside the
-    moments' small products would only spin against them.
+    The in-process engine holds BLAS to one thread while its threads run a
+    pass, as Dask's nanny does for workers (``streammix.engines.blas_threads``).
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
-        return engine.map_reduce(source, ProfileTask(0, 100_000),
-                                 Profile.empty(source.n_features, 100_000))
+    return engine.map_reduce(source, ProfileTask(0, 100_000),
+                             Profile.empty(source.n_features, 100_000))
 
 
 def rounds(stages: dict, repeat: int) -> dict:
