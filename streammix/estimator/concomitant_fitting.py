@@ -8,7 +8,9 @@ started at constant weights, then the generalised EM of
 monotone), accelerated by SQUAREM with ``accelerate="squarem"`` (the default;
 :mod:`streammix.algorithms.concomitant_squarem`, its accepted points monotone).
 Restarts (``n_init``) run in lock-step, sharing every scan of the data
-(:func:`streammix.algorithms.restarts.run_lockstep`; no culling). The fitted
+(:func:`streammix.algorithms.restarts.run_lockstep`), culled as plain runs are
+(``cull_restarts``) with a distance that includes the gate
+(:mod:`streammix.algorithms.gate_distance`). The fitted
 gate is ``concomitant_coef_`` (m, q + 1), intercept first, the first row zero
 (component 1, the heaviest, is the baseline); ``weights_`` are the average
 weights over the data. With ``checkpoint=DIR`` each pass record also holds the
@@ -30,7 +32,8 @@ from streammix.algorithms.concomitant import (
 )
 from streammix.algorithms.concomitant_squarem import concomitant_squarem_steps
 from streammix.algorithms.em import EMResult, warn_not_converged
-from streammix.algorithms.restarts import StatsBundle, run_lockstep
+from streammix.algorithms.gate_distance import gated_distance, gated_size
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
 from streammix.algorithms.start.initial import initial_params
 from streammix.core.checks import check_fitted
 from streammix.core.gating import gating_loglik, log_gate, with_intercept
@@ -209,10 +212,12 @@ def gated_fit(model, source, saver, resume: bool, callback, scan=None,
         runs.append(steps_of(params0, initial_gate(params0, n_gate), settings.mstep,
                              tol=model.tol, max_iter=model.max_iter,
                              callback=_tagged(callback, run)))
-    lockstep = run_lockstep(runs, pass_many)
+    cull = CullRule(options=settings.mstep, distance=gated_distance,
+                    size=gated_size) if model.cull_restarts else None
+    lockstep = run_lockstep(runs, pass_many, cull=cull)
     best = None
     for result in lockstep.results:  # the first of equal log-likelihoods, as run by run
-        if best is None or result.loglik > best.loglik:
+        if result is not None and (best is None or result.loglik > best.loglik):
             best = result
     n_passes = lockstep.n_passes
     order = np.lexsort((best.params.beta[:, 0], -best.params.weights))
