@@ -38,9 +38,9 @@ from streammix.core.stats import design_matrix
 from streammix.data.arrays import ArraySource
 from streammix.data.parquet.source import ParquetSource
 from streammix.data.resolve import as_source
+from streammix.engines.blas_threads import one_blas_thread
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base, constraints, formulas
-from streammix.estimator.blas_threads import one_blas_thread
 from streammix.estimator.checkpointed import open_checkpoint
 from streammix.estimator.inference import compute_se
 from streammix.estimator.online_fitting import drop_online_state

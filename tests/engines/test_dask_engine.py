@@ -94,14 +94,17 @@ def test_a_worker_killed_by_a_run_of_chunks_names_the_whole_run():
     assert read.descriptor == plan[6] and "killed 1 worker processes" in str(read)
 
 
-def test_small_chunks_are_read_in_runs_large_ones_one_per_task():
+def test_chunks_are_read_in_runs_of_about_half_a_million_rows_large_ones_one_per_task():
     from streammix.data.parquet.source import ParquetPiece
     tiny = [ParquetPiece(f"f{i}", (0,), 0, 10) for i in range(2000)]
     assert small_chunk_run(tiny, 2) == run_length(2000, 2) == 256  # 8 tasks
     big = [ParquetPiece("f", (i,), i * 131072, 131072) for i in range(31)]
-    assert small_chunk_run(big, 2) == 1
-    mid = [ParquetPiece("f", (i,), i * 20000, 20000) for i in range(64)]
-    assert small_chunk_run(mid, 2) == 4  # 4 x 20k rows >= 65536
+    assert small_chunk_run(big, 2) == 4 == run_length(31, 2)  # 4 x 131072 rows >= 2**19
+    assert small_chunk_run(big[:8], 2) == 1  # capped: 8 chunks are 4 tasks per thread
+    huge = [ParquetPiece("f", (i,), i * 2**20, 2**20) for i in range(64)]
+    assert small_chunk_run(huge, 2) == 1
+    mid = [ParquetPiece("f", (i,), i * 20000, 20000) for i in range(640)]
+    assert small_chunk_run(mid, 2) == 32  # 32 x 20k rows >= 2**19
     assert small_chunk_run(list(range(100)), 2) == 1  # no row counts: one per task
 
 
