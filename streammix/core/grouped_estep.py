@@ -96,7 +96,7 @@ def group_log_densities(Xd: np.ndarray, y: np.ndarray, codes: np.ndarray,
     y = np.asarray(y, dtype=np.float64)
     log_norm = -0.5 * (np.log(2.0 * np.pi) + np.log(params.sigma2))
     inv2s2 = 0.5 / params.sigma2
-    if kernel.enabled():
+    if kernel.enabled() and kernel.group_loglik is not None:
         L = np.zeros((n_groups, params.n_components))
         kernel.group_loglik(np.ascontiguousarray(Xd, dtype=np.float64),
                             np.ascontiguousarray(params.beta), np.ascontiguousarray(y),

@@ -91,6 +91,9 @@ if _compiled is not None:
     #: component log-densities (X the C-ordered (n, p) design) to its group's row of
     #: ``out`` (G, m) (used by :mod:`streammix.core.grouped_estep`, whose numpy code
     #: it is held equal to).
-    group_loglik = _compiled.group_loglik
+    #: None when the extension was built from a ``_kernel.c`` older than this function
+    #: (a stale in-place build): the grouped E-step then takes its numpy path.
+    group_loglik = getattr(_compiled, "group_loglik", None)
 else:  # pragma: no cover - depends on the build
-    estep_chunk = ml_mstep = info_chunk = set_tile_min_d = group_loglik = _not_built
+    estep_chunk = ml_mstep = info_chunk = set_tile_min_d = _not_built
+    group_loglik = None
