@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from streammix import DaskEngine, ParquetSource  # noqa: E402
-from streammix.algorithms.start.profile import Profile, ProfileTask  # noqa: E402
+from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor  # noqa: E402
 from streammix.algorithms.tasks import EStepTask  # noqa: E402
 from streammix.core.mstep import MStepOptions, mstep  # noqa: E402
 from streammix.core.params import MixtureParams  # noqa: E402
@@ -176,8 +176,10 @@ def profile_pass(engine, source) -> Profile:
     The in-process engine holds BLAS to one thread while its threads run a
     pass, as Dask's nanny does for workers (``streammix.engines.blas_threads``).
     """
-    return engine.map_reduce(source, ProfileTask(0, 100_000),
-                             Profile.empty(source.n_features, 100_000))
+    size = 100_000
+    floor = key_floor(size, source.n_rows)  # as a fit draws it (rows known from the plan)
+    return engine.map_reduce(source, ProfileTask(0, size, floor),
+                             Profile.empty(source.n_features, size))
 
 
 def rounds(stages: dict, repeat: int) -> dict:

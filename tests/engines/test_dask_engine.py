@@ -109,10 +109,10 @@ def test_chunks_are_read_in_runs_of_about_half_a_million_rows_large_ones_one_per
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+def client(two_workers):
+    from distributed import Client
+    with Client(two_workers) as client:
+        client.wait_for_workers(2, timeout=60)
         yield client
 
 
