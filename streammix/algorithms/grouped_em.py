@@ -6,7 +6,10 @@ group, given to each of its rows); the M-step updates the regressions as
 always (:func:`streammix.core.mstep.mstep`) and the weights as the mean
 group responsibility.  This is exact EM for the grouped model, so each pass
 raises the log-likelihood.  No data are read here: the driver is given
-``pass_fn(params) -> GroupedStats``.
+``pass_fn(params) -> GroupedStats``.  With concomitant variables the map
+task is :class:`GroupedGateMultiTask` (the gate's statistics over groups,
+:mod:`streammix.core.grouped_gating`) and the driver that of
+:mod:`streammix.algorithms.concomitant` (its Böhning step is unchanged).
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streammix.algorithms.concomitant import ConcomitantStats
+from streammix.algorithms.restarts import StatsBundle
+from streammix.core.gating import with_intercept
 from streammix.core.grouped_estep import GroupedStats, grouped_estep
+from streammix.core.grouped_gating import grouped_gating_estep
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
 from streammix.exceptions import DataError
 
-__all__ = ["GroupedTask", "GroupedResult", "grouped_em", "group_weights"]
+__all__ = ["GroupedTask", "GroupedGateMultiTask", "GroupedResult", "grouped_em",
+           "group_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,31 @@ class GroupedTask:
         return grouped_estep(Xd, chunk.y, chunk.w, chunk.groups, self.params)
 
 
+@dataclass(frozen=True)
+class GroupedGateMultiTask:
+    """Map function of a lock-step pass of grouped fits with concomitant variables: a
+    chunk of whole groups -> a :class:`~streammix.algorithms.restarts.StatsBundle` of one
+    :class:`~streammix.algorithms.concomitant.ConcomitantStats` per ``(params, coef)``."""
+
+    points: tuple
+    fit_intercept: bool
+    releases_gil = True
+
+    def __call__(self, chunk) -> StatsBundle:
+        if getattr(chunk, "groups", None) is None:
+            raise DataError(f"{chunk.origin}: the chunk has no group labels")
+        if getattr(chunk, "Z", None) is None:
+            raise DataError(f"{chunk.origin}: the chunk has no concomitant variables")
+        Xd = design_matrix(chunk.X, self.fit_intercept)
+        Z1 = with_intercept(chunk.Z)
+        out = []
+        for params, coef in self.points:
+            stats, gate = grouped_gating_estep(Xd, chunk.y, chunk.w, chunk.groups, Z1, params,
+                                               coef)
+            out.append(ConcomitantStats(stats.stats, gate))
+        return StatsBundle(out)
+
+
 @dataclass
 class GroupedResult:
     """Outcome of a run (as EMResult): parameters, log-likelihood, history, last statistics."""
@@ -59,8 +92,9 @@ class GroupedResult:
 
 
 def group_weights(stats: GroupedStats) -> np.ndarray:
-    """π_j = Σ_g γ_gj / G, flexmix's prior of grouped classes."""
-    return stats.group_s0 / max(stats.n_groups, 1)
+    """π_j = Σ_g w_g γ_gj / Σ_g w_g, flexmix's prior of grouped classes."""
+    total = float(stats.group_s0.sum())
+    return stats.group_s0 / (total if total > 0 else 1.0)
 
 
 def grouped_em(pass_fn: Callable[[MixtureParams], GroupedStats], params: MixtureParams,

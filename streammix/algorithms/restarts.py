@@ -44,7 +44,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats
 
 __all__ = ["StatsBundle", "CullRule", "LockstepRuns", "run_lockstep",
-           "information_distance"]
+           "information_distance", "relabellings"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +108,22 @@ class CullRule:
     options : MStepOptions, optional
         Noise model of the runs (for the coordinates of the distance); the
         duplicate rule needs it.
+    distance, size : callable, optional
+        The duplicate rule's distance and parameter count, for runs whose points
+        are not :class:`MixtureParams` (gated runs).
     """
 
     after: int = 5
     gap: float = 0.05
     duplicate: float | None = None
     options: MStepOptions | None = None
+    #: ``distance(a, b, stats_b, options)`` and ``size(b, options)`` (P) of the
+    #: duplicate rule: :func:`information_distance` and the size of
+    #: :func:`~streammix.algorithms.squarem.to_unconstrained` by default; gated runs,
+    #: whose points are ``(params, coef)``, give those of
+    #: :mod:`streammix.algorithms.gate_distance`.
+    distance: Callable | None = None
+    size: Callable | None = None
 
     def __post_init__(self) -> None:
         if self.after < 1 or not self.gap >= 0 or not (self.duplicate is None
@@ -133,19 +143,24 @@ def information_distance(a: MixtureParams, b: MixtureParams, stats_b: SuffStats,
     m = b.n_components
     if a.n_components != m or a.n_coef != b.n_coef:
         return float("inf")
-    if m <= 6:
-        orders = itertools.permutations(range(m))
-    else:
-        cost = np.linalg.norm(a.beta[:, None, :] - b.beta[None, :, :], axis=2)
-        order = np.empty(m, dtype=int)
-        for _ in range(m):
-            i, j = np.unravel_index(np.argmin(cost), cost.shape)
-            order[j] = i
-            cost[i, :] = np.inf
-            cost[:, j] = np.inf
-        orders = [tuple(order)]
     return min(em_step_size(stats_b, b, a.permute(list(order)), options)[0]
-               for order in orders)
+               for order in relabellings(a, b))
+
+
+def relabellings(a: MixtureParams, b: MixtureParams) -> list:
+    """The orders of ``a``'s components to try against ``b``'s: all m! for m ≤ 6, else
+    one greedy matching on the coefficients."""
+    m = b.n_components
+    if m <= 6:
+        return list(itertools.permutations(range(m)))
+    cost = np.linalg.norm(a.beta[:, None, :] - b.beta[None, :, :], axis=2)
+    order = np.empty(m, dtype=int)
+    for _ in range(m):
+        i, j = np.unravel_index(np.argmin(cost), cost.shape)
+        order[j] = i
+        cost[i, :] = np.inf
+        cost[:, j] = np.inf
+    return [tuple(order)]
 
 
 @dataclass
@@ -231,7 +246,7 @@ def run_lockstep(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
                 pending[i] = runs[i].send(stats)
             except StopIteration as stop:
                 results[i] = stop.value
-                last[i] = (stop.value.params, stop.value.stats)
+                last[i] = (_point(stop.value), stop.value.stats)
                 del pending[i]
         if dominated is not None:
             for i in sorted(pending):
@@ -256,10 +271,12 @@ def run_lockstep(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
                 why = "hopeless"
             elif cull.duplicate != 0 and cull.options is not None and last[leader] is not None:
                 (p_lead, s_lead), (p_i, _) = last[leader], last[i]
+                distance = cull.distance or information_distance
                 limit = cull.duplicate
                 if limit is None:
-                    limit = 0.5 * to_unconstrained(p_lead, cull.options).size
-                if information_distance(p_i, p_lead, s_lead, cull.options) < limit:
+                    limit = 0.5 * (cull.size(p_lead, cull.options) if cull.size is not None
+                                   else to_unconstrained(p_lead, cull.options).size)
+                if distance(p_i, p_lead, s_lead, cull.options) < limit:
                     why = "duplicate"
             if why is not None:
                 logger.info("run %d culled after %d passes (%s): loglik %.6g, leader %d %.6g",
@@ -267,6 +284,12 @@ def run_lockstep(runs: Sequence[Generator[MixtureParams, SuffStats, EMResult]],
                 _close(runs, pending, i)
                 culled.append(i)
     return LockstepRuns(results, n_passes, culled, stopped)
+
+
+def _point(result):
+    """The point a run ended at: its parameters, with its gate ``coef`` if it has one."""
+    coef = getattr(result, "coef", None)
+    return result.params if coef is None else (result.params, coef)
 
 
 def _close(runs, pending, i) -> None:

@@ -35,12 +35,8 @@ def _resolution(text: str):
 
 
 def _check_usage(parser, args) -> None:
-    """Usage errors (exit 2) of ``fit``: those of the data arguments, and --concomitant
-    with --groups (not available together)."""
+    """Usage errors (exit 2) of ``fit``: those of the data arguments."""
     check_data_arguments(parser, args)
-    if args.concomitant is not None and args.groups is not None:
-        parser.error("--concomitant cannot be combined with --groups: grouped classes with "
-                     "concomitant variables are not available (yet)")
 
 
 def register(subparsers) -> None:

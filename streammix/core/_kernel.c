@@ -183,6 +183,56 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
     }
 }
 
+#if defined(__GNUC__)
+/* GCC/Clang vector extensions: each target_clones copy compiles them for its
+ * own vector width (8 doubles are one AVX-512 register, two AVX2 ones). */
+#define SM_VEC 1
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
+
+/* R_j = y - b0_j - coef_j . x for the block's rows (R rows LDB apart): four
+ * components and 8 rows at a time in registers, so that each feature is
+ * loaded once for four components and no partial residual is stored (the
+ * plain loop loads and stores R_j once per feature).  The operations on each
+ * row are those of the plain loop, in the same order, so the residuals are
+ * the same to the bit. */
+SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_ssize_t m,
+                               Py_ssize_t nb, const double *yb, const double *coef,
+                               const double *b0, double *R)
+{
+    const Py_ssize_t n8 = nb / 8 * 8;
+    for (Py_ssize_t j = 0; j < m; j += 4) {
+        const Py_ssize_t jt = m - j < 4 ? m - j : 4;
+        const double *c[4];
+        double b[4];
+        for (int a = 0; a < 4; a++) {  /* a group of fewer than 4 repeats its last */
+            const Py_ssize_t ja = j + (a < jt ? a : jt - 1);
+            c[a] = coef + ja * d;
+            b[a] = b0[ja];
+        }
+        for (Py_ssize_t i = 0; i < n8; i += 8) {
+            const v8d yv = *(const v8d *)(yb + i);
+            v8d r0 = yv - b[0], r1 = yv - b[1], r2 = yv - b[2], r3 = yv - b[3];
+            for (Py_ssize_t k = 0; k < d; k++) {
+                const v8d f = *(const v8d *)(F + k * fs + i);
+                r0 -= c[0][k] * f; r1 -= c[1][k] * f; r2 -= c[2][k] * f; r3 -= c[3][k] * f;
+            }
+            *(v8d *)(R + j * LDB + i) = r0;
+            if (jt > 1) *(v8d *)(R + (j + 1) * LDB + i) = r1;
+            if (jt > 2) *(v8d *)(R + (j + 2) * LDB + i) = r2;
+            if (jt > 3) *(v8d *)(R + (j + 3) * LDB + i) = r3;
+        }
+        for (Py_ssize_t a = 0; a < jt; a++) {  /* the last nb mod 8 rows */
+            double *Rj = R + (j + a) * LDB;
+            for (Py_ssize_t i = n8; i < nb; i++) {
+                double r = yb[i] - b[a];
+                for (Py_ssize_t k = 0; k < d; k++) r -= c[a][k] * F[k * fs + i];
+                Rj[i] = r;
+            }
+        }
+    }
+}
+#endif
+
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
  * from this many features on, and with dot4 below (the crossover measured
  * with benchmarks/bench_estep.py; set_tile_min_d changes it, for tests and
@@ -191,9 +241,9 @@ static Py_ssize_t tile_min_d = 8;
 
 static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
 {
-    const Py_ssize_t d4 = UP4(d);
-    if (d < min_d) return (2 * m + 3 + d) * LDB;
-    return (2 * m + 3 + 2 * d4) * LDB + m * d4 * d4;
+    const Py_ssize_t q4 = UP4(d + 1), m4 = UP4(m);
+    if (d < min_d) return (m4 + m + 3 + d) * LDB;
+    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4;
 }
 
 SM_CLONES
@@ -201,20 +251,28 @@ static void run_job(Job *J)
 {
     const Py_ssize_t d = J->d, m = J->m, n = J->n;
     const Py_ssize_t npairs = d * (d + 1) / 2;
-    double *R = J->buf;              /* m x BLOCK residuals             */
-    double *G = R + m * LDB;         /* m x BLOCK log-density, then w g */
+    const Py_ssize_t m4 = UP4(m);
+    double *R = J->buf;              /* m x BLOCK residuals, then w g r (m4 rows, the rest 0) */
+    double *G = R + m4 * LDB;        /* m x BLOCK log-density, then w g */
     double *M = G + m * LDB;         /* BLOCK row maxima                */
     double *S = M + LDB;             /* BLOCK sums of exp, then w / sum */
     double *T = S + LDB;             /* BLOCK scratch: w g x_k          */
     double *Fbuf = T + LDB;          /* d x BLOCK features of row-major input */
-    /* Tiled Gram (d >= tile_min_d): Fbuf holds every block's features, padded
-     * with zero rows to d4; TT (d4 x BLOCK) w g x; ACC (m x d4 x d4) the tiles. */
+    /* Tiled Gram (d >= tile_min_d) of the q = d + 1 columns [x, 1], so that
+     * the pairs (k, d) are sum w g x_k and only whole 4 x 4 tiles are formed:
+     * Fbuf (q4 x BLOCK) holds every block's features, then a row of ones,
+     * then zero rows up to q4; TT (q4 x BLOCK) w g [x, 1]; ACC (m x q4 x q4)
+     * the tiles; ACCR (m4 x q4) sum w g r [x, 1], tiles of R against Fbuf. */
     const int tiled = d >= J->tile_min_d;
-    const Py_ssize_t d4 = UP4(d);
-    double *TT = Fbuf + d4 * LDB, *ACC = TT + d4 * LDB;
+    const Py_ssize_t q4 = UP4(d + 1);
+    double *TT = Fbuf + q4 * LDB, *ACC = TT + q4 * LDB, *ACCR = ACC + m * q4 * q4;
     double loglik = 0.0, class_ll = 0.0;
 
-    if (tiled) memset(Fbuf, 0, sizeof(double) * (2 * d4 * LDB + m * d4 * d4));
+    memset(R, 0, sizeof(double) * m4 * LDB);
+    if (tiled) {
+        memset(Fbuf, 0, sizeof(double) * (2 * q4 * LDB + m * q4 * q4 + m4 * q4));
+        for (Py_ssize_t i = 0; i < LDB; i++) Fbuf[d * LDB + i] = 1.0;
+    }
 
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
@@ -239,10 +297,15 @@ static void run_job(Job *J)
             F = Fbuf;
             fs = LDB;
         }
+#ifdef SM_VEC
+        block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R);
+#endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
+            const double ln = J->lognorm[j], h = J->inv2s2[j];
+#ifndef SM_VEC
             const double *cj = J->coef + j * d;
-            const double b0 = J->b0[j], ln = J->lognorm[j], h = J->inv2s2[j];
+            const double b0 = J->b0[j];
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i] - b0;
             for (Py_ssize_t k = 0; k < d; k++) {
@@ -250,6 +313,7 @@ static void run_job(Job *J)
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
             }
+#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -302,21 +366,18 @@ static void run_job(Job *J)
             J->hsum[j] += s_g;
             J->hsum[m + j] += s_gr;
             J->r0[j] += s_grr;
-            if (tiled) {
+            if (tiled) {  /* F is Fbuf */
                 for (Py_ssize_t k = 0; k < d; k++) {
-                    const double *Fk = F + k * fs;
+                    const double *Fk = F + k * LDB;
                     double *Tk = TT + k * LDB;
-                    double s_gx = 0.0, s_grx = 0.0;
-                    SM_PRAGMA(omp simd reduction(+:s_gx, s_grx))
-                    for (Py_ssize_t i = 0; i < nb; i++) {
-                        Tk[i] = Gj[i] * Fk[i];
-                        s_gx += Tk[i];
-                        s_grx += Rj[i] * Fk[i];
-                    }
-                    J->g1[j * d + k] += s_gx;
-                    J->g1[(m + j) * d + k] += s_grx;
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++) Tk[i] = Gj[i] * Fk[i];
                 }
-                upper_tiles(TT, F, d, nb, ACC + j * d4 * d4, d4);
+                memcpy(TT + d * LDB, Gj, nb * sizeof(double));
+                double *Aj = ACC + j * q4 * q4;
+                for (Py_ssize_t k = 0; k < q4; k += 4)
+                    for (Py_ssize_t l = k; l < q4; l += 4)
+                        tile4x4(TT + k * LDB, LDB, F + l * LDB, LDB, nb, Aj + k * q4 + l, q4);
                 continue;
             }
             double *s2j = J->s2p + j * npairs;
@@ -339,14 +400,21 @@ static void run_job(Job *J)
                 }
             }
         }
+        if (tiled)  /* sum w g r [x, 1] of every component: R holds w g r */
+            for (Py_ssize_t j = 0; j < m4; j += 4)
+                for (Py_ssize_t k = 0; k < q4; k += 4)
+                    tile4x4(R + j * LDB, LDB, F + k * LDB, LDB, nb, ACCR + j * q4 + k, q4);
     }
     if (tiled) {
         for (Py_ssize_t j = 0; j < m; j++) {
             double *s2j = J->s2p + j * npairs;
-            const double *Aj = ACC + j * d4 * d4;
+            const double *Aj = ACC + j * q4 * q4;
             Py_ssize_t pos = 0;
-            for (Py_ssize_t k = 0; k < d; k++)
-                for (Py_ssize_t l = k; l < d; l++) s2j[pos++] += Aj[k * d4 + l];
+            for (Py_ssize_t k = 0; k < d; k++) {
+                for (Py_ssize_t l = k; l < d; l++) s2j[pos++] += Aj[k * q4 + l];
+                J->g1[j * d + k] += Aj[k * q4 + d];
+                J->g1[(m + j) * d + k] += ACCR[j * q4 + k];
+            }
         }
     }
     J->out[0] += loglik;
@@ -876,6 +944,82 @@ done:
     return result;
 }
 
+/* ---- grouped classes: the rows' log-densities summed by group --------- */
+
+/*
+ * group_loglik(X, beta, y, lognorm, inv2s2, codes, out)
+ * X (n, p) the design, C-contiguous; beta (m, p); y (n,); lognorm, inv2s2 (m,);
+ * codes (n,) int64 group codes in [0, G); out (G, m) is added to, row by row:
+ *   out[codes[i], j] += lognorm[j] - (y[i] - X[i] . beta[j])^2 inv2s2[j]
+ * (the sums of streammix.core.grouped_estep's numpy path, to rounding).
+ */
+static PyObject *group_loglik(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *names[7] = {"X", "beta", "y", "lognorm", "inv2s2", "codes", "out"};
+    Py_buffer v[7];
+    int got = 0, bad = 0;
+    PyObject *result = NULL;
+
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "group_loglik takes 7 arguments");
+        return NULL;
+    }
+    for (; got < 7; got++) {
+        if (got == 5) {
+            if (PyObject_GetBuffer(args[5], &v[5], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+                goto done;
+            const char *f = v[5].format;
+            if (f != NULL && (f[0] == '@' || f[0] == '=' || (f[0] == '<' && PY_LITTLE_ENDIAN)))
+                f++;
+            if (v[5].itemsize != 8 || f == NULL || (strcmp(f, "q") && strcmp(f, "l"))) {
+                PyErr_SetString(PyExc_TypeError, "codes must hold int64");
+                got++;
+                goto done;
+            }
+            continue;
+        }
+        if (get_buf(args[got], &v[got], got == 6, 1, names[got]) < 0) goto done;
+    }
+    const Py_ssize_t n = count(&v[2]), m = count(&v[3]);
+    const Py_ssize_t p = n > 0 ? count(&v[0]) / n : (m > 0 ? count(&v[1]) / m : 0);
+    if (m < 1 || count(&v[0]) != n * p || count(&v[1]) != m * p || count(&v[4]) != m
+        || count(&v[5]) != n || count(&v[6]) % m != 0) {
+        PyErr_SetString(PyExc_ValueError, "group_loglik: inconsistent array sizes");
+        goto done;
+    }
+    const Py_ssize_t G = count(&v[6]) / m;
+    const double *X = v[0].buf, *beta = v[1].buf, *y = v[2].buf, *ln = v[3].buf;
+    const double *k = v[4].buf;
+    const int64_t *codes = v[5].buf;
+    double *out = v[6].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t g = codes[i];
+        if (g < 0 || g >= G) {
+            bad = 1;
+            break;
+        }
+        double *row = out + g * m;
+        const double *xi = X + i * p;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            const double *bj = beta + j * p;
+            double mu = 0.0;
+            for (Py_ssize_t c = 0; c < p; c++) mu += xi[c] * bj[c];
+            const double r = y[i] - mu;
+            row[j] += ln[j] - r * r * k[j];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "group_loglik: a group code is out of range");
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
 /* set_tile_min_d(d) -> the previous value: the E-step's crossover to tiles. */
 static PyObject *set_tile_min_d(PyObject *self, PyObject *arg)
 {
@@ -900,6 +1044,8 @@ static PyMethodDef methods[] = {
      "The plain ML M-step of online EM (see plain_mstep.ml_mstep_arrays); False: not plain."},
     {"info_chunk", (PyCFunction)(void (*)(void))info_chunk, METH_FASTCALL,
      "Add one chunk's sums of the information pass (see information.py)."},
+    {"group_loglik", (PyCFunction)(void (*)(void))group_loglik, METH_FASTCALL,
+     "Add the rows' component log-densities to their groups' sums (see grouped_estep.py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,10 +14,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 from streammix.core import kernel
 from streammix.core.reduce import tree_sum
+from streammix.engines.blas_threads import one_blas_thread
 
 __all__ = ["InProcessEngine", "read_with_retries", "is_transient"]
 
@@ -93,6 +95,13 @@ class InProcessEngine:
     backoff : float, default=0.1
         Seconds before the first retry; doubled before each further one
         (0.1 s, 0.2 s, ...).
+
+    Notes
+    -----
+    While a pass runs on more than one thread, numpy's and scipy's BLAS are
+    held to one thread each
+    (:func:`~streammix.engines.blas_threads.one_blas_thread`): the engine's
+    threads already use every CPU.
     """
 
     def __init__(self, n_threads: int | None = None, *, retries: int = 2,
@@ -119,13 +128,15 @@ class InProcessEngine:
     def map_reduce(self, source, func: Callable, zero: Any) -> Any:
         plan = source.plan()
         threads = self.threads_for(func)
-        if threads == 1 or len(plan) <= 1:
-            values = (func(self._read(source, d)) for d in plan)
-        else:
+        threaded = threads > 1 and len(plan) > 1
+        if threaded:
             values = self._threaded(source, func, plan, threads)
+        else:
+            values = (func(self._read(source, d)) for d in plan)
         if self.on_progress is not None:
             values = _reporting(values, len(plan), self.on_progress)
-        return tree_sum(values, zero)
+        with one_blas_thread() if threaded else nullcontext():
+            return tree_sum(values, zero)
 
     def threads_for(self, func) -> int:
         """Threads a pass of ``func`` runs on (see ``n_threads``)."""

@@ -8,7 +8,9 @@ started at constant weights, then the generalised EM of
 monotone), accelerated by SQUAREM with ``accelerate="squarem"`` (the default;
 :mod:`streammix.algorithms.concomitant_squarem`, its accepted points monotone).
 Restarts (``n_init``) run in lock-step, sharing every scan of the data
-(:func:`streammix.algorithms.restarts.run_lockstep`; no culling). The fitted
+(:func:`streammix.algorithms.restarts.run_lockstep`), culled as plain runs are
+(``cull_restarts``) with a distance that includes the gate
+(:mod:`streammix.algorithms.gate_distance`). The fitted
 gate is ``concomitant_coef_`` (m, q + 1), intercept first, the first row zero
 (component 1, the heaviest, is the baseline); ``weights_`` are the average
 weights over the data. With ``checkpoint=DIR`` each pass record also holds the
@@ -30,7 +32,8 @@ from streammix.algorithms.concomitant import (
 )
 from streammix.algorithms.concomitant_squarem import concomitant_squarem_steps
 from streammix.algorithms.em import EMResult, warn_not_converged
-from streammix.algorithms.restarts import StatsBundle, run_lockstep
+from streammix.algorithms.gate_distance import gated_distance, gated_size
+from streammix.algorithms.restarts import CullRule, StatsBundle, run_lockstep
 from streammix.algorithms.start.initial import initial_params
 from streammix.core.checks import check_fitted
 from streammix.core.gating import gating_loglik, log_gate, with_intercept
@@ -50,7 +53,7 @@ from streammix.estimator.inference import compute_se
 
 __all__ = ["CONCOMITANT_FITTED", "concomitant_source", "fit_if_concomitant", "fit_concomitant",
            "drop_concomitant", "gate_of", "row_loglik", "row_weights", "predict_weights",
-           "extra_parameters", "mixture_mean", "ConcomitantMethods"]
+           "extra_parameters", "mixture_mean", "ConcomitantMethods", "gated_fit"]
 
 #: The fitted attributes of a fit with concomitant variables (beside base.FITTED).
 CONCOMITANT_FITTED = ("concomitant_coef_", "concomitant_names_", "concomitant_formula_")
@@ -164,14 +167,17 @@ def fit_concomitant(model, source, *, se=False, callback=None, checkpoint=None,
     with open_checkpoint(model, source, checkpoint) as saver:
         if saver is not None:
             saver.n_gate = len(source.concomitant_names) + 1
-        ctx = _fit_in(model, source, saver, resume, callback)
+        ctx = gated_fit(model, source, saver, resume, callback)
     if method is not None:
         compute_se(model, source, ctx.engine, method)
 
 
-def _fit_in(model, source, saver, resume: bool, callback):
+def gated_fit(model, source, saver, resume: bool, callback, scan=None,
+              task_type=ConcomitantMultiTask):
     """The fit of :func:`fit_concomitant` once its checkpoint folder (if any) is open;
-    returns the pass-0 context."""
+    returns the pass-0 context.  Pass 0 reads ``source``; the EM passes read
+    ``scan(engine)`` (default ``source``: a grouped fit scans its tasks of whole groups) with
+    map tasks ``task_type(points, fit_intercept)``."""
     ctx = fitting.seed_and_profile(model, source, saver, resume)
     m = model.n_components
     settings = fitting.em_settings(model, ctx, m)
@@ -181,10 +187,10 @@ def _fit_in(model, source, saver, resume: bool, callback):
     gate_now: list = []  # the gates Γ of the pass being made, one per run
 
     def pass_sets(params_sets):
-        task = ConcomitantMultiTask(tuple(zip(params_sets, gate_now, strict=True)),
-                                    model.fit_intercept)
+        task = task_type(tuple(zip(params_sets, gate_now, strict=True)), model.fit_intercept)
         zeros = StatsBundle(ConcomitantStats.zeros(m, ctx.p, n_gate) for _ in params_sets)
-        return ctx.engine.map_reduce(source, task, zeros)
+        return ctx.engine.map_reduce(source if scan is None else scan(ctx.engine), task,
+                                     zeros)
 
     if saver is not None:
         pass_sets = saver.wrap(pass_sets, gates=lambda: list(gate_now))
@@ -206,10 +212,12 @@ def _fit_in(model, source, saver, resume: bool, callback):
         runs.append(steps_of(params0, initial_gate(params0, n_gate), settings.mstep,
                              tol=model.tol, max_iter=model.max_iter,
                              callback=_tagged(callback, run)))
-    lockstep = run_lockstep(runs, pass_many)
+    cull = CullRule(options=settings.mstep, distance=gated_distance,
+                    size=gated_size) if model.cull_restarts else None
+    lockstep = run_lockstep(runs, pass_many, cull=cull)
     best = None
     for result in lockstep.results:  # the first of equal log-likelihoods, as run by run
-        if best is None or result.loglik > best.loglik:
+        if result is not None and (best is None or result.loglik > best.loglik):
             best = result
     n_passes = lockstep.n_passes
     order = np.lexsort((best.params.beta[:, 0], -best.params.weights))

@@ -16,6 +16,8 @@ import logging
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+
 from streammix.algorithms import scales
 from streammix.algorithms.degeneracy import (
     best_nondegenerate,
@@ -29,11 +31,14 @@ from streammix.algorithms.squarem import squarem_steps
 from streammix.algorithms.standardize import ScaledTask, Scaling
 from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.initial import initial_params, make_reseeder
-from streammix.algorithms.start.profile import Profile, ProfileTask
+from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor
 from streammix.algorithms.tasks import MultiEStepTask
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
+from streammix.data.arrays import ArraySource
+from streammix.data.parquet.source import ParquetSource
 from streammix.data.resolve import as_source
+from streammix.engines.blas_threads import one_blas_thread
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator import base, constraints, formulas
 from streammix.estimator.checkpointed import open_checkpoint
@@ -89,7 +94,7 @@ def fit(model, X, y=None, sample_weight=None, *, target=None, se=False, callback
         source = as_source(X, y, sample_weight, chunk_rows=model.chunk_rows, target=target)
     base.require_target(source, "fit")
     formulas.prepare(model, source)  # a formula's levels, before the checkpoint's fingerprint
-    with open_checkpoint(model, source, checkpoint) as saver:
+    with open_checkpoint(model, source, checkpoint) as saver, one_blas_thread():
         fit_in(model, source, saver, resume, method, callback)
 
 
@@ -164,8 +169,16 @@ def profile_pass(model, source, seed: int) -> FitContext:
     """Pass 0 over ``source``: its profile (counts, sample, moments), on ``model``'s engine."""
     engine = resolve_engine(model.engine, source)
     d = source.n_features
-    profile = engine.map_reduce(source, ProfileTask(seed, model.init_sample_size),
-                                Profile.empty(d, model.init_sample_size))
+    size = model.init_sample_size
+    floor = key_floor(size, known_rows(source))
+    spectral = spectral_sums(model)
+    profile = engine.map_reduce(source, ProfileTask(seed, size, floor, spectral),
+                                Profile.empty(d, size))
+    if not profile.exact(floor):  # fewer rows than announced: take the pass without a floor
+        logger.info("pass 0: %d of %d sampled keys above the key floor; taking the pass again "
+                    "without it", int((profile.keys > floor).sum()), size)
+        profile = engine.map_reduce(source, ProfileTask(seed, size, spectral=spectral),
+                                    Profile.empty(d, size))
     if profile.n_positive == 0:
         raise DataError("the data has no rows with positive weight (all sample weights are zero)")
     sample, scaling, described = profile, None, ""
@@ -183,6 +196,21 @@ def profile_pass(model, source, seed: int) -> FitContext:
                                      moments=scaling.moments(profile.moments))
     return FitContext(source, engine, profile, seed, d, d + int(model.fit_intercept),
                       sample, scaling, shared, described)
+
+
+def spectral_sums(model) -> bool:
+    """Whether pass 0 forms the moments' spectral sums: only ``init="spectral"`` reads them."""
+    return isinstance(model.init, str) and model.init == "spectral"
+
+
+def known_rows(source) -> int | None:
+    """The number of rows of ``source`` when it is known before a pass (in-memory
+    arrays, an unfiltered lake), else None; pass 0's key floor depends on it."""
+    if isinstance(source, ArraySource):
+        return int(source.X.shape[0])
+    if isinstance(source, ParquetSource) and source.filters is None:
+        return int(source.n_rows)
+    return None
 
 
 def _feature_names(source) -> list[str]:
@@ -205,7 +233,8 @@ def _extreme_scaling(model, source, engine, seed, profile, described: str, share
                 "or underflow float64): fitting on standardised data (the same optimum), "
                 "after one more pass for the moments", described, *scales.SAFE_RANGE)
     pre = scales.prescaling(profile.max_abs, model.fit_intercept)
-    again = engine.map_reduce(source, ScaledTask(ProfileTask(seed, model.init_sample_size), pre),
+    task = ProfileTask(seed, model.init_sample_size, spectral=spectral_sums(model))
+    again = engine.map_reduce(source, ScaledTask(task, pre),
                               Profile.empty(source.n_features, model.init_sample_size))
     inner = Scaling.from_moments(again.moments, model.fit_intercept)
     inner = constraints.shared_scaling(inner, shared)
@@ -226,14 +255,16 @@ def em_settings(model, ctx: FitContext, m: int) -> EMSettings:
             "use fewer components or more data"
         )
     Xd_sample = design_matrix(profile.X, model.fit_intercept)
-    floor = variance_floor(Xd_sample, profile.y, model.variance_floor)
+    unit = pooled_ols_variance(Xd_sample, profile.y)  # one least-squares fit of the sample
+    floor = variance_floor(Xd_sample, profile.y, model.variance_floor, pooled=unit)
     options = base.mstep_options(model, floor, m)
     options = dataclasses.replace(options, shared=ctx.shared)
     if options.fixed_sigma2 is not None and ctx.scaling is not None:
         options = dataclasses.replace(
             options, fixed_sigma2=options.fixed_sigma2 / ctx.scaling.s_y**2)
     all_rows = profile.n_positive <= profile.size
-    pooled = pooled_ols_variance(Xd_sample, profile.y, profile.w if all_rows else None)
+    weighted = all_rows and profile.w is not None and not np.all(profile.w == 1.0)
+    pooled = pooled_ols_variance(Xd_sample, profile.y, profile.w) if weighted else unit
     return base.em_settings(model, options, model.max_iter, pooled_sigma2=pooled,
                             resolution_sigma2=resolution_sigma2(model, ctx))
 

@@ -6,7 +6,10 @@ may span files.  One pass over the source sums each component's
 log-density by group id (:class:`GroupSums`, mergeable: chunks in any
 order, groups cut anywhere); the posteriors of every group then follow, and
 :func:`streammix.estimator.prediction.write_predictions` gives each row its
-group's.  Memory: one row of m numbers per group, on the client.
+group's.  With a gate the prior is π_j(z_g): the pass also sums log π_j(z_i)
+and counts the rows of each group (z is constant within a group, so the mean
+is log π_j(z_g)).  Memory: one row of m numbers (2m + 1 with a gate) per
+group, on the client.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from streammix.core.gating import log_gate, with_intercept
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
 from streammix.exceptions import DataError
@@ -59,6 +63,8 @@ class GroupSumsTask:
 
     params: MixtureParams
     fit_intercept: bool
+    #: The gate Γ of a model with concomitant variables (None: constant weights).
+    coef: np.ndarray | None = None
 
     def __call__(self, chunk) -> GroupSums:
         if chunk.groups is None:
@@ -67,6 +73,9 @@ class GroupSumsTask:
         R = np.asarray(chunk.y, dtype=np.float64)[:, None] - Xd @ self.params.beta.T
         sigma2 = self.params.sigma2
         dens = -0.5 * (np.log(2.0 * np.pi) + np.log(sigma2)) - R * R * (0.5 / sigma2)
+        if self.coef is not None:  # Σ log π(z_i) and the row count, beside the densities
+            log_pi = log_gate(with_intercept(np.asarray(chunk.Z, float)), self.coef)
+            dens = np.column_stack([dens, log_pi, np.ones(dens.shape[0])])
         return _by_id(np.asarray(chunk.groups), dens)
 
 
@@ -91,9 +100,14 @@ def group_posteriors(model, source, engine=None) -> GroupPosteriors:
 
     engine = InProcessEngine() if engine is None else engine
     params = model.params_
-    total = engine.map_reduce(source, GroupSumsTask(params, model.fit_intercept),
-                              GroupSums.zeros(params.n_components))
-    L = total.sums + np.log(np.maximum(params.weights, 1e-300))
+    coef = getattr(model, "concomitant_coef_", None)
+    m = params.n_components
+    total = engine.map_reduce(source, GroupSumsTask(params, model.fit_intercept, coef),
+                              GroupSums.zeros(m if coef is None else 2 * m + 1))
+    if coef is None:
+        L = total.sums + np.log(np.maximum(params.weights, 1e-300))
+    else:  # the mean of log π(z_i) over a group's rows: log π(z_g)
+        L = total.sums[:, :m] + total.sums[:, m:2 * m] / total.sums[:, 2 * m:]
     top = L.max(axis=1, keepdims=True) if len(L) else np.zeros((0, 1))
     log_norm = top + np.log(np.exp(L - top).sum(axis=1, keepdims=True))
     return GroupPosteriors(pd.Index(total.ids), L - log_norm)

@@ -449,7 +449,7 @@ class MixtureOfLinearRegressions(gate.ConcomitantMethods, DistributionMixin, Bas
         """Component probabilities (n, m): P(j | x, y) given ``y``, else π_j (or π_j(z))."""
         X = hooks.check_predict_array(self, X)
         if groups is not None and y is not None:  # one posterior per group
-            return grouped.group_posteriors(self, X, y, groups)
+            return grouped.group_posteriors(self, X, y, groups, concomitant)
         if y is None:
             if concomitant is not None:
                 return self.predict_weights(concomitant)

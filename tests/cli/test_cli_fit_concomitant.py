@@ -76,13 +76,15 @@ def test_cli_fit_with_concomitant_equals_the_library_and_predicts_new_data(
     np.testing.assert_allclose(priors, expected, rtol=0, atol=1e-10)
 
 
-def test_missing_z_column_and_groups_are_refused(lake, tmp_path, capsys):
+def test_missing_z_column_and_z_varying_in_a_group_are_refused(lake, tmp_path, capsys):
     out = tmp_path / "model.json"
     assert main(_argv(lake, out, "--concomitant", "z2")) == 1
     err = capsys.readouterr().err
     assert "part-0.parquet" in err and "'z2'" in err and not out.exists()
-    assert main(_argv(lake, out, "--concomitant", "z1", "--groups", "seg")) == 2
-    assert "--concomitant cannot be combined with --groups" in capsys.readouterr().err
+    # z1 is not constant within the groups of seg: exit 1 naming file, column and group
+    assert main(_argv(lake, out, "--concomitant", "z1", "--groups", "seg")) == 1
+    err = capsys.readouterr().err
+    assert "part-0.parquet: column 'z1' varies within group 'a'" in err, err
     assert main(_argv(lake, out, "--concomitant", "~ ")) == 2
 
 

@@ -11,7 +11,8 @@ from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
 from streammix.core.stats import accumulate
 
-__all__ = ["INIT_METHODS", "REFINE_SIZE", "REFINE_ITER", "REFINE_TOL", "candidate", "ols",
+__all__ = ["INIT_METHODS", "REFINE_SIZE", "REFINE_ITER", "REFINE_TOL", "REFINE_CULL_ITER",
+           "REFINE_KEEP", "candidate", "ols",
            "variance_floor", "from_responsibilities", "soft_labels", "jitter"]
 
 INIT_METHODS = ("auto", "random", "ybins", "resid_bins", "spectral")
@@ -25,6 +26,11 @@ REFINE_ITER = 20
 #: Absolute log-likelihood tolerance of those short runs: they only rank candidates.
 REFINE_TOL = 1e-3
 
+#: After this many of those iterations, only the best :data:`REFINE_KEEP` candidates
+#: run the rest (a candidate far behind after a few iterations does not win).
+REFINE_CULL_ITER = 5
+REFINE_KEEP = 2
+
 
 def ols(Xd: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
     """Weighted least squares of ``y`` on the design ``Xd``: coefficients and residual variance."""
@@ -34,12 +40,15 @@ def ols(Xd: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float
     return coef, float(np.sum(w * resid**2) / max(np.sum(w), 1e-300))
 
 
-def variance_floor(Xd: np.ndarray, y: np.ndarray, factor: float) -> float:
-    """``factor`` times the pooled OLS residual variance of the sample.
+def variance_floor(Xd: np.ndarray, y: np.ndarray, factor: float,
+                   pooled: float | None = None) -> float:
+    """``factor`` times the pooled OLS residual variance of the sample (``pooled``,
+    computed here when not given).
 
     See the mathematics page (docs/mathematics.rst), §1.5.
     """
-    _, pooled = ols(Xd, y, np.ones_like(y))
+    if pooled is None:
+        _, pooled = ols(Xd, y, np.ones_like(y))
     scale = float(np.mean(y**2)) if y.size else 1.0
     return max(factor * pooled, 1e-12 * scale, np.finfo(float).tiny)
 
@@ -65,11 +74,21 @@ def soft_labels(labels: np.ndarray, m: int) -> np.ndarray:
 
 
 def jitter(params: MixtureParams, Xd: np.ndarray, rng: np.random.Generator) -> MixtureParams:
-    """Perturb each coefficient vector by a draw from its OLS sampling distribution."""
+    """Perturb each coefficient vector by a draw from its OLS sampling distribution.
+
+    A draw is β_j + σ_j S z with z standard normal and S the symmetric square
+    root of the covariance (XᵀX)⁻¹ scaled: unlike a factor made of
+    eigenvectors, whose signs are arbitrary, S changes only by rounding when
+    the data do (the same rows rescaled, standardised, or chunked otherwise),
+    so the same draws z give the same start.
+    """
     gram = Xd.T @ Xd / max(Xd.shape[0], 1)
     cov = np.linalg.pinv(gram) / max(Xd.shape[0] / params.n_components, 1.0)
+    cov = 0.5 * (cov + cov.T)
+    evals, evecs = np.linalg.eigh(cov)
+    root = (evecs * np.sqrt(np.maximum(evals, 0.0))) @ evecs.T
     beta = np.array([
-        rng.multivariate_normal(params.beta[j], params.sigma2[j] * cov, method="eigh")
+        params.beta[j] + np.sqrt(params.sigma2[j]) * (root @ rng.standard_normal(root.shape[0]))
         for j in range(params.n_components)
     ])
     return MixtureParams(params.weights, beta, params.sigma2)

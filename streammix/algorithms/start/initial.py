@@ -9,11 +9,13 @@ import warnings
 
 import numpy as np
 
-from streammix.algorithms.em import EMSettings, drive, run_em
+from streammix.algorithms.em import EMSettings, drive, em_steps
 from streammix.algorithms.squarem import squarem_steps
 from streammix.algorithms.start.candidates import (
     INIT_METHODS,
+    REFINE_CULL_ITER,
     REFINE_ITER,
+    REFINE_KEEP,
     REFINE_SIZE,
     REFINE_TOL,
     candidate,
@@ -24,7 +26,7 @@ from streammix.algorithms.start.spectral import spectral_candidate
 from streammix.core.moments import Moments
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
-from streammix.core.stats import design_matrix, estep, log_responsibilities
+from streammix.core.stats import design_matrix, estep, estep_features, log_responsibilities
 
 __all__ = ["initial_params", "make_reseeder"]
 
@@ -96,30 +98,88 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
         methods = [method]
     else:
         raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
-    short = dataclasses.replace(settings, max_iter=refine_iter, tol=refine_tol, on_collapse="drop")
-    best, best_obj = None, -np.inf
     if "spectral" in methods and moments is None:
         raise ValueError("init='spectral' needs the pass-0 moments of the data")
+    cands = []
     for name in methods:
         if name == "spectral":
-            cand = spectral_candidate(X, y, moments, m, settings=settings, rng=rng,
-                                      refine_tol=refine_tol)
+            cands.append(spectral_candidate(X, y, moments, m, settings=settings, rng=rng,
+                                            refine_tol=refine_tol))
         else:
-            cand = candidate(name, Xd, y, m, rng, settings.mstep)
-        if len(methods) > 1 or refine_iter > 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = run_em(lambda prm: estep(Xd, y, w, prm), cand, short, warn=False)
-            if res.params.n_components != m:
-                continue  # collapsed on the sample: a poor start
-            if res.objective > best_obj:
-                best, best_obj = res.params, res.objective
-        else:
-            best = cand
+            cands.append(candidate(name, Xd, y, m, rng, settings.mstep))
+    if len(methods) > 1 or refine_iter > 0:
+        best = _refined_best(cands, _sample_pass(X, y, w, fit_intercept), m, settings,
+                             refine_iter, refine_tol)
+    else:
+        best = cands[0]
     if best is None:  # every refined candidate collapsed: fall back to the first raw one
         first = "random" if methods[0] == "spectral" else methods[0]
         best = candidate(first, Xd, y, m, rng, settings.mstep)
     return best
+
+
+def _sample_pass(X, y, w, fit_intercept: bool):
+    """The E-step on the sample rows, their features transposed once for every pass."""
+    FT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
+    if fit_intercept:
+        return lambda prm: estep_features(FT, y, w, prm, True)
+    return lambda prm: estep(X, y, w, prm)
+
+
+def _refined_best(cands, pass_fn, m: int, settings: EMSettings, refine_iter: int,
+                  refine_tol: float) -> MixtureParams | None:
+    """The best of the candidates ``cands`` by the sample objective after short EM runs
+    (``refine_iter`` iterations at most, stopping at ``refine_tol``).
+
+    Every candidate runs :data:`REFINE_CULL_ITER` iterations; then only the best
+    :data:`REFINE_KEEP` by the objective go on, each exactly as its run alone
+    would.  A candidate that collapsed on the sample is a poor start and is
+    left out.  None if every one collapsed.
+    """
+    short = dataclasses.replace(settings, max_iter=refine_iter, tol=refine_tol,
+                                on_collapse="drop")
+    cull = len(cands) > REFINE_KEEP and refine_iter > REFINE_CULL_ITER
+    runs = [_Refining(cand, short) for cand in cands]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for run in runs:
+            run.advance(pass_fn, REFINE_CULL_ITER + 1 if cull else None)
+        if cull:
+            ranked = sorted((run for run in runs if run.n_components == m),
+                            key=lambda run: -run.objective)
+            runs = ranked[:REFINE_KEEP]
+            for run in runs:
+                run.advance(pass_fn, None)
+    best, best_obj = None, -np.inf
+    for run in runs:  # in the candidates' order: the first of equal objectives wins
+        res = run.result
+        if res.params.n_components == m and res.objective > best_obj:
+            best, best_obj = res.params, res.objective
+    return best
+
+
+class _Refining:
+    """One candidate's short EM run (:func:`~streammix.algorithms.em.em_steps`),
+    advanced a number of passes at a time."""
+
+    def __init__(self, cand: MixtureParams, settings: EMSettings):
+        self.steps = em_steps(cand, settings, callback=self._note)
+        self.params = next(self.steps)
+        self.result = None
+        self.objective, self.n_components = -np.inf, cand.n_components
+
+    def _note(self, record: dict) -> None:
+        self.objective, self.n_components = record["objective"], record["n_components"]
+
+    def advance(self, pass_fn, n_passes: int | None) -> None:
+        """Up to ``n_passes`` more passes (None: to the end of the run)."""
+        done = 0
+        while self.result is None and (n_passes is None or done < n_passes):
+            try:
+                self.params = self.steps.send(pass_fn(self.params))
+            except StopIteration as stop:
+                self.result = stop.value
+            done += 1
 
 
 def _pooled_start(Xd, y, w, m, size, settings: EMSettings, rng, all_rows: bool):
@@ -159,9 +219,12 @@ def make_reseeder(X: np.ndarray, y: np.ndarray, fit_intercept: bool, options: MS
     that the current mixture explains worst (the lowest 1/(2m) of per-row
     log-likelihoods), and given weight 1/m.
     """
-    Xd = design_matrix(X, fit_intercept)
+    design: list[np.ndarray] = []  # built at the first re-seed: most runs never need one
 
     def reseed(params: MixtureParams, j: int) -> MixtureParams:
+        if not design:
+            design.append(design_matrix(X, fit_intercept))
+        Xd = design[0]
         m, p = params.n_components, params.n_coef
         ll, _, _ = log_responsibilities(Xd, y, params)
         k = min(y.size, max(5 * (p + 1), y.size // (2 * m)))

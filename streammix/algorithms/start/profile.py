@@ -3,10 +3,18 @@
 The sample is chunk-invariant: every row's random key is a hash of the seed,
 the row's origin (file or array) and its index there, so the same rows are
 drawn however the data is chunked.
+
+When the number of rows is known before the pass (:func:`key_floor`), chunks
+of unit weights keep only the rows whose key is above a floor that about
+1.5 times the sample size of keys exceed: the chunks then copy, and the
+merges select among, a few rows instead of every row.  The sample is the
+same as without the floor whenever at least ``size`` kept keys are above it
+(:meth:`Profile.exact`); else the pass is taken again without the floor.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -15,7 +23,7 @@ import numpy as np
 from streammix.core.chunk import Chunk
 from streammix.core.moments import Moments
 
-__all__ = ["Profile", "ProfileTask", "row_uniforms", "top_keys"]
+__all__ = ["Profile", "ProfileTask", "row_uniforms", "top_keys", "key_floor"]
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -61,6 +69,22 @@ def top_keys(keys: np.ndarray, size: int) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
+def key_floor(size: int, n_rows: int | None) -> float:
+    """The key floor of a pass over ``n_rows`` rows drawing ``size`` (−inf: none).
+
+    Of ``n_rows`` rows of unit weight, the keys log(u) above the floor are
+    expected to number ``1.5 size + 10 √size`` (their count is binomial, so
+    fewer than ``size`` is many standard deviations away); with no known
+    ``n_rows``, or too few rows for a floor to save work, there is none.
+    """
+    if not n_rows or size <= 0:
+        return -math.inf
+    expected = 1.5 * size + 10.0 * math.sqrt(size)
+    if expected >= 0.5 * n_rows:
+        return -math.inf
+    return math.log1p(-expected / n_rows)
+
+
 @dataclass(frozen=True)
 class Profile:
     """Pass-0 statistics: row counts, a weighted reservoir sample, the
@@ -68,7 +92,8 @@ class Profile:
     the largest magnitude of each column (features, then y) over the rows of
     positive weight (``max_abs``; see :mod:`streammix.algorithms.scales`); mergeable.
     ``w`` holds the weights of the sample rows (the data's, when the sample holds
-    every row of positive weight)."""
+    every row of positive weight).  ``floored`` counts the rows of positive
+    weight that a key floor left out (see :meth:`exact`)."""
 
     n_rows: int
     n_positive: int
@@ -80,6 +105,13 @@ class Profile:
     moments: Moments | None = None
     max_abs: np.ndarray | None = None
     w: np.ndarray | None = None
+    floored: int = 0
+
+    def exact(self, floor: float) -> bool:
+        """Whether this sample is the one a pass without the key ``floor`` draws:
+        no row was left out, or at least ``size`` kept keys are above the floor
+        (then every left-out row's key is below the ``size``-th largest)."""
+        return self.floored == 0 or int(np.count_nonzero(self.keys > floor)) >= self.size
 
     @classmethod
     def empty(cls, n_features: int, size: int) -> Profile:
@@ -112,7 +144,8 @@ class Profile:
         if self.max_abs is not None and other.max_abs is not None:
             max_abs = np.maximum(self.max_abs, other.max_abs)
         return Profile(self.n_rows + other.n_rows, self.n_positive + other.n_positive,
-                       self.sum_w + other.sum_w, self.size, keys, X, y, moments, max_abs, w)
+                       self.sum_w + other.sum_w, self.size, keys, X, y, moments, max_abs, w,
+                       self.floored + other.floored)
 
 
 @dataclass(frozen=True)
@@ -121,10 +154,15 @@ class ProfileTask:
 
     Rows are sampled without replacement with probability growing with their
     weight (Efraimidis–Spirakis keys log(u)/w); zero-weight rows never enter.
+    In a chunk whose weights are all 1, rows whose key is at or below
+    ``floor`` (:func:`key_floor`) are left out and counted.  Without
+    ``spectral`` the moments leave out the sums only the spectral start reads.
     """
 
     seed: int
     size: int
+    floor: float = -math.inf
+    spectral: bool = True  # the spectral sums of the moments (Moments.of)
 
     @property
     def releases_gil(self) -> bool:
@@ -138,16 +176,28 @@ class ProfileTask:
         u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows,
                          getattr(chunk, "row_ids", None))
         keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
-        idx = np.flatnonzero(pos)
+        floored = 0
+        if self.floor > -math.inf and chunk.n_rows and w.min() == 1.0 == w.max():
+            idx = np.flatnonzero(keys > self.floor)
+            floored = chunk.n_rows - idx.size
+        else:
+            idx = np.flatnonzero(pos)
         if idx.size > self.size:
             idx = idx[top_keys(keys[idx], self.size)]
         # Columns beyond ±1e60 overflow the moments; max_abs finds them and the fit
         # takes the moments again on a safe scale (streammix.algorithms.scales).
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            moments = Moments.of(chunk.X, chunk.y, w)
+            moments = Moments.of(chunk.X, chunk.y, w, spectral=self.spectral)
+        if idx.size == chunk.n_rows:  # every row kept: a copy, not a gather (same array)
+            X = np.ascontiguousarray(chunk.X, dtype=float)
+            if X is chunk.X or np.shares_memory(X, chunk.X):
+                X = X.copy()
+        else:
+            X = np.asarray(chunk.X[idx], float)
         return Profile(chunk.n_rows, int(pos.sum()), float(w.sum()), self.size,
-                       keys[idx], np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
-                       moments, _max_abs(chunk.X, chunk.y, pos), np.asarray(w[idx], float))
+                       keys[idx], X, np.asarray(chunk.y[idx], float),
+                       moments, _max_abs(chunk.X, chunk.y, pos), np.asarray(w[idx], float),
+                       floored)
 
 
 def _max_abs(X: np.ndarray, y: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streammix.core.chunk import Chunk
+from streammix.data.grouped_arrays import check_constant_in_groups
 from streammix.data.parquet.group_plan import (
     GroupedPiece,
     GroupLocations,
@@ -91,7 +92,9 @@ class GroupingMixin:
                              self.shown)
         logger.info("groups of column %r: %d chunks merged into %d tasks", self.groups,
                     len(self.plan()), len(tasks))
-        return GroupedView(self, tasks)
+        ids = [np.asarray(v) for v in locations.ids.values()]
+        n_groups = int(pd.unique(np.concatenate(ids)).size) if ids else 0
+        return GroupedView(self, tasks, n_groups)
 
     def _chunk_groups(self, piece, table, row_ids) -> np.ndarray | None:
         """The group ids of a chunk's rows (None without a group column)."""
@@ -139,33 +142,49 @@ class GroupedView:
     for the profile pass.
     """
 
-    def __init__(self, source, tasks: list[GroupedPiece]):
+    def __init__(self, source, tasks: list[GroupedPiece], n_groups: int = 0):
         self.source = source
         self._tasks = list(tasks)
+        #: The number of distinct groups (found by the locating pass).
+        self.n_groups = int(n_groups)
 
     def plan(self) -> list[GroupedPiece]:
         return list(self._tasks)
 
     def read(self, task: GroupedPiece) -> Chunk:
         """The rows of a task; ``groups`` holds integer codes of the ids (hashed once
-        here, so the E-step sorts integers, not strings)."""
-        chunk = self.read_with_ids(task)
-        return dataclasses.replace(chunk, groups=pd.factorize(chunk.groups)[0])
+        here, so the E-step sorts integers, not strings).  The weight and the
+        concomitant columns must be the same on every row of a group: a
+        :class:`~streammix.DataError` names the file, the column and the group."""
+        parts = self._parts(task)
+        chunk = _joined(parts)
+        codes, labels = pd.factorize(chunk.groups)
+        source = self.source
+        if source.weight is not None or chunk.Z is not None:
+            ends = np.cumsum([part.n_rows for part in parts])
+
+            def where(row: int) -> str:
+                piece = task.pieces[int(np.searchsorted(ends, row, side="right"))]
+                return f"{self.shown(piece.path)}: column "
+
+            if source.weight is not None:
+                check_constant_in_groups(codes, chunk.w, source.weight, labels, where)
+            if chunk.Z is not None:
+                check_constant_in_groups(codes, chunk.Z, source.concomitant_names, labels,
+                                         where)
+        return dataclasses.replace(chunk, groups=codes)
 
     def read_with_ids(self, task: GroupedPiece) -> Chunk:
         """The rows of a task with the group ids as stored."""
+        return _joined(self._parts(task))
+
+    def _parts(self, task: GroupedPiece) -> list[Chunk]:
+        """The chunks of a task, each with only the rows it keeps."""
         chunks = [self.source.read(piece) for piece in task.pieces]
         if task.keep is not None:
             chunks = [_kept(chunk, mode, ids) for chunk, (mode, ids)
                       in zip(chunks, task.keep, strict=True)]
-        if len(chunks) == 1:
-            return chunks[0]
-        first = chunks[0]
-        return Chunk(np.asfortranarray(np.concatenate([c.X for c in chunks])),
-                     np.concatenate([c.y for c in chunks]),
-                     np.concatenate([c.w for c in chunks]), first.origin, first.first_row,
-                     np.concatenate([_row_ids(c) for c in chunks]), None,
-                     np.concatenate([c.groups for c in chunks]))
+        return chunks
 
     @property
     def readable_on(self) -> str:
@@ -179,10 +198,24 @@ class GroupedView:
         return self.source.n_features
 
     def __getstate__(self) -> dict:
-        return {"source": self.source, "_tasks": []}  # the plan stays on the client
+        return {"source": self.source, "_tasks": [],  # the plan stays on the client
+                "n_groups": self.n_groups}
 
     def __repr__(self) -> str:
         return f"GroupedView({self.source!r}, {len(self._tasks)} tasks)"
+
+
+def _joined(chunks: list[Chunk]) -> Chunk:
+    """One chunk of the rows of ``chunks``, in order."""
+    if len(chunks) == 1:
+        return chunks[0]
+    first = chunks[0]
+    return Chunk(np.asfortranarray(np.concatenate([c.X for c in chunks])),
+                 np.concatenate([c.y for c in chunks]),
+                 np.concatenate([c.w for c in chunks]), first.origin, first.first_row,
+                 np.concatenate([_row_ids(c) for c in chunks]),
+                 None if first.Z is None else np.concatenate([c.Z for c in chunks]),
+                 np.concatenate([c.groups for c in chunks]))
 
 
 def _kept(chunk: Chunk, mode: str, ids: np.ndarray) -> Chunk:
@@ -192,7 +225,8 @@ def _kept(chunk: Chunk, mode: str, ids: np.ndarray) -> Chunk:
     if keep.all():
         return chunk
     return Chunk(np.asfortranarray(chunk.X[keep]), chunk.y[keep], chunk.w[keep], chunk.origin,
-                 chunk.first_row, _row_ids(chunk)[keep], None, chunk.groups[keep])
+                 chunk.first_row, _row_ids(chunk)[keep],
+                 None if chunk.Z is None else chunk.Z[keep], chunk.groups[keep])
 
 
 def _row_ids(chunk: Chunk) -> np.ndarray:
