@@ -194,7 +194,7 @@ typedef double v8d __attribute__((vector_size(64), aligned(8)));
  * loaded once for four components and no partial residual is stored (the
  * plain loop loads and stores R_j once per feature).  The operations on each
  * row are those of the plain loop, in the same order, so the residuals are
- * the same to the bit. */
+ * the same to the bit.  b0 NULL: no intercept apart from the design's. */
 SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_ssize_t m,
                                Py_ssize_t nb, const double *yb, const double *coef,
                                const double *b0, double *R)
@@ -207,7 +207,7 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
         for (int a = 0; a < 4; a++) {  /* a group of fewer than 4 repeats its last */
             const Py_ssize_t ja = j + (a < jt ? a : jt - 1);
             c[a] = coef + ja * d;
-            b[a] = b0[ja];
+            b[a] = b0 != NULL ? b0[ja] : 0.0;
         }
         for (Py_ssize_t i = 0; i < n8; i += 8) {
             const v8d yv = *(const v8d *)(yb + i);
@@ -719,7 +719,7 @@ typedef struct {
 static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
 {
     const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
-    return (2 * m + 5 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
+    return (2 * m + 7 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
 }
 
 SM_CLONES
@@ -736,7 +736,9 @@ static void run_info(InfoJob *J)
     double *SW = S + LDB;            /* BLOCK sqrt(w)                     */
     double *A = SW + LDB;            /* BLOCK sqrt(w) g a                 */
     double *C = A + LDB;             /* BLOCK w g (1/s^2 - a^2)           */
-    double *F = C + LDB;             /* p4 x BLOCK design, zero-padded    */
+    double *E = C + LDB;             /* BLOCK w g a                       */
+    double *V = E + LDB;             /* BLOCK w g a (3 - r a)             */
+    double *F = V + LDB;             /* p4 x BLOCK design, zero-padded    */
     double *Lb = F + p4 * LDB;       /* p4 x BLOCK w g (1/s^2 - a^2) x    */
     double *Z = Lb + p4 * LDB;       /* P4 x BLOCK sqrt(w) z              */
     double *O = Z + P4 * LDB;        /* P4 x P4 upper tiles of the OPG    */
@@ -760,10 +762,14 @@ static void run_info(InfoJob *J)
             for (Py_ssize_t k = 0; k < p; k++)
                 memcpy(F + k * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
+#ifdef SM_VEC
+        block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R);
+#endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
-            const double *cj = J->coef + j * p;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
+#ifndef SM_VEC
+            const double *cj = J->coef + j * p;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
             for (Py_ssize_t k = 0; k < p; k++) {
@@ -771,6 +777,7 @@ static void run_info(InfoJob *J)
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
             }
+#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -817,6 +824,8 @@ static void run_info(InfoJob *J)
                 const double g = wb[i] * gam;
                 A[i] = SW[i] * gam * a;
                 C[i] = g * (is2 - a * a);
+                E[i] = g * a;
+                V[i] = g * a * (3.0 - r * a);
                 s_rr += g * (2.0 * r * a - u * u);
                 s_u += g * u;
                 s_g += g;
@@ -840,17 +849,16 @@ static void run_info(InfoJob *J)
             for (Py_ssize_t k = 0; k < p; k++) {
                 const double *Fk = F + k * LDB;
                 double *Zk = Z + (j * bs + k) * LDB, *Lk = Lb + k * LDB;
-                double s_x = 0.0, s_v = 0.0, s_e = 0.0;
-                SM_PRAGMA(omp simd reduction(+:s_x, s_v, s_e))
+                double s_v = 0.0, s_e = 0.0;
+                SM_PRAGMA(omp simd reduction(+:s_v, s_e))
                 for (Py_ssize_t i = 0; i < nb; i++) {
-                    const double z = A[i] * Fk[i], r = Rj[i], e = wb[i] * Gj[i] * r * is2;
-                    Zk[i] = z;
-                    s_x += SW[i] * z;
+                    Zk[i] = A[i] * Fk[i];
                     Lk[i] = C[i] * Fk[i];
-                    s_v += e * (3.0 - r * r * is2) * Fk[i];
-                    s_e += e * Fk[i];
+                    s_v += V[i] * Fk[i];
+                    s_e += E[i] * Fk[i];
                 }
-                J->zsum[j * bs + k] += s_x;
+                /* sum w z = sum sqrt(w) (sqrt(w) g a x) = sum w g a x */
+                J->zsum[j * bs + k] += s_e;
                 J->lvec[j * p + k] += s_v;
                 J->lvec[(m + j) * p + k] += s_e;
             }
