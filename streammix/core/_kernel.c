@@ -711,6 +711,7 @@ static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double
  */
 typedef struct {
     Py_ssize_t p, m, n, fstride, rowstride, noise, P;
+    Py_ssize_t off;  /* 1: column 0 of the design is the intercept's ones, not in F */
     const double *F, *y, *w, *coef, *lognorm, *inv2s2, *pi_tail;
     double *opg, *lgram, *lvec, *zsum, *scal;
     double *buf;
@@ -745,22 +746,25 @@ static void run_info(InfoJob *J)
     double *LG = O + P4 * P4;        /* m x p4 x p4 upper tiles of lgram  */
     double loglik = 0.0;
 
+    const Py_ssize_t off = J->off;
     memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
+    if (off)
+        for (Py_ssize_t i = 0; i < LDB; i++) F[i] = 1.0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
         const double *yb = J->y + start, *wb = J->w + start;
         if (J->rowstride) {
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
-            for (Py_ssize_t k = 0; k < p; k++) {
-                double *Fk = F + k * LDB;
+            for (Py_ssize_t k = 0; k < p - off; k++) {
+                double *Fk = F + (k + off) * LDB;
                 const double *Xk = X + k;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
         } else {
-            for (Py_ssize_t k = 0; k < p; k++)
-                memcpy(F + k * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
+            for (Py_ssize_t k = 0; k < p - off; k++)
+                memcpy(F + (k + off) * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
 #ifdef SM_VEC
         block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R);
@@ -883,13 +887,14 @@ static void run_info(InfoJob *J)
     J->scal[3 * m] += loglik;
 }
 
-#define IARGS 13
+#define IARGS 14
 
 /*
  * info_chunk(FT, y, w, coef, lognorm, inv2s2, pi_tail, noise,
- *            opg, lgram, lvec, zsum, scal)
- * FT (p, n) the design (intercept column included), laid out as estep_chunk's
- * FT; coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
+ *            opg, lgram, lvec, zsum, scal, intercept)
+ * FT (p, n) the design, laid out as estep_chunk's FT; with intercept true,
+ * FT (p - 1, n) holds the features only and the design is [1, x] (the ones
+ * are not read from memory); coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
  * 1 shared, 2 per component; opg (P, P), lgram (m, p, p), lvec (2m, p),
  * zsum (P,) and scal (3m + 1,) are added to.  See run_info.
  */
@@ -897,8 +902,9 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
 {
     static const int arrays[12] = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12};
     static const char *names[IARGS] = {"FT", "y", "w", "coef", "lognorm", "inv2s2", "pi_tail",
-                                       "noise", "opg", "lgram", "lvec", "zsum", "scal"};
-    Py_buffer v[IARGS - 1];
+                                       "noise", "opg", "lgram", "lvec", "zsum", "scal",
+                                       "intercept"};
+    Py_buffer v[12];
     int got = 0;
     PyObject *result = NULL;
     InfoJob J;
@@ -914,12 +920,15 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_ValueError, "info_chunk: noise must be 0, 1 or 2");
         return NULL;
     }
-    for (; got < IARGS - 1; got++) {
+    const int intercept = PyObject_IsTrue(args[13]);
+    if (intercept < 0) return NULL;
+    for (; got < 12; got++) {
         const int a = arrays[got];
         if (get_buf(args[a], &v[got], a >= 8, a > 0 ? 1 : -1, names[a]) < 0) goto done;
     }
     if (features_layout(&v[0], &layout) < 0) goto done;
-    J.p = layout.d;
+    J.off = intercept;
+    J.p = layout.d + intercept;
     J.n = layout.n;
     J.fstride = layout.fstride;
     J.rowstride = layout.rowstride;
