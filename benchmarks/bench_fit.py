@@ -16,7 +16,7 @@ also a default fit of a Parquet lake of N rows at d = 5 (built in
 
 Run:  PYTHONPATH=. python benchmarks/bench_fit.py [--rows 20000 200000]
       [--repeats 3] [--r-nrep-max-rows 200000] [--scaling] [--no-r]
-      [--lake-rows 20000000] [--lake-dir /big/disk]
+      [--lake-rows 20000000] [--lake-dir /big/disk] [--scaling --dims 20 50]
 """
 
 from __future__ import annotations
@@ -100,11 +100,14 @@ def part1(rows, repeats, nrep_max_rows, use_r):
                 print(line)
 
 
-def part2(repeats, lake_rows=0, lake_dir=None):
+def part2(repeats, lake_rows=0, lake_dir=None, dims=None):
     print("part 2: default-fit wall time (default engine), m=3; medians of "
           f"{repeats}")
-    for n, d in [(20_000, 5), (200_000, 5), (2_000_000, 5), (1_000_000, 5),
-                 (1_000_000, 20), (1_000_000, 50)]:
+    cases = [(20_000, 5), (200_000, 5), (2_000_000, 5), (1_000_000, 5),
+             (1_000_000, 20), (1_000_000, 50)]
+    if dims:  # --dims: only the n = 1M rows of these d
+        cases = [(1_000_000, d) for d in dims]
+    for n, d in cases:
         X, y = make_data(n, d, 3, seed=11)
         sm, model = time_fit(X, y, repeats)
         print(f"  n = {n:>9,}  d = {d:>2}:  {sm:8.3f} s  ({model.n_iter_} EM iterations)")
@@ -146,9 +149,11 @@ def main(argv=None):
     parser.add_argument("--lake-rows", type=int, default=0,
                         help="with --scaling: also fit a Parquet lake of this many rows")
     parser.add_argument("--lake-dir", default=None, help="where to build that lake")
+    parser.add_argument("--dims", type=int, nargs="+", default=None,
+                        help="with --scaling: only the n = 1M fits of these d (e.g. 20 50)")
     args = parser.parse_args(argv)
     if args.scaling:
-        part2(args.repeats, args.lake_rows, args.lake_dir)
+        part2(args.repeats, args.lake_rows, args.lake_dir, args.dims)
         return 0
     use_r = not args.no_r and shutil.which("Rscript") is not None
     if not use_r:
