@@ -100,19 +100,33 @@ def part1(rows, repeats, nrep_max_rows, use_r):
                 print(line)
 
 
-def part2(repeats, lake_rows=0, lake_dir=None, dims=None):
-    print("part 2: default-fit wall time (default engine), m=3; medians of "
-          f"{repeats}")
-    cases = [(20_000, 5), (200_000, 5), (2_000_000, 5), (1_000_000, 5),
+def part2(repeats, lake_rows=0, lake_dir=None, lake_repeats=None, dims=None):
+    load = os.getloadavg()[0]
+    print(f"part 2: default-fit wall time (default engine: {default_threads()} threads), m=3; "
+          f"medians of {repeats} (the lake: of {lake_repeats or repeats}); load average "
+          f"{load:.1f} on {os.cpu_count()} CPUs at the start", flush=True)
+    table = []
+    cases = [(20_000, 5), (200_000, 5), (2_000_000, 5), (None, 5), (1_000_000, 5),
              (1_000_000, 20), (1_000_000, 50)]
     if dims:  # --dims: only the n = 1M rows of these d
         cases = [(1_000_000, d) for d in dims]
     for n, d in cases:
+        if n is None:  # the lake row, after 2M
+            if lake_rows:
+                table.append(lake_fit(lake_rows, lake_repeats or repeats, lake_dir))
+            continue
         X, y = make_data(n, d, 3, seed=11)
         sm, model = time_fit(X, y, repeats)
-        print(f"  n = {n:>9,}  d = {d:>2}:  {sm:8.3f} s  ({model.n_iter_} EM iterations)")
-    if lake_rows:
-        lake_fit(lake_rows, repeats, lake_dir)
+        print(f"  n = {n:>9,}  d = {d:>2}:  {sm:8.3f} s  ({model.n_iter_} EM iterations)",
+              flush=True)
+        table.append((f"{n:,}", d, sm, model.n_iter_))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), "
+          f"{os.getloadavg()[1]:.1f} (5 min)\n")
+    print("| n | d (with intercept) | seconds | seconds per 1M rows | EM iterations |")
+    print("|---:|---:|---:|---:|---:|")
+    for n, d, secs, iters in table:
+        rows = int(n.split(" ")[0].replace(",", ""))
+        print(f"| {n} | {d} | {secs:.3f} | {secs / rows * 1e6:.3f} | {iters} |")
 
 
 def lake_fit(rows: int, repeats: int, lake_dir=None, per_file: int = 1_000_000):
@@ -133,7 +147,8 @@ def lake_fit(rows: int, repeats: int, lake_dir=None, per_file: int = 1_000_000):
         source = ParquetSource(root, target="y", features=names)
         sm, model = time_fit(source, None, repeats)
         print(f"  n = {rows:>9,}  d =  5:  {sm:8.3f} s  ({model.n_iter_} EM iterations; "
-              f"Parquet lake, {-(-rows // per_file)} files)")
+              f"Parquet lake, {-(-rows // per_file)} files)", flush=True)
+        return f"{rows:,} (Parquet lake)", 5, sm, model.n_iter_
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -149,11 +164,13 @@ def main(argv=None):
     parser.add_argument("--lake-rows", type=int, default=0,
                         help="with --scaling: also fit a Parquet lake of this many rows")
     parser.add_argument("--lake-dir", default=None, help="where to build that lake")
+    parser.add_argument("--lake-repeats", type=int, default=None,
+                        help="fits of the lake (default: --repeats)")
     parser.add_argument("--dims", type=int, nargs="+", default=None,
                         help="with --scaling: only the n = 1M fits of these d (e.g. 20 50)")
     args = parser.parse_args(argv)
     if args.scaling:
-        part2(args.repeats, args.lake_rows, args.lake_dir, args.dims)
+        part2(args.repeats, args.lake_rows, args.lake_dir, args.lake_repeats, args.dims)
         return 0
     use_r = not args.no_r and shutil.which("Rscript") is not None
     if not use_r:

@@ -7,14 +7,16 @@ so every group lies in several files).  Then times:
 
 * the plan of a grouped source (the locating pass, reading the group column
   alone, and the join of chunks): tasks, chunks read per task;
-* one grouped EM pass on the by-group lake, and one ordinary (row-wise) pass
-  on the same lake, in-process;
+* one grouped EM pass on the by-group lake (with the compiled group sums, and
+  on numpy when the kernel is built), and one ordinary (row-wise) pass on the
+  same lake, in-process: medians of alternating runs;
 * ``streammix.regroup`` of the time-ordered lake (Dask's local threads), and
   the plan of the result;
 * that the grouped fit of the regrouped lake equals the in-memory grouped
   fit (same start), as the largest coefficient difference.
 
-Timings on a shared machine are noisy: each is the best of ``--repeat`` runs.
+Timings on a shared machine are noisy: the passes are medians of alternating
+runs, the rest the best of ``--repeat`` runs.
 
     python benchmarks/bench_grouped_lake.py --rows 1000000
 """
@@ -76,6 +78,8 @@ def main():
     ap.add_argument("--row-group", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--passes-only", action="store_true",
+                    help="stop after the plan and the pass timings (no regroup, no fit)")
     args = ap.parse_args()
     root = tempfile.mkdtemp(dir=args.dir)
     try:
@@ -97,14 +101,38 @@ def main():
         engine = InProcessEngine()
         params = MixtureParams(np.array([0.6, 0.4]), np.array([[3.0, 0.6], [5.0, 0.2]]),
                                np.array([16.0, 16.0]))
-        t_grouped, _ = best(lambda: engine.map_reduce(view, GroupedTask(params, True),
-                                                      GroupedStats.zeros(2, 2)), args.repeat)
         from streammix.algorithms.tasks import EStepTask
-        t_rows, _ = best(lambda: engine.map_reduce(source, EStepTask(params, True),
-                                                   streammix.SuffStats.zeros(2, 2)),
-                         args.repeat)
-        print(f"one grouped E-step pass {t_grouped:.2f} s, one row-wise pass {t_rows:.2f} s "
-              f"(ratio {t_grouped / t_rows:.2f})")
+        from streammix.core import kernel
+
+        def grouped_pass():
+            return engine.map_reduce(view, GroupedTask(params, True), GroupedStats.zeros(2, 2))
+
+        def row_pass():
+            return engine.map_reduce(source, EStepTask(params, True),
+                                     streammix.SuffStats.zeros(2, 2))
+
+        # alternating runs, medians: the grouped pass with the compiled sums (when
+        # built), the grouped pass on numpy, the row-wise pass
+        paths = {"grouped": grouped_pass, "row-wise": row_pass}
+        if kernel.available():
+            def numpy_pass():
+                with kernel.enabled_as(False):
+                    return grouped_pass()
+            paths["grouped, numpy"] = numpy_pass
+        times = {name: [] for name in paths}
+        for _ in range(max(args.repeat, 3)):
+            for name, fn in paths.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        med = {name: float(np.median(ts)) for name, ts in times.items()}
+        print("one pass, median of {} alternating runs: ".format(len(times["grouped"]))
+              + ", ".join(f"{name} {t:.3f} s" for name, t in med.items())
+              + f"; grouped / row-wise {med['grouped'] / med['row-wise']:.2f}"
+              + (f", numpy grouped / row-wise {med['grouped, numpy'] / med['row-wise']:.2f}"
+                 if "grouped, numpy" in med else ""))
+        if args.passes_only:
+            return
 
         spread = streammix.ParquetSource(in_time, target="y", features=["x"], groups="id",
                                          chunk_rows=args.row_group)

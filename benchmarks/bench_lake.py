@@ -1,33 +1,40 @@
-"""One EM pass over a Parquet lake, against a bare pyarrow scan of the same columns.
+"""One EM pass over a Parquet lake, against pyarrow's own scan of the same columns.
 
 Builds a lake (default 4M rows, d = 10 coefficients with the intercept,
-m = 4 components, row groups of 131072 rows), then times side by side:
+m = 4 components, row groups of 131072 rows), then times, in rounds that
+run every stage once each (so that the load of a shared machine falls on
+all of them alike):
 
-* a bare pyarrow scan: every row group read (one thread) into a float64
-  numpy matrix, the floor for any pass;
-* the same with pyarrow's multi-threaded dataset scanner, and with the
-  chunks read one per thread by a pool of one thread per CPU (as the
-  in-process engine reads them);
-* one streammix EM iteration (E-step pass + M-step) in-process, on one
-  thread (its peak memory is the one reported) and with the default threads;
-* one iteration on a 2-worker LocalCluster, without and with ``cache``
-  (with ``cache`` the first pass reads and keeps the chunks, later ones
-  only compute);
+* pyarrow's multi-threaded dataset scan of the columns into float64 numpy
+  matrices (all cores): the unit, ``x thr.``;
+* a bare pyarrow scan on one thread (``x 1 thr.``), and the same with the
+  chunks read by a pool of one thread per CPU;
+* one streammix EM iteration (E-step pass + M-step) in-process, with the
+  default threads (one per CPU) and on one thread, and the profiling pass
+  (pass 0 of a fit: counts, the reservoir sample, the moments);
+* the same on a 2-worker LocalCluster (2 workers x 1 thread: the same two
+  cores as the threaded scan), and with ``cache`` (the first pass reads
+  and keeps the chunks, later ones only compute);
 
-and prints the peak RSS of this process and of the workers, and every time
-as a ratio to the single-threaded scan.  Timings on a shared machine are
-noisy: each is the best of ``--repeat`` runs.
+and prints medians over the rounds, the median of each round's ratio to
+the threaded scan, the peak RSS, and (``--breakdown``) where the CPU time
+of a one-thread pass goes: pyarrow's decoding, the rest of
+``ParquetSource.read`` (float64 columns, checks, the feature matrix), and
+the E-step.
 
     python benchmarks/bench_lake.py --rows 1000000
     python benchmarks/bench_lake.py --rows 40000000 --dir /big/disk/lake
 """
 
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +47,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from streammix import DaskEngine, ParquetSource  # noqa: E402
+from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor  # noqa: E402
 from streammix.algorithms.tasks import EStepTask  # noqa: E402
 from streammix.core.mstep import MStepOptions, mstep  # noqa: E402
 from streammix.core.params import MixtureParams  # noqa: E402
@@ -81,15 +89,6 @@ def build_lake(path: str, rows: int, params: MixtureParams, row_group: int,
         writer.close()
         done += in_file
         file_no += 1
-
-
-def best_of(repeat: int, fn):
-    times, value = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), value
 
 
 def scan_numpy(source: ParquetSource) -> int:
@@ -168,6 +167,94 @@ def reset_peak_rss() -> None:
         pass
 
 
+THREADED = "pyarrow dataset scan, threads"
+
+
+def profile_pass(engine, source) -> Profile:
+    """Pass 0 of a fit (default ``init_sample_size``).
+
+    The in-process engine holds BLAS to one thread while its threads run a
+    pass, as Dask's nanny does for workers (``streammix.engines.blas_threads``).
+    """
+    size = 100_000
+    floor = key_floor(size, source.n_rows)  # as a fit draws it (rows known from the plan)
+    return engine.map_reduce(source, ProfileTask(0, size, floor),
+                             Profile.empty(source.n_features, size))
+
+
+def rounds(stages: dict, repeat: int) -> dict:
+    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn."""
+    times: dict = {name: [] for name in stages}
+    for _ in range(repeat):
+        for name, fn in stages.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def report(times: dict, n_rows: int, repeat: int) -> None:
+    """Medians, and the median over the rounds of each stage's ratio to the threaded scan."""
+    unit, single = times[THREADED], times["pyarrow scan -> numpy, 1 thread"]
+    scans = [ts for name, ts in times.items() if name.startswith("pyarrow")]
+    best = [min(round_) for round_ in zip(*scans, strict=True)]
+    width = max(len(k) for k in times)
+    print(f"\nmedians of {repeat} rounds (ratios: median of the per-round ratios)")
+    print(f"{'':{width}}  {'seconds':>8}  {'x thr.':>7}  {'x best':>7}  {'x 1 thr.':>8}  "
+          f"{'Mrows/s':>8}")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        k = len(ts)
+        thr, top, one = (statistics.median(a / b for a, b in zip(ts, ref[:k], strict=True))
+                         for ref in (unit, best, single))
+        print(f"{name:{width}}  {t:8.3f}  {thr:7.2f}  {top:7.2f}  {one:8.2f}  "
+              f"{n_rows / t / 1e6:8.2f}")
+    print("x thr.: time / pyarrow's threaded dataset scan in the same round (all cores both "
+          "sides); x best: / the fastest of the three pyarrow scans in that round; x 1 thr.: "
+          "/ the one-thread scan (the cache rows: / the scans of the first rounds)")
+
+
+def breakdown(source: ParquetSource, params: MixtureParams, repeat: int) -> None:
+    """CPU seconds of a one-thread pass: pyarrow's decoding, the rest of ``read``, the E-step."""
+    task = EStepTask(params, True)
+    parts: dict = {"pyarrow decode (read_row_groups)": [], "rest of ParquetSource.read": [],
+                   "E-step (compiled kernel)" if task.releases_gil else "E-step (numpy)": []}
+    names = list(parts)
+    for _ in range(repeat):
+        decode = read = estep = 0.0
+        for piece in source.plan():
+            c0 = time.process_time()
+            pq.ParquetFile(piece.path).read_row_groups(list(piece.row_groups),
+                                                       columns=source.columns,
+                                                       use_threads=False)
+            c1 = time.process_time()
+            chunk = source.read(piece)
+            c2 = time.process_time()
+            task(chunk)
+            c3 = time.process_time()
+            decode, read, estep = decode + c1 - c0, read + c2 - c1, estep + c3 - c2
+        parts[names[0]].append(decode)
+        parts[names[1]].append(read - decode)
+        parts[names[2]].append(estep)
+    width = max(len(k) for k in parts)
+    total = sum(statistics.median(v) for v in list(parts.values())[1:]) \
+        + statistics.median(parts[names[0]])
+    print(f"\nwhere a one-thread pass spends its CPU (process CPU seconds, medians of {repeat})")
+    for name, v in parts.items():
+        print(f"  {name:{width}}  {statistics.median(v):7.3f}  "
+              f"({100 * statistics.median(v) / total:4.1f}%)")
+
+
+def peak_of(fn) -> tuple[float, float]:
+    """(RSS peak before, RSS peak during) ``fn()``, in MiB."""
+    pa.default_memory_pool().release_unused()
+    reset_peak_rss()
+    base = peak_rss_mib()
+    fn()
+    return base, peak_rss_mib()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=4_000_000)
@@ -176,7 +263,10 @@ def main(argv=None) -> None:
     ap.add_argument("--row-group", type=int, default=131_072)
     ap.add_argument("--rows-per-file", type=int, default=1_048_576)
     ap.add_argument("--chunk-rows", type=int, default=131_072)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=5, help="rounds (each runs every stage once)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also print where a one-thread pass spends its CPU")
+    ap.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster stages")
     ap.add_argument("--dir", default=None, help="where to build the lake (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the lake afterwards")
     args = ap.parse_args(argv)
@@ -192,65 +282,62 @@ def main(argv=None) -> None:
         size = sum(os.path.getsize(os.path.join(lake, f)) for f in os.listdir(lake))
         print(f"lake: {args.rows:,} rows, d={p} (with intercept), m={args.components}, "
               f"{len(os.listdir(lake))} files, {size / 2**20:.0f} MiB "
-              f"(ready in {time.perf_counter() - t0:.1f} s)")
+              f"(ready in {time.perf_counter() - t0:.1f} s); load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         features = [f"x{k}" for k in range(1, args.features + 1)]
         source = ParquetSource(lake, target="y", features=features, chunk_rows=args.chunk_rows)
-        rows, peaks = {}, {}
-        # The in-process pass first: the scans' buffers would raise the baseline.
-        pa.default_memory_pool().release_unused()
-        eng = InProcessEngine(1)
-        reset_peak_rss()
-        base = peak_rss_mib()
-        t_inproc, (stats, _) = best_of(args.repeat, lambda: em_iteration(eng, source, params, p))
-        peaks["in-process pass"] = (base, peak_rss_mib())
-        t_scan, n = best_of(args.repeat, lambda: scan_numpy(source))
-        assert n == args.rows
-        rows["pyarrow scan -> numpy, 1 thread"] = t_scan
-        rows["pyarrow dataset scan, threads"], _ = best_of(
-            args.repeat, lambda: scan_threaded(lake, source.columns))
-        t_threaded = rows["pyarrow dataset scan, threads"]
-        rows[f"pyarrow scan -> numpy, {default_threads()} threads"], _ = best_of(
-            args.repeat, lambda: scan_pool(source, default_threads()))
-        rows["streammix EM iteration, in-process"] = t_inproc
         threads = default_threads()
-        if threads > 1:
-            rows[f"  the same, {threads} threads (default)"], _ = best_of(
-                args.repeat, lambda: em_iteration(InProcessEngine(), source, params, p))
+        one, default = InProcessEngine(1), InProcessEngine()
+        stats = em_iteration(one, source, params, p)[0]
+        peak = peak_of(lambda: em_iteration(one, source, params, p))
+        stages = {
+            THREADED: lambda: scan_threaded(lake, source.columns),
+            "pyarrow scan -> numpy, 1 thread": lambda: scan_numpy(source),
+            f"pyarrow scan -> numpy, {threads} threads": lambda: scan_pool(source, threads),
+            f"streammix EM iteration, in-process ({threads} threads)":
+                lambda: em_iteration(default, source, params, p),
+            "  the same, 1 thread": lambda: em_iteration(one, source, params, p),
+            f"streammix profiling pass, in-process ({threads} threads)":
+                lambda: profile_pass(default, source),
+        }
+        with contextlib.ExitStack() as stack:
+            workers_plain = workers_cache = None
+            if not args.no_cluster:
+                from distributed import Client, LocalCluster
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"))
+                client = stack.enter_context(Client(cluster))
+                dask = DaskEngine(client)
+                dstats = em_iteration(dask, source, params, p)[0]  # warm-up: imports
+                assert dstats.allclose(stats, rtol=0.0), "2 workers != in-process"
+                client.run(reset_peak_rss)
+                stages["streammix EM iteration, 2 workers"] = \
+                    lambda: em_iteration(dask, source, params, p)
+                stages["streammix profiling pass, 2 workers"] = \
+                    lambda: profile_pass(dask, source)
+            times = rounds(stages, args.repeat)
+            if not args.no_cluster:
+                workers_plain = client.run(peak_rss_mib)
+                client.run(reset_peak_rss)
+                cached = DaskEngine(client, cache=True)
+                t = time.perf_counter()
+                em_iteration(cached, source, params, p)
+                times["2 workers + cache, first pass (reads)"] = [time.perf_counter() - t]
+                times.update(rounds({"2 workers + cache, later passes":
+                                     lambda: em_iteration(cached, source, params, p)},
+                                    args.repeat))
+                workers_cache = client.run(peak_rss_mib)
+                cached.clear_cache()
 
-        from distributed import Client, LocalCluster
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
-            dask = DaskEngine(client)
-            em_iteration(dask, source, params, p)  # warm-up: imports on the workers
-            client.run(reset_peak_rss)
-            reset_peak_rss()
-            rows["streammix EM iteration, 2 workers"], (dstats, _) = best_of(
-                args.repeat, lambda: em_iteration(dask, source, params, p))
-            assert dstats.allclose(stats, rtol=0.0)
-            workers_plain = client.run(peak_rss_mib)
-            client_dask = peak_rss_mib()
-            client.run(reset_peak_rss)
-            cached = DaskEngine(client, cache=True)
-            rows["2 workers + cache, first pass (reads)"], _ = best_of(
-                1, lambda: em_iteration(cached, source, params, p))
-            rows["2 workers + cache, later passes"], _ = best_of(
-                args.repeat, lambda: em_iteration(cached, source, params, p))
-            workers_cache = client.run(peak_rss_mib)
-            cached.clear_cache()
-
-        width = max(len(k) for k in rows)
-        print(f"\n{'':{width}}  {'seconds':>8}  {'x scan':>7}  {'x thr.':>7}  {'Mrows/s':>8}")
-        for name, t in rows.items():
-            print(f"{name:{width}}  {t:8.3f}  {t / t_scan:7.2f}  {t / t_threaded:7.2f}  "
-                  f"{args.rows / t / 1e6:8.2f}")
-        print("x scan: time / the one-thread scan; x thr.: time / pyarrow's threaded "
-              "dataset scan (all cores both sides)")
-        base, top = peaks["in-process pass"]
-        print(f"\npeak RSS (MiB): in-process passes {top:.0f} (at start {base:.0f}); "
-              f"client during Dask passes {client_dask:.0f}")
-        print("  workers, passes without cache: "
-              + ", ".join(f"{v:.0f}" for v in workers_plain.values())
-              + "; with cache: " + ", ".join(f"{v:.0f}" for v in workers_cache.values()))
+        report(times, args.rows, args.repeat)
+        if args.breakdown:
+            breakdown(source, params, args.repeat)
+        print(f"\npeak RSS (MiB): an in-process pass on 1 thread {peak[1]:.0f} "
+              f"(at start {peak[0]:.0f})")
+        if workers_plain is not None:
+            print("  workers, passes without cache: "
+                  + ", ".join(f"{v:.0f}" for v in workers_plain.values())
+                  + "; with cache: " + ", ".join(f"{v:.0f}" for v in workers_cache.values()))
         print(f"decoded data: {args.rows * (p + 1) * 8 / 2**20:.0f} MiB as float64 "
               "(X, y, w); the cache holds it on the workers")
     finally:

@@ -22,3 +22,30 @@ def small_mixture():
                         seed=3)
 
 
+
+
+@pytest.fixture(scope="session")
+def two_workers():
+    """One ``LocalCluster`` of 2 worker processes (1 thread each) for the whole run.
+
+    Starting a cluster costs seconds (each worker process imports streammix), so the
+    tests that only run passes on 2 workers share this one and open their own
+    ``Client`` on it (``two_worker_client``).  Tests that need workers started with
+    their own environment, a memory limit or a scheduler of their own (the reliability,
+    hang, S3 and command-line tests) start their own cluster.  The Nanny restarts a
+    worker that a test kills, and ``two_worker_client`` waits for both before a test
+    starts.
+    """
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address="127.0.0.1:0") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def two_worker_client(two_workers):
+    """A ``Client`` of the shared 2-worker cluster, closed after the test."""
+    from distributed import Client
+    with Client(two_workers) as client:
+        client.wait_for_workers(2, timeout=60)
+        yield client

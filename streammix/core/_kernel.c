@@ -961,6 +961,82 @@ done:
     return result;
 }
 
+/* ---- grouped classes: the rows' log-densities summed by group --------- */
+
+/*
+ * group_loglik(X, beta, y, lognorm, inv2s2, codes, out)
+ * X (n, p) the design, C-contiguous; beta (m, p); y (n,); lognorm, inv2s2 (m,);
+ * codes (n,) int64 group codes in [0, G); out (G, m) is added to, row by row:
+ *   out[codes[i], j] += lognorm[j] - (y[i] - X[i] . beta[j])^2 inv2s2[j]
+ * (the sums of streammix.core.grouped_estep's numpy path, to rounding).
+ */
+static PyObject *group_loglik(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *names[7] = {"X", "beta", "y", "lognorm", "inv2s2", "codes", "out"};
+    Py_buffer v[7];
+    int got = 0, bad = 0;
+    PyObject *result = NULL;
+
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "group_loglik takes 7 arguments");
+        return NULL;
+    }
+    for (; got < 7; got++) {
+        if (got == 5) {
+            if (PyObject_GetBuffer(args[5], &v[5], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+                goto done;
+            const char *f = v[5].format;
+            if (f != NULL && (f[0] == '@' || f[0] == '=' || (f[0] == '<' && PY_LITTLE_ENDIAN)))
+                f++;
+            if (v[5].itemsize != 8 || f == NULL || (strcmp(f, "q") && strcmp(f, "l"))) {
+                PyErr_SetString(PyExc_TypeError, "codes must hold int64");
+                got++;
+                goto done;
+            }
+            continue;
+        }
+        if (get_buf(args[got], &v[got], got == 6, 1, names[got]) < 0) goto done;
+    }
+    const Py_ssize_t n = count(&v[2]), m = count(&v[3]);
+    const Py_ssize_t p = n > 0 ? count(&v[0]) / n : (m > 0 ? count(&v[1]) / m : 0);
+    if (m < 1 || count(&v[0]) != n * p || count(&v[1]) != m * p || count(&v[4]) != m
+        || count(&v[5]) != n || count(&v[6]) % m != 0) {
+        PyErr_SetString(PyExc_ValueError, "group_loglik: inconsistent array sizes");
+        goto done;
+    }
+    const Py_ssize_t G = count(&v[6]) / m;
+    const double *X = v[0].buf, *beta = v[1].buf, *y = v[2].buf, *ln = v[3].buf;
+    const double *k = v[4].buf;
+    const int64_t *codes = v[5].buf;
+    double *out = v[6].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t g = codes[i];
+        if (g < 0 || g >= G) {
+            bad = 1;
+            break;
+        }
+        double *row = out + g * m;
+        const double *xi = X + i * p;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            const double *bj = beta + j * p;
+            double mu = 0.0;
+            for (Py_ssize_t c = 0; c < p; c++) mu += xi[c] * bj[c];
+            const double r = y[i] - mu;
+            row[j] += ln[j] - r * r * k[j];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "group_loglik: a group code is out of range");
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
 /* set_tile_min_d(d) -> the previous value: the E-step's crossover to tiles. */
 static PyObject *set_tile_min_d(PyObject *self, PyObject *arg)
 {
@@ -985,6 +1061,8 @@ static PyMethodDef methods[] = {
      "The plain ML M-step of online EM (see plain_mstep.ml_mstep_arrays); False: not plain."},
     {"info_chunk", (PyCFunction)(void (*)(void))info_chunk, METH_FASTCALL,
      "Add one chunk's sums of the information pass (see information.py)."},
+    {"group_loglik", (PyCFunction)(void (*)(void))group_loglik, METH_FASTCALL,
+     "Add the rows' component log-densities to their groups' sums (see grouped_estep.py)."},
     {NULL, NULL, 0, NULL},
 };
 

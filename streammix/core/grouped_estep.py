@@ -8,8 +8,10 @@ those of :func:`streammix.core.stats.accumulate` at these responsibilities.
 The weights are the mean group responsibility, π_j = Σ_g γ_gj / G (flexmix's
 ``prior``), so the pass also sums γ over groups.  The log-likelihood is
 Σ_g logsumexp_j l_gj and the classification log-likelihood of ICL is
-Σ_g max_j l_gj (one term per group, as flexmix's ``clogLik``).  Numpy only;
-every group must be whole in the chunk (the sources guarantee it).
+Σ_g max_j l_gj (one term per group, as flexmix's ``clogLik``).  The sums
+over a group's rows are the compiled kernel's when it runs
+(:func:`group_log_densities`), else numpy's; every group must be whole in the
+chunk (the sources guarantee it).
 
 Sample weights are weights of whole groups (flexmix's: the same on every row
 of a group, which the sources check): group g of weight w_g counts w_g times,
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, accumulate
 
@@ -69,9 +72,42 @@ def group_codes(groups: np.ndarray) -> np.ndarray:
 
 
 def group_index(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes 0..G−1 of the group labels of a chunk and the first row of each group."""
-    _, first, codes = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    """Codes 0..G−1 of the group labels of a chunk and the first row of each group.
+
+    Labels that are already such codes in order of first appearance (those of
+    the grouped sources: sorted in memory, ``pd.factorize`` on lakes) are their
+    own codes, found in O(n); others are sorted (``np.unique``, the same codes).
+    """
+    groups = np.asarray(groups)
+    if groups.ndim == 1 and groups.size and groups.dtype.kind in "iu":
+        top = np.maximum.accumulate(groups)
+        first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
+        if groups[0] == 0 and int(top[-1]) + 1 == first.size:
+            return groups.astype(np.int64, copy=False), first
+    _, first, codes = np.unique(groups, return_index=True, return_inverse=True)
     return codes.ravel(), first
+
+
+def group_log_densities(Xd: np.ndarray, y: np.ndarray, codes: np.ndarray,
+                        params: MixtureParams, n_groups: int) -> np.ndarray:
+    """Σ_{i∈g} log N(y_i | β_jᵀx_i, σ_j²), shape (G, m): the compiled kernel's sum
+    (:func:`streammix.core.kernel.group_loglik`) when it runs, else numpy's bincount
+    (the same sums, row by row in order)."""
+    y = np.asarray(y, dtype=np.float64)
+    log_norm = -0.5 * (np.log(2.0 * np.pi) + np.log(params.sigma2))
+    inv2s2 = 0.5 / params.sigma2
+    if kernel.enabled() and kernel.group_loglik is not None:
+        L = np.zeros((n_groups, params.n_components))
+        kernel.group_loglik(np.ascontiguousarray(Xd, dtype=np.float64),
+                            np.ascontiguousarray(params.beta), np.ascontiguousarray(y),
+                            log_norm, inv2s2, np.ascontiguousarray(codes, dtype=np.int64), L)
+        return L
+    R = y[:, None] - Xd @ params.beta.T
+    dens = log_norm - R * R * inv2s2
+    L = np.empty((n_groups, params.n_components))
+    for j in range(params.n_components):  # bincount: an order of magnitude faster than add.at
+        L[:, j] = np.bincount(codes, weights=dens[:, j], minlength=n_groups)
+    return L
 
 
 def group_log_posteriors(Xd: np.ndarray, y: np.ndarray, codes: np.ndarray,
@@ -79,12 +115,8 @@ def group_log_posteriors(Xd: np.ndarray, y: np.ndarray, codes: np.ndarray,
                          ) -> tuple[np.ndarray, np.ndarray]:
     """l_gj (G, m) of the groups numbered by ``codes`` (n,), and the group log-likelihoods;
     ``log_prior`` (G, m) replaces log π_j (the gate's log π_j(z_g))."""
-    R = np.asarray(y, dtype=np.float64)[:, None] - Xd @ params.beta.T
-    dens = -0.5 * (np.log(2.0 * np.pi) + np.log(params.sigma2)) - R * R * (0.5 / params.sigma2)
     n_groups = int(codes.max()) + 1 if codes.size else 0
-    L = np.empty((n_groups, params.n_components))
-    for j in range(params.n_components):  # bincount: an order of magnitude faster than add.at
-        L[:, j] = np.bincount(codes, weights=dens[:, j], minlength=n_groups)
+    L = group_log_densities(Xd, y, codes, params, n_groups)
     if log_prior is None:
         L += np.log(np.maximum(params.weights, 1e-300))
     else:

@@ -6,7 +6,9 @@ chunk for one parameter set in one fused sweep (:func:`estep_chunk`, used by
 :mod:`streammix.core.stats`) and the plain maximum-likelihood M-step of
 online EM (:func:`ml_mstep`, used by :mod:`streammix.core.plain_mstep`),
 and the sums of the standard-error pass (:func:`info_chunk`, used by
-:mod:`streammix.algorithms.information`).  All have numpy equivalents,
+:mod:`streammix.algorithms.information`), and the rows' log-densities summed
+by group of grouped classes (:func:`group_loglik`, used by
+:mod:`streammix.core.grouped_estep`).  All have numpy equivalents,
 which give the same results to rounding.
 
 The kernel is optional: it is built where a C compiler was found.  When it
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover - depends on the build
     _compiled = None
 
 __all__ = ["available", "enabled", "set_enabled", "enabled_as", "estep_chunk", "ml_mstep",
-           "info_chunk", "set_tile_min_d"]
+           "info_chunk", "set_tile_min_d", "group_loglik"]
 
 _enabled = _compiled is not None and os.environ.get("STREAMMIX_KERNEL", "1") != "0"
 
@@ -86,5 +88,13 @@ if _compiled is not None:
     #: E-step forms each component's Gram matrix in register tiles (for tests and
     #: ``benchmarks/bench_estep.py``).
     set_tile_min_d = _compiled.set_tile_min_d
+    #: ``group_loglik(X, beta, y, log_norm, inv2s2, codes, out)``: add each row's
+    #: component log-densities (X the C-ordered (n, p) design) to its group's row of
+    #: ``out`` (G, m) (used by :mod:`streammix.core.grouped_estep`, whose numpy code
+    #: it is held equal to).
+    #: None when the extension was built from a ``_kernel.c`` older than this function
+    #: (a stale in-place build): the grouped E-step then takes its numpy path.
+    group_loglik = getattr(_compiled, "group_loglik", None)
 else:  # pragma: no cover - depends on the build
     estep_chunk = ml_mstep = info_chunk = set_tile_min_d = _not_built
+    group_loglik = None

@@ -10,6 +10,7 @@ features far from zero relative to their spread lose digits.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,14 +60,17 @@ class Moments:
 
     @classmethod
     def _of_block(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Moments:
-        """The moments of one block from three symmetric products of centred rows.
+        """The moments of one block from one symmetric product of centred rows.
 
-        With c = z − z̄ (z = (x, y)), the co-moment ``m2`` is the Gram of
-        √w c (a ``syrk``), and the raw sums follow from it and from
-        Σ w c_y c_x c_xᵀ and Σ w c_y² c_x c_xᵀ by expanding x = c_x + μ and
-        y = c_y + ȳ (Σ w c = 0): about half the arithmetic and a third of
-        the temporaries of forming Σ w yᵏ x xᵀ directly (:meth:`_direct`,
-        which gives the same sums to rounding).
+        With c = z − z̄ (z = (x, y)), the columns [√w c, √w c_y c_x] of one
+        scratch matrix give, in one ``syrk``, the co-moment ``m2`` (the Gram
+        of √w c), Σ w c_y² c_x c_xᵀ, Σ w c_y c_x c_xᵀ and Σ w c_y² c_x; the raw
+        sums follow by expanding x = c_x + μ and y = c_y + ȳ (Σ w c = 0):
+        about half the arithmetic of forming Σ w yᵏ x xᵀ directly
+        (:meth:`_direct`, which gives the same sums to rounding).  The
+        scratch matrix is kept per thread (:func:`_scratch`), so a pass
+        writes its blocks to memory already mapped instead of faulting in
+        fresh temporaries for every block.
         """
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -75,21 +79,22 @@ class Moments:
         sw = float(np.sum(w))
         if n == 0 or d == 0 or not sw > 0:
             return cls._direct(X, y, w)
-        Z = np.empty((n, d + 1), order="F")
+        W = _scratch(n, 2 * d + 1)
+        Z, V = W[:, :d + 1], W[:, d + 1:]
         Z[:, :d] = X
         Z[:, d] = y
         mean = (w @ Z) / sw
         mu, my = mean[:d], mean[d]
-        cy = y - my
-        Z -= mean
-        Z *= np.sqrt(w)[:, None]  # √w c
-        m2 = _gram(Z)
-        Cx = Z[:, :d]
-        V = Cx * cy[:, None]  # √w c_y c_x
-        t2 = _gram(V)  # Σ w c_y² c_x c_xᵀ
-        t1 = V.T @ Cx  # Σ w c_y c_x c_xᵀ
+        Z -= mean  # c
+        np.multiply(Z[:, :d], Z[:, d:], out=V)  # c_y c_x
+        if not (w.min() == 1.0 == w.max()):  # unit weights need no scaling
+            W *= np.sqrt(w)[:, None]  # √w c, √w c_y c_x
+        G = _gram(W)
+        m2 = G[:d + 1, :d + 1]
+        t2 = G[d + 1:, d + 1:]  # Σ w c_y² c_x c_xᵀ
+        t1 = G[d + 1:, :d]  # Σ w c_y c_x c_xᵀ
         t1 = 0.5 * (t1 + t1.T)
-        b = V.T @ Z[:, d]  # Σ w c_y² c_x
+        b = G[d + 1:, d].copy()  # Σ w c_y² c_x
         a, vyy = m2[:d, d], m2[d, d]  # Σ w c_y c_x, Σ w c_y²
         mm = np.outer(mu, mu)
         sxx0 = m2[:d, :d] + sw * mm
@@ -100,7 +105,7 @@ class Moments:
         sx0 = sw * mu
         sx = np.stack([sx0, a + my * sx0, b + vyy * mu + (2 * my) * a + (my * my) * sx0])
         sy = np.array([sw, float(w @ y), float(w @ (y * y))])
-        return cls(sy, sx, np.stack([sxx0, sxx1, sxx2]), mean, m2)
+        return cls(sy, sx, np.stack([sxx0, sxx1, sxx2]), mean, m2.copy())
 
     @classmethod
     def _direct(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Moments:
@@ -163,6 +168,28 @@ class Moments:
                              "linearly independent features")
         W = (evecs / np.sqrt(evals)) @ evecs.T
         return W @ C @ W - a2 * np.eye(len(mu)), W
+
+
+#: A thread keeps its scratch matrix up to this size (bytes); larger ones are made per block.
+SCRATCH_BYTES = 16 << 20
+_local = threading.local()
+
+
+def _scratch(n: int, q: int) -> np.ndarray:
+    """An F-ordered (n, q) float64 scratch matrix, the same memory for every call on a thread.
+
+    A fresh temporary per block costs page faults: glibc maps every array
+    this size anew (and Dask workers keep it so, with
+    ``MALLOC_TRIM_THRESHOLD_``).  Kept buffers are at most
+    :data:`SCRATCH_BYTES`; the caller must not keep views of it.
+    """
+    size = n * q
+    if size * 8 > SCRATCH_BYTES:
+        return np.empty((n, q), order="F")
+    flat = getattr(_local, "buffer", None)
+    if flat is None or flat.size < size:
+        flat = _local.buffer = np.empty(max(size, 1))
+    return flat[:size].reshape((n, q), order="F")
 
 
 def _gram(A: np.ndarray) -> np.ndarray:

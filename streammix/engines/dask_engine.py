@@ -13,11 +13,13 @@ back; nothing is kept between passes unless ``cache=True``.
 With ``cache=True`` the chunks already sit in the workers' memory and a map
 task is short, so the per-task cost of the scheduler would dominate: one map
 task then takes an aligned run of 2**k consecutive chunks (kept on one worker)
-and sums their results with ``tree_sum``.  The same is done when chunks read
-from storage are small (many small files): a task then reads a run of them,
-one at a time, up to about :data:`MIN_TASK_ROWS` rows.  The subtrees of a binary counter
-over aligned power-of-two runs are exactly those runs' ``tree_sum``, so the
-result is still bit-for-bit that of the in-process engine.
+and sums their results with ``tree_sum``.  The same is done for chunks read
+from storage: a task reads a run of them, one at a time, up to about
+:data:`MIN_TASK_ROWS` rows (many small files; and 4 row groups of 131072
+rows, so that a pass pays fewer tasks, transfers and merges of statistics).
+The subtrees of a binary counter over aligned power-of-two runs are exactly
+those runs' ``tree_sum``, so the result is still bit-for-bit that of the
+in-process engine.
 """
 
 from __future__ import annotations
@@ -121,16 +123,21 @@ def _read_apply_run(source, func, *descriptors):
 
 
 #: A task that reads from storage covers at least about this many rows (runs
-#: of consecutive small chunks), so that many small files do not each pay the
-#: scheduler's per-task cost.
-MIN_TASK_ROWS = 1 << 16
+#: of consecutive chunks, still about four tasks per worker thread), so that
+#: small files and chunks do not each pay the scheduler's per-task cost, the
+#: transfer of their statistics and a merge.  An EM pass over a 4M-row lake
+#: (31 chunks of 131072 rows, 2 workers x 1 thread) took 1.47x pyarrow's
+#: threaded scan with runs of up to 65536 rows (a task per chunk) and 1.06x
+#: with runs of 4 chunks (``benchmarks/bench_lake.py``, medians of 5 rounds).
+MIN_TASK_ROWS = 1 << 19
 
 
-def small_chunk_run(plan, n_threads: int, min_rows: int = MIN_TASK_ROWS) -> int:
+def small_chunk_run(plan, n_threads: int, min_rows: int | None = None) -> int:
     """Chunks per reading task: 1 for chunks of ``min_rows`` rows or more,
     else enough consecutive chunks (a power of two) to reach about
     ``min_rows``, capped by :func:`run_length`.  Descriptors without an
     ``n_rows`` are read one per task."""
+    min_rows = MIN_TASK_ROWS if min_rows is None else min_rows
     rows = [getattr(d, "n_rows", None) for d in plan]
     if not rows or any(not isinstance(r, numbers.Integral) for r in rows):
         return 1

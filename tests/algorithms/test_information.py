@@ -296,18 +296,20 @@ class _DaskEngine:
         return tree_sum(self.client.gather(futures), zero)
 
 
-def test_compute_se_on_a_distributed_cluster():
-    from distributed import Client, LocalCluster
+def test_compute_se_on_a_distributed_cluster(two_worker_client):
+    from distributed import get_task_stream
 
     X, y, _ = make_mixture(2000, [0.4, 0.6], [-3.0, 3.0], [[2.0, -1.0], [-1.0, 0.5]],
                            [1.0, 0.7], seed=8)
     local = MixtureOfLinearRegressions(2, random_state=0, tol=1e-8, chunk_rows=500)
     local.fit(X, y, se=True)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        remote = MixtureOfLinearRegressions(2, random_state=0, tol=1e-8, chunk_rows=500,
-                                            engine=_DaskEngine(client))
+    client = two_worker_client
+    remote = MixtureOfLinearRegressions(2, random_state=0, tol=1e-8, chunk_rows=500,
+                                        engine=_DaskEngine(client))
+    with get_task_stream(client) as stream:
         remote.fit(X, y, se=True)
+    workers = {t["worker"] for t in stream.data}  # the passes ran on the workers
+    assert workers and workers <= set(client.scheduler_info()["workers"])
     assert np.array_equal(remote.vcov_, local.vcov_)
 
 

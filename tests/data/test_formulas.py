@@ -78,17 +78,16 @@ def test_lake_whose_files_lack_levels_equals_the_in_memory_fit(tmp_path):
     assert lake.loglik_ == pytest.approx(memory.loglik_, rel=1e-10)
 
 
-def test_lake_on_a_two_worker_cluster_equals_the_in_memory_fit(tmp_path):
-    from distributed import Client, LocalCluster, get_task_stream
+def test_lake_on_a_two_worker_cluster_equals_the_in_memory_fit(tmp_path, two_worker_client):
+    from distributed import get_task_stream
 
     ordered = _lake(_frame(), tmp_path)
     memory = _model().fit(ordered, formula=FORMULA)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
-        with get_task_stream(client) as stream:
-            fitted = _model(engine=client).fit(
-                ParquetSource(tmp_path, formula=FORMULA, chunk_rows=500))
-        assert len(stream.data) > 0
+    client = two_worker_client
+    with get_task_stream(client) as stream:
+        fitted = _model(engine=client).fit(
+            ParquetSource(tmp_path, formula=FORMULA, chunk_rows=500))
+    assert len(stream.data) > 0
     np.testing.assert_allclose(fitted.coef_, memory.coef_, rtol=0, atol=1e-10)
     assert fitted.loglik_ == pytest.approx(memory.loglik_, rel=1e-10)
 

@@ -82,20 +82,20 @@ def test_groups_spanning_files_are_planned_whole_and_fit_as_in_memory(tmp_path):
     assert abs(rows.loglik_ - lake.loglik_) > 1.0
 
 
-def test_grouped_lake_on_a_two_worker_cluster_equals_the_in_memory_fit(tmp_path):
-    from distributed import Client, LocalCluster, get_task_stream
+def test_grouped_lake_on_a_two_worker_cluster_equals_the_in_memory_fit(tmp_path,
+                                                                     two_worker_client):
+    from distributed import get_task_stream
 
     ordered = _lake(_frame(), tmp_path)
     memory = _memory(ordered)
     source = ParquetSource(tmp_path, target="y", features=["x"], groups="id", chunk_rows=100)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
-        with get_task_stream(client) as stream:
-            # cache=True: the workers keep the tasks' chunks, keyed by their descriptors
-            fitted = _model(engine=DaskEngine(client, cache=True)).fit(source)
-        workers = {t["worker"] for t in stream.data}
-        assert len(stream.data) > len(source.plan())
-        assert workers <= set(client.scheduler_info()["workers"]) and workers
+    client = two_worker_client
+    with get_task_stream(client) as stream:
+        # cache=True: the workers keep the tasks' chunks, keyed by their descriptors
+        fitted = _model(engine=DaskEngine(client, cache=True)).fit(source)
+    workers = {t["worker"] for t in stream.data}
+    assert len(stream.data) > len(source.plan())
+    assert workers <= set(client.scheduler_info()["workers"]) and workers
     np.testing.assert_allclose(fitted.coef_, memory.coef_, rtol=0, atol=1e-10)
     assert fitted.loglik_ == pytest.approx(memory.loglik_, rel=1e-10)
 

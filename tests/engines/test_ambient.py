@@ -47,10 +47,10 @@ def lake(tmp_path_factory, data):
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+def client(two_workers):
+    from distributed import Client
+    with Client(two_workers) as client:
+        client.wait_for_workers(2, timeout=60)
         yield client
 
 

@@ -94,22 +94,25 @@ def test_a_worker_killed_by_a_run_of_chunks_names_the_whole_run():
     assert read.descriptor == plan[6] and "killed 1 worker processes" in str(read)
 
 
-def test_small_chunks_are_read_in_runs_large_ones_one_per_task():
+def test_chunks_are_read_in_runs_of_about_half_a_million_rows_large_ones_one_per_task():
     from streammix.data.parquet.source import ParquetPiece
     tiny = [ParquetPiece(f"f{i}", (0,), 0, 10) for i in range(2000)]
     assert small_chunk_run(tiny, 2) == run_length(2000, 2) == 256  # 8 tasks
     big = [ParquetPiece("f", (i,), i * 131072, 131072) for i in range(31)]
-    assert small_chunk_run(big, 2) == 1
-    mid = [ParquetPiece("f", (i,), i * 20000, 20000) for i in range(64)]
-    assert small_chunk_run(mid, 2) == 4  # 4 x 20k rows >= 65536
+    assert small_chunk_run(big, 2) == 4 == run_length(31, 2)  # 4 x 131072 rows >= 2**19
+    assert small_chunk_run(big[:8], 2) == 1  # capped: 8 chunks are 4 tasks per thread
+    huge = [ParquetPiece("f", (i,), i * 2**20, 2**20) for i in range(64)]
+    assert small_chunk_run(huge, 2) == 1
+    mid = [ParquetPiece("f", (i,), i * 20000, 20000) for i in range(640)]
+    assert small_chunk_run(mid, 2) == 32  # 32 x 20k rows >= 2**19
     assert small_chunk_run(list(range(100)), 2) == 1  # no row counts: one per task
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+def client(two_workers):
+    from distributed import Client
+    with Client(two_workers) as client:
+        client.wait_for_workers(2, timeout=60)
         yield client
 
 
@@ -339,3 +342,34 @@ def test_a_client_as_engine_serves_compute_se_and_polish(client, data):
         online.partial_fit(X[start:start + 1000], y[start:start + 1000])
     online.polish(X, y, n_passes=2)
     assert np.isfinite(online.loglik_) and online.n_passes_ >= 1
+
+
+@pytest.mark.filterwarnings("ignore::streammix.exceptions.ConvergenceWarning")
+def test_shared_coefficients_and_grouped_gated_fits_on_the_cluster_equal_in_process(
+        client, lake, tmp_path):
+    """flexmix's FLXMRglmfix (``fixed``) and grouped classes with a gate and group weights
+    (``tests/fixtures/r/grouped_gate.csv``, files cut through groups) on the 2-worker
+    cluster: the in-process fit of the same lake, to 1e-10."""
+    import pandas as pd
+    from support import FIXTURES
+
+    shared = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=300)
+    kw = dict(random_state=0, tol=1e-3, fixed=["x2"])  # few passes: round trips cost
+    local = MixtureOfLinearRegressions(2, engine=InProcessEngine(), **kw).fit(shared)
+    remote = MixtureOfLinearRegressions(2, engine=DaskEngine(client), **kw).fit(shared)
+    assert_same_fit(remote, local, rtol=1e-10)
+    assert remote.n_iter_ == local.n_iter_
+    frame = pd.read_csv(FIXTURES / "r" / "grouped_gate.csv")
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
+                       tmp_path / f"part-{i}.parquet", row_group_size=520)
+    grouped = ParquetSource(tmp_path, target="y", features=["x"], groups="id", weight="w",
+                            concomitant=["z1", "z2"], chunk_rows=300)
+    kw = dict(random_state=0, n_init=1, tol=1e-12, max_iter=6)  # the same 6 steps
+    local = MixtureOfLinearRegressions(2, engine=InProcessEngine(), **kw).fit(grouped)
+    remote = MixtureOfLinearRegressions(2, engine=DaskEngine(client), **kw).fit(grouped)
+    assert remote.n_iter_ == local.n_iter_ and remote.n_groups_ == 300
+    assert remote.loglik_ == pytest.approx(local.loglik_, rel=1e-10)
+    for name in ("intercept_", "coef_", "sigma_", "weights_", "concomitant_coef_"):
+        np.testing.assert_allclose(getattr(remote, name), getattr(local, name), rtol=0,
+                                   atol=1e-10)

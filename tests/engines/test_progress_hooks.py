@@ -42,9 +42,7 @@ def test_the_in_process_engine_reports_each_chunk(tmp_path, threads):
     assert seen == [k / 5 for k in range(1, 6)]
 
 
-def test_the_dask_engine_reports_a_long_pass_as_it_goes(tmp_path):
-    from distributed import Client, LocalCluster
-
+def test_the_dask_engine_reports_a_long_pass_as_it_goes(tmp_path, two_worker_client):
     from streammix import DaskEngine
 
     lake = two_line_lake(tmp_path / "lake", n_files=8, rows=200)
@@ -52,12 +50,10 @@ def test_the_dask_engine_reports_a_long_pass_as_it_goes(tmp_path):
     gate.mkdir()
     (gate / "slow").write_text("0.8")
     source = GatedSource(lake, gate=gate, target="y", features=["x"])
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        engine = DaskEngine(client)  # polled every second
-        seen = []
-        engine.on_progress = seen.append
-        stats = _pass(engine, source)
+    engine = DaskEngine(two_worker_client)  # polled every second
+    seen = []
+    engine.on_progress = seen.append
+    stats = _pass(engine, source)
     assert stats.sum_w == 1600
     assert seen and all(0 < f <= 1 for f in seen) and seen == sorted(seen)
     assert seen[0] < 1  # reported before the pass was over

@@ -245,7 +245,7 @@ def test_a_chunk_that_kills_every_worker_stops_the_fit_naming_it_and_keeps_the_c
 
 
 # ------------------------------------------------------------------ 3. graph growth
-def test_fifty_iterations_leave_no_tasks_or_futures_behind(client, lake):
+def test_twenty_iterations_leave_no_tasks_or_futures_behind(client, lake):
     source = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=300)
     baseline_futures = len(client.futures)
     assert scheduler_tasks(client) == 0
@@ -256,9 +256,9 @@ def test_fifty_iterations_leave_no_tasks_or_futures_behind(client, lake):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fitted = model(DaskEngine(client), tol=0.0, max_iter=49).fit(source, callback=check)
-    assert len(fitted.history_) == len(seen) == 50
-    assert seen == [(0, baseline_futures)] * 50
+        fitted = model(DaskEngine(client), tol=0.0, max_iter=19).fit(source, callback=check)
+    assert len(fitted.history_) == len(seen) == 20
+    assert seen == [(0, baseline_futures)] * 20
 
 
 # --------------------------------------------------------------- 5. transient errors

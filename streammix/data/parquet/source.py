@@ -22,7 +22,12 @@ import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
 from streammix.core.chunk import Chunk
-from streammix.data.parquet.columns import filter_columns, normalise_filters, to_float
+from streammix.data.parquet.columns import (
+    filter_columns,
+    normalise_filters,
+    pool_array,
+    to_float,
+)
 from streammix.data.parquet.files import (
     arrow_filesystem,
     redact_url,
@@ -251,11 +256,15 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
                         self.shown(piece.path), n_bad)
         n = row_ids.size
         if X is None:
-            X = np.empty((n, self.n_features), order="F")  # each feature contiguous, as decoded
+            X = pool_array(n, self.n_features)  # F-ordered: each feature contiguous, as decoded
             for k, name in enumerate(self.features):
                 X[:, k] = values[name]
         y = values[self.target] if self.target is not None else np.full(n, np.nan)
-        w = values[self.weight] if self.weight else np.ones(n)
+        if self.weight:
+            w = values[self.weight]
+        else:
+            w = pool_array(n)
+            w.fill(1.0)
         if self.weight:
             neg = np.flatnonzero(w < 0)
             if neg.size:
@@ -264,7 +273,7 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
                     f"value{'s' if neg.size != 1 else ''}, first at row {int(row_ids[neg[0]])} "
                     f"({w[neg[0]]!r}); weights must be >= 0")
         if self.concomitant:
-            Z = np.empty((n, len(self.concomitant)), order="F")
+            Z = pool_array(n, len(self.concomitant))
             for k, name in enumerate(self.concomitant):
                 Z[:, k] = values[name]
         contiguous = n == 0 or (row_ids[0] == piece.first_row and row_ids[-1] == piece.first_row
