@@ -231,6 +231,45 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
         }
     }
 }
+
+/* The 4 x 4 tile of tile4x4 over nb rows (a multiple of 8; rows LDB apart),
+ * its 16 sums kept as vectors of 8 partial sums and added to out[0..15]:
+ * the horizontal sums are left to the end of the chunk (lane_sums) instead
+ * of closing every 256-row block (measured about 15-20% faster than tile4x4
+ * at 20 and 52 columns, one thread). */
+SM_INLINE void lane_tile4x4(const double *a, const double *b, Py_ssize_t nb, v8d *out)
+{
+    const double *a0 = a, *a1 = a + LDB, *a2 = a + 2 * LDB, *a3 = a + 3 * LDB;
+    const double *b0 = b, *b1 = b + LDB, *b2 = b + 2 * LDB, *b3 = b + 3 * LDB;
+    v8d s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+    v8d s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0}, s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};
+    for (Py_ssize_t i = 0; i < nb; i += 8) {
+        const v8d x0 = *(const v8d *)(a0 + i), x1 = *(const v8d *)(a1 + i);
+        const v8d x2 = *(const v8d *)(a2 + i), x3 = *(const v8d *)(a3 + i);
+        const v8d y0 = *(const v8d *)(b0 + i), y1 = *(const v8d *)(b1 + i);
+        const v8d y2 = *(const v8d *)(b2 + i), y3 = *(const v8d *)(b3 + i);
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+    }
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out[4] += s10; out[5] += s11; out[6] += s12; out[7] += s13;
+    out[8] += s20; out[9] += s21; out[10] += s22; out[11] += s23;
+    out[12] += s30; out[13] += s31; out[14] += s32; out[15] += s33;
+}
+
+/* acc (q4 x q4, upper tiles) += the horizontal sums of the lanes of its tiles. */
+SM_INLINE void lane_sums(const v8d *lanes, Py_ssize_t q4, double *acc)
+{
+    for (Py_ssize_t k = 0; k < q4; k += 4)
+        for (Py_ssize_t l = k; l < q4; l += 4, lanes += 16)
+            for (int t = 0; t < 16; t++) {
+                double sum = 0.0;
+                for (int e = 0; e < 8; e++) sum += lanes[t][e];
+                acc[(k + t / 4) * q4 + l + t % 4] += sum;
+            }
+}
 #endif
 
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
@@ -239,11 +278,27 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
  * benchmarks). */
 static Py_ssize_t tile_min_d = 8;
 
+/* The tiles' sums are kept in vector lanes over the chunk (lane_tile4x4) when
+ * all components' lanes take at most this many tiles of 1 KiB (they then stay
+ * in the L2 cache; d = 50, m = 5 takes 455). */
+#define LANE_TILES_MAX 512
+
+static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m)
+{
+#ifdef SM_VEC
+    const Py_ssize_t t = UP4(d + 1) / 4, tiles = m * t * (t + 1) / 2;
+    return tiles <= LANE_TILES_MAX ? tiles : 0;
+#else
+    (void)d; (void)m;
+    return 0;
+#endif
+}
+
 static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
 {
     const Py_ssize_t q4 = UP4(d + 1), m4 = UP4(m);
     if (d < min_d) return (m4 + m + 3 + d) * LDB;
-    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4;
+    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4 + lane_tiles(d, m) * 128 + 8;
 }
 
 SM_CLONES
@@ -266,11 +321,15 @@ static void run_job(Job *J)
     const int tiled = d >= J->tile_min_d;
     const Py_ssize_t q4 = UP4(d + 1);
     double *TT = Fbuf + q4 * LDB, *ACC = TT + q4 * LDB, *ACCR = ACC + m * q4 * q4;
+    /* LN: the lanes of every component's tiles, 64-byte aligned, when they fit */
+    const Py_ssize_t nlanes = tiled ? lane_tiles(d, m) : 0;
+    double *LN = (double *)(((uintptr_t)(ACCR + m4 * q4) + 63) & ~(uintptr_t)63);
     double loglik = 0.0, class_ll = 0.0;
 
     memset(R, 0, sizeof(double) * m4 * LDB);
     if (tiled) {
         memset(Fbuf, 0, sizeof(double) * (2 * q4 * LDB + m * q4 * q4 + m4 * q4));
+        memset(LN, 0, sizeof(double) * nlanes * 128);
         for (Py_ssize_t i = 0; i < LDB; i++) Fbuf[d * LDB + i] = 1.0;
     }
 
@@ -375,6 +434,19 @@ static void run_job(Job *J)
                 }
                 memcpy(TT + d * LDB, Gj, nb * sizeof(double));
                 double *Aj = ACC + j * q4 * q4;
+#ifdef SM_VEC
+                if (nlanes) {  /* rows up to a multiple of 8: TT's extra rows are zero */
+                    const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
+                    if (nb8 > nb)
+                        for (Py_ssize_t k = 0; k <= d; k++)
+                            memset(TT + k * LDB + nb, 0, (nb8 - nb) * sizeof(double));
+                    v8d *lanes = (v8d *)LN + j * (nlanes / m) * 16;
+                    for (Py_ssize_t k = 0; k < q4; k += 4)
+                        for (Py_ssize_t l = k; l < q4; l += 4, lanes += 16)
+                            lane_tile4x4(TT + k * LDB, F + l * LDB, nb8, lanes);
+                    continue;
+                }
+#endif
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     for (Py_ssize_t l = k; l < q4; l += 4)
                         tile4x4(TT + k * LDB, LDB, F + l * LDB, LDB, nb, Aj + k * q4 + l, q4);
@@ -406,6 +478,10 @@ static void run_job(Job *J)
                     tile4x4(R + j * LDB, LDB, F + k * LDB, LDB, nb, ACCR + j * q4 + k, q4);
     }
     if (tiled) {
+#ifdef SM_VEC
+        for (Py_ssize_t j = 0; nlanes && j < m; j++)
+            lane_sums((const v8d *)LN + j * (nlanes / m) * 16, q4, ACC + j * q4 * q4);
+#endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *s2j = J->s2p + j * npairs;
             const double *Aj = ACC + j * q4 * q4;
