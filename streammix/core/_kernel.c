@@ -286,7 +286,7 @@ static Py_ssize_t tile_min_d = 8;
 static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m)
 {
 #ifdef SM_VEC
-    const Py_ssize_t t = UP4(d + 1) / 4, tiles = m * t * (t + 1) / 2;
+    const Py_ssize_t t = UP4(d + 1) / 4, tiles = m * t * (t + 1) / 2;  /* d + 1: [x, 1] */
     return tiles <= LANE_TILES_MAX ? tiles : 0;
 #else
     (void)d; (void)m;
@@ -796,7 +796,8 @@ typedef struct {
 static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
 {
     const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
-    return (2 * m + 7 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
+    return (2 * m + 7 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4
+           + lane_tiles(P4 - 1, 1) * 128 + 8;
 }
 
 SM_CLONES
@@ -823,6 +824,9 @@ static void run_info(InfoJob *J)
     double loglik = 0.0;
 
     const Py_ssize_t off = J->off;
+    /* LNO: the OPG tiles' sums in vector lanes over the chunk (as the E-step's) */
+    const Py_ssize_t olanes = lane_tiles(P4 - 1, 1);
+    double *LNO = (double *)(((uintptr_t)(LG + m * p4 * p4) + 63) & ~(uintptr_t)63);
     memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
     if (off)
         for (Py_ssize_t i = 0; i < LDB; i++) F[i] = 1.0;
@@ -956,8 +960,24 @@ static void run_info(InfoJob *J)
             }
             J->zsum[a0 + k - 1] += s_x;
         }
+#ifdef SM_VEC
+        if (olanes) {  /* rows up to a multiple of 8, zero past nb; Z's rows past P are 0 */
+            const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
+            if (nb8 > nb)
+                for (Py_ssize_t k = 0; k < P; k++)
+                    memset(Z + k * LDB + nb, 0, (nb8 - nb) * sizeof(double));
+            v8d *lanes = (v8d *)LNO;
+            for (Py_ssize_t k = 0; k < P4; k += 4)
+                for (Py_ssize_t l = k; l < P4; l += 4, lanes += 16)
+                    lane_tile4x4(Z + k * LDB, Z + l * LDB, nb8, lanes);
+            continue;
+        }
+#endif
         upper_tiles(Z, Z, P, nb, O, P4);
     }
+#ifdef SM_VEC
+    if (olanes) lane_sums((const v8d *)LNO, P4, O);
+#endif
     add_mirrored(O, P4, P, J->opg);
     for (Py_ssize_t j = 0; j < m; j++) add_mirrored(LG + j * p4 * p4, p4, p, J->lgram + j * p * p);
     J->scal[3 * m] += loglik;

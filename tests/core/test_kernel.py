@@ -261,12 +261,14 @@ def _assert_info_close(a, b, rtol=1e-12):
 
 @needs_kernel
 @pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
-@pytest.mark.parametrize("p,m", [(1, 1), (2, 2), (4, 3), (7, 4), (12, 2)])
+@pytest.mark.parametrize("p,m", [(1, 1), (2, 2), (4, 3), (7, 4), (12, 2), (12, 10)])
 @pytest.mark.parametrize("n", [1, 255, 257, 2100])
 def test_compiled_information_pass_equals_numpy(kernel_switch, noise, p, m, n):
     # The standard-error pass (score, OPG and Louis' part) of the compiled
     # kernel against the numpy path, for all noise models and sizes that
-    # leave partial 4 x 4 tiles and partial row blocks.
+    # leave partial 4 x 4 tiles and partial row blocks.  The OPG's tiles keep
+    # their sums in vector lanes up to 512 tiles (P = 128); p = 12, m = 10
+    # (P = 138 or 139) takes the tiles that sum each block.
     rng = np.random.default_rng(p * 1000 + m * 100 + n)
     X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
     X[:, 0] = 1.0
