@@ -194,7 +194,7 @@ typedef double v8d __attribute__((vector_size(64), aligned(8)));
  * loaded once for four components and no partial residual is stored (the
  * plain loop loads and stores R_j once per feature).  The operations on each
  * row are those of the plain loop, in the same order, so the residuals are
- * the same to the bit. */
+ * the same to the bit.  b0 NULL: no intercept apart from the design's. */
 SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_ssize_t m,
                                Py_ssize_t nb, const double *yb, const double *coef,
                                const double *b0, double *R)
@@ -207,7 +207,7 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
         for (int a = 0; a < 4; a++) {  /* a group of fewer than 4 repeats its last */
             const Py_ssize_t ja = j + (a < jt ? a : jt - 1);
             c[a] = coef + ja * d;
-            b[a] = b0[ja];
+            b[a] = b0 != NULL ? b0[ja] : 0.0;
         }
         for (Py_ssize_t i = 0; i < n8; i += 8) {
             const v8d yv = *(const v8d *)(yb + i);
@@ -711,6 +711,7 @@ static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double
  */
 typedef struct {
     Py_ssize_t p, m, n, fstride, rowstride, noise, P;
+    Py_ssize_t off;  /* 1: column 0 of the design is the intercept's ones, not in F */
     const double *F, *y, *w, *coef, *lognorm, *inv2s2, *pi_tail;
     double *opg, *lgram, *lvec, *zsum, *scal;
     double *buf;
@@ -719,7 +720,7 @@ typedef struct {
 static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
 {
     const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
-    return (2 * m + 5 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
+    return (2 * m + 7 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
 }
 
 SM_CLONES
@@ -736,34 +737,43 @@ static void run_info(InfoJob *J)
     double *SW = S + LDB;            /* BLOCK sqrt(w)                     */
     double *A = SW + LDB;            /* BLOCK sqrt(w) g a                 */
     double *C = A + LDB;             /* BLOCK w g (1/s^2 - a^2)           */
-    double *F = C + LDB;             /* p4 x BLOCK design, zero-padded    */
+    double *E = C + LDB;             /* BLOCK w g a                       */
+    double *V = E + LDB;             /* BLOCK w g a (3 - r a)             */
+    double *F = V + LDB;             /* p4 x BLOCK design, zero-padded    */
     double *Lb = F + p4 * LDB;       /* p4 x BLOCK w g (1/s^2 - a^2) x    */
     double *Z = Lb + p4 * LDB;       /* P4 x BLOCK sqrt(w) z              */
     double *O = Z + P4 * LDB;        /* P4 x P4 upper tiles of the OPG    */
     double *LG = O + P4 * P4;        /* m x p4 x p4 upper tiles of lgram  */
     double loglik = 0.0;
 
+    const Py_ssize_t off = J->off;
     memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
+    if (off)
+        for (Py_ssize_t i = 0; i < LDB; i++) F[i] = 1.0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
         const double *yb = J->y + start, *wb = J->w + start;
         if (J->rowstride) {
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
-            for (Py_ssize_t k = 0; k < p; k++) {
-                double *Fk = F + k * LDB;
+            for (Py_ssize_t k = 0; k < p - off; k++) {
+                double *Fk = F + (k + off) * LDB;
                 const double *Xk = X + k;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
         } else {
-            for (Py_ssize_t k = 0; k < p; k++)
-                memcpy(F + k * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
+            for (Py_ssize_t k = 0; k < p - off; k++)
+                memcpy(F + (k + off) * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
+#ifdef SM_VEC
+        block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R);
+#endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
-            const double *cj = J->coef + j * p;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
+#ifndef SM_VEC
+            const double *cj = J->coef + j * p;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
             for (Py_ssize_t k = 0; k < p; k++) {
@@ -771,6 +781,7 @@ static void run_info(InfoJob *J)
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
             }
+#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -817,6 +828,8 @@ static void run_info(InfoJob *J)
                 const double g = wb[i] * gam;
                 A[i] = SW[i] * gam * a;
                 C[i] = g * (is2 - a * a);
+                E[i] = g * a;
+                V[i] = g * a * (3.0 - r * a);
                 s_rr += g * (2.0 * r * a - u * u);
                 s_u += g * u;
                 s_g += g;
@@ -840,17 +853,16 @@ static void run_info(InfoJob *J)
             for (Py_ssize_t k = 0; k < p; k++) {
                 const double *Fk = F + k * LDB;
                 double *Zk = Z + (j * bs + k) * LDB, *Lk = Lb + k * LDB;
-                double s_x = 0.0, s_v = 0.0, s_e = 0.0;
-                SM_PRAGMA(omp simd reduction(+:s_x, s_v, s_e))
+                double s_v = 0.0, s_e = 0.0;
+                SM_PRAGMA(omp simd reduction(+:s_v, s_e))
                 for (Py_ssize_t i = 0; i < nb; i++) {
-                    const double z = A[i] * Fk[i], r = Rj[i], e = wb[i] * Gj[i] * r * is2;
-                    Zk[i] = z;
-                    s_x += SW[i] * z;
+                    Zk[i] = A[i] * Fk[i];
                     Lk[i] = C[i] * Fk[i];
-                    s_v += e * (3.0 - r * r * is2) * Fk[i];
-                    s_e += e * Fk[i];
+                    s_v += V[i] * Fk[i];
+                    s_e += E[i] * Fk[i];
                 }
-                J->zsum[j * bs + k] += s_x;
+                /* sum w z = sum sqrt(w) (sqrt(w) g a x) = sum w g a x */
+                J->zsum[j * bs + k] += s_e;
                 J->lvec[j * p + k] += s_v;
                 J->lvec[(m + j) * p + k] += s_e;
             }
@@ -875,13 +887,14 @@ static void run_info(InfoJob *J)
     J->scal[3 * m] += loglik;
 }
 
-#define IARGS 13
+#define IARGS 14
 
 /*
  * info_chunk(FT, y, w, coef, lognorm, inv2s2, pi_tail, noise,
- *            opg, lgram, lvec, zsum, scal)
- * FT (p, n) the design (intercept column included), laid out as estep_chunk's
- * FT; coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
+ *            opg, lgram, lvec, zsum, scal, intercept)
+ * FT (p, n) the design, laid out as estep_chunk's FT; with intercept true,
+ * FT (p - 1, n) holds the features only and the design is [1, x] (the ones
+ * are not read from memory); coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
  * 1 shared, 2 per component; opg (P, P), lgram (m, p, p), lvec (2m, p),
  * zsum (P,) and scal (3m + 1,) are added to.  See run_info.
  */
@@ -889,8 +902,9 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
 {
     static const int arrays[12] = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12};
     static const char *names[IARGS] = {"FT", "y", "w", "coef", "lognorm", "inv2s2", "pi_tail",
-                                       "noise", "opg", "lgram", "lvec", "zsum", "scal"};
-    Py_buffer v[IARGS - 1];
+                                       "noise", "opg", "lgram", "lvec", "zsum", "scal",
+                                       "intercept"};
+    Py_buffer v[12];
     int got = 0;
     PyObject *result = NULL;
     InfoJob J;
@@ -906,12 +920,15 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_ValueError, "info_chunk: noise must be 0, 1 or 2");
         return NULL;
     }
-    for (; got < IARGS - 1; got++) {
+    const int intercept = PyObject_IsTrue(args[13]);
+    if (intercept < 0) return NULL;
+    for (; got < 12; got++) {
         const int a = arrays[got];
         if (get_buf(args[a], &v[got], a >= 8, a > 0 ? 1 : -1, names[a]) < 0) goto done;
     }
     if (features_layout(&v[0], &layout) < 0) goto done;
-    J.p = layout.d;
+    J.off = intercept;
+    J.p = layout.d + intercept;
     J.n = layout.n;
     J.fstride = layout.fstride;
     J.rowstride = layout.rowstride;

@@ -229,7 +229,8 @@ def test_kernel_rejects_bad_arrays():
 @needs_kernel
 def test_fit_with_kernel_equals_fit_without(kernel_switch, small_mixture):
     X, y, _ = small_mixture
-    kw = dict(n_components=3, random_state=0, tol=1e-8, max_iter=500)
+    # three components for two: a flat optimum that EM reaches in about 900 iterations
+    kw = dict(n_components=3, random_state=0, tol=1e-8, max_iter=1500)
     kernel_switch(True)
     fast = MixtureOfLinearRegressions(**kw).fit(X, y)
     kernel_switch(False)
@@ -300,7 +301,7 @@ def test_compiled_information_pass_rejects_bad_arrays():
     m, p, P = 2, 3, 9
     args = [np.ones((p, 10)), np.ones(10), np.ones(10), np.ones((m, p)), np.zeros(m),
             np.ones(m), np.ones(m - 1), 2, np.zeros((P, P)), np.zeros((m, p, p)),
-            np.zeros((2 * m, p)), np.zeros(P), np.zeros(3 * m + 1)]
+            np.zeros((2 * m, p)), np.zeros(P), np.zeros(3 * m + 1), False]
     k.info_chunk(*args)
     with pytest.raises(ValueError, match="inconsistent"):
         k.info_chunk(*args[:8], np.zeros((P - 1, P)), *args[9:])
@@ -308,8 +309,32 @@ def test_compiled_information_pass_rejects_bad_arrays():
         k.info_chunk(*args[:7], 3, *args[8:])
     with pytest.raises(TypeError, match="float64"):
         k.info_chunk(args[0].astype(np.float32), *args[1:])
-    with pytest.raises(TypeError, match="takes 13"):
-        k.info_chunk(*args[:12])
+    with pytest.raises(TypeError, match="takes 14"):
+        k.info_chunk(*args[:13])
+    with pytest.raises(ValueError, match="inconsistent"):  # with the ones, p = 4 columns
+        k.info_chunk(*args[:13], True)
+
+
+@needs_kernel
+@pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_information_task_puts_the_intercept_in_the_kernel(kernel_switch, noise, order):
+    # InformationTask hands the kernel the chunk's features and lets it add the
+    # column of ones: the same sums as the numpy path on the design matrix.
+    from streammix.algorithms.information import InformationTask
+    from streammix.core.chunk import Chunk
+
+    rng = np.random.default_rng(11)
+    n, d = 1300, 4
+    X = np.asarray(rng.normal(size=(n, d)) * rng.uniform(0.1, 10, size=d), order=order)
+    y, w = rng.normal(size=n) * 3, rng.uniform(0, 2, size=n)
+    params = _params(rng, 3, d + 1)
+    task = InformationTask(params, True, noise)
+    kernel_switch(True)
+    fast = task(Chunk(X, y, w, "array", 0))
+    kernel_switch(False)
+    slow = task(Chunk(X, y, w, "array", 0))
+    _assert_info_close(fast, slow)
 
 
 def test_environment_variable_turns_the_kernel_off():
