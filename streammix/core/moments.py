@@ -43,23 +43,29 @@ class Moments:
                    np.zeros((d + 1, d + 1)))
 
     @classmethod
-    def of(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray, block: int = 65_536) -> Moments:
+    def of(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray, block: int = 65_536,
+           spectral: bool = True) -> Moments:
         """The moments of the rows of one chunk, in row blocks of ``block``.
 
         Blocks bound the temporaries (a few copies of a block, not of the
-        chunk) and are merged with :meth:`__add__`.
+        chunk) and are merged with :meth:`__add__`.  Without ``spectral`` the
+        sums of k = 1, 2 (``sx[1:]``, ``sxx[1:]``, which only the spectral
+        start reads) are not formed and are NaN, and the product is of the
+        centred rows alone (d + 1 columns instead of 2d + 1).
         """
         n = len(y)
         if n <= block:
-            return cls._of_block(X, y, w)
-        total = cls._of_block(X[:block], y[:block], w[:block])
+            return cls._of_block(X, y, w, spectral)
+        total = cls._of_block(X[:block], y[:block], w[:block], spectral)
         for start in range(block, n, block):
             stop = start + block
-            total = total + cls._of_block(X[start:stop], y[start:stop], w[start:stop])
+            total = total + cls._of_block(X[start:stop], y[start:stop], w[start:stop],
+                                          spectral)
         return total
 
     @classmethod
-    def _of_block(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Moments:
+    def _of_block(cls, X: np.ndarray, y: np.ndarray, w: np.ndarray,
+                  spectral: bool = True) -> Moments:
         """The moments of one block from one symmetric product of centred rows.
 
         With c = z − z̄ (z = (x, y)), the columns [√w c, √w c_y c_x] of one
@@ -79,13 +85,22 @@ class Moments:
         sw = float(np.sum(w))
         if n == 0 or d == 0 or not sw > 0:
             return cls._direct(X, y, w)
-        W = _scratch(n, 2 * d + 1)
+        W = _scratch(n, 2 * d + 1 if spectral else d + 1)
         Z, V = W[:, :d + 1], W[:, d + 1:]
         Z[:, :d] = X
         Z[:, d] = y
         mean = (w @ Z) / sw
         mu, my = mean[:d], mean[d]
         Z -= mean  # c
+        if not spectral:
+            if not (w.min() == 1.0 == w.max()):
+                Z *= np.sqrt(w)[:, None]  # √w c
+            m2 = _gram(Z)
+            nan = np.full((d, d), np.nan)
+            sx = np.stack([sw * mu, np.full(d, np.nan), np.full(d, np.nan)])
+            sy = np.array([sw, float(w @ y), float(w @ (y * y))])
+            return cls(sy, sx, np.stack([m2[:d, :d] + sw * np.outer(mu, mu), nan, nan]),
+                       mean, m2)
         np.multiply(Z[:, :d], Z[:, d:], out=V)  # c_y c_x
         if not (w.min() == 1.0 == w.max()):  # unit weights need no scaling
             W *= np.sqrt(w)[:, None]  # √w c, √w c_y c_x

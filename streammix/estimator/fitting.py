@@ -171,11 +171,14 @@ def profile_pass(model, source, seed: int) -> FitContext:
     d = source.n_features
     size = model.init_sample_size
     floor = key_floor(size, known_rows(source))
-    profile = engine.map_reduce(source, ProfileTask(seed, size, floor), Profile.empty(d, size))
+    spectral = spectral_sums(model)
+    profile = engine.map_reduce(source, ProfileTask(seed, size, floor, spectral),
+                                Profile.empty(d, size))
     if not profile.exact(floor):  # fewer rows than announced: take the pass without a floor
         logger.info("pass 0: %d of %d sampled keys above the key floor; taking the pass again "
                     "without it", int((profile.keys > floor).sum()), size)
-        profile = engine.map_reduce(source, ProfileTask(seed, size), Profile.empty(d, size))
+        profile = engine.map_reduce(source, ProfileTask(seed, size, spectral=spectral),
+                                    Profile.empty(d, size))
     if profile.n_positive == 0:
         raise DataError("the data has no rows with positive weight (all sample weights are zero)")
     sample, scaling, described = profile, None, ""
@@ -193,6 +196,11 @@ def profile_pass(model, source, seed: int) -> FitContext:
                                      moments=scaling.moments(profile.moments))
     return FitContext(source, engine, profile, seed, d, d + int(model.fit_intercept),
                       sample, scaling, shared, described)
+
+
+def spectral_sums(model) -> bool:
+    """Whether pass 0 forms the moments' spectral sums: only ``init="spectral"`` reads them."""
+    return isinstance(model.init, str) and model.init == "spectral"
 
 
 def known_rows(source) -> int | None:
@@ -225,7 +233,8 @@ def _extreme_scaling(model, source, engine, seed, profile, described: str, share
                 "or underflow float64): fitting on standardised data (the same optimum), "
                 "after one more pass for the moments", described, *scales.SAFE_RANGE)
     pre = scales.prescaling(profile.max_abs, model.fit_intercept)
-    again = engine.map_reduce(source, ScaledTask(ProfileTask(seed, model.init_sample_size), pre),
+    task = ProfileTask(seed, model.init_sample_size, spectral=spectral_sums(model))
+    again = engine.map_reduce(source, ScaledTask(task, pre),
                               Profile.empty(source.n_features, model.init_sample_size))
     inner = Scaling.from_moments(again.moments, model.fit_intercept)
     inner = constraints.shared_scaling(inner, shared)

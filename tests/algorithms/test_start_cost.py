@@ -23,6 +23,7 @@ from streammix.algorithms.start.candidates import (
     jitter,
 )
 from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor
+from streammix.core.moments import Moments
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, estep
@@ -136,3 +137,35 @@ def test_a_fit_runs_blas_on_one_thread_and_restores_the_callers_setting():
     model.fit(X, y, callback=lambda record: seen.append(_blas_threads()))
     assert seen and all(threads == [1] * len(before) for threads in seen)
     assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_moments_without_the_spectral_sums_keep_the_other_sums(weighted):
+    rng = np.random.default_rng(4)
+    n = 3000
+    X = np.asfortranarray(rng.normal(size=(n, 3)) + 5.0)
+    y = rng.normal(size=n)
+    w = rng.integers(0, 3, size=n).astype(float) if weighted else np.ones(n)
+    full = Moments.of(X, y, w, block=1000)
+    lean = Moments.of(X, y, w, block=1000, spectral=False)
+    for name in ("sy", "mean"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
+    np.testing.assert_array_equal(lean.sx[0], full.sx[0])
+    np.testing.assert_allclose(lean.m2, full.m2, rtol=1e-13, atol=1e-13 * np.abs(full.m2).max())
+    np.testing.assert_allclose(lean.sxx[0], full.sxx[0], rtol=1e-13)
+    assert np.isnan(lean.sx[1:]).all() and np.isnan(lean.sxx[1:]).all()
+    ref = Moments._direct(X, y, w)  # the sums as written
+    np.testing.assert_allclose(lean.sxx[0], ref.sxx[0], rtol=1e-12)
+    np.testing.assert_allclose(lean.m2, ref.m2, rtol=1e-10, atol=1e-9)
+
+
+def test_pass_0_forms_the_spectral_sums_only_for_the_spectral_start():
+    X, y, _ = make_mixture(2000, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5], seed=2)
+    source = ArraySource(X, y)
+    auto = fitting.profile_pass(MixtureOfLinearRegressions(2), source, 1).profile.moments
+    spec = fitting.profile_pass(MixtureOfLinearRegressions(2, init="spectral"), source,
+                                1).profile.moments
+    assert np.isnan(auto.sxx[1:]).all() and np.isfinite(spec.sxx).all()
+    np.testing.assert_allclose(auto.m2, spec.m2, rtol=1e-13)
+    model = MixtureOfLinearRegressions(2, init="spectral", random_state=0).fit(X, y)
+    assert np.isfinite(model.loglik_)

@@ -155,12 +155,14 @@ class ProfileTask:
     Rows are sampled without replacement with probability growing with their
     weight (Efraimidis–Spirakis keys log(u)/w); zero-weight rows never enter.
     In a chunk whose weights are all 1, rows whose key is at or below
-    ``floor`` (:func:`key_floor`) are left out and counted.
+    ``floor`` (:func:`key_floor`) are left out and counted.  Without
+    ``spectral`` the moments leave out the sums only the spectral start reads.
     """
 
     seed: int
     size: int
     floor: float = -math.inf
+    spectral: bool = True  # the spectral sums of the moments (Moments.of)
 
     @property
     def releases_gil(self) -> bool:
@@ -185,9 +187,15 @@ class ProfileTask:
         # Columns beyond ±1e60 overflow the moments; max_abs finds them and the fit
         # takes the moments again on a safe scale (streammix.algorithms.scales).
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            moments = Moments.of(chunk.X, chunk.y, w)
+            moments = Moments.of(chunk.X, chunk.y, w, spectral=self.spectral)
+        if idx.size == chunk.n_rows:  # every row kept: a copy, not a gather (same array)
+            X = np.ascontiguousarray(chunk.X, dtype=float)
+            if X is chunk.X or np.shares_memory(X, chunk.X):
+                X = X.copy()
+        else:
+            X = np.asarray(chunk.X[idx], float)
         return Profile(chunk.n_rows, int(pos.sum()), float(w.sum()), self.size,
-                       keys[idx], np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
+                       keys[idx], X, np.asarray(chunk.y[idx], float),
                        moments, _max_abs(chunk.X, chunk.y, pos), np.asarray(w[idx], float),
                        floored)
 
