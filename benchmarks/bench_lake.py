@@ -13,7 +13,8 @@ all of them alike):
   default threads (one per CPU) and on one thread, and the profiling pass
   (pass 0 of a fit: counts, the reservoir sample, the moments);
 * the same on a 2-worker LocalCluster (2 workers x 1 thread: the same two
-  cores as the threaded scan), and with ``cache`` (the first pass reads
+  cores as the threaded scan), the EM pass also with reading tasks of
+  ``OLD_TASK_ROWS`` rows (DaskEngine's before), and with ``cache`` (the first pass reads
   and keeps the chunks, later ones only compute);
 
 and prints medians over the rounds, the median of each round's ratio to
@@ -182,6 +183,22 @@ def profile_pass(engine, source) -> Profile:
                              Profile.empty(source.n_features, size))
 
 
+#: DaskEngine's reading tasks before issue 15 (a task per 131072-row chunk here).
+OLD_TASK_ROWS = 1 << 16
+
+
+def with_task_rows(rows: int, fn):
+    """``fn()`` with DaskEngine's reading tasks of about ``rows`` rows."""
+    from streammix.engines import dask_engine
+
+    saved = dask_engine.MIN_TASK_ROWS
+    dask_engine.MIN_TASK_ROWS = rows
+    try:
+        return fn()
+    finally:
+        dask_engine.MIN_TASK_ROWS = saved
+
+
 def rounds(stages: dict, repeat: int) -> dict:
     """Seconds of each stage, ``repeat`` rounds that run every stage once in turn."""
     times: dict = {name: [] for name in stages}
@@ -315,6 +332,9 @@ def main(argv=None) -> None:
                     lambda: em_iteration(dask, source, params, p)
                 stages["streammix profiling pass, 2 workers"] = \
                     lambda: profile_pass(dask, source)
+                stages[f"  EM, 2 workers, tasks of {OLD_TASK_ROWS} rows"] = \
+                    lambda: with_task_rows(OLD_TASK_ROWS, lambda: em_iteration(
+                        dask, source, params, p))
             times = rounds(stages, args.repeat)
             if not args.no_cluster:
                 workers_plain = client.run(peak_rss_mib)

@@ -79,9 +79,10 @@ if _compiled is not None:
     #: s2d, rss) -> bool``: the plain ML M-step into the output arrays; False
     #: when the update is not the plain one (see :mod:`streammix.core.plain_mstep`).
     ml_mstep = _compiled.ml_mstep
-    #: ``info_chunk(FT, y, w, beta, log_norm, inv_sigma2, noise, ...)``: add one chunk's
-    #: sums of the standard-error pass (score, OPG and Louis' information; see
-    #: :mod:`streammix.algorithms.information`, whose numpy code it is held equal to).
+    #: ``info_chunk(FT, y, w, beta, log_norm, inv_sigma2, noise, ..., intercept)``: add
+    #: one chunk's sums of the standard-error pass (score, OPG and Louis' information;
+    #: see :mod:`streammix.algorithms.information`, whose numpy code it is held equal
+    #: to); with ``intercept`` true, FT holds the features and the kernel adds the ones.
     info_chunk = _compiled.info_chunk
     #: ``set_tile_min_d(d) -> previous``: the number of features from which the
     #: E-step forms each component's Gram matrix in register tiles (for tests and
