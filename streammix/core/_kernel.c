@@ -183,9 +183,10 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
     }
 }
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(SM_NO_VEC)
 /* GCC/Clang vector extensions: each target_clones copy compiles them for its
- * own vector width (8 doubles are one AVX-512 register, two AVX2 ones). */
+ * own vector width (8 doubles are one AVX-512 register, two AVX2 ones).
+ * Elsewhere (or built with -DSM_NO_VEC, to test it) the plain loops run. */
 #define SM_VEC 1
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
