@@ -183,9 +183,10 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
     }
 }
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(SM_NO_VEC)
 /* GCC/Clang vector extensions: each target_clones copy compiles them for its
- * own vector width (8 doubles are one AVX-512 register, two AVX2 ones). */
+ * own vector width (8 doubles are one AVX-512 register, two AVX2 ones).
+ * Elsewhere (or built with -DSM_NO_VEC, to test it) the plain loops run. */
 #define SM_VEC 1
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
@@ -1166,7 +1167,16 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernel", "Compiled E-step kernel of streammix.", -1, methods,
 };
 
+/* The calling convention of the functions above; streammix.core.kernel refuses
+ * a build of another version (a stale in-place build after a change). */
+#define SM_KERNEL_API 2
+
 PyMODINIT_FUNC PyInit__kernel(void)
 {
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module);
+    if (mod != NULL && PyModule_AddIntConstant(mod, "API", SM_KERNEL_API) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }
