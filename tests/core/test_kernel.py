@@ -77,13 +77,16 @@ def test_kernel_equals_numpy_estep(kernel_switch, intercept, d, m, n):
 @needs_kernel
 @pytest.mark.parametrize("tile_min_d", [0, 1000])
 @pytest.mark.parametrize("d,m", [(1, 3), (3, 3), (5, 3), (8, 3), (13, 3), (19, 5), (20, 4),
-                                 (23, 9)])
+                                 (23, 9), (60, 4)])
 def test_kernel_gram_paths_equal_numpy(kernel_switch, tile_min_d, d, m):
     # The E-step forms its Gram matrices with dot4 below a number of features
     # and in 4 x 4 tiles from it on: both paths, at every d, in both layouts.
     # The tiles cover the columns [x, 1] padded to a multiple of 4 and the
     # components padded to a multiple of 4 (d + 1 = 20 and 24 need no padding,
-    # m = 4 neither), and the last block has 1500 mod 256 = 220 rows.
+    # m = 4 neither), and the last block has 1500 mod 256 = 220 rows.  The tiles'
+    # sums stay in vector lanes over the chunk up to 512 tiles in all (d = 60,
+    # m = 4 has 544: the tiles that sum each block), with the rows of the last
+    # block padded to a multiple of 8.
     rng = np.random.default_rng(d + tile_min_d)
     X = rng.normal(size=(1500, d)) * rng.uniform(0.1, 10, size=d)
     y, w = rng.normal(size=1500) * 3, rng.uniform(0, 2, size=1500)
@@ -258,12 +261,14 @@ def _assert_info_close(a, b, rtol=1e-12):
 
 @needs_kernel
 @pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
-@pytest.mark.parametrize("p,m", [(1, 1), (2, 2), (4, 3), (7, 4), (12, 2)])
+@pytest.mark.parametrize("p,m", [(1, 1), (2, 2), (4, 3), (7, 4), (12, 2), (12, 10)])
 @pytest.mark.parametrize("n", [1, 255, 257, 2100])
 def test_compiled_information_pass_equals_numpy(kernel_switch, noise, p, m, n):
     # The standard-error pass (score, OPG and Louis' part) of the compiled
     # kernel against the numpy path, for all noise models and sizes that
-    # leave partial 4 x 4 tiles and partial row blocks.
+    # leave partial 4 x 4 tiles and partial row blocks.  The OPG's tiles keep
+    # their sums in vector lanes up to 512 tiles (P = 128); p = 12, m = 10
+    # (P = 138 or 139) takes the tiles that sum each block.
     rng = np.random.default_rng(p * 1000 + m * 100 + n)
     X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
     X[:, 0] = 1.0
