@@ -1167,7 +1167,16 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernel", "Compiled E-step kernel of streammix.", -1, methods,
 };
 
+/* The calling convention of the functions above; streammix.core.kernel refuses
+ * a build of another version (a stale in-place build after a change). */
+#define SM_KERNEL_API 2
+
 PyMODINIT_FUNC PyInit__kernel(void)
 {
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module);
+    if (mod != NULL && PyModule_AddIntConstant(mod, "API", SM_KERNEL_API) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }
