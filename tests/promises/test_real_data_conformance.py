@@ -50,7 +50,8 @@ BETTER = json.loads((REAL / "better_optima.json").read_text())
 
 #: Data sets of the suite: every one of their cases must pass.
 SUITE = ["co2", "tone", "nox", "cars", "whiteside", "faithful", "nregfix", "mtcars", "trees",
-         "iris", "cats", "mcycle", "geyser", "boston", "puromycin", "anorexia"]
+         "iris", "cats", "mcycle", "geyser", "boston", "puromycin", "anorexia", "npreg",
+         "stackloss", "airquality", "hills", "mammals", "swiss", "savings"]
 KEYS = sorted(key for key, entry in RESULTS.items()
               if key != "_meta" and entry["dataset"] in SUITE)
 SEEDS = range(5)
