@@ -17,7 +17,8 @@ all of them alike):
   ``OLD_TASK_ROWS`` rows (DaskEngine's before), and with ``cache`` (the first pass reads
   and keeps the chunks, later ones only compute);
 
-and prints medians over the rounds, the median of each round's ratio to
+and prints medians over the rounds (the pyarrow scans timed warm, each
+after an untimed run of its own), the median of each round's ratio to
 the threaded scan, the peak RSS, and (``--breakdown``) where the CPU time
 of a one-thread pass goes: pyarrow's decoding, the rest of
 ``ParquetSource.read`` (float64 columns, checks, the feature matrix), and
@@ -200,11 +201,19 @@ def with_task_rows(rows: int, fn):
 
 
 def rounds(stages: dict, repeat: int) -> dict:
-    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn."""
+    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn.
+
+    The pyarrow scans run once untimed just before their timed run: the
+    dataset scanner reads ahead many batches, and its first run after other
+    work paid page faults for them (2.1 s, then 0.53 s, in one process), so
+    the peer is timed warm, at its best.
+    """
     times: dict = {name: [] for name in stages}
     for _ in range(repeat):
         for name, fn in stages.items():
             gc.collect()
+            if name.startswith("pyarrow"):
+                fn()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
