@@ -24,7 +24,7 @@ also a default fit of a Parquet lake of N rows at d = 5 (built in
 Run:  PYTHONPATH=. python benchmarks/bench_fit.py [--rows 20000 200000]
       [--repeats 3] [--r-repeats 3] [--step-repeats 1] [--r-nrep-max-rows 200000]
       [--scaling] [--no-r]
-      [--lake-rows 20000000] [--lake-dir /big/disk]
+      [--lake-rows 20000000] [--lake-dir /big/disk] [--scaling --dims 20 50]
 """
 
 from __future__ import annotations
@@ -152,30 +152,35 @@ def part1(rows, repeats, r_repeats, step_repeats, nrep_max_rows, use_r):
                   f"{one:.4f} s: {ratio:.1f} passes' worth", flush=True)
 
 
-def part2(repeats, lake_rows=0, lake_dir=None, lake_repeats=None):
+def part2(repeats, lake_rows=0, lake_dir=None, lake_repeats=None, dims=None):
     load = os.getloadavg()[0]
     print(f"part 2: default-fit wall time (default engine: {default_threads()} threads), m=3; "
           f"medians of {repeats} (the lake: of {lake_repeats or repeats}); load average "
           f"{load:.1f} on {os.cpu_count()} CPUs at the start", flush=True)
     table = []
-    for n, d in [(20_000, 5), (200_000, 5), (2_000_000, 5), (None, 5), (1_000_000, 5),
-                 (1_000_000, 20), (1_000_000, 50)]:
+    cases = [(20_000, 5), (200_000, 5), (2_000_000, 5), (None, 5), (1_000_000, 5),
+             (1_000_000, 20), (1_000_000, 50)]
+    if dims:  # --dims: only the n = 1M rows of these d
+        cases = [(1_000_000, d) for d in dims]
+    for n, d in cases:
         if n is None:  # the lake row, after 2M
             if lake_rows:
                 table.append(lake_fit(lake_rows, lake_repeats or repeats, lake_dir))
             continue
         X, y = make_data(n, d, 3, seed=11)
         sm, model = time_fit(X, y, repeats)
-        print(f"  n = {n:>9,}  d = {d:>2}:  {sm:8.3f} s  ({model.n_iter_} EM iterations)",
-              flush=True)
-        table.append((f"{n:,}", d, sm, model.n_iter_))
+        print(f"  n = {n:>9,}  d = {d:>2}:  {sm:8.3f} s  ({model.n_iter_} EM iterations, "
+              f"{model.n_passes_} passes)", flush=True)
+        table.append((f"{n:,}", d, sm, model.n_iter_, model.n_passes_))
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), "
           f"{os.getloadavg()[1]:.1f} (5 min)\n")
-    print("| n | d (with intercept) | seconds | seconds per 1M rows | EM iterations |")
-    print("|---:|---:|---:|---:|---:|")
-    for n, d, secs, iters in table:
+    print("| n | d (with intercept) | seconds | EM iterations | passes | "
+          "seconds per pass and 1M rows |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n, d, secs, iters, passes in table:
         rows = int(n.split(" ")[0].replace(",", ""))
-        print(f"| {n} | {d} | {secs:.3f} | {secs / rows * 1e6:.3f} | {iters} |")
+        print(f"| {n} | {d} | {secs:.3f} | {iters} | {passes} | "
+              f"{secs / max(passes, 1) / rows * 1e6:.3f} |")
 
 
 def lake_fit(rows: int, repeats: int, lake_dir=None, per_file: int = 1_000_000):
@@ -195,9 +200,10 @@ def lake_fit(rows: int, repeats: int, lake_dir=None, per_file: int = 1_000_000):
                            row_group_size=131_072)
         source = ParquetSource(root, target="y", features=names)
         sm, model = time_fit(source, None, repeats)
-        print(f"  n = {rows:>9,}  d =  5:  {sm:8.3f} s  ({model.n_iter_} EM iterations; "
-              f"Parquet lake, {-(-rows // per_file)} files)", flush=True)
-        return f"{rows:,} (Parquet lake)", 5, sm, model.n_iter_
+        print(f"  n = {rows:>9,}  d =  5:  {sm:8.3f} s  ({model.n_iter_} EM iterations, "
+              f"{model.n_passes_} passes; Parquet lake, {-(-rows // per_file)} files)",
+              flush=True)
+        return f"{rows:,} (Parquet lake)", 5, sm, model.n_iter_, model.n_passes_
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -219,9 +225,11 @@ def main(argv=None):
     parser.add_argument("--lake-dir", default=None, help="where to build that lake")
     parser.add_argument("--lake-repeats", type=int, default=None,
                         help="fits of the lake (default: --repeats)")
+    parser.add_argument("--dims", type=int, nargs="+", default=None,
+                        help="with --scaling: only the n = 1M fits of these d (e.g. 20 50)")
     args = parser.parse_args(argv)
     if args.scaling:
-        part2(args.repeats, args.lake_rows, args.lake_dir, args.lake_repeats)
+        part2(args.repeats, args.lake_rows, args.lake_dir, args.lake_repeats, args.dims)
         return 0
     use_r = not args.no_r and shutil.which("Rscript") is not None
     if not use_r:

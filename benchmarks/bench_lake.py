@@ -13,10 +13,12 @@ all of them alike):
   default threads (one per CPU) and on one thread, and the profiling pass
   (pass 0 of a fit: counts, the reservoir sample, the moments);
 * the same on a 2-worker LocalCluster (2 workers x 1 thread: the same two
-  cores as the threaded scan), and with ``cache`` (the first pass reads
+  cores as the threaded scan), the EM pass also with reading tasks of
+  ``OLD_TASK_ROWS`` rows (DaskEngine's before), and with ``cache`` (the first pass reads
   and keeps the chunks, later ones only compute);
 
-and prints medians over the rounds, the median of each round's ratio to
+and prints medians over the rounds (the pyarrow scans timed warm, each
+after an untimed run of its own), the median of each round's ratio to
 the threaded scan, the peak RSS, and (``--breakdown``) where the CPU time
 of a one-thread pass goes: pyarrow's decoding, the rest of
 ``ParquetSource.read`` (float64 columns, checks, the feature matrix), and
@@ -182,12 +184,36 @@ def profile_pass(engine, source) -> Profile:
                              Profile.empty(source.n_features, size))
 
 
+#: DaskEngine's reading tasks before issue 15 (a task per 131072-row chunk here).
+OLD_TASK_ROWS = 1 << 16
+
+
+def with_task_rows(rows: int, fn):
+    """``fn()`` with DaskEngine's reading tasks of about ``rows`` rows."""
+    from streammix.engines import dask_engine
+
+    saved = dask_engine.MIN_TASK_ROWS
+    dask_engine.MIN_TASK_ROWS = rows
+    try:
+        return fn()
+    finally:
+        dask_engine.MIN_TASK_ROWS = saved
+
+
 def rounds(stages: dict, repeat: int) -> dict:
-    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn."""
+    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn.
+
+    The pyarrow scans run once untimed just before their timed run: the
+    dataset scanner reads ahead many batches, and its first run after other
+    work paid page faults for them (2.1 s, then 0.53 s, in one process), so
+    the peer is timed warm, at its best.
+    """
     times: dict = {name: [] for name in stages}
     for _ in range(repeat):
         for name, fn in stages.items():
             gc.collect()
+            if name.startswith("pyarrow"):
+                fn()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -315,6 +341,9 @@ def main(argv=None) -> None:
                     lambda: em_iteration(dask, source, params, p)
                 stages["streammix profiling pass, 2 workers"] = \
                     lambda: profile_pass(dask, source)
+                stages[f"  EM, 2 workers, tasks of {OLD_TASK_ROWS} rows"] = \
+                    lambda: with_task_rows(OLD_TASK_ROWS, lambda: em_iteration(
+                        dask, source, params, p))
             times = rounds(stages, args.repeat)
             if not args.no_cluster:
                 workers_plain = client.run(peak_rss_mib)

@@ -13,9 +13,11 @@ checks the source again, then runs the information pass and inverts), with
 the default engine, against the default-thread E-step pass: "SE cost in
 passes".
 
-Issue #15, target 3 (standard errors <= 3 passes' worth), measured on a
-shared, loaded 2-core machine with ``PYTHONPATH=. python benchmarks/bench_se.py
-2000000 4 3 3`` (n = 2M, d = 5 incl. intercept, m = 3, medians of 3):
+Issue #15, target 3 (standard errors <= 3 passes' worth).  The latest
+figures, against main in the same loop, are in ``benchmarks/README.md``; an
+earlier round measured, on a shared, loaded 2-core machine with
+``PYTHONPATH=. python benchmarks/bench_se.py 2000000 4 3 3`` (n = 2M, d = 5
+incl. intercept, m = 3, medians of 3):
 
 * one E-step pass 0.041-0.059 s; the compiled information pass 0.07-0.14 s
   (1.5-3.0 passes with 2 threads, 1.2-2.0 on one);

@@ -212,8 +212,13 @@ def _information_block(X, y, w, params: MixtureParams, layout: ParameterLayout) 
     return InfoStats(w @ S, Sw.T @ S, louis, float(w @ ll), sum_w, int(n))
 
 
-def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayout) -> InfoStats:
+def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayout,
+                          intercept: bool = False) -> InfoStats:
     """:func:`information_stats` in one call of the compiled kernel.
+
+    With ``intercept`` ``X`` holds the features only and the design is
+    ``[1, X]``: the kernel puts the ones in itself, so a chunk is not copied
+    into a design matrix first.
 
     The kernel (``info_chunk`` in ``_kernel.c``) sweeps the rows in
     cache-sized blocks: it forms each block's √w-scaled score matrix Z and
@@ -238,7 +243,8 @@ def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayou
                              np.require(log_norm(params), np.float64, ["C", "A"]),
                              np.require(0.5 / params.sigma2, np.float64, ["C", "A"]),
                              np.require(params.weights[1:], np.float64, ["C", "A"]),
-                             _NOISE_CODES[layout.noise], opg, lgram, lvec, zsum, scal)
+                             _NOISE_CODES[layout.noise], opg, lgram, lvec, zsum, scal,
+                             bool(intercept))
     sum_w = float(np.sum(w))
     louis = _louis_from_sums(lgram, lvec, scal, params, layout, sum_w)
     return InfoStats(zsum, opg, louis, float(scal[3 * m]), sum_w, int(n))
@@ -289,6 +295,15 @@ class InformationTask:
         return kernel.enabled()
 
     def __call__(self, chunk) -> InfoStats:
+        if kernel.enabled() and chunk.X.shape[0] > 0:  # the kernel adds the ones itself
+            layout = ParameterLayout(self.params.n_components, self.params.n_coef, self.noise)
+            X = np.asarray(chunk.X, dtype=np.float64)
+            if X.shape[1] + int(self.fit_intercept) != self.params.n_coef:
+                raise ValueError(f"the chunk has {X.shape[1]} features but the parameters "
+                                 f"have {self.params.n_coef} coefficients")
+            return _information_compiled(X, np.asarray(chunk.y, dtype=np.float64),
+                                         np.asarray(chunk.w, dtype=np.float64), self.params,
+                                         layout, self.fit_intercept)
         return information_stats(_design_by_columns(chunk.X, self.fit_intercept), chunk.y,
                                  chunk.w, self.params, self.noise)
 

@@ -183,9 +183,10 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
     }
 }
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(SM_NO_VEC)
 /* GCC/Clang vector extensions: each target_clones copy compiles them for its
- * own vector width (8 doubles are one AVX-512 register, two AVX2 ones). */
+ * own vector width (8 doubles are one AVX-512 register, two AVX2 ones).
+ * Elsewhere (or built with -DSM_NO_VEC, to test it) the plain loops run. */
 #define SM_VEC 1
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
@@ -194,7 +195,7 @@ typedef double v8d __attribute__((vector_size(64), aligned(8)));
  * loaded once for four components and no partial residual is stored (the
  * plain loop loads and stores R_j once per feature).  The operations on each
  * row are those of the plain loop, in the same order, so the residuals are
- * the same to the bit. */
+ * the same to the bit.  b0 NULL: no intercept apart from the design's. */
 SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_ssize_t m,
                                Py_ssize_t nb, const double *yb, const double *coef,
                                const double *b0, double *R)
@@ -207,7 +208,7 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
         for (int a = 0; a < 4; a++) {  /* a group of fewer than 4 repeats its last */
             const Py_ssize_t ja = j + (a < jt ? a : jt - 1);
             c[a] = coef + ja * d;
-            b[a] = b0[ja];
+            b[a] = b0 != NULL ? b0[ja] : 0.0;
         }
         for (Py_ssize_t i = 0; i < n8; i += 8) {
             const v8d yv = *(const v8d *)(yb + i);
@@ -231,6 +232,45 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
         }
     }
 }
+
+/* The 4 x 4 tile of tile4x4 over nb rows (a multiple of 8; rows LDB apart),
+ * its 16 sums kept as vectors of 8 partial sums and added to out[0..15]:
+ * the horizontal sums are left to the end of the chunk (lane_sums) instead
+ * of closing every 256-row block (measured about 15-20% faster than tile4x4
+ * at 20 and 52 columns, one thread). */
+SM_INLINE void lane_tile4x4(const double *a, const double *b, Py_ssize_t nb, v8d *out)
+{
+    const double *a0 = a, *a1 = a + LDB, *a2 = a + 2 * LDB, *a3 = a + 3 * LDB;
+    const double *b0 = b, *b1 = b + LDB, *b2 = b + 2 * LDB, *b3 = b + 3 * LDB;
+    v8d s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+    v8d s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0}, s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};
+    for (Py_ssize_t i = 0; i < nb; i += 8) {
+        const v8d x0 = *(const v8d *)(a0 + i), x1 = *(const v8d *)(a1 + i);
+        const v8d x2 = *(const v8d *)(a2 + i), x3 = *(const v8d *)(a3 + i);
+        const v8d y0 = *(const v8d *)(b0 + i), y1 = *(const v8d *)(b1 + i);
+        const v8d y2 = *(const v8d *)(b2 + i), y3 = *(const v8d *)(b3 + i);
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+    }
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out[4] += s10; out[5] += s11; out[6] += s12; out[7] += s13;
+    out[8] += s20; out[9] += s21; out[10] += s22; out[11] += s23;
+    out[12] += s30; out[13] += s31; out[14] += s32; out[15] += s33;
+}
+
+/* acc (q4 x q4, upper tiles) += the horizontal sums of the lanes of its tiles. */
+SM_INLINE void lane_sums(const v8d *lanes, Py_ssize_t q4, double *acc)
+{
+    for (Py_ssize_t k = 0; k < q4; k += 4)
+        for (Py_ssize_t l = k; l < q4; l += 4, lanes += 16)
+            for (int t = 0; t < 16; t++) {
+                double sum = 0.0;
+                for (int e = 0; e < 8; e++) sum += lanes[t][e];
+                acc[(k + t / 4) * q4 + l + t % 4] += sum;
+            }
+}
 #endif
 
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
@@ -239,11 +279,27 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
  * benchmarks). */
 static Py_ssize_t tile_min_d = 8;
 
+/* The tiles' sums are kept in vector lanes over the chunk (lane_tile4x4) when
+ * all components' lanes take at most this many tiles of 1 KiB (they then stay
+ * in the L2 cache; d = 50, m = 5 takes 455). */
+#define LANE_TILES_MAX 512
+
+static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m)
+{
+#ifdef SM_VEC
+    const Py_ssize_t t = UP4(d + 1) / 4, tiles = m * t * (t + 1) / 2;  /* d + 1: [x, 1] */
+    return tiles <= LANE_TILES_MAX ? tiles : 0;
+#else
+    (void)d; (void)m;
+    return 0;
+#endif
+}
+
 static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
 {
     const Py_ssize_t q4 = UP4(d + 1), m4 = UP4(m);
     if (d < min_d) return (m4 + m + 3 + d) * LDB;
-    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4;
+    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4 + lane_tiles(d, m) * 128 + 8;
 }
 
 SM_CLONES
@@ -266,11 +322,15 @@ static void run_job(Job *J)
     const int tiled = d >= J->tile_min_d;
     const Py_ssize_t q4 = UP4(d + 1);
     double *TT = Fbuf + q4 * LDB, *ACC = TT + q4 * LDB, *ACCR = ACC + m * q4 * q4;
+    /* LN: the lanes of every component's tiles, 64-byte aligned, when they fit */
+    const Py_ssize_t nlanes = tiled ? lane_tiles(d, m) : 0;
+    double *LN = (double *)(((uintptr_t)(ACCR + m4 * q4) + 63) & ~(uintptr_t)63);
     double loglik = 0.0, class_ll = 0.0;
 
     memset(R, 0, sizeof(double) * m4 * LDB);
     if (tiled) {
         memset(Fbuf, 0, sizeof(double) * (2 * q4 * LDB + m * q4 * q4 + m4 * q4));
+        memset(LN, 0, sizeof(double) * nlanes * 128);
         for (Py_ssize_t i = 0; i < LDB; i++) Fbuf[d * LDB + i] = 1.0;
     }
 
@@ -375,6 +435,19 @@ static void run_job(Job *J)
                 }
                 memcpy(TT + d * LDB, Gj, nb * sizeof(double));
                 double *Aj = ACC + j * q4 * q4;
+#ifdef SM_VEC
+                if (nlanes) {  /* rows up to a multiple of 8: TT's extra rows are zero */
+                    const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
+                    if (nb8 > nb)
+                        for (Py_ssize_t k = 0; k <= d; k++)
+                            memset(TT + k * LDB + nb, 0, (nb8 - nb) * sizeof(double));
+                    v8d *lanes = (v8d *)LN + j * (nlanes / m) * 16;
+                    for (Py_ssize_t k = 0; k < q4; k += 4)
+                        for (Py_ssize_t l = k; l < q4; l += 4, lanes += 16)
+                            lane_tile4x4(TT + k * LDB, F + l * LDB, nb8, lanes);
+                    continue;
+                }
+#endif
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     for (Py_ssize_t l = k; l < q4; l += 4)
                         tile4x4(TT + k * LDB, LDB, F + l * LDB, LDB, nb, Aj + k * q4 + l, q4);
@@ -406,6 +479,10 @@ static void run_job(Job *J)
                     tile4x4(R + j * LDB, LDB, F + k * LDB, LDB, nb, ACCR + j * q4 + k, q4);
     }
     if (tiled) {
+#ifdef SM_VEC
+        for (Py_ssize_t j = 0; nlanes && j < m; j++)
+            lane_sums((const v8d *)LN + j * (nlanes / m) * 16, q4, ACC + j * q4 * q4);
+#endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *s2j = J->s2p + j * npairs;
             const double *Aj = ACC + j * q4 * q4;
@@ -711,6 +788,7 @@ static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double
  */
 typedef struct {
     Py_ssize_t p, m, n, fstride, rowstride, noise, P;
+    Py_ssize_t off;  /* 1: column 0 of the design is the intercept's ones, not in F */
     const double *F, *y, *w, *coef, *lognorm, *inv2s2, *pi_tail;
     double *opg, *lgram, *lvec, *zsum, *scal;
     double *buf;
@@ -719,7 +797,8 @@ typedef struct {
 static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
 {
     const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
-    return (2 * m + 5 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4;
+    return (2 * m + 7 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4
+           + lane_tiles(P4 - 1, 1) * 128 + 8;
 }
 
 SM_CLONES
@@ -736,34 +815,46 @@ static void run_info(InfoJob *J)
     double *SW = S + LDB;            /* BLOCK sqrt(w)                     */
     double *A = SW + LDB;            /* BLOCK sqrt(w) g a                 */
     double *C = A + LDB;             /* BLOCK w g (1/s^2 - a^2)           */
-    double *F = C + LDB;             /* p4 x BLOCK design, zero-padded    */
+    double *E = C + LDB;             /* BLOCK w g a                       */
+    double *V = E + LDB;             /* BLOCK w g a (3 - r a)             */
+    double *F = V + LDB;             /* p4 x BLOCK design, zero-padded    */
     double *Lb = F + p4 * LDB;       /* p4 x BLOCK w g (1/s^2 - a^2) x    */
     double *Z = Lb + p4 * LDB;       /* P4 x BLOCK sqrt(w) z              */
     double *O = Z + P4 * LDB;        /* P4 x P4 upper tiles of the OPG    */
     double *LG = O + P4 * P4;        /* m x p4 x p4 upper tiles of lgram  */
     double loglik = 0.0;
 
+    const Py_ssize_t off = J->off;
+    /* LNO: the OPG tiles' sums in vector lanes over the chunk (as the E-step's) */
+    const Py_ssize_t olanes = lane_tiles(P4 - 1, 1);
+    double *LNO = (double *)(((uintptr_t)(LG + m * p4 * p4) + 63) & ~(uintptr_t)63);
     memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
+    if (off)
+        for (Py_ssize_t i = 0; i < LDB; i++) F[i] = 1.0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
         const double *yb = J->y + start, *wb = J->w + start;
         if (J->rowstride) {
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
-            for (Py_ssize_t k = 0; k < p; k++) {
-                double *Fk = F + k * LDB;
+            for (Py_ssize_t k = 0; k < p - off; k++) {
+                double *Fk = F + (k + off) * LDB;
                 const double *Xk = X + k;
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
         } else {
-            for (Py_ssize_t k = 0; k < p; k++)
-                memcpy(F + k * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
+            for (Py_ssize_t k = 0; k < p - off; k++)
+                memcpy(F + (k + off) * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
+#ifdef SM_VEC
+        block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R);
+#endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
-            const double *cj = J->coef + j * p;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
+#ifndef SM_VEC
+            const double *cj = J->coef + j * p;
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
             for (Py_ssize_t k = 0; k < p; k++) {
@@ -771,6 +862,7 @@ static void run_info(InfoJob *J)
                 SIMD
                 for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
             }
+#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -817,6 +909,8 @@ static void run_info(InfoJob *J)
                 const double g = wb[i] * gam;
                 A[i] = SW[i] * gam * a;
                 C[i] = g * (is2 - a * a);
+                E[i] = g * a;
+                V[i] = g * a * (3.0 - r * a);
                 s_rr += g * (2.0 * r * a - u * u);
                 s_u += g * u;
                 s_g += g;
@@ -840,17 +934,16 @@ static void run_info(InfoJob *J)
             for (Py_ssize_t k = 0; k < p; k++) {
                 const double *Fk = F + k * LDB;
                 double *Zk = Z + (j * bs + k) * LDB, *Lk = Lb + k * LDB;
-                double s_x = 0.0, s_v = 0.0, s_e = 0.0;
-                SM_PRAGMA(omp simd reduction(+:s_x, s_v, s_e))
+                double s_v = 0.0, s_e = 0.0;
+                SM_PRAGMA(omp simd reduction(+:s_v, s_e))
                 for (Py_ssize_t i = 0; i < nb; i++) {
-                    const double z = A[i] * Fk[i], r = Rj[i], e = wb[i] * Gj[i] * r * is2;
-                    Zk[i] = z;
-                    s_x += SW[i] * z;
+                    Zk[i] = A[i] * Fk[i];
                     Lk[i] = C[i] * Fk[i];
-                    s_v += e * (3.0 - r * r * is2) * Fk[i];
-                    s_e += e * Fk[i];
+                    s_v += V[i] * Fk[i];
+                    s_e += E[i] * Fk[i];
                 }
-                J->zsum[j * bs + k] += s_x;
+                /* sum w z = sum sqrt(w) (sqrt(w) g a x) = sum w g a x */
+                J->zsum[j * bs + k] += s_e;
                 J->lvec[j * p + k] += s_v;
                 J->lvec[(m + j) * p + k] += s_e;
             }
@@ -868,20 +961,37 @@ static void run_info(InfoJob *J)
             }
             J->zsum[a0 + k - 1] += s_x;
         }
+#ifdef SM_VEC
+        if (olanes) {  /* rows up to a multiple of 8, zero past nb; Z's rows past P are 0 */
+            const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
+            if (nb8 > nb)
+                for (Py_ssize_t k = 0; k < P; k++)
+                    memset(Z + k * LDB + nb, 0, (nb8 - nb) * sizeof(double));
+            v8d *lanes = (v8d *)LNO;
+            for (Py_ssize_t k = 0; k < P4; k += 4)
+                for (Py_ssize_t l = k; l < P4; l += 4, lanes += 16)
+                    lane_tile4x4(Z + k * LDB, Z + l * LDB, nb8, lanes);
+            continue;
+        }
+#endif
         upper_tiles(Z, Z, P, nb, O, P4);
     }
+#ifdef SM_VEC
+    if (olanes) lane_sums((const v8d *)LNO, P4, O);
+#endif
     add_mirrored(O, P4, P, J->opg);
     for (Py_ssize_t j = 0; j < m; j++) add_mirrored(LG + j * p4 * p4, p4, p, J->lgram + j * p * p);
     J->scal[3 * m] += loglik;
 }
 
-#define IARGS 13
+#define IARGS 14
 
 /*
  * info_chunk(FT, y, w, coef, lognorm, inv2s2, pi_tail, noise,
- *            opg, lgram, lvec, zsum, scal)
- * FT (p, n) the design (intercept column included), laid out as estep_chunk's
- * FT; coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
+ *            opg, lgram, lvec, zsum, scal, intercept)
+ * FT (p, n) the design, laid out as estep_chunk's FT; with intercept true,
+ * FT (p - 1, n) holds the features only and the design is [1, x] (the ones
+ * are not read from memory); coef (m, p); lognorm, inv2s2 (m,); pi_tail (m - 1,); noise 0 fixed,
  * 1 shared, 2 per component; opg (P, P), lgram (m, p, p), lvec (2m, p),
  * zsum (P,) and scal (3m + 1,) are added to.  See run_info.
  */
@@ -889,8 +999,9 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
 {
     static const int arrays[12] = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12};
     static const char *names[IARGS] = {"FT", "y", "w", "coef", "lognorm", "inv2s2", "pi_tail",
-                                       "noise", "opg", "lgram", "lvec", "zsum", "scal"};
-    Py_buffer v[IARGS - 1];
+                                       "noise", "opg", "lgram", "lvec", "zsum", "scal",
+                                       "intercept"};
+    Py_buffer v[12];
     int got = 0;
     PyObject *result = NULL;
     InfoJob J;
@@ -906,12 +1017,15 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_ValueError, "info_chunk: noise must be 0, 1 or 2");
         return NULL;
     }
-    for (; got < IARGS - 1; got++) {
+    const int intercept = PyObject_IsTrue(args[13]);
+    if (intercept < 0) return NULL;
+    for (; got < 12; got++) {
         const int a = arrays[got];
         if (get_buf(args[a], &v[got], a >= 8, a > 0 ? 1 : -1, names[a]) < 0) goto done;
     }
     if (features_layout(&v[0], &layout) < 0) goto done;
-    J.p = layout.d;
+    J.off = intercept;
+    J.p = layout.d + intercept;
     J.n = layout.n;
     J.fstride = layout.fstride;
     J.rowstride = layout.rowstride;
@@ -1053,7 +1167,16 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernel", "Compiled E-step kernel of streammix.", -1, methods,
 };
 
+/* The calling convention of the functions above; streammix.core.kernel refuses
+ * a build of another version (a stale in-place build after a change). */
+#define SM_KERNEL_API 2
+
 PyMODINIT_FUNC PyInit__kernel(void)
 {
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module);
+    if (mod != NULL && PyModule_AddIntConstant(mod, "API", SM_KERNEL_API) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }

@@ -34,9 +34,16 @@ def with_intercept(Z: np.ndarray) -> np.ndarray:
 
 def log_gate(Z1: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """log π_j(z_i), shape (n, m), from z̃ (n, q + 1) and Γ (m, q + 1), in the log domain."""
-    eta = Z1 @ np.asarray(coef, dtype=np.float64).T
-    top = eta.max(axis=1, keepdims=True)
-    return eta - top - np.log(np.exp(eta - top).sum(axis=1, keepdims=True))
+    return _log_gate_t(Z1, coef).T
+
+
+def _log_gate_t(Z1: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """log π_j(z_i) as an (m, n) array: the components in rows, so that the sums over
+    components are sums of contiguous rows (several times faster than along axis 1)."""
+    eta = np.asarray(coef, dtype=np.float64) @ np.asarray(Z1, dtype=np.float64).T
+    top = eta.max(axis=0)
+    eta -= top
+    return eta - np.log(np.exp(eta).sum(axis=0))
 
 
 def gate_weights(Z: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -75,21 +82,23 @@ class GatingStats:
 
 
 def _joint(Xd, y, Z1, params: MixtureParams, coef):
-    log_pi = log_gate(Z1, coef)
-    R = y[:, None] - Xd @ params.beta.T
+    """Per-row log-likelihood (n,) and, as (m, n) arrays (components in rows), the
+    log-responsibilities, the joint log-densities and log π(z)."""
+    log_pi = _log_gate_t(Z1, coef)
+    R = y - params.beta @ np.asarray(Xd, dtype=np.float64).T
     base = log_norm(params) - np.log(np.maximum(params.weights, 1e-300))
-    L = log_pi + base - R * R * (0.5 / params.sigma2)
-    top = L.max(axis=1)
+    L = log_pi + base[:, None] - R * R * (0.5 / params.sigma2)[:, None]
+    top = L.max(axis=0)
     top = np.where(np.isfinite(top), top, 0.0)
-    ll = top + np.log(np.exp(L - top[:, None]).sum(axis=1))
-    return ll, L - ll[:, None], L, log_pi
+    ll = top + np.log(np.exp(L - top).sum(axis=0))
+    return ll, L - ll, L, log_pi
 
 
 def gating_loglik(Xd: np.ndarray, y: np.ndarray, Z1: np.ndarray, params: MixtureParams,
                   coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row log p(y | x, z) and log-responsibilities (n, m) under the gate ``coef``."""
     ll, log_resp, _, _ = _joint(Xd, np.asarray(y, dtype=np.float64), Z1, params, coef)
-    return ll, log_resp
+    return ll, log_resp.T
 
 
 def gating_estep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, Z1: np.ndarray,
@@ -102,16 +111,16 @@ def gating_estep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, Z1: np.ndarray,
     the log-likelihood, classification log-likelihood and entropy filled in.
     """
     w = np.asarray(w, dtype=np.float64)
-    ll, log_resp, L, log_pi = _joint(Xd, y, Z1, params, coef)
+    ll, log_resp, L, log_pi = _joint(Xd, y, Z1, params, coef)  # (m, n) but ll
     resp = np.exp(log_resp)
-    stats = accumulate(Xd, y, w, resp, params.beta)
+    stats = accumulate(Xd, y, w, resp.T, params.beta)
     with np.errstate(invalid="ignore"):
-        ent = -float(np.sum(w[:, None] * np.where(resp > 0, resp * log_resp, 0.0)))
+        ent = -float(np.sum(np.where(resp > 0, resp * log_resp, 0.0) @ w))
     stats = dataclasses.replace(stats, loglik=float(w @ ll),
-                                class_loglik=float(w @ L.max(axis=1)), entropy=ent)
+                                class_loglik=float(w @ L.max(axis=0)), entropy=ent)
     pi = np.exp(log_pi)
     Zw = Z1 * w[:, None]
-    gate = GatingStats((resp - pi).T @ Zw, Zw.T @ Z1, w @ pi)
+    gate = GatingStats((resp - pi) @ Zw, Zw.T @ Z1, pi @ w)
     return stats, gate
 
 

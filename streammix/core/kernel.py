@@ -19,6 +19,7 @@ tests compare the two paths this way).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,18 @@ from contextlib import contextmanager
 try:  # built by setup.py where a C compiler was found
     from streammix.core import _kernel as _compiled
 except ImportError:  # pragma: no cover - depends on the build
+    _compiled = None
+
+#: The calling convention this module expects of the build (``API`` in ``_kernel.c``;
+#: 2: ``info_chunk`` takes ``intercept``).
+KERNEL_API = 2
+
+if _compiled is not None and getattr(_compiled, "API", 1) != KERNEL_API:  # pragma: no cover
+    logging.getLogger(__name__).warning(
+        "the compiled kernel %s is a build of another version (API %s, expected %s): "
+        "the numpy code runs instead; rebuild it with pip install -e . (or "
+        "python setup.py build_ext --inplace)", _compiled.__file__,
+        getattr(_compiled, "API", 1), KERNEL_API)
     _compiled = None
 
 __all__ = ["available", "enabled", "set_enabled", "enabled_as", "estep_chunk", "ml_mstep",
@@ -79,9 +92,10 @@ if _compiled is not None:
     #: s2d, rss) -> bool``: the plain ML M-step into the output arrays; False
     #: when the update is not the plain one (see :mod:`streammix.core.plain_mstep`).
     ml_mstep = _compiled.ml_mstep
-    #: ``info_chunk(FT, y, w, beta, log_norm, inv_sigma2, noise, ...)``: add one chunk's
-    #: sums of the standard-error pass (score, OPG and Louis' information; see
-    #: :mod:`streammix.algorithms.information`, whose numpy code it is held equal to).
+    #: ``info_chunk(FT, y, w, beta, log_norm, inv_sigma2, noise, ..., intercept)``: add
+    #: one chunk's sums of the standard-error pass (score, OPG and Louis' information;
+    #: see :mod:`streammix.algorithms.information`, whose numpy code it is held equal
+    #: to); with ``intercept`` true, FT holds the features and the kernel adds the ones.
     info_chunk = _compiled.info_chunk
     #: ``set_tile_min_d(d) -> previous``: the number of features from which the
     #: E-step forms each component's Gram matrix in register tiles (for tests and

@@ -1,4 +1,4 @@
-"""One BLAS thread while a fit or a threaded pass runs: the engine's threads are the parallelism.
+"""One BLAS thread while a fit or an in-process pass runs: the engine's threads are the parallelism.
 
 The in-process engine runs a pass on one thread per core, and BLAS is
 called from each of them (pass 0's moments, small tall products such as XᵀX
@@ -9,7 +9,7 @@ pass 0 at n = 2M, d = 5 took 1.2–1.9 s instead of 0.3–0.6 s
 (``benchmarks/bench_fit.py``).  The sample work between passes (least
 squares and M-steps on at most ``init_sample_size`` rows, matrices of a few
 columns) gains nothing from BLAS threads either.  So a fit limits BLAS to one
-thread for its duration, and so does every threaded pass of
+thread for its duration, and so does every pass of
 :class:`~streammix.engines.inprocess.InProcessEngine` (``compute_se``,
 predictions), with threadpoolctl, the mechanism scikit-learn uses; the
 caller's setting is restored afterwards.  The limit is process-wide while it

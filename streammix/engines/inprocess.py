@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Any
 
 from streammix.core import kernel
@@ -98,10 +97,12 @@ class InProcessEngine:
 
     Notes
     -----
-    While a pass runs on more than one thread, numpy's and scipy's BLAS are
-    held to one thread each
-    (:func:`~streammix.engines.blas_threads.one_blas_thread`): the engine's
-    threads already use every CPU.
+    While a pass runs, numpy's and scipy's BLAS are held to one thread each
+    (:func:`~streammix.engines.blas_threads.one_blas_thread`): a threaded
+    pass already uses every CPU, and on one thread the products of a chunk's
+    blocks are too narrow for BLAS threads to pay (the numpy information pass
+    at n = 2M took 0.8 s on one BLAS thread and 0.8–8.6 s on OpenBLAS's
+    default two on a busy machine, ``benchmarks/bench_se.py``).
     """
 
     def __init__(self, n_threads: int | None = None, *, retries: int = 2,
@@ -128,14 +129,13 @@ class InProcessEngine:
     def map_reduce(self, source, func: Callable, zero: Any) -> Any:
         plan = source.plan()
         threads = self.threads_for(func)
-        threaded = threads > 1 and len(plan) > 1
-        if threaded:
+        if threads > 1 and len(plan) > 1:
             values = self._threaded(source, func, plan, threads)
         else:
             values = (func(self._read(source, d)) for d in plan)
         if self.on_progress is not None:
             values = _reporting(values, len(plan), self.on_progress)
-        with one_blas_thread() if threaded else nullcontext():
+        with one_blas_thread():
             return tree_sum(values, zero)
 
     def threads_for(self, func) -> int:

@@ -1,7 +1,8 @@
 """``streammix fit --concomitant``: concomitant variables z from the command line, as columns
 (``z1,z2``) or a gate formula (``"~ z + C(seg)"``); the fit equals the library's, the model
 file holds the gate, ``info`` shows it, ``predict`` reads new data's z, a checkpointed fit
-stopped after pass 3 resumes to the uninterrupted result."""
+stopped after pass 3 resumes to the uninterrupted result; with --groups (and --weight) the
+grouped gated fit of the library."""
 
 from __future__ import annotations
 
@@ -150,3 +151,28 @@ def test_with_a_formula_and_a_bad_data_record(lake, tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(out)]) == 1
     assert "data.concomitant" in capsys.readouterr().err
+
+
+def test_groups_with_a_gate_and_weights_from_the_command_line(tmp_path, capsys):
+    """``--groups id --concomitant z1,z2 --weight w`` on the lake of
+    ``tests/fixtures/r/grouped_gate.csv``: the library's grouped gated fit (1e-12)."""
+    import pandas as pd
+    from support import FIXTURES
+
+    frame = pd.read_csv(FIXTURES / "r" / "grouped_gate.csv")
+    (tmp_path / "panel").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 2)):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
+                       tmp_path / "panel" / f"part-{i}.parquet", row_group_size=300)
+    out = tmp_path / "model.json"
+    argv = _argv(tmp_path / "panel", out, "--groups", "id", "--concomitant", "z1,z2",
+                 "--weight", "w", "-q")
+    assert main(argv) == 0, capsys.readouterr().err
+    fitted = MixtureOfLinearRegressions.load(out)
+    library = MixtureOfLinearRegressions(2, random_state=0, chunk_rows=300).fit(
+        ParquetSource(tmp_path / "panel", target="y", features=["x"], groups="id",
+                      concomitant=["z1", "z2"], weight="w", chunk_rows=300))
+    np.testing.assert_allclose(fitted.concomitant_coef_, library.concomitant_coef_,
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fitted.coef_, library.coef_, rtol=0, atol=1e-12)
+    assert fitted.n_groups_ == library.n_groups_ == 300

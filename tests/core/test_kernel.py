@@ -77,13 +77,16 @@ def test_kernel_equals_numpy_estep(kernel_switch, intercept, d, m, n):
 @needs_kernel
 @pytest.mark.parametrize("tile_min_d", [0, 1000])
 @pytest.mark.parametrize("d,m", [(1, 3), (3, 3), (5, 3), (8, 3), (13, 3), (19, 5), (20, 4),
-                                 (23, 9)])
+                                 (23, 9), (60, 4)])
 def test_kernel_gram_paths_equal_numpy(kernel_switch, tile_min_d, d, m):
     # The E-step forms its Gram matrices with dot4 below a number of features
     # and in 4 x 4 tiles from it on: both paths, at every d, in both layouts.
     # The tiles cover the columns [x, 1] padded to a multiple of 4 and the
     # components padded to a multiple of 4 (d + 1 = 20 and 24 need no padding,
-    # m = 4 neither), and the last block has 1500 mod 256 = 220 rows.
+    # m = 4 neither), and the last block has 1500 mod 256 = 220 rows.  The tiles'
+    # sums stay in vector lanes over the chunk up to 512 tiles in all (d = 60,
+    # m = 4 has 544: the tiles that sum each block), with the rows of the last
+    # block padded to a multiple of 8.
     rng = np.random.default_rng(d + tile_min_d)
     X = rng.normal(size=(1500, d)) * rng.uniform(0.1, 10, size=d)
     y, w = rng.normal(size=1500) * 3, rng.uniform(0, 2, size=1500)
@@ -258,12 +261,14 @@ def _assert_info_close(a, b, rtol=1e-12):
 
 @needs_kernel
 @pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
-@pytest.mark.parametrize("p,m", [(1, 1), (2, 2), (4, 3), (7, 4), (12, 2)])
+@pytest.mark.parametrize("p,m", [(1, 1), (2, 2), (4, 3), (7, 4), (12, 2), (12, 10)])
 @pytest.mark.parametrize("n", [1, 255, 257, 2100])
 def test_compiled_information_pass_equals_numpy(kernel_switch, noise, p, m, n):
     # The standard-error pass (score, OPG and Louis' part) of the compiled
     # kernel against the numpy path, for all noise models and sizes that
-    # leave partial 4 x 4 tiles and partial row blocks.
+    # leave partial 4 x 4 tiles and partial row blocks.  The OPG's tiles keep
+    # their sums in vector lanes up to 512 tiles (P = 128); p = 12, m = 10
+    # (P = 138 or 139) takes the tiles that sum each block.
     rng = np.random.default_rng(p * 1000 + m * 100 + n)
     X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
     X[:, 0] = 1.0
@@ -301,7 +306,7 @@ def test_compiled_information_pass_rejects_bad_arrays():
     m, p, P = 2, 3, 9
     args = [np.ones((p, 10)), np.ones(10), np.ones(10), np.ones((m, p)), np.zeros(m),
             np.ones(m), np.ones(m - 1), 2, np.zeros((P, P)), np.zeros((m, p, p)),
-            np.zeros((2 * m, p)), np.zeros(P), np.zeros(3 * m + 1)]
+            np.zeros((2 * m, p)), np.zeros(P), np.zeros(3 * m + 1), False]
     k.info_chunk(*args)
     with pytest.raises(ValueError, match="inconsistent"):
         k.info_chunk(*args[:8], np.zeros((P - 1, P)), *args[9:])
@@ -309,8 +314,32 @@ def test_compiled_information_pass_rejects_bad_arrays():
         k.info_chunk(*args[:7], 3, *args[8:])
     with pytest.raises(TypeError, match="float64"):
         k.info_chunk(args[0].astype(np.float32), *args[1:])
-    with pytest.raises(TypeError, match="takes 13"):
-        k.info_chunk(*args[:12])
+    with pytest.raises(TypeError, match="takes 14"):
+        k.info_chunk(*args[:13])
+    with pytest.raises(ValueError, match="inconsistent"):  # with the ones, p = 4 columns
+        k.info_chunk(*args[:13], True)
+
+
+@needs_kernel
+@pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_information_task_puts_the_intercept_in_the_kernel(kernel_switch, noise, order):
+    # InformationTask hands the kernel the chunk's features and lets it add the
+    # column of ones: the same sums as the numpy path on the design matrix.
+    from streammix.algorithms.information import InformationTask
+    from streammix.core.chunk import Chunk
+
+    rng = np.random.default_rng(11)
+    n, d = 1300, 4
+    X = np.asarray(rng.normal(size=(n, d)) * rng.uniform(0.1, 10, size=d), order=order)
+    y, w = rng.normal(size=n) * 3, rng.uniform(0, 2, size=n)
+    params = _params(rng, 3, d + 1)
+    task = InformationTask(params, True, noise)
+    kernel_switch(True)
+    fast = task(Chunk(X, y, w, "array", 0))
+    kernel_switch(False)
+    slow = task(Chunk(X, y, w, "array", 0))
+    _assert_info_close(fast, slow)
 
 
 def test_environment_variable_turns_the_kernel_off():

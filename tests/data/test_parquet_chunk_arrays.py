@@ -50,3 +50,30 @@ def test_chunks_keep_their_own_values_while_later_chunks_are_read(tmp_path):
     chunks[0].w[:] = 3.0
     np.testing.assert_array_equal(chunks[1].X, X[500:1000])
     np.testing.assert_array_equal(chunks[1].w, np.ones(500))
+
+
+def test_features_of_several_row_groups_are_decoded_straight_into_the_matrix(tmp_path):
+    rng = np.random.default_rng(9)
+    n = 1200
+    X, y = rng.normal(size=(n, 2)), rng.normal(size=n)
+    x2 = pa.array(X[:, 1], mask=np.arange(n) == 777)  # one null in the second chunk
+    pq.write_table(pa.table({"x1": X[:, 0], "x2": x2, "y": y}), tmp_path / "part-0.parquet",
+                   row_group_size=100)  # 6 row groups a chunk
+    clean = ParquetSource(tmp_path, target="y", features=["x1"], chunk_rows=600)
+    piece = clean.plan()[0]
+    assert len(piece.row_groups) == 6
+    into: dict = {}
+    values = clean._read_values(piece, into=into)[0]
+    assert into["direct"] and values["x1"] is not None
+    assert np.shares_memory(values["x1"], into["X"])  # decoded into the matrix, no copy
+    chunk = clean.read(piece)
+    np.testing.assert_array_equal(chunk.X[:, 0], X[:600, 0])
+    assert chunk.X.flags.f_contiguous
+    dropping = ParquetSource(tmp_path, target="y", features=["x1", "x2"], chunk_rows=600,
+                             on_invalid="drop")
+    first, second = (dropping.read(p) for p in dropping.plan())
+    np.testing.assert_array_equal(first.X, X[:600])
+    keep = np.arange(600, n) != 777
+    np.testing.assert_array_equal(second.X, X[600:][keep])
+    np.testing.assert_array_equal(second.y, y[600:][keep])
+    assert second.X.flags.f_contiguous and second.row_ids[177] == 778

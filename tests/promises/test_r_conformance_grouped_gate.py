@@ -122,3 +122,21 @@ def test_grouped_gated_generalised_em_is_monotone():
     ll = np.array([h["loglik"] for h in model.history_])
     assert ll.size > 20
     assert np.all(np.diff(ll) >= -1e-9 * np.abs(ll[1:]))
+
+
+def test_groups_of_one_row_are_the_row_wise_fit_with_a_gate_and_a_shared_coefficient():
+    """Every group a single row: the grouped gated fit with ``fixed`` is the row-wise one
+    (another implementation of the E-step, the information and the constraint), SEs
+    included."""
+    conc = np.genfromtxt(FIXTURES / "r" / "concomitant.csv", delimiter=",", names=True)
+    X1, y1 = conc["x"][:, None], conc["y"]
+    Z1 = np.column_stack([conc["z1"], conc["z2"]])
+    kw = dict(random_state=0, tol=1e-10, max_iter=3000, fixed=[0], n_init=1)
+    rows = MixtureOfLinearRegressions(3, **kw).fit(X1, y1, concomitant=Z1, se=True)
+    groups = MixtureOfLinearRegressions(3, **kw).fit(X1, y1, groups=np.arange(y1.size),
+                                                     concomitant=Z1, se=True)
+    assert groups.loglik_ == pytest.approx(rows.loglik_, rel=1e-9)
+    assert groups.n_parameters() == rows.n_parameters()
+    np.testing.assert_allclose(groups.concomitant_coef_, rows.concomitant_coef_, atol=1e-5)
+    assert groups.vcov_names_ == rows.vcov_names_
+    np.testing.assert_allclose(groups.vcov_, rows.vcov_, rtol=1e-4, atol=1e-9)

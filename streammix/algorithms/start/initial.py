@@ -189,11 +189,27 @@ def _pooled_start(Xd, y, w, m, size, settings: EMSettings, rng, all_rows: bool):
     # no collapse rule: a small component may pass through few rows on its way;
     # the pool judges degeneracy at the end of the run
     full = dataclasses.replace(settings, tol=tol, min_eff_rows=0.0, min_sigma_ratio=0.0)
+    # The pool chooses a basin by maximum likelihood, as its stacked runs do; with
+    # flexmix's df correction the winner is then run to the df-corrected fixed
+    # point from there (as R's flexmix reference is flexmix's EM from the ML
+    # optimum's posteriors).  Choosing under the correction let a spike of a few
+    # rows, its σ inflated, end just above the spike test's bound (airquality,
+    # mammals, npreg: above R's best non-degenerate optimum).
+    ml = dataclasses.replace(full, mstep=dataclasses.replace(settings.mstep,
+                                                             df_correction=False))
 
-    def run_full(start):
-        return drive(squarem_steps(start, full), lambda prm: estep(Xd, y, w, prm))
+    def run(start, chosen):
+        return drive(squarem_steps(start, chosen), lambda prm: estep(Xd, y, w, prm))
 
-    return pool_search(Xd, y, m, size, settings=settings, rng=rng, run_full=run_full, w=w)
+    best = pool_search(Xd, y, m, size, settings=settings, rng=rng,
+                       run_full=lambda start: run(start, ml), w=w)
+    if best is None or not settings.mstep.df_correction:
+        return best
+    polished = run(best.params, full)
+    if polished.params.n_components != m:
+        return best
+    polished.passed_over = best.passed_over
+    return polished
 
 
 def make_reseeder(X: np.ndarray, y: np.ndarray, fit_intercept: bool, options: MStepOptions):

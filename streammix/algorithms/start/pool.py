@@ -16,31 +16,50 @@ hundreds of starts, with a budget of work proportional to
    explained by least squares become a component); and random lines (least
    squares through p + 1 random rows, every other one concentrated on the
    rows closest to it by C-steps).
-2. **Short runs, both noise models**: every start runs :data:`SHORT_ITER`
-   (up to twice as many when the budget is left over at :data:`MAX_POOL`
-   starts, :func:`short_iterations`)
+2. **Short runs, both noise models**: every start runs ``SHORT_ITER``
+   (up to twice as many when the budget is left over at ``MAX_POOL``
+   starts, :func:`~streammix.algorithms.start.pool_budget.short_iterations`)
    EM iterations under the fit's noise model and, for per-component or
    shared noise, also under the other one
    (:func:`~streammix.algorithms.start.population.population_em`, all runs
-   at once); a quarter of each continues for 3 × as many iterations; the
-   other model's survivors are converted (a shared σ² = Σ π_j σ_j² from
-   per-component ones; per-component σ's start at the shared one) and run
-   under the fit's model.  Half the survivors of each stage are the best
-   runs that pass the degeneracy test (:func:`degenerate_runs`), half the
-   best that pass only its lenient form (small components still forming;
-   spikes pinned at the floor never pass).
-3. **Full runs**: the best distinct survivors run :data:`LONG_ITER` more
-   stacked iterations; the best :data:`N_FULL` that pass the test are run by
-   the estimator's own EM (SQUAREM, with its priors and options) to
-   convergence on the sample -- to a tight tolerance when the sample holds
-   all the rows, so that EM on the data only confirms the optimum -- and the
-   best non-degenerate result is the start.  If every run degenerates, the
-   standard candidates are used.
+   at once); a quarter of each (up to half on small samples,
+   :func:`~streammix.algorithms.start.pool_budget.survivor_count`) continues
+   for 3 × as many iterations; the other model's survivors are converted (a
+   shared σ² = Σ π_j σ_j² from per-component ones; per-component σ's start
+   at the shared one) and run under the fit's model.  Half the survivors of
+   each stage are the best runs that pass the degeneracy test
+   (:func:`degenerate_runs`), half the best that pass only its lenient form
+   (small components still forming; spikes pinned at the floor never pass).
+3. **Finalists**: the best distinct survivors of both kinds (4 each, up to 64
+   on small samples, :func:`~streammix.algorithms.start.pool_budget.finalist_count`)
+   run ``LONG_ITER`` more stacked iterations (up to 4 × as many,
+   :func:`~streammix.algorithms.start.pool_budget.long_iterations`).
+4. **Exchange** (:mod:`streammix.algorithms.start.moves`): from the best
+   distinct finalists, identified ones and spikes, starts one row away (a
+   row's posterior moved to another component) run a few iterations, and
+   the best distinct identified ones ``LONG_ITER`` more; up to
+   ``EXCHANGE_ROUNDS`` rounds, each from finalists not yet expanded.  It
+   finds optima with a small component of about as many rows as parameters,
+   next to a spike or to a partition one row off, that no start reaches.
+5. **Full runs**: down the list of the best distinct identified finalists
+   (at most ``MAX_FULL``) until ``N_FULL`` end non-degenerate, plus the best
+   forming one and the extra starts, each run by the estimator's own EM
+   (SQUAREM, with its priors and options) to convergence on the sample --
+   to a tight tolerance when the sample holds all the rows, so that EM on
+   the data only confirms the optimum -- and the best non-degenerate result
+   is the start.  If every run degenerates, the standard candidates are
+   used.
 
-On large data the budget allows fewer than :data:`MIN_POOL` starts and the
+The stacked runs work on the design in orthogonal coordinates
+(:func:`orthonormal_design`): the guard of their M-step's solves, a ridge of
+1e-10 of the trace, is then negligible, where on raw columns of very
+different scales it moved a small component off its fixed point.
+
+On large data the budget allows fewer than ``MIN_POOL`` starts and the
 pool is not used: the starts are the standard candidates, refined on the
 sample (:func:`streammix.algorithms.start.initial.initial_params`), and the
-cost stays bounded in passes.
+cost stays bounded in passes.  The sizes are in
+:mod:`streammix.algorithms.start.pool_budget`.
 """
 
 from __future__ import annotations
@@ -53,6 +72,24 @@ import numpy as np
 
 from streammix.algorithms.degeneracy import find_degenerate, is_degenerate
 from streammix.algorithms.start.candidates import ols
+from streammix.algorithms.start.moves import row_moves
+from streammix.algorithms.start.pool_budget import (
+    EXCHANGE_ROUNDS,
+    LONG_ITER,
+    MAX_FULL,
+    MAX_POOL,
+    MIN_POOL,
+    N_FINALISTS,
+    N_FORMING,
+    N_FULL,
+    POOL_BUDGET,
+    exchange_moves,
+    finalist_count,
+    long_iterations,
+    pool_size,
+    short_iterations,
+    survivor_count,
+)
 from streammix.algorithms.start.population import (
     Population,
     population_em,
@@ -60,76 +97,28 @@ from streammix.algorithms.start.population import (
     unstack,
 )
 
-__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER",
-           "SURVIVOR_SHARE", "N_FINALISTS", "short_iterations", "N_FULL", "N_FORMING",
-           "pool_size",
+__all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "pool_size", "orthonormal_design",
            "pool_starts", "degenerate_runs", "pool_search"]
 
 logger = logging.getLogger(__name__)
-
-#: Work budget of the short runs, in row × component × iteration units (about
-#: 40 ms with numpy on one core).
-POOL_BUDGET = 2_500_000
-
-#: Below this many starts the pool is not used (large data).
-MIN_POOL = 32
-
-#: At most this many starts.
-MAX_POOL = 400
-
-#: Iterations of the first short runs; the best quarter runs 3 × as many more.
-SHORT_ITER = 5
-
-#: Iterations of the stacked runs of the best distinct survivors.
-LONG_ITER = 60
-
-#: Distinct survivors run to convergence by the full EM: that pass the
-#: degeneracy test, and that pass only its lenient form.
-N_FULL = 2
-N_FORMING = 1
-
-#: The best quarter of the first short runs continues.
-SURVIVOR_SHARE = 4
-
-#: Distinct survivors of each kind (identified, forming) that run LONG_ITER more.
-N_FINALISTS = 2 * N_FULL
 
 #: Degeneracy rule of the short runs (see :func:`degenerate_runs`).
 SPIKE_ROWS_FACTOR = 3
 SPIKE_SIGMA2_RATIO = 0.01
 
 
-def pool_size(n_rows: int, n_components: int, cross_noise: bool) -> int:
-    """Number of starts the budget allows on ``n_rows`` sample rows (0: no pool).
-
-    A start costs about ``SHORT_ITER × 2`` iterations of ``n_rows ×
-    n_components`` (the first short run, and a quarter of the starts running
-    three times as long), doubled when the other noise model is tried too.
-    """
-    per_start = 2 * SHORT_ITER * n_rows * n_components * (2 if cross_noise else 1)
-    size = min(MAX_POOL, POOL_BUDGET // max(per_start, 1))
-    return int(size) if size >= MIN_POOL else 0
-
-
-def short_iterations(n_rows: int, n_components: int, cross_noise: bool, size: int) -> int:
-    """Iterations of the first short runs: :data:`SHORT_ITER`, or up to twice as
-    many when ``size`` starts (capped at :data:`MAX_POOL`) leave the budget unspent
-    -- on a few dozen rows, runs still on their way to a sensible optimum are told
-    from those bound for a spike only after some ten iterations."""
-    per_iter = 2 * size * n_rows * n_components * (2 if cross_noise else 1)
-    return int(min(2 * SHORT_ITER, max(SHORT_ITER, POOL_BUDGET // max(per_iter, 1))))
-
-
 def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random.Generator,
-                options) -> Population:
+                options, penalty: np.ndarray | None = None) -> Population:
     """``size`` unrefined starts, stacked: a third random partitions, a sixth each
-    y bins, residual bins, outlier splits and random lines (see the module notes)."""
+    y bins, residual bins, outlier splits and random lines (see the module notes).
+    ``penalty`` is the ridge matrix on the design ``Xd`` (None: the options' own)."""
     n, p = Xd.shape
     n_random, n_bins, n_split = size // 3, size // 6, size // 6
     n_lines = size - n_random - 2 * n_bins - n_split
     coef, pooled = ols(Xd, y, np.ones(n))
     fixed = options.fixed_sigma2
-    penalty = options.penalty_matrix(p) if options.ridge > 0 else None
+    if penalty is None and options.ridge > 0:
+        penalty = options.penalty_matrix(p)
 
     def mstep_from(resp):
         return population_mstep(Xd, y, np.ones(n), resp, noise=options.noise,
@@ -150,6 +139,35 @@ def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random
         for part in parts:
             part.sigma2[:] = np.asarray(fixed, float)
     return _concat(parts)
+
+
+def orthonormal_design(Xd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Xq, T)``: the design in orthogonal coordinates, ``Xq = Xd T`` with
+    ``Xqᵀ Xq = n I`` (``T = √n R⁻¹`` from ``Xd = QR``), and ``T``.
+
+    Fitted values, and so every log-likelihood and posterior, are the same in
+    both coordinates (β = T β_q).  The stacked M-step guards its solves with a
+    ridge of 1e-10 of each Gram matrix's trace; on raw columns of very
+    different scales (incomes in thousands beside shares in percent) that
+    ridge moved the coefficients of a component of a dozen rows enough to
+    leave a true fixed point of EM (LifeCycleSavings, stackloss), so the pool
+    never found it.  In orthogonal coordinates every Gram matrix is as well
+    conditioned as its rows allow and the guard is negligible.
+    """
+    n, p = Xd.shape
+    _, r = np.linalg.qr(Xd)
+    diag = np.abs(np.diag(r))
+    if p == 0 or diag.min() <= 1e-12 * max(diag.max(), 1e-300):
+        return Xd, np.eye(p)  # rank-deficient design: keep the raw coordinates
+    t = np.linalg.solve(r, np.eye(p)) * np.sqrt(n)
+    return Xd @ t, t
+
+
+def _to_raw(params, t: np.ndarray):
+    """``params`` (orthogonal coordinates) with β = T β_q."""
+    from streammix.core.params import MixtureParams
+
+    return MixtureParams(params.weights, params.beta @ t.T, params.sigma2)
 
 
 def _concat(parts) -> Population:
@@ -324,15 +342,18 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
     _, pooled = ols(Xd, y, w)
     floor = options.variance_floor
     resolution = getattr(settings, "resolution_sigma2", None) or 0.0
-    penalty = options.penalty_matrix(p) if options.ridge > 0 else None
+    Xd, t = orthonormal_design(Xd)  # the stacked runs work in orthogonal coordinates
+    penalty = t.T @ options.penalty_matrix(p) @ t if options.ridge > 0 else None
     fixed = options.fixed_sigma2
     cross = noise in ("per_component", "shared")
     other = "shared" if noise == "per_component" else "per_component"
-    starts = pool_starts(Xd, y, m, size, rng, options)
+    starts = pool_starts(Xd, y, m, size, rng, options, penalty=penalty)
 
-    def em(pop, n_iter, model):
+    def em(pop, n_iter, model, tol=0.0):
         return population_em(Xd, y, w, pop, n_iter=n_iter, noise=model, floor=floor,
-                             penalty=penalty, fixed_sigma2=fixed)
+                             penalty=penalty, fixed_sigma2=fixed, tol=tol)
+
+    settled = 1e-10 * max(n, 100)  # the long stages stop when every run has settled
 
     def survivors(pop, model, keep, lenient=True):
         """The best ``keep`` runs: half that pass the strict test, and (if
@@ -346,8 +367,30 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         forming = _best(pop, keep - clean.size, loose | ~strict)
         return _concat([clean, forming])
 
-    keep = max(N_FULL, size // SURVIVOR_SHARE)
+    def _exchange(finalists, count, n_iter, expanded):
+        """The best distinct identified finalists not expanded yet (their
+        log-likelihoods are in ``expanded``), each one row away (the exchange
+        step, :mod:`~streammix.algorithms.start.moves`): ``count`` moves run
+        ``n_iter`` iterations, the best distinct identified ones LONG_ITER more."""
+        strict = degenerate_runs(finalists, p, pooled, floor, noise, resolution=resolution)
+        gap = 1e-5 * max(n, 100)
+        fresh = np.array([all(abs(ll - e) > gap for e in expanded) for ll in finalists.loglik],
+                         dtype=bool)
+        # from identified runs, and from spikes: a row moved into a spike may
+        # widen it into a small identified component
+        tops = [_best(finalists, finalists.size, bad | ~fresh) for bad in (strict, ~strict)]
+        top = _concat([pop.take(_distinct(pop, N_FINALISTS, n)) for pop in tops])
+        expanded.extend(float(ll) for ll in top.loglik)
+        moved = em(row_moves(Xd, y, w, top, count, rng, noise=noise, floor=floor,
+                             penalty=penalty, fixed_sigma2=fixed), n_iter, noise)
+        moved = survivors(moved, noise, moved.size, lenient=False)
+        moved = em(moved.take(_distinct(moved, N_FINALISTS, n)), LONG_ITER, noise, settled)
+        # only identified results join the finalists: a spike widened by one row
+        # that shrinks back is not a forming component
+        return survivors(moved, noise, moved.size, lenient=False)
+
     short = short_iterations(n, m, cross, size)
+    keep = survivor_count(n, m, cross, size, short)
     with np.errstate(all="ignore"):
         mine = em(survivors(em(starts, short, noise), noise, keep), 3 * short, noise)
         groups = [mine]
@@ -364,33 +407,59 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         forming = survivors(merged, noise, merged.size)
         forming = forming.take(degenerate_runs(forming, p, pooled, floor, noise,
                                                       resolution=resolution))
-        parts = [pop.take(_distinct(pop, N_FINALISTS, n)) for pop in (clean, forming)]
+        n_final = finalist_count(n, m)
+        parts = [pop.take(_distinct(pop, n_final, n)) for pop in (clean, forming)]
         finalists = _concat(parts)
         logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
                      parts[1].size)
-        finalists = em(finalists, LONG_ITER, noise)
+        finalists = em(finalists, long_iterations(n, m, finalists.size), noise, settled)
+        expanded: list[float] = []
+        moves = exchange_moves(n, m, size, 2 * short)
+        for _ in range(EXCHANGE_ROUNDS):
+            found = _exchange(finalists, moves, 2 * short, expanded)
+            if not found.size:
+                break
+            finalists = _concat([finalists, found])
         strict = degenerate_runs(finalists, p, pooled, floor, noise, resolution=resolution)
         loose = degenerate_runs(finalists, p, pooled, floor, noise, lenient=True,
                                 resolution=resolution)
         clean = _best(finalists, finalists.size, strict)
         forming = _best(finalists, finalists.size, loose | ~strict)
-    candidates = [unstack(clean, i) for i in _distinct(clean, N_FULL, n)]
-    candidates += [unstack(forming, i) for i in _distinct(forming, N_FORMING, n)]
-    candidates += list(extra)
-    best = None
-    for start in candidates:
+    def full(start):
+        """The full run from ``start`` (raw coordinates), or None when it ends
+        degenerate or collapsed."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = run_full(start)
         if res.params.n_components != m or _degenerate_result(
                 res, settings.choice_rule, p, pooled, floor, noise, resolution):
-            continue
-        if best is None or res.objective > best.objective:
+            return None
+        return res
+
+    # the best distinct identified finalists, down the list until N_FULL of them
+    # end non-degenerate (a run just above the spike test may still end a spike),
+    # then the best forming ones and the extra starts
+    results, tried = [], 0
+    for i in _distinct(clean, MAX_FULL, n):
+        tried += 1
+        res = full(_to_raw(unstack(clean, i), t))
+        if res is not None:
+            results.append(res)
+            if len(results) == N_FULL:
+                break
+    starts = [_to_raw(unstack(forming, i), t) for i in _distinct(forming, N_FORMING, n)]
+    starts += list(extra)
+    tried += len(starts)
+    results += [full(start) for start in starts]
+    best = None
+    for res in results:
+        if res is not None and (best is None or res.objective > best.objective):
             best = res
-    logger.debug("start pool: %d starts, %d finalists, best %s", size, len(candidates),
+    logger.debug("start pool: %d starts, %d full runs, best %s", size, tried,
                  None if best is None else f"{best.loglik:.10g}")
     if best is not None and spurious.size and spurious.loglik[0] > best.loglik:
-        _note_passed_over(best, run_full(unstack(spurious, 0)), settings.choice_rule)
+        _note_passed_over(best, run_full(_to_raw(unstack(spurious, 0), t)),
+                          settings.choice_rule)
     return best
 
 

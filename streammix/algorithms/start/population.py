@@ -84,8 +84,10 @@ def _log_joint(resid: np.ndarray, weights: np.ndarray, sigma2: np.ndarray) -> np
 def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population, *,
                   n_iter: int, noise: str, floor: float,
                   penalty: np.ndarray | None = None,
-                  fixed_sigma2: np.ndarray | None = None) -> Population:
-    """``n_iter`` EM iterations of every run of ``pop`` on the rows ``(Xd, y, w)``.
+                  fixed_sigma2: np.ndarray | None = None, tol: float = 0.0) -> Population:
+    """``n_iter`` EM iterations of every run of ``pop`` on the rows ``(Xd, y, w)``,
+    fewer when ``tol`` > 0 and no run's log-likelihood moved by more than ``tol``
+    in the last one.
 
     Ends on an E-step: ``loglik`` and ``n_eff`` belong to the returned
     parameters.  ``noise`` is ``"per_component"``, ``"shared"`` or
@@ -109,15 +111,21 @@ def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population,
         lj = _log_joint(resid, weights, sigma2)
         top = lj.max(axis=1, keepdims=True)
         lse = top + np.log(np.exp(lj - top).sum(axis=1, keepdims=True))
-        loglik = np.where(ok, lse[:, 0, :] @ w, -np.inf)
+        previous, loglik = loglik, np.where(ok, lse[:, 0, :] @ w, -np.inf)
         gamma = np.exp(lj - lse)
         n_eff = gamma.sum(axis=2)
-        if it == n_iter:
+        if it == n_iter or (tol > 0 and it > 0 and _settled(loglik, previous, tol)):
             break
         weights, beta, sigma2, resid, good = _mstep(gamma * w, sigma2, *design, noise=noise,
                                                     floor=floor, pen=pen)
         ok &= good
     return Population(weights, beta, sigma2, loglik, n_eff)
+
+
+def _settled(loglik: np.ndarray, previous: np.ndarray, tol: float) -> bool:
+    """Whether no finite run moved by more than ``tol`` in the last iteration."""
+    live = np.isfinite(loglik) & np.isfinite(previous)
+    return bool(np.all(np.abs(loglik[live] - previous[live]) <= tol))
 
 
 def _design(Xd, y, w):

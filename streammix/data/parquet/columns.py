@@ -22,15 +22,31 @@ from streammix.data.parquet.filter_text import parse_filter
 from streammix.exceptions import DataError
 
 
-def to_float(column: pa.ChunkedArray, name: str, row_ids: np.ndarray, path: str):
-    """A column as float64, the mask of null/NaN/inf rows and a message about them."""
+def to_float(column: pa.ChunkedArray, name: str, row_ids: np.ndarray, path: str,
+             out: np.ndarray | None = None):
+    """A column as float64, the mask of null/NaN/inf rows and a message about them.
+
+    With ``out`` (a contiguous float64 array of the column's length, e.g. a
+    column of an F-ordered feature matrix) the values are written there,
+    each Arrow chunk (row group) straight into its rows, and ``out`` is
+    returned: one copy, where converting a column of several row groups to
+    numpy and then into the matrix took two.
+    """
     try:
         values = pc.cast(column, pa.float64(), safe=True)
     except pa.ArrowException as exc:
         raise DataError(f"{path}: column {name!r} of type {column.type} cannot be read as "
                         f"float64: {exc}") from None
     null = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
-    v = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if out is not None and null is None:
+        start = 0
+        for piece in values.chunks:
+            stop = start + len(piece)
+            out[start:stop] = piece.to_numpy(zero_copy_only=False)
+            start = stop
+        v = out
+    else:
+        v = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     if null is not None:
         v = np.where(null, 0.0, v)
     # A NaN or an infinity makes the sum non-finite: one pass without a

@@ -237,7 +237,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
 
     def read(self, piece: ParquetPiece) -> Chunk:
         """Read one chunk: its row groups, only the needed columns."""
-        values, row_ids, bad, _, table = self._read_values(piece, with_table=True)
+        into = {} if self._design is None else None  # features decoded into X directly
+        values, row_ids, bad, _, table = self._read_values(piece, with_table=True, into=into)
         origin = self._origin(piece.path)
         X, groups = None, self._chunk_groups(piece, table, row_ids)
         if self._design is not None:  # the design columns of the formula
@@ -255,6 +256,8 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
             logger.info("%s: dropped %d rows with null, NaN or infinite values",
                         self.shown(piece.path), n_bad)
         n = row_ids.size
+        if X is None and not n_bad and into and into["direct"]:
+            X = into["X"]  # every feature column was decoded into it
         if X is None:
             X = pool_array(n, self.n_features)  # F-ordered: each feature contiguous, as decoded
             for k, name in enumerate(self.features):
@@ -351,13 +354,16 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
 
     # ---------------------------------------------------------------- reading
     def _read_values(self, piece: ParquetPiece, on_invalid: str | None = None,
-                     with_table: bool = False):
+                     with_table: bool = False, into: dict | None = None):
         """Decode a piece: float64 columns, row ids in the file, bad-row mask, counts
         (and the filtered table, ``with_table=True``).
 
         With ``on_invalid="error"`` bad values raise; with ``"drop"`` the mask
         of rows to drop (None when there are none) and the number of bad
-        values per column are returned.
+        values per column are returned.  With ``into`` (an empty dict) the
+        features are decoded straight into the columns of an F-ordered
+        matrix from :func:`~streammix.data.parquet.columns.pool_array`, left
+        in ``into["X"]`` (``values`` then holds views of its columns).
         """
         on_invalid = self.on_invalid if on_invalid is None else on_invalid
         table = self._read_table(piece)
@@ -371,11 +377,17 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
                 raise DataError(f"{self.shown(piece.path)}: cannot apply filters "
                                 f"{self.filters}: {exc}") from None
             row_ids = table.column("__streammix_row__").to_numpy()
-        values, bad, counts = {}, None, {}
+        values, bad, counts, outs = {}, None, {}, {}
+        if into is not None:
+            X = into["X"] = pool_array(table.num_rows, self.n_features)
+            into["direct"] = True
+            outs = {name: X[:, k] for k, name in enumerate(self.features)}
         for name in self.columns:
             v, col_bad, message = to_float(table.column(name), name, row_ids,
-                                             self.shown(piece.path))
+                                             self.shown(piece.path), outs.get(name))
             values[name] = v
+            if name in outs and v is not outs[name]:  # with nulls: decoded apart
+                into["direct"] = False
             if col_bad is not None:
                 if on_invalid == "error":
                     raise DataError(message)
