@@ -87,16 +87,28 @@ def test_standard_errors_match_flexmix_refit(case):
             r_se[f"concomitant_Comp.2.{term}"], rel=0.02)
 
 
+@pytest.mark.filterwarnings("ignore::streammix.exceptions.ConvergenceWarning")
 def test_standardize_gives_the_same_grouped_fit():
-    """The same optimum (EM is equivariant); plain EM stops at tol 1e-12 in the
-    log-likelihood, along a flat ridge where the intercepts still move by ~1e-7."""
-    plain = _fit("weighted", tol=1e-12)
-    scaled = _fit("weighted", tol=1e-12, standardize=True)
-    assert scaled.loglik_ == pytest.approx(plain.loglik_, rel=1e-11)
-    np.testing.assert_allclose(scaled.coef_, plain.coef_, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(scaled.intercept_, plain.intercept_, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(scaled.sigma_, plain.sigma_, rtol=1e-6)
-    assert scaled.class_loglik_ == pytest.approx(plain.class_loglik_, rel=1e-9)
+    """EM is equivariant pass by pass: from the same starts, the standardized fit
+    mapped back equals the plain one after the same number of passes (40 here).
+
+    Not compared at convergence: at |ℓ| = 12441 one ulp of ℓ is 1.8e-12, so a
+    tol of 1e-12 or below stops at the first pass whose Δℓ rounds to 0 --
+    pass 250 in one run, 252 in the other -- while the intercepts still creep
+    along a flat ridge, each about 6e-7 short of the fixed point (measured: at
+    tol=0 both fits agree to 1e-14 from 30 to 3000 passes; at tol 1e-12 and
+    1e-14 the intercepts differed by 6e-8 and 8e-8, once by 1.007e-7 on main).
+    A tighter tol cannot be reached."""
+    plain = _fit("weighted", tol=0.0, max_iter=40)
+    scaled = _fit("weighted", tol=0.0, max_iter=40, standardize=True)
+    assert plain.n_iter_ == scaled.n_iter_ == 40
+    assert scaled.loglik_ == pytest.approx(plain.loglik_, rel=1e-13)
+    np.testing.assert_allclose(scaled.coef_, plain.coef_, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(scaled.intercept_, plain.intercept_, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(scaled.sigma_, plain.sigma_, rtol=1e-11)
+    np.testing.assert_allclose(scaled.weights_, plain.weights_, rtol=0, atol=1e-11)
+    assert scaled.class_loglik_ == pytest.approx(plain.class_loglik_, rel=1e-11)
+    # the converged standardized fit is checked against flexmix in test_same_fit_as_flexmix
 
 
 def test_a_concomitant_variable_that_varies_within_a_group_is_refused_naming_it():
