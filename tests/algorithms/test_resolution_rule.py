@@ -34,6 +34,37 @@ def test_recording_step_is_zero_for_continuous_or_too_few_values():
     assert recording_step(np.array([1.0, 1.0, 1.0, np.nan])) == 0.0
 
 
+def _eruptions():
+    with open(FIXTURES / "real_data" / "faithful.csv", newline="") as handle:
+        return np.array(list(csv.reader(handle))[1:], dtype=float)[:, 0]
+
+
+def test_recording_step_finds_a_grid_printed_to_fewer_decimals():
+    # faithful's eruption times are whole seconds written in minutes to 3 decimals
+    # (3.333 = 200 s); 3.966, 4.366 and 4.716 are truncated, not rounded
+    eruptions = _eruptions()
+    assert recording_step(eruptions) == pytest.approx(1 / 60, rel=1e-9)
+    assert recording_step(eruptions[:60]) == pytest.approx(1 / 60, rel=1e-9)
+    # the grid scales with y: tenths of a minute, and standardised values
+    assert recording_step(10 * eruptions) == pytest.approx(1 / 6, rel=1e-9)
+    z = (eruptions - eruptions.mean()) / eruptions.std()
+    assert recording_step(z) == pytest.approx(1 / 60 / eruptions.std(), rel=1e-9)
+    # a plain 3-decimal column keeps its unit; continuous data has none
+    rng = np.random.default_rng(3)
+    assert recording_step(np.round(rng.normal(3, 1, 300), 3)) == pytest.approx(1e-3, rel=1e-9)
+    assert recording_step(np.round(rng.normal(3, 1, 20), 3)) == pytest.approx(1e-3, rel=1e-9)
+    assert recording_step(rng.normal(3, 1, 300)) == 0.0
+    # whole seconds of 1/60 min rounded to 2 decimals are seen as hundredths only
+    assert recording_step(np.round(eruptions, 2)) == pytest.approx(0.01, rel=1e-9)
+
+
+def test_a_coarser_grid_needs_evidence_from_enough_distinct_values():
+    sixtieths = np.round(np.arange(3, 10) * 17 / 60, 3)  # 7 values: (2u/δ)^7 > 1e-9
+    assert recording_step(sixtieths) == pytest.approx(1e-3, rel=1e-9)
+    many = np.round(np.arange(3, 40) * 17 / 60, 3)
+    assert recording_step(many) == pytest.approx(1 / 60, rel=1e-9)
+
+
 def _two_lines():
     # 40 rows around y = 1 + x, and 20 rows of x in tenths exactly on y = 4 - x
     rng = np.random.default_rng(2)
