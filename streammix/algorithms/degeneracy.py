@@ -254,8 +254,11 @@ def recording_step(y: np.ndarray, rtol: float = 1e-9) -> float:
         return 0.0
     tol = rtol * max(float(np.abs(v).max()), 1e-300)
     spread = float(v[-1] - v[0])
-    step = float(np.diff(v).min())
-    for gap in np.unique(np.diff(v)):
+    gaps = np.diff(v)
+    step = float(gaps.min())
+    if step <= 1e-7 * spread:  # continuous data: the step only shrinks, so no grid
+        return 0.0
+    for gap in np.unique(gaps):
         while step > 1e-7 * spread:
             rem = float(gap) % step
             if min(rem, step - rem) <= tol * (1 + gap / step):
