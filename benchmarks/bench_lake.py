@@ -190,14 +190,14 @@ OLD_TASK_ROWS = 1 << 16
 
 def with_task_rows(rows: int, fn):
     """``fn()`` with DaskEngine's reading tasks of about ``rows`` rows."""
-    from streammix.engines import dask_engine
+    from streammix.engines import dask_graph
 
-    saved = dask_engine.MIN_TASK_ROWS
-    dask_engine.MIN_TASK_ROWS = rows
+    saved = dask_graph.MIN_TASK_ROWS
+    dask_graph.MIN_TASK_ROWS = rows
     try:
         return fn()
     finally:
-        dask_engine.MIN_TASK_ROWS = saved
+        dask_graph.MIN_TASK_ROWS = saved
 
 
 def rounds(stages: dict, repeat: int) -> dict:

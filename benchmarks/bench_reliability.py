@@ -32,7 +32,7 @@ from streammix import DaskEngine, MixtureOfLinearRegressions, ParquetSource  # n
 from streammix.algorithms.tasks import EStepTask  # noqa: E402
 from streammix.core.params import MixtureParams  # noqa: E402
 from streammix.core.stats import SuffStats  # noqa: E402
-from streammix.engines.dask_engine import small_chunk_run  # noqa: E402
+from streammix.engines.dask_graph import small_chunk_run  # noqa: E402
 from streammix.engines.inprocess import InProcessEngine  # noqa: E402
 
 

@@ -262,7 +262,8 @@ def recording_step(y: np.ndarray, rtol: float = 1e-9) -> float:
     to 3 decimals (R's ``faithful``: u = 0.001, δ = 1/60): the largest
     δ = u 10^j / k (j = 1..6, k = 2..100, δ ≥ 3u) such that every value is
     less than u away from a whole multiple of δ (rounded or truncated to the
-    unit; the multiples may be shifted, as in centred data), provided that
+    unit; in centred data the multiples are shifted to a point of the unit
+    grid, the one nearest the values' circular mean phase), provided that
     (2u/δ)^N < 1e-9 for the N distinct values -- a multiple of δ has at most
     2 points of the unit grid within u, so values filling the unit grid at
     random would pass with at most that probability (mathematics page, §1.9).
@@ -276,8 +277,11 @@ def recording_step(y: np.ndarray, rtol: float = 1e-9) -> float:
         return 0.0
     tol = rtol * max(float(np.abs(v).max()), 1e-300)
     spread = float(v[-1] - v[0])
-    step = float(np.diff(v).min())
-    for gap in np.unique(np.diff(v)):
+    gaps = np.diff(v)
+    step = float(gaps.min())
+    if step <= 1e-7 * spread:  # continuous data: the step only shrinks, so no grid
+        return 0.0
+    for gap in np.unique(gaps):
         while step > 1e-7 * spread:
             rem = float(gap) % step
             if min(rem, step - rem) <= tol * (1 + gap / step):
@@ -299,14 +303,17 @@ def _coarser_grid(v: np.ndarray, unit: float, tol: float) -> float:
                      if 10**j % k and 10**j / k >= 3}, reverse=True)
     enough = np.log(1 / GRID_EVIDENCE) / v.size  # log(δ / 2u) needed per value
     head = v[:: max(1, v.size // 32)]  # most candidates fail on a few values
-    band = unit * (1 - 1e-6) + tol
+    # a unit-grid point is a multiple of u/k from a multiple of δ: below u means at
+    # most u (1 - 1/k); u itself (a value a whole unit off) is outside
+    band = unit * (1 - 0.5 / GRID_DIVISORS[-1])
     for ratio in ratios:
         if np.log(ratio / 2) < enough:
             break  # finer grids have less evidence still
         delta = unit * ratio
-        # the grid through 0, or shifted (centred data): the circular mean phase
-        turn = np.exp(2j * np.pi * head / delta).mean()
-        for shift in (0.0, float(np.angle(turn)) * delta / (2 * np.pi)):
+        # the grid through 0, or (centred data) through the point of the unit grid
+        # v[0] + u Z nearest the circular mean phase of the values
+        phase = float(np.angle(np.exp(2j * np.pi * head / delta).mean())) * delta / (2 * np.pi)
+        for shift in (0.0, v[0] + np.round((phase - v[0]) / unit) * unit):
             for values in (head, v):
                 r = values - shift
                 if np.abs(r - np.round(r / delta) * delta).max() >= band:

@@ -15,8 +15,9 @@ task is short, so the per-task cost of the scheduler would dominate: one map
 task then takes an aligned run of 2**k consecutive chunks (kept on one worker)
 and sums their results with ``tree_sum``.  The same is done for chunks read
 from storage: a task reads a run of them, one at a time, up to about
-:data:`MIN_TASK_ROWS` rows (many small files; and 4 row groups of 131072
-rows, so that a pass pays fewer tasks, transfers and merges of statistics).
+:data:`~streammix.engines.dask_graph.MIN_TASK_ROWS` rows (many small files;
+and 4 row groups of 131072 rows, so that a pass pays fewer tasks, transfers
+and merges of statistics).
 The subtrees of a binary counter over aligned power-of-two runs are exactly
 those runs' ``tree_sum``, so the result is still bit-for-bit that of the
 in-process engine.
@@ -24,17 +25,27 @@ in-process engine.
 
 from __future__ import annotations
 
-import functools
 import logging
 import numbers
-import operator
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from streammix.core.reduce import tree_sum
+from streammix.engines.dask_graph import (
+    _apply,
+    _apply_run,
+    _read_apply,
+    _read_apply_run,
+    _read_input,
+    _read_input_apply,
+    _sum_values,
+    counter_tree,
+    describe_descriptor,
+    run_length,
+    small_chunk_run,
+)
 from streammix.exceptions import (
     ChunkCrashError,
     ClusterLostError,
@@ -42,121 +53,9 @@ from streammix.exceptions import (
     NoClientError,
 )
 
-__all__ = ["DaskEngine", "counter_tree",
-           "describe_descriptor"]
+__all__ = ["DaskEngine"]
 
 logger = logging.getLogger(__name__)
-
-
-def describe_descriptor(source, descriptor) -> str:
-    """A chunk descriptor as a user would name it: file and row groups for Parquet."""
-    path = getattr(descriptor, "path", None)
-    groups = getattr(descriptor, "row_groups", None)
-    if path is not None and groups is not None:
-        shown = source.shown(path) if hasattr(source, "shown") else path
-        rows = getattr(descriptor, "n_rows", None)
-        first = getattr(descriptor, "first_row", None)
-        extent = f", rows {first}..{first + rows - 1}" if rows and first is not None else ""
-        return f"{shown} row groups {list(groups)}{extent}"
-    return f"chunk {descriptor!r}"
-
-
-def counter_tree(values: Iterable[Any], zero: Any, split_every: int,
-                 combine: Callable[[list], Any]) -> Any:
-    """Reduce ``values`` with ``combine`` in a fixed ``split_every``-ary tree.
-
-    Values are grouped like the carries of a base-``split_every`` counter and
-    whatever is left at the end is combined from the right, so with
-    ``split_every=2`` and ``combine = lambda v: v[0] + v[1]`` the tree is
-    exactly that of :func:`streammix.core.reduce.tree_sum`.  ``combine`` receives
-    2 to ``split_every`` values in plan order.
-    """
-    k = int(split_every)
-    if k < 2:
-        raise ValueError(f"split_every must be >= 2, got {split_every!r}")
-    stack: list[tuple[int, Any]] = []
-    for value in values:
-        height = 0
-        stack.append((height, value))
-        while len(stack) >= k and all(h == height for h, _ in stack[-k:]):
-            group = [v for _, v in stack[-k:]]
-            del stack[-k:]
-            height += 1
-            stack.append((height, combine(group)))
-    if not stack:
-        return zero
-    items = [v for _, v in stack]
-    while len(items) > 1:
-        group = items[-k:]
-        del items[-k:]
-        items.append(combine(group))
-    return items[0]
-
-
-def _sum_values(*values):
-    return functools.reduce(operator.add, values)
-
-
-def _read_apply(source, func, descriptor):
-    return func(source.read(descriptor))
-
-
-def _apply(func, chunk):
-    return func(chunk)
-
-
-def _read_input(source, descriptor, value):
-    return source.read_input(descriptor, value)
-
-
-def _read_input_apply(source, func, descriptor, value):
-    return func(source.read_input(descriptor, value))
-
-
-def _apply_run(func, *chunks):
-    return tree_sum((func(chunk) for chunk in chunks), None)
-
-
-def _read_apply_run(source, func, *descriptors):
-    # One chunk in memory at a time: read, map, and let it go.
-    return tree_sum((func(source.read(d)) for d in descriptors), None)
-
-
-#: A task that reads from storage covers at least about this many rows (runs
-#: of consecutive chunks, still about four tasks per worker thread), so that
-#: small files and chunks do not each pay the scheduler's per-task cost, the
-#: transfer of their statistics and a merge.  An EM pass over a 4M-row lake
-#: (31 chunks of 131072 rows, 2 workers x 1 thread) took 1.47x pyarrow's
-#: threaded scan with runs of up to 65536 rows (a task per chunk) and 1.06x
-#: with runs of 4 chunks (the two alternating in one run, medians of 5
-#: rounds, load 7); a later ``benchmarks/bench_lake.py`` run, which has both
-#: rows, showed no clear difference (1.14 s and 1.07 s, load 4-6).
-MIN_TASK_ROWS = 1 << 19
-
-
-def small_chunk_run(plan, n_threads: int, min_rows: int | None = None) -> int:
-    """Chunks per reading task: 1 for chunks of ``min_rows`` rows or more,
-    else enough consecutive chunks (a power of two) to reach about
-    ``min_rows``, capped by :func:`run_length`.  Descriptors without an
-    ``n_rows`` are read one per task."""
-    min_rows = MIN_TASK_ROWS if min_rows is None else min_rows
-    rows = [getattr(d, "n_rows", None) for d in plan]
-    if not rows or any(not isinstance(r, numbers.Integral) for r in rows):
-        return 1
-    typical = max(1, sorted(rows)[len(rows) // 2])
-    cap, g = run_length(len(plan), n_threads), 1
-    while g < cap and g * typical < min_rows:
-        g *= 2
-    return g
-
-
-def run_length(n_chunks: int, n_threads: int) -> int:
-    """Chunks per map task for cached passes: the largest power of two that
-    still leaves about four tasks per worker thread (at least 1)."""
-    g = 1
-    while -(-n_chunks // (2 * g)) >= 4 * max(1, n_threads):
-        g *= 2
-    return g
 
 
 class DaskEngine:

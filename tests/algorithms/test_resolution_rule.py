@@ -65,6 +65,45 @@ def test_a_coarser_grid_needs_evidence_from_enough_distinct_values():
     assert recording_step(many) == pytest.approx(1 / 60, rel=1e-9)
 
 
+def _recording_step_before(y, rtol=1e-9):
+    """recording_step as it was before its early exit for continuous data (verbatim)."""
+    v = np.unique(np.asarray(y, dtype=float))
+    v = v[np.isfinite(v)]
+    if v.size < 3:
+        return 0.0
+    tol = rtol * max(float(np.abs(v).max()), 1e-300)
+    spread = float(v[-1] - v[0])
+    step = float(np.diff(v).min())
+    for gap in np.unique(np.diff(v)):
+        while step > 1e-7 * spread:
+            rem = float(gap) % step
+            if min(rem, step - rem) <= tol * (1 + gap / step):
+                break
+            gap, step = step, rem if rem > tol else step - rem
+        if step <= 1e-7 * spread:
+            return 0.0
+    return step
+
+
+def test_recording_step_gives_what_it_gave_before_its_early_exit():
+    # the early exit (smallest gap already below 1e-7 of the range) must not change δ:
+    # continuous data, grids, a grid beside one near-duplicate value, sparse wide data
+    # (none has a coarser grid printed to its unit: faithful's is tested above)
+    rng = np.random.default_rng(5)
+    tenths = np.round(rng.normal(3, 1, 300), 1)
+    cases = [rng.normal(size=n) for n in (3, 50, 5000)]
+    cases += [tenths, np.r_[tenths, tenths[0] + 1e-9], np.r_[tenths, tenths[0] + 1e-6],
+              1e6 + 0.25 * rng.integers(0, 1000, 400), np.array([0.0, 1e-8, 1.0, 2.0])]
+    walk = np.cumsum(rng.uniform(0.5, 1.5, 40))
+    cases += [np.round(rng.standard_cauchy(2000), 3)]
+    for y in cases:
+        assert recording_step(y) == _recording_step_before(y)
+    # continuous: the pairwise search alone found a "step" of 9.8e-5, which the
+    # check on every value now refuses
+    assert _recording_step_before(walk) == pytest.approx(9.84e-5, rel=1e-3)
+    assert recording_step(walk) == 0.0
+
+
 def _two_lines():
     # 40 rows around y = 1 + x, and 20 rows of x in tenths exactly on y = 4 - x
     rng = np.random.default_rng(2)

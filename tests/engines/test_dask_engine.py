@@ -18,7 +18,7 @@ from streammix.algorithms.tasks import EStepTask
 from streammix.core.params import MixtureParams
 from streammix.core.reduce import tree_sum
 from streammix.core.stats import SuffStats
-from streammix.engines.dask_engine import counter_tree, run_length, small_chunk_run
+from streammix.engines.dask_graph import counter_tree, run_length, small_chunk_run
 from streammix.engines.inprocess import InProcessEngine
 from streammix.engines.resolve import resolve_engine
 from streammix.exceptions import NoClientError
