@@ -15,6 +15,7 @@ import json
 import numpy as np
 import pytest
 from support import FIXTURES
+from support.r_reference import assert_component_se_match_refit
 
 from streammix import MixtureOfLinearRegressions
 
@@ -51,15 +52,7 @@ def test_standard_errors_match_flexmix_refit():
     model = MixtureOfLinearRegressions(3, n_init=2, random_state=0, tol=1e-10,
                                        max_iter=5000).fit(X, y, concomitant=Z, se=True)
     assert model.score_gap_ < 1e-6
-    r_se = dict(zip(refit["vcov_names"], np.sqrt(np.diag(refit["vcov"])), strict=True))
-    # flexmix's components 1..3 are ours in increasing-intercept order at refit_order
-    ours = np.argsort(model.intercept_)[np.argsort(refit["refit_order"])]
-    for r_comp, j in enumerate(ours, start=1):
-        for k, term in enumerate(["(Intercept)", "x"]):
-            assert model.bse_["coef"][j, k] == pytest.approx(
-                r_se[f"model.1_Comp.{r_comp}_coef.{term}"], rel=0.02)
-        assert model.bse_["log_sigma"][j] == pytest.approx(
-            r_se[f"model.1_Comp.{r_comp}_log(sigma)"], rel=0.02)
+    r_se, ours = assert_component_se_match_refit(model, refit)
     # the gate against flexmix's baseline (its component 1): Var(γ_j − γ_b)
     m, q1 = model.concomitant_coef_.shape
     pos = {name: i for i, name in enumerate(model.vcov_names_)}

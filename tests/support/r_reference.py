@@ -13,7 +13,8 @@ import numpy as np
 
 from support import FIXTURES
 
-__all__ = ["R_FIXTURES", "REFERENCE", "CASES", "load_case"]
+__all__ = ["R_FIXTURES", "REFERENCE", "CASES", "load_case", "refit_se",
+           "assert_component_se_match_refit"]
 
 R_FIXTURES = FIXTURES / "r"
 REFERENCE = json.loads((R_FIXTURES / "reference_fits.json").read_text())
@@ -37,3 +38,26 @@ CASES = {
     "synth_mixtools_arbvar": dict(),
     "synth_mixtools_shared": dict(noise="shared"),
 }
+
+
+def refit_se(refit) -> dict:
+    """flexmix ``refit()``'s standard errors by parameter name."""
+    return dict(zip(refit["vcov_names"], np.sqrt(np.diag(refit["vcov"])), strict=True))
+
+
+def assert_component_se_match_refit(model, refit, terms=("(Intercept)", "x"), rel=0.02):
+    """Each component's coefficient and log σ standard errors equal ``refit()``'s to
+    ``rel``; flexmix's components 1..m are ours in increasing-intercept order at
+    ``refit["refit_order"]``.  Returns the SEs by flexmix name and our component of
+    each of flexmix's, for the gate's checks."""
+    import pytest
+
+    r_se = refit_se(refit)
+    ours = np.argsort(model.intercept_)[np.argsort(refit["refit_order"])]
+    for r_comp, j in enumerate(ours, start=1):
+        for k, term in enumerate(terms):
+            assert model.bse_["coef"][j, k] == pytest.approx(
+                r_se[f"model.1_Comp.{r_comp}_coef.{term}"], rel=rel)
+        assert model.bse_["log_sigma"][j] == pytest.approx(
+            r_se[f"model.1_Comp.{r_comp}_log(sigma)"], rel=rel)
+    return r_se, ours
