@@ -10,17 +10,12 @@ of another number of concomitant variables (naming the file and field).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import ROOT
-from support.interrupt import Interrupt, stop_after
+from support.interrupt import Interrupt, run_killed, stop_after
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
 from streammix.exceptions import CheckpointError, CorruptCheckpointError
@@ -133,10 +128,7 @@ def test_a_concomitant_lake_fit_killed_by_sigkill_resumes_to_the_same_result(tmp
         pq.write_table(pa.table({"x": X[rows, 0], "y": y[rows], "z1": Z[rows, 0],
                                  "z2": Z[rows, 1]}), lake / f"part-{k}.parquet")
     folder = tmp_path / "ckpt"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", KILLED_FIT, str(lake), str(folder),
-                           repr(SETTINGS)], env=env, capture_output=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    run_killed(KILLED_FIT, lake, folder, repr(SETTINGS))
     assert len(list((folder / "passes").glob("*.json"))) == 4
 
     def source(names=("z1", "z2")):

@@ -9,18 +9,13 @@ checkpoint of other group labels is refused.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import ROOT
-from support.interrupt import Interrupt, stop_after
+from support.interrupt import Interrupt, run_killed, stop_after
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
 from streammix.exceptions import CheckpointError
@@ -95,10 +90,7 @@ def test_a_grouped_lake_fit_killed_by_sigkill_resumes_to_the_same_result(tmp_pat
         pq.write_table(pa.Table.from_pandas(df.iloc[part], preserve_index=False),
                        lake / f"part-{i}.parquet", row_group_size=60)
     folder = tmp_path / "ckpt"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", KILLED_FIT, str(lake), str(folder),
-                           repr(SETTINGS)], env=env, capture_output=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    run_killed(KILLED_FIT, lake, folder, repr(SETTINGS))
     assert len(list((folder / "passes").glob("*.json"))) == 16
 
     def source():
