@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.mixtures import make_mixture
+from support.mixtures import information_problem, make_mixture
 
 from streammix import MixtureOfLinearRegressions
 from streammix.algorithms import information
@@ -90,22 +90,14 @@ def _assert_info_close(a: InfoStats, b: InfoStats, rtol: float = 1e-12) -> None:
 @pytest.mark.parametrize("intercept", [True, False])
 def test_blas_pass_equals_the_reference(kernel_switch, monkeypatch, noise, p, m, intercept):
     rng = np.random.default_rng(100 * p + 10 * m + intercept)
-    n = 3001
-    X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
-    if intercept:
-        X[:, 0] = 1.0
-    y = rng.normal(size=n) * 4
-    w = rng.uniform(0.0, 3.0, size=n)
-    w[::7] = 0.0
-    sigma2 = np.full(m, 1.7) if noise == "shared" else rng.uniform(0.3, 3.0, size=m)
-    params = MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, p)), sigma2)
+    X, y, w, params = information_problem(rng, 3001, p, m, noise, intercept)
     layout = ParameterLayout(m, p, noise)
     ref = _reference_block(X, y, w, params, layout)
     kernel_switch(False)
     _assert_info_close(information_stats(X, y, w, params, noise), ref)
     monkeypatch.setattr(information, "BLOCK_ELEMENTS", 700)  # many blocks of >= 64 rows
     _assert_info_close(information_stats(X, y, w, params, noise), ref)
-    ones = np.ones(n)  # no weights
+    ones = np.ones(len(y))  # no weights
     _assert_info_close(information_stats(X, y, ones, params, noise),
                        _reference_block(X, y, ones, params, layout))
     if kernel.available():

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from support.mixtures import information_problem
 
 from streammix import MixtureOfLinearRegressions, MixtureParams
 from streammix.algorithms.information import information_stats
@@ -270,13 +271,7 @@ def test_compiled_information_pass_equals_numpy(kernel_switch, noise, p, m, n):
     # their sums in vector lanes up to 512 tiles (P = 128); p = 12, m = 10
     # (P = 138 or 139) takes the tiles that sum each block.
     rng = np.random.default_rng(p * 1000 + m * 100 + n)
-    X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
-    X[:, 0] = 1.0
-    y = rng.normal(size=n) * 4
-    w = rng.uniform(0.0, 3.0, size=n)
-    w[::7] = 0.0
-    sigma2 = np.full(m, 1.7) if noise == "shared" else rng.uniform(0.3, 3.0, size=m)
-    params = MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, p)), sigma2)
+    X, y, w, params = information_problem(rng, n, p, m, noise)
     fast, slow = _info_both(kernel_switch, X, y, w, params, noise)
     _assert_info_close(fast, slow)
 

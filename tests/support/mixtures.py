@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, log_responsibilities
 
 
@@ -48,3 +49,18 @@ def assert_same_fit(a, b, rtol=1e-10):
     np.testing.assert_allclose(a.params_.sigma2, b.params_.sigma2, rtol=rtol)
     np.testing.assert_allclose(a.params_.weights, b.params_.weights, rtol=rtol)
     assert a.loglik_ == pytest.approx(b.loglik_, rel=rtol)
+
+
+def information_problem(rng, n, p, m, noise, intercept=True):
+    """``(X, y, w, params)`` for checks of the standard-error pass: columns of very
+    different scales (the first all ones with ``intercept``), weights with every 7th
+    row at 0, and parameters that are not a fit of the data."""
+    X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
+    if intercept:
+        X[:, 0] = 1.0
+    y = rng.normal(size=n) * 4
+    w = rng.uniform(0.0, 3.0, size=n)
+    w[::7] = 0.0
+    sigma2 = np.full(m, 1.7) if noise == "shared" else rng.uniform(0.3, 3.0, size=m)
+    params = MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, p)), sigma2)
+    return X, y, w, params
