@@ -42,7 +42,9 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #define SM_CLONES
 #endif
 
+#ifndef BLOCK
 #define BLOCK 256
+#endif
 /* Distance between the rows of the per-block scratch arrays: not a multiple
  * of 4 KiB, so that the rows a 4 x 4 tile reads at once do not fall into
  * the same L1 cache sets. */
@@ -271,6 +273,86 @@ SM_INLINE void lane_sums(const v8d *lanes, Py_ssize_t q4, double *acc)
                 acc[(k + t / 4) * q4 + l + t % 4] += sum;
             }
 }
+
+/* lane_tile4x4 with the rows of b given by pointers (rows of the chunk read in
+ * place, a row of ones, rows of zeros). */
+SM_INLINE void lane_tile4x4p(const double *a, const double *const *b, Py_ssize_t nb, v8d *out)
+{
+    const double *a0 = a, *a1 = a + LDB, *a2 = a + 2 * LDB, *a3 = a + 3 * LDB;
+    const double *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    v8d s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+    v8d s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0}, s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};
+    for (Py_ssize_t i = 0; i < nb; i += 8) {
+        const v8d x0 = *(const v8d *)(a0 + i), x1 = *(const v8d *)(a1 + i);
+        const v8d x2 = *(const v8d *)(a2 + i), x3 = *(const v8d *)(a3 + i);
+        const v8d y0 = *(const v8d *)(b0 + i), y1 = *(const v8d *)(b1 + i);
+        const v8d y2 = *(const v8d *)(b2 + i), y3 = *(const v8d *)(b3 + i);
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+    }
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out[4] += s10; out[5] += s11; out[6] += s12; out[7] += s13;
+    out[8] += s20; out[9] += s21; out[10] += s22; out[11] += s23;
+    out[12] += s30; out[13] += s31; out[14] += s32; out[15] += s33;
+}
+
+/* One band of lane_gram: TT (4 x nb8) = g z_k..k+3, the band's diagonal tile
+ * (the 10 sums g z_r z_c, r <= c) and sum gr z_r into lanes and grx, from one
+ * load of the band's columns.  store: whether TT is wanted (not for the last band). */
+SM_INLINE void lane_band(const double *const *Z, const double *g, const double *gr,
+                         Py_ssize_t nb8, double *TT, v8d *out, v8d *grx, const int store)
+{
+    const double *z0 = Z[0], *z1 = Z[1], *z2 = Z[2], *z3 = Z[3];
+    v8d e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
+    v8d s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+    v8d s22 = {0}, s23 = {0}, s33 = {0};
+    for (Py_ssize_t i = 0; i < nb8; i += 8) {
+        const v8d gv = *(const v8d *)(g + i), rv = *(const v8d *)(gr + i);
+        const v8d x0 = *(const v8d *)(z0 + i), x1 = *(const v8d *)(z1 + i);
+        const v8d x2 = *(const v8d *)(z2 + i), x3 = *(const v8d *)(z3 + i);
+        const v8d t0 = gv * x0, t1 = gv * x1, t2 = gv * x2, t3 = gv * x3;
+        if (store) {
+            *(v8d *)(TT + i) = t0;
+            *(v8d *)(TT + LDB + i) = t1;
+            *(v8d *)(TT + 2 * LDB + i) = t2;
+            *(v8d *)(TT + 3 * LDB + i) = t3;
+        }
+        e0 += rv * x0; e1 += rv * x1; e2 += rv * x2; e3 += rv * x3;
+        s00 += t0 * x0; s01 += t0 * x1; s02 += t0 * x2; s03 += t0 * x3;
+        s11 += t1 * x1; s12 += t1 * x2; s13 += t1 * x3;
+        s22 += t2 * x2; s23 += t2 * x3;
+        s33 += t3 * x3;
+    }
+    grx[0] += e0; grx[1] += e1; grx[2] += e2; grx[3] += e3;
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out[5] += s11; out[6] += s12; out[7] += s13;
+    out[10] += s22; out[11] += s23;
+    out[15] += s33;
+}
+
+/* The Gram sums of one component over one block (nb8 rows, a multiple of 8),
+ * in vector lanes: for each band of 4 columns k of [x, 1], the band's rows
+ * w g z_k (4 x nb8, in L1) and its diagonal tile are formed in one sweep
+ * (lane_band), then the band's tiles against the columns l > k are added to
+ * lanes (16 a tile; a diagonal tile's 6 below the diagonal stay 0), and
+ * sum w g r z_k to grx[k] (k < q4).  Z[k] points at column k of the block;
+ * g and gr are w g and w g r (zero past nb). */
+SM_INLINE void lane_gram(const double *const *Z, Py_ssize_t q4, const double *g,
+                         const double *gr, Py_ssize_t nb8, double *TT, v8d *lanes, v8d *grx)
+{
+    for (Py_ssize_t k = 0; k < q4; k += 4) {
+        if (k + 4 < q4) {
+            lane_band(Z + k, g, gr, nb8, TT, lanes, grx + k, 1);
+        } else {
+            lane_band(Z + k, g, gr, nb8, TT, lanes, grx + k, 0);
+        }
+        lanes += 16;
+        for (Py_ssize_t l = k + 4; l < q4; l += 4, lanes += 16)
+            lane_tile4x4p(TT, Z + l, nb8, lanes);
+    }
+}
 #endif
 
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
@@ -283,6 +365,7 @@ static Py_ssize_t tile_min_d = 8;
  * all components' lanes take at most this many tiles of 1 KiB (they then stay
  * in the L2 cache; d = 50, m = 5 takes 455). */
 #define LANE_TILES_MAX 512
+#define LANE_BLOCK 128
 
 static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m)
 {
@@ -299,7 +382,9 @@ static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
 {
     const Py_ssize_t q4 = UP4(d + 1), m4 = UP4(m);
     if (d < min_d) return (m4 + m + 3 + d) * LDB;
-    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4 + lane_tiles(d, m) * 128 + 8;
+    const Py_ssize_t lanes = lane_tiles(d, m);  /* and then GRX and the row pointers Z */
+    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4 + lanes * 128 + 8
+           + (lanes ? m * q4 * 8 + q4 * (Py_ssize_t)((sizeof(void *) + 7) / 8) : 0);
 }
 
 SM_CLONES
@@ -326,6 +411,18 @@ static void run_job(Job *J)
     const Py_ssize_t nlanes = tiled ? lane_tiles(d, m) : 0;
     double *LN = (double *)(((uintptr_t)(ACCR + m4 * q4) + 63) & ~(uintptr_t)63);
     double loglik = 0.0, class_ll = 0.0;
+#ifdef SM_VEC
+    /* With lanes, each component's Gram is formed band by band (lane_gram):
+     * GRX (m x q4 vectors) the lanes of sum w g r [x, 1], Z the block's columns
+     * [x, 1, 0...] (read in place when the block's rows are contiguous and a
+     * multiple of 8, else from Fbuf, zero past the block's rows). */
+    v8d *GRX = (v8d *)LN + nlanes * 16;
+    const double **Z = (const double **)(GRX + (nlanes ? m * q4 : 0));
+    if (nlanes) {
+        memset(GRX, 0, sizeof(v8d) * m * q4);
+        for (Py_ssize_t k = d; k < q4; k++) Z[k] = Fbuf + k * LDB;
+    }
+#endif
 
     memset(R, 0, sizeof(double) * m4 * LDB);
     if (tiled) {
@@ -334,8 +431,11 @@ static void run_job(Job *J)
         for (Py_ssize_t i = 0; i < LDB; i++) Fbuf[d * LDB + i] = 1.0;
     }
 
-    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
-        const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
+    /* Blocks of LANE_BLOCK rows with lanes: a block's columns, a band of w g z
+     * and one component's lanes then stay in the L1 cache at d = 20. */
+    const Py_ssize_t bk = nlanes ? LANE_BLOCK : BLOCK;
+    for (Py_ssize_t start = 0; start < n; start += bk) {
+        const Py_ssize_t nb = (n - start < bk) ? n - start : bk;
         const double *yb = J->y + start, *wb = J->w + start;
         /* Feature k of row start + i is F[k * fs + i] in this block. */
         const double *F = J->F + start;
@@ -351,12 +451,20 @@ static void run_job(Job *J)
             }
             F = Fbuf;
             fs = LDB;
-        } else if (tiled) {
+        } else if (tiled && (!nlanes || nb % 8)) {
             for (Py_ssize_t k = 0; k < d; k++)
                 memcpy(Fbuf + k * LDB, F + k * fs, nb * sizeof(double));
             F = Fbuf;
             fs = LDB;
         }
+#ifdef SM_VEC
+        const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
+        if (nlanes) {
+            if (F == Fbuf && nb8 > nb)
+                for (Py_ssize_t k = 0; k < d; k++) memset(Fbuf + k * LDB + nb, 0, (nb8 - nb) * 8);
+            for (Py_ssize_t k = 0; k < d; k++) Z[k] = F + k * fs;
+        }
+#endif
 #ifdef SM_VEC
         block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R);
 #endif
@@ -426,6 +534,14 @@ static void run_job(Job *J)
             J->hsum[j] += s_g;
             J->hsum[m + j] += s_gr;
             J->r0[j] += s_grr;
+#ifdef SM_VEC
+            if (nlanes) {  /* Gj, Rj: zero past nb, up to nb8 */
+                for (Py_ssize_t i = nb; i < nb8; i++) Gj[i] = Rj[i] = 0.0;
+                lane_gram(Z, q4, Gj, Rj, nb8, TT, (v8d *)LN + j * (nlanes / m) * 16,
+                          GRX + j * q4);
+                continue;
+            }
+#endif
             if (tiled) {  /* F is Fbuf */
                 for (Py_ssize_t k = 0; k < d; k++) {
                     const double *Fk = F + k * LDB;
@@ -435,19 +551,6 @@ static void run_job(Job *J)
                 }
                 memcpy(TT + d * LDB, Gj, nb * sizeof(double));
                 double *Aj = ACC + j * q4 * q4;
-#ifdef SM_VEC
-                if (nlanes) {  /* rows up to a multiple of 8: TT's extra rows are zero */
-                    const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
-                    if (nb8 > nb)
-                        for (Py_ssize_t k = 0; k <= d; k++)
-                            memset(TT + k * LDB + nb, 0, (nb8 - nb) * sizeof(double));
-                    v8d *lanes = (v8d *)LN + j * (nlanes / m) * 16;
-                    for (Py_ssize_t k = 0; k < q4; k += 4)
-                        for (Py_ssize_t l = k; l < q4; l += 4, lanes += 16)
-                            lane_tile4x4(TT + k * LDB, F + l * LDB, nb8, lanes);
-                    continue;
-                }
-#endif
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     for (Py_ssize_t l = k; l < q4; l += 4)
                         tile4x4(TT + k * LDB, LDB, F + l * LDB, LDB, nb, Aj + k * q4 + l, q4);
@@ -473,15 +576,21 @@ static void run_job(Job *J)
                 }
             }
         }
-        if (tiled)  /* sum w g r [x, 1] of every component: R holds w g r */
+        if (tiled && !nlanes)  /* sum w g r [x, 1] of every component: R holds w g r */
             for (Py_ssize_t j = 0; j < m4; j += 4)
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     tile4x4(R + j * LDB, LDB, F + k * LDB, LDB, nb, ACCR + j * q4 + k, q4);
     }
     if (tiled) {
 #ifdef SM_VEC
-        for (Py_ssize_t j = 0; nlanes && j < m; j++)
+        for (Py_ssize_t j = 0; nlanes && j < m; j++) {
             lane_sums((const v8d *)LN + j * (nlanes / m) * 16, q4, ACC + j * q4 * q4);
+            for (Py_ssize_t k = 0; k < d; k++) {
+                double sum = 0.0;
+                for (int e = 0; e < 8; e++) sum += GRX[j * q4 + k][e];
+                ACCR[j * q4 + k] += sum;
+            }
+        }
 #endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *s2j = J->s2p + j * npairs;
