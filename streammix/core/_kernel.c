@@ -93,6 +93,14 @@ SM_INLINE void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t 
 
 #define UP4(x) (((x) + 3) / 4 * 4)
 
+/* The scratch of a job starts on a cache line (malloc gives 16 bytes): with
+ * rows LDB (a multiple of 8 doubles) apart, a vector of 8 doubles is then
+ * never split between two lines.  raw NULL gives NULL. */
+static double *aligned64(void *raw)
+{
+    return raw == NULL ? NULL : (double *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+}
+
 /* A 4 x 4 tile of dot products: out[r * ld + c] += sum_i a_r[i] b_c[i], rows
  * a_r = a + r * as, b_c = b + c * bs.  Eight loads feed sixteen FMAs, so the
  * loop is bound by the FMA units, not by the loads (as dot4 is). */
@@ -192,17 +200,42 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
 #define SM_VEC 1
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
-/* R_j = y - b0_j - coef_j . x for the block's rows (R rows LDB apart): four
- * components and 8 rows at a time in registers, so that each feature is
- * loaded once for four components and no partial residual is stored (the
- * plain loop loads and stores R_j once per feature).  The operations on each
- * row are those of the plain loop, in the same order, so the residuals are
- * the same to the bit.  b0 NULL: no intercept apart from the design's. */
+/* R_j = y - b0_j - coef_j . x for the rows [i0, i1) of a block, i1 - i0 a
+ * multiple of 16, for the jt (1..4) components c[0..jt-1]: 16 rows and jt
+ * components at a time in registers (2 jt independent sums), so that each
+ * feature is loaded once for jt components and no partial residual is stored. */
+SM_INLINE void residual_rows(const double *F, Py_ssize_t fs, Py_ssize_t d, const double *yb,
+                             const double *const *c, const double *b, double *R,
+                             Py_ssize_t i0, Py_ssize_t i1, const int jt)
+{
+    for (Py_ssize_t i = i0; i < i1; i += 16) {
+        const v8d ya = *(const v8d *)(yb + i), yc = *(const v8d *)(yb + i + 8);
+        v8d r0 = ya - b[0], r1 = ya - b[1], r2 = ya - b[2], r3 = ya - b[3];
+        v8d q0 = yc - b[0], q1 = yc - b[1], q2 = yc - b[2], q3 = yc - b[3];
+        for (Py_ssize_t k = 0; k < d; k++) {
+            const v8d f = *(const v8d *)(F + k * fs + i), h = *(const v8d *)(F + k * fs + i + 8);
+            r0 -= c[0][k] * f; q0 -= c[0][k] * h;
+            if (jt > 1) { r1 -= c[1][k] * f; q1 -= c[1][k] * h; }
+            if (jt > 2) { r2 -= c[2][k] * f; q2 -= c[2][k] * h; }
+            if (jt > 3) { r3 -= c[3][k] * f; q3 -= c[3][k] * h; }
+        }
+        *(v8d *)(R + i) = r0; *(v8d *)(R + i + 8) = q0;
+        if (jt > 1) { *(v8d *)(R + LDB + i) = r1; *(v8d *)(R + LDB + i + 8) = q1; }
+        if (jt > 2) { *(v8d *)(R + 2 * LDB + i) = r2; *(v8d *)(R + 2 * LDB + i + 8) = q2; }
+        if (jt > 3) { *(v8d *)(R + 3 * LDB + i) = r3; *(v8d *)(R + 3 * LDB + i + 8) = q3; }
+    }
+}
+
+/* R_j = y - b0_j - coef_j . x for the block's rows (R rows LDB apart): up to
+ * four components and 16 rows at a time in registers (residual_rows), the
+ * last nb mod 16 rows one at a time.  The operations on each row are those of
+ * the plain loop, in the same order, so the residuals are the same to the bit.
+ * b0 NULL: no intercept apart from the design's. */
 SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_ssize_t m,
                                Py_ssize_t nb, const double *yb, const double *coef,
                                const double *b0, double *R)
 {
-    const Py_ssize_t n8 = nb / 8 * 8;
+    const Py_ssize_t n16 = nb / 16 * 16;
     for (Py_ssize_t j = 0; j < m; j += 4) {
         const Py_ssize_t jt = m - j < 4 ? m - j : 4;
         const double *c[4];
@@ -212,24 +245,19 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
             c[a] = coef + ja * d;
             b[a] = b0 != NULL ? b0[ja] : 0.0;
         }
-        for (Py_ssize_t i = 0; i < n8; i += 8) {
-            const v8d yv = *(const v8d *)(yb + i);
-            v8d r0 = yv - b[0], r1 = yv - b[1], r2 = yv - b[2], r3 = yv - b[3];
-            for (Py_ssize_t k = 0; k < d; k++) {
-                const v8d f = *(const v8d *)(F + k * fs + i);
-                r0 -= c[0][k] * f; r1 -= c[1][k] * f; r2 -= c[2][k] * f; r3 -= c[3][k] * f;
-            }
-            *(v8d *)(R + j * LDB + i) = r0;
-            if (jt > 1) *(v8d *)(R + (j + 1) * LDB + i) = r1;
-            if (jt > 2) *(v8d *)(R + (j + 2) * LDB + i) = r2;
-            if (jt > 3) *(v8d *)(R + (j + 3) * LDB + i) = r3;
+        double *Rj = R + j * LDB;
+        switch (jt) {  /* one copy of the loop for each group size */
+        case 1: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 1); break;
+        case 2: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 2); break;
+        case 3: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 3); break;
+        default: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 4); break;
         }
-        for (Py_ssize_t a = 0; a < jt; a++) {  /* the last nb mod 8 rows */
-            double *Rj = R + (j + a) * LDB;
-            for (Py_ssize_t i = n8; i < nb; i++) {
+        for (Py_ssize_t a = 0; a < jt; a++) {  /* the last nb mod 16 rows */
+            double *Ra = R + (j + a) * LDB;
+            for (Py_ssize_t i = n16; i < nb; i++) {
                 double r = yb[i] - b[a];
                 for (Py_ssize_t k = 0; k < d; k++) r -= c[a][k] * F[k * fs + i];
-                Rj[i] = r;
+                Ra[i] = r;
             }
         }
     }
@@ -365,7 +393,9 @@ static Py_ssize_t tile_min_d = 8;
  * all components' lanes take at most this many tiles of 1 KiB (they then stay
  * in the L2 cache; d = 50, m = 5 takes 455). */
 #define LANE_TILES_MAX 512
+#ifndef LANE_BLOCK
 #define LANE_BLOCK 128
+#endif
 
 static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m)
 {
@@ -451,7 +481,10 @@ static void run_job(Job *J)
             }
             F = Fbuf;
             fs = LDB;
-        } else if (tiled && (!nlanes || nb % 8)) {
+        } else if (tiled && (!nlanes || nb % 8 || (((uintptr_t)F | (uintptr_t)(fs * 8)) & 63))) {
+            /* lanes read the block's columns in place only when they are whole
+             * vectors on cache lines (measured at d = 20: split loads cost more
+             * than the copy) */
             for (Py_ssize_t k = 0; k < d; k++)
                 memcpy(Fbuf + k * LDB, F + k * fs, nb * sizeof(double));
             F = Fbuf;
@@ -727,15 +760,16 @@ static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t n
     J.lognorm = v[5].buf; J.inv2s2 = v[6].buf; J.g1 = v[7].buf; J.hsum = v[8].buf;
     J.s2p = v[9].buf; J.r0 = v[10].buf; J.out = v[11].buf;
     J.tile_min_d = tile_min_d;
-    J.buf = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d));
-    if (J.buf == NULL) {
+    void *raw = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d) + 64);
+    J.buf = aligned64(raw);
+    if (raw == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     run_job(&J);
     Py_END_ALLOW_THREADS
-    free(J.buf);
+    free(raw);
     result = Py_NewRef(Py_None);
 done:
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
@@ -1152,15 +1186,16 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
     J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.lognorm = v[4].buf;
     J.inv2s2 = v[5].buf; J.pi_tail = v[6].buf; J.opg = v[7].buf; J.lgram = v[8].buf;
     J.lvec = v[9].buf; J.zsum = v[10].buf; J.scal = v[11].buf;
-    J.buf = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P));
-    if (J.buf == NULL) {
+    void *raw = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P) + 64);
+    J.buf = aligned64(raw);
+    if (raw == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     run_info(&J);
     Py_END_ALLOW_THREADS
-    free(J.buf);
+    free(raw);
     result = Py_NewRef(Py_None);
 done:
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
