@@ -203,10 +203,11 @@ typedef double v8d __attribute__((vector_size(64), aligned(8)));
 /* R_j = y - b0_j - coef_j . x for the rows [i0, i1) of a block, i1 - i0 a
  * multiple of 16, for the jt (1..4) components c[0..jt-1]: 16 rows and jt
  * components at a time in registers (2 jt independent sums), so that each
- * feature is loaded once for jt components and no partial residual is stored. */
+ * feature is loaded once for jt components and no partial residual is stored.
+ * cp: the features are also copied to cp (rows LDB apart; NULL: not). */
 SM_INLINE void residual_rows(const double *F, Py_ssize_t fs, Py_ssize_t d, const double *yb,
                              const double *const *c, const double *b, double *R,
-                             Py_ssize_t i0, Py_ssize_t i1, const int jt)
+                             Py_ssize_t i0, Py_ssize_t i1, const int jt, double *cp)
 {
     for (Py_ssize_t i = i0; i < i1; i += 16) {
         const v8d ya = *(const v8d *)(yb + i), yc = *(const v8d *)(yb + i + 8);
@@ -214,6 +215,10 @@ SM_INLINE void residual_rows(const double *F, Py_ssize_t fs, Py_ssize_t d, const
         v8d q0 = yc - b[0], q1 = yc - b[1], q2 = yc - b[2], q3 = yc - b[3];
         for (Py_ssize_t k = 0; k < d; k++) {
             const v8d f = *(const v8d *)(F + k * fs + i), h = *(const v8d *)(F + k * fs + i + 8);
+            if (cp != NULL) {
+                *(v8d *)(cp + k * LDB + i) = f;
+                *(v8d *)(cp + k * LDB + i + 8) = h;
+            }
             r0 -= c[0][k] * f; q0 -= c[0][k] * h;
             if (jt > 1) { r1 -= c[1][k] * f; q1 -= c[1][k] * h; }
             if (jt > 2) { r2 -= c[2][k] * f; q2 -= c[2][k] * h; }
@@ -230,10 +235,12 @@ SM_INLINE void residual_rows(const double *F, Py_ssize_t fs, Py_ssize_t d, const
  * four components and 16 rows at a time in registers (residual_rows), the
  * last nb mod 16 rows one at a time.  The operations on each row are those of
  * the plain loop, in the same order, so the residuals are the same to the bit.
- * b0 NULL: no intercept apart from the design's. */
+ * b0 NULL: no intercept apart from the design's.  cp: the block's features are
+ * copied there on the way (rows LDB apart; NULL: not), and read from there by
+ * the groups of components after the first. */
 SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_ssize_t m,
                                Py_ssize_t nb, const double *yb, const double *coef,
-                               const double *b0, double *R)
+                               const double *b0, double *R, double *cp)
 {
     const Py_ssize_t n16 = nb / 16 * 16;
     for (Py_ssize_t j = 0; j < m; j += 4) {
@@ -246,11 +253,25 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
             b[a] = b0 != NULL ? b0[ja] : 0.0;
         }
         double *Rj = R + j * LDB;
-        switch (jt) {  /* one copy of the loop for each group size */
-        case 1: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 1); break;
-        case 2: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 2); break;
-        case 3: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 3); break;
-        default: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 4); break;
+        if (cp != NULL) {  /* one copy of the loop for each group size */
+            switch (jt) {
+            case 1: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 1, cp); break;
+            case 2: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 2, cp); break;
+            case 3: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 3, cp); break;
+            default: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 4, cp); break;
+            }
+            for (Py_ssize_t k = 0; k < d; k++)
+                for (Py_ssize_t i = n16; i < nb; i++) cp[k * LDB + i] = F[k * fs + i];
+            F = cp;
+            fs = LDB;
+            cp = NULL;
+        } else {
+            switch (jt) {
+            case 1: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 1, NULL); break;
+            case 2: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 2, NULL); break;
+            case 3: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 3, NULL); break;
+            default: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 4, NULL); break;
+            }
         }
         for (Py_ssize_t a = 0; a < jt; a++) {  /* the last nb mod 16 rows */
             double *Ra = R + (j + a) * LDB;
@@ -481,25 +502,29 @@ static void run_job(Job *J)
             }
             F = Fbuf;
             fs = LDB;
-        } else if (tiled && (!nlanes || nb % 8 || (((uintptr_t)F | (uintptr_t)(fs * 8)) & 63))) {
-            /* lanes read the block's columns in place only when they are whole
-             * vectors on cache lines (measured at d = 20: split loads cost more
-             * than the copy) */
+        } else if (tiled && (!nlanes || nb % 8)) {
             for (Py_ssize_t k = 0; k < d; k++)
                 memcpy(Fbuf + k * LDB, F + k * fs, nb * sizeof(double));
             F = Fbuf;
             fs = LDB;
         }
+        /* lanes read the block's columns in place only when they are whole
+         * vectors on cache lines (split loads cost more than a copy, measured
+         * at d = 20); else the residuals copy them to Fbuf on the way. */
+        double *cp = NULL;
+        if (nlanes && F != Fbuf && (((uintptr_t)F | (uintptr_t)(fs * 8)) & 63)) cp = Fbuf;
 #ifdef SM_VEC
+        block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R, cp);
+        if (cp != NULL) {
+            F = Fbuf;
+            fs = LDB;
+        }
         const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
         if (nlanes) {
             if (F == Fbuf && nb8 > nb)
                 for (Py_ssize_t k = 0; k < d; k++) memset(Fbuf + k * LDB + nb, 0, (nb8 - nb) * 8);
             for (Py_ssize_t k = 0; k < d; k++) Z[k] = F + k * fs;
         }
-#endif
-#ifdef SM_VEC
-        block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R);
 #endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
@@ -991,7 +1016,7 @@ static void run_info(InfoJob *J)
                 memcpy(F + (k + off) * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
 #ifdef SM_VEC
-        block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R);
+        block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R, NULL);
 #endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
