@@ -37,6 +37,7 @@
 __attribute__((simd("notinbranch"), const, nothrow)) double exp(double);
 __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #define SM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define SM_HAVE_CLONES 1
 #else
 #include <math.h>
 #define SM_CLONES
@@ -63,6 +64,7 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 
 typedef struct {
     Py_ssize_t d, m, n, fstride, rowstride, tile_min_d;
+    int vec;  /* the vector-extension code runs (vector_lanes), else the plain loops */
     const double *F, *y, *w, *coef, *b0, *lognorm, *inv2s2;
     double *g1, *hsum, *s2p, *r0, *out;
     double *buf;
@@ -410,30 +412,64 @@ SM_INLINE void lane_gram(const double *const *Z, Py_ssize_t q4, const double *g,
  * benchmarks). */
 static Py_ssize_t tile_min_d = 8;
 
-/* The tiles' sums are kept in vector lanes over the chunk (lane_tile4x4) when
- * all components' lanes take at most this many tiles of 1 KiB (they then stay
- * in the L2 cache; d = 50, m = 5 takes 455). */
+/* The tiles' sums are kept in vector lanes over the chunk when all components'
+ * lanes take at most this many tiles of 1 KiB (they then stay in the L2 cache;
+ * d = 50, m = 5 takes 455).  Each component's Gram is then formed band by band
+ * (lane_gram: w g z of 4 columns and its diagonal tile in one sweep, then the
+ * band's 4 x 4 tiles), in blocks of LANE_BLOCK rows, so that a block's columns,
+ * a band and one component's lanes stay in the L1 cache at d = 20 (measured
+ * with benchmarks/bench_estep.py: about 1.8x the whole-band-panel version at
+ * d = 20, m = 5 and 1.6x at d = 50). */
 #define LANE_TILES_MAX 512
 #ifndef LANE_BLOCK
 #define LANE_BLOCK 128
 #endif
 
-static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m)
+/* Whether the code written with vector extensions (v8d: block_residuals and
+ * the lanes) runs, or the plain loops (which the compiler vectorises for the
+ * CPU's own width).  v8d is one AVX-512 register; on a CPU without AVX-512
+ * (the AVX2 and baseline clones, or a build for a CPU without it) GCC splits
+ * each v8d into 2 or 4 registers and spills the tiles' 16 sums to the stack:
+ * measured with the AVX2 clone on one machine, 3.5-4.5x slower than the
+ * plain loops at d = 10, 20 and 50.  So the vector code runs where the
+ * x86-64-v4 clone does (or the whole build is for AVX-512); elsewhere than
+ * x86 as before.  set_vector_lanes changes it (for tests and benchmarks). */
+static int detect_vector_lanes(void)
+{
+#if !defined(SM_VEC)
+    return 0;
+#elif defined(SM_HAVE_CLONES)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") != 0;
+#elif defined(__x86_64__) || defined(__i386__)
+#if defined(__AVX512F__)
+    return 1;
+#else
+    return 0;
+#endif
+#else
+    return 1;
+#endif
+}
+
+static int vector_lanes = 0;  /* set at import: detect_vector_lanes() */
+
+static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m, int vec)
 {
 #ifdef SM_VEC
     const Py_ssize_t t = UP4(d + 1) / 4, tiles = m * t * (t + 1) / 2;  /* d + 1: [x, 1] */
-    return tiles <= LANE_TILES_MAX ? tiles : 0;
+    return vec && tiles <= LANE_TILES_MAX ? tiles : 0;
 #else
-    (void)d; (void)m;
+    (void)d; (void)m; (void)vec;
     return 0;
 #endif
 }
 
-static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
+static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d, int vec)
 {
     const Py_ssize_t q4 = UP4(d + 1), m4 = UP4(m);
     if (d < min_d) return (m4 + m + 3 + d) * LDB;
-    const Py_ssize_t lanes = lane_tiles(d, m);  /* and then GRX and the row pointers Z */
+    const Py_ssize_t lanes = lane_tiles(d, m, vec);  /* and then GRX and the row pointers Z */
     return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4 + lanes * 128 + 8
            + (lanes ? m * q4 * 8 + q4 * (Py_ssize_t)((sizeof(void *) + 7) / 8) : 0);
 }
@@ -453,13 +489,14 @@ static void run_job(Job *J)
     /* Tiled Gram (d >= tile_min_d) of the q = d + 1 columns [x, 1], so that
      * the pairs (k, d) are sum w g x_k and only whole 4 x 4 tiles are formed:
      * Fbuf (q4 x BLOCK) holds every block's features, then a row of ones,
-     * then zero rows up to q4; TT (q4 x BLOCK) w g [x, 1]; ACC (m x q4 x q4)
-     * the tiles; ACCR (m4 x q4) sum w g r [x, 1], tiles of R against Fbuf. */
+     * then zero rows up to q4; TT (q4 x BLOCK) w g [x, 1] (with lanes: its
+     * rows of one band); ACC (m x q4 x q4) the tiles; ACCR (m4 x q4) sum
+     * w g r [x, 1], tiles of R against Fbuf (with lanes: from GRX). */
     const int tiled = d >= J->tile_min_d;
     const Py_ssize_t q4 = UP4(d + 1);
     double *TT = Fbuf + q4 * LDB, *ACC = TT + q4 * LDB, *ACCR = ACC + m * q4 * q4;
     /* LN: the lanes of every component's tiles, 64-byte aligned, when they fit */
-    const Py_ssize_t nlanes = tiled ? lane_tiles(d, m) : 0;
+    const Py_ssize_t nlanes = tiled ? lane_tiles(d, m, J->vec) : 0;
     double *LN = (double *)(((uintptr_t)(ACCR + m4 * q4) + 63) & ~(uintptr_t)63);
     double loglik = 0.0, class_ll = 0.0;
 #ifdef SM_VEC
@@ -514,7 +551,7 @@ static void run_job(Job *J)
         double *cp = NULL;
         if (nlanes && F != Fbuf && (((uintptr_t)F | (uintptr_t)(fs * 8)) & 63)) cp = Fbuf;
 #ifdef SM_VEC
-        block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R, cp);
+        if (J->vec) block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R, cp);
         if (cp != NULL) {
             F = Fbuf;
             fs = LDB;
@@ -529,17 +566,17 @@ static void run_job(Job *J)
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
-#ifndef SM_VEC
-            const double *cj = J->coef + j * d;
-            const double b0 = J->b0[j];
-            SIMD
-            for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i] - b0;
-            for (Py_ssize_t k = 0; k < d; k++) {
-                const double c = cj[k], *Fk = F + k * fs;
+            if (!J->vec) {
+                const double *cj = J->coef + j * d;
+                const double b0 = J->b0[j];
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i] - b0;
+                for (Py_ssize_t k = 0; k < d; k++) {
+                    const double c = cj[k], *Fk = F + k * fs;
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                }
             }
-#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -785,7 +822,8 @@ static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t n
     J.lognorm = v[5].buf; J.inv2s2 = v[6].buf; J.g1 = v[7].buf; J.hsum = v[8].buf;
     J.s2p = v[9].buf; J.r0 = v[10].buf; J.out = v[11].buf;
     J.tile_min_d = tile_min_d;
-    void *raw = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d) + 64);
+    J.vec = vector_lanes;
+    void *raw = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d, J.vec) + 64);
     J.buf = aligned64(raw);
     if (raw == NULL) {
         PyErr_NoMemory();
@@ -957,16 +995,17 @@ static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double
 typedef struct {
     Py_ssize_t p, m, n, fstride, rowstride, noise, P;
     Py_ssize_t off;  /* 1: column 0 of the design is the intercept's ones, not in F */
+    int vec;         /* as Job's */
     const double *F, *y, *w, *coef, *lognorm, *inv2s2, *pi_tail;
     double *opg, *lgram, *lvec, *zsum, *scal;
     double *buf;
 } InfoJob;
 
-static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
+static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P, int vec)
 {
     const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
     return (2 * m + 7 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4
-           + lane_tiles(P4 - 1, 1) * 128 + 8;
+           + lane_tiles(P4 - 1, 1, vec) * 128 + 8;
 }
 
 SM_CLONES
@@ -994,9 +1033,9 @@ static void run_info(InfoJob *J)
 
     const Py_ssize_t off = J->off;
     /* LNO: the OPG tiles' sums in vector lanes over the chunk (as the E-step's) */
-    const Py_ssize_t olanes = lane_tiles(P4 - 1, 1);
+    const Py_ssize_t olanes = lane_tiles(P4 - 1, 1, J->vec);
     double *LNO = (double *)(((uintptr_t)(LG + m * p4 * p4) + 63) & ~(uintptr_t)63);
-    memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
+    memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P, J->vec));
     if (off)
         for (Py_ssize_t i = 0; i < LDB; i++) F[i] = 1.0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
@@ -1016,21 +1055,21 @@ static void run_info(InfoJob *J)
                 memcpy(F + (k + off) * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
 #ifdef SM_VEC
-        block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R, NULL);
+        if (J->vec) block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R, NULL);
 #endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
-#ifndef SM_VEC
-            const double *cj = J->coef + j * p;
-            SIMD
-            for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
-            for (Py_ssize_t k = 0; k < p; k++) {
-                const double c = cj[k], *Fk = F + k * LDB;
+            if (!J->vec) {
+                const double *cj = J->coef + j * p;
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
+                for (Py_ssize_t k = 0; k < p; k++) {
+                    const double c = cj[k], *Fk = F + k * LDB;
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                }
             }
-#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -1211,7 +1250,8 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
     J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.lognorm = v[4].buf;
     J.inv2s2 = v[5].buf; J.pi_tail = v[6].buf; J.opg = v[7].buf; J.lgram = v[8].buf;
     J.lvec = v[9].buf; J.zsum = v[10].buf; J.scal = v[11].buf;
-    void *raw = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P) + 64);
+    J.vec = vector_lanes;
+    void *raw = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P, J.vec) + 64);
     J.buf = aligned64(raw);
     if (raw == NULL) {
         PyErr_NoMemory();
@@ -1317,7 +1357,23 @@ static PyObject *set_tile_min_d(PyObject *self, PyObject *arg)
     return PyLong_FromSsize_t(previous);
 }
 
+/* set_vector_lanes(on) -> the previous value: whether the vector-extension
+ * code runs (see detect_vector_lanes); on is ignored by a build without it. */
+static PyObject *set_vector_lanes(PyObject *self, PyObject *arg)
+{
+    const int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    const int previous = vector_lanes;
+#ifdef SM_VEC
+    vector_lanes = on;
+#endif
+    return PyBool_FromLong(previous);
+}
+
 static PyMethodDef methods[] = {
+    {"set_vector_lanes", set_vector_lanes, METH_O,
+     "Run the vector-extension code (True) or the plain loops; returns the previous "
+     "setting (the default: whether the CPU has AVX-512; for tests and benchmarks)."},
     {"set_tile_min_d", set_tile_min_d, METH_O,
      "Set the number of features from which the E-step forms its Gram matrices in "
      "4 x 4 tiles; returns the previous value (for tests and benchmarks)."},
@@ -1338,10 +1394,11 @@ static struct PyModuleDef module = {
 
 /* The calling convention of the functions above; streammix.core.kernel refuses
  * a build of another version (a stale in-place build after a change). */
-#define SM_KERNEL_API 2
+#define SM_KERNEL_API 3
 
 PyMODINIT_FUNC PyInit__kernel(void)
 {
+    vector_lanes = detect_vector_lanes();
     PyObject *mod = PyModule_Create(&module);
     if (mod != NULL && PyModule_AddIntConstant(mod, "API", SM_KERNEL_API) < 0) {
         Py_DECREF(mod);

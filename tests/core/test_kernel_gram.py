@@ -8,7 +8,10 @@ otherwise (while computing the residuals, or, for a last block whose rows are
 not a multiple of 8, before).  These tests cover every way in: numbers of
 features that are and are not a multiple of the tile, 1 to 6 components,
 weights with zeros, chunks of a few rows, both layouts, features on and off
-cache lines, bad values, and the build without vector extensions.
+cache lines, bad values, and the build without vector extensions.  The
+vector-extension code runs by default only where the CPU has AVX-512
+(``kernel.set_vector_lanes``); the plain loops that run elsewhere are tested
+here in the same build.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.mixtures import information_problem
 
+from streammix.algorithms.information import information_stats
 from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.stats import estep_features_many
@@ -143,6 +148,48 @@ def test_lane_gram_propagates_bad_values_like_numpy(kernel_switch, bad, where):
     for name in ("s0", "s2", "rx", "r0"):
         np.testing.assert_array_equal(np.isfinite(getattr(fast[0], name)),
                                       np.isfinite(getattr(slow[0], name)), err_msg=name)
+
+
+@pytest.fixture
+def plain_loops():
+    """The kernel's plain loops (as on a CPU without AVX-512); restored after."""
+    before = kernel.set_vector_lanes(False)
+    yield
+    kernel.set_vector_lanes(before)
+
+
+def test_vector_lanes_switch_reports_and_restores():
+    before = kernel.set_vector_lanes(False)
+    try:
+        assert kernel.set_vector_lanes(True) is False
+        assert kernel.set_vector_lanes(before) in (True, False)
+    finally:
+        kernel.set_vector_lanes(before)
+
+
+@pytest.mark.parametrize("d,m,n", [(4, 3, 300), (9, 2, 1000), (19, 5, 1000), (22, 6, 263),
+                                   (60, 4, 700)])
+def test_plain_loops_equal_numpy(kernel_switch, plain_loops, d, m, n):
+    # The E-step without the vector-extension code: fused, tiled (summed each
+    # block) and in both layouts; then the standard-error pass.
+    rng, X, y, w = _problem(d * 7 + m, n, d)
+    FT = _on_cache_line((d, n))
+    FT[...] = X.T
+    prm = [_params(rng, m, d + 1)]
+    for layout in (FT, X.T):
+        fast, slow = _both(kernel_switch, layout, y, w, prm, True)
+        _assert_close(fast[0], slow[0])
+    if d > 22:
+        return
+    Xd, yd, wd, params = information_problem(rng, n, d, m, "per_component")
+    kernel_switch(True)
+    fast = information_stats(Xd, yd, wd, params, "per_component")
+    kernel_switch(False)
+    slow = information_stats(Xd, yd, wd, params, "per_component")
+    for name in ("score", "opg", "louis", "loglik"):
+        x, ref = np.asarray(getattr(fast, name)), np.asarray(getattr(slow, name))
+        scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
+        np.testing.assert_allclose(x, ref, rtol=0, atol=1e-12 * scale, err_msg=name)
 
 
 def _compile_without_vectors(tmp_path: Path):
