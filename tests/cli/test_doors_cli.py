@@ -1,8 +1,7 @@
 """The command line's doors: plots of stream checkpoints, predictions without the target,
 features chosen by name.
 
-The stream runs as a process of its own (it installs signal handlers); the other
-commands run in this process (``run_main``).
+The program runs in this process (``run_main``).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support.cli import run_cli, run_main
+from support.cli import run_main
 from support.mixtures import make_mixture
 
 from streammix import MixtureOfLinearRegressions
@@ -39,8 +38,8 @@ def test_plot_loglik_of_a_stream_checkpoint(tmp_path):
     lake = tmp_path / "lake"
     write_lake(lake)
     ck = tmp_path / "ck"
-    proc = run_cli("stream", lake, "--target", "y", "--components", 2, "--batch-rows", 500,
-                   "--checkpoint", ck)
+    proc = run_main("stream", lake, "--target", "y", "--components", 2, "--batch-rows", 500,
+                    "--checkpoint", ck)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "trace.png"
     proc = run_main("plot", ck / "model.json", "--kind", "loglik", "--out", out)

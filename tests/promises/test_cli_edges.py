@@ -2,9 +2,9 @@
 odd column names, an empty DATA, symbolic links in a lake.
 
 Real files; real ``streammix`` processes where a process is what is tested: a writer
-SIGKILLed inside an atomic write, the next run that cleans up after it, a file-size
-limit (RLIMIT_FSIZE), a stream.  The other runs call the program in this process
-(``run_main``), on a tiny or read-only tmpfs where this runs as root.
+SIGKILLed inside an atomic write, the fit and the stream that clean up after it on
+their next start, a file-size limit (RLIMIT_FSIZE).  The other runs call the program
+in this process (``run_main``), on a tiny or read-only tmpfs where this runs as root.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_temporaries_left_by_killed_runs_are_removed_on_the_next_start(tmp_path)
         writer.write_table(table)
     cmd = [sys.executable, "-m", "streammix", "stream", str(arrows), "--target", "y",
            "--components", "2", "--checkpoint", str(stream_ck)]
-    assert subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True).returncode == 0
+    assert run_main(*cmd[3:]).returncode == 0
     dead_state = _killed_inside_an_atomic_write(stream_ck / "state.json")
     done = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

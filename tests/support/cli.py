@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -30,15 +31,17 @@ SUBPROCESS_ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 def run_main(*args, cwd=None, umask: int | None = None) -> subprocess.CompletedProcess:
     """``main([...])`` in this process: ``args`` as strings, stdout and stderr captured.
 
-    ``cwd`` and ``umask`` are set for the run and restored after it, and the warning
-    filters are those of a new Python process (the suite's turn some warnings into
-    errors; the program shows them as log lines).
+    ``cwd`` and ``umask`` are set for the run and restored after it, and so are the
+    SIGINT and SIGTERM handlers (``stream`` installs its own); the warning filters
+    are those of a new Python process (the suite's turn some warnings into errors;
+    the program shows them as log lines).
     """
     from streammix.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     here = os.getcwd()
     previous_umask = os.umask(umask) if umask is not None else None
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if cwd is not None:
             os.chdir(cwd)
@@ -48,6 +51,9 @@ def run_main(*args, cwd=None, umask: int | None = None) -> subprocess.CompletedP
             code = main([str(a) for a in args])
     finally:
         os.chdir(here)
+        for sig, handler in handlers.items():
+            if signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
         if previous_umask is not None:
             os.umask(previous_umask)
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
