@@ -172,13 +172,17 @@ def profile_pass(model, source, seed: int) -> FitContext:
     size = model.init_sample_size
     floor = key_floor(size, known_rows(source))
     spectral = spectral_sums(model)
-    profile = engine.map_reduce(source, ProfileTask(seed, size, floor, spectral),
-                                Profile.empty(d, size))
+    # the sample rows are gathered once, after the pass; an array source's chunks are
+    # views of arrays it owns, which the pass can refer to instead of copying
+    views = isinstance(source, ArraySource)
+    task = ProfileTask(seed, size, floor, spectral, lazy=True, views=views)
+    profile = engine.map_reduce(source, task, Profile.empty(d, size))
     if not profile.exact(floor):  # fewer rows than announced: take the pass without a floor
         logger.info("pass 0: %d of %d sampled keys above the key floor; taking the pass again "
                     "without it", int((profile.keys > floor).sum()), size)
-        profile = engine.map_reduce(source, ProfileTask(seed, size, spectral=spectral),
-                                    Profile.empty(d, size))
+        task = dataclasses.replace(task, floor=-np.inf)
+        profile = engine.map_reduce(source, task, Profile.empty(d, size))
+    profile = profile.settled()
     if profile.n_positive == 0:
         raise DataError("the data has no rows with positive weight (all sample weights are zero)")
     sample, scaling, described = profile, None, ""
@@ -233,9 +237,9 @@ def _extreme_scaling(model, source, engine, seed, profile, described: str, share
                 "or underflow float64): fitting on standardised data (the same optimum), "
                 "after one more pass for the moments", described, *scales.SAFE_RANGE)
     pre = scales.prescaling(profile.max_abs, model.fit_intercept)
-    task = ProfileTask(seed, model.init_sample_size, spectral=spectral_sums(model))
+    task = ProfileTask(seed, model.init_sample_size, spectral=spectral_sums(model), lazy=True)
     again = engine.map_reduce(source, ScaledTask(task, pre),
-                              Profile.empty(source.n_features, model.init_sample_size))
+                              Profile.empty(source.n_features, model.init_sample_size)).settled()
     inner = Scaling.from_moments(again.moments, model.fit_intercept)
     inner = constraints.shared_scaling(inner, shared)
     scaling = scales.compose(pre, inner)
