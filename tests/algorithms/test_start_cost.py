@@ -169,3 +169,41 @@ def test_pass_0_forms_the_spectral_sums_only_for_the_spectral_start():
     np.testing.assert_allclose(auto.m2, spec.m2, rtol=1e-13)
     model = MixtureOfLinearRegressions(2, init="spectral", random_state=0).fit(X, y)
     assert np.isfinite(model.loglik_)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5])
+@pytest.mark.parametrize("kind", ["continuous", "ties", "few values"])
+def test_quantile_bins_are_the_bins_of_the_stable_sort(m, kind):
+    from streammix.algorithms.start.candidates import quantile_bins
+
+    rng = np.random.default_rng(m)
+    for n in (1, 2, 7, 100, 2001):
+        v = {"continuous": rng.normal(size=n), "ties": rng.integers(0, 40, size=n) / 4.0,
+             "few values": rng.integers(0, 3, size=n).astype(float)}[kind]
+        want = np.empty(n, dtype=np.int64)
+        want[np.argsort(v, kind="stable")] = np.minimum(np.arange(n) * m // n, m - 1)
+        np.testing.assert_array_equal(quantile_bins(v, m), want)
+
+
+def test_unit_weights_give_the_weighted_pooled_variance_bit_for_bit():
+    from streammix.algorithms.degeneracy import pooled_ols_variance
+
+    X, y, _ = make_mixture(5000, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5], seed=3)
+    Xd = design_matrix(X, True)
+    assert pooled_ols_variance(Xd, y) == pooled_ols_variance(Xd, y, np.ones_like(y))
+
+
+@pytest.mark.parametrize("kind", ["continuous", "tenths", "tenths then continuous"])
+def test_the_recording_step_probe_gives_the_full_answer(kind, monkeypatch):
+    from streammix.algorithms import degeneracy
+
+    rng = np.random.default_rng(2)
+    n = 5 * degeneracy.STEP_PROBE_ROWS
+    y = rng.normal(size=n)
+    if kind != "continuous":
+        y[: n if kind == "tenths" else n // 2] = np.round(y[: n if kind == "tenths"
+                                                            else n // 2], 1)
+    got = degeneracy.recording_step(y)
+    monkeypatch.setattr(degeneracy, "STEP_PROBE_ROWS", n)  # no probe
+    assert got == degeneracy.recording_step(y)
+    assert (got == 0.0) == (kind != "tenths")
