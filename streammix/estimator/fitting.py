@@ -33,6 +33,7 @@ from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.initial import initial_params, make_reseeder
 from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor
 from streammix.algorithms.tasks import MultiEStepTask
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
 from streammix.data.arrays import ArraySource
@@ -307,7 +308,7 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int,
     params0 = initial_params(sample.X, sample.y, m, method=start,
                              fit_intercept=model.fit_intercept, settings=settings, rng=rng,
                              moments=sample.moments, all_rows=all_rows, found=found,
-                             w=sample.w if all_rows else None)
+                             w=sample.w if all_rows else None, threads=start_threads(ctx))
     params0 = constraints.project(params0, ctx.shared)
     reseed = make_reseeder(sample.X, sample.y, model.fit_intercept, settings.mstep)
     if model.accelerate == "squarem":
@@ -315,6 +316,15 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int,
     else:
         steps = em_steps(params0, settings, reseed=reseed, callback=tagged)
     return _noting(steps, found[0]) if found else steps
+
+
+def start_threads(ctx: FitContext) -> int:
+    """Threads of the starts' E-steps on the sample: those of an in-process engine's
+    E-step passes (1 on other engines: the sample is in this process)."""
+    threads_for = getattr(ctx.engine, "threads_for", None)
+    if threads_for is None or not kernel.enabled():
+        return 1
+    return int(threads_for(MultiEStepTask((), True)))
 
 
 def _noting(steps, passed: dict):
