@@ -319,29 +319,38 @@ def recording_step(y: np.ndarray, rtol: float = 1e-9) -> float:
 
 def _coarser_grid(v: np.ndarray, unit: float, tol: float) -> float:
     """The grid of :func:`recording_step` printed to ``unit`` (sorted distinct
-    ``v``), or ``unit`` itself when none has the evidence."""
-    ratios = sorted({10**j / k for j in GRID_DECADES for k in GRID_DIVISORS
-                     if 10**j % k and 10**j / k >= 3}, reverse=True)
+    ``v``), or ``unit`` itself when none has the evidence.
+
+    The candidates (coarsest first) are tested on a few values all at once,
+    then one by one on every value, in the same order and with the same
+    arithmetic as one at a time."""
+    ratios = _GRID_RATIOS
     enough = np.log(1 / GRID_EVIDENCE) / v.size  # log(δ / 2u) needed per value
+    ratios = ratios[: int(np.count_nonzero(np.log(ratios / 2) >= enough))]  # finer: less
     head = v[:: max(1, v.size // 32)]  # most candidates fail on a few values
     # a unit-grid point is a multiple of u/k from a multiple of δ: below u means at
     # most u (1 - 1/k); u itself (a value a whole unit off) is outside
     band = unit * (1 - 0.5 / GRID_DIVISORS[-1])
-    for ratio in ratios:
-        if np.log(ratio / 2) < enough:
-            break  # finer grids have less evidence still
-        delta = unit * ratio
-        # the grid through 0, or (centred data) through the point of the unit grid
-        # v[0] + u Z nearest the circular mean phase of the values
-        phase = float(np.angle(np.exp(2j * np.pi * head / delta).mean())) * delta / (2 * np.pi)
-        for shift in (0.0, v[0] + np.round((phase - v[0]) / unit) * unit):
-            for values in (head, v):
-                r = values - shift
-                if np.abs(r - np.round(r / delta) * delta).max() >= band:
-                    break
-            else:
-                return delta
+    delta = unit * ratios
+    # the grid through 0, or (centred data) through the point of the unit grid
+    # v[0] + u Z nearest the circular mean phase of the values
+    phase = np.angle(np.exp(2j * np.pi * head / delta[:, None]).mean(axis=1)) * delta \
+        / (2 * np.pi)
+    shifts = np.column_stack([np.zeros_like(delta),
+                              v[0] + np.round((phase - v[0]) / unit) * unit])
+    r = head - shifts[:, :, None]  # (ratio, shift, value)
+    on_head = ~(np.abs(r - np.round(r / delta[:, None, None]) * delta[:, None, None])
+                .max(axis=2) >= band)
+    for i, j in zip(*np.nonzero(on_head), strict=True):  # ratio-major, as the loop
+        r = v - shifts[i, j]
+        if not np.abs(r - np.round(r / delta[i]) * delta[i]).max() >= band:
+            return float(delta[i])
     return unit
+
+
+#: The ratios δ / u of :func:`_coarser_grid`, coarsest first.
+_GRID_RATIOS = np.array(sorted({10**j / k for j in GRID_DECADES for k in GRID_DIVISORS
+                                if 10**j % k and 10**j / k >= 3}, reverse=True))
 
 
 def rule_for_data(Xd: np.ndarray, y: np.ndarray, noise: str = "per_component",

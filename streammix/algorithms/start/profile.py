@@ -45,20 +45,43 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
+def _splitmix64_inplace(x: np.ndarray) -> np.ndarray:
+    """:func:`_splitmix64` of a uint64 array, written over it (one scratch array)."""
+    t = np.empty_like(x)
+    with np.errstate(over="ignore"):
+        x += np.uint64(0x9E3779B97F4A7C15)
+        for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            np.right_shift(x, np.uint64(shift), out=t)
+            x ^= t
+            x *= np.uint64(mult)
+        np.right_shift(x, np.uint64(31), out=t)
+        x ^= t
+    return x
+
+
 def row_uniforms(seed: int, origin: str, first_row: int, n: int,
                  row_ids: np.ndarray | None = None) -> np.ndarray:
     """Uniform(0, 1) numbers, one per row, that depend only on the row identity.
 
     Rows are ``first_row, ..., first_row + n - 1`` of ``origin``, or the
-    given ``row_ids`` when a source removed rows.
+    given ``row_ids`` when a source removed rows.  The hash of a row is
+    ``splitmix64(splitmix64(base) ^ row)``; the inner one is the same for
+    every row, so it is taken once, and the outer one is computed in place
+    (a chunk's temporaries are a few arrays, not a dozen).
     """
     base = (np.uint64(seed & 0xFFFFFFFF) << np.uint64(32)) ^ np.uint64(zlib.crc32(origin.encode()))
+    key = _splitmix64(np.full(1, base, dtype=np.uint64))[0]
     if row_ids is None:
-        rows = np.arange(first_row, first_row + n, dtype=np.uint64)
+        h = np.arange(first_row, first_row + n, dtype=np.uint64)
     else:
-        rows = np.asarray(row_ids).astype(np.uint64)
-    h = _splitmix64(_splitmix64(np.full(n, base, dtype=np.uint64)) ^ rows)
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+        h = np.asarray(row_ids).astype(np.uint64)  # a copy: hashed in place
+    h ^= key
+    _splitmix64_inplace(h)
+    h >>= np.uint64(11)
+    u = h.astype(np.float64)
+    u += 0.5
+    u *= 2.0 ** -53
+    return u
 
 
 def top_keys(keys: np.ndarray, size: int) -> np.ndarray:
@@ -271,25 +294,33 @@ class ProfileTask:
 
     def __call__(self, chunk: Chunk) -> Profile:
         w = chunk.w
-        pos = w > 0
         u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows,
                          getattr(chunk, "row_ids", None))
-        keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
+        unit = bool(chunk.n_rows) and w.min() == 1.0 == w.max()
         floored = 0
-        if self.floor > -math.inf and chunk.n_rows and w.min() == 1.0 == w.max():
-            idx = np.flatnonzero(keys > self.floor)
-            floored = chunk.n_rows - idx.size
+        if unit:  # keys log(u) / 1 = log(u)
+            n_positive = chunk.n_rows
+            if self.floor > -math.inf:
+                idx, keys = _above_floor(u, self.floor)
+                floored = chunk.n_rows - idx.size
+            else:
+                idx, keys = np.arange(chunk.n_rows), np.log(u)
         else:
+            pos = w > 0
+            n_positive = int(pos.sum())
+            keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
             idx = np.flatnonzero(pos)
+            keys = keys[idx]
         if idx.size > self.size:
-            idx = idx[top_keys(keys[idx], self.size)]
+            top = top_keys(keys, self.size)
+            idx, keys = idx[top], keys[top]
         # Columns beyond ±1e60 overflow the moments; max_abs finds them and the fit
         # takes the moments again on a safe scale (streammix.algorithms.scales).
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             moments = Moments.of(chunk.X, chunk.y, w, spectral=self.spectral)
         whole = idx.size == chunk.n_rows
-        counts = (chunk.n_rows, int(pos.sum()), float(w.sum()), self.size, keys[idx])
-        rest = (moments, _max_abs(chunk.X, chunk.y, pos))
+        counts = (chunk.n_rows, n_positive, float(w.sum()), self.size, keys)
+        rest = (moments, _max_abs(chunk.X, chunk.y, None if unit else w > 0))
         if self.lazy:
             if whole:  # every row kept: the chunk's own arrays, or one plain copy of each
                 part = ((chunk.X, chunk.y, w, None) if self.views else
@@ -311,13 +342,32 @@ class ProfileTask:
                        np.asarray(w[idx], float), floored)
 
 
-def _max_abs(X: np.ndarray, y: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Largest |value| of each feature and of y over the rows of positive weight."""
+def _above_floor(u: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and keys ``log(u)`` of the rows whose key is above ``floor``.
+
+    The logarithm is taken only of the rows whose ``u`` comes near
+    ``exp(floor)`` or above it (a margin far wider than the rounding of
+    ``log`` and ``exp``), and the floor is then applied to those keys: the
+    same rows and keys as ``log(u) > floor`` over every row, for about 1.5
+    times the sample's rows instead of all of them.
+    """
+    near = np.flatnonzero(u > math.exp(floor) * (1.0 - 1e-9))
+    keys = np.log(u[near])
+    above = keys > floor
+    return near[above], keys[above]
+
+
+def _max_abs(X: np.ndarray, y: np.ndarray, pos: np.ndarray | None) -> np.ndarray:
+    """Largest |value| of each feature and of y over the rows of positive weight
+    (``pos``; None: every row), from each column's largest and smallest value
+    (no |X| temporary; NaN propagates as through ``abs``)."""
     d = X.shape[1]
-    if pos.all():
-        if not len(y):
+    if pos is not None and not pos.all():
+        if not pos.any():
             return np.zeros(d + 1)
-        return np.append(np.max(np.abs(X), axis=0), np.max(np.abs(y)))
-    if not pos.any():
+        X, y = X[pos], y[pos]
+    if not len(y):
         return np.zeros(d + 1)
-    return np.append(np.max(np.abs(X[pos]), axis=0), np.max(np.abs(y[pos])))
+    top = np.append(np.max(X, axis=0), np.max(y))
+    bottom = np.append(np.min(X, axis=0), np.min(y))
+    return np.abs(np.maximum(top, -bottom))
