@@ -59,8 +59,20 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
+#: Sub-packages and modules reachable as attributes after a plain ``import streammix``
+#: (``streammix.core.kernel.set_enabled(False)``), as when every public name was imported
+#: with the package.
+_SUBMODULES = frozenset({"algorithms", "atomic", "checkpoint_folder", "cli", "config", "core",
+                         "data", "engines", "estimator", "exceptions", "redact", "reports"})
+
+
 def __getattr__(name: str):
     home = _HOMES.get(name)
+    if home is None and name in _SUBMODULES:
+        with _IMPORT_LOCK:
+            for public in __all__:  # what importing the package used to import
+                getattr(importlib.import_module(_HOMES[public]), public)
+            return importlib.import_module(f"{__name__}.{name}")
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     with _IMPORT_LOCK:
