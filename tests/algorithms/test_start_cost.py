@@ -222,3 +222,34 @@ def test_the_recording_step_probe_gives_the_full_answer(kind, monkeypatch):
     monkeypatch.setattr(degeneracy, "STEP_PROBE_ROWS", n)  # no probe
     assert got == degeneracy.recording_step(y)
     assert (got == 0.0) == (kind != "tenths")
+
+
+def test_passes_share_kept_threads_and_a_pass_inside_a_pass_makes_its_own():
+    from streammix import InProcessEngine
+    from streammix.core import threads
+    from streammix.core.reduce import tree_sum
+
+    pool = threads.shared_executor(2)
+    assert threads.shared_executor(2) is pool  # kept between passes
+    assert pool.submit(threads.shared_executor, 2).result() is None  # not in its own worker
+    source = ArraySource(np.arange(40.0)[:, None], np.ones(40), chunk_rows=3)
+    engine = InProcessEngine(2)
+
+    class Nested:  # a map function that runs a pass of its own on the same engine
+        releases_gil = True
+
+        def __call__(self, chunk):
+            inner = engine.map_reduce(source, lambda c: float(c.X.sum()), 0.0)
+            return float(chunk.X.sum()) + 0 * inner
+
+    assert engine.map_reduce(source, Nested(), 0.0) == float(np.arange(40.0).sum())
+
+    def fails(chunk):
+        if chunk.first_row == 9:
+            raise ValueError("bad chunk")
+        return 1.0
+
+    fails.releases_gil = True
+    with pytest.raises(ValueError, match="bad chunk"):
+        engine.map_reduce(source, fails, 0.0)
+    assert tree_sum([1.0] * 14, 0.0) == engine.map_reduce(source, lambda c: 1.0, 0.0)

@@ -29,6 +29,7 @@ from streammix.core.moments import Moments
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, estep, estep_features, log_responsibilities
+from streammix.core.threads import finish, shared_executor
 
 __all__ = ["initial_params", "make_reseeder"]
 
@@ -150,8 +151,10 @@ def _refined_best(cands, pass_fn, m: int, settings: EMSettings, refine_iter: int
     workers = max(1, min(int(threads), len(runs)))
     with warnings.catch_warnings(), contextlib.ExitStack() as stack:
         warnings.simplefilter("ignore")
-        pool = (stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="streammix"))
-                if workers > 1 else None)
+        pool = shared_executor(workers) if workers > 1 else None  # kept threads
+        if pool is None and workers > 1:  # in one of those threads: a pool of its own
+            pool = stack.enter_context(ThreadPoolExecutor(workers,
+                                                          thread_name_prefix="streammix"))
         _advance(runs, pass_fn, REFINE_CULL_ITER + 1 if cull else None, pool)
         if cull:
             ranked = sorted((run for run in runs if run.n_components == m),
@@ -175,8 +178,14 @@ def _advance(runs, pass_fn, n_passes: int | None, pool) -> None:
         if not live:
             return
         at = [run.params for run in live]
-        stats = list(pool.map(pass_fn, at)) if pool is not None and len(live) > 1 else \
-            [pass_fn(prm) for prm in at]
+        if pool is not None and len(live) > 1:
+            futures = [pool.submit(pass_fn, prm) for prm in at]
+            try:
+                stats = [future.result() for future in futures]
+            finally:
+                finish(futures)
+        else:
+            stats = [pass_fn(prm) for prm in at]
         for run, pass_stats in zip(live, stats, strict=True):
             run.feed(pass_stats)
         done += 1
