@@ -74,11 +74,25 @@ def unstack(pop: Population, i: int):
     return MixtureParams(weights / weights.sum(), pop.beta[i], pop.sigma2[i])
 
 
-def _log_joint(resid: np.ndarray, weights: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
+def _log_joint(sq: np.ndarray, weights: np.ndarray, sigma2: np.ndarray,
+               out: np.ndarray) -> np.ndarray:
+    """log π_j + log φ(y; x β_j, σ_j²) into ``out`` (R, m, n), from the squared
+    residuals ``sq`` (``out`` may be ``sq``).  ``sq / (2 σ²)`` is ``0.5 sq / σ²``
+    bit for bit (halving and doubling are exact short of overflow), in one pass fewer."""
     with np.errstate(divide="ignore"):
         log_w = np.log(weights)
-    return (log_w - 0.5 * (_LOG_2PI + np.log(sigma2)))[:, :, None] \
-        - 0.5 * resid**2 / sigma2[:, :, None]
+    np.divide(sq, (2.0 * sigma2)[:, :, None], out=out)
+    return np.subtract((log_w - 0.5 * (_LOG_2PI + np.log(sigma2)))[:, :, None], out, out=out)
+
+
+def _over_components(op, a: np.ndarray) -> np.ndarray:
+    """``op`` (np.add, np.maximum) reduced over axis 1 of ``a`` (R, m, n), as (R, 1, n):
+    the components one after another, as numpy's reduction over that axis adds
+    them, without its per-call cost on a few components."""
+    out = a[:, :1].copy()
+    for j in range(1, a.shape[1]):
+        op(out, a[:, j:j + 1], out=out)
+    return out
 
 
 def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population, *,
@@ -94,30 +108,39 @@ def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population,
     ``"fixed"`` (σ² held at ``fixed_sigma2``); ``floor`` bounds every σ²
     from below; ``penalty`` (p, p) is added to every weighted Gram matrix
     (the ridge).  Runs whose M-step fails keep −inf log-likelihood.
+
+    On a few hundred rows each iteration is a dozen element-wise passes over
+    (R, m, n) arrays, so they are made in place in three buffers; with unit
+    row weights the weighted responsibilities are the responsibilities.
     """
     n, p = Xd.shape
     r, m = pop.weights.shape
     design = _design(Xd, y, w)
     XdT = design[2]
+    unit = bool(np.all(w == 1.0))
     pen = np.zeros((p, p)) if penalty is None else np.asarray(penalty, float)
     weights, beta = pop.weights.copy(), pop.beta.copy()
     sigma2 = np.maximum(pop.sigma2, floor) if noise != "fixed" else \
         np.broadcast_to(np.asarray(fixed_sigma2, float), (r, m)).copy()
     ok = np.ones(r, dtype=bool)
-    resid = y[None, None, :] - (beta.reshape(r * m, p) @ XdT).reshape(r, m, n)
+    sq = _squared_residuals(beta, y, XdT, np.empty((r, m, n)))
+    lj, tmp = np.empty_like(sq), np.empty_like(sq)
     loglik = np.full(r, -np.inf)
     n_eff = np.zeros((r, m))
     for it in range(n_iter + 1):
-        lj = _log_joint(resid, weights, sigma2)
-        top = lj.max(axis=1, keepdims=True)
-        lse = top + np.log(np.exp(lj - top).sum(axis=1, keepdims=True))
+        _log_joint(sq, weights, sigma2, out=lj)
+        top = _over_components(np.maximum, lj)
+        np.exp(np.subtract(lj, top, out=tmp), out=tmp)
+        lse = top + np.log(_over_components(np.add, tmp))
         previous, loglik = loglik, np.where(ok, lse[:, 0, :] @ w, -np.inf)
-        gamma = np.exp(lj - lse)
+        gamma = np.exp(np.subtract(lj, lse, out=lj), out=lj)
         n_eff = gamma.sum(axis=2)
         if it == n_iter or (tol > 0 and it > 0 and _settled(loglik, previous, tol)):
             break
-        weights, beta, sigma2, resid, good = _mstep(gamma * w, sigma2, *design, noise=noise,
-                                                    floor=floor, pen=pen)
+        g = gamma if unit else np.multiply(gamma, w, out=gamma)
+        weights, beta, sigma2, good = _mstep_into(
+            g, sigma2, *design, noise=noise, floor=floor, pen=pen, sq=sq, tmp=tmp,
+            s0=n_eff if unit else None)
         ok &= good
     return Population(weights, beta, sigma2, loglik, n_eff)
 
@@ -134,14 +157,23 @@ def _design(Xd, y, w):
     return y, XX, np.ascontiguousarray(Xd.T), Xd * y[:, None], float(w.sum())
 
 
-def _mstep(g, sigma2, y, XX, XdT, Xy, sum_w, *, noise, floor, pen):
+def _squared_residuals(beta, y, XdT, out):
+    """(y − x β_j)² of every run and component into ``out`` (R, m, n)."""
+    r, m, p = beta.shape
+    np.matmul(beta.reshape(r * m, p), XdT, out=out.reshape(r * m, out.shape[2]))
+    np.subtract(y, out, out=out)
+    return np.multiply(out, out, out=out)
+
+
+def _mstep_into(g, sigma2, y, XX, XdT, Xy, sum_w, *, noise, floor, pen, sq, tmp, s0=None):
     """The stacked M-step from weighted responsibilities ``g`` (R, m, n): weights,
-    coefficients, residuals at them, σ² (kept for ``"fixed"``) and which runs
-    are finite."""
+    coefficients, σ² (kept for ``"fixed"``) and which runs are finite; the squared
+    residuals at the new coefficients go into ``sq`` (``tmp``: scratch of the same
+    shape; ``s0``: the row sums of ``g`` when known)."""
     r, m, n = g.shape
     p = XdT.shape[0]
     rows = r * m
-    s0 = g.sum(axis=2)
+    s0 = g.sum(axis=2) if s0 is None else s0
     weights = s0 / np.maximum(s0.sum(axis=1, keepdims=True), 1e-300)
     g2 = g.reshape(rows, n)
     gram = (g2 @ XX).reshape(r, m, p, p) + pen
@@ -155,15 +187,16 @@ def _mstep(g, sigma2, y, XX, XdT, Xy, sum_w, *, noise, floor, pen):
                                          strict=True)]).reshape(r, m, p)
     good = np.isfinite(beta).all(axis=(1, 2))
     beta[~good] = 0.0
-    resid = y[None, None, :] - (beta.reshape(rows, p) @ XdT).reshape(r, m, n)
+    _squared_residuals(beta, y, XdT, sq)
     if noise != "fixed":
-        rss = (g * resid**2).sum(axis=2)
+        rss = np.multiply(g, sq, out=tmp).sum(axis=2)
         if noise == "shared":
             sigma2 = np.repeat(rss.sum(axis=1, keepdims=True) / max(sum_w, 1e-300), m, axis=1)
         else:
             sigma2 = rss / np.maximum(s0, 1e-300)
-        sigma2 = np.maximum(np.nan_to_num(sigma2, nan=floor, posinf=floor), floor)
-    return weights, beta, sigma2, resid, good
+        # non-finite σ² (nan, ±inf) to the floor, as nan_to_num then the maximum would
+        sigma2 = np.maximum(np.where(np.isfinite(sigma2), sigma2, floor), floor)
+    return weights, beta, sigma2, good
 
 
 def population_mstep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray, *,
@@ -176,8 +209,10 @@ def population_mstep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndar
     sigma2 = np.ones((r, m)) if fixed_sigma2 is None else \
         np.broadcast_to(np.asarray(fixed_sigma2, float), (r, m)).copy()
     with np.errstate(all="ignore"):
-        weights, beta, sigma2, _, _ = _mstep(resp * w, sigma2, *_design(Xd, y, w),
-                                             noise=noise, floor=floor, pen=pen)
+        g = resp * w
+        weights, beta, sigma2, _ = _mstep_into(g, sigma2, *_design(Xd, y, w), noise=noise,
+                                               floor=floor, pen=pen, sq=np.empty_like(g),
+                                               tmp=np.empty_like(g))
     weights = np.maximum(weights, 1e-3 / m)
     weights /= weights.sum(axis=1, keepdims=True)
     return Population(weights, beta, sigma2, np.full(r, -np.inf), np.zeros((r, m)))
