@@ -173,14 +173,15 @@ THREADED = "pyarrow dataset scan, threads"
 
 
 def profile_pass(engine, source) -> Profile:
-    """Pass 0 of a fit (default ``init_sample_size``).
+    """Pass 0 of a default fit (default ``init_sample_size``, no spectral sums:
+    only ``init="spectral"`` reads them).
 
     The in-process engine holds BLAS to one thread while its threads run a
     pass, as Dask's nanny does for workers (``streammix.engines.blas_threads``).
     """
     size = 100_000
     floor = key_floor(size, source.n_rows)  # as a fit draws it (rows known from the plan)
-    return engine.map_reduce(source, ProfileTask(0, size, floor),
+    return engine.map_reduce(source, ProfileTask(0, size, floor, spectral=False),
                              Profile.empty(source.n_features, size))
 
 

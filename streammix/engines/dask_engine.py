@@ -2,8 +2,9 @@
 
 One pass is one flat graph, sent to the scheduler in one message: a task per
 chunk descriptor that reads the chunk and applies the map function, and a
-tree of ``+`` tasks over the results in plan order, with the same shape as
-:func:`streammix.core.reduce.tree_sum`.  So a pass on a cluster gives bit-for-bit
+tree of ``+`` over the results in plan order, with the same shape as
+:func:`streammix.core.reduce.tree_sum` (each ``+`` task computes three levels
+of it, :func:`~streammix.engines.dask_graph.reduction`).  So a pass on a cluster gives bit-for-bit
 the result of the in-process engine, for any number of workers -- on
 machines with the same instruction set: the compiled E-step (and BLAS) pick
 AVX-512, AVX2 or baseline code at run time, and these round differently.  Only the
@@ -40,9 +41,8 @@ from streammix.engines.dask_graph import (
     _read_apply_run,
     _read_input,
     _read_input_apply,
-    _sum_values,
-    counter_tree,
     describe_descriptor,
+    reduction,
     run_length,
     small_chunk_run,
 )
@@ -163,17 +163,7 @@ class DaskEngine:
             leaves, runs = self._cached_map(client, source, func, plan, token, graph)
         else:
             leaves, runs = self._map(client, source, func, plan, token, graph)
-        counter = iter(range(len(plan)))
-
-        def combine(group):
-            key = f"streammix-sum-{token}-{next(counter)}"
-            graph[key] = (_sum_values, *group)
-            return key
-
-        top = counter_tree(leaves, None, self.split_every, combine)
-        if top not in graph:  # a single map task: the graph needs an output of its own
-            graph[f"streammix-sum-{token}-0"] = (_sum_values, top)
-            top = f"streammix-sum-{token}-0"
+        top = reduction(graph, token, leaves, self.split_every)
         total = client.get(graph, top, sync=False, retries=self.retries)
         error = None
         try:

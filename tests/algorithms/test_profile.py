@@ -49,3 +49,118 @@ def test_block_moments_equal_the_direct_sums(d, offset):
         scale = max(np.abs(b).max(initial=0.0), 1.0)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * scale, err_msg=name)
     np.testing.assert_allclose(fast.m2, fast.m2.T, rtol=0, atol=0)
+
+
+def _splitmix64_as_written(x):
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+@pytest.mark.parametrize("n, removed", [(0, False), (1, False), (5000, False), (5000, True)])
+def test_row_uniforms_are_the_hash_as_written(n, removed):
+    """The in-place hash gives every row the number of the formula, bit for bit."""
+    import zlib
+
+    from streammix.algorithms.start.profile import row_uniforms
+
+    rng = np.random.default_rng(n)
+    rows = np.sort(rng.choice(3 * n, size=n, replace=False)) if removed else None
+    ids = rows.astype(np.uint64) if removed else np.arange(77, 77 + n, dtype=np.uint64)
+    base = (np.uint64(5) << np.uint64(32)) ^ np.uint64(zlib.crc32(b"part-1.parquet"))
+    h = _splitmix64_as_written(_splitmix64_as_written(np.full(n, base, dtype=np.uint64)) ^ ids)
+    want = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+    given = None if rows is None else rows.copy()
+    got = row_uniforms(5, "part-1.parquet", 77, n, rows)
+    assert got.dtype == np.float64 and got.shape == (n,)
+    np.testing.assert_array_equal(got, want)
+    if removed:  # the caller's row ids are left alone
+        np.testing.assert_array_equal(rows, given)
+
+
+@pytest.mark.parametrize("weights", ["unit", "integer", "none positive"])
+def test_a_chunk_profile_is_the_one_of_the_keys_as_defined(weights):
+    """Keys log(u)/w of the rows of positive weight; with unit weights and a floor,
+    exactly the rows whose key is above it (the floor tested on u first)."""
+    from streammix.algorithms.start.profile import key_floor, row_uniforms
+
+    rng = np.random.default_rng(11)
+    n, size = 20_000, 300
+    X = rng.normal(size=(n, 3)) * [1.0, -50.0, 1e-3]
+    y = rng.normal(size=n) - 4.0
+    w = {"unit": np.ones(n), "integer": rng.integers(0, 3, size=n).astype(float),
+         "none positive": np.zeros(n)}[weights]
+    source = ArraySource(X, y, w, chunk_rows=n)
+    chunk = source.read(source.plan()[0])
+    floor = key_floor(size, n)
+    u = row_uniforms(9, chunk.origin, chunk.first_row, n)
+    pos = w > 0
+    with np.errstate(divide="ignore"):
+        keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
+    if weights == "unit":
+        kept = np.flatnonzero(keys > floor)
+        assert 0 < kept.size < n
+    else:
+        kept = np.flatnonzero(pos)
+    want = kept[top_keys(keys[kept], size)]
+    got = ProfileTask(9, size, floor)(chunk)
+    np.testing.assert_array_equal(got.keys, keys[want])
+    np.testing.assert_array_equal(got.X, X[want])
+    np.testing.assert_array_equal(got.y, y[want])
+    assert got.n_positive == pos.sum() and got.floored == (n - kept.size if weights == "unit"
+                                                          else 0)
+    want_max = (np.append(np.abs(X[pos]).max(axis=0), np.abs(y[pos]).max()) if pos.any()
+                else np.zeros(4))
+    np.testing.assert_array_equal(got.max_abs, want_max)
+
+
+def _sample_of(source, task, d, size):
+    return sum((task(source.read(c)) for c in source.plan()), Profile.empty(d, size))
+
+
+@pytest.mark.parametrize("rows", [97, 1000, 4096])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("views", [False, True])
+def test_a_lazy_pass_draws_the_eager_pass_sample_bit_for_bit(rows, weighted, views):
+    rng = np.random.default_rng(rows)
+    n, size = 5000, 700
+    X, y = rng.normal(size=(n, 3)), rng.normal(size=n)
+    w = rng.integers(0, 3, size=n).astype(float) if weighted else None
+    source = ArraySource(X, y, w, chunk_rows=rows)
+    for floor in (-np.inf, np.log1p(-0.4)):  # with a key floor most chunks keep a few rows
+        eager = _sample_of(source, ProfileTask(5, size, floor), 3, size)
+        lazy = _sample_of(source, ProfileTask(5, size, floor, lazy=True, views=views), 3, size)
+        assert lazy.lazy and not eager.lazy
+        got = lazy.settled()
+        for name in ("keys", "X", "y", "w"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(eager, name),
+                                          err_msg=name)
+        assert got.X.flags.c_contiguous and got.X.dtype == np.float64
+        assert (got.n_rows, got.n_positive, got.sum_w, got.floored) == \
+            (eager.n_rows, eager.n_positive, eager.sum_w, eager.floored)
+        np.testing.assert_array_equal(got.moments.m2, eager.moments.m2)
+
+
+def test_a_lazy_profile_is_settled_when_pickled_and_bounds_what_it_refers_to():
+    import pickle
+
+    from streammix.algorithms.start import profile as module
+
+    rng = np.random.default_rng(1)
+    n, size = 6000, 100
+    X, y = rng.normal(size=(n, 2)), rng.normal(size=n)
+    source = ArraySource(X, y, chunk_rows=50)  # every chunk kept whole, as a view
+    task = ProfileTask(2, size, lazy=True, views=True)
+    parts = [task(source.read(c)) for c in source.plan()]
+    assert np.shares_memory(parts[0].parts[0][0], source.X)
+    total = sum(parts, Profile.empty(2, size))
+    referred = sum(part[1].shape[0] for part in total.parts)
+    assert referred <= module.LAZY_ROWS_FACTOR * size + 50
+    back = pickle.loads(pickle.dumps(total))
+    assert not back.lazy and back.parts == ()
+    want = _sample_of(source, ProfileTask(2, size), 2, size)
+    np.testing.assert_array_equal(back.X, want.X)
+    np.testing.assert_array_equal(back.y, want.y)
+    np.testing.assert_array_equal(back.keys, want.keys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import shutil
 import time
@@ -18,7 +20,13 @@ from streammix.algorithms.tasks import EStepTask
 from streammix.core.params import MixtureParams
 from streammix.core.reduce import tree_sum
 from streammix.core.stats import SuffStats
-from streammix.engines.dask_graph import counter_tree, run_length, small_chunk_run
+from streammix.engines.dask_graph import (
+    FUSED_LEVELS,
+    counter_tree,
+    reduction,
+    run_length,
+    small_chunk_run,
+)
 from streammix.engines.inprocess import InProcessEngine
 from streammix.engines.resolve import resolve_engine
 from streammix.exceptions import NoClientError
@@ -63,6 +71,32 @@ def test_runs_of_aligned_chunks_keep_the_shape_of_tree_sum():
         for g in (2, 4, 8, 16):
             runs = [tree_sum(values[i:i + g], None) for i in range(0, n, g)]
             assert counter_tree(runs, None, 2, lambda v: v[0] + v[1]).text == want, (n, g)
+
+
+def _evaluate(graph, expr):
+    """A task of a Dask graph as Dask runs it: nested tuples, keys replaced by their values."""
+    if isinstance(expr, tuple):
+        return expr[0](*(_evaluate(graph, arg) for arg in expr[1:]))
+    if isinstance(expr, str) and expr in graph:
+        return _evaluate(graph, graph[expr])
+    return expr
+
+
+@pytest.mark.parametrize("split_every", [2, 3])
+def test_the_fused_reduction_sums_in_the_tree_of_a_task_per_sum(split_every):
+    for n in range(1, 80):
+        leaves = [f"map-{i}" for i in range(n)]
+        graph = {key: Expr(str(i)) for i, key in enumerate(leaves)}
+        top = reduction(graph, "t", leaves, split_every)
+        assert top not in leaves  # the total is a task of its own
+        if split_every == 2:
+            want = tree_sum([Expr(str(i)) for i in range(n)], None).text
+        else:
+            want = counter_tree([Expr(str(i)) for i in range(n)], None, 3,
+                                lambda g: functools.reduce(operator.add, g)).text
+        assert _evaluate(graph, top).text == want, n
+        sums = len(graph) - n
+        assert sums <= max(1, -(-n // split_every ** FUSED_LEVELS) * 2), (n, sums)
 
 
 def test_run_length_leaves_about_four_tasks_per_thread():
