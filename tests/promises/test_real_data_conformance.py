@@ -63,13 +63,27 @@ HIGHER_DEGENERATE = [k for k in KEYS if RESULTS[k]["summary"]["higher_degenerate
 #: Cases where a seed beyond 4 has failed a check: all of :data:`SEEDS`.  On
 #: 2026-12-04 seeds 5..14 ran on every case (ML and flexmix); they failed on 3 of
 #: the 10 of airquality k=2 and prestige k=2, on 2 of faithful k=3 and on 1 of
-#: airquality k=3 and of mcycle k=3 (per-component noise), and nowhere else --
-#: mostly above R's best non-degenerate optimum and not degenerate by the choice
-#: rule (optima to document or to rule out); below R's on airquality k=3 seed 8
-#: and prestige seed 10.
+#: airquality k=3 and of mcycle k=3 (per-component noise), and nowhere else.  Seven
+#: went above R's best non-degenerate optimum (airquality k=2 seeds 6, 12, 13;
+#: prestige k=2 seeds 12, 14; faithful k=3 seeds 8, 11; mcycle k=3 seed 12), to
+#: optima that mixtools' and flexmix's EM started from them keep, non-degenerate
+#: by the choice rule: documented in ``better_optima.json`` since.  Two ended
+#: below R's: :data:`KNOWN_GAPS`.
 FRAGILE = ["airquality/k=2/per_component", "airquality/k=3/per_component",
            "faithful/k=3/per_component", "mcycle/k=3/per_component",
            "prestige/k=2/per_component"]
+#: (case, seed, why) beyond :data:`SEEDS` where the default fit ends below R's best
+#: non-degenerate optimum (the survey of seeds 5..14 of 2026-12-04); on both, a start
+#: whose EM converges to R's optimum (or above) is in the pool but is dropped at the
+#: first cut of the short runs.
+KNOWN_GAPS = [
+    ("airquality/k=3/per_component", 8,
+     "ends at -487.875 below R's -487.048: the one start of 359 in R's basin ranks 288th "
+     "after the short runs and is not kept"),
+    ("prestige/k=2/per_component", 10,
+     "ends at -344.563 below R's -344.500: the one start of 400 that reaches -344.017 "
+     "ranks 108th of the identified short runs, past the 51 kept"),
+]
 #: Cases where spikes or a small component compete with the sensible optimum -- R
 #: found a higher degenerate optimum (:data:`HIGHER_DEGENERATE`), or a better
 #: optimum than R's is documented (``better_optima.json``: the pool has to find a
@@ -134,29 +148,45 @@ def test_the_suite_covers_twelve_data_sets_both_k_and_both_noise_models():
     assert set(FRAGILE) <= set(KEYS) and len(CONTESTED) == 21
 
 
-@pytest.mark.parametrize("flexmix", [False, True], ids=["ml", "flexmix"])
-@pytest.mark.parametrize("key", KEYS)
-def test_default_fit_reaches_the_best_nondegenerate_r_optimum(key, flexmix):
+def _check_default_fit(key, flexmix, seed) -> None:
+    """The checks of the promise on the default fit of ``key`` with ``seed``."""
     entry = RESULTS[key]
     summary = entry["summary"]
     target = summary["polished_flexmix_loglik" if flexmix else "polished_ml_loglik"]
     upper = _upper_bound(key, target, flexmix)
     X, y = _data(entry["dataset"])
+    model = MixtureOfLinearRegressions(entry["k"], noise=entry["noise"], random_state=seed,
+                                       df_correction=flexmix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a spurious optimum passed over is fine here
+        model.fit(X, y)
+    label = f"{key} seed {seed}"
+    assert model.n_components_ == entry["k"], label
+    beta = np.column_stack([model.intercept_, model.coef_])
+    assert not _degenerate(entry, model.weights_, beta, model.sigma_, choice=True), label
+    assert model.loglik_ >= target - RTOL * abs(target), (
+        f"{label}: {model.loglik_:.8f} below R's {target:.8f}")
+    assert model.loglik_ <= upper + RTOL * abs(upper), (
+        f"{label}: {model.loglik_:.8f} above R's best non-degenerate {upper:.8f} "
+        "(a spurious optimum, or a better one to document in better_optima.json)")
+
+
+@pytest.mark.parametrize("flexmix", [False, True], ids=["ml", "flexmix"])
+@pytest.mark.parametrize("key", KEYS)
+def test_default_fit_reaches_the_best_nondegenerate_r_optimum(key, flexmix):
     for seed in _seeds(key):
-        model = MixtureOfLinearRegressions(entry["k"], noise=entry["noise"], random_state=seed,
-                                           df_correction=flexmix)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a spurious optimum passed over is fine here
-            model.fit(X, y)
-        label = f"{key} seed {seed}"
-        assert model.n_components_ == entry["k"], label
-        beta = np.column_stack([model.intercept_, model.coef_])
-        assert not _degenerate(entry, model.weights_, beta, model.sigma_, choice=True), label
-        assert model.loglik_ >= target - RTOL * abs(target), (
-            f"{label}: {model.loglik_:.8f} below R's {target:.8f}")
-        assert model.loglik_ <= upper + RTOL * abs(upper), (
-            f"{label}: {model.loglik_:.8f} above R's best non-degenerate {upper:.8f} "
-            "(a spurious optimum, or a better one to document in better_optima.json)")
+        _check_default_fit(key, flexmix, seed)
+
+
+@pytest.mark.parametrize("flexmix", [False, True], ids=["ml", "flexmix"])
+@pytest.mark.parametrize(("key", "seed"), [pytest.param(key, seed, id=f"{key}-seed{seed}",
+                                                         marks=pytest.mark.xfail(
+                                                             strict=True, reason=reason))
+                                            for key, seed, reason in KNOWN_GAPS])
+def test_known_gaps_of_the_start_search(key, seed, flexmix):
+    """The seeds beyond :data:`SEEDS` on which the default fit is known to end below R's
+    optimum (:data:`KNOWN_GAPS`): strict xfails, so that a fix shows."""
+    _check_default_fit(key, flexmix, seed)
 
 
 @pytest.mark.parametrize("key", HIGHER_DEGENERATE)
