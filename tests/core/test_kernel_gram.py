@@ -5,10 +5,12 @@ kernel forms each component's Gram matrix band by band with the sums in vector
 lanes, in blocks of 128 rows.  It reads a block's columns in place when they
 sit on cache lines (features contiguous, rows a multiple of 8) and copies them
 otherwise (while computing the residuals, or, for a last block whose rows are
-not a multiple of 8, before).  These tests cover every way in: numbers of
-features that are and are not a multiple of the tile, 1 to 6 components,
-weights with zeros, chunks of a few rows, both layouts, features on and off
-cache lines, bad values, and the build without vector extensions.  The
+not a multiple of 8, before; features whose rows are a whole number of cache
+lines apart get a short first block up to the next line, then in place).
+These tests cover every way in: numbers of features that are and are not a
+multiple of the tile, 1 to 6 components, weights with zeros, chunks of a few
+rows, both layouts, features on and off cache lines, bad values, and the
+build without vector extensions.  The
 vector-extension code runs by default only where the CPU has AVX-512
 (``kernel.set_vector_lanes``); the plain loops that run elsewhere are tested
 here in the same build.
@@ -85,16 +87,21 @@ def _problem(seed, n, d):
 def test_lane_gram_equals_numpy_for_every_layout(kernel_switch, d, m):
     # 1000 rows: seven blocks of 128 and a last one of 104 (a multiple of 8);
     # features contiguous on a cache line (read in place), the same features
-    # 8 bytes off one (copied by the residual pass), and rows contiguous
+    # 8 bytes off one with rows 1001 apart (copied by the residual pass),
+    # 16 bytes off one with rows 1008 apart (a first block of 6 rows copied,
+    # then in place, as for numpy's large arrays), and rows contiguous
     # (transposed block by block).
     rng, X, y, w = _problem(d * 10 + m, 1000, d)
     aligned = _on_cache_line((d, 1000))
     aligned[...] = X.T
     shifted = _on_cache_line((d, 1001))[:, 1:]
     shifted[...] = X.T
+    headed = _on_cache_line((d, 1008))[:, 2:1002]
+    headed[...] = X.T
+    assert headed.ctypes.data % 64 == 16
     for intercept in (True, False):
         prm = [_params(rng, m, d + int(intercept))]
-        for FT in (aligned, shifted, X.T):
+        for FT in (aligned, shifted, headed, X.T):
             fast, slow = _both(kernel_switch, FT, y, w, prm, intercept)
             _assert_close(fast[0], slow[0])
 
