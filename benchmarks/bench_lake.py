@@ -13,9 +13,10 @@ all of them alike):
   default threads (one per CPU) and on one thread, and the profiling pass
   (pass 0 of a fit: counts, the reservoir sample, the moments);
 * the same on a 2-worker LocalCluster (2 workers x 1 thread: the same two
-  cores as the threaded scan), the EM pass also with reading tasks of
-  ``OLD_TASK_ROWS`` rows (DaskEngine's before), and with ``cache`` (the first pass reads
-  and keeps the chunks, later ones only compute);
+  cores as the threaded scan), the EM pass and the profiling pass also with
+  a ``+`` task per sum of the reduction tree (DaskEngine's before), and with
+  ``cache`` (the first pass reads and keeps the chunks, later ones only
+  compute);
 
 and prints medians over the rounds (the pyarrow scans timed warm, each
 after an untimed run of its own), the median of each round's ratio to
@@ -194,20 +195,19 @@ def profile_pass(engine, source) -> Profile:
                              Profile.empty(source.n_features, size))
 
 
-#: DaskEngine's reading tasks before issue 15 (a task per 131072-row chunk here).
-OLD_TASK_ROWS = 1 << 16
-
-
-def with_task_rows(rows: int, fn):
-    """``fn()`` with DaskEngine's reading tasks of about ``rows`` rows."""
+def unfused(fn):
+    """``fn()`` with a ``+`` task per sum of DaskEngine's reduction tree (before), if
+    this streammix fuses them."""
     from streammix.engines import dask_graph
 
-    saved = dask_graph.MIN_TASK_ROWS
-    dask_graph.MIN_TASK_ROWS = rows
+    saved = getattr(dask_graph, "FUSED_LEVELS", None)
+    if saved is None:
+        return fn()
+    dask_graph.FUSED_LEVELS = 1
     try:
         return fn()
     finally:
-        dask_graph.MIN_TASK_ROWS = saved
+        dask_graph.FUSED_LEVELS = saved
 
 
 def rounds(stages: dict, repeat: int) -> dict:
@@ -421,9 +421,10 @@ def main(argv=None) -> None:
                     lambda: em_iteration(dask, source, params, p)
                 stages["streammix profiling pass, 2 workers"] = \
                     lambda: profile_pass(dask, source)
-                stages[f"  EM, 2 workers, tasks of {OLD_TASK_ROWS} rows"] = \
-                    lambda: with_task_rows(OLD_TASK_ROWS, lambda: em_iteration(
-                        dask, source, params, p))
+                stages["  EM, 2 workers, a + task per sum"] = \
+                    lambda: unfused(lambda: em_iteration(dask, source, params, p))
+                stages["  profiling, 2 workers, a + task per sum"] = \
+                    lambda: unfused(lambda: profile_pass(dask, source))
             times = rounds(stages, args.repeat)
             if not args.no_cluster:
                 workers_plain = client.run(peak_rss_mib)
