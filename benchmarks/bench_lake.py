@@ -211,7 +211,8 @@ def unfused(fn):
 
 
 def rounds(stages: dict, repeat: int) -> dict:
-    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn.
+    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn
+    (odd rounds in reverse order).
 
     The pyarrow scans run once untimed just before their timed run: the
     dataset scanner reads ahead many batches, and its first run after other
@@ -219,8 +220,10 @@ def rounds(stages: dict, repeat: int) -> dict:
     the peer is timed warm, at its best.
     """
     times: dict = {name: [] for name in stages}
-    for _ in range(repeat):
-        for name, fn in stages.items():
+    for round_ in range(repeat):
+        # every other round in reverse order, so that no stage always follows the same one
+        order = list(stages.items())
+        for name, fn in (order[::-1] if round_ % 2 else order):
             gc.collect()
             if name.startswith("pyarrow"):
                 fn()

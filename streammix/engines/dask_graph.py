@@ -150,8 +150,9 @@ def _read_apply_run(source, func, *descriptors):
 #: (31 chunks of 131072 rows, 2 workers x 1 thread) took 1.47x pyarrow's
 #: threaded scan with runs of up to 65536 rows (a task per chunk) and 1.06x
 #: with runs of 4 chunks (the two alternating in one run, medians of 5
-#: rounds, load 7); a later ``benchmarks/bench_lake.py`` run, which has both
-#: rows, showed no clear difference (1.14 s and 1.07 s, load 4-6).
+#: rounds, load 7); a later ``benchmarks/bench_lake.py`` run, which had both
+#: rows, showed no clear difference (1.14 s and 1.07 s, load 4-6), nor did
+#: tasks of 1, 2 or 4 chunks once the reduction was fused (FUSED_LEVELS).
 MIN_TASK_ROWS = 1 << 19
 
 
