@@ -6,7 +6,8 @@ Run: ``PYTHONPATH=. python benchmarks/bench_estep.py [--repeats 5]
 For d = 5, 10, 20, 50, 100 columns of the design (the intercept included)
 and m = 3, 4, 5, 5, 10 components, times the compiled E-step of one chunk
 (``estep_features``, one thread) with the Gram matrices formed in 4 x 4
-register tiles and with the fused dot4 sweep (``kernel.set_tile_min_d``
+register tiles (band by band with the sums in vector lanes where they fit and
+the CPU has AVX-512) and with the fused dot4 sweep (``kernel.set_tile_min_d``
 picks the path), alternating with a 1000 x 1000 DGEMM on one OpenBLAS thread
 so that all of them see the same load, and prints medians: rows/s and the
 effective GFLOP/s of the E-step, counting the symmetric Gram update
@@ -62,8 +63,11 @@ def main(repeats: int = 5, baseline: str | None = None) -> None:
     kernel.set_tile_min_d(default)
     ours = kernel.estep_chunk
     other = _load_kernel(baseline).estep_chunk if baseline else None
+    lanes = kernel.set_vector_lanes(True)
+    kernel.set_vector_lanes(lanes)
     print(f"one thread, CPU time; medians of {repeats}; tiles from d - 1 >= {default} features "
-          "(the default)" + (f"; baseline: {baseline}" if baseline else ""))
+          f"(the default); vector lanes {'on' if lanes else 'off (no AVX-512)'}"
+          + (f"; baseline: {baseline}" if baseline else ""))
     print(f"{'d':>4} {'m':>3} {'path':>8} {'Mrows/s':>8} {'GFLOP/s':>8} {'DGEMM':>7} "
           f"{'% DGEMM':>8}")
     for d, m in CASES:

@@ -2,11 +2,16 @@
 
 The bottom layer of the package, beside :mod:`streammix.atomic`: it imports
 nothing of streammix, so every module can raise these.
+
+:class:`NotFittedError` subclasses scikit-learn's, and importing scikit-learn
+costs seconds (it imports scipy and more); the class is made when it is first
+asked for (``from streammix.exceptions import NotFittedError``), so a program
+that never needs it, such as ``streammix --help``, does not pay that.
 """
 
 from __future__ import annotations
 
-import sklearn.exceptions
+import threading
 
 __all__ = [
     "DataError", "NotFittedError", "ConvergenceWarning", "ComponentCollapseError",
@@ -27,11 +32,39 @@ class SourceChangedError(DataError):
     was reading it; the message names the file and what changed."""
 
 
-class NotFittedError(sklearn.exceptions.NotFittedError):
-    """The estimator is used before ``fit``.
+#: Declared, not bound: the first lookup calls the module's ``__getattr__``.
+NotFittedError: type
 
-    A subclass of scikit-learn's ``NotFittedError`` (itself a ``ValueError``
-    and an ``AttributeError``), so code written for scikit-learn catches it."""
+_NOT_FITTED_LOCK = threading.Lock()
+
+
+def _make_not_fitted_error() -> type:
+    """The class :class:`NotFittedError`, made once (scikit-learn imported then)."""
+    with _NOT_FITTED_LOCK:
+        made = globals().get("NotFittedError")
+        if made is not None:
+            return made
+        import sklearn.exceptions
+
+        class NotFittedError(sklearn.exceptions.NotFittedError):
+            """The estimator is used before ``fit``.
+
+            A subclass of scikit-learn's ``NotFittedError`` (itself a ``ValueError``
+            and an ``AttributeError``), so code written for scikit-learn catches it."""
+
+        NotFittedError.__module__, NotFittedError.__qualname__ = __name__, "NotFittedError"
+        globals()["NotFittedError"] = NotFittedError
+        return NotFittedError
+
+
+def __getattr__(name: str):
+    if name == "NotFittedError":
+        return _make_not_fitted_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"NotFittedError"})
 
 
 class ConvergenceWarning(UserWarning):

@@ -36,9 +36,15 @@ def two_workers():
     worker that a test kills, and ``two_worker_client`` waits for both before a test
     starts.
     """
+    import dask
     from distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0") as cluster:
+
+    # A LocalCluster closes a killed worker's Nanny for good when no worker of that name is
+    # back within lost-worker-timeout (15 s by default): too short for a restart on a loaded
+    # machine, after which the session would run on one worker.
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "10 minutes"}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address="127.0.0.1:0") as cluster:
         yield cluster
 
 

@@ -18,9 +18,7 @@ from streammix.cli.common import (
     load_model,
     warn_literal_credentials,
 )
-from streammix.core.checks import feature_names_of
 from streammix.exceptions import DataError
-from streammix.reports.sample import read_sample
 
 __all__ = ["register", "main", "run"]
 
@@ -94,7 +92,9 @@ def _load(path):
 
 def run(args) -> int:
     """Execute a parsed ``plot`` command; returns the exit status."""
+    from streammix.core.checks import feature_names_of
     from streammix.reports.plots import plot_bic, plot_fit, plot_loglik, save_figure
+    from streammix.reports.sample import read_sample
 
     try:
         if args.kind == "fit":

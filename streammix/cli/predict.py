@@ -14,8 +14,6 @@ from streammix.cli.common import (
     make_source,
     warn_literal_credentials,
 )
-from streammix.core.checks import feature_names_of
-from streammix.data.frames import names_mismatch_message
 from streammix.exceptions import DataError
 
 __all__ = ["register", "run_predict"]
@@ -109,6 +107,9 @@ def _formula_source(args, design, concomitant):
 
 def _columns_source(args, model, data, concomitant):
     """The data read by the columns of the fit (or the --target/--features given)."""
+    from streammix.core.checks import feature_names_of
+    from streammix.data.frames import names_mismatch_message
+
     target = args.target or data.get("target")
     features = data.get("features") or feature_names_of(model)
     if args.features:  # taken by name: the model's order, whatever the order given

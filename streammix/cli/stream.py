@@ -40,13 +40,12 @@ import signal
 import sys
 import threading
 
-from streammix.checkpoint_folder import claim_checkpoint_folder
 from streammix.cli.common import non_empty
-from streammix.data.streams import ArrowStreamSource, FolderStream
-from streammix.estimator.model import MixtureOfLinearRegressions
-from streammix.estimator.streaming import GUARD, STATE_FILE, load_checkpoint, run_stream
 from streammix.exceptions import DataError
 from streammix.redact import printable, redact
+
+# The estimator and the stream sources are imported when a stream runs, not when the
+# command registers: ``streammix --help`` need not import scikit-learn and pyarrow.
 
 __all__ = ["register", "main", "run_command"]
 
@@ -103,6 +102,8 @@ def _features(values):
 
 
 def _source(args, features, ledger):
+    from streammix.data.streams import ArrowStreamSource, FolderStream
+
     if args.source == "-" or not os.path.isdir(args.source):
         if args.watch:
             raise ValueError("--watch needs a folder as SOURCE")
@@ -126,6 +127,9 @@ def run_command(args) -> int:
     ``ValueError`` on bad arguments or an incompatible checkpoint;
     :func:`main` maps them to exit codes 2 and 1.
     """
+    from streammix.checkpoint_folder import claim_checkpoint_folder
+    from streammix.estimator.streaming import STATE_FILE
+
     lock = claim_checkpoint_folder(args.checkpoint, kind="stream", known=(STATE_FILE,))
     try:
         return _run_locked(args)
@@ -134,6 +138,9 @@ def run_command(args) -> int:
 
 
 def _run_locked(args) -> int:
+    from streammix.estimator.model import MixtureOfLinearRegressions
+    from streammix.estimator.streaming import GUARD, load_checkpoint, run_stream
+
     features = _features(args.features)
     meta = {"source": args.source, "target": args.target, "features": features,
             "weight": args.weight, "batch_rows": args.batch_rows}

@@ -37,12 +37,15 @@
 __attribute__((simd("notinbranch"), const, nothrow)) double exp(double);
 __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #define SM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define SM_HAVE_CLONES 1
 #else
 #include <math.h>
 #define SM_CLONES
 #endif
 
+#ifndef BLOCK
 #define BLOCK 256
+#endif
 /* Distance between the rows of the per-block scratch arrays: not a multiple
  * of 4 KiB, so that the rows a 4 x 4 tile reads at once do not fall into
  * the same L1 cache sets. */
@@ -61,6 +64,7 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 
 typedef struct {
     Py_ssize_t d, m, n, fstride, rowstride, tile_min_d;
+    int vec;  /* the vector-extension code runs (vector_lanes), else the plain loops */
     const double *F, *y, *w, *coef, *b0, *lognorm, *inv2s2;
     double *g1, *hsum, *s2p, *r0, *out;
     double *buf;
@@ -90,6 +94,14 @@ SM_INLINE void dot4(const double *T, const double *F, Py_ssize_t fs, Py_ssize_t 
 }
 
 #define UP4(x) (((x) + 3) / 4 * 4)
+
+/* The scratch of a job starts on a cache line (malloc gives 16 bytes): with
+ * rows LDB (a multiple of 8 doubles) apart, a vector of 8 doubles is then
+ * never split between two lines.  raw NULL gives NULL. */
+static double *aligned64(void *raw)
+{
+    return raw == NULL ? NULL : (double *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+}
 
 /* A 4 x 4 tile of dot products: out[r * ld + c] += sum_i a_r[i] b_c[i], rows
  * a_r = a + r * as, b_c = b + c * bs.  Eight loads feed sixteen FMAs, so the
@@ -190,17 +202,49 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
 #define SM_VEC 1
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
-/* R_j = y - b0_j - coef_j . x for the block's rows (R rows LDB apart): four
- * components and 8 rows at a time in registers, so that each feature is
- * loaded once for four components and no partial residual is stored (the
- * plain loop loads and stores R_j once per feature).  The operations on each
- * row are those of the plain loop, in the same order, so the residuals are
- * the same to the bit.  b0 NULL: no intercept apart from the design's. */
+/* R_j = y - b0_j - coef_j . x for the rows [i0, i1) of a block, i1 - i0 a
+ * multiple of 16, for the jt (1..4) components c[0..jt-1]: 16 rows and jt
+ * components at a time in registers (2 jt independent sums), so that each
+ * feature is loaded once for jt components and no partial residual is stored.
+ * cp: the features are also copied to cp (rows LDB apart; NULL: not). */
+SM_INLINE void residual_rows(const double *F, Py_ssize_t fs, Py_ssize_t d, const double *yb,
+                             const double *const *c, const double *b, double *R,
+                             Py_ssize_t i0, Py_ssize_t i1, const int jt, double *cp)
+{
+    for (Py_ssize_t i = i0; i < i1; i += 16) {
+        const v8d ya = *(const v8d *)(yb + i), yc = *(const v8d *)(yb + i + 8);
+        v8d r0 = ya - b[0], r1 = ya - b[1], r2 = ya - b[2], r3 = ya - b[3];
+        v8d q0 = yc - b[0], q1 = yc - b[1], q2 = yc - b[2], q3 = yc - b[3];
+        for (Py_ssize_t k = 0; k < d; k++) {
+            const v8d f = *(const v8d *)(F + k * fs + i), h = *(const v8d *)(F + k * fs + i + 8);
+            if (cp != NULL) {
+                *(v8d *)(cp + k * LDB + i) = f;
+                *(v8d *)(cp + k * LDB + i + 8) = h;
+            }
+            r0 -= c[0][k] * f; q0 -= c[0][k] * h;
+            if (jt > 1) { r1 -= c[1][k] * f; q1 -= c[1][k] * h; }
+            if (jt > 2) { r2 -= c[2][k] * f; q2 -= c[2][k] * h; }
+            if (jt > 3) { r3 -= c[3][k] * f; q3 -= c[3][k] * h; }
+        }
+        *(v8d *)(R + i) = r0; *(v8d *)(R + i + 8) = q0;
+        if (jt > 1) { *(v8d *)(R + LDB + i) = r1; *(v8d *)(R + LDB + i + 8) = q1; }
+        if (jt > 2) { *(v8d *)(R + 2 * LDB + i) = r2; *(v8d *)(R + 2 * LDB + i + 8) = q2; }
+        if (jt > 3) { *(v8d *)(R + 3 * LDB + i) = r3; *(v8d *)(R + 3 * LDB + i + 8) = q3; }
+    }
+}
+
+/* R_j = y - b0_j - coef_j . x for the block's rows (R rows LDB apart): up to
+ * four components and 16 rows at a time in registers (residual_rows), the
+ * last nb mod 16 rows one at a time.  The operations on each row are those of
+ * the plain loop, in the same order, so the residuals are the same to the bit.
+ * b0 NULL: no intercept apart from the design's.  cp: the block's features are
+ * copied there on the way (rows LDB apart; NULL: not), and read from there by
+ * the groups of components after the first. */
 SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_ssize_t m,
                                Py_ssize_t nb, const double *yb, const double *coef,
-                               const double *b0, double *R)
+                               const double *b0, double *R, double *cp)
 {
-    const Py_ssize_t n8 = nb / 8 * 8;
+    const Py_ssize_t n16 = nb / 16 * 16;
     for (Py_ssize_t j = 0; j < m; j += 4) {
         const Py_ssize_t jt = m - j < 4 ? m - j : 4;
         const double *c[4];
@@ -210,24 +254,33 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
             c[a] = coef + ja * d;
             b[a] = b0 != NULL ? b0[ja] : 0.0;
         }
-        for (Py_ssize_t i = 0; i < n8; i += 8) {
-            const v8d yv = *(const v8d *)(yb + i);
-            v8d r0 = yv - b[0], r1 = yv - b[1], r2 = yv - b[2], r3 = yv - b[3];
-            for (Py_ssize_t k = 0; k < d; k++) {
-                const v8d f = *(const v8d *)(F + k * fs + i);
-                r0 -= c[0][k] * f; r1 -= c[1][k] * f; r2 -= c[2][k] * f; r3 -= c[3][k] * f;
+        double *Rj = R + j * LDB;
+        if (cp != NULL) {  /* one copy of the loop for each group size */
+            switch (jt) {
+            case 1: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 1, cp); break;
+            case 2: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 2, cp); break;
+            case 3: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 3, cp); break;
+            default: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 4, cp); break;
             }
-            *(v8d *)(R + j * LDB + i) = r0;
-            if (jt > 1) *(v8d *)(R + (j + 1) * LDB + i) = r1;
-            if (jt > 2) *(v8d *)(R + (j + 2) * LDB + i) = r2;
-            if (jt > 3) *(v8d *)(R + (j + 3) * LDB + i) = r3;
+            for (Py_ssize_t k = 0; k < d; k++)
+                for (Py_ssize_t i = n16; i < nb; i++) cp[k * LDB + i] = F[k * fs + i];
+            F = cp;
+            fs = LDB;
+            cp = NULL;
+        } else {
+            switch (jt) {
+            case 1: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 1, NULL); break;
+            case 2: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 2, NULL); break;
+            case 3: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 3, NULL); break;
+            default: residual_rows(F, fs, d, yb, c, b, Rj, 0, n16, 4, NULL); break;
+            }
         }
-        for (Py_ssize_t a = 0; a < jt; a++) {  /* the last nb mod 8 rows */
-            double *Rj = R + (j + a) * LDB;
-            for (Py_ssize_t i = n8; i < nb; i++) {
+        for (Py_ssize_t a = 0; a < jt; a++) {  /* the last nb mod 16 rows */
+            double *Ra = R + (j + a) * LDB;
+            for (Py_ssize_t i = n16; i < nb; i++) {
                 double r = yb[i] - b[a];
                 for (Py_ssize_t k = 0; k < d; k++) r -= c[a][k] * F[k * fs + i];
-                Rj[i] = r;
+                Ra[i] = r;
             }
         }
     }
@@ -271,6 +324,86 @@ SM_INLINE void lane_sums(const v8d *lanes, Py_ssize_t q4, double *acc)
                 acc[(k + t / 4) * q4 + l + t % 4] += sum;
             }
 }
+
+/* lane_tile4x4 with the rows of b given by pointers (rows of the chunk read in
+ * place, a row of ones, rows of zeros). */
+SM_INLINE void lane_tile4x4p(const double *a, const double *const *b, Py_ssize_t nb, v8d *out)
+{
+    const double *a0 = a, *a1 = a + LDB, *a2 = a + 2 * LDB, *a3 = a + 3 * LDB;
+    const double *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    v8d s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+    v8d s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0}, s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};
+    for (Py_ssize_t i = 0; i < nb; i += 8) {
+        const v8d x0 = *(const v8d *)(a0 + i), x1 = *(const v8d *)(a1 + i);
+        const v8d x2 = *(const v8d *)(a2 + i), x3 = *(const v8d *)(a3 + i);
+        const v8d y0 = *(const v8d *)(b0 + i), y1 = *(const v8d *)(b1 + i);
+        const v8d y2 = *(const v8d *)(b2 + i), y3 = *(const v8d *)(b3 + i);
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+    }
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out[4] += s10; out[5] += s11; out[6] += s12; out[7] += s13;
+    out[8] += s20; out[9] += s21; out[10] += s22; out[11] += s23;
+    out[12] += s30; out[13] += s31; out[14] += s32; out[15] += s33;
+}
+
+/* One band of lane_gram: TT (4 x nb8) = g z_k..k+3, the band's diagonal tile
+ * (the 10 sums g z_r z_c, r <= c) and sum gr z_r into lanes and grx, from one
+ * load of the band's columns.  store: whether TT is wanted (not for the last band). */
+SM_INLINE void lane_band(const double *const *Z, const double *g, const double *gr,
+                         Py_ssize_t nb8, double *TT, v8d *out, v8d *grx, const int store)
+{
+    const double *z0 = Z[0], *z1 = Z[1], *z2 = Z[2], *z3 = Z[3];
+    v8d e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
+    v8d s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+    v8d s22 = {0}, s23 = {0}, s33 = {0};
+    for (Py_ssize_t i = 0; i < nb8; i += 8) {
+        const v8d gv = *(const v8d *)(g + i), rv = *(const v8d *)(gr + i);
+        const v8d x0 = *(const v8d *)(z0 + i), x1 = *(const v8d *)(z1 + i);
+        const v8d x2 = *(const v8d *)(z2 + i), x3 = *(const v8d *)(z3 + i);
+        const v8d t0 = gv * x0, t1 = gv * x1, t2 = gv * x2, t3 = gv * x3;
+        if (store) {
+            *(v8d *)(TT + i) = t0;
+            *(v8d *)(TT + LDB + i) = t1;
+            *(v8d *)(TT + 2 * LDB + i) = t2;
+            *(v8d *)(TT + 3 * LDB + i) = t3;
+        }
+        e0 += rv * x0; e1 += rv * x1; e2 += rv * x2; e3 += rv * x3;
+        s00 += t0 * x0; s01 += t0 * x1; s02 += t0 * x2; s03 += t0 * x3;
+        s11 += t1 * x1; s12 += t1 * x2; s13 += t1 * x3;
+        s22 += t2 * x2; s23 += t2 * x3;
+        s33 += t3 * x3;
+    }
+    grx[0] += e0; grx[1] += e1; grx[2] += e2; grx[3] += e3;
+    out[0] += s00; out[1] += s01; out[2] += s02; out[3] += s03;
+    out[5] += s11; out[6] += s12; out[7] += s13;
+    out[10] += s22; out[11] += s23;
+    out[15] += s33;
+}
+
+/* The Gram sums of one component over one block (nb8 rows, a multiple of 8),
+ * in vector lanes: for each band of 4 columns k of [x, 1], the band's rows
+ * w g z_k (4 x nb8, in L1) and its diagonal tile are formed in one sweep
+ * (lane_band), then the band's tiles against the columns l > k are added to
+ * lanes (16 a tile; a diagonal tile's 6 below the diagonal stay 0), and
+ * sum w g r z_k to grx[k] (k < q4).  Z[k] points at column k of the block;
+ * g and gr are w g and w g r (zero past nb). */
+SM_INLINE void lane_gram(const double *const *Z, Py_ssize_t q4, const double *g,
+                         const double *gr, Py_ssize_t nb8, double *TT, v8d *lanes, v8d *grx)
+{
+    for (Py_ssize_t k = 0; k < q4; k += 4) {
+        if (k + 4 < q4) {
+            lane_band(Z + k, g, gr, nb8, TT, lanes, grx + k, 1);
+        } else {
+            lane_band(Z + k, g, gr, nb8, TT, lanes, grx + k, 0);
+        }
+        lanes += 16;
+        for (Py_ssize_t l = k + 4; l < q4; l += 4, lanes += 16)
+            lane_tile4x4p(TT, Z + l, nb8, lanes);
+    }
+}
 #endif
 
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
@@ -279,27 +412,66 @@ SM_INLINE void lane_sums(const v8d *lanes, Py_ssize_t q4, double *acc)
  * benchmarks). */
 static Py_ssize_t tile_min_d = 8;
 
-/* The tiles' sums are kept in vector lanes over the chunk (lane_tile4x4) when
- * all components' lanes take at most this many tiles of 1 KiB (they then stay
- * in the L2 cache; d = 50, m = 5 takes 455). */
+/* The tiles' sums are kept in vector lanes over the chunk when all components'
+ * lanes take at most this many tiles of 1 KiB (they then stay in the L2 cache;
+ * d = 50, m = 5 takes 455).  Each component's Gram is then formed band by band
+ * (lane_gram: w g z of 4 columns and its diagonal tile in one sweep, then the
+ * band's 4 x 4 tiles), in blocks of LANE_BLOCK rows, so that a block's columns,
+ * a band and one component's lanes stay in the L1 cache at d = 20 (measured
+ * with benchmarks/bench_estep.py: about 1.8x the whole-band-panel version at
+ * d = 20, m = 5 and 1.6x at d = 50). */
 #define LANE_TILES_MAX 512
+#ifndef LANE_BLOCK
+#define LANE_BLOCK 128
+#endif
 
-static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m)
+/* Whether the code written with vector extensions (v8d: block_residuals and
+ * the lanes) runs, or the plain loops (which the compiler vectorises for the
+ * CPU's own width).  v8d is one AVX-512 register; on a CPU without AVX-512
+ * (the AVX2 and baseline clones, or a build for a CPU without it) GCC splits
+ * each v8d into 2 or 4 registers and spills the tiles' 16 sums to the stack:
+ * measured with the AVX2 clone on one machine, 3.5-4.5x slower than the
+ * plain loops at d = 10, 20 and 50.  So the vector code runs where the
+ * x86-64-v4 clone does (or the whole build is for AVX-512); elsewhere than
+ * x86 as before.  set_vector_lanes changes it (for tests and benchmarks). */
+static int detect_vector_lanes(void)
+{
+#if !defined(SM_VEC)
+    return 0;
+#elif defined(SM_HAVE_CLONES)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") != 0;
+#elif defined(__x86_64__) || defined(__i386__)
+#if defined(__AVX512F__)
+    return 1;
+#else
+    return 0;
+#endif
+#else
+    return 1;
+#endif
+}
+
+static int vector_lanes = 0;  /* set at import: detect_vector_lanes() */
+
+static Py_ssize_t lane_tiles(Py_ssize_t d, Py_ssize_t m, int vec)
 {
 #ifdef SM_VEC
     const Py_ssize_t t = UP4(d + 1) / 4, tiles = m * t * (t + 1) / 2;  /* d + 1: [x, 1] */
-    return tiles <= LANE_TILES_MAX ? tiles : 0;
+    return vec && tiles <= LANE_TILES_MAX ? tiles : 0;
 #else
-    (void)d; (void)m;
+    (void)d; (void)m; (void)vec;
     return 0;
 #endif
 }
 
-static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d)
+static Py_ssize_t job_buf_size(Py_ssize_t d, Py_ssize_t m, Py_ssize_t min_d, int vec)
 {
     const Py_ssize_t q4 = UP4(d + 1), m4 = UP4(m);
     if (d < min_d) return (m4 + m + 3 + d) * LDB;
-    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4 + lane_tiles(d, m) * 128 + 8;
+    const Py_ssize_t lanes = lane_tiles(d, m, vec);  /* and then GRX and the row pointers Z */
+    return (m4 + m + 3 + 2 * q4) * LDB + m * q4 * q4 + m4 * q4 + lanes * 128 + 8
+           + (lanes ? m * q4 * 8 + q4 * (Py_ssize_t)((sizeof(void *) + 7) / 8) : 0);
 }
 
 SM_CLONES
@@ -317,15 +489,28 @@ static void run_job(Job *J)
     /* Tiled Gram (d >= tile_min_d) of the q = d + 1 columns [x, 1], so that
      * the pairs (k, d) are sum w g x_k and only whole 4 x 4 tiles are formed:
      * Fbuf (q4 x BLOCK) holds every block's features, then a row of ones,
-     * then zero rows up to q4; TT (q4 x BLOCK) w g [x, 1]; ACC (m x q4 x q4)
-     * the tiles; ACCR (m4 x q4) sum w g r [x, 1], tiles of R against Fbuf. */
+     * then zero rows up to q4; TT (q4 x BLOCK) w g [x, 1] (with lanes: its
+     * rows of one band); ACC (m x q4 x q4) the tiles; ACCR (m4 x q4) sum
+     * w g r [x, 1], tiles of R against Fbuf (with lanes: from GRX). */
     const int tiled = d >= J->tile_min_d;
     const Py_ssize_t q4 = UP4(d + 1);
     double *TT = Fbuf + q4 * LDB, *ACC = TT + q4 * LDB, *ACCR = ACC + m * q4 * q4;
     /* LN: the lanes of every component's tiles, 64-byte aligned, when they fit */
-    const Py_ssize_t nlanes = tiled ? lane_tiles(d, m) : 0;
+    const Py_ssize_t nlanes = tiled ? lane_tiles(d, m, J->vec) : 0;
     double *LN = (double *)(((uintptr_t)(ACCR + m4 * q4) + 63) & ~(uintptr_t)63);
     double loglik = 0.0, class_ll = 0.0;
+#ifdef SM_VEC
+    /* With lanes, each component's Gram is formed band by band (lane_gram):
+     * GRX (m x q4 vectors) the lanes of sum w g r [x, 1], Z the block's columns
+     * [x, 1, 0...] (read in place when the block's rows are contiguous and a
+     * multiple of 8, else from Fbuf, zero past the block's rows). */
+    v8d *GRX = (v8d *)LN + nlanes * 16;
+    const double **Z = (const double **)(GRX + (nlanes ? m * q4 : 0));
+    if (nlanes) {
+        memset(GRX, 0, sizeof(v8d) * m * q4);
+        for (Py_ssize_t k = d; k < q4; k++) Z[k] = Fbuf + k * LDB;
+    }
+#endif
 
     memset(R, 0, sizeof(double) * m4 * LDB);
     if (tiled) {
@@ -334,8 +519,20 @@ static void run_job(Job *J)
         for (Py_ssize_t i = 0; i < LDB; i++) Fbuf[d * LDB + i] = 1.0;
     }
 
-    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
-        const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
+    /* Blocks of LANE_BLOCK rows with lanes: a block's columns, a band of w g z
+     * and one component's lanes then stay in the L1 cache at d = 20. */
+    const Py_ssize_t bk = nlanes ? LANE_BLOCK : BLOCK;
+    /* head: with lanes, features contiguous and a whole number of cache lines
+     * apart but not starting on one (numpy's large arrays start 16 bytes into
+     * a line), a first block of the rows up to the next line (copied), so that
+     * the blocks after it are read in place. */
+    Py_ssize_t head = 0;
+    if (nlanes && !J->rowstride && ((J->fstride * 8) & 63) == 0)
+        head = (Py_ssize_t)((64 - ((uintptr_t)J->F & 63)) & 63) / 8;
+    Py_ssize_t nb = 0;
+    for (Py_ssize_t start = 0; start < n; start += nb) {
+        nb = start == 0 && head ? head : bk;
+        nb = n - start < nb ? n - start : nb;
         const double *yb = J->y + start, *wb = J->w + start;
         /* Feature k of row start + i is F[k * fs + i] in this block. */
         const double *F = J->F + start;
@@ -351,29 +548,44 @@ static void run_job(Job *J)
             }
             F = Fbuf;
             fs = LDB;
-        } else if (tiled) {
+        } else if (tiled && (!nlanes || nb % 8)) {
             for (Py_ssize_t k = 0; k < d; k++)
                 memcpy(Fbuf + k * LDB, F + k * fs, nb * sizeof(double));
             F = Fbuf;
             fs = LDB;
         }
+        /* lanes read the block's columns in place only when they are whole
+         * vectors on cache lines (split loads cost more than a copy, measured
+         * at d = 20); else the residuals copy them to Fbuf on the way. */
+        double *cp = NULL;
+        if (nlanes && F != Fbuf && (((uintptr_t)F | (uintptr_t)(fs * 8)) & 63)) cp = Fbuf;
 #ifdef SM_VEC
-        block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R);
+        if (J->vec) block_residuals(F, fs, d, m, nb, yb, J->coef, J->b0, R, cp);
+        if (cp != NULL) {
+            F = Fbuf;
+            fs = LDB;
+        }
+        const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
+        if (nlanes) {
+            if (F == Fbuf && nb8 > nb)
+                for (Py_ssize_t k = 0; k < d; k++) memset(Fbuf + k * LDB + nb, 0, (nb8 - nb) * 8);
+            for (Py_ssize_t k = 0; k < d; k++) Z[k] = F + k * fs;
+        }
 #endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
-#ifndef SM_VEC
-            const double *cj = J->coef + j * d;
-            const double b0 = J->b0[j];
-            SIMD
-            for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i] - b0;
-            for (Py_ssize_t k = 0; k < d; k++) {
-                const double c = cj[k], *Fk = F + k * fs;
+            if (!J->vec) {
+                const double *cj = J->coef + j * d;
+                const double b0 = J->b0[j];
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i] - b0;
+                for (Py_ssize_t k = 0; k < d; k++) {
+                    const double c = cj[k], *Fk = F + k * fs;
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                }
             }
-#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -426,6 +638,14 @@ static void run_job(Job *J)
             J->hsum[j] += s_g;
             J->hsum[m + j] += s_gr;
             J->r0[j] += s_grr;
+#ifdef SM_VEC
+            if (nlanes) {  /* Gj, Rj: zero past nb, up to nb8 */
+                for (Py_ssize_t i = nb; i < nb8; i++) Gj[i] = Rj[i] = 0.0;
+                lane_gram(Z, q4, Gj, Rj, nb8, TT, (v8d *)LN + j * (nlanes / m) * 16,
+                          GRX + j * q4);
+                continue;
+            }
+#endif
             if (tiled) {  /* F is Fbuf */
                 for (Py_ssize_t k = 0; k < d; k++) {
                     const double *Fk = F + k * LDB;
@@ -435,19 +655,6 @@ static void run_job(Job *J)
                 }
                 memcpy(TT + d * LDB, Gj, nb * sizeof(double));
                 double *Aj = ACC + j * q4 * q4;
-#ifdef SM_VEC
-                if (nlanes) {  /* rows up to a multiple of 8: TT's extra rows are zero */
-                    const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
-                    if (nb8 > nb)
-                        for (Py_ssize_t k = 0; k <= d; k++)
-                            memset(TT + k * LDB + nb, 0, (nb8 - nb) * sizeof(double));
-                    v8d *lanes = (v8d *)LN + j * (nlanes / m) * 16;
-                    for (Py_ssize_t k = 0; k < q4; k += 4)
-                        for (Py_ssize_t l = k; l < q4; l += 4, lanes += 16)
-                            lane_tile4x4(TT + k * LDB, F + l * LDB, nb8, lanes);
-                    continue;
-                }
-#endif
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     for (Py_ssize_t l = k; l < q4; l += 4)
                         tile4x4(TT + k * LDB, LDB, F + l * LDB, LDB, nb, Aj + k * q4 + l, q4);
@@ -473,15 +680,21 @@ static void run_job(Job *J)
                 }
             }
         }
-        if (tiled)  /* sum w g r [x, 1] of every component: R holds w g r */
+        if (tiled && !nlanes)  /* sum w g r [x, 1] of every component: R holds w g r */
             for (Py_ssize_t j = 0; j < m4; j += 4)
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     tile4x4(R + j * LDB, LDB, F + k * LDB, LDB, nb, ACCR + j * q4 + k, q4);
     }
     if (tiled) {
 #ifdef SM_VEC
-        for (Py_ssize_t j = 0; nlanes && j < m; j++)
+        for (Py_ssize_t j = 0; nlanes && j < m; j++) {
             lane_sums((const v8d *)LN + j * (nlanes / m) * 16, q4, ACC + j * q4 * q4);
+            for (Py_ssize_t k = 0; k < d; k++) {
+                double sum = 0.0;
+                for (int e = 0; e < 8; e++) sum += GRX[j * q4 + k][e];
+                ACCR[j * q4 + k] += sum;
+            }
+        }
 #endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *s2j = J->s2p + j * npairs;
@@ -618,15 +831,17 @@ static PyObject *estep_chunk(PyObject *self, PyObject *const *args, Py_ssize_t n
     J.lognorm = v[5].buf; J.inv2s2 = v[6].buf; J.g1 = v[7].buf; J.hsum = v[8].buf;
     J.s2p = v[9].buf; J.r0 = v[10].buf; J.out = v[11].buf;
     J.tile_min_d = tile_min_d;
-    J.buf = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d));
-    if (J.buf == NULL) {
+    J.vec = vector_lanes;
+    void *raw = malloc(sizeof(double) * job_buf_size(J.d, J.m, J.tile_min_d, J.vec) + 64);
+    J.buf = aligned64(raw);
+    if (raw == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     run_job(&J);
     Py_END_ALLOW_THREADS
-    free(J.buf);
+    free(raw);
     result = Py_NewRef(Py_None);
 done:
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
@@ -789,16 +1004,17 @@ static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double
 typedef struct {
     Py_ssize_t p, m, n, fstride, rowstride, noise, P;
     Py_ssize_t off;  /* 1: column 0 of the design is the intercept's ones, not in F */
+    int vec;         /* as Job's */
     const double *F, *y, *w, *coef, *lognorm, *inv2s2, *pi_tail;
     double *opg, *lgram, *lvec, *zsum, *scal;
     double *buf;
 } InfoJob;
 
-static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P)
+static Py_ssize_t info_buf_size(Py_ssize_t p, Py_ssize_t m, Py_ssize_t P, int vec)
 {
     const Py_ssize_t p4 = UP4(p), P4 = UP4(P);
     return (2 * m + 7 + 2 * p4 + P4) * LDB + P4 * P4 + m * p4 * p4
-           + lane_tiles(P4 - 1, 1) * 128 + 8;
+           + lane_tiles(P4 - 1, 1, vec) * 128 + 8;
 }
 
 SM_CLONES
@@ -826,9 +1042,9 @@ static void run_info(InfoJob *J)
 
     const Py_ssize_t off = J->off;
     /* LNO: the OPG tiles' sums in vector lanes over the chunk (as the E-step's) */
-    const Py_ssize_t olanes = lane_tiles(P4 - 1, 1);
+    const Py_ssize_t olanes = lane_tiles(P4 - 1, 1, J->vec);
     double *LNO = (double *)(((uintptr_t)(LG + m * p4 * p4) + 63) & ~(uintptr_t)63);
-    memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P));
+    memset(J->buf, 0, sizeof(double) * info_buf_size(p, m, P, J->vec));
     if (off)
         for (Py_ssize_t i = 0; i < LDB; i++) F[i] = 1.0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
@@ -848,21 +1064,21 @@ static void run_info(InfoJob *J)
                 memcpy(F + (k + off) * LDB, J->F + k * J->fstride + start, nb * sizeof(double));
         }
 #ifdef SM_VEC
-        block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R);
+        if (J->vec) block_residuals(F, LDB, p, m, nb, yb, J->coef, NULL, R, NULL);
 #endif
         for (Py_ssize_t j = 0; j < m; j++) {
             double *Rj = R + j * LDB, *Gj = G + j * LDB;
             const double ln = J->lognorm[j], h = J->inv2s2[j];
-#ifndef SM_VEC
-            const double *cj = J->coef + j * p;
-            SIMD
-            for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
-            for (Py_ssize_t k = 0; k < p; k++) {
-                const double c = cj[k], *Fk = F + k * LDB;
+            if (!J->vec) {
+                const double *cj = J->coef + j * p;
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                for (Py_ssize_t i = 0; i < nb; i++) Rj[i] = yb[i];
+                for (Py_ssize_t k = 0; k < p; k++) {
+                    const double c = cj[k], *Fk = F + k * LDB;
+                    SIMD
+                    for (Py_ssize_t i = 0; i < nb; i++) Rj[i] -= c * Fk[i];
+                }
             }
-#endif
             SIMD
             for (Py_ssize_t i = 0; i < nb; i++) Gj[i] = ln - Rj[i] * Rj[i] * h;
         }
@@ -1043,15 +1259,17 @@ static PyObject *info_chunk(PyObject *self, PyObject *const *args, Py_ssize_t na
     J.F = v[0].buf; J.y = v[1].buf; J.w = v[2].buf; J.coef = v[3].buf; J.lognorm = v[4].buf;
     J.inv2s2 = v[5].buf; J.pi_tail = v[6].buf; J.opg = v[7].buf; J.lgram = v[8].buf;
     J.lvec = v[9].buf; J.zsum = v[10].buf; J.scal = v[11].buf;
-    J.buf = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P));
-    if (J.buf == NULL) {
+    J.vec = vector_lanes;
+    void *raw = malloc(sizeof(double) * info_buf_size(J.p, J.m, J.P, J.vec) + 64);
+    J.buf = aligned64(raw);
+    if (raw == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     run_info(&J);
     Py_END_ALLOW_THREADS
-    free(J.buf);
+    free(raw);
     result = Py_NewRef(Py_None);
 done:
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
@@ -1148,7 +1366,23 @@ static PyObject *set_tile_min_d(PyObject *self, PyObject *arg)
     return PyLong_FromSsize_t(previous);
 }
 
+/* set_vector_lanes(on) -> the previous value: whether the vector-extension
+ * code runs (see detect_vector_lanes); on is ignored by a build without it. */
+static PyObject *set_vector_lanes(PyObject *self, PyObject *arg)
+{
+    const int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    const int previous = vector_lanes;
+#ifdef SM_VEC
+    vector_lanes = on;
+#endif
+    return PyBool_FromLong(previous);
+}
+
 static PyMethodDef methods[] = {
+    {"set_vector_lanes", set_vector_lanes, METH_O,
+     "Run the vector-extension code (True) or the plain loops; returns the previous "
+     "setting (the default: whether the CPU has AVX-512; for tests and benchmarks)."},
     {"set_tile_min_d", set_tile_min_d, METH_O,
      "Set the number of features from which the E-step forms its Gram matrices in "
      "4 x 4 tiles; returns the previous value (for tests and benchmarks)."},
@@ -1169,10 +1403,11 @@ static struct PyModuleDef module = {
 
 /* The calling convention of the functions above; streammix.core.kernel refuses
  * a build of another version (a stale in-place build after a change). */
-#define SM_KERNEL_API 2
+#define SM_KERNEL_API 3
 
 PyMODINIT_FUNC PyInit__kernel(void)
 {
+    vector_lanes = detect_vector_lanes();
     PyObject *mod = PyModule_Create(&module);
     if (mod != NULL && PyModule_AddIntConstant(mod, "API", SM_KERNEL_API) < 0) {
         Py_DECREF(mod);

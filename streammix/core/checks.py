@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streammix.exceptions import DataError, NotFittedError
+from streammix.exceptions import DataError
 
 __all__ = ["check_finite", "check_weights", "describe_bad_values", "check_fitted",
            "feature_names_of"]
@@ -52,6 +52,8 @@ def check_weights(w: np.ndarray, name: str = "sample_weight", row_offset: int = 
 def check_fitted(model) -> None:
     """Raise :class:`~streammix.NotFittedError` unless ``model`` is fitted (has ``params_``)."""
     if not hasattr(model, "params_"):
+        from streammix.exceptions import NotFittedError  # scikit-learn's subclass: made lazily
+
         raise NotFittedError(f"this {type(model).__name__} is not fitted yet; call fit first")
 
 

@@ -30,8 +30,8 @@ except ImportError:  # pragma: no cover - depends on the build
     _compiled = None
 
 #: The calling convention this module expects of the build (``API`` in ``_kernel.c``;
-#: 2: ``info_chunk`` takes ``intercept``).
-KERNEL_API = 2
+#: 2: ``info_chunk`` takes ``intercept``; 3: ``set_vector_lanes``).
+KERNEL_API = 3
 
 if _compiled is not None and getattr(_compiled, "API", 1) != KERNEL_API:  # pragma: no cover
     logging.getLogger(__name__).warning(
@@ -42,7 +42,7 @@ if _compiled is not None and getattr(_compiled, "API", 1) != KERNEL_API:  # prag
     _compiled = None
 
 __all__ = ["available", "enabled", "set_enabled", "enabled_as", "estep_chunk", "ml_mstep",
-           "info_chunk", "set_tile_min_d", "group_loglik"]
+           "info_chunk", "set_tile_min_d", "set_vector_lanes", "group_loglik"]
 
 _enabled = _compiled is not None and os.environ.get("STREAMMIX_KERNEL", "1") != "0"
 
@@ -101,6 +101,11 @@ if _compiled is not None:
     #: E-step forms each component's Gram matrix in register tiles (for tests and
     #: ``benchmarks/bench_estep.py``).
     set_tile_min_d = _compiled.set_tile_min_d
+    #: ``set_vector_lanes(on) -> previous``: whether the kernel runs its code
+    #: written with 8-double vector extensions (register-blocked residuals, the
+    #: Gram's sums in vector lanes) or its plain loops; by default the former
+    #: exactly where the CPU has AVX-512 (for tests and ``benchmarks/bench_estep.py``).
+    set_vector_lanes = _compiled.set_vector_lanes
     #: ``group_loglik(X, beta, y, log_norm, inv2s2, codes, out)``: add each row's
     #: component log-densities (X the C-ordered (n, p) design) to its group's row of
     #: ``out`` (G, m) (used by :mod:`streammix.core.grouped_estep`, whose numpy code
@@ -109,5 +114,5 @@ if _compiled is not None:
     #: (a stale in-place build): the grouped E-step then takes its numpy path.
     group_loglik = getattr(_compiled, "group_loglik", None)
 else:  # pragma: no cover - depends on the build
-    estep_chunk = ml_mstep = info_chunk = set_tile_min_d = _not_built
+    estep_chunk = ml_mstep = info_chunk = set_tile_min_d = set_vector_lanes = _not_built
     group_loglik = None

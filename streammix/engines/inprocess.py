@@ -18,6 +18,7 @@ from typing import Any
 
 from streammix.core import kernel
 from streammix.core.reduce import tree_sum
+from streammix.core.threads import finish, shared_executor
 from streammix.engines.blas_threads import one_blas_thread
 
 __all__ = ["InProcessEngine", "read_with_retries", "is_transient"]
@@ -148,14 +149,22 @@ class InProcessEngine:
         def task(descriptor):
             return func(self._read(source, descriptor))
 
-        with ThreadPoolExecutor(threads, thread_name_prefix="streammix") as pool:
-            pending: deque = deque()
+        pool = shared_executor(threads)  # kept between passes (streammix.core.threads)
+        own = pool is None
+        if own:  # a pass inside a pass's thread: a pool of its own
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="streammix")
+        pending: deque = deque()
+        try:
             for descriptor in plan:
                 if len(pending) >= threads:
                     yield pending.popleft().result()
                 pending.append(pool.submit(task, descriptor))
             while pending:
                 yield pending.popleft().result()
+        finally:
+            finish(pending)
+            if own:
+                pool.shutdown()
 
     def __repr__(self) -> str:
         return (f"InProcessEngine(n_threads={self.n_threads}, retries={self.retries}, "

@@ -33,6 +33,7 @@ from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.initial import initial_params, make_reseeder
 from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor
 from streammix.algorithms.tasks import MultiEStepTask
+from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
 from streammix.data.arrays import ArraySource
@@ -172,13 +173,17 @@ def profile_pass(model, source, seed: int) -> FitContext:
     size = model.init_sample_size
     floor = key_floor(size, known_rows(source))
     spectral = spectral_sums(model)
-    profile = engine.map_reduce(source, ProfileTask(seed, size, floor, spectral),
-                                Profile.empty(d, size))
+    # the sample rows are gathered once, after the pass; an array source's chunks are
+    # views of arrays it owns, which the pass can refer to instead of copying
+    views = isinstance(source, ArraySource)
+    task = ProfileTask(seed, size, floor, spectral, lazy=True, views=views)
+    profile = engine.map_reduce(source, task, Profile.empty(d, size))
     if not profile.exact(floor):  # fewer rows than announced: take the pass without a floor
         logger.info("pass 0: %d of %d sampled keys above the key floor; taking the pass again "
                     "without it", int((profile.keys > floor).sum()), size)
-        profile = engine.map_reduce(source, ProfileTask(seed, size, spectral=spectral),
-                                    Profile.empty(d, size))
+        task = dataclasses.replace(task, floor=-np.inf)
+        profile = engine.map_reduce(source, task, Profile.empty(d, size))
+    profile = profile.settled()
     if profile.n_positive == 0:
         raise DataError("the data has no rows with positive weight (all sample weights are zero)")
     sample, scaling, described = profile, None, ""
@@ -233,9 +238,9 @@ def _extreme_scaling(model, source, engine, seed, profile, described: str, share
                 "or underflow float64): fitting on standardised data (the same optimum), "
                 "after one more pass for the moments", described, *scales.SAFE_RANGE)
     pre = scales.prescaling(profile.max_abs, model.fit_intercept)
-    task = ProfileTask(seed, model.init_sample_size, spectral=spectral_sums(model))
+    task = ProfileTask(seed, model.init_sample_size, spectral=spectral_sums(model), lazy=True)
     again = engine.map_reduce(source, ScaledTask(task, pre),
-                              Profile.empty(source.n_features, model.init_sample_size))
+                              Profile.empty(source.n_features, model.init_sample_size)).settled()
     inner = Scaling.from_moments(again.moments, model.fit_intercept)
     inner = constraints.shared_scaling(inner, shared)
     scaling = scales.compose(pre, inner)
@@ -303,7 +308,7 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int,
     params0 = initial_params(sample.X, sample.y, m, method=start,
                              fit_intercept=model.fit_intercept, settings=settings, rng=rng,
                              moments=sample.moments, all_rows=all_rows, found=found,
-                             w=sample.w if all_rows else None)
+                             w=sample.w if all_rows else None, threads=start_threads(ctx))
     params0 = constraints.project(params0, ctx.shared)
     reseed = make_reseeder(sample.X, sample.y, model.fit_intercept, settings.mstep)
     if model.accelerate == "squarem":
@@ -311,6 +316,15 @@ def run_steps(model, ctx: FitContext, m: int, start, run: int,
     else:
         steps = em_steps(params0, settings, reseed=reseed, callback=tagged)
     return _noting(steps, found[0]) if found else steps
+
+
+def start_threads(ctx: FitContext) -> int:
+    """Threads of the starts' E-steps on the sample: those of an in-process engine's
+    E-step passes (1 on other engines: the sample is in this process)."""
+    threads_for = getattr(ctx.engine, "threads_for", None)
+    if threads_for is None or not kernel.enabled():
+        return 1
+    return int(threads_for(MultiEStepTask((), True)))
 
 
 def _noting(steps, passed: dict):

@@ -114,3 +114,53 @@ def test_a_chunk_profile_is_the_one_of_the_keys_as_defined(weights):
     want_max = (np.append(np.abs(X[pos]).max(axis=0), np.abs(y[pos]).max()) if pos.any()
                 else np.zeros(4))
     np.testing.assert_array_equal(got.max_abs, want_max)
+
+
+def _sample_of(source, task, d, size):
+    return sum((task(source.read(c)) for c in source.plan()), Profile.empty(d, size))
+
+
+@pytest.mark.parametrize("rows", [97, 1000, 4096])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("views", [False, True])
+def test_a_lazy_pass_draws_the_eager_pass_sample_bit_for_bit(rows, weighted, views):
+    rng = np.random.default_rng(rows)
+    n, size = 5000, 700
+    X, y = rng.normal(size=(n, 3)), rng.normal(size=n)
+    w = rng.integers(0, 3, size=n).astype(float) if weighted else None
+    source = ArraySource(X, y, w, chunk_rows=rows)
+    for floor in (-np.inf, np.log1p(-0.4)):  # with a key floor most chunks keep a few rows
+        eager = _sample_of(source, ProfileTask(5, size, floor), 3, size)
+        lazy = _sample_of(source, ProfileTask(5, size, floor, lazy=True, views=views), 3, size)
+        assert lazy.lazy and not eager.lazy
+        got = lazy.settled()
+        for name in ("keys", "X", "y", "w"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(eager, name),
+                                          err_msg=name)
+        assert got.X.flags.c_contiguous and got.X.dtype == np.float64
+        assert (got.n_rows, got.n_positive, got.sum_w, got.floored) == \
+            (eager.n_rows, eager.n_positive, eager.sum_w, eager.floored)
+        np.testing.assert_array_equal(got.moments.m2, eager.moments.m2)
+
+
+def test_a_lazy_profile_is_settled_when_pickled_and_bounds_what_it_refers_to():
+    import pickle
+
+    from streammix.algorithms.start import profile as module
+
+    rng = np.random.default_rng(1)
+    n, size = 6000, 100
+    X, y = rng.normal(size=(n, 2)), rng.normal(size=n)
+    source = ArraySource(X, y, chunk_rows=50)  # every chunk kept whole, as a view
+    task = ProfileTask(2, size, lazy=True, views=True)
+    parts = [task(source.read(c)) for c in source.plan()]
+    assert np.shares_memory(parts[0].parts[0][0], source.X)
+    total = sum(parts, Profile.empty(2, size))
+    referred = sum(part[1].shape[0] for part in total.parts)
+    assert referred <= module.LAZY_ROWS_FACTOR * size + 50
+    back = pickle.loads(pickle.dumps(total))
+    assert not back.lazy and back.parts == ()
+    want = _sample_of(source, ProfileTask(2, size), 2, size)
+    np.testing.assert_array_equal(back.X, want.X)
+    np.testing.assert_array_equal(back.y, want.y)
+    np.testing.assert_array_equal(back.keys, want.keys)

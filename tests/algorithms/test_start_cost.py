@@ -105,11 +105,12 @@ def test_the_culled_refinement_keeps_the_best_survivors_run_as_it_is_alone():
     order = np.argsort([-r.objective for r in early], kind="stable")[:REFINE_KEEP]
     finals = [alone(cands[i], 20) for i in order]
     want = max(finals, key=lambda r: r.objective).params
-    got = initial._refined_best(cands, initial._sample_pass(X, y, w, True), 3, settings,
-                                20, REFINE_TOL)
-    np.testing.assert_array_equal(got.beta, want.beta)
-    np.testing.assert_array_equal(got.sigma2, want.sigma2)
-    np.testing.assert_array_equal(got.weights, want.weights)
+    for threads in (1, 2, 5):  # the E-steps of a lock-step on threads: the same runs
+        got = initial._refined_best(cands, initial._sample_pass(X, y, w, True), 3, settings,
+                                    20, REFINE_TOL, threads)
+        np.testing.assert_array_equal(got.beta, want.beta)
+        np.testing.assert_array_equal(got.sigma2, want.sigma2)
+        np.testing.assert_array_equal(got.weights, want.weights)
 
 
 def test_jitter_draws_follow_the_data_and_have_the_sampling_covariance():
@@ -123,6 +124,20 @@ def test_jitter_draws_follow_the_data_and_have_the_sampling_covariance():
     n = Xd.shape[0]
     cov = 4.0 * np.linalg.inv(Xd.T @ Xd / n) / (n / 2)  # σ² (XᵀX/n)⁻¹ / (n/m)
     np.testing.assert_allclose(np.cov(draws.T), cov, rtol=0.1, atol=0.05 * np.abs(cov).max())
+
+
+def test_a_fit_does_not_depend_on_the_threads_of_its_starts():
+    X, y, _ = make_mixture(60_000, [0.3, 0.3, 0.4], [-2.0, 0.0, 2.0],
+                           [[1.0, -1.0], [-1.0, 0.5], [0.5, 1.0]], [0.5, 0.7, 0.6], seed=8)
+    from streammix import InProcessEngine
+    from streammix.core import kernel
+
+    fits = [MixtureOfLinearRegressions(3, random_state=1, engine=InProcessEngine(k)).fit(X, y)
+            for k in (1, 2)]
+    ctx = fitting.profile_pass(fits[1], ArraySource(X, y), 0)
+    assert fitting.start_threads(ctx) == (2 if kernel.enabled() else 1)
+    np.testing.assert_array_equal(fits[0].params_.beta, fits[1].params_.beta)
+    assert fits[0].loglik_ == fits[1].loglik_
 
 
 def _blas_threads() -> list[int]:
@@ -169,3 +184,72 @@ def test_pass_0_forms_the_spectral_sums_only_for_the_spectral_start():
     np.testing.assert_allclose(auto.m2, spec.m2, rtol=1e-13)
     model = MixtureOfLinearRegressions(2, init="spectral", random_state=0).fit(X, y)
     assert np.isfinite(model.loglik_)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5])
+@pytest.mark.parametrize("kind", ["continuous", "ties", "few values"])
+def test_quantile_bins_are_the_bins_of_the_stable_sort(m, kind):
+    from streammix.algorithms.start.candidates import quantile_bins
+
+    rng = np.random.default_rng(m)
+    for n in (1, 2, 7, 100, 2001):
+        v = {"continuous": rng.normal(size=n), "ties": rng.integers(0, 40, size=n) / 4.0,
+             "few values": rng.integers(0, 3, size=n).astype(float)}[kind]
+        want = np.empty(n, dtype=np.int64)
+        want[np.argsort(v, kind="stable")] = np.minimum(np.arange(n) * m // n, m - 1)
+        np.testing.assert_array_equal(quantile_bins(v, m), want)
+
+
+def test_unit_weights_give_the_weighted_pooled_variance_bit_for_bit():
+    from streammix.algorithms.degeneracy import pooled_ols_variance
+
+    X, y, _ = make_mixture(5000, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5], seed=3)
+    Xd = design_matrix(X, True)
+    assert pooled_ols_variance(Xd, y) == pooled_ols_variance(Xd, y, np.ones_like(y))
+
+
+@pytest.mark.parametrize("kind", ["continuous", "tenths", "tenths then continuous"])
+def test_the_recording_step_probe_gives_the_full_answer(kind, monkeypatch):
+    from streammix.algorithms import degeneracy
+
+    rng = np.random.default_rng(2)
+    n = 5 * degeneracy.STEP_PROBE_ROWS
+    y = rng.normal(size=n)
+    if kind != "continuous":
+        y[: n if kind == "tenths" else n // 2] = np.round(y[: n if kind == "tenths"
+                                                            else n // 2], 1)
+    got = degeneracy.recording_step(y)
+    monkeypatch.setattr(degeneracy, "STEP_PROBE_ROWS", n)  # no probe
+    assert got == degeneracy.recording_step(y)
+    assert (got == 0.0) == (kind != "tenths")
+
+
+def test_passes_share_kept_threads_and_a_pass_inside_a_pass_makes_its_own():
+    from streammix import InProcessEngine
+    from streammix.core import threads
+    from streammix.core.reduce import tree_sum
+
+    pool = threads.shared_executor(2)
+    assert threads.shared_executor(2) is pool  # kept between passes
+    assert pool.submit(threads.shared_executor, 2).result() is None  # not in its own worker
+    source = ArraySource(np.arange(40.0)[:, None], np.ones(40), chunk_rows=3)
+    engine = InProcessEngine(2)
+
+    class Nested:  # a map function that runs a pass of its own on the same engine
+        releases_gil = True
+
+        def __call__(self, chunk):
+            inner = engine.map_reduce(source, lambda c: float(c.X.sum()), 0.0)
+            return float(chunk.X.sum()) + 0 * inner
+
+    assert engine.map_reduce(source, Nested(), 0.0) == float(np.arange(40.0).sum())
+
+    def fails(chunk):
+        if chunk.first_row == 9:
+            raise ValueError("bad chunk")
+        return 1.0
+
+    fails.releases_gil = True
+    with pytest.raises(ValueError, match="bad chunk"):
+        engine.map_reduce(source, fails, 0.0)
+    assert tree_sum([1.0] * 14, 0.0) == engine.map_reduce(source, lambda c: 1.0, 0.0)

@@ -1,8 +1,13 @@
-"""The ``streammix`` program, run as a subprocess on real Parquet lakes."""
+"""The ``streammix`` program on real Parquet lakes.
+
+Most runs call the program in this process (``run_main``, output captured); a few run it
+as a process of its own (``run_cli``): a fit whose report, model file and progress log
+are checked, ``--help`` and what it imports, a fit on a local cluster it starts, a
+terminal, ``predict`` and ``info``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -18,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.stats import norm
 from support import ROOT
+from support.cli import SUBPROCESS_ENV, run_cli, run_main
 from support.mixtures import make_mixture
 from support.servers import moto_endpoint
 
@@ -27,29 +33,6 @@ from streammix.data.parquet.source import ParquetSource
 
 TRUE_WEIGHTS = [0.6, 0.4]
 N_FILE, N_FILES = 2000, 3
-
-
-def run_main(*args, cwd=None):
-    """The program run in this process (``main([...])``), its output captured: for checks of
-    arguments and messages, which need no process of their own (``run_cli`` runs one)."""
-    from streammix.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    here = os.getcwd()
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in args])
-    finally:
-        os.chdir(here)
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-
-
-def run_cli(*args, cwd=None, timeout=120):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "streammix", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def write_lake(folder: Path, seed: int = 1, nan_at: tuple[int, str, int] | None = None):
@@ -110,16 +93,14 @@ def test_fit_prints_report_writes_model_and_logs_progress(lake, fitted):
 
 
 def test_fit_in_process_by_default_on_a_local_cluster_or_a_scheduler_alike(lake, fitted,
-                                                                             tmp_path):
-    from distributed import LocalCluster
-
+                                                                             tmp_path, two_workers):
     folder, _, _ = lake
     _, in_process = fitted
     expected = json.loads(in_process.read_text())["fitted"]
     common = ["fit", folder, "--target", "y", "--features", "x1,x2", "--components", 2,
               "--seed", 0, "--chunk-rows", 1400]
     # no cluster option: in this process (the faster on one machine)
-    proc = run_cli(*common, "-v", "--out", tmp_path / "default.json")
+    proc = run_main(*common, "-v", "--out", tmp_path / "default.json")
     assert proc.returncode == 0, proc.stderr
     assert "running on tcp://" not in proc.stderr
     got = json.loads((tmp_path / "default.json").read_text())["fitted"]
@@ -130,14 +111,20 @@ def test_fit_in_process_by_default_on_a_local_cluster_or_a_scheduler_alike(lake,
     assert "running on tcp://" in proc.stderr
     got = json.loads((tmp_path / "local.json").read_text())["fitted"]
     assert got["params"] == expected["params"] and got["loglik_"] == expected["loglik_"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        proc = run_cli(*common, "--scheduler", cluster.scheduler_address,
-                       "--out", tmp_path / "sched.json")
-        assert proc.returncode == 0, proc.stderr
-        # the program attached to this scheduler, ran there, and left it running
-        assert cluster.status.name == "running"
-        assert "streammix-map" in cluster.scheduler.task_prefixes
+    # a scheduler given by address (the session's cluster: its tasks are counted)
+    cluster = two_workers
+
+    def maps_done():
+        prefix = cluster.scheduler.task_prefixes.get("streammix-map")
+        return 0 if prefix is None else prefix.state_counts["memory"]
+
+    before = maps_done()
+    proc = run_main(*common, "--scheduler", cluster.scheduler_address,
+                    "--out", tmp_path / "sched.json")
+    assert proc.returncode == 0, proc.stderr
+    # the program attached to this scheduler, ran there, and left it running
+    assert cluster.status.name == "running"
+    assert maps_done() > before
     got = json.loads((tmp_path / "sched.json").read_text())["fitted"]
     assert got["params"] == expected["params"]
 
@@ -157,12 +144,12 @@ def test_info_prints_the_summary(fitted):
 
 def test_fit_with_se_saves_standard_errors_that_info_shows(lake, tmp_path):
     out = tmp_path / "se.json"
-    proc = run_cli("fit", lake[0], "--target", "y", "--features", "x1,x2", "--components", "2",
-                   "--seed", "0", "--in-process", "--se", "--out", out)
+    proc = run_main("fit", lake[0], "--target", "y", "--features", "x1,x2", "--components", "2",
+                    "--seed", "0", "--in-process", "--se", "--out", out)
     assert proc.returncode == 0, proc.stderr
     model = MixtureOfLinearRegressions.load(out)
     assert model.se_method_ == "louis" and np.all(np.isfinite(model.vcov_))
-    info = run_cli("info", out)
+    info = run_main("info", out)
     assert "observed information (Louis)" in info.stdout and "n/a" not in info.stdout
 
 
@@ -205,8 +192,8 @@ def test_predict_keeps_passthrough_columns_and_drops_bad_rows(tmp_path, fitted):
     folder = tmp_path / "lake"
     write_lake(folder, seed=5, nan_at=(1, "x2", 1234))
     out = tmp_path / "pred"
-    proc = run_cli("predict", model_path, folder, "--out", out, "--keep", "id,x1",
-                   "--on-invalid", "drop")
+    proc = run_main("predict", model_path, folder, "--out", out, "--keep", "id,x1",
+                    "--on-invalid", "drop")
     assert proc.returncode == 0, proc.stderr
     table = pq.read_table(out / "part-1.parquet")
     assert table.column_names[:2] == ["id", "x1"]
@@ -224,7 +211,7 @@ def test_failed_predict_leaves_no_output(tmp_path, fitted):
     folder = tmp_path / "lake"
     write_lake(folder, seed=6, nan_at=(2, "x1", 1500))  # the last file: two are written first
     out = tmp_path / "pred"
-    proc = run_cli("predict", model_path, folder, "--out", out)
+    proc = run_main("predict", model_path, folder, "--out", out)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         f"streammix predict: error: {folder / 'part-2.parquet'}: column 'x1' has 1 NaN value, "
@@ -240,10 +227,10 @@ def test_predict_refuses_to_overwrite_unless_asked(tmp_path, fitted, lake):
     out = tmp_path / "pred"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    proc = run_cli("predict", model_path, folder, "--out", out)
+    proc = run_main("predict", model_path, folder, "--out", out)
     assert proc.returncode == 1 and "already exists" in proc.stderr
     assert (out / "keep.txt").read_text() == "mine"
-    proc = run_cli("predict", model_path, folder, "--out", out, "--overwrite")
+    proc = run_main("predict", model_path, folder, "--out", out, "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"part-{i}.parquet" for i in range(3)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred"]
@@ -254,8 +241,8 @@ def test_failed_fit_leaves_the_model_file_alone(tmp_path):
     write_lake(folder, seed=7, nan_at=(0, "y", 17))
     out = tmp_path / "model.json"
     out.write_text("previous model")
-    proc = run_cli("fit", folder, "--target", "y", "--features", "x1,x2", "-k", 2,
-                   "--in-process", "--out", out)
+    proc = run_main("fit", folder, "--target", "y", "--features", "x1,x2", "-k", 2,
+                    "--in-process", "--out", out)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"streammix fit: error: {folder / 'part-0.parquet'}: column 'y' has 1 NaN "
@@ -263,8 +250,8 @@ def test_failed_fit_leaves_the_model_file_alone(tmp_path):
     assert out.read_text() == "previous model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lake", "model.json"]
     # the explicit drop policy fits and says how many rows it dropped
-    proc = run_cli("fit", folder, "--target", "y", "--features", "x1,x2", "-k", 2, "--seed", 1,
-                   "--in-process", "--on-invalid", "drop", "--out", out)
+    proc = run_main("fit", folder, "--target", "y", "--features", "x1,x2", "-k", 2, "--seed", 1,
+                    "--in-process", "--on-invalid", "drop", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert f"dropped 1 of {N_FILE * N_FILES} rows" in proc.stderr
     assert MixtureOfLinearRegressions.load(out).n_rows_ == N_FILE * N_FILES - 1
@@ -314,11 +301,19 @@ def test_usage_errors_exit_2(tmp_path, args):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_help_lists_the_commands():
-    proc = run_cli("--help")
-    assert proc.returncode == 0
-    for command in ("fit", "predict", "info"):
+def test_help_lists_the_commands_without_importing_the_heavy_libraries():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "streammix", "--help"],
+                          env=SUBPROCESS_ENV, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("fit", "predict", "info", "stream", "plot", "regroup"):
         assert command in proc.stdout
+    # -X importtime: one line per module imported ("import time: self | cumulative | name")
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "streammix" in imported
+    assert not imported & {"sklearn", "scipy", "pandas", "pyarrow", "dask", "distributed",
+                           "numpy"}, sorted(imported)
 
 
 def test_a_command_module_registers_with_one_line(tmp_path, monkeypatch, capsys):
@@ -456,17 +451,17 @@ def test_fit_and_predict_a_hive_lake_in_a_bucket_by_url(tmp_path):
         try:
             common = ["--target", "y", "--features", "x1,x2", "-k", "2", "--seed", "3",
                       "--in-process"]
-            remote = run_cli("fit", "s3://cli-test/lake", *common, "--storage-options",
-                             json.dumps(options), "--out", tmp_path / "remote.json")
-            pred = run_cli("predict", tmp_path / "remote.json", "s3://cli-test/lake",
-                           "--storage-options", json.dumps(options), "--keep", "region,id",
-                           "--out", tmp_path / "pred")
+            remote = run_main("fit", "s3://cli-test/lake", *common, "--storage-options",
+                              json.dumps(options), "--out", tmp_path / "remote.json")
+            pred = run_main("predict", tmp_path / "remote.json", "s3://cli-test/lake",
+                            "--storage-options", json.dumps(options), "--keep", "region,id",
+                            "--out", tmp_path / "pred")
         finally:
             os.environ.clear()
             os.environ.update(env_keep)
     assert remote.returncode == 0, remote.stderr
     assert pred.returncode == 0, pred.stderr
-    here = run_cli("fit", local, *common, "--out", tmp_path / "local.json")
+    here = run_main("fit", local, *common, "--out", tmp_path / "local.json")
     assert here.returncode == 0, here.stderr
     got = json.loads((tmp_path / "remote.json").read_text())
     want = json.loads((tmp_path / "local.json").read_text())
@@ -492,9 +487,9 @@ def test_weight_column_is_used_and_quiet_mode_is_silent(lake, tmp_path):
     out = tmp_path / "m.json"
     # to a tight tolerance: EM's tolerance is on the log-likelihood, which the weights
     # double, so at the default one the two fits stop at different distances from the optimum
-    proc = run_cli("-q", "fit", weighted, "--target", "y", "--features", "x1,x2", "--weight", "w",
-                   "--components", 2, "--seed", 0, "--chunk-rows", 1400, "--in-process",
-                   "--tol", "1e-10", "--max-iter", 2000, "--out", out)
+    proc = run_main("-q", "fit", weighted, "--target", "y", "--features", "x1,x2", "--weight", "w",
+                    "--components", 2, "--seed", 0, "--chunk-rows", 1400, "--in-process",
+                    "--tol", "1e-10", "--max-iter", 2000, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     model = MixtureOfLinearRegressions.load(out)
@@ -509,8 +504,8 @@ def test_weight_column_is_used_and_quiet_mode_is_silent(lake, tmp_path):
 def test_a_fit_that_stops_at_max_iter_warns_and_still_writes_the_model(lake, tmp_path):
     folder, _, _ = lake
     out = tmp_path / "m.json"
-    proc = run_cli("fit", folder, "--target", "y", "--features", "x1,x2", "-k", 2, "--seed", 0,
-                   "--max-iter", 1, "--tol", 0, "--in-process", "--out", out)
+    proc = run_main("fit", folder, "--target", "y", "--features", "x1,x2", "-k", 2, "--seed", 0,
+                    "--max-iter", 1, "--tol", 0, "--in-process", "--out", out)
     assert proc.returncode == 0, proc.stderr
     warning = [line for line in proc.stderr.splitlines() if "WARNING" in line]
     assert len(warning) == 1 and "EM did not converge in 1 iterations" in warning[0]

@@ -2,7 +2,7 @@
 
 Real Parquet lakes whose files each hold only some levels of a categorical
 column, and the real program (in this process through
-:func:`streammix.cli.main.main`, once as a subprocess).  The reference for
+:func:`streammix.cli.main.main`).  The reference for
 predictions is the hand-built treatment-coded design (levels sorted, the
 first the baseline) times the coefficients in the model file.
 """
@@ -10,16 +10,13 @@ first the baseline) times the coefficients in the model file.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import ROOT
-from support.lakes import SUBPROCESS_ENV
+from support.cli import run_main
 
 from streammix import MixtureOfLinearRegressions
 from streammix.cli.main import main
@@ -121,10 +118,7 @@ def test_an_unseen_level_exits_1_with_one_line_naming_column_and_level(fitted):
     new = _frame(50, 4).drop(columns="y")
     new.loc[7, "region"] = "zz"
     _write(new, root / "unseen" / "n.parquet")
-    proc = subprocess.run(
-        [sys.executable, "-m", "streammix", "predict", str(out), str(root / "unseen"),
-         "--out", str(root / "pred_unseen")],
-        env=SUBPROCESS_ENV, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_main("predict", out, root / "unseen", "--out", root / "pred_unseen")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -1,32 +1,19 @@
 """What the program says: one line per error or warning, and outputs that follow the umask.
 
-Real ``streammix`` processes: a data error met by the workers of the
-default local cluster, a fit that stops before converging, and ``predict``
-under two umasks.
+A real ``streammix`` process for a data error of a fit run as the user runs
+it (no cluster option); in this process (``run_main``) a fit that stops before
+converging, and ``predict`` under two umasks.
 """
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from support import ROOT
-from support.lakes import SUBPROCESS_ENV, two_line_lake
-
-
-def _run(*args, umask=None):
-    def preexec():
-        if umask is not None:
-            os.umask(umask)
-
-    return subprocess.run([sys.executable, "-m", "streammix", *map(str, args)],
-                          env=SUBPROCESS_ENV, cwd=ROOT, capture_output=True, text=True,
-                          timeout=180, preexec_fn=preexec)
+from support.cli import run_cli, run_main
+from support.lakes import two_line_lake
 
 
 def test_a_data_error_on_the_default_cluster_is_one_line_without_worker_tracebacks(tmp_path):
@@ -35,8 +22,8 @@ def test_a_data_error_on_the_default_cluster_is_one_line_without_worker_tracebac
     y = 2 * x
     y[7] = np.nan
     pq.write_table(pa.table({"x": x, "y": y}), lake / "part-002.parquet")
-    proc = _run("fit", lake, "--target", "y", "--features", "x", "-k", 2,
-                "--out", tmp_path / "m.json")
+    proc = run_cli("fit", lake, "--target", "y", "--features", "x", "-k", 2,
+                   "--out", tmp_path / "m.json", timeout=180)
     assert proc.returncode == 1
     # the workers logged three "Compute Failed" tracebacks before this line (progress
     # lines, such as a wait for slow workers on a busy machine, may come first)
@@ -49,8 +36,8 @@ def test_a_data_error_on_the_default_cluster_is_one_line_without_worker_tracebac
 
 def test_a_convergence_warning_is_one_clean_line(tmp_path):
     lake = two_line_lake(tmp_path / "lake")
-    proc = _run("fit", lake, "--target", "y", "--features", "x", "-k", 2, "--in-process",
-                "--max-iter", 1, "--tol", 0, "--out", tmp_path / "m.json")
+    proc = run_main("fit", lake, "--target", "y", "--features", "x", "-k", 2, "--in-process",
+                    "--max-iter", 1, "--tol", 0, "--out", tmp_path / "m.json")
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "ConvergenceWarning" in line]
     assert len(lines) == 1
@@ -63,11 +50,11 @@ def test_a_convergence_warning_is_one_clean_line(tmp_path):
 def test_prediction_folders_follow_the_umask(tmp_path):
     lake = two_line_lake(tmp_path / "lake")
     model = tmp_path / "m.json"
-    assert _run("fit", lake, "--target", "y", "--features", "x", "-k", 2, "--in-process",
-                "--out", model, "-q").returncode == 0
+    assert run_main("fit", lake, "--target", "y", "--features", "x", "-k", 2, "--in-process",
+                    "--out", model, "-q").returncode == 0
     for umask, folder_mode, file_mode in ((0o022, 0o755, 0o644), (0o027, 0o750, 0o640)):
         out = tmp_path / f"pred-{umask:o}"
-        proc = _run("predict", model, lake, "--out", out, umask=umask)
+        proc = run_main("predict", model, lake, "--out", out, umask=umask)
         assert proc.returncode == 0, proc.stderr
         assert stat.S_IMODE(out.stat().st_mode) == folder_mode  # mkdtemp's 0700 before
         assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {file_mode}

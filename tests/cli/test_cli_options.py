@@ -1,22 +1,18 @@
 """``streammix fit``'s model options, model selection, row filters and global options.
 
 Real Parquet lakes (one hive-partitioned by region and year) and the real
-program, run in this process through :func:`streammix.cli.main.main`, and
-once as a subprocess.
+program, run in this process through :func:`streammix.cli.main.main`.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import ROOT
-from support.lakes import SUBPROCESS_ENV
+from support.cli import run_main
 from support.mixtures import make_mixture
 
 from streammix import MixtureOfLinearRegressions, ParquetSource
@@ -156,21 +152,16 @@ def test_a_bad_components_spec_is_a_usage_error(hive, tmp_path, capsys, spec):
 
 def test_global_options_after_the_subcommand_and_info_speaks_to_a_cli_user(hive, tmp_path):
     out = tmp_path / "m.json"
-    fit = [sys.executable, "-m", "streammix", "fit", str(hive), "--target", "y", "--features",
-           "x", "--components", "2", "--in-process", "--out", str(out), "--max-iter", "5"]
-    after = subprocess.run([*fit, "-q"], env=SUBPROCESS_ENV, cwd=ROOT, capture_output=True,
-                           text=True, timeout=120)
-    before = subprocess.run([*fit[:3], "-q", *fit[3:]], env=SUBPROCESS_ENV, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    fit = ["fit", hive, "--target", "y", "--features", "x", "--components", "2",
+           "--in-process", "--out", out, "--max-iter", "5"]
+    after = run_main(*fit, "-q")
+    before = run_main("-q", *fit)
     assert after.returncode == before.returncode == 0, after.stderr
     assert after.stderr == before.stderr == ""  # quiet: no progress, no warnings
-    verbose = subprocess.run([*fit, "-v"], env=SUBPROCESS_ENV, cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
+    verbose = run_main(*fit, "-v")
     assert " INFO streammix" in verbose.stderr
 
-    info = subprocess.run([sys.executable, "-m", "streammix", "info", str(out)],
-                          env=SUBPROCESS_ENV, cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    info = run_main("info", out)
     assert info.returncode == 0
     assert "standard errors: not computed (fit again with 'streammix fit ... --se' to have " \
            "them)" in info.stdout

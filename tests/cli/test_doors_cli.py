@@ -1,27 +1,21 @@
 """The command line's doors: plots of stream checkpoints, predictions without the target,
-features chosen by name."""
+features chosen by name.
+
+The program runs in this process (``run_main``).
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import ROOT
+from support.cli import run_main
 from support.mixtures import make_mixture
 
 from streammix import MixtureOfLinearRegressions
-
-
-def run_cli(*args, timeout=120):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "streammix", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def read_files(folder: Path) -> pa.Table:
@@ -44,11 +38,11 @@ def test_plot_loglik_of_a_stream_checkpoint(tmp_path):
     lake = tmp_path / "lake"
     write_lake(lake)
     ck = tmp_path / "ck"
-    proc = run_cli("stream", lake, "--target", "y", "--components", 2, "--batch-rows", 500,
-                   "--checkpoint", ck)
+    proc = run_main("stream", lake, "--target", "y", "--components", 2, "--batch-rows", 500,
+                    "--checkpoint", ck)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "trace.png"
-    proc = run_cli("plot", ck / "model.json", "--kind", "loglik", "--out", out)
+    proc = run_main("plot", ck / "model.json", "--kind", "loglik", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 1000
 
@@ -58,8 +52,8 @@ def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("doors")
     write_lake(folder / "lake")
     out = folder / "model.json"
-    proc = run_cli("fit", folder / "lake", "--target", "y", "--features", "x1,x2,x3",
-                   "--components", 2, "--seed", 0, "--in-process", "--out", out)
+    proc = run_main("fit", folder / "lake", "--target", "y", "--features", "x1,x2,x3",
+                    "--components", 2, "--seed", 0, "--in-process", "--out", out)
     assert proc.returncode == 0, proc.stderr
     return folder / "lake", out
 
@@ -69,11 +63,11 @@ def test_predict_features_are_taken_by_name(fitted, tmp_path):
     outs = []
     for order in ("x1,x2,x3", "x2,x1,x3"):
         out = tmp_path / order.replace(",", "")
-        proc = run_cli("predict", model, lake, "--features", order, "--out", out)
+        proc = run_main("predict", model, lake, "--features", order, "--out", out)
         assert proc.returncode == 0, proc.stderr
         outs.append(read_files(out).column("mean").to_numpy())
     np.testing.assert_array_equal(outs[0], outs[1])
-    proc = run_cli("predict", model, lake, "--features", "x1,x2,y", "--out", tmp_path / "bad")
+    proc = run_main("predict", model, lake, "--features", "x1,x2,y", "--out", tmp_path / "bad")
     assert proc.returncode == 1
     assert "are not the columns the model was fitted on (x1,x2,x3)" in proc.stderr
     assert "missing: - x3" in proc.stderr and not (tmp_path / "bad").exists()
@@ -87,7 +81,7 @@ def test_predict_on_data_without_the_target(fitted, tmp_path):
     for path in sorted(lake.iterdir()):
         pq.write_table(pq.read_table(path).drop(["y"]), bare / path.name, row_group_size=500)
     out = tmp_path / "pred"
-    proc = run_cli("predict", model_file, bare, "--out", out)
+    proc = run_main("predict", model_file, bare, "--out", out)
     assert proc.returncode == 0, proc.stderr
     got = read_files(out)
     assert got.column_names == ["row_id", "mean", "sd", "q05", "q50", "q95", "prior_1",
@@ -105,10 +99,10 @@ def test_predict_on_data_without_the_target(fitted, tmp_path):
     var = ((means**2 + model.sigma_**2) @ model.weights_) - model.predict(X) ** 2
     np.testing.assert_allclose(got.column("sd").to_numpy(), np.sqrt(var), rtol=1e-10)
     # with the target: posteriors and log-likelihood, as before
-    proc = run_cli("predict", model_file, lake, "--out", tmp_path / "full")
+    proc = run_main("predict", model_file, lake, "--out", tmp_path / "full")
     assert proc.returncode == 0, proc.stderr
     full = pq.read_table(tmp_path / "full")
     assert full.column_names == ["row_id", "mean", "component", "loglik", "prob_1", "prob_2"]
     # asking for a target the data lacks is an error naming it
-    proc = run_cli("predict", model_file, bare, "--target", "y", "--out", tmp_path / "no")
+    proc = run_main("predict", model_file, bare, "--target", "y", "--out", tmp_path / "no")
     assert proc.returncode == 1 and "column 'y' is missing" in proc.stderr

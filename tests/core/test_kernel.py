@@ -86,8 +86,9 @@ def test_kernel_gram_paths_equal_numpy(kernel_switch, tile_min_d, d, m):
     # components padded to a multiple of 4 (d + 1 = 20 and 24 need no padding,
     # m = 4 neither), and the last block has 1500 mod 256 = 220 rows.  The tiles'
     # sums stay in vector lanes over the chunk up to 512 tiles in all (d = 60,
-    # m = 4 has 544: the tiles that sum each block), with the rows of the last
-    # block padded to a multiple of 8.
+    # m = 4 has 544: the tiles that sum each block), in blocks of 128 rows (the
+    # last has 1500 mod 128 = 92), padded to a multiple of 8 (more in
+    # test_kernel_gram.py).
     rng = np.random.default_rng(d + tile_min_d)
     X = rng.normal(size=(1500, d)) * rng.uniform(0.1, 10, size=d)
     y, w = rng.normal(size=1500) * 3, rng.uniform(0, 2, size=1500)

@@ -1,9 +1,10 @@
 """Edges of the command line: what a killed run leaves, full and read-only disks,
 odd column names, an empty DATA, symbolic links in a lake.
 
-Real ``streammix`` processes on real files: a writer SIGKILLed inside an
-atomic write, a file-size limit (RLIMIT_FSIZE) and, where this runs as root,
-a tiny or read-only tmpfs.
+Real files; real ``streammix`` processes where a process is what is tested: a writer
+SIGKILLed inside an atomic write, the fit and the stream that clean up after it on
+their next start, a file-size limit (RLIMIT_FSIZE).  The other runs call the program
+in this process (``run_main``), on a tiny or read-only tmpfs where this runs as root.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.cli import run_main
 from support.lakes import two_line_lake
 
 from streammix import DataError, MixtureOfLinearRegressions, ParquetSource
@@ -39,9 +41,19 @@ def _run(*args, limit_bytes=None, timeout=120):
                           preexec_fn=limit if limit_bytes else None)
 
 
+def _fit_args(lake, out, *extra):
+    return ("fit", lake, "--target", "y", "--features", "x", "-k", "2", "--in-process",
+            "--seed", "0", "--out", out, *extra)
+
+
 def _fit(lake, out, *extra, **kw):
-    return _run("fit", lake, "--target", "y", "--features", "x", "-k", "2", "--in-process",
-                "--seed", "0", "--out", out, *extra, **kw)
+    """A quiet fit as a process of its own."""
+    return _run(*_fit_args(lake, out, *extra), **kw)
+
+
+def _fit_here(lake, out, *extra):
+    """A quiet fit in this process."""
+    return run_main("-q", *_fit_args(lake, out, *extra))
 
 
 def _killed_inside_an_atomic_write(target: Path) -> int:
@@ -66,7 +78,7 @@ def _one_error_line(done) -> str:
 def test_temporaries_left_by_killed_runs_are_removed_on_the_next_start(tmp_path):
     lake = two_line_lake(tmp_path / "lake")
     out, ck = tmp_path / "m.json", tmp_path / "ck"
-    assert _fit(lake, out, "--checkpoint", ck).returncode == 0
+    assert _fit_here(lake, out, "--checkpoint", ck).returncode == 0
     dead_model = _killed_inside_an_atomic_write(out)
     dead_pass = _killed_inside_an_atomic_write(ck / "passes" / "000001.json")
     dead_record = _killed_inside_an_atomic_write(ck / "checkpoint.json")
@@ -95,7 +107,7 @@ def test_temporaries_left_by_killed_runs_are_removed_on_the_next_start(tmp_path)
         writer.write_table(table)
     cmd = [sys.executable, "-m", "streammix", "stream", str(arrows), "--target", "y",
            "--components", "2", "--checkpoint", str(stream_ck)]
-    assert subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True).returncode == 0
+    assert run_main(*cmd[3:]).returncode == 0
     dead_state = _killed_inside_an_atomic_write(stream_ck / "state.json")
     done = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -136,7 +148,7 @@ def test_a_full_disk_or_a_file_size_limit_names_the_file_and_keeps_the_old_one(t
                     os.write(fd, b"\0" * 4096)
         finally:
             os.close(fd)
-        line = _one_error_line(_fit(lake, small / "m.json"))
+        line = _one_error_line(_fit_here(lake, small / "m.json"))
         assert f"cannot write {small / 'm.json'}: No space left on device" in line \
             or f"folder {small} is not writable (No space left on device)" in line, line
         assert (small / "m.json").read_text() == "OLD"
@@ -152,7 +164,7 @@ def test_a_read_only_out_is_refused_before_the_fit(tmp_path):
         context = contextlib.nullcontext(tmp_path / "ro")
     with context as ro:
         start = time.monotonic()
-        done = _fit(lake, ro / "m.json", "--checkpoint", tmp_path / "ck")
+        done = _fit_here(lake, ro / "m.json", "--checkpoint", tmp_path / "ck")
         line = _one_error_line(done)
     assert line.startswith(f"streammix fit: error: [Errno 30] cannot write the model to "
                            f"{ro / 'm.json'}: folder {ro} is not writable (Read-only file "
@@ -170,11 +182,12 @@ def test_columns_named_with_spaces_or_commas_can_be_selected(tmp_path):
     pq.write_table(pa.table({" f ": x[:, 0], "a,b": x[:, 1], "y": y}), str(lake / "p.parquet"))
     for spec in ('" f ","a,b"', r'" f ",a\,b'):
         out = tmp_path / "m.json"
-        done = _run("fit", lake, "--target", "y", "--features", spec, "-k", "2",
-                    "--in-process", "--seed", "0", "--out", out)
+        done = run_main("-q", "fit", lake, "--target", "y", "--features", spec, "-k", "2",
+                        "--in-process", "--seed", "0", "--out", out)
         assert done.returncode == 0, done.stderr
         assert json.loads(out.read_text())["data"]["features"] == [" f ", "a,b"]
-    done = _run("fit", lake, "--target", "y", "--features", '"a,b', "-k", "2", "--out", out)
+    done = run_main("-q", "fit", lake, "--target", "y", "--features", '"a,b', "-k", "2",
+                    "--out", out)
     assert done.returncode == 2 and "unclosed double quote" in done.stderr
 
 
@@ -182,7 +195,7 @@ def test_an_empty_data_argument_is_a_usage_error(tmp_path):
     for args in (("fit", "", "--target", "y", "--features", "x", "-k", "2", "--out",
                   tmp_path / "m.json"),
                  ("stream", "", "--target", "y", "--components", "2")):
-        done = _run(*args)
+        done = run_main("-q", *args)
         assert done.returncode == 2, done.stderr
         assert "usage:" in done.stderr and "must not be empty" in done.stderr
 
@@ -196,13 +209,13 @@ def test_a_symlinked_sub_folder_of_a_lake_is_followed_and_a_loop_refused(tmp_pat
                                                               "part-000.parquet"]
     model = MixtureOfLinearRegressions(2, random_state=0).fit(source)
     assert model.n_rows_ == 800
-    done = _fit(lake, tmp_path / "m.json")
+    done = _fit_here(lake, tmp_path / "m.json")
     assert done.returncode == 0, done.stderr
     (lake / "loop").symlink_to(lake, target_is_directory=True)
     with pytest.raises(DataError, match=r"lake/loop is a symbolic link to .*lake, a folder "
                                         r"that holds .* would be read twice"):
         ParquetSource(str(lake), target="y", features=["x"])
-    line = _one_error_line(_fit(lake, tmp_path / "m.json"))
+    line = _one_error_line(_fit_here(lake, tmp_path / "m.json"))
     assert "loop is a symbolic link" in line
     (lake / "loop").unlink()
     (lake / "gone.parquet").symlink_to(tmp_path / "nowhere.parquet")

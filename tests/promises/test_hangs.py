@@ -3,7 +3,8 @@ cluster stops the fit with a one-line error naming what it waited for.
 
 Real ``streammix`` processes, a real cluster config file, and a Dask
 scheduler and workers started as processes on 127.0.0.1 (frozen with
-SIGSTOP, or left without workers).
+SIGSTOP, or left without workers).  The resumed fits that check the
+checkpoints left behind run without a cluster, in this process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from support import ROOT
+from support.cli import run_main
 from support.lakes import SUBPROCESS_ENV, two_line_lake
 
 from streammix.engines.cluster_config import ConfigError, load_cluster_config
@@ -127,9 +129,9 @@ def _checkpoint_resumes_in_process(lake, tmp_path, *extra) -> None:
     """The checkpoint left by the stopped fit is whole: it resumes without a cluster."""
     passes = sorted((tmp_path / "ck" / "passes").glob("*.json"))
     assert passes and all(json.loads(p.read_text()) for p in passes)
-    cmd = _fit(lake, tmp_path, "unused", *extra, "--resume")
-    cmd[cmd.index("--scheduler"):cmd.index("--scheduler") + 2] = ["--in-process"]
-    done = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    args = _fit(lake, tmp_path, "unused", *extra, "--resume")[3:]  # after python -m streammix
+    args[args.index("--scheduler"):args.index("--scheduler") + 2] = ["--in-process"]
+    done = run_main(*args)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "m.json").exists()
 

@@ -6,7 +6,8 @@ The references are in ``tests/fixtures/real_data`` (``make_real_data.R``: flexmi
 seeds, each solution polished by plain EM; ``test_real_data_fixtures.py`` checks
 them).  For every case of the data sets below (k = 2 and 3, per-component and
 shared noise), ``MixtureOfLinearRegressions(k, noise=...)`` with nothing else set
-and seeds 0..4 must
+and seeds 0..4 (0..2 or 0..1 on the cases where the draw of the starts has not
+mattered, see :func:`_seeds`) must
 
 * keep its k components and be non-degenerate by the fixtures' rule;
 * be non-degenerate also by the choice rule of the fit (no σ² at the variance
@@ -57,6 +58,34 @@ KEYS = sorted(key for key, entry in RESULTS.items()
               if key != "_meta" and entry["dataset"] in SUITE)
 SEEDS = range(5)
 RTOL = 1e-6
+HIGHER_DEGENERATE = [k for k in KEYS if RESULTS[k]["summary"]["higher_degenerate_exists"]]
+
+#: Cases where a seed beyond 4 has failed a check: all of :data:`SEEDS`.  On
+#: 2026-12-04 seeds 5..14 ran on every case (ML and flexmix); they failed on 3 of
+#: the 10 of airquality k=2 and prestige k=2, on 2 of faithful k=3 and on 1 of
+#: airquality k=3 and of mcycle k=3 (per-component noise), and nowhere else --
+#: mostly above R's best non-degenerate optimum and not degenerate by the choice
+#: rule (optima to document or to rule out); below R's on airquality k=3 seed 8
+#: and prestige seed 10.
+FRAGILE = ["airquality/k=2/per_component", "airquality/k=3/per_component",
+           "faithful/k=3/per_component", "mcycle/k=3/per_component",
+           "prestige/k=2/per_component"]
+#: Cases where spikes or a small component compete with the sensible optimum -- R
+#: found a higher degenerate optimum (:data:`HIGHER_DEGENERATE`), or a better
+#: optimum than R's is documented (``better_optima.json``: the pool has to find a
+#: component of about as many rows as parameters) -- and every seed 0..14 passed:
+#: seeds 0..2.
+CONTESTED = sorted((set(HIGHER_DEGENERATE) | {k for k in BETTER if k != "_meta"})
+                   - set(FRAGILE))
+
+
+def _seeds(key) -> range:
+    """The seeds of ``key``: they check that reaching R's optimum does not hang on
+    the draw of the starts, and the draw matters most where some seed has failed
+    (:data:`FRAGILE`: all five), then where spikes compete (:data:`CONTESTED`:
+    three).  On the other 50 cases every seed 0..14 passed on 2026-12-04; two
+    still catch a pool that reaches the optimum by luck."""
+    return SEEDS if key in FRAGILE else SEEDS[:3] if key in CONTESTED else SEEDS[:2]
 
 
 def _data(name):
@@ -102,6 +131,7 @@ def test_the_suite_covers_twelve_data_sets_both_k_and_both_noise_models():
     assert {RESULTS[k]["noise"] for k in KEYS} == {"per_component", "shared"}
     assert set(KEYS) == {f"{n}/k={k}/{noise}" for n in SUITE for k in CASES[n]["k"]
                          for noise in CASES[n]["noise"]}
+    assert set(FRAGILE) <= set(KEYS) and len(CONTESTED) == 21
 
 
 @pytest.mark.parametrize("flexmix", [False, True], ids=["ml", "flexmix"])
@@ -112,7 +142,7 @@ def test_default_fit_reaches_the_best_nondegenerate_r_optimum(key, flexmix):
     target = summary["polished_flexmix_loglik" if flexmix else "polished_ml_loglik"]
     upper = _upper_bound(key, target, flexmix)
     X, y = _data(entry["dataset"])
-    for seed in SEEDS:
+    for seed in _seeds(key):
         model = MixtureOfLinearRegressions(entry["k"], noise=entry["noise"], random_state=seed,
                                            df_correction=flexmix)
         with warnings.catch_warnings():
@@ -127,9 +157,6 @@ def test_default_fit_reaches_the_best_nondegenerate_r_optimum(key, flexmix):
         assert model.loglik_ <= upper + RTOL * abs(upper), (
             f"{label}: {model.loglik_:.8f} above R's best non-degenerate {upper:.8f} "
             "(a spurious optimum, or a better one to document in better_optima.json)")
-
-
-HIGHER_DEGENERATE = [k for k in KEYS if RESULTS[k]["summary"]["higher_degenerate_exists"]]
 
 
 @pytest.mark.parametrize("key", HIGHER_DEGENERATE)

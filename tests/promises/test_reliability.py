@@ -39,8 +39,13 @@ N_ROWS = 2400
 def client():
     import dask
     from distributed import Client, LocalCluster
+    # lost-worker-timeout: a LocalCluster closes a worker's Nanny for good when no worker of
+    # that name is back 15 s (the default) after one died; under load a Nanny's restarted
+    # worker can take longer, and the module then ran on 2 workers while the poison test
+    # waited 180 s for a third that could not come.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
-                          "distributed.scheduler.worker-saturation": 1.0}):
+                          "distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.deploy.lost-worker-timeout": "10 minutes"}):
         with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
                           dashboard_address=":0") as cluster, \
                 Client(cluster, set_as_default=False) as client:

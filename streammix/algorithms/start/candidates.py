@@ -12,7 +12,7 @@ from streammix.core.params import MixtureParams
 from streammix.core.stats import accumulate
 
 __all__ = ["INIT_METHODS", "REFINE_SIZE", "REFINE_ITER", "REFINE_TOL", "REFINE_CULL_ITER",
-           "REFINE_KEEP", "candidate", "ols",
+           "REFINE_KEEP", "candidate", "ols", "quantile_bins",
            "variance_floor", "from_responsibilities", "soft_labels", "jitter"]
 
 INIT_METHODS = ("auto", "random", "ybins", "resid_bins", "spectral")
@@ -100,13 +100,34 @@ def candidate(method: str, Xd, y, m, rng, options) -> MixtureParams:
     if method == "random":
         return from_responsibilities(Xd, y, soft_labels(rng.integers(m, size=n), m), options)
     if method == "ybins":
-        order = np.argsort(y, kind="stable")
+        labels = quantile_bins(y, m)
     elif method == "resid_bins":
         coef, _ = ols(Xd, y, np.ones(n))
-        order = np.argsort(y - Xd @ coef, kind="stable")
+        labels = quantile_bins(y - Xd @ coef, m)
     else:
         raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
-    labels = np.empty(n, dtype=np.int64)
-    labels[order] = np.minimum(np.arange(n) * m // max(n, 1), m - 1)
     params = from_responsibilities(Xd, y, soft_labels(labels, m), options)
     return jitter(params, Xd, rng)
+
+
+def quantile_bins(v: np.ndarray, m: int) -> np.ndarray:
+    """Each row's bin among ``m`` of equal size by the rank of ``v``: the row of rank r
+    (0-based, in the stable order of ``v``) is in bin min(r m // n, m - 1).
+
+    The bins are found by a partition at their edges (linear time) and are
+    those of the stable sort exactly: when two equal values would straddle an
+    edge, where the stable order decides, the sort itself is used.
+    """
+    n = v.size
+    labels = np.empty(n, dtype=np.int64)
+    edges = [-(-k * n // m) for k in range(1, m)]  # the first rank of bins 1 .. m-1
+    inner = [e for e in edges if 0 < e < n]
+    if inner:
+        kth = sorted({e - 1 for e in inner} | set(inner))
+        order = np.argpartition(v, kth)
+        if all(v[order[e - 1]] < v[order[e]] for e in inner):
+            labels[order] = np.minimum(np.arange(n) * m // max(n, 1), m - 1)
+            return labels
+    order = np.argsort(v, kind="stable")
+    labels[order] = np.minimum(np.arange(n) * m // max(n, 1), m - 1)
+    return labels

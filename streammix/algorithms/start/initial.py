@@ -4,8 +4,10 @@ and the re-seeding of a collapsed component.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from streammix.core.moments import Moments
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, estep, estep_features, log_responsibilities
+from streammix.core.threads import finish, shared_executor
 
 __all__ = ["initial_params", "make_reseeder"]
 
@@ -38,7 +41,7 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
                    refine_size: int | None = REFINE_SIZE,
                    moments: Moments | None = None, all_rows: bool = False,
                    pool: bool = True, found: list | None = None,
-                   w: np.ndarray | None = None) -> MixtureParams:
+                   w: np.ndarray | None = None, threads: int = 1) -> MixtureParams:
     """Starting values from the in-memory sample ``(X, y)``.
 
     Parameters
@@ -75,6 +78,9 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
         Weights of the sample rows (None: unit).  Give the data's weights when
         the sample holds every row (``all_rows``); a weighted reservoir sample
         of some rows already draws rows in proportion to their weight.
+    threads : int
+        Threads on which the refinement's E-steps of different candidates run
+        at the same time (each candidate's run is the same as on one thread).
     """
     if isinstance(method, MixtureParams):
         return method
@@ -109,7 +115,7 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
             cands.append(candidate(name, Xd, y, m, rng, settings.mstep))
     if len(methods) > 1 or refine_iter > 0:
         best = _refined_best(cands, _sample_pass(X, y, w, fit_intercept), m, settings,
-                             refine_iter, refine_tol)
+                             refine_iter, refine_tol, threads)
     else:
         best = cands[0]
     if best is None:  # every refined candidate collapsed: fall back to the first raw one
@@ -127,29 +133,34 @@ def _sample_pass(X, y, w, fit_intercept: bool):
 
 
 def _refined_best(cands, pass_fn, m: int, settings: EMSettings, refine_iter: int,
-                  refine_tol: float) -> MixtureParams | None:
+                  refine_tol: float, threads: int = 1) -> MixtureParams | None:
     """The best of the candidates ``cands`` by the sample objective after short EM runs
     (``refine_iter`` iterations at most, stopping at ``refine_tol``).
 
     Every candidate runs :data:`REFINE_CULL_ITER` iterations; then only the best
     :data:`REFINE_KEEP` by the objective go on, each exactly as its run alone
     would.  A candidate that collapsed on the sample is a poor start and is
-    left out.  None if every one collapsed.
+    left out.  None if every one collapsed.  The runs advance in lock-step, the
+    E-steps of one step on up to ``threads`` threads (the compiled E-step
+    releases the GIL); the M-steps follow in the candidates' order.
     """
     short = dataclasses.replace(settings, max_iter=refine_iter, tol=refine_tol,
                                 on_collapse="drop")
     cull = len(cands) > REFINE_KEEP and refine_iter > REFINE_CULL_ITER
     runs = [_Refining(cand, short) for cand in cands]
-    with warnings.catch_warnings():
+    workers = max(1, min(int(threads), len(runs)))
+    with warnings.catch_warnings(), contextlib.ExitStack() as stack:
         warnings.simplefilter("ignore")
-        for run in runs:
-            run.advance(pass_fn, REFINE_CULL_ITER + 1 if cull else None)
+        pool = shared_executor(workers) if workers > 1 else None  # kept threads
+        if pool is None and workers > 1:  # in one of those threads: a pool of its own
+            pool = stack.enter_context(ThreadPoolExecutor(workers,
+                                                          thread_name_prefix="streammix"))
+        _advance(runs, pass_fn, REFINE_CULL_ITER + 1 if cull else None, pool)
         if cull:
             ranked = sorted((run for run in runs if run.n_components == m),
                             key=lambda run: -run.objective)
             runs = ranked[:REFINE_KEEP]
-            for run in runs:
-                run.advance(pass_fn, None)
+            _advance(runs, pass_fn, None, pool)
     best, best_obj = None, -np.inf
     for run in runs:  # in the candidates' order: the first of equal objectives wins
         res = run.result
@@ -158,9 +169,31 @@ def _refined_best(cands, pass_fn, m: int, settings: EMSettings, refine_iter: int
     return best
 
 
+def _advance(runs, pass_fn, n_passes: int | None, pool) -> None:
+    """Every run of ``runs`` up to ``n_passes`` more passes (None: to its end), in
+    lock-step: each step's passes on ``pool``'s threads (None: here, in turn)."""
+    done = 0
+    while n_passes is None or done < n_passes:
+        live = [run for run in runs if run.result is None]
+        if not live:
+            return
+        at = [run.params for run in live]
+        if pool is not None and len(live) > 1:
+            futures = [pool.submit(pass_fn, prm) for prm in at]
+            try:
+                stats = [future.result() for future in futures]
+            finally:
+                finish(futures)
+        else:
+            stats = [pass_fn(prm) for prm in at]
+        for run, pass_stats in zip(live, stats, strict=True):
+            run.feed(pass_stats)
+        done += 1
+
+
 class _Refining:
     """One candidate's short EM run (:func:`~streammix.algorithms.em.em_steps`),
-    advanced a number of passes at a time."""
+    fed one pass at a time."""
 
     def __init__(self, cand: MixtureParams, settings: EMSettings):
         self.steps = em_steps(cand, settings, callback=self._note)
@@ -171,15 +204,12 @@ class _Refining:
     def _note(self, record: dict) -> None:
         self.objective, self.n_components = record["objective"], record["n_components"]
 
-    def advance(self, pass_fn, n_passes: int | None) -> None:
-        """Up to ``n_passes`` more passes (None: to the end of the run)."""
-        done = 0
-        while self.result is None and (n_passes is None or done < n_passes):
-            try:
-                self.params = self.steps.send(pass_fn(self.params))
-            except StopIteration as stop:
-                self.result = stop.value
-            done += 1
+    def feed(self, stats) -> None:
+        """The statistics of the pass at :attr:`params`: the run's next step."""
+        try:
+            self.params = self.steps.send(stats)
+        except StopIteration as stop:
+            self.result = stop.value
 
 
 def _pooled_start(Xd, y, w, m, size, settings: EMSettings, rng, all_rows: bool):

@@ -78,19 +78,21 @@ def _log_joint(sq: np.ndarray, weights: np.ndarray, sigma2: np.ndarray,
                out: np.ndarray) -> np.ndarray:
     """log π_j + log φ(y; x β_j, σ_j²) into ``out`` (R, m, n), from the squared
     residuals ``sq`` (``out`` may be ``sq``).  ``sq / (2 σ²)`` is ``0.5 sq / σ²``
-    bit for bit (halving and doubling are exact short of overflow), in one pass fewer."""
-    with np.errstate(divide="ignore"):
-        log_w = np.log(weights)
+    bit for bit (halving and doubling are exact short of overflow), in one pass fewer.
+    A weight of 0 gives −inf (the caller ignores numpy's divide warning)."""
     np.divide(sq, (2.0 * sigma2)[:, :, None], out=out)
-    return np.subtract((log_w - 0.5 * (_LOG_2PI + np.log(sigma2)))[:, :, None], out, out=out)
+    const = np.log(weights) - 0.5 * (_LOG_2PI + np.log(sigma2))
+    return np.subtract(const[:, :, None], out, out=out)
 
 
 def _over_components(op, a: np.ndarray) -> np.ndarray:
     """``op`` (np.add, np.maximum) reduced over axis 1 of ``a`` (R, m, n), as (R, 1, n):
     the components one after another, as numpy's reduction over that axis adds
     them, without its per-call cost on a few components."""
-    out = a[:, :1].copy()
-    for j in range(1, a.shape[1]):
+    if a.shape[1] == 1:
+        return a.copy()
+    out = op(a[:, :1], a[:, 1:2])
+    for j in range(2, a.shape[1]):
         op(out, a[:, j:j + 1], out=out)
     return out
 
@@ -118,30 +120,36 @@ def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population,
     design = _design(Xd, y, w)
     XdT = design[2]
     unit = bool(np.all(w == 1.0))
-    pen = np.zeros((p, p)) if penalty is None else np.asarray(penalty, float)
+    pen = None if penalty is None else np.asarray(penalty, float)
     weights, beta = pop.weights.copy(), pop.beta.copy()
     sigma2 = np.maximum(pop.sigma2, floor) if noise != "fixed" else \
         np.broadcast_to(np.asarray(fixed_sigma2, float), (r, m)).copy()
-    ok = np.ones(r, dtype=bool)
+    ok, all_ok = np.ones(r, dtype=bool), True
     sq = _squared_residuals(beta, y, XdT, np.empty((r, m, n)))
     lj, tmp = np.empty_like(sq), np.empty_like(sq)
     loglik = np.full(r, -np.inf)
     n_eff = np.zeros((r, m))
-    for it in range(n_iter + 1):
-        _log_joint(sq, weights, sigma2, out=lj)
-        top = _over_components(np.maximum, lj)
-        np.exp(np.subtract(lj, top, out=tmp), out=tmp)
-        lse = top + np.log(_over_components(np.add, tmp))
-        previous, loglik = loglik, np.where(ok, lse[:, 0, :] @ w, -np.inf)
-        gamma = np.exp(np.subtract(lj, lse, out=lj), out=lj)
-        n_eff = gamma.sum(axis=2)
-        if it == n_iter or (tol > 0 and it > 0 and _settled(loglik, previous, tol)):
-            break
-        g = gamma if unit else np.multiply(gamma, w, out=gamma)
-        weights, beta, sigma2, good = _mstep_into(
-            g, sigma2, *design, noise=noise, floor=floor, pen=pen, sq=sq, tmp=tmp,
-            s0=n_eff if unit else None)
-        ok &= good
+    eye = np.eye(p)
+    with np.errstate(divide="ignore"):
+        for it in range(n_iter + 1):
+            _log_joint(sq, weights, sigma2, out=lj)
+            top = _over_components(np.maximum, lj)
+            np.exp(np.subtract(lj, top, out=tmp), out=tmp)
+            lse = top + np.log(_over_components(np.add, tmp))
+            previous, loglik = loglik, lse[:, 0, :] @ w
+            if not all_ok:
+                loglik = np.where(ok, loglik, -np.inf)
+            gamma = np.exp(np.subtract(lj, lse, out=lj), out=lj)
+            n_eff = gamma.sum(axis=2)
+            if it == n_iter or (tol > 0 and it > 0 and _settled(loglik, previous, tol)):
+                break
+            g = gamma if unit else np.multiply(gamma, w, out=gamma)
+            weights, beta, sigma2, good = _mstep_into(
+                g, sigma2, *design, noise=noise, floor=floor, pen=pen, sq=sq, tmp=tmp,
+                s0=n_eff if unit else None, eye=eye)
+            if not good.all():
+                ok &= good
+                all_ok = False
     return Population(weights, beta, sigma2, loglik, n_eff)
 
 
@@ -165,19 +173,23 @@ def _squared_residuals(beta, y, XdT, out):
     return np.multiply(out, out, out=out)
 
 
-def _mstep_into(g, sigma2, y, XX, XdT, Xy, sum_w, *, noise, floor, pen, sq, tmp, s0=None):
+def _mstep_into(g, sigma2, y, XX, XdT, Xy, sum_w, *, noise, floor, pen, sq, tmp, s0=None,
+                eye=None):
     """The stacked M-step from weighted responsibilities ``g`` (R, m, n): weights,
     coefficients, σ² (kept for ``"fixed"``) and which runs are finite; the squared
     residuals at the new coefficients go into ``sq`` (``tmp``: scratch of the same
-    shape; ``s0``: the row sums of ``g`` when known)."""
+    shape; ``s0``: the row sums of ``g`` when known; ``pen``: the ridge or None)."""
     r, m, n = g.shape
     p = XdT.shape[0]
     rows = r * m
     s0 = g.sum(axis=2) if s0 is None else s0
     weights = s0 / np.maximum(s0.sum(axis=1, keepdims=True), 1e-300)
     g2 = g.reshape(rows, n)
-    gram = (g2 @ XX).reshape(r, m, p, p) + pen
-    gram += np.eye(p) * (1e-10 * np.trace(gram, axis1=2, axis2=3)[..., None, None] + 1e-300)
+    gram = (g2 @ XX).reshape(r, m, p, p)
+    if pen is not None:
+        gram += pen
+    eye = np.eye(p) if eye is None else eye
+    gram += eye * (1e-10 * np.trace(gram, axis1=2, axis2=3)[..., None, None] + 1e-300)
     rhs = (g2 @ Xy).reshape(r, m, p, 1)
     try:
         beta = np.linalg.solve(gram, rhs)[..., 0]
@@ -186,7 +198,8 @@ def _mstep_into(g, sigma2, y, XX, XdT, Xy, sum_w, *, noise, floor, pen, sq, tmp,
                          for a, b in zip(gram.reshape(rows, p, p), rhs.reshape(rows, p, 1),
                                          strict=True)]).reshape(r, m, p)
     good = np.isfinite(beta).all(axis=(1, 2))
-    beta[~good] = 0.0
+    if not good.all():
+        beta[~good] = 0.0
     _squared_residuals(beta, y, XdT, sq)
     if noise != "fixed":
         rss = np.multiply(g, sq, out=tmp).sum(axis=2)
@@ -204,8 +217,7 @@ def population_mstep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndar
                      fixed_sigma2: np.ndarray | None = None) -> Population:
     """One stacked M-step from responsibilities ``resp`` (R, m, n): R starts at once."""
     r, m, n = resp.shape
-    p = Xd.shape[1]
-    pen = np.zeros((p, p)) if penalty is None else np.asarray(penalty, float)
+    pen = None if penalty is None else np.asarray(penalty, float)
     sigma2 = np.ones((r, m)) if fixed_sigma2 is None else \
         np.broadcast_to(np.asarray(fixed_sigma2, float), (r, m)).copy()
     with np.errstate(all="ignore"):

@@ -10,10 +10,17 @@ of unit weights keep only the rows whose key is above a floor that about
 merges select among, a few rows instead of every row.  The sample is the
 same as without the floor whenever at least ``size`` kept keys are above it
 (:meth:`Profile.exact`); else the pass is taken again without the floor.
+
+A pass of ``ProfileTask(..., lazy=True)`` does not copy the sample rows as it
+goes: a chunk's profile refers to the rows it keeps (views of a chunk kept
+whole), merges select among keys and row positions only, and
+:meth:`Profile.settled` gathers the winners once, after the pass (the same
+arrays, bit for bit, as the eager pass's).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
@@ -24,6 +31,10 @@ from streammix.core.chunk import Chunk
 from streammix.core.moments import Moments
 
 __all__ = ["Profile", "ProfileTask", "row_uniforms", "top_keys", "key_floor"]
+
+#: A lazy profile gathers its rows into one compact block when the blocks it
+#: refers to hold more than this many times ``size`` rows (bounds its memory).
+LAZY_ROWS_FACTOR = 4
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -116,7 +127,13 @@ class Profile:
     positive weight (``max_abs``; see :mod:`streammix.algorithms.scales`); mergeable.
     ``w`` holds the weights of the sample rows (the data's, when the sample holds
     every row of positive weight).  ``floored`` counts the rows of positive
-    weight that a key floor left out (see :meth:`exact`)."""
+    weight that a key floor left out (see :meth:`exact`).
+
+    A lazy profile (of ``ProfileTask(lazy=True)``) has empty ``X``, ``y`` and
+    ``w`` and its sample rows in ``parts``: blocks ``(X, y, w, rows)`` of which
+    the positions ``rows`` (ascending) are the sample, block after block, in
+    the order of ``keys``; :meth:`settled` gathers them.  It is settled when
+    pickled, so that a cluster sends the sample rows and not the chunks."""
 
     n_rows: int
     n_positive: int
@@ -129,6 +146,7 @@ class Profile:
     max_abs: np.ndarray | None = None
     w: np.ndarray | None = None
     floored: int = 0
+    parts: tuple = ()
 
     def exact(self, floor: float) -> bool:
         """Whether this sample is the one a pass without the key ``floor`` draws:
@@ -141,7 +159,32 @@ class Profile:
         return cls(0, 0, 0.0, size, np.empty(0), np.empty((0, n_features)), np.empty(0),
                    Moments.zeros(n_features), np.zeros(n_features + 1), np.empty(0))
 
+    @property
+    def lazy(self) -> bool:
+        """Whether the sample rows are still in :attr:`parts` (see :meth:`settled`)."""
+        return bool(self.parts)
+
+    def settled(self) -> Profile:
+        """This profile with its sample rows gathered into ``X``, ``y`` and ``w``
+        (itself if it is not lazy)."""
+        if not self.parts:
+            return self
+        X, y, w = _gather(self.parts, self.X.shape[1])
+        return dataclasses.replace(self, X=X, y=y, w=w, parts=())
+
+    def __reduce__(self):
+        settled = self.settled()
+        return (Profile, tuple(getattr(settled, f.name) for f in dataclasses.fields(Profile)))
+
+    def _blocks(self) -> tuple:
+        """The sample rows as lazy blocks (a settled profile is one block of all its rows)."""
+        if self.parts or not self.keys.size:
+            return self.parts
+        return ((self.X, self.y, self.w, None),)
+
     def __add__(self, other: Profile) -> Profile:
+        if self.parts or other.parts:
+            return self._lazy_add(other)
         keys = np.concatenate([self.keys, other.keys])
         weighted = self.w is not None and other.w is not None
         w = None
@@ -159,6 +202,29 @@ class Profile:
             y = np.concatenate([self.y, other.y])
             if weighted:
                 w = np.concatenate([self.w, other.w])
+        return self._merged(other, keys, X, y, w)
+
+    def _lazy_add(self, other: Profile) -> Profile:
+        """:meth:`__add__` of lazy profiles: keys and row positions only."""
+        keys = np.concatenate([self.keys, other.keys])
+        parts = self._blocks() + other._blocks()
+        if keys.size > self.size:
+            top = top_keys(keys, self.size)
+            keys = keys[top]
+            ends = np.cumsum([_count(part) for part in parts])
+            bounds = np.searchsorted(top, ends)
+            kept, lo = [], 0
+            for part, hi, end in zip(parts, bounds, ends, strict=True):
+                if hi > lo:
+                    kept.append(_select(part, top[lo:hi] - (end - _count(part))))
+                lo = hi
+            parts = tuple(kept)
+        if sum(part[1].shape[0] for part in parts) > LAZY_ROWS_FACTOR * max(self.size, 1):
+            parts = (_gather(parts, self.X.shape[1]) + (None,),)  # bound what it refers to
+        merged = self._merged(other, keys, self.X[:0], self.y[:0], np.empty(0))
+        return dataclasses.replace(merged, parts=parts)
+
+    def _merged(self, other: Profile, keys, X, y, w) -> Profile:
         moments = None
         if self.moments is not None and other.moments is not None:
             with np.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -171,6 +237,34 @@ class Profile:
                        self.floored + other.floored)
 
 
+def _count(part) -> int:
+    """Sample rows of a lazy block ``(X, y, w, rows)``."""
+    return part[1].shape[0] if part[3] is None else part[3].size
+
+
+def _select(part, chosen: np.ndarray):
+    """The block ``part`` keeping only its sample rows at the positions ``chosen``."""
+    X, y, w, rows = part
+    return X, y, w, (chosen if rows is None else rows[chosen])
+
+
+def _gather(parts, d: int):
+    """The sample rows of the lazy blocks ``parts``, in order: X (n, d), y, w (None
+    if a block has no weights), float64, as :meth:`Profile.__add__` gathers them."""
+    n = sum(_count(part) for part in parts)
+    X, y = np.empty((n, d)), np.empty(n)
+    w = None if any(part[2] is None for part in parts) else np.empty(n)
+    at = 0
+    for Xp, yp, wp, rows in parts:
+        k = yp.shape[0] if rows is None else rows.size
+        X[at:at + k] = Xp if rows is None else Xp[rows]
+        y[at:at + k] = yp if rows is None else yp[rows]
+        if w is not None:
+            w[at:at + k] = wp if rows is None else wp[rows]
+        at += k
+    return X, y, w
+
+
 @dataclass(frozen=True)
 class ProfileTask:
     """Map function of pass 0: count rows and draw the reservoir sample.
@@ -180,12 +274,17 @@ class ProfileTask:
     In a chunk whose weights are all 1, rows whose key is at or below
     ``floor`` (:func:`key_floor`) are left out and counted.  Without
     ``spectral`` the moments leave out the sums only the spectral start reads.
+    With ``lazy`` the profiles are lazy (:meth:`Profile.settled` gathers the
+    sample after the pass); with ``views`` too, a chunk that keeps every row
+    is referred to, not copied (for sources whose chunks are not reused).
     """
 
     seed: int
     size: int
     floor: float = -math.inf
     spectral: bool = True  # the spectral sums of the moments (Moments.of)
+    lazy: bool = False  # profiles that gather their rows once, at the end (Profile.settled)
+    views: bool = False  # with lazy: a chunk kept whole is referred to, not copied
 
     @property
     def releases_gil(self) -> bool:
@@ -226,15 +325,27 @@ class ProfileTask:
         # takes the moments again on a safe scale (streammix.algorithms.scales).
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             moments = Moments.of(chunk.X, chunk.y, w, spectral=self.spectral)
-        if idx.size == chunk.n_rows:  # every row kept: a copy, not a gather (same array)
+        whole = idx.size == chunk.n_rows
+        counts = (chunk.n_rows, n_positive, float(w.sum()), self.size, keys)
+        rest = (moments, _max_abs(chunk.X, chunk.y, None if unit else w > 0))
+        if self.lazy:
+            if whole:  # every row kept: the chunk's own arrays, or one plain copy of each
+                part = ((chunk.X, chunk.y, w, None) if self.views else
+                        tuple(np.array(a, dtype=float, order="K") for a in (chunk.X, chunk.y, w))
+                        + (None,))
+            else:
+                part = (np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
+                        np.asarray(w[idx], float), None)
+            empty = np.empty((0, chunk.X.shape[1]))
+            return Profile(*counts, empty, np.empty(0), *rest, np.empty(0), floored,
+                           (part,) if idx.size else ())
+        if whole:  # every row kept: a copy, not a gather (same array)
             X = np.ascontiguousarray(chunk.X, dtype=float)
             if X is chunk.X or np.shares_memory(X, chunk.X):
                 X = X.copy()
         else:
             X = np.asarray(chunk.X[idx], float)
-        return Profile(chunk.n_rows, n_positive, float(w.sum()), self.size,
-                       keys, X, np.asarray(chunk.y[idx], float),
-                       moments, _max_abs(chunk.X, chunk.y, None if unit else w > 0),
+        return Profile(*counts, X, np.asarray(chunk.y[idx], float), *rest,
                        np.asarray(w[idx], float), floored)
 
 
