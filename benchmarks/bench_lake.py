@@ -191,8 +191,11 @@ def profile_pass(engine, source) -> Profile:
     """
     size = 100_000
     floor = key_floor(size, source.n_rows)  # as a fit draws it (rows known from the plan)
-    return engine.map_reduce(source, ProfileTask(0, size, floor, spectral=False),
-                             Profile.empty(source.n_features, size))
+    # lazy profiles, gathered once after the pass, as a fit takes them (if this streammix has them)
+    lazy = {"lazy": True} if "lazy" in ProfileTask.__dataclass_fields__ else {}
+    profile = engine.map_reduce(source, ProfileTask(0, size, floor, spectral=False, **lazy),
+                                Profile.empty(source.n_features, size))
+    return profile.settled() if lazy else profile
 
 
 def unfused(fn):
