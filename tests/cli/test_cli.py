@@ -2,8 +2,8 @@
 
 Most runs call the program in this process (``run_main``, output captured); a few run it
 as a process of its own (``run_cli``): a fit whose report, model file and progress log
-are checked, ``--help`` and what it imports, a fit on a local cluster it starts, a
-terminal, ``predict`` and ``info``.
+are checked, ``--help`` and what it imports, the installed console script, a fit on a
+local cluster it starts, a terminal, ``predict`` and ``info``.
 """
 
 from __future__ import annotations
@@ -314,6 +314,21 @@ def test_help_lists_the_commands_without_importing_the_heavy_libraries():
     assert "streammix" in imported
     assert not imported & {"sklearn", "scipy", "pandas", "pyarrow", "dask", "distributed",
                            "numpy"}, sorted(imported)
+
+
+def test_the_installed_entry_point_runs_the_program():
+    import streammix
+
+    script = Path(sys.executable).parent / "streammix"
+    if not script.exists():
+        pytest.skip(f"no console script beside {sys.executable} (streammix not installed)")
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"streammix {streammix.__version__}\n"
+    proc = subprocess.run([str(script), "frobnicate"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "invalid choice: 'frobnicate'" in proc.stderr
 
 
 def test_a_command_module_registers_with_one_line(tmp_path, monkeypatch, capsys):
