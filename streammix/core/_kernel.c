@@ -522,17 +522,12 @@ static void run_job(Job *J)
     /* Blocks of LANE_BLOCK rows with lanes: a block's columns, a band of w g z
      * and one component's lanes then stay in the L1 cache at d = 20. */
     const Py_ssize_t bk = nlanes ? LANE_BLOCK : BLOCK;
-    /* head: with lanes, features contiguous and a whole number of cache lines
-     * apart but not starting on one (numpy's large arrays start 16 bytes into
-     * a line), a first block of the rows up to the next line (copied), so that
-     * the blocks after it are read in place. */
-    Py_ssize_t head = 0;
-    if (nlanes && !J->rowstride && ((J->fstride * 8) & 63) == 0)
-        head = (Py_ssize_t)((64 - ((uintptr_t)J->F & 63)) & 63) / 8;
-    Py_ssize_t nb = 0;
-    for (Py_ssize_t start = 0; start < n; start += nb) {
-        nb = start == 0 && head ? head : bk;
-        nb = n - start < nb ? n - start : nb;
+    /* The blocks start at multiples of bk from the chunk's first row, never
+     * where the data happen to sit in memory: the lanes' sums (and so the
+     * results' last bits) depend on how rows fall into blocks, and the same
+     * rows at another address (a copy, another pass) must give the same bits. */
+    for (Py_ssize_t start = 0; start < n; start += bk) {
+        const Py_ssize_t nb = n - start < bk ? n - start : bk;
         const double *yb = J->y + start, *wb = J->w + start;
         /* Feature k of row start + i is F[k * fs + i] in this block. */
         const double *F = J->F + start;

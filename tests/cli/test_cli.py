@@ -2,8 +2,8 @@
 
 Most runs call the program in this process (``run_main``, output captured); a few run it
 as a process of its own (``run_cli``): a fit whose report, model file and progress log
-are checked, ``--help`` and what it imports, the installed console script, a fit on a
-local cluster it starts, a terminal, ``predict`` and ``info``.
+are checked, ``--help`` and what it imports, the installed console script, a terminal,
+``predict`` and ``info``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_fit_in_process_by_default_on_a_local_cluster_or_a_scheduler_alike(lake,
     got = json.loads((tmp_path / "default.json").read_text())["fitted"]
     assert got["params"] == expected["params"] and got["loglik_"] == expected["loglik_"]
     # --cluster local: the embedded local.yaml (a LocalCluster with worker processes)
-    proc = run_cli(*common, "-v", "--cluster", "local", "--out", tmp_path / "local.json")
+    proc = run_main(*common, "-v", "--cluster", "local", "--out", tmp_path / "local.json")
     assert proc.returncode == 0, proc.stderr
     assert "running on tcp://" in proc.stderr
     got = json.loads((tmp_path / "local.json").read_text())["fitted"]

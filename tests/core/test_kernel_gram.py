@@ -5,12 +5,12 @@ kernel forms each component's Gram matrix band by band with the sums in vector
 lanes, in blocks of 128 rows.  It reads a block's columns in place when they
 sit on cache lines (features contiguous, rows a multiple of 8) and copies them
 otherwise (while computing the residuals, or, for a last block whose rows are
-not a multiple of 8, before; features whose rows are a whole number of cache
-lines apart get a short first block up to the next line, then in place).
-These tests cover every way in: numbers of features that are and are not a
-multiple of the tile, 1 to 6 components, weights with zeros, chunks of a few
-rows, both layouts, features on and off cache lines, bad values, and the
-build without vector extensions.  The
+not a multiple of 8, before).  The blocks start at multiples of 128 rows
+whatever the address of the data, so the same rows give the same bits
+wherever they sit in memory.  These tests cover every way in: numbers of
+features that are and are not a multiple of the tile, 1 to 6 components,
+weights with zeros, chunks of a few rows, both layouts, features on and off
+cache lines, bad values, and the build without vector extensions.  The
 vector-extension code runs by default only where the CPU has AVX-512
 (``kernel.set_vector_lanes``); the plain loops that run elsewhere are tested
 here in the same build.
@@ -88,8 +88,8 @@ def test_lane_gram_equals_numpy_for_every_layout(kernel_switch, d, m):
     # 1000 rows: seven blocks of 128 and a last one of 104 (a multiple of 8);
     # features contiguous on a cache line (read in place), the same features
     # 8 bytes off one with rows 1001 apart (copied by the residual pass),
-    # 16 bytes off one with rows 1008 apart (a first block of 6 rows copied,
-    # then in place, as for numpy's large arrays), and rows contiguous
+    # 16 bytes off one with rows 1008 apart (as numpy's large arrays start:
+    # every block copied), and rows contiguous
     # (transposed block by block).
     rng, X, y, w = _problem(d * 10 + m, 1000, d)
     aligned = _on_cache_line((d, 1000))
@@ -132,6 +132,35 @@ def test_lane_gram_reads_a_wide_array_in_place_and_a_slice_of_it(kernel_switch):
     _assert_close(fast[0], slow[0])
     fast, slow = _both(kernel_switch, big[4:27, 3:2000], y[3:], w[3:], prm, True)
     _assert_close(fast[0], slow[0])
+
+
+@pytest.mark.parametrize("lanes", [True, False])
+@pytest.mark.parametrize("n", [1000, 1001])
+def test_same_rows_at_any_address_give_the_same_bits(lanes, n):
+    # The same features (rows n apart: a whole number of cache lines, or not)
+    # starting at each of the 8 doubles of a cache line, as copies of a chunk
+    # land wherever malloc puts them: every sum is identical to the bit, with
+    # and without the vector lanes (a first block cut at the next cache line
+    # made the lanes' sums, and so a fit's last bits, depend on the address).
+    rng, X, y, w = _problem(5, n, 20)
+    prm = [_params(rng, 5, 21)]
+    before = kernel.set_vector_lanes(lanes)
+    try:
+        with kernel.enabled_as(True):
+            runs = []
+            for offset in range(8):
+                FT = _on_cache_line((20, n + 8))[:, offset:offset + n]
+                if n % 8 == 0:
+                    FT = _on_cache_line((20 * n + 8,))[offset:offset + 20 * n].reshape(20, n)
+                FT[...] = X.T
+                assert FT.ctypes.data % 64 == 8 * offset
+                runs.append(estep_features_many(FT, y, w, prm, True)[0])
+    finally:
+        kernel.set_vector_lanes(before)
+    for run in runs[1:]:
+        for name in FIELDS:
+            np.testing.assert_array_equal(np.asarray(getattr(run, name)),
+                                          np.asarray(getattr(runs[0], name)), err_msg=name)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
