@@ -21,10 +21,18 @@ and for d = 5, 20, 50 at n = 1M (streammix only); with ``--lake-rows N``
 also a default fit of a Parquet lake of N rows at d = 5 (built in
 ``--lake-dir``, 1M rows a file, and removed afterwards).
 
+Part 3 (``--baseline DIR``): the same fits (default, ``max_iter=0``,
+``n_init=10``) by another checkout of streammix (``DIR``, e.g. ``git
+worktree add DIR <commit>`` with its kernel built) and by this one, each fit
+in a fresh process, the two alternating (``--rounds``), medians of
+``--repeats`` fits per process: wall and CPU seconds, old over new, and both
+log-likelihoods (the same fit gives the same figure to all digits).
+
 Run:  PYTHONPATH=. python benchmarks/bench_fit.py [--rows 20000 200000]
       [--repeats 3] [--r-repeats 3] [--step-repeats 1] [--r-nrep-max-rows 200000]
       [--scaling] [--no-r]
       [--lake-rows 20000000] [--lake-dir /big/disk] [--scaling --dims 20 50]
+      [--baseline DIR --rounds 4]
 """
 
 from __future__ import annotations
@@ -208,6 +216,65 @@ def lake_fit(rows: int, repeats: int, lake_dir=None, per_file: int = 1_000_000):
         shutil.rmtree(root, ignore_errors=True)
 
 
+#: One process's fits for --baseline (run with the PYTHONPATH of the tree measured).
+CHILD = """
+import json, statistics, sys, time, warnings
+import numpy as np
+import streammix
+from streammix import MixtureOfLinearRegressions
+n, repeats, kw = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+rng = np.random.default_rng(2026)  # make_data(n, 5, 3, seed=2026)
+X = rng.normal(size=(n, 4))
+z = rng.choice(3, size=n)
+coef = rng.normal(scale=2.0, size=(3, 4))
+y = (X * coef[z]).sum(1) + np.linspace(-3, 3, 3)[z] + rng.normal(size=n)
+warnings.simplefilter("ignore")
+MixtureOfLinearRegressions(3, random_state=0, **kw).fit(X, y)  # warm
+walls, cpus = [], []
+for _ in range(repeats):
+    wall, cpu = time.perf_counter(), time.process_time()
+    model = MixtureOfLinearRegressions(3, random_state=0, **kw).fit(X, y)
+    walls.append(time.perf_counter() - wall)
+    cpus.append(time.process_time() - cpu)
+print(json.dumps([statistics.median(walls), statistics.median(cpus), model.loglik_,
+                  streammix.__file__]))
+"""
+
+
+def part3(baseline: str, rows, repeats: int, rounds: int):
+    """This tree against ``baseline``: alternating processes, medians (see the module notes)."""
+    import json
+
+    trees = {"baseline": str(Path(baseline).resolve()), "this": str(HERE.parent.resolve())}
+    print(f"part 3: {trees['baseline']} (baseline) against {trees['this']} (this), d=5, m=3; "
+          f"{rounds} rounds of one process each, alternating, {repeats} fits a process; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print("| n | fit | baseline | this | baseline / this | CPU baseline | CPU this | "
+          "log-lik. baseline | log-lik. this |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    fits = (("default", {}), ("`max_iter=0`", {"max_iter": 0}), ("`n_init=10`", {"n_init": 10}))
+    for n in rows:
+        for label, kw in fits:
+            got: dict[str, list] = {name: [] for name in trees}
+            for rnd in range(rounds):
+                for name in (("baseline", "this") if rnd % 2 == 0 else ("this", "baseline")):
+                    env = dict(os.environ, PYTHONPATH=trees[name])
+                    # run in the tree: "python -c" puts the working directory first on sys.path
+                    out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(repeats),
+                                          json.dumps(kw)], capture_output=True, text=True,
+                                         check=True, env=env, cwd=trees[name]).stdout
+                    got[name].append(json.loads(out.splitlines()[-1]))
+            for name, runs in got.items():  # each tree's fits ran its own streammix
+                assert runs[0][3].startswith(trees[name]), (name, runs[0][3])
+            wall = {k: statistics.median(r[0] for r in v) for k, v in got.items()}
+            cpu = {k: statistics.median(r[1] for r in v) for k, v in got.items()}
+            print(f"| {n:,} | {label} | {wall['baseline']:.4f} s | {wall['this']:.4f} s | "
+                  f"{wall['baseline'] / wall['this']:.2f} | {cpu['baseline']:.4f} s | "
+                  f"{cpu['this']:.4f} s | {got['baseline'][0][2]:.10g} | "
+                  f"{got['this'][0][2]:.10g} |", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 200_000])
@@ -227,7 +294,15 @@ def main(argv=None):
                         help="fits of the lake (default: --repeats)")
     parser.add_argument("--dims", type=int, nargs="+", default=None,
                         help="with --scaling: only the n = 1M fits of these d (e.g. 20 50)")
+    parser.add_argument("--baseline", default=None,
+                        help="part 3 only: time these fits by the streammix in this "
+                             "directory and by this one, alternating processes")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="with --baseline: processes per tree (alternating)")
     args = parser.parse_args(argv)
+    if args.baseline:
+        part3(args.baseline, args.rows, args.repeats, args.rounds)
+        return 0
     if args.scaling:
         part2(args.repeats, args.lake_rows, args.lake_dir, args.lake_repeats, args.dims)
         return 0

@@ -13,9 +13,10 @@ all of them alike):
   default threads (one per CPU) and on one thread, and the profiling pass
   (pass 0 of a fit: counts, the reservoir sample, the moments);
 * the same on a 2-worker LocalCluster (2 workers x 1 thread: the same two
-  cores as the threaded scan), the EM pass also with reading tasks of
-  ``OLD_TASK_ROWS`` rows (DaskEngine's before), and with ``cache`` (the first pass reads
-  and keeps the chunks, later ones only compute);
+  cores as the threaded scan), the EM pass and the profiling pass also with
+  a ``+`` task per sum of the reduction tree (DaskEngine's before), and with
+  ``cache`` (the first pass reads and keeps the chunks, later ones only
+  compute);
 
 and prints medians over the rounds (the pyarrow scans timed warm, each
 after an untimed run of its own), the median of each round's ratio to
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import os
 import shutil
 import statistics
@@ -45,8 +47,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from alternate import library_root, run_alternating  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, library_root(sys.argv[1:], HERE))  # --library: another checkout's streammix
 
 from streammix import DaskEngine, ParquetSource  # noqa: E402
 from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor  # noqa: E402
@@ -133,6 +137,12 @@ def scan_threaded(path: str, cols: list[str]) -> int:
     return total
 
 
+def streammix_file() -> str:
+    """Where streammix is imported from (the workers check they take the same)."""
+    import streammix
+    return streammix.__file__
+
+
 def em_iteration(engine, source, params, p):
     stats = engine.map_reduce(source, EStepTask(params, True),
                               SuffStats.zeros(params.n_components, p))
@@ -181,28 +191,31 @@ def profile_pass(engine, source) -> Profile:
     """
     size = 100_000
     floor = key_floor(size, source.n_rows)  # as a fit draws it (rows known from the plan)
-    return engine.map_reduce(source, ProfileTask(0, size, floor, spectral=False),
-                             Profile.empty(source.n_features, size))
+    # lazy profiles, gathered once after the pass, as a fit takes them (if this streammix has them)
+    lazy = {"lazy": True} if "lazy" in ProfileTask.__dataclass_fields__ else {}
+    profile = engine.map_reduce(source, ProfileTask(0, size, floor, spectral=False, **lazy),
+                                Profile.empty(source.n_features, size))
+    return profile.settled() if lazy else profile
 
 
-#: DaskEngine's reading tasks before issue 15 (a task per 131072-row chunk here).
-OLD_TASK_ROWS = 1 << 16
-
-
-def with_task_rows(rows: int, fn):
-    """``fn()`` with DaskEngine's reading tasks of about ``rows`` rows."""
+def unfused(fn):
+    """``fn()`` with a ``+`` task per sum of DaskEngine's reduction tree (before), if
+    this streammix fuses them."""
     from streammix.engines import dask_graph
 
-    saved = dask_graph.MIN_TASK_ROWS
-    dask_graph.MIN_TASK_ROWS = rows
+    saved = getattr(dask_graph, "FUSED_LEVELS", None)
+    if saved is None:
+        return fn()
+    dask_graph.FUSED_LEVELS = 1
     try:
         return fn()
     finally:
-        dask_graph.MIN_TASK_ROWS = saved
+        dask_graph.FUSED_LEVELS = saved
 
 
 def rounds(stages: dict, repeat: int) -> dict:
-    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn.
+    """Seconds of each stage, ``repeat`` rounds that run every stage once in turn
+    (odd rounds in reverse order).
 
     The pyarrow scans run once untimed just before their timed run: the
     dataset scanner reads ahead many batches, and its first run after other
@@ -210,8 +223,10 @@ def rounds(stages: dict, repeat: int) -> dict:
     the peer is timed warm, at its best.
     """
     times: dict = {name: [] for name in stages}
-    for _ in range(repeat):
-        for name, fn in stages.items():
+    for round_ in range(repeat):
+        # every other round in reverse order, so that no stage always follows the same one
+        order = list(stages.items())
+        for name, fn in (order[::-1] if round_ % 2 else order):
             gc.collect()
             if name.startswith("pyarrow"):
                 fn()
@@ -239,7 +254,7 @@ def report(times: dict, n_rows: int, repeat: int) -> None:
               f"{n_rows / t / 1e6:8.2f}")
     print("x thr.: time / pyarrow's threaded dataset scan in the same round (all cores both "
           "sides); x best: / the fastest of the three pyarrow scans in that round; x 1 thr.: "
-          "/ the one-thread scan (the cache rows: / the scans of the first rounds)")
+          "/ the one-thread scan (the cache rows: / the scans of the rounds in turn)")
 
 
 def breakdown(source: ParquetSource, params: MixtureParams, repeat: int) -> None:
@@ -273,6 +288,65 @@ def breakdown(source: ParquetSource, params: MixtureParams, repeat: int) -> None
               f"({100 * statistics.median(v) / total:4.1f}%)")
 
 
+FIRST, LATER = "2 workers + cache, first pass (reads)", "2 workers + cache, later passes"
+
+
+def cache_rounds(client, source, params, p, repeat: int) -> tuple[dict, dict]:
+    """Seconds of the cached passes, ``repeat`` rounds of: a first pass (reads and
+    keeps the chunks), a later one (only computes), the cache cleared and the
+    workers' memory handed back; and the workers' peak RSS with the cache."""
+    times: dict = {FIRST: [], LATER: []}
+    peak: dict = {}
+    cpu: list = []  # the workers' (user, system) CPU seconds in each round's first pass
+    plain: list = []  # and in a pass without the cache just before it
+    for _ in range(repeat):
+        before = client.run(cpu_seconds)
+        em_iteration(DaskEngine(client), source, params, p)
+        after = client.run(cpu_seconds)
+        plain.append([tuple(b - a for a, b in zip(before[k], after[k], strict=True))
+                      for k in sorted(after)])
+        cached = DaskEngine(client, cache=True)
+        for name in times:
+            gc.collect()
+            before = client.run(cpu_seconds)
+            t = time.perf_counter()
+            em_iteration(cached, source, params, p)
+            times[name].append(time.perf_counter() - t)
+            if name == FIRST:
+                after = client.run(cpu_seconds)
+                cpu.append([tuple(b - a for a, b in zip(before[k], after[k], strict=True))
+                            for k in sorted(after)])
+        peak = client.run(peak_rss_mib)
+        cached.clear_cache()
+        client.run(reset_peak_rss)
+    for what, rows in (("the cached first pass", cpu), ("a pass without cache before it", plain)):
+        print(f"\nthe workers' CPU seconds (user system) in {what}, by round: "
+              + "; ".join(", ".join(f"{u:.2f} {s:.2f}" for u, s in round_) for round_ in rows))
+    return times, peak
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process so far."""
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+def fault_in(nbytes: int) -> float:
+    """Seconds to write ``nbytes`` of fresh memory from pyarrow's pool (then handed back):
+    what keeping that many bytes of chunks costs beyond reading them."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    t = time.perf_counter()
+    buffers = [pa.allocate_buffer(1 << 23) for _ in range(max(1, nbytes >> 23))]
+    for buffer in buffers:
+        np.frombuffer(buffer, dtype=np.uint8).fill(1)
+    seconds = time.perf_counter() - t
+    del buffers
+    pa.default_memory_pool().release_unused()
+    return seconds
+
+
 def peak_of(fn) -> tuple[float, float]:
     """(RSS peak before, RSS peak during) ``fn()``, in MiB."""
     pa.default_memory_pool().release_unused()
@@ -296,7 +370,16 @@ def main(argv=None) -> None:
     ap.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster stages")
     ap.add_argument("--dir", default=None, help="where to build the lake (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the lake afterwards")
+    ap.add_argument("--library", default=HERE,
+                    help="the checkout whose streammix is timed (default: this one)")
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="run this script for checkout DIR and for --library in turn, --repeat "
+                         "times each (one round a run), and print both side by side")
+    ap.add_argument("--json", default=None, help="also write the stage times to this file")
     args = ap.parse_args(argv)
+    if args.baseline is not None:
+        alternate(args, argv if argv is not None else sys.argv[1:])
+        return
 
     params = truth(args.features + 1, args.components)
     p = params.n_coef
@@ -310,7 +393,7 @@ def main(argv=None) -> None:
         print(f"lake: {args.rows:,} rows, d={p} (with intercept), m={args.components}, "
               f"{len(os.listdir(lake))} files, {size / 2**20:.0f} MiB "
               f"(ready in {time.perf_counter() - t0:.1f} s); load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {streammix_file()}")
         features = [f"x{k}" for k in range(1, args.features + 1)]
         source = ParquetSource(lake, target="y", features=features, chunk_rows=args.chunk_rows)
         threads = default_threads()
@@ -334,6 +417,8 @@ def main(argv=None) -> None:
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"))
                 client = stack.enter_context(Client(cluster))
+                here = client.run(streammix_file)
+                assert set(here.values()) == {streammix_file()}, f"workers import {here}"
                 dask = DaskEngine(client)
                 dstats = em_iteration(dask, source, params, p)[0]  # warm-up: imports
                 assert dstats.allclose(stats, rtol=0.0), "2 workers != in-process"
@@ -342,24 +427,28 @@ def main(argv=None) -> None:
                     lambda: em_iteration(dask, source, params, p)
                 stages["streammix profiling pass, 2 workers"] = \
                     lambda: profile_pass(dask, source)
-                stages[f"  EM, 2 workers, tasks of {OLD_TASK_ROWS} rows"] = \
-                    lambda: with_task_rows(OLD_TASK_ROWS, lambda: em_iteration(
-                        dask, source, params, p))
+                stages["  EM, 2 workers, a + task per sum"] = \
+                    lambda: unfused(lambda: em_iteration(dask, source, params, p))
+                stages["  profiling, 2 workers, a + task per sum"] = \
+                    lambda: unfused(lambda: profile_pass(dask, source))
             times = rounds(stages, args.repeat)
             if not args.no_cluster:
                 workers_plain = client.run(peak_rss_mib)
                 client.run(reset_peak_rss)
-                cached = DaskEngine(client, cache=True)
-                t = time.perf_counter()
-                em_iteration(cached, source, params, p)
-                times["2 workers + cache, first pass (reads)"] = [time.perf_counter() - t]
-                times.update(rounds({"2 workers + cache, later passes":
-                                     lambda: em_iteration(cached, source, params, p)},
-                                    args.repeat))
-                workers_cache = client.run(peak_rss_mib)
-                cached.clear_cache()
+                cache_times, workers_cache = cache_rounds(client, source, params, p,
+                                                          args.repeat)
+                times.update(cache_times)
+                share = args.rows * (p + 1) * 8 // 2  # each worker's half of the cache
+                fresh = client.run(fault_in, share)
 
         report(times, args.rows, args.repeat)
+        if workers_cache is not None:
+            print(f"the cached first pass of the first round: {times[FIRST][0]:.3f} s; writing "
+                  f"{share / 2**20:.0f} MiB of fresh memory (a worker's share of the cache) "
+                  "took " + ", ".join(f"{v:.3f}" for v in fresh.values()) + " s on the workers")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"times": times, "load": os.getloadavg()}, fh)
         if args.breakdown:
             breakdown(source, params, args.repeat)
         print(f"\npeak RSS (MiB): an in-process pass on 1 thread {peak[1]:.0f} "
@@ -370,6 +459,31 @@ def main(argv=None) -> None:
                   + "; with cache: " + ", ".join(f"{v:.0f}" for v in workers_cache.values()))
         print(f"decoded data: {args.rows * (p + 1) * 8 / 2**20:.0f} MiB as float64 "
               "(X, y, w); the cache holds it on the workers")
+    finally:
+        if not args.keep and args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def alternate(args, argv: list[str]) -> None:
+    """``--baseline``: this script for the two checkouts in turn, on one lake."""
+    root = args.dir or tempfile.mkdtemp(prefix="streammix-lake-")
+    params = truth(args.features + 1, args.components)
+    try:
+        lake = os.path.join(root, "lake")
+        if not os.path.isdir(lake):
+            build_lake(lake, args.rows, params, args.row_group, args.rows_per_file)
+        skip = {"--baseline", "--repeat", "--library", "--json", "--dir"}
+        rest, i = [], 0
+        while i < len(argv):  # the options the runs share
+            name = argv[i].split("=", 1)[0]
+            if name in skip:
+                i += 1 if "=" in argv[i] else 2
+                continue
+            rest.append(argv[i])
+            i += 1
+        run_alternating(os.path.abspath(__file__), os.path.abspath(args.baseline),
+                        os.path.abspath(args.library), [*rest, "--dir", root, "--keep"],
+                        args.repeat)
     finally:
         if not args.keep and args.dir is None:
             shutil.rmtree(root, ignore_errors=True)

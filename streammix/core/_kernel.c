@@ -432,8 +432,13 @@ static Py_ssize_t tile_min_d = 8;
  * each v8d into 2 or 4 registers and spills the tiles' 16 sums to the stack:
  * measured with the AVX2 clone on one machine, 3.5-4.5x slower than the
  * plain loops at d = 10, 20 and 50.  So the vector code runs where the
- * x86-64-v4 clone does (or the whole build is for AVX-512); elsewhere than
- * x86 as before.  set_vector_lanes changes it (for tests and benchmarks). */
+ * x86-64-v4 clone does (or the whole build is for AVX-512), and nowhere else:
+ * 128-bit vectors (NEON, SSE2) split each v8d into 4 registers (an aarch64
+ * GCC 12 build of it stores and reloads 1375 q registers on the stack, the
+ * plain loops none), and the baseline x86-64 build of the v8d code ran 1.5 to
+ * 2.3x slower than its plain loops at d = 10, 20 and 50 (one thread, with
+ * and without -fopenmp-simd).  set_vector_lanes changes it (for tests and
+ * benchmarks). */
 static int detect_vector_lanes(void)
 {
 #if !defined(SM_VEC)
@@ -441,14 +446,10 @@ static int detect_vector_lanes(void)
 #elif defined(SM_HAVE_CLONES)
     __builtin_cpu_init();
     return __builtin_cpu_supports("x86-64-v4") != 0;
-#elif defined(__x86_64__) || defined(__i386__)
-#if defined(__AVX512F__)
+#elif defined(__AVX512F__)
     return 1;
 #else
     return 0;
-#endif
-#else
-    return 1;
 #endif
 }
 
@@ -522,17 +523,12 @@ static void run_job(Job *J)
     /* Blocks of LANE_BLOCK rows with lanes: a block's columns, a band of w g z
      * and one component's lanes then stay in the L1 cache at d = 20. */
     const Py_ssize_t bk = nlanes ? LANE_BLOCK : BLOCK;
-    /* head: with lanes, features contiguous and a whole number of cache lines
-     * apart but not starting on one (numpy's large arrays start 16 bytes into
-     * a line), a first block of the rows up to the next line (copied), so that
-     * the blocks after it are read in place. */
-    Py_ssize_t head = 0;
-    if (nlanes && !J->rowstride && ((J->fstride * 8) & 63) == 0)
-        head = (Py_ssize_t)((64 - ((uintptr_t)J->F & 63)) & 63) / 8;
-    Py_ssize_t nb = 0;
-    for (Py_ssize_t start = 0; start < n; start += nb) {
-        nb = start == 0 && head ? head : bk;
-        nb = n - start < nb ? n - start : nb;
+    /* The blocks start at multiples of bk from the chunk's first row, never
+     * where the data happen to sit in memory: the lanes' sums (and so the
+     * results' last bits) depend on how rows fall into blocks, and the same
+     * rows at another address (a copy, another pass) must give the same bits. */
+    for (Py_ssize_t start = 0; start < n; start += bk) {
+        const Py_ssize_t nb = n - start < bk ? n - start : bk;
         const double *yb = J->y + start, *wb = J->w + start;
         /* Feature k of row start + i is F[k * fs + i] in this block. */
         const double *F = J->F + start;

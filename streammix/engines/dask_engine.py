@@ -3,9 +3,9 @@
 One pass is one flat graph, sent to the scheduler in one message: a task per
 chunk descriptor that reads the chunk and applies the map function, and a
 tree of ``+`` over the results in plan order, with the same shape as
-:func:`streammix.core.reduce.tree_sum` (each ``+`` task computes three levels
-of it, :func:`~streammix.engines.dask_graph.reduction`).  So a pass on a cluster gives bit-for-bit
-the result of the in-process engine, for any number of workers -- on
+:func:`streammix.core.reduce.tree_sum` (each ``+`` task computes up to three
+levels of it, :func:`~streammix.engines.dask_graph.reduction`).  So a pass on
+a cluster gives bit-for-bit the result of the in-process engine, for any number of workers -- on
 machines with the same instruction set: the compiled E-step (and BLAS) pick
 AVX-512, AVX2 or baseline code at run time, and these round differently.  Only the
 descriptors go to the workers and only the reduced value (a few KB) comes
@@ -42,6 +42,7 @@ from streammix.engines.dask_graph import (
     _read_input,
     _read_input_apply,
     describe_descriptor,
+    fused_levels,
     reduction,
     run_length,
     small_chunk_run,
@@ -163,7 +164,7 @@ class DaskEngine:
             leaves, runs = self._cached_map(client, source, func, plan, token, graph)
         else:
             leaves, runs = self._map(client, source, func, plan, token, graph)
-        top = reduction(graph, token, leaves, self.split_every)
+        top = reduction(graph, token, leaves, self.split_every, fused_levels(func))
         total = client.get(graph, top, sync=False, retries=self.retries)
         error = None
         try:

@@ -19,7 +19,7 @@ from typing import Any
 from streammix.core.reduce import tree_sum
 
 __all__ = ["FUSED_LEVELS", "MIN_TASK_ROWS", "counter_tree", "describe_descriptor",
-           "reduction", "run_length", "small_chunk_run"]
+           "fused_levels", "reduction", "run_length", "small_chunk_run"]
 
 
 def describe_descriptor(source, descriptor) -> str:
@@ -75,18 +75,29 @@ def _sum_values(*values):
 #: of up to ``split_every ** FUSED_LEVELS`` inputs).  One task per level cost a
 #: scheduler round trip and a transfer between workers per level: the last
 #: map task of a pass waited for three of them (8 map tasks); a graph of 8
-#: map tasks that do nothing took 60-95 ms on 2 local workers.
+#: map tasks that do nothing took 0.47-0.63x as long with three levels a task
+#: (2 local workers, alternating, benchmarks/README.md).
 FUSED_LEVELS = 3
 
 
-def reduction(graph: dict, token: str, leaves: list, split_every: int) -> str:
+def fused_levels(func) -> int:
+    """Levels of the tree a ``+`` task computes in a pass of map function ``func``:
+    :data:`FUSED_LEVELS`, or 1 when ``func`` has a true ``bulky_results`` (results
+    large enough, such as a pass-0 sample of every chunk, that a worker should
+    hold two at a time, not ``split_every ** FUSED_LEVELS``)."""
+    return 1 if getattr(func, "bulky_results", False) else FUSED_LEVELS
+
+
+def reduction(graph: dict, token: str, leaves: list, split_every: int,
+              levels: int | None = None) -> str:
     """Add to ``graph`` the ``+`` tasks that sum the ``leaves`` (keys, in plan
     order) in the tree of :func:`counter_tree`; return the key of the total.
 
-    Each task computes :data:`FUSED_LEVELS` levels of the tree as one nested
-    expression, so the sums and their order, and so the result, are those of
-    a task per sum.
+    Each task computes ``levels`` (default :data:`FUSED_LEVELS`) levels of
+    the tree as one nested expression, so the sums and their order, and so
+    the result, are those of a task per sum.
     """
+    levels = FUSED_LEVELS if levels is None else max(1, int(levels))
     counter = iter(range(len(leaves) + 1))
 
     def task(expr) -> str:
@@ -97,7 +108,7 @@ def reduction(graph: dict, token: str, leaves: list, split_every: int) -> str:
     def combine(group):
         height = 1 + max(h for h, _ in group)
         expr = (_sum_values, *(e for _, e in group))
-        return (0, task(expr)) if height >= FUSED_LEVELS else (height, expr)
+        return (0, task(expr)) if height >= levels else (height, expr)
 
     height, top = counter_tree([(0, key) for key in leaves], None, split_every, combine)
     if height:  # the top levels, nested
@@ -139,8 +150,9 @@ def _read_apply_run(source, func, *descriptors):
 #: (31 chunks of 131072 rows, 2 workers x 1 thread) took 1.47x pyarrow's
 #: threaded scan with runs of up to 65536 rows (a task per chunk) and 1.06x
 #: with runs of 4 chunks (the two alternating in one run, medians of 5
-#: rounds, load 7); a later ``benchmarks/bench_lake.py`` run, which has both
-#: rows, showed no clear difference (1.14 s and 1.07 s, load 4-6).
+#: rounds, load 7); a later ``benchmarks/bench_lake.py`` run, which had both
+#: rows, showed no clear difference (1.14 s and 1.07 s, load 4-6), nor did
+#: tasks of 1, 2 or 4 chunks once the reduction was fused (FUSED_LEVELS).
 MIN_TASK_ROWS = 1 << 19
 
 

@@ -2,8 +2,8 @@
 
 Most runs call the program in this process (``run_main``, output captured); a few run it
 as a process of its own (``run_cli``): a fit whose report, model file and progress log
-are checked, ``--help`` and what it imports, a fit on a local cluster it starts, a
-terminal, ``predict`` and ``info``.
+are checked, ``--help`` and what it imports, the installed console script, a terminal,
+``predict`` and ``info``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_fit_in_process_by_default_on_a_local_cluster_or_a_scheduler_alike(lake,
     got = json.loads((tmp_path / "default.json").read_text())["fitted"]
     assert got["params"] == expected["params"] and got["loglik_"] == expected["loglik_"]
     # --cluster local: the embedded local.yaml (a LocalCluster with worker processes)
-    proc = run_cli(*common, "-v", "--cluster", "local", "--out", tmp_path / "local.json")
+    proc = run_main(*common, "-v", "--cluster", "local", "--out", tmp_path / "local.json")
     assert proc.returncode == 0, proc.stderr
     assert "running on tcp://" in proc.stderr
     got = json.loads((tmp_path / "local.json").read_text())["fitted"]
@@ -314,6 +314,21 @@ def test_help_lists_the_commands_without_importing_the_heavy_libraries():
     assert "streammix" in imported
     assert not imported & {"sklearn", "scipy", "pandas", "pyarrow", "dask", "distributed",
                            "numpy"}, sorted(imported)
+
+
+def test_the_installed_entry_point_runs_the_program():
+    import streammix
+
+    script = Path(sys.executable).parent / "streammix"
+    if not script.exists():
+        pytest.skip(f"no console script beside {sys.executable} (streammix not installed)")
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"streammix {streammix.__version__}\n"
+    proc = subprocess.run([str(script), "frobnicate"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "invalid choice: 'frobnicate'" in proc.stderr
 
 
 def test_a_command_module_registers_with_one_line(tmp_path, monkeypatch, capsys):

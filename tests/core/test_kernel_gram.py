@@ -5,15 +5,16 @@ kernel forms each component's Gram matrix band by band with the sums in vector
 lanes, in blocks of 128 rows.  It reads a block's columns in place when they
 sit on cache lines (features contiguous, rows a multiple of 8) and copies them
 otherwise (while computing the residuals, or, for a last block whose rows are
-not a multiple of 8, before; features whose rows are a whole number of cache
-lines apart get a short first block up to the next line, then in place).
-These tests cover every way in: numbers of features that are and are not a
-multiple of the tile, 1 to 6 components, weights with zeros, chunks of a few
-rows, both layouts, features on and off cache lines, bad values, and the
-build without vector extensions.  The
+not a multiple of 8, before).  The blocks start at multiples of 128 rows
+whatever the address of the data, so the same rows give the same bits
+wherever they sit in memory.  These tests cover every way in: numbers of
+features that are and are not a multiple of the tile, 1 to 6 components,
+weights with zeros, chunks of a few rows, both layouts, features on and off
+cache lines, bad values, and the build without vector extensions.  The
 vector-extension code runs by default only where the CPU has AVX-512
-(``kernel.set_vector_lanes``); the plain loops that run elsewhere are tested
-here in the same build.
+(``kernel.set_vector_lanes``); the lane tests run both it and the plain
+loops that run elsewhere, whatever this CPU's default, and whole fits on
+this path are held equal across the two, numpy, threads and chunk sizes.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def _assert_close(fast, slow, rtol=1e-12):
         np.testing.assert_allclose(x, ref, rtol=0, atol=rtol * scale, err_msg=name)
 
 
+@pytest.fixture(params=[True, False], ids=["lanes", "plain"])
+def vector_lanes(request):
+    """Each lane test with the vector-extension code and with the plain loops,
+    whatever this CPU's default (a wheel built on a machine without AVX-512
+    runs the lanes on one with it); restored after."""
+    before = kernel.set_vector_lanes(request.param)
+    yield request.param
+    kernel.set_vector_lanes(before)
+
+
 def _both(kernel_switch, FT, y, w, params, intercept):
     kernel_switch(True)
     fast = estep_features_many(FT, y, w, params, intercept)
@@ -84,12 +95,12 @@ def _problem(seed, n, d):
 
 @pytest.mark.parametrize("d", [8, 11, 15, 18, 19, 22, 27])
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 6])
-def test_lane_gram_equals_numpy_for_every_layout(kernel_switch, d, m):
+def test_lane_gram_equals_numpy_for_every_layout(kernel_switch, vector_lanes, d, m):
     # 1000 rows: seven blocks of 128 and a last one of 104 (a multiple of 8);
     # features contiguous on a cache line (read in place), the same features
     # 8 bytes off one with rows 1001 apart (copied by the residual pass),
-    # 16 bytes off one with rows 1008 apart (a first block of 6 rows copied,
-    # then in place, as for numpy's large arrays), and rows contiguous
+    # 16 bytes off one with rows 1008 apart (as numpy's large arrays start:
+    # every block copied), and rows contiguous
     # (transposed block by block).
     rng, X, y, w = _problem(d * 10 + m, 1000, d)
     aligned = _on_cache_line((d, 1000))
@@ -107,7 +118,7 @@ def test_lane_gram_equals_numpy_for_every_layout(kernel_switch, d, m):
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 255, 257, 263])
-def test_lane_gram_equals_numpy_on_short_and_ragged_chunks(kernel_switch, n):
+def test_lane_gram_equals_numpy_on_short_and_ragged_chunks(kernel_switch, vector_lanes, n):
     # Chunks shorter than a block and last blocks of every length mod 8 and 16
     # (the residuals go 16 rows a step, the lanes 8).
     rng, X, y, w = _problem(n, n, 19)
@@ -120,7 +131,7 @@ def test_lane_gram_equals_numpy_on_short_and_ragged_chunks(kernel_switch, n):
             _assert_close(a, b)
 
 
-def test_lane_gram_reads_a_wide_array_in_place_and_a_slice_of_it(kernel_switch):
+def test_lane_gram_reads_a_wide_array_in_place_and_a_slice_of_it(kernel_switch, vector_lanes):
     # Rows of FT far apart (a row slice of a (d, N) array) and a column slice
     # starting 3 rows in (off the cache line: copied); 2000 rows, several blocks.
     rng, X, y, w = _problem(7, 2000, 23)
@@ -134,9 +145,38 @@ def test_lane_gram_reads_a_wide_array_in_place_and_a_slice_of_it(kernel_switch):
     _assert_close(fast[0], slow[0])
 
 
+@pytest.mark.parametrize("lanes", [True, False])
+@pytest.mark.parametrize("n", [1000, 1001])
+def test_same_rows_at_any_address_give_the_same_bits(lanes, n):
+    # The same features (rows n apart: a whole number of cache lines, or not)
+    # starting at each of the 8 doubles of a cache line, as copies of a chunk
+    # land wherever malloc puts them: every sum is identical to the bit, with
+    # and without the vector lanes (a first block cut at the next cache line
+    # made the lanes' sums, and so a fit's last bits, depend on the address).
+    rng, X, y, w = _problem(5, n, 20)
+    prm = [_params(rng, 5, 21)]
+    before = kernel.set_vector_lanes(lanes)
+    try:
+        with kernel.enabled_as(True):
+            runs = []
+            for offset in range(8):
+                FT = _on_cache_line((20, n + 8))[:, offset:offset + n]
+                if n % 8 == 0:
+                    FT = _on_cache_line((20 * n + 8,))[offset:offset + 20 * n].reshape(20, n)
+                FT[...] = X.T
+                assert FT.ctypes.data % 64 == 8 * offset
+                runs.append(estep_features_many(FT, y, w, prm, True)[0])
+    finally:
+        kernel.set_vector_lanes(before)
+    for run in runs[1:]:
+        for name in FIELDS:
+            np.testing.assert_array_equal(np.asarray(getattr(run, name)),
+                                          np.asarray(getattr(runs[0], name)), err_msg=name)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 @pytest.mark.parametrize("where", ["feature", "response"])
-def test_lane_gram_propagates_bad_values_like_numpy(kernel_switch, bad, where):
+def test_lane_gram_propagates_bad_values_like_numpy(kernel_switch, vector_lanes, bad, where):
     # A bad row leaves the same fields non-finite in both paths (the sums
     # that involve that row), whichever block it falls in.
     rng, X, y, w = _problem(11, 700, 19)
@@ -230,3 +270,43 @@ def test_build_without_vector_extensions_equals_numpy(kernel_switch, tmp_path, m
         for FT in (np.ascontiguousarray(X.T), X.T):
             fast, slow = _both(kernel_switch, FT, y, w, prm, True)
             _assert_close(fast[0], slow[0])
+
+
+def test_fits_on_the_lane_path_agree_across_paths_threads_and_chunks(kernel_switch):
+    # Whole fits at d = 12 (the lanes' path where the CPU has AVX-512): the
+    # lanes, the plain loops and numpy agree; 1 and 2 threads give the same
+    # bits (chunks are summed in plan order); other chunk sizes agree closely.
+    import streammix
+    from streammix.data.arrays import ArraySource
+    from streammix.engines.inprocess import InProcessEngine
+
+    rng = np.random.default_rng(12)
+    n, d = 6000, 12
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, size=d)
+    beta = rng.normal(size=(2, d)) * 0.3  # overlapping components: EM takes many steps
+    z = rng.integers(0, 2, size=n)
+    y = np.einsum("ij,ij->i", X, beta[z]) + np.where(z, 0.5, -0.5) + rng.normal(size=n)
+
+    def fit(threads=1, chunk_rows=1000):
+        model = streammix.MixtureOfLinearRegressions(
+            2, random_state=0, tol=1e-10, max_iter=500, engine=InProcessEngine(threads))
+        return model.fit(ArraySource(X, y, chunk_rows=chunk_rows))
+
+    kernel_switch(True)
+    before = kernel.set_vector_lanes(True)
+    try:
+        lanes = fit()
+        assert lanes.n_iter_ >= 5
+        assert np.array_equal(fit(threads=2).coef_, lanes.coef_)
+        rechunked = fit(chunk_rows=777)
+        kernel.set_vector_lanes(False)
+        plain = fit()
+        assert np.array_equal(fit(threads=2).coef_, plain.coef_)
+    finally:
+        kernel.set_vector_lanes(before)
+    kernel_switch(False)
+    slow = fit()
+    for other in (rechunked, plain, slow):
+        assert other.loglik_ == pytest.approx(lanes.loglik_, rel=1e-11)
+        np.testing.assert_allclose(other.coef_, lanes.coef_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(other.weights_, lanes.weights_, rtol=1e-7)

@@ -407,3 +407,37 @@ def test_shared_coefficients_and_grouped_gated_fits_on_the_cluster_equal_in_proc
     for name in ("intercept_", "coef_", "sigma_", "weights_", "concomitant_coef_"):
         np.testing.assert_allclose(getattr(remote, name), getattr(local, name), rtol=0,
                                    atol=1e-10)
+
+
+def test_passes_whose_results_are_bulky_sum_two_at_a_time(client, lake):
+    """A pass-0 sample without a key floor can hold ``size`` rows per chunk: its
+    ``+`` tasks take two results each; with a floor (a few rows per chunk) and for
+    the E-step they take up to 2**FUSED_LEVELS.  Same profile either way."""
+    from streammix.algorithms.start.profile import Profile, ProfileTask
+    from streammix.engines.dask_graph import fused_levels
+
+    src = ParquetSource(lake, target="y", features=FEATURES, chunk_rows=64)
+    assert fused_levels(ProfileTask(0, 500)) == 1
+    assert fused_levels(ProfileTask(0, 500, floor=-0.5)) == FUSED_LEVELS
+    assert fused_levels(EStepTask(MixtureParams(np.ones(1), np.zeros((1, 3)), np.ones(1)),
+                                  True)) == FUSED_LEVELS
+    from distributed import get_task_stream
+
+    zero = Profile.empty(2, 500)
+    counts = {}
+    for floor in (-np.inf, -0.5):
+        task = ProfileTask(0, 500, floor)
+        with get_task_stream(client) as stream:
+            got = DaskEngine(client).map_reduce(src, task, zero)
+        want = InProcessEngine(1).map_reduce(src, task, zero)
+        np.testing.assert_array_equal(got.keys, want.keys)
+        np.testing.assert_array_equal(got.X, want.X)
+        assert got.n_rows == want.n_rows == sum(d.n_rows for d in src.plan())
+        keys = [str(r["key"]) for r in stream.data]
+        assert {r["worker"] for r in stream.data} <= set(client.nthreads())  # on the workers
+        maps = sum("streammix-map" in k for k in keys)
+        counts[floor] = (maps, sum("streammix-sum" in k for k in keys))
+    maps, sums = counts[-np.inf]
+    assert maps > 8 and sums == maps - 1  # a + task per sum: the binary tree
+    maps, sums = counts[-0.5]
+    assert sums <= -(-maps // 2 ** FUSED_LEVELS) + 2

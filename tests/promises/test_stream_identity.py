@@ -2,7 +2,9 @@
 
 Real ``streammix stream`` processes, Arrow IPC streams on their standard
 input (through a shell pipe where ``cat`` joins streams) and a watched
-folder where files are renamed and re-landed.
+folder where files are renamed and re-landed; the runs that follow a first
+one on the same checkpoint read their standard input in this process
+(``run_main``: what carries over between runs is the checkpoint folder).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 import numpy as np
 import pyarrow as pa
 from support import ROOT
+from support.cli import run_main
 from support.lakes import SUBPROCESS_ENV, land_file
 from support.mixtures import make_mixture
 
@@ -53,6 +56,12 @@ def _stream(source, ck, *extra, stdin=None, shell_input=None):
                               text=True, timeout=120)
 
 
+def _stream_here(ck, stdin):
+    """``streammix stream -`` in this process, ``stdin`` (a file) its standard input."""
+    return run_main("stream", "-", "--target", "y", "--components", "2", "--checkpoint", ck,
+                    "--checkpoint-every", "1", stdin=stdin)
+
+
 def _reference(*tables):
     ref = MixtureOfLinearRegressions(2, random_state=0)
     for t in tables:
@@ -70,31 +79,31 @@ def test_another_stream_on_stdin_is_read_as_new_and_a_changed_replay_is_refused(
     assert [line.split()[3] for line in first.stdout.splitlines()] == ["500", "1000"]
     # A different stream on stdin, same checkpoint: read as a new stream (it used to be
     # skipped silently as "replayed rows 0-999 of stdin").
-    second = _stream("-", ck, stdin=b_file)
+    second = _stream_here(ck, b_file)
     assert second.returncode == 0, second.stderr
     assert [line.split()[3] for line in second.stdout.splitlines()] == ["1500", "2000"]
     model, _ = load_checkpoint(ck)
     assert model.n_rows_ == 2000 and len(model.online_.ledger) == 2
     assert model.params_ == _reference(*a, *b).params_
     # The first stream again: its rows are known by content, skipped, and the log says so.
-    again = _stream("-", ck, stdin=a_file)
+    again = _stream_here(ck, a_file)
     assert again.returncode == 0 and again.stdout == "", again.stderr
     assert "consumed the first 1000 rows of this stream (same content); skipping" in \
         again.stderr
     # Same first batch, different second one: refused, never skipped, state unchanged.
     forged = _arrows(tmp_path / "c.arrows", [a[0], _table(500, 9)])
     before = (ck / "state.json").read_bytes()
-    refused = _stream("-", ck, stdin=forged)
+    refused = _stream_here(ck, forged)
     assert refused.returncode == 1 and refused.stdout == ""
     assert "standard input: rows 0-999 differ from the rows the checkpoint consumed" in \
         refused.stderr
     assert (ck / "state.json").read_bytes() == before
     # It grew by a batch: only the new batch is read.
-    grown = _stream("-", ck, stdin=_arrows(tmp_path / "a2.arrows", [*a, _table(300, 5)]))
+    grown = _stream_here(ck, _arrows(tmp_path / "a2.arrows", [*a, _table(300, 5)]))
     assert grown.returncode == 0, grown.stderr
     assert grown.stdout.splitlines()[0].startswith("batch 5 rows 2300 ")
     # Shorter than what was consumed of it: refused too.
-    short = _stream("-", ck, stdin=_arrows(tmp_path / "a0.arrows", a))
+    short = _stream_here(ck, _arrows(tmp_path / "a0.arrows", a))
     assert short.returncode == 1 and "the stream ended after 1000 rows, but the checkpoint " \
         "consumed 1300 rows of a stream that began with the same rows" in short.stderr
 

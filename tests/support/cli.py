@@ -28,10 +28,13 @@ __all__ = ["SUBPROCESS_ENV", "run_main", "run_cli"]
 SUBPROCESS_ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
-def run_main(*args, cwd=None, umask: int | None = None) -> subprocess.CompletedProcess:
+def run_main(*args, cwd=None, umask: int | None = None,
+             stdin=None) -> subprocess.CompletedProcess:
     """``main([...])`` in this process: ``args`` as strings, stdout and stderr captured.
 
-    ``cwd`` and ``umask`` are set for the run and restored after it, and so are the
+    ``stdin``, a file name, is the program's standard input (``sys.stdin``, whose
+    ``buffer`` reads the file's bytes).  ``cwd`` and ``umask`` are set for the run and
+    restored after it, and so are the
     SIGINT and SIGTERM handlers (``stream`` installs its own); the warning filters
     are those of a new Python process (the suite's turn some warnings into errors;
     the program shows them as log lines).
@@ -42,7 +45,10 @@ def run_main(*args, cwd=None, umask: int | None = None) -> subprocess.CompletedP
     here = os.getcwd()
     previous_umask = os.umask(umask) if umask is not None else None
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_stdin = sys.stdin
     try:
+        if stdin is not None:
+            sys.stdin = io.TextIOWrapper(open(stdin, "rb"))
         if cwd is not None:
             os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
@@ -50,6 +56,9 @@ def run_main(*args, cwd=None, umask: int | None = None) -> subprocess.CompletedP
             _process_default_filters()
             code = main([str(a) for a in args])
     finally:
+        if sys.stdin is not previous_stdin:
+            sys.stdin.close()
+            sys.stdin = previous_stdin
         os.chdir(here)
         for sig, handler in handlers.items():
             if signal.getsignal(sig) is not handler:

@@ -292,6 +292,13 @@ class ProfileTask:
         and BLAS calls, which release the GIL."""
         return True
 
+    @property
+    def bulky_results(self) -> bool:
+        """Without a key floor a chunk's profile can hold ``size`` sample rows, so a
+        cluster sums them two at a time (with one, the rows of all of them together
+        are about 1.5 ``size``)."""
+        return self.floor == -math.inf
+
     def __call__(self, chunk: Chunk) -> Profile:
         w = chunk.w
         u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows,
