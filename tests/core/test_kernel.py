@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from support.mixtures import information_problem
+from support.mixtures import information_problem, kernel_and_numpy
 
 from streammix import MixtureOfLinearRegressions, MixtureParams
 from streammix.algorithms.information import information_stats
@@ -25,14 +25,6 @@ FIELDS = ("s0", "s2", "rx", "r0", "loglik", "class_loglik", "entropy", "sum_w")
 def _params(rng, m, p, spread=1.0):
     return MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, p)) * spread,
                          rng.uniform(0.3, 3.0, size=m))
-
-
-def _both(kernel_switch, FT, y, w, params_seq, intercept):
-    kernel_switch(True)
-    fast = estep_features_many(FT, y, w, params_seq, intercept)
-    kernel_switch(False)
-    slow = estep_features_many(FT, y, w, params_seq, intercept)
-    return fast, slow
 
 
 def _assert_close(a, b, rtol=1e-12):
@@ -70,7 +62,7 @@ def test_kernel_equals_numpy_estep(kernel_switch, intercept, d, m, n):
     w[::7] = 0.0
     p = d + int(intercept)
     params_seq = [_params(rng, m, p), _params(rng, m, p, spread=3.0)]
-    fast, slow = _both(kernel_switch, FT, y, w, params_seq, intercept)
+    fast, slow = kernel_and_numpy(kernel_switch, FT, y, w, params_seq, intercept)
     for a, b in zip(fast, slow, strict=True):
         _assert_close(a, b)
 
@@ -96,7 +88,7 @@ def test_kernel_gram_paths_equal_numpy(kernel_switch, tile_min_d, d, m):
     previous = kernel.set_tile_min_d(tile_min_d)
     try:
         for FT in (X.T, np.ascontiguousarray(X.T)):
-            fast, slow = _both(kernel_switch, FT, y, w, prm, True)
+            fast, slow = kernel_and_numpy(kernel_switch, FT, y, w, prm, True)
             _assert_close(fast[0], slow[0])
     finally:
         kernel.set_tile_min_d(previous)
@@ -114,10 +106,10 @@ def test_kernel_reads_a_row_slice_of_a_fortran_array(kernel_switch):
     FT = stats.features_transposed(X[1234:4321])
     assert FT.strides[0] > 8 * FT.shape[1]
     prm = _params(rng, 3, 6)
-    fast, slow = _both(kernel_switch, FT, y[1234:4321], w[1234:4321], [prm], True)
+    fast, slow = kernel_and_numpy(kernel_switch, FT, y[1234:4321], w[1234:4321], [prm], True)
     _assert_close(fast[0], slow[0])
     # ... and the transpose of an F-ordered copy (rows contiguous) is read in place
-    fast2, _ = _both(kernel_switch, X[1234:4321].T.copy(order="F"), y[1234:4321],
+    fast2, _ = kernel_and_numpy(kernel_switch, X[1234:4321].T.copy(order="F"), y[1234:4321],
                      w[1234:4321], [prm], True)
     _assert_close(fast2[0], slow[0])
 
@@ -135,7 +127,7 @@ def test_kernel_reads_row_major_features_in_place(kernel_switch, d):
     for X in (np.ascontiguousarray(wide[:, :d]), wide[17:2900, 2:2 + d]):
         rows = slice(0, 3000) if X.shape[0] == 3000 else slice(17, 2900)
         assert np.shares_memory(stats.kernel_layout(X.T), X)
-        fast, slow = _both(kernel_switch, X.T, y[rows], w[rows], [prm], True)
+        fast, slow = kernel_and_numpy(kernel_switch, X.T, y[rows], w[rows], [prm], True)
         _assert_close(fast[0], slow[0])
 
 
@@ -151,7 +143,7 @@ def test_kernel_handles_outliers_and_vanishing_components(kernel_switch):
     y[::50] = 1e6
     prm = MixtureParams(np.array([1 - 2e-300, 1e-300, 1e-300]), rng.normal(size=(3, 4)),
                         np.array([1.0, 1e-8, 50.0]))
-    fast, slow = _both(kernel_switch, FT, y, np.ones(n), [prm], True)
+    fast, slow = kernel_and_numpy(kernel_switch, FT, y, np.ones(n), [prm], True)
     assert np.isfinite(fast[0].loglik)
     _assert_close(fast[0], slow[0], rtol=1e-11)
 
@@ -166,7 +158,8 @@ def test_kernel_propagates_bad_values_like_numpy(kernel_switch, bad):
     y = rng.normal(size=600)
     y[300] = bad
     with np.errstate(invalid="ignore"):  # the numpy path's inf - inf
-        fast, slow = _both(kernel_switch, FT, y, np.ones(600), [_params(rng, 2, 3)], True)
+        fast, slow = kernel_and_numpy(kernel_switch, FT, y, np.ones(600), [_params(rng, 2, 3)],
+                                      True)
     # (-inf or NaN may differ: the kernel's log-sum-exp gives -inf where numpy's gives NaN)
     for name in ("loglik", "class_loglik", "entropy"):
         a, b = getattr(fast[0], name), getattr(slow[0], name)
@@ -245,7 +238,7 @@ def test_fit_with_kernel_equals_fit_without(kernel_switch, small_mixture):
     np.testing.assert_allclose(fast.weights_, slow.weights_, rtol=1e-7)
 
 
-def _info_both(kernel_switch, X, y, w, params, noise):
+def _infokernel_and_numpy(kernel_switch, X, y, w, params, noise):
     kernel_switch(True)
     fast = information_stats(X, y, w, params, noise)
     kernel_switch(False)
@@ -273,7 +266,7 @@ def test_compiled_information_pass_equals_numpy(kernel_switch, noise, p, m, n):
     # (P = 138 or 139) takes the tiles that sum each block.
     rng = np.random.default_rng(p * 1000 + m * 100 + n)
     X, y, w, params = information_problem(rng, n, p, m, noise)
-    fast, slow = _info_both(kernel_switch, X, y, w, params, noise)
+    fast, slow = _infokernel_and_numpy(kernel_switch, X, y, w, params, noise)
     _assert_info_close(fast, slow)
 
 
@@ -292,7 +285,7 @@ def test_compiled_information_pass_reads_any_layout_and_vanishing_components(ker
     params = MixtureParams(np.array([0.6, 0.4 - 1e-200, 1e-200]), rng.normal(size=(3, 5)),
                            np.array([1.0, 1e-4, 30.0]))
     for X in (np.asfortranarray(wide[:n, 2:7]), wide[20:n + 20, 2:7]):
-        fast, slow = _info_both(kernel_switch, X, y, w, params, "per_component")
+        fast, slow = _infokernel_and_numpy(kernel_switch, X, y, w, params, "per_component")
         _assert_info_close(fast, slow, rtol=1e-11)
 
 

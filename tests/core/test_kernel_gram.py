@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.mixtures import information_problem
+from support.mixtures import information_problem, kernel_and_numpy
 
 from streammix.algorithms.information import information_stats
 from streammix.core import kernel
@@ -76,14 +76,6 @@ def vector_lanes(request):
     kernel.set_vector_lanes(before)
 
 
-def _both(kernel_switch, FT, y, w, params, intercept):
-    kernel_switch(True)
-    fast = estep_features_many(FT, y, w, params, intercept)
-    kernel_switch(False)
-    slow = estep_features_many(FT, y, w, params, intercept)
-    return fast, slow
-
-
 def _problem(seed, n, d):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)) * rng.uniform(0.1, 10, size=d)
@@ -113,7 +105,7 @@ def test_lane_gram_equals_numpy_for_every_layout(kernel_switch, vector_lanes, d,
     for intercept in (True, False):
         prm = [_params(rng, m, d + int(intercept))]
         for FT in (aligned, shifted, headed, X.T):
-            fast, slow = _both(kernel_switch, FT, y, w, prm, intercept)
+            fast, slow = kernel_and_numpy(kernel_switch, FT, y, w, prm, intercept)
             _assert_close(fast[0], slow[0])
 
 
@@ -126,7 +118,7 @@ def test_lane_gram_equals_numpy_on_short_and_ragged_chunks(kernel_switch, vector
     FT[...] = X.T
     prm = [_params(rng, 5, 20), _params(rng, 3, 20)]
     for layout in (FT, X.T):
-        fast, slow = _both(kernel_switch, layout, y, w, prm, True)
+        fast, slow = kernel_and_numpy(kernel_switch, layout, y, w, prm, True)
         for a, b in zip(fast, slow, strict=True):
             _assert_close(a, b)
 
@@ -139,9 +131,9 @@ def test_lane_gram_reads_a_wide_array_in_place_and_a_slice_of_it(kernel_switch, 
     big[...] = rng.normal(size=big.shape)
     big[4:27, :2000] = X.T
     prm = [_params(rng, 4, 24)]
-    fast, slow = _both(kernel_switch, big[4:27, :2000], y, w, prm, True)
+    fast, slow = kernel_and_numpy(kernel_switch, big[4:27, :2000], y, w, prm, True)
     _assert_close(fast[0], slow[0])
-    fast, slow = _both(kernel_switch, big[4:27, 3:2000], y[3:], w[3:], prm, True)
+    fast, slow = kernel_and_numpy(kernel_switch, big[4:27, 3:2000], y[3:], w[3:], prm, True)
     _assert_close(fast[0], slow[0])
 
 
@@ -188,7 +180,7 @@ def test_lane_gram_propagates_bad_values_like_numpy(kernel_switch, vector_lanes,
     FT = _on_cache_line((19, 700))
     FT[...] = X.T
     with np.errstate(invalid="ignore", over="ignore"):
-        fast, slow = _both(kernel_switch, FT, y, w, [_params(rng, 3, 20)], True)
+        fast, slow = kernel_and_numpy(kernel_switch, FT, y, w, [_params(rng, 3, 20)], True)
     for name in ("loglik", "class_loglik", "entropy"):
         assert not np.isfinite(getattr(fast[0], name)), name
         assert not np.isfinite(getattr(slow[0], name)), name
@@ -224,7 +216,7 @@ def test_plain_loops_equal_numpy(kernel_switch, plain_loops, d, m, n):
     FT[...] = X.T
     prm = [_params(rng, m, d + 1)]
     for layout in (FT, X.T):
-        fast, slow = _both(kernel_switch, layout, y, w, prm, True)
+        fast, slow = kernel_and_numpy(kernel_switch, layout, y, w, prm, True)
         _assert_close(fast[0], slow[0])
     if d > 22:
         return
@@ -268,7 +260,7 @@ def test_build_without_vector_extensions_equals_numpy(kernel_switch, tmp_path, m
         rng, X, y, w = _problem(d + m, n, d)
         prm = [_params(rng, m, d + 1)]
         for FT in (np.ascontiguousarray(X.T), X.T):
-            fast, slow = _both(kernel_switch, FT, y, w, prm, True)
+            fast, slow = kernel_and_numpy(kernel_switch, FT, y, w, prm, True)
             _assert_close(fast[0], slow[0])
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from streammix.core.params import MixtureParams
-from streammix.core.stats import design_matrix, log_responsibilities
+from streammix.core.stats import design_matrix, estep_features_many, log_responsibilities
 
 
 def make_mixture(n, weights, intercepts, coefs, sigmas, seed=0, x_scale=1.0):
@@ -64,3 +64,13 @@ def information_problem(rng, n, p, m, noise, intercept=True):
     sigma2 = np.full(m, 1.7) if noise == "shared" else rng.uniform(0.3, 3.0, size=m)
     params = MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, p)), sigma2)
     return X, y, w, params
+
+
+def kernel_and_numpy(kernel_switch, FT, y, w, params_seq, intercept):
+    """``estep_features_many`` on the compiled kernel and on the numpy path, in that
+    order (``kernel_switch``: the conftest fixture that turns the kernel on and off)."""
+    kernel_switch(True)
+    fast = estep_features_many(FT, y, w, params_seq, intercept)
+    kernel_switch(False)
+    slow = estep_features_many(FT, y, w, params_seq, intercept)
+    return fast, slow
