@@ -8,12 +8,8 @@ from support.mixtures import make_mixture
 
 from streammix.algorithms.em import EMSettings, run_em
 from streammix.algorithms.start.candidates import REFINE_SIZE
-from streammix.algorithms.start.pool import (
-    MAX_POOL,
-    degenerate_runs,
-    pool_size,
-    pool_starts,
-)
+from streammix.algorithms.start.pool import MAX_POOL, degenerate_runs, pool_size
+from streammix.algorithms.start.pool_starts import pool_starts
 from streammix.algorithms.start.population import population_em, stack, unstack
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams

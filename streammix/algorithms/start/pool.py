@@ -7,15 +7,15 @@ stops at a local optimum that R's flexmix (20 random partitions) or mixtools
 hundreds of starts, with a budget of work proportional to
 ``n_rows × n_components`` (:func:`pool_size`):
 
-1. **Starts** (:func:`pool_starts`), a third flexmix's random partitions
-   (each row's label drawn uniformly, responsibilities 0.9 / 0.1, one
-   M-step), a sixth each of: mixtools' ``regmix.init`` (random weights, rows
-   sorted by y cut into bins of those sizes, least squares per bin,
-   coefficients jittered by their sampling distribution, σ_j = 1/Exp(rate
-   ŝ_j)); the same on pooled-OLS residuals; outlier splits (the rows worst
-   explained by least squares become a component); and random lines (least
-   squares through p + 1 random rows, every other one concentrated on the
-   rows closest to it by C-steps).
+1. **Starts** (:func:`~streammix.algorithms.start.pool_starts.pool_starts`), a
+   third flexmix's random partitions (each row's label drawn uniformly,
+   responsibilities 0.9 / 0.1, one M-step), a sixth each of: mixtools'
+   ``regmix.init`` (random weights, rows sorted by y cut into bins of those
+   sizes, least squares per bin, coefficients jittered by their sampling
+   distribution, σ_j = 1/Exp(rate ŝ_j)); the same on pooled-OLS residuals;
+   outlier splits (the rows worst explained by least squares become a
+   component); and random lines (least squares through p + 1 random rows, every
+   other one concentrated on the rows closest to it by C-steps).
 2. **Short runs, both noise models**: every start runs ``SHORT_ITER``
    (up to twice as many when the budget is left over at ``MAX_POOL``
    starts, :func:`~streammix.algorithms.start.pool_budget.short_iterations`)
@@ -64,7 +64,6 @@ cost stays bounded in passes.  The sizes are in
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import warnings
 
@@ -90,55 +89,22 @@ from streammix.algorithms.start.pool_budget import (
     short_iterations,
     survivor_count,
 )
+from streammix.algorithms.start.pool_starts import pool_starts
 from streammix.algorithms.start.population import (
     Population,
+    concat,
     population_em,
-    population_mstep,
     unstack,
 )
 
 __all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "pool_size", "orthonormal_design",
-           "pool_starts", "degenerate_runs", "pool_search"]
+           "degenerate_runs", "pool_search"]
 
 logger = logging.getLogger(__name__)
 
 #: Degeneracy rule of the short runs (see :func:`degenerate_runs`).
 SPIKE_ROWS_FACTOR = 3
 SPIKE_SIGMA2_RATIO = 0.01
-
-
-def pool_starts(Xd: np.ndarray, y: np.ndarray, m: int, size: int, rng: np.random.Generator,
-                options, penalty: np.ndarray | None = None) -> Population:
-    """``size`` unrefined starts, stacked: a third random partitions, a sixth each
-    y bins, residual bins, outlier splits and random lines (see the module notes).
-    ``penalty`` is the ridge matrix on the design ``Xd`` (None: the options' own)."""
-    n, p = Xd.shape
-    n_random, n_bins, n_split = size // 3, size // 6, size // 6
-    n_lines = size - n_random - 2 * n_bins - n_split
-    coef, pooled = ols(Xd, y, np.ones(n))
-    fixed = options.fixed_sigma2
-    if penalty is None and options.ridge > 0:
-        penalty = options.penalty_matrix(p)
-
-    def mstep_from(resp):
-        return population_mstep(Xd, y, np.ones(n), resp, noise=options.noise,
-                                floor=options.variance_floor, penalty=penalty,
-                                fixed_sigma2=fixed)
-
-    # flexmix: a uniform random label per row, posteriors 0.9 / 0.1
-    labels = rng.integers(m, size=(n_random, n))
-    resp = np.full((n_random, m, n), 0.1 / max(m - 1, 1))
-    np.put_along_axis(resp, labels[:, None, :], 0.9, axis=1)
-    parts = [mstep_from(resp)]
-    # mixtools' regmix.init on y, then on pooled-OLS residuals
-    for key in (y, y - Xd @ coef):
-        parts.append(_bin_starts(Xd, key, m, n_bins, rng, mstep_from, options))
-    parts.append(_split_starts(Xd, y, m, n_split, rng, mstep_from))
-    parts.append(_random_lines(Xd, y, m, n_lines, rng, pooled))
-    if fixed is not None:
-        for part in parts:
-            part.sigma2[:] = np.asarray(fixed, float)
-    return _concat(parts)
 
 
 def orthonormal_design(Xd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,107 +134,6 @@ def _to_raw(params, t: np.ndarray):
     from streammix.core.params import MixtureParams
 
     return MixtureParams(params.weights, params.beta @ t.T, params.sigma2)
-
-
-def _concat(parts) -> Population:
-    return Population(*(np.concatenate([getattr(part, f.name) for part in parts])
-                        for f in dataclasses.fields(Population)))
-
-
-def _bin_starts(Xd, key, m, count, rng, mstep_from, options) -> Population:
-    """mixtools' ``regmix.init``: random weights λ (at least 4 rows a bin), the rows
-    sorted by ``key`` cut into bins of sizes λ n, least squares per bin, then
-    β_j ~ N(β̂_j, ŝ_j² diag((XᵀX)⁻¹)) and σ_j = 1 / Exp(rate ŝ_j)."""
-    n, p = Xd.shape
-    lam = rng.random((count, m))
-    lam /= lam.sum(axis=1, keepdims=True)
-    sizes = np.maximum(np.round(lam * n), min(4, n // m)).astype(np.int64)
-    sizes[:, -1] = n - sizes[:, :-1].sum(axis=1)
-    bad = sizes[:, -1] < min(4, n // m)
-    sizes[bad] = n // m
-    sizes[bad, -1] = n - (m - 1) * (n // m)
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(key, kind="stable")] = np.arange(n)
-    edges = np.cumsum(sizes, axis=1)  # (count, m)
-    labels = (rank[None, :, None] >= edges[:, None, :]).sum(axis=2)  # (count, n)
-    labels = np.minimum(labels, m - 1)
-    resp = np.zeros((count, m, n))
-    np.put_along_axis(resp, labels[:, None, :], 1.0, axis=1)
-    pop = mstep_from(resp)
-    dof = np.maximum(sizes - p, 1)
-    s_hyp = np.sqrt(np.maximum(pop.sigma2 * sizes / dof, 1e-300))
-    sd = np.sqrt(np.maximum(np.diag(np.linalg.pinv(Xd.T @ Xd)), 0.0))
-    pop.beta += rng.standard_normal(pop.beta.shape) * s_hyp[..., None] * sd
-    if options.noise == "shared":
-        s_hyp = np.repeat(s_hyp.mean(axis=1, keepdims=True), m, axis=1)
-        sigma = np.repeat(1.0 / rng.exponential(1.0 / s_hyp[:, :1]), m, axis=1)
-    else:
-        sigma = 1.0 / rng.exponential(1.0 / s_hyp)  # numpy's scale = 1 / rate
-    pop.sigma2[:] = np.maximum(sigma**2, options.variance_floor)
-    pop.weights[:] = lam
-    return pop
-
-
-def _split_starts(Xd, y, m, count, rng, mstep_from) -> Population:
-    """Outlier splits: the rows worst explained by least squares on the rows left
-    (a random share between (p + 1) / n and one half, by absolute residual) become a
-    component, m − 1 times; least squares per component.  Finds small components
-    of outlying rows that random partitions almost never isolate."""
-    n, p = Xd.shape
-    labels = np.full((count, n), m - 1, dtype=np.int64)
-    low = min(0.5, (p + 1) / max(n, 1))
-    for i in range(count):
-        rest = np.arange(n)
-        for j in range(m - 1):
-            if rest.size <= 2 * (p + 1):
-                break
-            coef = np.linalg.lstsq(Xd[rest], y[rest], rcond=None)[0]
-            size = int(round(rng.uniform(low, 0.5) * rest.size))
-            size = min(max(size, p + 1), rest.size - (p + 1))
-            worst = np.argsort(-np.abs(y[rest] - Xd[rest] @ coef), kind="stable")[:size]
-            labels[i, rest[worst]] = j
-            rest = np.delete(rest, worst)
-    resp = np.zeros((count, m, n))
-    np.put_along_axis(resp, labels[:, None, :], 1.0, axis=1)
-    return mstep_from(resp + 1e-9)
-
-
-def _random_lines(Xd, y, m, count, rng, pooled, c_steps: int = 3) -> Population:
-    """``count`` starts of m lines each: least squares through p + 1 random rows,
-    then, for every other start, ``c_steps`` concentration steps (least squares on
-    the h rows closest to the line, h random between 2 (p + 1) and n / m; the
-    C-steps of least trimmed squares, Rousseeuw & Van Driessen 2006), which
-    lock onto tight subgroups of rows."""
-    n, p = Xd.shape
-    k = min(n, p + 1)
-    lines = count * m
-    rows = np.argsort(rng.random((lines, n)), axis=1)[:, :k]
-    Xs, ys = Xd[rows], y[rows]  # (lines, k, p), (lines, k)
-    beta = _solve(np.einsum("rki,rkj->rij", Xs, Xs), np.einsum("rki,rk->ri", Xs, ys))
-    sigma2 = np.full(lines, max(pooled, 1e-300))
-    trimmed = (np.arange(count) % 2 == 1).repeat(m)
-    if trimmed.any() and n > 2 * (p + 1):
-        XX = (Xd[:, :, None] * Xd[:, None, :]).reshape(n, p * p)
-        Xy = Xd * y[:, None]
-        h = rng.integers(2 * (p + 1), max(2 * (p + 1), n // m) + 1, size=int(trimmed.sum()))
-        b = beta[trimmed]
-        for _ in range(c_steps):
-            resid = np.abs(y[None, :] - b @ Xd.T)
-            rank = np.argsort(np.argsort(resid, axis=1, kind="stable"), axis=1)
-            mask = (rank < h[:, None]).astype(float)
-            b = _solve((mask @ XX).reshape(-1, p, p), mask @ Xy)
-        rss = (mask * (y[None, :] - b @ Xd.T) ** 2).sum(axis=1)
-        beta[trimmed] = b
-        sigma2[trimmed] = np.maximum(rss / h, 1e-6 * pooled)
-    return Population(np.full((count, m), 1.0 / m), beta.reshape(count, m, p),
-                      sigma2.reshape(count, m), np.full(count, -np.inf), np.zeros((count, m)))
-
-
-def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Batched least-squares normal equations, with a tiny ridge for singular ones."""
-    p = gram.shape[-1]
-    gram = gram + np.eye(p) * (1e-8 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-300)
-    return np.linalg.solve(gram, rhs[..., None])[..., 0]
 
 
 def degenerate_runs(pop: Population, p: int, pooled: float, floor: float,
@@ -365,7 +230,7 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         loose = degenerate_runs(pop, p, pooled, floor, model, lenient=True,
                                 resolution=resolution)
         forming = _best(pop, keep - clean.size, loose | ~strict)
-        return _concat([clean, forming])
+        return concat([clean, forming])
 
     def _exchange(finalists, count, n_iter, expanded):
         """The best distinct identified finalists not expanded yet (their
@@ -379,7 +244,7 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
         # from identified runs, and from spikes: a row moved into a spike may
         # widen it into a small identified component
         tops = [_best(finalists, finalists.size, bad | ~fresh) for bad in (strict, ~strict)]
-        top = _concat([pop.take(_distinct(pop, N_FINALISTS, n)) for pop in tops])
+        top = concat([pop.take(_distinct(pop, N_FINALISTS, n)) for pop in tops])
         expanded.extend(float(ll) for ll in top.loglik)
         moved = em(row_moves(Xd, y, w, top, count, rng, noise=noise, floor=floor,
                              penalty=penalty, fixed_sigma2=fixed), n_iter, noise)
@@ -398,7 +263,7 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
             theirs = em(survivors(em(starts, short, other), other, keep), 3 * short, other)
             theirs = survivors(theirs, other, keep)
             groups.append(em(_convert(theirs, noise), 3 * short, noise))
-        merged = _concat(groups)
+        merged = concat(groups)
         spurious = _best(merged, 1, ~degenerate_runs(merged, p, pooled, floor, noise,
                                                      resolution=resolution))
         # the best distinct runs that look identified already, and as many of those
@@ -409,7 +274,7 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
                                                       resolution=resolution))
         n_final = finalist_count(n, m)
         parts = [pop.take(_distinct(pop, n_final, n)) for pop in (clean, forming)]
-        finalists = _concat(parts)
+        finalists = concat(parts)
         logger.debug("start pool: %d starts; %d + %d finalists", size, parts[0].size,
                      parts[1].size)
         finalists = em(finalists, long_iterations(n, m, finalists.size), noise, settled)
@@ -419,7 +284,7 @@ def pool_search(Xd: np.ndarray, y: np.ndarray, m: int, size: int, *, settings,
             found = _exchange(finalists, moves, 2 * short, expanded)
             if not found.size:
                 break
-            finalists = _concat([finalists, found])
+            finalists = concat([finalists, found])
         strict = degenerate_runs(finalists, p, pooled, floor, noise, resolution=resolution)
         loose = degenerate_runs(finalists, p, pooled, floor, noise, lenient=True,
                                 resolution=resolution)

@@ -16,12 +16,13 @@ full EM that refines the winners (:func:`streammix.algorithms.em.run_em`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Population", "population_em", "population_mstep", "stack", "unstack"]
+__all__ = ["Population", "concat", "population_em", "population_mstep", "stack", "unstack"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -228,3 +229,9 @@ def population_mstep(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndar
     weights = np.maximum(weights, 1e-3 / m)
     weights /= weights.sum(axis=1, keepdims=True)
     return Population(weights, beta, sigma2, np.full(r, -np.inf), np.zeros((r, m)))
+
+
+def concat(parts) -> Population:
+    """The runs of ``parts`` (populations) stacked one after another, in order."""
+    return Population(*(np.concatenate([getattr(part, f.name) for part in parts])
+                        for f in dataclasses.fields(Population)))
