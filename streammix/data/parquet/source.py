@@ -34,6 +34,7 @@ from streammix.data.parquet.files import (
 )
 from streammix.data.parquet.formula_reading import FormulaReadingMixin, concomitant_columns
 from streammix.data.parquet.grouping import GroupingMixin
+from streammix.data.parquet.invalid_counting import InvalidCountingMixin
 from streammix.data.parquet.pieces import InvalidRows, ParquetPiece
 from streammix.data.parquet.planning import PlanningMixin
 from streammix.data.parquet.stamps import check_stamp, footer_hash, local_mtime_ns
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 ON_INVALID = ("error", "drop")
 
 
-class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
+class ParquetSource(FormulaReadingMixin, GroupingMixin, InvalidCountingMixin, PlanningMixin):
     """Rows of one or many Parquet files, read chunk by chunk.
 
     Parameters
@@ -284,24 +285,6 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         return Chunk(X, y, w, origin, piece.first_row,
                      None if contiguous else row_ids, Z, groups)
 
-    def count_invalid(self, engine=None) -> InvalidRows:
-        """Count rows with null, NaN or infinite values, per file and column.
-
-        One pass that reads the same columns as a fit; with
-        ``on_invalid="drop"`` its ``n_rows`` is the number of rows a fit
-        drops.  ``engine`` is any streammix engine (default in-process).
-        With a formula, every column it reads counts (a null level of a
-        categorical, a NaN in a number used only inside a term), and so does
-        a design column that is NaN or infinite on a kept row (``np.log(x)``
-        of x <= 0, counted under the design column's name); the levels are
-        learned first (:meth:`learn_levels`, one more pass) if they are not.
-        """
-        from streammix.engines.inprocess import InProcessEngine
-        engine = InProcessEngine() if engine is None else engine
-        if self._designs():
-            self.learn_levels(engine)
-        return engine.map_reduce(_InvalidRowsView(self), _identity, InvalidRows())
-
     def describe(self) -> str:
         """A short multi-line summary without secrets."""
         lines = [
@@ -483,29 +466,3 @@ class ParquetSource(FormulaReadingMixin, GroupingMixin, PlanningMixin):
         if self._fs is None:
             self._fs = arrow_filesystem(self._protocol, self.storage_options)
         return self._fs
-
-
-class _InvalidRowsView:
-    """The source seen through :meth:`ParquetSource.count_invalid`: reads counts."""
-
-    def __init__(self, source: ParquetSource):
-        self.source = source
-
-    def plan(self):
-        return self.source.plan()
-
-    def read(self, piece: ParquetPiece) -> InvalidRows:
-        _, _, bad, by_column, table = self.source._read_values(piece, on_invalid="drop",
-                                                                with_table=True)
-        if self.source._designs():  # the columns the formulas read, too
-            bad, by_column = self.source._formula_invalid(piece, table, bad, by_column)
-        n_bad = 0 if bad is None else int(bad.sum())
-        by_file = {self.source.shown(piece.path): n_bad} if n_bad else {}
-        return InvalidRows(n_bad, by_column, by_file)
-
-    def __repr__(self) -> str:
-        return f"InvalidRowsView({self.source!r})"
-
-
-def _identity(value):
-    return value
