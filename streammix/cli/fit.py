@@ -42,9 +42,9 @@ def _check_usage(parser, args) -> None:
 def register(subparsers) -> None:
     fit = subparsers.add_parser(
         "fit", help="fit a mixture of linear regressions to a Parquet data set",
-        description="Fit by EM, one pass over the data per iteration, on a local Dask cluster "
-                    "(default), a cluster from a config file, or in this process; print the "
-                    "model and write it (JSON, atomically) to --out.")
+        description="Fit by EM, one pass over the data per iteration, in this process "
+                    "(default), on a local Dask cluster or a cluster from a config file; "
+                    "print the model and write it (JSON, atomically) to --out.")
     add_data_arguments(fit, formula=True)
     fit.add_argument("--components", "-k", type=components_spec, required=True, metavar="M",
                      help="number of components: one (3), or candidates to choose from by "

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                     "target, the most likely component, the log-likelihood and the posterior "
                     "probability of each component (columns mean, component, loglik, "
                     "prob_1..prob_M; components numbered from 1 as in the report); without "
-                    "the target, the mixture's standard deviation, its 5%%, 50%% and 95%% "
+                    "the target, the mixture's standard deviation, its 5%, 50% and 95% "
                     "quantiles and the prior probability of each component (columns mean, "
                     "sd, q05, q50, q95, prior_1..prior_M); plus a row_id or the --keep "
                     "columns.  One "

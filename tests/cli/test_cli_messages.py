@@ -78,3 +78,27 @@ def test_debug_tracebacks_leave_without_credentials(monkeypatch, capsys, tmp_pat
     assert "Traceback (most recent call last)" in err and "in failing" in err
     assert "RuntimeError: cannot read http://***@127.0.0.1:9/lake?token=***" in err
     assert secret not in err
+
+
+def _help(*command) -> str:
+    try:
+        proc = run_main(*command, "--help")
+    except SystemExit as stop:  # argparse's --help exits
+        assert stop.code == 0
+        raise AssertionError("--help exited before its output was captured") from None
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_every_command_help_reads_as_written(capsys):
+    """argparse %-formats only the options' help, not a description: a "5%%" there is shown."""
+    for command in ("fit", "info", "predict", "regroup", "stream", "plot"):
+        text = _help(command)
+        assert "%%" not in text, (command, text)
+    assert "5%, 50% and 95%" in " ".join(_help("predict").split())
+
+
+def test_fit_help_names_the_default_it_runs_on():
+    description = " ".join(_help("fit").split("options:")[0].split())
+    assert "local Dask cluster (default)" not in description
+    assert "in this process (default)" in description
