@@ -16,7 +16,11 @@ def describe_bad_values(values: np.ndarray, name: str, row_offset: int = 0) -> s
     The message reads like ``"y has 3 NaN values, first at row 17"``; rows
     are counted from ``row_offset`` (the first row of the chunk).
     """
-    bad = ~np.isfinite(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(values, axis=None)
+    if np.isfinite(total):  # a NaN or an inf makes the sum NaN or inf: none here
+        return None
+    bad = ~np.isfinite(values)  # the sum may also overflow: look at every value
     if not bad.any():
         return None
     rows = np.flatnonzero(bad)

@@ -71,7 +71,8 @@ class ArraySource:
             name = f"X column {k}" if feature_names is None else f"X column {feature_names[k]!r}"
             check_finite(X[:, k], name)
         check_finite(y, "y")
-        check_weights(w)
+        if sample_weight is not None:  # unit weights made here need no check
+            check_weights(w)
         self.Z, self.concomitant_names = _concomitant_block(concomitant, concomitant_names,
                                                             X.shape[0])
         if int(chunk_rows) < 1:
