@@ -12,18 +12,20 @@ per-thread scratch memory (:mod:`streammix.core.moments`) is then kept too.
 A pass waits for its own tasks only and, however it ends, cancels those not
 started and waits for those running (:func:`finish`), as leaving a ``with``
 block of its own pool did.  A pass run inside one of these threads (a map
-function that runs a pass) gets None and makes a pool of its own, so that it
-never waits for tasks queued behind itself; a child process after ``fork``
-starts its own pools.
+function that runs a pass) gets None from :func:`shared_executor` and, from
+:func:`thread_pool`, a pool of its own, so that it never waits for tasks
+queued behind itself; a child process after ``fork`` starts its own pools.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-__all__ = ["shared_executor", "finish"]
+__all__ = ["shared_executor", "thread_pool", "finish"]
 
 _lock = threading.Lock()
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -56,6 +58,18 @@ def shared_executor(threads: int) -> ThreadPoolExecutor | None:
                                       initializer=_mark_worker)
             _pools[threads] = pool
         return pool
+
+
+@contextlib.contextmanager
+def thread_pool(threads: int) -> Iterator[ThreadPoolExecutor]:
+    """The kept pool of ``threads`` threads (:func:`shared_executor`); in one of its
+    workers, a pool of its own, shut down (its tasks waited for) on leaving."""
+    pool = shared_executor(threads)
+    if pool is not None:
+        yield pool
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="streammix") as own:
+        yield own
 
 
 def finish(futures) -> None:

@@ -13,12 +13,11 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from streammix.core import kernel
 from streammix.core.reduce import tree_sum
-from streammix.core.threads import finish, shared_executor
+from streammix.core.threads import finish, thread_pool
 from streammix.engines.blas_threads import one_blas_thread
 
 __all__ = ["InProcessEngine", "read_with_retries", "is_transient"]
@@ -149,22 +148,18 @@ class InProcessEngine:
         def task(descriptor):
             return func(self._read(source, descriptor))
 
-        pool = shared_executor(threads)  # kept between passes (streammix.core.threads)
-        own = pool is None
-        if own:  # a pass inside a pass's thread: a pool of its own
-            pool = ThreadPoolExecutor(threads, thread_name_prefix="streammix")
-        pending: deque = deque()
-        try:
-            for descriptor in plan:
-                if len(pending) >= threads:
+        # threads kept between passes (a pool of its own inside one of them)
+        with thread_pool(threads) as pool:
+            pending: deque = deque()
+            try:
+                for descriptor in plan:
+                    if len(pending) >= threads:
+                        yield pending.popleft().result()
+                    pending.append(pool.submit(task, descriptor))
+                while pending:
                     yield pending.popleft().result()
-                pending.append(pool.submit(task, descriptor))
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            finish(pending)
-            if own:
-                pool.shutdown()
+            finally:
+                finish(pending)
 
     def __repr__(self) -> str:
         return (f"InProcessEngine(n_threads={self.n_threads}, retries={self.retries}, "

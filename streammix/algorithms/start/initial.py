@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -29,7 +28,7 @@ from streammix.core.moments import Moments
 from streammix.core.mstep import MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix, estep, estep_features, log_responsibilities
-from streammix.core.threads import finish, shared_executor
+from streammix.core.threads import finish, thread_pool
 
 __all__ = ["initial_params", "make_reseeder"]
 
@@ -151,10 +150,7 @@ def _refined_best(cands, pass_fn, m: int, settings: EMSettings, refine_iter: int
     workers = max(1, min(int(threads), len(runs)))
     with warnings.catch_warnings(), contextlib.ExitStack() as stack:
         warnings.simplefilter("ignore")
-        pool = shared_executor(workers) if workers > 1 else None  # kept threads
-        if pool is None and workers > 1:  # in one of those threads: a pool of its own
-            pool = stack.enter_context(ThreadPoolExecutor(workers,
-                                                          thread_name_prefix="streammix"))
+        pool = stack.enter_context(thread_pool(workers)) if workers > 1 else None
         _advance(runs, pass_fn, REFINE_CULL_ITER + 1 if cull else None, pool)
         if cull:
             ranked = sorted((run for run in runs if run.n_components == m),
