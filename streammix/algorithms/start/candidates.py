@@ -119,15 +119,16 @@ def quantile_bins(v: np.ndarray, m: int) -> np.ndarray:
     edge, where the stable order decides, the sort itself is used.
     """
     n = v.size
-    labels = np.empty(n, dtype=np.int64)
     edges = [-(-k * n // m) for k in range(1, m)]  # the first rank of bins 1 .. m-1
     inner = [e for e in edges if 0 < e < n]
+    order = None
     if inner:
         kth = sorted({e - 1 for e in inner} | set(inner))
         order = np.argpartition(v, kth)
-        if all(v[order[e - 1]] < v[order[e]] for e in inner):
-            labels[order] = np.minimum(np.arange(n) * m // max(n, 1), m - 1)
-            return labels
-    order = np.argsort(v, kind="stable")
+        if not all(v[order[e - 1]] < v[order[e]] for e in inner):
+            order = None  # equal values straddle an edge: the stable order decides
+    if order is None:
+        order = np.argsort(v, kind="stable")
+    labels = np.empty(n, dtype=np.int64)
     labels[order] = np.minimum(np.arange(n) * m // max(n, 1), m - 1)
     return labels
