@@ -255,8 +255,9 @@ def _gather(parts, d: int):
     X, y = np.empty((n, d)), np.empty(n)
     w = None if any(part[2] is None for part in parts) else np.empty(n)
     at = 0
-    for Xp, yp, wp, rows in parts:
-        k = yp.shape[0] if rows is None else rows.size
+    for part in parts:
+        Xp, yp, wp, rows = part
+        k = _count(part)
         X[at:at + k] = Xp if rows is None else Xp[rows]
         y[at:at + k] = yp if rows is None else yp[rows]
         if w is not None:
