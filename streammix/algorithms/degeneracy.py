@@ -232,15 +232,14 @@ def pooled_ols_variance(Xd: np.ndarray, y: np.ndarray, w: np.ndarray | None = No
     coefficients changes Σw r² only by δᵀ XᵀWX δ, so this is as accurate as a
     QR solve at a fraction of its cost (one pass over the sample).
     """
-    if w is None:  # unit weights: the same sums without multiplying by ones
-        coef, *_ = np.linalg.lstsq(Xd.T @ Xd, Xd.T @ y, rcond=None)
-        resid = y - Xd @ coef
-        return float(np.sum(resid**2) / max(float(y.size), 1e-300))
-    w = np.asarray(w, dtype=float)
-    Xw = Xd * w[:, None]
+    if w is not None:
+        w = np.asarray(w, dtype=float)
+    Xw = Xd if w is None else Xd * w[:, None]  # unit weights: no multiplying by ones
     coef, *_ = np.linalg.lstsq(Xw.T @ Xd, Xw.T @ y, rcond=None)
-    resid = y - Xd @ coef
-    return float(np.sum(w * resid**2) / max(float(np.sum(w)), 1e-300))
+    sq = (y - Xd @ coef) ** 2
+    if w is None:
+        return float(np.sum(sq) / max(float(y.size), 1e-300))
+    return float(np.sum(w * sq) / max(float(np.sum(w)), 1e-300))
 
 
 #: The rational grids :func:`recording_step` tries below a decimal unit u:
