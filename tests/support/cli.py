@@ -21,11 +21,9 @@ import sys
 import warnings
 
 from support import ROOT
+from support.lakes import SUBPROCESS_ENV  # a real process's environment: this checkout first
 
 __all__ = ["SUBPROCESS_ENV", "run_main", "run_cli"]
-
-#: The environment of a real ``streammix`` process: this checkout first on the path.
-SUBPROCESS_ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
 def run_main(*args, cwd=None, umask: int | None = None,
