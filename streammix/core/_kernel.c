@@ -291,6 +291,60 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
     }
 }
 
+/* Two-source shuffles of v8d (lanes 0-7 of a, 8-15 of b). */
+#if defined(__clang__)
+#define SM_SHUF(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+typedef long long v8l __attribute__((vector_size(64)));
+#define SM_SHUF(a, b, ...) __builtin_shuffle((a), (b), (v8l){__VA_ARGS__})
+#endif
+
+/* out[k * LDB + i] = X[i * rs + k] for k < d8 and i < n8 (multiples of 8;
+ * d8 <= rs): the rows of (n, d) C-ordered features transposed into the
+ * block's columns 8 x 8 in registers (24 shuffles, 8 loads and 8 stores a
+ * square; the compiler's own loop loads one double at a time).  A copy: the
+ * values are those of the plain loop. */
+SM_INLINE void transpose8(const double *X, Py_ssize_t rs, Py_ssize_t d8, Py_ssize_t n8,
+                          double *out)
+{
+    for (Py_ssize_t i = 0; i < n8; i += 8) {
+        const double *x = X + i * rs;
+        for (Py_ssize_t k = 0; k < d8; k += 8) {
+            const v8d r0 = *(const v8d *)(x + k), r1 = *(const v8d *)(x + rs + k);
+            const v8d r2 = *(const v8d *)(x + 2 * rs + k), r3 = *(const v8d *)(x + 3 * rs + k);
+            const v8d r4 = *(const v8d *)(x + 4 * rs + k), r5 = *(const v8d *)(x + 5 * rs + k);
+            const v8d r6 = *(const v8d *)(x + 6 * rs + k), r7 = *(const v8d *)(x + 7 * rs + k);
+            /* pairs of rows: even and odd columns */
+            const v8d t0 = SM_SHUF(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t1 = SM_SHUF(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15);
+            const v8d t2 = SM_SHUF(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t3 = SM_SHUF(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15);
+            const v8d t4 = SM_SHUF(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t5 = SM_SHUF(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15);
+            const v8d t6 = SM_SHUF(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t7 = SM_SHUF(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15);
+            /* quadruples of rows: columns (0, 4), (2, 6), (1, 5), (3, 7) */
+            const v8d u0 = SM_SHUF(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u1 = SM_SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+            const v8d u2 = SM_SHUF(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u3 = SM_SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+            const v8d u4 = SM_SHUF(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u5 = SM_SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+            const v8d u6 = SM_SHUF(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u7 = SM_SHUF(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+            double *o = out + k * LDB + i;
+            *(v8d *)o = SM_SHUF(u0, u4, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 4 * LDB) = SM_SHUF(u0, u4, 4, 5, 6, 7, 12, 13, 14, 15);
+            *(v8d *)(o + 2 * LDB) = SM_SHUF(u1, u5, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 6 * LDB) = SM_SHUF(u1, u5, 4, 5, 6, 7, 12, 13, 14, 15);
+            *(v8d *)(o + LDB) = SM_SHUF(u2, u6, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 5 * LDB) = SM_SHUF(u2, u6, 4, 5, 6, 7, 12, 13, 14, 15);
+            *(v8d *)(o + 3 * LDB) = SM_SHUF(u3, u7, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 7 * LDB) = SM_SHUF(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15);
+        }
+    }
+}
+
 /* acc (q4 x q4, upper tiles) += the horizontal sums of the lanes of its tiles. */
 SM_INLINE void lane_sums(const v8d *lanes, Py_ssize_t q4, double *acc)
 {
@@ -557,11 +611,19 @@ static void run_job(Job *J)
         if (J->rowstride) {  /* (n, d) rows: transpose the block, in cache */
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
+            Py_ssize_t d8 = 0, n8 = 0;  /* the part transposed 8 x 8 in registers */
+#ifdef SM_VEC
+            if (J->vec) {
+                d8 = d / 8 * 8;
+                n8 = nb / 8 * 8;
+                transpose8(X, rs, d8, n8, Fbuf);
+            }
+#endif
             for (Py_ssize_t k = 0; k < d; k++) {
                 double *Fk = Fbuf + k * LDB;
                 const double *Xk = X + k;
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
+                for (Py_ssize_t i = k < d8 ? n8 : 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
             F = Fbuf;
             fs = LDB;
