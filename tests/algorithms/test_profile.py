@@ -229,3 +229,22 @@ def test_the_profile_of_whole_arrays_needs_chunks_that_cover_the_rows_in_order()
     for bounds in ([(0, 4), (5, 10)], [(0, 4), (4, 9)], [(1, 10)]):
         with pytest.raises(ValueError, match="cover the rows"):
             profile_arrays(task, X, y, w, bounds)
+
+
+@pytest.mark.parametrize("n,d", [(1, 3), (2047, 2), (8192, 4), (200_001, 5), (9000, 40)])
+def test_largest_magnitudes_are_the_columnwise_ones_in_either_layout(n, d):
+    from streammix.algorithms.start.profile import _max_abs
+
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)) * np.logspace(-3, 3, d)
+    X[rng.integers(0, n, size=3), rng.integers(0, d, size=3)] = [0.0, -0.0, -1e300]
+    y = rng.normal(size=n)
+    want = np.append(np.abs(X).max(axis=0), np.abs(y).max())
+    for layout in (X, np.asfortranarray(X)):
+        np.testing.assert_array_equal(_max_abs(layout, y, None), want)
+    pos = rng.random(n) < 0.7
+    if pos.any():
+        np.testing.assert_array_equal(
+            _max_abs(X, y, pos), np.append(np.abs(X[pos]).max(axis=0), np.abs(y[pos]).max()))
+    X[n // 2, d - 1] = np.nan
+    assert np.isnan(_max_abs(X, y, None)[d - 1])

@@ -450,6 +450,29 @@ def _max_abs(X: np.ndarray, y: np.ndarray, pos: np.ndarray | None) -> np.ndarray
         X, y = X[pos], y[pos]
     if not len(y):
         return np.zeros(d + 1)
-    top = np.append(np.max(X, axis=0), np.max(y))
-    bottom = np.append(np.min(X, axis=0), np.min(y))
+    top = np.append(_column_reduce(np.maximum, X), np.max(y))
+    bottom = np.append(_column_reduce(np.minimum, X), np.min(y))
     return np.abs(np.maximum(top, -bottom))
+
+
+#: :func:`_column_reduce` folds this many values of a C-ordered X into one row.
+FOLD_VALUES = 4096
+
+
+def _column_reduce(op: np.ufunc, X: np.ndarray) -> np.ndarray:
+    """``op.reduce(X, axis=0)`` for ``op`` :data:`numpy.maximum` or :data:`numpy.minimum`.
+
+    numpy reduces a C-ordered (n, d) X of few columns a row at a time, a
+    loop of d values per row (200k x 4: 15 ms against 0.7 ms by columns); so
+    its rows are folded k at a time into rows of k·d values, reduced, and the
+    k partial results reduced again.  A maximum is the same whatever the
+    order it is taken in (NaN propagates either way).
+    """
+    n, d = X.shape
+    k = FOLD_VALUES // max(d, 1)
+    if not X.flags.c_contiguous or k < 2 or n < 2 * k:
+        return op.reduce(X, axis=0)
+    body = n - n % k
+    out = op.reduce(op.reduce(X[:body].reshape(body // k, k * d), axis=0).reshape(k, d),
+                    axis=0)
+    return op(out, op.reduce(X[body:], axis=0)) if body < n else out
