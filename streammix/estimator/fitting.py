@@ -1,7 +1,9 @@
 """The batch fit pipeline, as named functions used by ``fit`` and by model selection alike.
 
 A fit is: pass 0 (:func:`profile_pass`: counts, the reservoir sample, the
-moments, optional standardisation), the EM settings the data can carry
+moments when standardisation or the spectral start reads them, optional
+standardisation; in-memory arrays profiled whole, without a pass over
+chunks), the EM settings the data can carry
 (:func:`em_settings`), one step generator per run (:func:`run_steps`: its
 starting values, then SQUAREM or plain EM), and the lock-step scans that feed
 every run at once (:func:`lockstep_pass`, :func:`fit_runs`).  :func:`fit`

@@ -12,8 +12,8 @@ same as without the floor whenever at least ``size`` kept keys are above it
 (:meth:`Profile.exact`); else the pass is taken again without the floor.
 
 A pass of ``ProfileTask(..., lazy=True)`` does not copy the sample rows as it
-goes: a chunk's profile refers to the rows it keeps (views of a chunk kept
-whole), merges select among keys and row positions only, and
+goes: a chunk's profile refers to the rows it keeps (one plain copy of a
+chunk kept whole), merges select among keys and row positions only, and
 :meth:`Profile.settled` gathers the winners once, after the pass (the same
 arrays, bit for bit, as the eager pass's).  In-memory arrays need not be
 passed over chunk by chunk at all: :func:`profile_arrays` takes each
@@ -284,8 +284,7 @@ class ProfileTask:
     ``spectral`` the moments leave out the sums only the spectral start reads;
     without ``moments`` there are none (``Profile.moments`` is None).
     With ``lazy`` the profiles are lazy (:meth:`Profile.settled` gathers the
-    sample after the pass); with ``views`` too, a chunk that keeps every row
-    is referred to, not copied (for sources whose chunks are not reused).
+    sample after the pass).
     """
 
     seed: int
@@ -295,7 +294,6 @@ class ProfileTask:
     moments: bool = True  # the moments at all (None without: a fit that neither
     # standardises nor starts from the spectral matrix reads none of them)
     lazy: bool = False  # profiles that gather their rows once, at the end (Profile.settled)
-    views: bool = False  # with lazy: a chunk kept whole is referred to, not copied
 
     @property
     def releases_gil(self) -> bool:
@@ -345,10 +343,9 @@ class ProfileTask:
         counts = (chunk.n_rows, n_positive, float(w.sum()), self.size, keys)
         rest = (moments, _max_abs(chunk.X, chunk.y, None if unit else w > 0))
         if self.lazy:
-            if whole:  # every row kept: the chunk's own arrays, or one plain copy of each
-                part = ((chunk.X, chunk.y, w, None) if self.views else
-                        tuple(np.array(a, dtype=float, order="K") for a in (chunk.X, chunk.y, w))
-                        + (None,))
+            if whole:  # every row kept: one plain copy of each (a reader may reuse its arrays)
+                part = tuple(np.array(a, dtype=float, order="K")
+                             for a in (chunk.X, chunk.y, w)) + (None,)
             else:
                 part = (np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
                         np.asarray(w[idx], float), None)
