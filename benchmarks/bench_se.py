@@ -33,7 +33,7 @@ incl. intercept, m = 3, medians of 3):
 
 Since session 23 the array source serves a C-ordered X as it is (no
 Fortran-ordered copy) and ``bench_se.py 2000000 4 3 7`` gives
-``compute_se(X, y)`` 2.0-2.75 passes against 3.1-3.3 before, load 5-7.
+``compute_se(X, y)`` 1.95-2.75 passes against 3.1-3.3 before, load 5-10.
 """
 
 from __future__ import annotations
