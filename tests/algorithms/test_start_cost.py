@@ -177,7 +177,10 @@ def test_moments_without_the_spectral_sums_keep_the_other_sums(weighted):
 def test_pass_0_forms_the_spectral_sums_only_for_the_spectral_start():
     X, y, _ = make_mixture(2000, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5], seed=2)
     source = ArraySource(X, y)
-    auto = fitting.profile_pass(MixtureOfLinearRegressions(2), source, 1).profile.moments
+    auto = fitting.profile_pass(MixtureOfLinearRegressions(2, standardize=True), source,
+                                1).profile.moments
+    # a fit that neither standardises nor starts spectrally reads no moments: none are formed
+    assert fitting.profile_pass(MixtureOfLinearRegressions(2), source, 1).profile.moments is None
     spec = fitting.profile_pass(MixtureOfLinearRegressions(2, init="spectral"), source,
                                 1).profile.moments
     assert np.isnan(auto.sxx[1:]).all() and np.isfinite(spec.sxx).all()
