@@ -200,6 +200,37 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
     }
 }
 
+/* A walk over the cache lines of the next block's rows (features, y, w), a
+ * few lines at a time between the tiles of the current block's Gram
+ * (lane_gram, or the 4 x 4 tiles of the plain loops), so that the next block
+ * is in the L2 cache when its residuals read it.  One burst of prefetches for the whole block (in the residuals)
+ * stalls on the line-fill buffers, which then wait for memory; spread over
+ * the Gram, which runs on the FMA units, the loads cost next to nothing.
+ * Prefetches change no result. */
+typedef struct {
+    const double *F, *y, *w;   /* the next block's rows */
+    Py_ssize_t fs, d, flen;    /* d rows of flen doubles, row k of F at F + k fs */
+    Py_ssize_t len;            /* and len doubles of y and of w */
+    Py_ssize_t k;              /* the row being fetched (d: y, d + 1: w; beyond: done) */
+    const double *at;          /* its next line, and the lines of it left */
+    Py_ssize_t left;
+    Py_ssize_t step;           /* lines a call of pf_lines fetches */
+} Prefetch;
+
+SM_INLINE void pf_lines(Prefetch *p)
+{
+    for (Py_ssize_t c = 0; c < p->step; c++) {
+        if (p->left == 0) {  /* the next row */
+            if (++p->k > p->d + 1) return;
+            p->at = p->k < p->d ? p->F + p->k * p->fs : p->k == p->d ? p->y : p->w;
+            p->left = (p->k < p->d ? p->flen : p->len) / 8;
+        }
+        SM_PREFETCH(p->at);
+        p->at += 8;
+        p->left--;
+    }
+}
+
 #if defined(__GNUC__) && !defined(SM_NO_VEC)
 /* GCC/Clang vector extensions: each target_clones copy compiles them for its
  * own vector width (8 doubles are one AVX-512 register, two AVX2 ones).
@@ -426,34 +457,6 @@ SM_INLINE void lane_band(const double *const *Z, const double *g, const double *
     out[15] += s33;
 }
 
-/* A walk over the cache lines of the next block's rows (features, y, w), a
- * few lines at a time between the tiles of the current block's Gram
- * (lane_gram), so that the next block is in the L2 cache when its residuals
- * read it.  One burst of prefetches for the whole block (in the residuals)
- * stalls on the line-fill buffers, which then wait for memory; spread over
- * the Gram, which runs on the FMA units, the loads cost next to nothing.
- * Prefetches change no result. */
-typedef struct {
-    const double *F, *y, *w;   /* the next block's rows (F: NULL, nothing to fetch) */
-    Py_ssize_t fs, d, flen;    /* d rows of flen doubles, row k of F at F + k fs */
-    Py_ssize_t len;            /* and len doubles of y and of w */
-    Py_ssize_t k, i;           /* the next line: row k (d: y, d + 1: w), double i */
-    Py_ssize_t step;           /* lines a call of pf_lines fetches */
-} Prefetch;
-
-SM_INLINE void pf_lines(Prefetch *p)
-{
-    for (Py_ssize_t c = 0; c < p->step && p->F != NULL; c++) {
-        const double *row = p->k < p->d ? p->F + p->k * p->fs : p->k == p->d ? p->y : p->w;
-        SM_PREFETCH(row + p->i);
-        p->i += 8;
-        if (p->i >= (p->k < p->d ? p->flen : p->len)) {
-            p->i = 0;
-            if (++p->k > p->d + 1) p->F = NULL;
-        }
-    }
-}
-
 /* The Gram sums of one component over one block (nb8 rows, a multiple of 8),
  * in vector lanes: for each band of 4 columns k of [x, 1], the band's rows
  * w g z_k (4 x nb8, in L1) and its diagonal tile are formed in one sweep
@@ -633,6 +636,21 @@ static void run_job(Job *J)
             F = Fbuf;
             fs = LDB;
         }
+        Prefetch pf = {NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};  /* step 0: nothing */
+        if (tiled && start + bk < n) {  /* the next block's rows, features, y and w */
+            const Py_ssize_t next = n - start - bk < bk ? n - start - bk : bk;
+            const Py_ssize_t rs = J->rowstride;  /* (n, d) rows: one run of next rs doubles */
+            /* a run of doubles off a cache line's start spans one line more */
+            const int off = (((uintptr_t)J->F | (uintptr_t)(J->fstride * 8) | (uintptr_t)J->y
+                              | (uintptr_t)J->w) & 63) != 0;
+            const Py_ssize_t len = ((next + 7) / 8 + off) * 8;
+            const Py_ssize_t flen = rs ? ((next * rs + 7) / 8 + off) * 8 : len;
+            const Py_ssize_t rows = rs ? 1 : d;
+            const Py_ssize_t lines = rows * (flen / 8) + 2 * (len / 8);
+            const Py_ssize_t calls = m * (q4 / 4) * (q4 / 4 + 1) / 2;
+            pf = (Prefetch){rs ? J->F + (start + bk) * rs : J->F + start + bk, yb + bk, wb + bk,
+                            J->fstride, rows, flen, len, -1, NULL, 0, (lines + calls - 1) / calls};
+        }
         /* lanes read the block's columns in place only when they are whole
          * vectors on cache lines (split loads cost more than a copy, measured
          * at d = 20); else the residuals copy them to Fbuf on the way. */
@@ -645,21 +663,6 @@ static void run_job(Job *J)
             fs = LDB;
         }
         const Py_ssize_t nb8 = (nb + 7) / 8 * 8;
-        Prefetch pf = {NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0};
-        if (nlanes && start + bk < n) {  /* the next block's rows, features, y and w */
-            const Py_ssize_t next = n - start - bk < bk ? n - start - bk : bk;
-            const Py_ssize_t rs = J->rowstride;  /* (n, d) rows: one run of next rs doubles */
-            /* a run of doubles off a cache line's start spans one line more */
-            const int off = (((uintptr_t)J->F | (uintptr_t)(J->fstride * 8) | (uintptr_t)J->y
-                              | (uintptr_t)J->w) & 63) != 0;
-            const Py_ssize_t len = ((next + 7) / 8 + off) * 8;
-            const Py_ssize_t flen = rs ? ((next * rs + 7) / 8 + off) * 8 : len;
-            const Py_ssize_t rows = rs ? 1 : d;
-            const Py_ssize_t lines = rows * (flen / 8) + 2 * (len / 8);
-            const Py_ssize_t calls = m * (q4 / 4) * (q4 / 4 + 1) / 2;
-            pf = (Prefetch){rs ? J->F + (start + bk) * rs : J->F + start + bk, yb + bk, wb + bk,
-                            J->fstride, rows, flen, len, 0, 0, (lines + calls - 1) / calls};
-        }
         if (nlanes) {
             if (F == Fbuf && nb8 > nb)
                 for (Py_ssize_t k = 0; k < d; k++) memset(Fbuf + k * LDB + nb, 0, (nb8 - nb) * 8);
@@ -751,7 +754,10 @@ static void run_job(Job *J)
                 double *Aj = ACC + j * q4 * q4;
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     for (Py_ssize_t l = k; l < q4; l += 4)
+                    {
+                        pf_lines(&pf);
                         tile4x4(TT + k * LDB, LDB, F + l * LDB, LDB, nb, Aj + k * q4 + l, q4);
+                    }
                 continue;
             }
             double *s2j = J->s2p + j * npairs;
@@ -1066,6 +1072,37 @@ done:
 
 /* ---- the information pass (standard errors) ---------------------------- */
 
+#ifdef SM_VEC
+typedef double v4d __attribute__((vector_size(32), aligned(8)));
+#if defined(__clang__)
+#define SM_SHUF4(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+typedef long long v4l __attribute__((vector_size(32)));
+#define SM_SHUF4(a, b, ...) __builtin_shuffle((a), (b), (v4l){__VA_ARGS__})
+#endif
+
+/* out[(k0 + c) * LDB + i] = X[i * rs + k0 + c] for c < 4 and i < n4 (a
+ * multiple of 4; k0 + 4 <= rs): four columns of (n, d) C-ordered features
+ * transposed 4 x 4 in registers (8 shuffles a square), as transpose8 does
+ * eight; run_info's columns past the last multiple of 8 (d = 4..7).  A copy. */
+SM_INLINE void transpose4(const double *X, Py_ssize_t rs, Py_ssize_t k0, Py_ssize_t n4,
+                          double *out)
+{
+    double *o0 = out + k0 * LDB, *o1 = o0 + LDB, *o2 = o1 + LDB, *o3 = o2 + LDB;
+    for (Py_ssize_t i = 0; i < n4; i += 4) {
+        const double *x = X + i * rs + k0;
+        const v4d r0 = *(const v4d *)x, r1 = *(const v4d *)(x + rs);
+        const v4d r2 = *(const v4d *)(x + 2 * rs), r3 = *(const v4d *)(x + 3 * rs);
+        const v4d t0 = SM_SHUF4(r0, r1, 0, 4, 2, 6), t1 = SM_SHUF4(r0, r1, 1, 5, 3, 7);
+        const v4d t2 = SM_SHUF4(r2, r3, 0, 4, 2, 6), t3 = SM_SHUF4(r2, r3, 1, 5, 3, 7);
+        *(v4d *)(o0 + i) = SM_SHUF4(t0, t2, 0, 1, 4, 5);
+        *(v4d *)(o1 + i) = SM_SHUF4(t1, t3, 0, 1, 4, 5);
+        *(v4d *)(o2 + i) = SM_SHUF4(t0, t2, 2, 3, 6, 7);
+        *(v4d *)(o3 + i) = SM_SHUF4(t1, t3, 2, 3, 6, 7);
+    }
+}
+#endif
+
 /* acc (np4, np4), upper triangle valid: add its leading (q, q) block, mirrored, to out. */
 static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double *out)
 {
@@ -1144,14 +1181,30 @@ static void run_info(InfoJob *J)
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
         const double *yb = J->y + start, *wb = J->w + start;
-        if (J->rowstride) {
+        if (J->rowstride) {  /* (n, d) rows: transpose the block, as run_job does */
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
+            /* columns below d8 transposed 8 x 8 (rows below n8), then up to d4
+             * 4 x 4 (rows below n4), in registers; the rest one by one */
+            Py_ssize_t d8 = 0, n8 = 0, d4 = 0, n4 = 0;
+#ifdef SM_VEC
+            if (J->vec) {
+                d8 = (p - off) / 8 * 8;
+                n8 = nb / 8 * 8;
+                transpose8(X, rs, d8, n8, F + off * LDB);
+                if (p - off - d8 >= 4) {
+                    d4 = d8 + 4;
+                    n4 = nb / 4 * 4;
+                    transpose4(X, rs, d8, n4, F + off * LDB);
+                }
+            }
+#endif
             for (Py_ssize_t k = 0; k < p - off; k++) {
                 double *Fk = F + (k + off) * LDB;
                 const double *Xk = X + k;
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
+                for (Py_ssize_t i = k < d8 ? n8 : k < d4 ? n4 : 0; i < nb; i++)
+                    Fk[i] = Xk[i * rs];
             }
         } else {
             for (Py_ssize_t k = 0; k < p - off; k++)

@@ -454,3 +454,23 @@ def test_louis_part_from_slices_is_that_of_index_grids_to_the_bit(noise, m):
             want = _louis_by_index_grids(lgram, lvec, scal, params, layout, sum_w)
             assert np.array_equal(got, want)
             assert np.count_nonzero(got) > 0
+
+
+@pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
+def test_information_pass_reads_c_ordered_and_strided_rows_to_the_same_bits(noise):
+    from streammix.core.chunk import Chunk
+
+    rng = np.random.default_rng(5)
+    for d, n in ((1, 40), (3, 1000), (8, 777), (13, 1500), (20, 301)):
+        m = 3
+        X, y, w = rng.normal(size=(n, d)), 3 * rng.normal(size=n), rng.uniform(0, 2, n)
+        params = MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, d + 1)),
+                               rng.uniform(0.5, 3, m))
+        task = InformationTask(params, True, noise)
+        want = task(Chunk(np.asfortranarray(X), y, w, "array", 0))
+        wide = np.ascontiguousarray(np.hstack([X, X]))[:, :d]  # rows 2d apart
+        for Xv in (np.ascontiguousarray(X), wide):
+            got = task(Chunk(Xv, y, w, "array", 0))
+            for name in ("score", "opg", "louis"):
+                assert np.array_equal(getattr(got, name), getattr(want, name)), (d, name)
+            assert got.loglik == want.loglik
