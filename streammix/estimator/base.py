@@ -20,7 +20,12 @@ from streammix.core.checks import check_fitted
 from streammix.core.mstep import NOISE_MODELS, MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
-from streammix.data.frames import is_frame, names_mismatch_message, select_features
+from streammix.data.frames import (
+    computed_dask_frame,
+    is_frame,
+    names_mismatch_message,
+    select_features,
+)
 from streammix.data.resolve import as_source, is_source
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator.constraints import check_fixed
@@ -317,8 +322,10 @@ def pass_stats(model, X, y, sample_weight) -> SuffStats:
 def design(model, X, stacklevel: int = 4) -> np.ndarray:
     """The design matrix of features ``X``: a table's columns by name (in the fit's
     order), an array's by position (as many as the fit had, else ValueError); a
-    formula model encodes a table with its formula."""
-    if getattr(model, "formula_", None) is not None and is_frame(X):
+    formula model encodes a table with its formula.  A Dask DataFrame is a table."""
+    formula = getattr(model, "formula_", None)
+    X = computed_dask_frame(X, None if formula is not None else fitted_feature_names(model))
+    if formula is not None and is_frame(X):
         from streammix.estimator.formulas import encode_frame
         return design_matrix(encode_frame(model.formula_, X), model.fit_intercept)
     X = select_features(X, fitted_feature_names(model), model.n_features_in_, "the model",
