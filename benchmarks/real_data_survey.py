@@ -17,7 +17,12 @@ wall time of one fit.  It takes minutes; run it in the background::
 
 ``--compare FILE`` (a previous ``--json``) lists the case/seeds whose verdict
 changed and the median fit times of both, so that a change to the start search
-can be judged over every seed.
+can be judged over every seed.  ``--baseline DIR`` (a checkout of another
+version, its kernel built in place) runs every fit also with that version, in
+two worker processes asked in turn (which one goes first alternates), and
+prints both verdicts, both times and the median ratio::
+
+    nice python benchmarks/real_data_survey.py --baseline /tmp/old-main --seeds 0-2
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -114,6 +121,64 @@ def _compare(rows: list[dict], path: Path) -> None:
               "(separate runs: see the load)")
 
 
+def _worker() -> None:
+    """Answer ``[key, seed, flexmix]`` lines on stdin with a row of :func:`check`."""
+    conf = _conformance()
+    for line in sys.stdin:
+        key, seed, flexmix = json.loads(line)
+        sys.stdout.write(json.dumps(check(conf, key, seed, flexmix)) + "\n")
+        sys.stdout.flush()
+
+
+class _Worker:
+    """A worker process importing streammix from ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        env = dict(os.environ, PYTHONPATH=str(root))
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, cwd=root)
+
+    def ask(self, key: str, seed: int, flexmix: bool) -> dict:
+        self.proc.stdin.write(json.dumps([key, seed, flexmix]) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _paired(conf, keys, seeds, models, baseline: Path) -> list[dict]:
+    """Every fit with the baseline and with this checkout, in turn; the rows of this one."""
+    old, new = _Worker(baseline), _Worker(Path(__file__).resolve().parent.parent)
+    rows, ratios, turn = [], [], 0
+    try:
+        for wk in (old, new):  # warm up: the first fit of a process pays its imports
+            wk.ask(keys[0], 0, False)
+        for key in keys:
+            for seed in seeds:
+                for flexmix in models:
+                    pair = [old, new] if turn % 2 == 0 else [new, old]
+                    turn += 1
+                    answers = {id(wk): wk.ask(key, seed, flexmix) for wk in pair}
+                    before, row = answers[id(old)], answers[id(new)]
+                    rows.append(row)
+                    ratios.append(row["seconds"] / before["seconds"])
+                    logger.info("%-32s %2d %-7s old %14.6f %-4s %7.1f ms | new %14.6f %-4s "
+                                "%7.1f ms", key, seed, "flexmix" if flexmix else "ml",
+                                before["loglik"], "PASS" if before["ok"] else "FAIL",
+                                1e3 * before["seconds"], row["loglik"],
+                                "PASS" if row["ok"] else "FAIL", 1e3 * row["seconds"])
+    finally:
+        old.close()
+        new.close()
+    logger.info("new / old time per fit: median %.3f (quartiles %.3f, %.3f) over %d fits",
+                statistics.median(ratios), *statistics.quantiles(ratios, n=4)[::2],
+                len(ratios))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="data sets (default: the suite's)")
@@ -121,7 +186,13 @@ def main() -> None:
     parser.add_argument("--model", choices=["both", "ml", "flexmix"], default="both")
     parser.add_argument("--json", type=Path, help="write every row here")
     parser.add_argument("--compare", type=Path, help="a previous --json: what changed")
+    parser.add_argument("--baseline", type=Path,
+                        help="a checkout of another version: time it too, in turn")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        _worker()
+        return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
@@ -130,8 +201,9 @@ def main() -> None:
     conf = _conformance()
     keys = [k for k in conf.KEYS if not args.names or conf.RESULTS[k]["dataset"] in args.names]
     models = {"both": [False, True], "ml": [False], "flexmix": [True]}[args.model]
-    rows = []
-    for key in keys:
+    rows = [] if args.baseline is None else _paired(conf, keys, _seeds(args.seeds), models,
+                                                    args.baseline.resolve())
+    for key in keys if args.baseline is None else []:
         for seed in _seeds(args.seeds):
             for flexmix in models:
                 row = check(conf, key, seed, flexmix)
