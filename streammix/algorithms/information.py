@@ -41,6 +41,7 @@ alone, evaluated at the MAP estimate.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -252,33 +253,56 @@ def _information_compiled(X, y, w, params: MixtureParams, layout: ParameterLayou
 
 def _louis_from_sums(lgram, lvec, scal, params: MixtureParams, layout: ParameterLayout,
                      sum_w: float) -> np.ndarray:
-    """Louis' part Σ w Σ_j γ_j (B_j − s_j s_jᵀ) from the sums of :func:`_information_compiled`."""
+    """Louis' part Σ w Σ_j γ_j (B_j − s_j s_jᵀ) from the sums of :func:`_information_compiled`.
+
+    Run once per chunk, so its blocks are addressed by slices
+    (:func:`_block_slices`), not by index arrays: the same additions in the
+    same order, without building ``np.ix_`` grids for every block.
+    """
     m, P = params.n_components, layout.size
-    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
+    bidx, eidx, aidx = _block_slices(layout)
     pi_tail = params.weights[1:]
     louis = np.zeros((P, P))
     if m > 1:
-        louis[np.ix_(aidx, aidx)] += sum_w * (np.diag(pi_tail) - np.outer(pi_tail, pi_tail))
+        louis[aidx, aidx] += sum_w * (np.diag(pi_tail) - np.outer(pi_tail, pi_tail))
     for j in range(m):
         bj = bidx[j]
-        louis[np.ix_(bj, bj)] += lgram[j]
+        louis[bj, bj] += lgram[j]
         if eidx is not None:
+            e = eidx[j]
             cross = lvec[j]
-            louis[bj, eidx[j]] += cross
-            louis[eidx[j], bj] += cross
-            louis[eidx[j], eidx[j]] += scal[j]
+            louis[bj, e] += cross
+            louis[e, bj] += cross
+            louis[e, e] += scal[j]
         if m > 1:
             f = -pi_tail.copy()  # the logit part of row i's score in component j
             if j > 0:
                 f[j - 1] += 1.0
             ba = np.outer(lvec[m + j], f)
-            louis[np.ix_(bj, aidx)] -= ba
-            louis[np.ix_(aidx, bj)] -= ba.T
+            louis[bj, aidx] -= ba
+            louis[aidx, bj] -= ba.T
             if eidx is not None:
-                louis[eidx[j], aidx] -= scal[m + j] * f
-                louis[aidx, eidx[j]] -= scal[m + j] * f
-            louis[np.ix_(aidx, aidx)] -= scal[2 * m + j] * np.outer(f, f)
+                louis[e, aidx] -= scal[m + j] * f
+                louis[aidx, e] -= scal[m + j] * f
+            louis[aidx, aidx] -= scal[2 * m + j] * np.outer(f, f)
     return louis
+
+
+@functools.lru_cache(maxsize=64)
+def _block_slices(layout: ParameterLayout):
+    """``layout``'s β_j rows and logit rows as slices (each a run of consecutive
+    positions), and its η_j positions (None for fixed noise).
+
+    The information pass works in the full layout, without shared
+    coefficients (:func:`constrain` applies those to its sums).
+    """
+    if layout.shared:
+        raise ValueError("the information pass takes the layout without shared coefficients")
+    beta = [slice(int(b[0]), int(b[0]) + b.size) for b in layout.beta_index]
+    alpha = layout.alpha_index
+    eta = layout.eta_index
+    return (beta, None if eta is None else [int(e) for e in eta],
+            slice(int(alpha[0]) if alpha.size else layout.size, layout.size))
 
 
 @dataclass(frozen=True)

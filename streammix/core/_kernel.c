@@ -56,10 +56,15 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #define SM_PRAGMA(x) _Pragma(#x)
 #define SIMD SM_PRAGMA(omp simd)
 #define SM_INLINE static inline __attribute__((always_inline))
+#ifndef SM_PF_LOCALITY
+#define SM_PF_LOCALITY 2
+#endif
+#define SM_PREFETCH(p) __builtin_prefetch((p), 0, SM_PF_LOCALITY)
 #else
 #define SM_PRAGMA(x)
 #define SIMD
 #define SM_INLINE static inline
+#define SM_PREFETCH(p) ((void)(p))
 #endif
 
 typedef struct {
@@ -195,6 +200,37 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
     }
 }
 
+/* A walk over the cache lines of the next block's rows (features, y, w), a
+ * few lines at a time between the tiles of the current block's Gram
+ * (lane_gram, or the 4 x 4 tiles of the plain loops), so that the next block
+ * is in the L2 cache when its residuals read it.  One burst of prefetches for the whole block (in the residuals)
+ * stalls on the line-fill buffers, which then wait for memory; spread over
+ * the Gram, which runs on the FMA units, the loads cost next to nothing.
+ * Prefetches change no result. */
+typedef struct {
+    const double *F, *y, *w;   /* the next block's rows */
+    Py_ssize_t fs, d, flen;    /* d rows of flen doubles, row k of F at F + k fs */
+    Py_ssize_t len;            /* and len doubles of y and of w */
+    Py_ssize_t k;              /* the row being fetched (d: y, d + 1: w; beyond: done) */
+    const double *at;          /* its next line, and the lines of it left */
+    Py_ssize_t left;
+    Py_ssize_t step;           /* lines a call of pf_lines fetches */
+} Prefetch;
+
+SM_INLINE void pf_lines(Prefetch *p)
+{
+    for (Py_ssize_t c = 0; c < p->step; c++) {
+        if (p->left == 0) {  /* the next row */
+            if (++p->k > p->d + 1) return;
+            p->at = p->k < p->d ? p->F + p->k * p->fs : p->k == p->d ? p->y : p->w;
+            p->left = (p->k < p->d ? p->flen : p->len) / 8;
+        }
+        SM_PREFETCH(p->at);
+        p->at += 8;
+        p->left--;
+    }
+}
+
 #if defined(__GNUC__) && !defined(SM_NO_VEC)
 /* GCC/Clang vector extensions: each target_clones copy compiles them for its
  * own vector width (8 doubles are one AVX-512 register, two AVX2 ones).
@@ -282,6 +318,60 @@ SM_INLINE void block_residuals(const double *F, Py_ssize_t fs, Py_ssize_t d, Py_
                 for (Py_ssize_t k = 0; k < d; k++) r -= c[a][k] * F[k * fs + i];
                 Ra[i] = r;
             }
+        }
+    }
+}
+
+/* Two-source shuffles of v8d (lanes 0-7 of a, 8-15 of b). */
+#if defined(__clang__)
+#define SM_SHUF(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+typedef long long v8l __attribute__((vector_size(64)));
+#define SM_SHUF(a, b, ...) __builtin_shuffle((a), (b), (v8l){__VA_ARGS__})
+#endif
+
+/* out[k * LDB + i] = X[i * rs + k] for k < d8 and i < n8 (multiples of 8;
+ * d8 <= rs): the rows of (n, d) C-ordered features transposed into the
+ * block's columns 8 x 8 in registers (24 shuffles, 8 loads and 8 stores a
+ * square; the compiler's own loop loads one double at a time).  A copy: the
+ * values are those of the plain loop. */
+SM_INLINE void transpose8(const double *X, Py_ssize_t rs, Py_ssize_t d8, Py_ssize_t n8,
+                          double *out)
+{
+    for (Py_ssize_t i = 0; i < n8; i += 8) {
+        const double *x = X + i * rs;
+        for (Py_ssize_t k = 0; k < d8; k += 8) {
+            const v8d r0 = *(const v8d *)(x + k), r1 = *(const v8d *)(x + rs + k);
+            const v8d r2 = *(const v8d *)(x + 2 * rs + k), r3 = *(const v8d *)(x + 3 * rs + k);
+            const v8d r4 = *(const v8d *)(x + 4 * rs + k), r5 = *(const v8d *)(x + 5 * rs + k);
+            const v8d r6 = *(const v8d *)(x + 6 * rs + k), r7 = *(const v8d *)(x + 7 * rs + k);
+            /* pairs of rows: even and odd columns */
+            const v8d t0 = SM_SHUF(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t1 = SM_SHUF(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15);
+            const v8d t2 = SM_SHUF(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t3 = SM_SHUF(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15);
+            const v8d t4 = SM_SHUF(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t5 = SM_SHUF(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15);
+            const v8d t6 = SM_SHUF(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14);
+            const v8d t7 = SM_SHUF(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15);
+            /* quadruples of rows: columns (0, 4), (2, 6), (1, 5), (3, 7) */
+            const v8d u0 = SM_SHUF(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u1 = SM_SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+            const v8d u2 = SM_SHUF(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u3 = SM_SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+            const v8d u4 = SM_SHUF(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u5 = SM_SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+            const v8d u6 = SM_SHUF(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
+            const v8d u7 = SM_SHUF(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+            double *o = out + k * LDB + i;
+            *(v8d *)o = SM_SHUF(u0, u4, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 4 * LDB) = SM_SHUF(u0, u4, 4, 5, 6, 7, 12, 13, 14, 15);
+            *(v8d *)(o + 2 * LDB) = SM_SHUF(u1, u5, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 6 * LDB) = SM_SHUF(u1, u5, 4, 5, 6, 7, 12, 13, 14, 15);
+            *(v8d *)(o + LDB) = SM_SHUF(u2, u6, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 5 * LDB) = SM_SHUF(u2, u6, 4, 5, 6, 7, 12, 13, 14, 15);
+            *(v8d *)(o + 3 * LDB) = SM_SHUF(u3, u7, 0, 1, 2, 3, 8, 9, 10, 11);
+            *(v8d *)(o + 7 * LDB) = SM_SHUF(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15);
         }
     }
 }
@@ -375,17 +465,21 @@ SM_INLINE void lane_band(const double *const *Z, const double *g, const double *
  * sum w g r z_k to grx[k] (k < q4).  Z[k] points at column k of the block;
  * g and gr are w g and w g r (zero past nb). */
 SM_INLINE void lane_gram(const double *const *Z, Py_ssize_t q4, const double *g,
-                         const double *gr, Py_ssize_t nb8, double *TT, v8d *lanes, v8d *grx)
+                         const double *gr, Py_ssize_t nb8, double *TT, v8d *lanes, v8d *grx,
+                         Prefetch *pf)
 {
     for (Py_ssize_t k = 0; k < q4; k += 4) {
+        pf_lines(pf);
         if (k + 4 < q4) {
             lane_band(Z + k, g, gr, nb8, TT, lanes, grx + k, 1);
         } else {
             lane_band(Z + k, g, gr, nb8, TT, lanes, grx + k, 0);
         }
         lanes += 16;
-        for (Py_ssize_t l = k + 4; l < q4; l += 4, lanes += 16)
+        for (Py_ssize_t l = k + 4; l < q4; l += 4, lanes += 16) {
+            pf_lines(pf);
             lane_tile4x4p(TT, Z + l, nb8, lanes);
+        }
     }
 }
 #endif
@@ -520,11 +614,19 @@ static void run_job(Job *J)
         if (J->rowstride) {  /* (n, d) rows: transpose the block, in cache */
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
+            Py_ssize_t d8 = 0, n8 = 0;  /* the part transposed 8 x 8 in registers */
+#ifdef SM_VEC
+            if (J->vec) {
+                d8 = d / 8 * 8;
+                n8 = nb / 8 * 8;
+                transpose8(X, rs, d8, n8, Fbuf);
+            }
+#endif
             for (Py_ssize_t k = 0; k < d; k++) {
                 double *Fk = Fbuf + k * LDB;
                 const double *Xk = X + k;
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
+                for (Py_ssize_t i = k < d8 ? n8 : 0; i < nb; i++) Fk[i] = Xk[i * rs];
             }
             F = Fbuf;
             fs = LDB;
@@ -533,6 +635,21 @@ static void run_job(Job *J)
                 memcpy(Fbuf + k * LDB, F + k * fs, nb * sizeof(double));
             F = Fbuf;
             fs = LDB;
+        }
+        Prefetch pf = {NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};  /* step 0: nothing */
+        if (tiled && start + bk < n) {  /* the next block's rows, features, y and w */
+            const Py_ssize_t next = n - start - bk < bk ? n - start - bk : bk;
+            const Py_ssize_t rs = J->rowstride;  /* (n, d) rows: one run of next rs doubles */
+            /* a run of doubles off a cache line's start spans one line more */
+            const int off = (((uintptr_t)J->F | (uintptr_t)(J->fstride * 8) | (uintptr_t)J->y
+                              | (uintptr_t)J->w) & 63) != 0;
+            const Py_ssize_t len = ((next + 7) / 8 + off) * 8;
+            const Py_ssize_t flen = rs ? ((next * rs + 7) / 8 + off) * 8 : len;
+            const Py_ssize_t rows = rs ? 1 : d;
+            const Py_ssize_t lines = rows * (flen / 8) + 2 * (len / 8);
+            const Py_ssize_t calls = m * (q4 / 4) * (q4 / 4 + 1) / 2;
+            pf = (Prefetch){rs ? J->F + (start + bk) * rs : J->F + start + bk, yb + bk, wb + bk,
+                            J->fstride, rows, flen, len, -1, NULL, 0, (lines + calls - 1) / calls};
         }
         /* lanes read the block's columns in place only when they are whole
          * vectors on cache lines (split loads cost more than a copy, measured
@@ -622,7 +739,7 @@ static void run_job(Job *J)
             if (nlanes) {  /* Gj, Rj: zero past nb, up to nb8 */
                 for (Py_ssize_t i = nb; i < nb8; i++) Gj[i] = Rj[i] = 0.0;
                 lane_gram(Z, q4, Gj, Rj, nb8, TT, (v8d *)LN + j * (nlanes / m) * 16,
-                          GRX + j * q4);
+                          GRX + j * q4, &pf);
                 continue;
             }
 #endif
@@ -637,7 +754,10 @@ static void run_job(Job *J)
                 double *Aj = ACC + j * q4 * q4;
                 for (Py_ssize_t k = 0; k < q4; k += 4)
                     for (Py_ssize_t l = k; l < q4; l += 4)
+                    {
+                        pf_lines(&pf);
                         tile4x4(TT + k * LDB, LDB, F + l * LDB, LDB, nb, Aj + k * q4 + l, q4);
+                    }
                 continue;
             }
             double *s2j = J->s2p + j * npairs;
@@ -952,6 +1072,37 @@ done:
 
 /* ---- the information pass (standard errors) ---------------------------- */
 
+#ifdef SM_VEC
+typedef double v4d __attribute__((vector_size(32), aligned(8)));
+#if defined(__clang__)
+#define SM_SHUF4(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+typedef long long v4l __attribute__((vector_size(32)));
+#define SM_SHUF4(a, b, ...) __builtin_shuffle((a), (b), (v4l){__VA_ARGS__})
+#endif
+
+/* out[(k0 + c) * LDB + i] = X[i * rs + k0 + c] for c < 4 and i < n4 (a
+ * multiple of 4; k0 + 4 <= rs): four columns of (n, d) C-ordered features
+ * transposed 4 x 4 in registers (8 shuffles a square), as transpose8 does
+ * eight; run_info's columns past the last multiple of 8 (d = 4..7).  A copy. */
+SM_INLINE void transpose4(const double *X, Py_ssize_t rs, Py_ssize_t k0, Py_ssize_t n4,
+                          double *out)
+{
+    double *o0 = out + k0 * LDB, *o1 = o0 + LDB, *o2 = o1 + LDB, *o3 = o2 + LDB;
+    for (Py_ssize_t i = 0; i < n4; i += 4) {
+        const double *x = X + i * rs + k0;
+        const v4d r0 = *(const v4d *)x, r1 = *(const v4d *)(x + rs);
+        const v4d r2 = *(const v4d *)(x + 2 * rs), r3 = *(const v4d *)(x + 3 * rs);
+        const v4d t0 = SM_SHUF4(r0, r1, 0, 4, 2, 6), t1 = SM_SHUF4(r0, r1, 1, 5, 3, 7);
+        const v4d t2 = SM_SHUF4(r2, r3, 0, 4, 2, 6), t3 = SM_SHUF4(r2, r3, 1, 5, 3, 7);
+        *(v4d *)(o0 + i) = SM_SHUF4(t0, t2, 0, 1, 4, 5);
+        *(v4d *)(o1 + i) = SM_SHUF4(t1, t3, 0, 1, 4, 5);
+        *(v4d *)(o2 + i) = SM_SHUF4(t0, t2, 2, 3, 6, 7);
+        *(v4d *)(o3 + i) = SM_SHUF4(t1, t3, 2, 3, 6, 7);
+    }
+}
+#endif
+
 /* acc (np4, np4), upper triangle valid: add its leading (q, q) block, mirrored, to out. */
 static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double *out)
 {
@@ -1030,14 +1181,30 @@ static void run_info(InfoJob *J)
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const Py_ssize_t nb = (n - start < BLOCK) ? n - start : BLOCK;
         const double *yb = J->y + start, *wb = J->w + start;
-        if (J->rowstride) {
+        if (J->rowstride) {  /* (n, d) rows: transpose the block, as run_job does */
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
+            /* columns below d8 transposed 8 x 8 (rows below n8), then up to d4
+             * 4 x 4 (rows below n4), in registers; the rest one by one */
+            Py_ssize_t d8 = 0, n8 = 0, d4 = 0, n4 = 0;
+#ifdef SM_VEC
+            if (J->vec) {
+                d8 = (p - off) / 8 * 8;
+                n8 = nb / 8 * 8;
+                transpose8(X, rs, d8, n8, F + off * LDB);
+                if (p - off - d8 >= 4) {
+                    d4 = d8 + 4;
+                    n4 = nb / 4 * 4;
+                    transpose4(X, rs, d8, n4, F + off * LDB);
+                }
+            }
+#endif
             for (Py_ssize_t k = 0; k < p - off; k++) {
                 double *Fk = F + (k + off) * LDB;
                 const double *Xk = X + k;
                 SIMD
-                for (Py_ssize_t i = 0; i < nb; i++) Fk[i] = Xk[i * rs];
+                for (Py_ssize_t i = k < d8 ? n8 : k < d4 ? n4 : 0; i < nb; i++)
+                    Fk[i] = Xk[i * rs];
             }
         } else {
             for (Py_ssize_t k = 0; k < p - off; k++)

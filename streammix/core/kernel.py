@@ -11,7 +11,9 @@ by group of grouped classes (:func:`group_loglik`, used by
 :mod:`streammix.core.grouped_estep`).  All have numpy equivalents,
 which give the same results to rounding.
 
-The kernel is optional: it is built where a C compiler was found.  When it
+The kernel is optional: it is built where a C compiler was found (importing
+this module without it gives a ``RuntimeWarning``, unless ``STREAMMIX_KERNEL``
+is ``0``).  When it
 is built it runs unless the environment variable ``STREAMMIX_KERNEL`` is
 ``0`` at import; :func:`set_enabled` and :func:`enabled_as` switch it (the
 tests compare the two paths this way).
@@ -21,13 +23,20 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 try:  # built by setup.py where a C compiler was found
     from streammix.core import _kernel as _compiled
-except ImportError:  # pragma: no cover - depends on the build
+except ImportError:  # depends on the build (tests/core/test_kernel_build.py imports without it)
     _compiled = None
+    if os.environ.get("STREAMMIX_KERNEL", "1") != "0":
+        warnings.warn(
+            "the compiled kernel of streammix (streammix.core._kernel) is not built, so its "
+            "numpy code runs: the same results, several times slower.  Install a C compiler "
+            "(GCC or clang) and reinstall streammix to build it; STREAMMIX_KERNEL=0 runs the "
+            "numpy code without this warning", RuntimeWarning, stacklevel=2)
 
 #: The calling convention this module expects of the build (``API`` in ``_kernel.c``;
 #: 2: ``info_chunk`` takes ``intercept``; 3: ``set_vector_lanes``).

@@ -25,7 +25,7 @@ from streammix.core.params import MixtureParams
 
 __all__ = ["SuffStats", "estep", "estep_features", "estep_features_many", "BLOCK_ELEMENTS",
            "log_responsibilities", "log_norm", "design_matrix", "features_transposed",
-           "kernel_layout", "accumulate"]
+           "kernel_layout", "accumulate", "accumulate_many"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -424,32 +424,33 @@ class _BlockRun:
                          self.params.beta)
 
 
-def accumulate(X: np.ndarray, y: np.ndarray, w: np.ndarray, resp: np.ndarray,
-               beta: np.ndarray) -> SuffStats:
-    """Statistics for *given* responsibilities ``resp`` (n, m), centred at ``beta``.
+def accumulate(X, y, w, resp, beta) -> SuffStats:
+    """Statistics for *given* responsibilities ``resp`` (n, m) on the design ``X``, centred
+    at ``beta`` (a start from a partition of the rows; the likelihood fields are zero)."""
+    return accumulate_many(X, y, w, (resp,), beta)[0]
 
-    ``X`` is the design matrix.  Used to start EM from a partition of the
-    rows.  The likelihood fields are zero because no parameter set is being
-    evaluated.
-    """
+
+def accumulate_many(X, y, w, resps, beta) -> list[SuffStats]:
+    """:func:`accumulate` of each of ``resps`` (arrays of one shape), each block's residuals
+    and feature products formed once for all: each result the same, bit for bit, as alone."""
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
     intercept = _has_intercept(XT)
     FT = XT[1:] if intercept else XT
     d, n = FT.shape
-    m = resp.shape[1]
+    m = resps[0].shape[1]
     beta = np.asarray(beta, dtype=np.float64)
     step = _block_rows(d + 1, m)
-    block = min(step, max(n, 1))
-    acc = _Accumulator(d, m, intercept, block)
-    pairs = np.empty((acc.n_pairs, block))
+    accs = [_Accumulator(d, m, intercept, min(step, max(n, 1))) for _ in resps]
+    pairs = np.empty((accs[0].n_pairs, accs[0].H.shape[1]))
     for start in range(0, n, step):
         R = y[start:start + step] - beta @ XT[:, start:start + step]
-        nb = R.shape[1]
-        acc.H[:m, :nb] = (resp[start:start + step] * w[start:start + step, None]).T
         Fb = FT[:, start:start + step]
-        acc.add(Fb, R, nb, acc.pair_products(Fb, pairs))
-    s0, s2, rx, r0 = acc.finish()
-    return SuffStats(s0, s2, rx, r0, 0.0, 0.0, 0.0, float(np.sum(w)), int(n), beta)
+        Q = accs[0].pair_products(Fb, pairs)
+        for acc, resp in zip(accs, resps, strict=True):
+            acc.H[:m, :R.shape[1]] = (resp[start:start + step] * w[start:start + step, None]).T
+            acc.add(Fb, R, R.shape[1], Q)
+    sum_w = float(np.sum(w))
+    return [SuffStats(*acc.finish(), 0.0, 0.0, 0.0, sum_w, int(n), beta) for acc in accs]
 
 
 def kernel_layout(FT: np.ndarray) -> np.ndarray:

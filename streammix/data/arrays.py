@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from streammix.core import kernel
 from streammix.core.checks import check_finite, check_weights
 from streammix.core.chunk import Chunk
 from streammix.exceptions import DataError
@@ -63,13 +64,8 @@ class ArraySource:
                 raise DataError(
                     f"sample_weight must have shape ({X.shape[0]},), got {w.shape}"
                 )
-        # Stored transposed once: chunks are F-ordered (n, d) views whose .T is
-        # the contiguous (d, n) block the E-step works on, without a copy (and
-        # the columns are checked where they are contiguous).
-        X = np.asfortranarray(X)
-        for k in range(X.shape[1]):
-            name = f"X column {k}" if feature_names is None else f"X column {feature_names[k]!r}"
-            check_finite(X[:, k], name)
+        X = _stored_features(X)
+        _check_columns(X, feature_names)
         check_finite(y, "y")
         if sample_weight is not None:  # unit weights made here need no check
             check_weights(w)
@@ -109,6 +105,37 @@ class ArraySource:
     def concomitant(self) -> list[str]:
         """Names of the concomitant variables (empty without them)."""
         return list(self.concomitant_names)
+
+
+def _stored_features(X: np.ndarray) -> np.ndarray:
+    """The features as the chunks serve them, copied only if the E-step needs it.
+
+    The compiled kernels (E-step, information, see ``features_layout`` in
+    ``core/_kernel.c``) read a C-ordered float64 X as it is, a block of rows
+    at a time, to the same sums bit for bit as its F-ordered copy, so such an
+    X is kept (a copy of 2M x 4 costs more than a pass).  Otherwise X is
+    stored transposed once: the chunks are F-ordered (n, d) views whose .T is
+    the contiguous (d, n) block the numpy E-step works on.  Every other
+    consumer of a chunk copies its rows (the design matrix, the profile's
+    moments and sample) or reads it by element, the same for either layout.
+    """
+    if X.flags.c_contiguous and X.flags.aligned and kernel.enabled():
+        return X
+    return np.asfortranarray(X)
+
+
+def _check_columns(X: np.ndarray, feature_names) -> None:
+    """Every value of X finite, else a :class:`DataError` naming the first bad column.
+
+    One sum over the whole array finds a clean X (a NaN or an inf makes it
+    non-finite); only then are the columns looked at one by one.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if X.size == 0 or np.isfinite(np.add.reduce(X, axis=None)):
+            return
+    for k in range(X.shape[1]):
+        name = f"X column {k}" if feature_names is None else f"X column {feature_names[k]!r}"
+        check_finite(X[:, k], name)
 
 
 def _concomitant_block(Z, names, n: int):

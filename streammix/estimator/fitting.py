@@ -1,7 +1,9 @@
 """The batch fit pipeline, as named functions used by ``fit`` and by model selection alike.
 
 A fit is: pass 0 (:func:`profile_pass`: counts, the reservoir sample, the
-moments, optional standardisation), the EM settings the data can carry
+moments when standardisation or the spectral start reads them, optional
+standardisation; in-memory arrays profiled whole, without a pass over
+chunks), the EM settings the data can carry
 (:func:`em_settings`), one step generator per run (:func:`run_steps`: its
 starting values, then SQUAREM or plain EM), and the lock-step scans that feed
 every run at once (:func:`lockstep_pass`, :func:`fit_runs`).  :func:`fit`
@@ -31,11 +33,12 @@ from streammix.algorithms.squarem import squarem_steps
 from streammix.algorithms.standardize import ScaledTask, Scaling
 from streammix.algorithms.start.candidates import variance_floor
 from streammix.algorithms.start.initial import initial_params, make_reseeder
-from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor
+from streammix.algorithms.start.profile import Profile, ProfileTask, key_floor, profile_arrays
 from streammix.algorithms.tasks import MultiEStepTask
 from streammix.core import kernel
 from streammix.core.params import MixtureParams
 from streammix.core.stats import design_matrix
+from streammix.core.threads import thread_pool
 from streammix.data.arrays import ArraySource
 from streammix.data.parquet.source import ParquetSource
 from streammix.data.resolve import as_source
@@ -173,17 +176,16 @@ def profile_pass(model, source, seed: int) -> FitContext:
     size = model.init_sample_size
     floor = key_floor(size, known_rows(source))
     spectral = spectral_sums(model)
-    # the sample rows are gathered once, after the pass; an array source's chunks are
-    # views of arrays it owns, which the pass can refer to instead of copying
-    views = isinstance(source, ArraySource)
-    task = ProfileTask(seed, size, floor, spectral, lazy=True, views=views)
-    profile = engine.map_reduce(source, task, Profile.empty(d, size))
-    if not profile.exact(floor):  # fewer rows than announced: take the pass without a floor
-        logger.info("pass 0: %d of %d sampled keys above the key floor; taking the pass again "
-                    "without it", int((profile.keys > floor).sum()), size)
-        task = dataclasses.replace(task, floor=-np.inf)
-        profile = engine.map_reduce(source, task, Profile.empty(d, size))
-    profile = profile.settled()
+    task = ProfileTask(seed, size, floor, spectral, moments=spectral or model.standardize,
+                       lazy=True)
+    if isinstance(source, ArraySource):
+        # the arrays are here: the pass's profile without copying chunks, the sample by index
+        threads_for = getattr(engine, "threads_for", None)
+        with thread_pool(1 if threads_for is None else threads_for(task)) as pool:
+            profile = profile_arrays(task, source.X, source.y, source.w, source.plan(),
+                                     map=pool.map)
+    else:
+        profile = _profile_chunks(engine, source, task, d)
     if profile.n_positive == 0:
         raise DataError("the data has no rows with positive weight (all sample weights are zero)")
     sample, scaling, described = profile, None, ""
@@ -201,6 +203,18 @@ def profile_pass(model, source, seed: int) -> FitContext:
                                      moments=scaling.moments(profile.moments))
     return FitContext(source, engine, profile, seed, d, d + int(model.fit_intercept),
                       sample, scaling, shared, described)
+
+
+def _profile_chunks(engine, source, task: ProfileTask, d: int) -> Profile:
+    """The settled profile of a pass of ``task`` over ``source``'s chunks on ``engine``
+    (the sample rows are gathered once, after the pass)."""
+    profile = engine.map_reduce(source, task, Profile.empty(d, task.size))
+    if not profile.exact(task.floor):  # fewer rows than announced: the pass without a floor
+        logger.info("pass 0: %d of %d sampled keys above the key floor; taking the pass again "
+                    "without it", int((profile.keys > task.floor).sum()), task.size)
+        task = dataclasses.replace(task, floor=-np.inf)
+        profile = engine.map_reduce(source, task, Profile.empty(d, task.size))
+    return profile.settled()
 
 
 def spectral_sums(model) -> bool:

@@ -404,3 +404,73 @@ def test_information_that_is_not_positive_definite_warns():
     assert np.isnan(se["coef"][0, 0]) and se["log_sigma"][0] == pytest.approx(np.sqrt(0.5))
     with pytest.raises(ValueError, match="method must be one of"):
         covariance(stats, "bootstrap")
+
+
+def _louis_by_index_grids(lgram, lvec, scal, params, layout, sum_w):
+    """Louis' part from the pass's sums, written with ``np.ix_`` index grids (the
+    form _louis_from_sums had before it addressed blocks by slices)."""
+    m, P = params.n_components, layout.size
+    bidx, eidx, aidx = layout.beta_index, layout.eta_index, layout.alpha_index
+    pi_tail = params.weights[1:]
+    louis = np.zeros((P, P))
+    if m > 1:
+        louis[np.ix_(aidx, aidx)] += sum_w * (np.diag(pi_tail) - np.outer(pi_tail, pi_tail))
+    for j in range(m):
+        bj = bidx[j]
+        louis[np.ix_(bj, bj)] += lgram[j]
+        if eidx is not None:
+            louis[bj, eidx[j]] += lvec[j]
+            louis[eidx[j], bj] += lvec[j]
+            louis[eidx[j], eidx[j]] += scal[j]
+        if m > 1:
+            f = -pi_tail.copy()
+            if j > 0:
+                f[j - 1] += 1.0
+            ba = np.outer(lvec[m + j], f)
+            louis[np.ix_(bj, aidx)] -= ba
+            louis[np.ix_(aidx, bj)] -= ba.T
+            if eidx is not None:
+                louis[eidx[j], aidx] -= scal[m + j] * f
+                louis[aidx, eidx[j]] -= scal[m + j] * f
+            louis[np.ix_(aidx, aidx)] -= scal[2 * m + j] * np.outer(f, f)
+    return louis
+
+
+@pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
+@pytest.mark.parametrize("m", [1, 2, 3, 5])
+def test_louis_part_from_slices_is_that_of_index_grids_to_the_bit(noise, m):
+    from streammix.algorithms.information import _louis_from_sums
+
+    rng = np.random.default_rng(m)
+    for p in (1, 2, 6):
+        layout = ParameterLayout(m, p, noise)
+        for _ in range(20):
+            weights = rng.dirichlet(np.ones(m))
+            params = MixtureParams(weights, rng.normal(size=(m, p)), rng.uniform(0.5, 2, m))
+            lgram = rng.normal(size=(m, p, p))
+            lvec, scal = rng.normal(size=(2 * m, p)), rng.normal(size=3 * m + 1)
+            sum_w = float(rng.uniform(1, 1e4))
+            got = _louis_from_sums(lgram, lvec, scal, params, layout, sum_w)
+            want = _louis_by_index_grids(lgram, lvec, scal, params, layout, sum_w)
+            assert np.array_equal(got, want)
+            assert np.count_nonzero(got) > 0
+
+
+@pytest.mark.parametrize("noise", ["per_component", "shared", "fixed"])
+def test_information_pass_reads_c_ordered_and_strided_rows_to_the_same_bits(noise):
+    from streammix.core.chunk import Chunk
+
+    rng = np.random.default_rng(5)
+    for d, n in ((1, 40), (3, 1000), (8, 777), (13, 1500), (20, 301)):
+        m = 3
+        X, y, w = rng.normal(size=(n, d)), 3 * rng.normal(size=n), rng.uniform(0, 2, n)
+        params = MixtureParams(rng.dirichlet(np.ones(m)), rng.normal(size=(m, d + 1)),
+                               rng.uniform(0.5, 3, m))
+        task = InformationTask(params, True, noise)
+        want = task(Chunk(np.asfortranarray(X), y, w, "array", 0))
+        wide = np.ascontiguousarray(np.hstack([X, X]))[:, :d]  # rows 2d apart
+        for Xv in (np.ascontiguousarray(X), wide):
+            got = task(Chunk(Xv, y, w, "array", 0))
+            for name in ("score", "opg", "louis"):
+                assert np.array_equal(getattr(got, name), getattr(want, name)), (d, name)
+            assert got.loglik == want.loglik

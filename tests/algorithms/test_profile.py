@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -122,8 +125,7 @@ def _sample_of(source, task, d, size):
 
 @pytest.mark.parametrize("rows", [97, 1000, 4096])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("views", [False, True])
-def test_a_lazy_pass_draws_the_eager_pass_sample_bit_for_bit(rows, weighted, views):
+def test_a_lazy_pass_draws_the_eager_pass_sample_bit_for_bit(rows, weighted):
     rng = np.random.default_rng(rows)
     n, size = 5000, 700
     X, y = rng.normal(size=(n, 3)), rng.normal(size=n)
@@ -131,7 +133,7 @@ def test_a_lazy_pass_draws_the_eager_pass_sample_bit_for_bit(rows, weighted, vie
     source = ArraySource(X, y, w, chunk_rows=rows)
     for floor in (-np.inf, np.log1p(-0.4)):  # with a key floor most chunks keep a few rows
         eager = _sample_of(source, ProfileTask(5, size, floor), 3, size)
-        lazy = _sample_of(source, ProfileTask(5, size, floor, lazy=True, views=views), 3, size)
+        lazy = _sample_of(source, ProfileTask(5, size, floor, lazy=True), 3, size)
         assert lazy.lazy and not eager.lazy
         got = lazy.settled()
         for name in ("keys", "X", "y", "w"):
@@ -151,10 +153,10 @@ def test_a_lazy_profile_is_settled_when_pickled_and_bounds_what_it_refers_to():
     rng = np.random.default_rng(1)
     n, size = 6000, 100
     X, y = rng.normal(size=(n, 2)), rng.normal(size=n)
-    source = ArraySource(X, y, chunk_rows=50)  # every chunk kept whole, as a view
-    task = ProfileTask(2, size, lazy=True, views=True)
+    source = ArraySource(X, y, chunk_rows=50)  # every chunk kept whole, copied
+    task = ProfileTask(2, size, lazy=True)
     parts = [task(source.read(c)) for c in source.plan()]
-    assert np.shares_memory(parts[0].parts[0][0], source.X)
+    assert not np.shares_memory(parts[0].parts[0][0], source.X)
     total = sum(parts, Profile.empty(2, size))
     referred = sum(part[1].shape[0] for part in total.parts)
     assert referred <= module.LAZY_ROWS_FACTOR * size + 50
@@ -164,3 +166,84 @@ def test_a_lazy_profile_is_settled_when_pickled_and_bounds_what_it_refers_to():
     np.testing.assert_array_equal(back.X, want.X)
     np.testing.assert_array_equal(back.y, want.y)
     np.testing.assert_array_equal(back.keys, want.keys)
+
+
+def _moment_arrays(moments):
+    return None if moments is None else [getattr(moments, f) for f in
+                                         ("sy", "sx", "sxx", "mean", "m2")]
+
+
+@pytest.mark.parametrize("rows", [97, 1000, 5000])
+@pytest.mark.parametrize("weights", ["unit", "counts", "fractions"])
+@pytest.mark.parametrize("moments,spectral", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_the_profile_of_whole_arrays_is_the_pass_profile_bit_for_bit(rows, weights, moments,
+                                                                      spectral, grouped):
+    from streammix.algorithms.start.profile import profile_arrays
+    from streammix.data.grouped_arrays import GroupedArraySource
+    from streammix.engines.inprocess import InProcessEngine
+
+    rng = np.random.default_rng(rows)
+    n, size = 5000, 700
+    X, y = rng.normal(size=(n, 3)) * [1.0, 1e3, 1e-3] + 5.0, rng.normal(size=n)
+    w = {"unit": None, "counts": rng.integers(0, 3, size=n).astype(float),
+         "fractions": rng.uniform(0.0, 2.0, size=n)}[weights]
+    if grouped:  # groups of 1-9 rows, constant weights within a group
+        groups = np.repeat(np.arange(n), rng.integers(1, 10, size=n))[:n]
+        w = None if w is None else w[groups]
+        source = GroupedArraySource(X, y, groups, chunk_rows=rows, sample_weight=w)
+    else:
+        source = ArraySource(X, y, w, chunk_rows=rows)
+    engine = InProcessEngine(2)
+    for floor in (-np.inf, np.log1p(-0.4), np.log1p(-0.1)):  # the last: too few above it
+        task = ProfileTask(5, size, floor, moments=moments, spectral=spectral, lazy=True)
+        want = engine.map_reduce(source, task, Profile.empty(3, size))
+        if not want.exact(floor):  # the pass again without the floor, as a fit takes it
+            want = engine.map_reduce(source, dataclasses.replace(task, floor=-np.inf),
+                                     Profile.empty(3, size))
+        want = want.settled()
+        with ThreadPoolExecutor(2) as pool:
+            got = profile_arrays(task, source.X, source.y, source.w, source.plan(),
+                                 map=pool.map)
+        for name in ("keys", "X", "y", "w", "max_abs"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name),
+                                          err_msg=name)
+        assert got.X.flags.c_contiguous and got.X.dtype == np.float64 and not got.lazy
+        assert (got.n_rows, got.n_positive, got.sum_w, got.floored) == \
+            (want.n_rows, want.n_positive, want.sum_w, want.floored)
+        if moments:
+            for a, b in zip(_moment_arrays(got.moments), _moment_arrays(want.moments),
+                            strict=True):
+                np.testing.assert_array_equal(a, b)
+        else:
+            assert got.moments is None and want.moments is None
+
+
+def test_the_profile_of_whole_arrays_needs_chunks_that_cover_the_rows_in_order():
+    from streammix.algorithms.start.profile import profile_arrays
+
+    X, y, w = np.zeros((10, 2)), np.zeros(10), np.ones(10)
+    task = ProfileTask(1, 5)
+    assert profile_arrays(task, X[:0], y[:0], w[:0], []).n_rows == 0
+    for bounds in ([(0, 4), (5, 10)], [(0, 4), (4, 9)], [(1, 10)]):
+        with pytest.raises(ValueError, match="cover the rows"):
+            profile_arrays(task, X, y, w, bounds)
+
+
+@pytest.mark.parametrize("n,d", [(1, 3), (2047, 2), (8192, 4), (200_001, 5), (9000, 40)])
+def test_largest_magnitudes_are_the_columnwise_ones_in_either_layout(n, d):
+    from streammix.algorithms.start.profile import _max_abs
+
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)) * np.logspace(-3, 3, d)
+    X[rng.integers(0, n, size=3), rng.integers(0, d, size=3)] = [0.0, -0.0, -1e300]
+    y = rng.normal(size=n)
+    want = np.append(np.abs(X).max(axis=0), np.abs(y).max())
+    for layout in (X, np.asfortranarray(X)):
+        np.testing.assert_array_equal(_max_abs(layout, y, None), want)
+    pos = rng.random(n) < 0.7
+    if pos.any():
+        np.testing.assert_array_equal(
+            _max_abs(X, y, pos), np.append(np.abs(X[pos]).max(axis=0), np.abs(y[pos]).max()))
+    X[n // 2, d - 1] = np.nan
+    assert np.isnan(_max_abs(X, y, None)[d - 1])

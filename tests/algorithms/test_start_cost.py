@@ -177,7 +177,10 @@ def test_moments_without_the_spectral_sums_keep_the_other_sums(weighted):
 def test_pass_0_forms_the_spectral_sums_only_for_the_spectral_start():
     X, y, _ = make_mixture(2000, [0.5, 0.5], [-2.0, 2.0], [[1.0], [-1.0]], [0.5, 0.5], seed=2)
     source = ArraySource(X, y)
-    auto = fitting.profile_pass(MixtureOfLinearRegressions(2), source, 1).profile.moments
+    auto = fitting.profile_pass(MixtureOfLinearRegressions(2, standardize=True), source,
+                                1).profile.moments
+    # a fit that neither standardises nor starts spectrally reads no moments: none are formed
+    assert fitting.profile_pass(MixtureOfLinearRegressions(2), source, 1).profile.moments is None
     spec = fitting.profile_pass(MixtureOfLinearRegressions(2, init="spectral"), source,
                                 1).profile.moments
     assert np.isnan(auto.sxx[1:]).all() and np.isfinite(spec.sxx).all()
@@ -253,3 +256,58 @@ def test_passes_share_kept_threads_and_a_pass_inside_a_pass_makes_its_own():
     with pytest.raises(ValueError, match="bad chunk"):
         engine.map_reduce(source, fails, 0.0)
     assert tree_sum([1.0] * 14, 0.0) == engine.map_reduce(source, lambda c: 1.0, 0.0)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_the_candidates_of_one_sweep_are_those_made_one_after_another(m):
+    from streammix.algorithms.start.candidates import (
+        candidates,
+        from_responsibilities,
+        ols,
+        quantile_bins,
+        soft_labels,
+    )
+
+    X, Xd, y, settings, _ = _refine_case()
+    Xd, y = Xd[:3001], y[:3001]  # a last block shorter than the others
+    methods = ["resid_bins", "ybins", "random", "random", "random"]
+    rng = np.random.default_rng(11)
+    want = []  # the candidates as they were made: each M-step on its own, then its jitter
+    for name in methods:
+        if name == "random":
+            resp = soft_labels(rng.integers(m, size=y.size), m)
+            want.append(from_responsibilities(Xd, y, resp, settings.mstep))
+            continue
+        v = y if name == "ybins" else y - Xd @ ols(Xd, y, np.ones_like(y))[0]
+        params = from_responsibilities(Xd, y, soft_labels(quantile_bins(v, m), m), settings.mstep)
+        want.append(jitter(params, Xd, rng))
+    got = candidates(methods, Xd, y, m, np.random.default_rng(11), settings.mstep)
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        for name in ("weights", "beta", "sigma2"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    if m > 1:  # five different starts
+        assert len({g.beta.tobytes() for g in got}) == len(got)
+
+
+def test_statistics_of_several_responsibilities_in_one_sweep_are_each_alone():
+    from streammix.core.stats import accumulate_many
+
+    rng = np.random.default_rng(6)
+    n, p, m = 7000, 4, 3
+    Xd = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    y, w = rng.normal(size=n), rng.integers(0, 3, size=n).astype(float)
+    beta = rng.normal(size=(m, p))
+    resps = [rng.dirichlet(np.ones(m), size=n) for _ in range(4)]
+    many = accumulate_many(Xd, y, w, resps, beta)
+    for resp, got in zip(resps, many, strict=True):
+        alone = accumulate_many(Xd, y, w, [resp], beta)[0]
+        for name in ("s0", "s2", "rx", "r0"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(alone, name))
+        g = resp * w[:, None]
+        R = y[:, None] - Xd @ beta.T
+        np.testing.assert_allclose(got.s0, g.sum(0), rtol=1e-12)
+        np.testing.assert_allclose(got.s2, np.einsum("ij,ik,il->jkl", g, Xd, Xd), rtol=1e-11)
+        np.testing.assert_allclose(got.rx, np.einsum("ij,ij,ik->jk", g, R, Xd), rtol=1e-10,
+                                   atol=1e-9)
+        np.testing.assert_allclose(got.r0, (g * R**2).sum(0), rtol=1e-11)

@@ -9,10 +9,10 @@ import numpy as np
 
 from streammix.core.mstep import MStepOptions, mstep
 from streammix.core.params import MixtureParams
-from streammix.core.stats import accumulate
+from streammix.core.stats import accumulate_many
 
 __all__ = ["INIT_METHODS", "REFINE_SIZE", "REFINE_ITER", "REFINE_TOL", "REFINE_CULL_ITER",
-           "REFINE_KEEP", "candidate", "ols", "quantile_bins",
+           "REFINE_KEEP", "candidate", "candidates", "ols", "quantile_bins",
            "variance_floor", "from_responsibilities", "soft_labels", "jitter"]
 
 INIT_METHODS = ("auto", "random", "ybins", "resid_bins", "spectral")
@@ -55,13 +55,28 @@ def variance_floor(Xd: np.ndarray, y: np.ndarray, factor: float,
 
 def from_responsibilities(Xd, y, resp, options: MStepOptions) -> MixtureParams:
     """One M-step from given responsibilities ``resp`` (n, m), weights kept off zero."""
-    m, p = resp.shape[1], Xd.shape[1]
-    resp = resp + 1e-9  # no exactly empty group
-    stats = accumulate(Xd, y, np.ones_like(y), resp, np.zeros((m, p)))
-    start = MixtureParams(np.full(m, 1.0 / m), np.zeros((m, p)), np.ones(m))
-    params, _ = mstep(stats, start, options)
-    weights = np.maximum(params.weights, 1e-3 / m)
-    return MixtureParams(weights / weights.sum(), params.beta, params.sigma2)
+    return from_responsibilities_many(Xd, y, [resp], options)[0]
+
+
+def from_responsibilities_many(Xd, y, resps, options: MStepOptions) -> list[MixtureParams]:
+    """:func:`from_responsibilities` for each of ``resps`` (arrays of one shape), their
+    statistics in one sweep of the rows (:func:`~streammix.core.stats.accumulate_many`):
+    each the same, bit for bit, as alone."""
+    m = resps[0].shape[1]
+    resps = [resp + 1e-9 for resp in resps]  # no exactly empty group
+    return _from_shifted(Xd, y, resps, m, options)
+
+
+def _from_shifted(Xd, y, resps, m: int, options: MStepOptions) -> list[MixtureParams]:
+    """:func:`from_responsibilities_many` of responsibilities already raised by 1e-9."""
+    p = Xd.shape[1]
+    out = []
+    for stats in accumulate_many(Xd, y, np.ones_like(y), resps, np.zeros((m, p))):
+        start = MixtureParams(np.full(m, 1.0 / m), np.zeros((m, p)), np.ones(m))
+        params, _ = mstep(stats, start, options)
+        weights = np.maximum(params.weights, 1e-3 / m)
+        out.append(MixtureParams(weights / weights.sum(), params.beta, params.sigma2))
+    return out
 
 
 def soft_labels(labels: np.ndarray, m: int) -> np.ndarray:
@@ -70,6 +85,15 @@ def soft_labels(labels: np.ndarray, m: int) -> np.ndarray:
         return np.ones((labels.size, 1))
     resp = np.full((labels.size, m), 0.1 / (m - 1))
     resp[np.arange(labels.size), labels] = 0.9
+    return resp
+
+
+def _shifted_soft_labels(labels: np.ndarray, m: int) -> np.ndarray:
+    """``soft_labels(labels, m) + 1e-9``, element for element, without the second array."""
+    if m == 1:
+        return np.full((labels.size, 1), 1.0 + 1e-9)
+    resp = np.full((labels.size, m), 0.1 / (m - 1) + 1e-9)
+    resp[np.arange(labels.size), labels] = 0.9 + 1e-9
     return resp
 
 
@@ -82,32 +106,66 @@ def jitter(params: MixtureParams, Xd: np.ndarray, rng: np.random.Generator) -> M
     the data do (the same rows rescaled, standardised, or chunked otherwise),
     so the same draws z give the same start.
     """
+    root = _jitter_root(Xd, params.n_components)
+    return _jittered(params, root, _draws(rng, params.n_components, root.shape[0]))
+
+
+def _jitter_root(Xd: np.ndarray, m: int) -> np.ndarray:
+    """S of :func:`jitter` for ``m`` components on the design ``Xd``."""
     gram = Xd.T @ Xd / max(Xd.shape[0], 1)
-    cov = np.linalg.pinv(gram) / max(Xd.shape[0] / params.n_components, 1.0)
+    cov = np.linalg.pinv(gram) / max(Xd.shape[0] / m, 1.0)
     cov = 0.5 * (cov + cov.T)
     evals, evecs = np.linalg.eigh(cov)
-    root = (evecs * np.sqrt(np.maximum(evals, 0.0))) @ evecs.T
-    beta = np.array([
-        params.beta[j] + np.sqrt(params.sigma2[j]) * (root @ rng.standard_normal(root.shape[0]))
-        for j in range(params.n_components)
-    ])
+    return (evecs * np.sqrt(np.maximum(evals, 0.0))) @ evecs.T
+
+
+def _draws(rng: np.random.Generator, m: int, p: int) -> list[np.ndarray]:
+    """The draws z of :func:`jitter`, one per component, in its order."""
+    return [rng.standard_normal(p) for _ in range(m)]
+
+
+def _jittered(params: MixtureParams, root: np.ndarray, draws) -> MixtureParams:
+    beta = np.array([params.beta[j] + np.sqrt(params.sigma2[j]) * (root @ z)
+                     for j, z in enumerate(draws)])
     return MixtureParams(params.weights, beta, params.sigma2)
 
 
 def candidate(method: str, Xd, y, m, rng, options) -> MixtureParams:
     """One unrefined start by ``method`` ("random", "ybins", "resid_bins") on the design ``Xd``."""
+    return candidates([method], Xd, y, m, rng, options)[0]
+
+
+def candidates(methods, Xd, y, m, rng, options) -> list[MixtureParams]:
+    """:func:`candidate` of each of ``methods`` in turn, the same starts from the same
+    ``rng`` as one call after another (its draws are taken in that order) at the cost
+    of one sweep of the rows for all their M-steps (:func:`from_responsibilities_many`)
+    and one jitter covariance."""
     n = y.size
-    if method == "random":
-        return from_responsibilities(Xd, y, soft_labels(rng.integers(m, size=n), m), options)
-    if method == "ybins":
-        labels = quantile_bins(y, m)
-    elif method == "resid_bins":
-        coef, _ = ols(Xd, y, np.ones(n))
-        labels = quantile_bins(y - Xd @ coef, m)
-    else:
-        raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
-    params = from_responsibilities(Xd, y, soft_labels(labels, m), options)
-    return jitter(params, Xd, rng)
+    labels, draws = [], []
+    for method in methods:
+        if method == "random":
+            labels.append(rng.integers(m, size=n))
+            draws.append(None)
+            continue
+        if method == "ybins":
+            labels.append(quantile_bins(y, m))
+        elif method == "resid_bins":
+            coef, _ = ols(Xd, y, np.ones(n))
+            labels.append(quantile_bins(y - Xd @ coef, m))
+        else:
+            raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
+        draws.append(_draws(rng, m, Xd.shape[1]))
+    if not methods:
+        return []
+    raw = _from_shifted(Xd, y, [_shifted_soft_labels(lab, m) for lab in labels], m, options)
+    root = None
+    out = []
+    for params, z in zip(raw, draws, strict=True):
+        if z is not None:
+            root = _jitter_root(Xd, m) if root is None else root
+            params = _jittered(params, root, z)
+        out.append(params)
+    return out
 
 
 def quantile_bins(v: np.ndarray, m: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from streammix.algorithms.start.candidates import (
     REFINE_SIZE,
     REFINE_TOL,
     candidate,
+    candidates,
     ols,
 )
 from streammix.algorithms.start.pool import pool_search, pool_size
@@ -105,13 +106,11 @@ def initial_params(X: np.ndarray, y: np.ndarray, n_components: int, *, method,
         raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
     if "spectral" in methods and moments is None:
         raise ValueError("init='spectral' needs the pass-0 moments of the data")
-    cands = []
-    for name in methods:
-        if name == "spectral":
-            cands.append(spectral_candidate(X, y, moments, m, settings=settings, rng=rng,
-                                            refine_tol=refine_tol))
-        else:
-            cands.append(candidate(name, Xd, y, m, rng, settings.mstep))
+    if methods == ["spectral"]:
+        cands = [spectral_candidate(X, y, moments, m, settings=settings, rng=rng,
+                                    refine_tol=refine_tol)]
+    else:  # one sweep of the rows for every candidate's M-step
+        cands = candidates(methods, Xd, y, m, rng, settings.mstep)
     if len(methods) > 1 or refine_iter > 0:
         best = _refined_best(cands, _sample_pass(X, y, w, fit_intercept), m, settings,
                              refine_iter, refine_tol, threads)

@@ -12,10 +12,16 @@ same as without the floor whenever at least ``size`` kept keys are above it
 (:meth:`Profile.exact`); else the pass is taken again without the floor.
 
 A pass of ``ProfileTask(..., lazy=True)`` does not copy the sample rows as it
-goes: a chunk's profile refers to the rows it keeps (views of a chunk kept
-whole), merges select among keys and row positions only, and
+goes: a chunk's profile refers to the rows it keeps (one plain copy of a
+chunk kept whole), merges select among keys and row positions only, and
 :meth:`Profile.settled` gathers the winners once, after the pass (the same
-arrays, bit for bit, as the eager pass's).
+arrays, bit for bit, as the eager pass's).  In-memory arrays need not be
+passed over chunk by chunk at all: :func:`profile_arrays` takes each
+chunk's keys, counts and sums as the pass does and gathers the sample from
+the arrays by index (the same profile, bit for bit).
+
+Without ``moments`` the pass forms no moments: only standardisation and the
+spectral start read them.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ import numpy as np
 
 from streammix.core.chunk import Chunk
 from streammix.core.moments import Moments
+from streammix.core.reduce import tree_sum
 
-__all__ = ["Profile", "ProfileTask", "row_uniforms", "top_keys", "key_floor"]
+__all__ = ["Profile", "ProfileTask", "row_uniforms", "top_keys", "key_floor", "profile_arrays"]
 
 #: A lazy profile gathers its rows into one compact block when the blocks it
 #: refers to hold more than this many times ``size`` rows (bounds its memory).
@@ -274,18 +281,19 @@ class ProfileTask:
     weight (Efraimidis–Spirakis keys log(u)/w); zero-weight rows never enter.
     In a chunk whose weights are all 1, rows whose key is at or below
     ``floor`` (:func:`key_floor`) are left out and counted.  Without
-    ``spectral`` the moments leave out the sums only the spectral start reads.
+    ``spectral`` the moments leave out the sums only the spectral start reads;
+    without ``moments`` there are none (``Profile.moments`` is None).
     With ``lazy`` the profiles are lazy (:meth:`Profile.settled` gathers the
-    sample after the pass); with ``views`` too, a chunk that keeps every row
-    is referred to, not copied (for sources whose chunks are not reused).
+    sample after the pass).
     """
 
     seed: int
     size: int
     floor: float = -math.inf
     spectral: bool = True  # the spectral sums of the moments (Moments.of)
+    moments: bool = True  # the moments at all (None without: a fit that neither
+    # standardises nor starts from the spectral matrix reads none of them)
     lazy: bool = False  # profiles that gather their rows once, at the end (Profile.settled)
-    views: bool = False  # with lazy: a chunk kept whole is referred to, not copied
 
     @property
     def releases_gil(self) -> bool:
@@ -300,19 +308,18 @@ class ProfileTask:
         are about 1.5 ``size``)."""
         return self.floor == -math.inf
 
-    def __call__(self, chunk: Chunk) -> Profile:
-        w = chunk.w
-        u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows,
-                         getattr(chunk, "row_ids", None))
-        unit = bool(chunk.n_rows) and w.min() == 1.0 == w.max()
+    def _keys(self, u: np.ndarray, w: np.ndarray):
+        """A chunk's candidates from its rows' uniforms ``u`` and weights ``w``:
+        ``(unit, n_positive, floored, positions, keys)``, at most ``size`` of them."""
+        unit = bool(w.size) and w.min() == 1.0 == w.max()
         floored = 0
         if unit:  # keys log(u) / 1 = log(u)
-            n_positive = chunk.n_rows
+            n_positive = w.size
             if self.floor > -math.inf:
                 idx, keys = _above_floor(u, self.floor)
-                floored = chunk.n_rows - idx.size
+                floored = w.size - idx.size
             else:
-                idx, keys = np.arange(chunk.n_rows), np.log(u)
+                idx, keys = np.arange(w.size), np.log(u)
         else:
             pos = w > 0
             n_positive = int(pos.sum())
@@ -322,18 +329,23 @@ class ProfileTask:
         if idx.size > self.size:
             top = top_keys(keys, self.size)
             idx, keys = idx[top], keys[top]
+        return unit, n_positive, floored, idx, keys
+
+    def __call__(self, chunk: Chunk) -> Profile:
+        w = chunk.w
+        u = row_uniforms(self.seed, chunk.origin, chunk.first_row, chunk.n_rows,
+                         getattr(chunk, "row_ids", None))
+        unit, n_positive, floored, idx, keys = self._keys(u, w)
         # Columns beyond ±1e60 overflow the moments; max_abs finds them and the fit
         # takes the moments again on a safe scale (streammix.algorithms.scales).
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            moments = Moments.of(chunk.X, chunk.y, w, spectral=self.spectral)
+        moments = _moments(chunk.X, chunk.y, w, self) if self.moments else None
         whole = idx.size == chunk.n_rows
         counts = (chunk.n_rows, n_positive, float(w.sum()), self.size, keys)
         rest = (moments, _max_abs(chunk.X, chunk.y, None if unit else w > 0))
         if self.lazy:
-            if whole:  # every row kept: the chunk's own arrays, or one plain copy of each
-                part = ((chunk.X, chunk.y, w, None) if self.views else
-                        tuple(np.array(a, dtype=float, order="K") for a in (chunk.X, chunk.y, w))
-                        + (None,))
+            if whole:  # every row kept: one plain copy of each (a reader may reuse its arrays)
+                part = tuple(np.array(a, dtype=float, order="K")
+                             for a in (chunk.X, chunk.y, w)) + (None,)
             else:
                 part = (np.asarray(chunk.X[idx], float), np.asarray(chunk.y[idx], float),
                         np.asarray(w[idx], float), None)
@@ -348,6 +360,65 @@ class ProfileTask:
             X = np.asarray(chunk.X[idx], float)
         return Profile(*counts, X, np.asarray(chunk.y[idx], float), *rest,
                        np.asarray(w[idx], float), floored)
+
+
+def _moments(X, y, w, task: ProfileTask) -> Moments:
+    """The moments of one chunk's rows, as ``task`` asks for them."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return Moments.of(X, y, w, spectral=task.spectral)
+
+
+def profile_arrays(task: ProfileTask, X: np.ndarray, y: np.ndarray, w: np.ndarray,
+                   bounds: list[tuple[int, int]], origin: str = "array", map=map) -> Profile:
+    """The settled profile of a pass of ``task`` over the chunks ``bounds`` of
+    in-memory arrays, without the pass's copies of chunks and merges of samples.
+
+    The chunks are the rows ``start:stop`` of ``X``, ``y`` and ``w`` (an
+    :class:`~streammix.data.arrays.ArraySource`'s: ``origin``, first row
+    ``start``), in order and covering every row.  Each chunk's candidates,
+    counts, largest magnitudes and moments are the pass's (``map(f, bounds)``
+    computes them, e.g. on a thread pool's ``map``); the sample is then the
+    ``size`` largest keys of all candidates in the order (key, then earlier
+    row) that every merge of the pass keeps, gathered from the arrays by
+    index, and the sums are summed in the pass's tree
+    (:func:`~streammix.core.reduce.tree_sum`): the pass's profile, bit for
+    bit.  With a key floor that leaves fewer than ``size`` keys above it
+    (:meth:`Profile.exact`), the profile is the one without it.
+    """
+    n, d = X.shape
+    if not bounds:
+        return Profile.empty(d, task.size)
+    if bounds[0][0] != 0 or bounds[-1][1] != n or any(
+            a[1] != b[0] for a, b in zip(bounds, bounds[1:], strict=False)):
+        raise ValueError("the chunks must cover the rows in order")
+
+    def chunk(bound):
+        start, stop = bound
+        Xc, yc, wc = X[start:stop], y[start:stop], w[start:stop]
+        unit, n_positive, floored, idx, keys = task._keys(
+            row_uniforms(task.seed, origin, start, stop - start), wc)
+        moments = _moments(Xc, yc, wc, task) if task.moments else None
+        return (n_positive, floored, float(wc.sum()), idx + start, keys, moments,
+                _max_abs(Xc, yc, None if unit else wc > 0))
+
+    parts = list(map(chunk, bounds))
+    keys = np.concatenate([part[4] for part in parts])
+    floored = sum(part[1] for part in parts)
+    if floored and int(np.count_nonzero(keys > task.floor)) < task.size:
+        return profile_arrays(dataclasses.replace(task, floor=-math.inf), X, y, w, bounds,
+                              origin, map)
+    idx = np.concatenate([part[3] for part in parts])
+    if keys.size > task.size:
+        top = top_keys(keys, task.size)
+        idx, keys = idx[top], keys[top]
+    moments = None
+    if task.moments:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # as the merges
+            moments = tree_sum([part[5] for part in parts], None)
+    return Profile(n, sum(part[0] for part in parts), tree_sum([part[2] for part in parts], 0.0),
+                   task.size, keys, np.asarray(X[idx], float), np.asarray(y[idx], float),
+                   moments, np.max([part[6] for part in parts], axis=0),
+                   np.asarray(w[idx], float), floored)
 
 
 def _above_floor(u: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -376,6 +447,29 @@ def _max_abs(X: np.ndarray, y: np.ndarray, pos: np.ndarray | None) -> np.ndarray
         X, y = X[pos], y[pos]
     if not len(y):
         return np.zeros(d + 1)
-    top = np.append(np.max(X, axis=0), np.max(y))
-    bottom = np.append(np.min(X, axis=0), np.min(y))
+    top = np.append(_column_reduce(np.maximum, X), np.max(y))
+    bottom = np.append(_column_reduce(np.minimum, X), np.min(y))
     return np.abs(np.maximum(top, -bottom))
+
+
+#: :func:`_column_reduce` folds this many values of a C-ordered X into one row.
+FOLD_VALUES = 4096
+
+
+def _column_reduce(op: np.ufunc, X: np.ndarray) -> np.ndarray:
+    """``op.reduce(X, axis=0)`` for ``op`` :data:`numpy.maximum` or :data:`numpy.minimum`.
+
+    numpy reduces a C-ordered (n, d) X of few columns a row at a time, a
+    loop of d values per row (200k x 4: 15 ms against 0.7 ms by columns); so
+    its rows are folded k at a time into rows of k·d values, reduced, and the
+    k partial results reduced again.  A maximum is the same whatever the
+    order it is taken in (NaN propagates either way).
+    """
+    n, d = X.shape
+    k = FOLD_VALUES // max(d, 1)
+    if not X.flags.c_contiguous or k < 2 or n < 2 * k:
+        return op.reduce(X, axis=0)
+    body = n - n % k
+    out = op.reduce(op.reduce(X[:body].reshape(body // k, k * d), axis=0).reshape(k, d),
+                    axis=0)
+    return op(out, op.reduce(X[body:], axis=0)) if body < n else out
