@@ -514,6 +514,29 @@ SM_INLINE void transpose4(const double *X, Py_ssize_t rs, Py_ssize_t k0, Py_ssiz
         *(v4d *)(o3 + i) = SM_SHUF4(t1, t3, 2, 3, 6, 7);
     }
 }
+
+/* out[(k0 + c) * LDB + i] = X[i * rs + k0 + c] for c < 2 and i < n2 (a
+ * multiple of 2; k0 + 2 <= d): two columns of (n, d) C-ordered features
+ * transposed 2 x 2 in registers, for the E-step's fused path at 2 and 3
+ * features.  A copy. */
+typedef double v2d __attribute__((vector_size(16), aligned(8)));
+#if defined(__clang__)
+#define SM_SHUF2(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+typedef long long v2l __attribute__((vector_size(16)));
+#define SM_SHUF2(a, b, ...) __builtin_shuffle((a), (b), (v2l){__VA_ARGS__})
+#endif
+SM_INLINE void transpose2(const double *X, Py_ssize_t rs, Py_ssize_t k0, Py_ssize_t n2,
+                          double *out)
+{
+    double *o0 = out + k0 * LDB, *o1 = o0 + LDB;
+    for (Py_ssize_t i = 0; i < n2; i += 2) {
+        const double *x = X + i * rs + k0;
+        const v2d r0 = *(const v2d *)x, r1 = *(const v2d *)(x + rs);
+        *(v2d *)(o0 + i) = SM_SHUF2(r0, r1, 0, 2);
+        *(v2d *)(o1 + i) = SM_SHUF2(r0, r1, 1, 3);
+    }
+}
 #endif
 
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
@@ -658,6 +681,11 @@ static void run_job(Job *J)
                 n8 = nb / 4 * 4;
                 for (Py_ssize_t k0 = 0; k0 + 4 <= d; k0 += 4) transpose4(X, rs, k0, n8, Fbuf);
                 if (d % 4) transpose4(X, rs, d - 4, n8, Fbuf);
+            } else if (!tiled && d >= 2) {  /* 2 or 3 features: as above, 2 x 2 */
+                d8 = d;
+                n8 = nb / 2 * 2;
+                transpose2(X, rs, 0, n8, Fbuf);
+                if (d == 3) transpose2(X, rs, 1, n8, Fbuf);
             } else if (J->vec) {
                 d8 = d / 8 * 8;
                 n8 = nb / 8 * 8;
