@@ -278,6 +278,10 @@ def source_like_fit(model, X, y, sample_weight):
         source = source_for_model(model, X, y, sample_weight)
         if source is not None:
             return source
+    if y is None and is_frame(X):
+        raise DataError(f"y is required: X is a table ({type(X).__name__}) whose columns give "
+                        "the features only; pass its target column as y, e.g. "
+                        "score(frame, frame['y'])")
     source = as_source(features_like_fit(model, X, stacklevel=6), y, sample_weight,
                        chunk_rows=model.chunk_rows)
     names = fitted_feature_names(model)

@@ -183,3 +183,14 @@ def test_a_formula_model_predicts_a_dask_frame_like_pandas(frame):
     fitted = model().fit(cat, formula="y ~ x1 + x2 + C(region)")
     ddf = dd.from_pandas(cat[["region", "x2", "x1"]], npartitions=2)
     np.testing.assert_array_equal(fitted.predict(ddf), fitted.predict(cat))
+
+
+def test_scoring_a_table_without_y_says_to_pass_its_target_column(frame):
+    """fit(frame, target="y") then score(frame): the message names the table and the
+    way out, not "when X is an array"."""
+    fitted = model().fit(frame, target="y")
+    for method in (fitted.score, fitted.bic, fitted.aic, fitted.compute_se):
+        with pytest.raises(DataError, match=r"X is a table.*pass its target column as y"):
+            method(frame)
+    assert fitted.score(frame, frame["y"]) == pytest.approx(fitted.loglik_ / len(frame),
+                                                            rel=1e-12)
