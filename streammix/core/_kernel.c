@@ -495,6 +495,61 @@ SM_INLINE void lane_gram(const double *const *Z, Py_ssize_t q4, const double *g,
 }
 #endif
 
+#ifdef SM_VEC
+typedef double v4d __attribute__((vector_size(32), aligned(8)));
+#if defined(__clang__)
+#define SM_SHUF4(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+typedef long long v4l __attribute__((vector_size(32)));
+#define SM_SHUF4(a, b, ...) __builtin_shuffle((a), (b), (v4l){__VA_ARGS__})
+#endif
+
+/* out[(k0 + c) * LDB + i] = X[i * rs + k0 + c] for c < 4 and i < n4 (a
+ * multiple of 4; k0 + 4 <= rs): four columns of (n, d) C-ordered features
+ * transposed 4 x 4 in registers (8 shuffles a square), as transpose8 does
+ * eight; run_info's columns past the last multiple of 8 (d = 4..7) and the
+ * E-step's at d = 4..7 features (below tile_min_d).  A copy. */
+SM_INLINE void transpose4(const double *X, Py_ssize_t rs, Py_ssize_t k0, Py_ssize_t n4,
+                          double *out)
+{
+    double *o0 = out + k0 * LDB, *o1 = o0 + LDB, *o2 = o1 + LDB, *o3 = o2 + LDB;
+    for (Py_ssize_t i = 0; i < n4; i += 4) {
+        const double *x = X + i * rs + k0;
+        const v4d r0 = *(const v4d *)x, r1 = *(const v4d *)(x + rs);
+        const v4d r2 = *(const v4d *)(x + 2 * rs), r3 = *(const v4d *)(x + 3 * rs);
+        const v4d t0 = SM_SHUF4(r0, r1, 0, 4, 2, 6), t1 = SM_SHUF4(r0, r1, 1, 5, 3, 7);
+        const v4d t2 = SM_SHUF4(r2, r3, 0, 4, 2, 6), t3 = SM_SHUF4(r2, r3, 1, 5, 3, 7);
+        *(v4d *)(o0 + i) = SM_SHUF4(t0, t2, 0, 1, 4, 5);
+        *(v4d *)(o1 + i) = SM_SHUF4(t1, t3, 0, 1, 4, 5);
+        *(v4d *)(o2 + i) = SM_SHUF4(t0, t2, 2, 3, 6, 7);
+        *(v4d *)(o3 + i) = SM_SHUF4(t1, t3, 2, 3, 6, 7);
+    }
+}
+
+/* out[(k0 + c) * LDB + i] = X[i * rs + k0 + c] for c < 2 and i < n2 (a
+ * multiple of 2; k0 + 2 <= d): two columns of (n, d) C-ordered features
+ * transposed 2 x 2 in registers, for the E-step's fused path at 2 and 3
+ * features.  A copy. */
+typedef double v2d __attribute__((vector_size(16), aligned(8)));
+#if defined(__clang__)
+#define SM_SHUF2(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+typedef long long v2l __attribute__((vector_size(16)));
+#define SM_SHUF2(a, b, ...) __builtin_shuffle((a), (b), (v2l){__VA_ARGS__})
+#endif
+SM_INLINE void transpose2(const double *X, Py_ssize_t rs, Py_ssize_t k0, Py_ssize_t n2,
+                          double *out)
+{
+    double *o0 = out + k0 * LDB, *o1 = o0 + LDB;
+    for (Py_ssize_t i = 0; i < n2; i += 2) {
+        const double *x = X + i * rs + k0;
+        const v2d r0 = *(const v2d *)x, r1 = *(const v2d *)(x + rs);
+        *(v2d *)(o0 + i) = SM_SHUF2(r0, r1, 0, 2);
+        *(v2d *)(o1 + i) = SM_SHUF2(r0, r1, 1, 3);
+    }
+}
+#endif
+
 /* The E-step forms each component's Gram matrix in 4 x 4 tiles (upper_tiles)
  * from this many features on, and with dot4 below (the crossover measured
  * with benchmarks/bench_estep.py; set_tile_min_d changes it, for tests and
@@ -625,9 +680,24 @@ static void run_job(Job *J)
         if (J->rowstride) {  /* (n, d) rows: transpose the block, in cache */
             const double *X = J->F + start * J->rowstride;
             const Py_ssize_t rs = J->rowstride;
-            Py_ssize_t d8 = 0, n8 = 0;  /* the part transposed 8 x 8 in registers */
+            Py_ssize_t d8 = 0, n8 = 0;  /* the part transposed in registers */
 #ifdef SM_VEC
-            if (J->vec) {
+            if (!tiled && d >= 4) {
+                /* the fused path (4..7 features, or more below tile_min_d):
+                 * every 4 columns, and the last 4 (the same values twice
+                 * where they overlap), transposed 4 x 4 in registers, with
+                 * or without the vector lanes; the block's last nb mod 4
+                 * rows one by one.  A copy, so the same bits. */
+                d8 = d;
+                n8 = nb / 4 * 4;
+                for (Py_ssize_t k0 = 0; k0 + 4 <= d; k0 += 4) transpose4(X, rs, k0, n8, Fbuf);
+                if (d % 4) transpose4(X, rs, d - 4, n8, Fbuf);
+            } else if (!tiled && d >= 2) {  /* 2 or 3 features: as above, 2 x 2 */
+                d8 = d;
+                n8 = nb / 2 * 2;
+                transpose2(X, rs, 0, n8, Fbuf);
+                if (d == 3) transpose2(X, rs, 1, n8, Fbuf);
+            } else if (J->vec) {
                 d8 = d / 8 * 8;
                 n8 = nb / 8 * 8;
                 transpose8(X, rs, d8, n8, Fbuf);
@@ -1083,36 +1153,6 @@ done:
 
 /* ---- the information pass (standard errors) ---------------------------- */
 
-#ifdef SM_VEC
-typedef double v4d __attribute__((vector_size(32), aligned(8)));
-#if defined(__clang__)
-#define SM_SHUF4(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
-#else
-typedef long long v4l __attribute__((vector_size(32)));
-#define SM_SHUF4(a, b, ...) __builtin_shuffle((a), (b), (v4l){__VA_ARGS__})
-#endif
-
-/* out[(k0 + c) * LDB + i] = X[i * rs + k0 + c] for c < 4 and i < n4 (a
- * multiple of 4; k0 + 4 <= rs): four columns of (n, d) C-ordered features
- * transposed 4 x 4 in registers (8 shuffles a square), as transpose8 does
- * eight; run_info's columns past the last multiple of 8 (d = 4..7).  A copy. */
-SM_INLINE void transpose4(const double *X, Py_ssize_t rs, Py_ssize_t k0, Py_ssize_t n4,
-                          double *out)
-{
-    double *o0 = out + k0 * LDB, *o1 = o0 + LDB, *o2 = o1 + LDB, *o3 = o2 + LDB;
-    for (Py_ssize_t i = 0; i < n4; i += 4) {
-        const double *x = X + i * rs + k0;
-        const v4d r0 = *(const v4d *)x, r1 = *(const v4d *)(x + rs);
-        const v4d r2 = *(const v4d *)(x + 2 * rs), r3 = *(const v4d *)(x + 3 * rs);
-        const v4d t0 = SM_SHUF4(r0, r1, 0, 4, 2, 6), t1 = SM_SHUF4(r0, r1, 1, 5, 3, 7);
-        const v4d t2 = SM_SHUF4(r2, r3, 0, 4, 2, 6), t3 = SM_SHUF4(r2, r3, 1, 5, 3, 7);
-        *(v4d *)(o0 + i) = SM_SHUF4(t0, t2, 0, 1, 4, 5);
-        *(v4d *)(o1 + i) = SM_SHUF4(t1, t3, 0, 1, 4, 5);
-        *(v4d *)(o2 + i) = SM_SHUF4(t0, t2, 2, 3, 6, 7);
-        *(v4d *)(o3 + i) = SM_SHUF4(t1, t3, 2, 3, 6, 7);
-    }
-}
-#endif
 
 /* acc (np4, np4), upper triangle valid: add its leading (q, q) block, mirrored, to out. */
 static void add_mirrored(const double *acc, Py_ssize_t np4, Py_ssize_t q, double *out)

@@ -8,7 +8,12 @@ from support.mixtures import make_mixture
 
 from streammix.algorithms.em import EMSettings, run_em
 from streammix.algorithms.start.candidates import REFINE_SIZE
-from streammix.algorithms.start.pool import MAX_POOL, degenerate_runs, pool_size
+from streammix.algorithms.start.pool import (
+    MAX_POOL,
+    degenerate_runs,
+    first_cut_runs,
+    pool_size,
+)
 from streammix.algorithms.start.pool_starts import pool_starts
 from streammix.algorithms.start.population import population_em, stack, unstack
 from streammix.core.mstep import MStepOptions
@@ -42,6 +47,40 @@ def test_stacked_runs_equal_em_run_one_by_one(sample, noise):
         np.testing.assert_allclose(got.sigma2, ref.params.sigma2, rtol=1e-8)
         np.testing.assert_allclose(got.weights, ref.params.weights, rtol=1e-8)
         assert pop.loglik[i] == pytest.approx(ref.loglik, rel=1e-10)
+
+
+def test_the_trace_holds_every_e_step_and_leaves_the_runs_unchanged(sample):
+    Xd, y = sample
+    w = np.ones(y.size)
+    starts = pool_starts(Xd, y, 2, 12, np.random.default_rng(2), MStepOptions(variance_floor=1e-3))
+    trace = []
+    pop = population_em(Xd, y, w, starts, n_iter=4, noise="per_component", floor=1e-3,
+                        trace=trace)
+    plain = population_em(Xd, y, w, starts, n_iter=4, noise="per_component", floor=1e-3)
+    assert len(trace) == 5
+    np.testing.assert_array_equal(trace[-1], pop.loglik)
+    np.testing.assert_array_equal(pop.beta, plain.beta)
+    for i, loglik in enumerate(trace[:-1]):
+        fewer = population_em(Xd, y, w, starts, n_iter=i, noise="per_component", floor=1e-3)
+        np.testing.assert_allclose(loglik, fewer.loglik, rtol=1e-12)
+    assert (np.diff(np.array(trace), axis=0) > -1e-8).all()  # EM climbs
+
+
+def test_the_first_cut_keeps_the_best_then_the_fastest_climbers():
+    loglik = np.array([-10.0, -11.0, -12.0, -13.0, -14.0, -15.0, -16.0, -17.0, -18.0, -19.0,
+                       -1.0, -np.inf])
+    gain = np.array([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 2.0, 5.0, 0.0, np.nan])
+    strict = np.zeros(12, dtype=bool)
+    strict[[9, 10, 11]] = True
+    loose = np.zeros(12, dtype=bool)
+    loose[[9, 11]] = True  # run 10 is forming (fails only the strict test)
+    chosen = first_cut_runs(loglik, gain, strict, loose, 8)
+    # half the places to identified runs, best first, the other half to the
+    # forming one; then 8 // GAIN_SHARE = 1 more, the fastest climber of the
+    # others that pass the lenient test (run 8; not run 9, which fails it)
+    assert list(chosen) == [0, 1, 2, 3, 10, 8]
+    chosen = first_cut_runs(loglik, gain, strict, loose, 4)
+    assert list(chosen) == [0, 1, 10]  # 4 // 8 = 0 climbers
 
 
 def test_the_pool_is_for_small_samples_only():

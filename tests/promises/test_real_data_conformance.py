@@ -68,21 +68,28 @@ HIGHER_DEGENERATE = [k for k in KEYS if RESULTS[k]["summary"]["higher_degenerate
 #: prestige k=2 seeds 12, 14; faithful k=3 seeds 8, 11; mcycle k=3 seed 12), to
 #: optima that mixtools' and flexmix's EM started from them keep, non-degenerate
 #: by the choice rule: documented in ``better_optima.json`` since.  Two ended
-#: below R's: :data:`KNOWN_GAPS`.
+#: below R's: :data:`FORMER_GAPS`, :data:`KNOWN_GAPS`.
 FRAGILE = ["airquality/k=2/per_component", "airquality/k=3/per_component",
            "faithful/k=3/per_component", "mcycle/k=3/per_component",
            "prestige/k=2/per_component"]
-#: (case, seed, why) beyond :data:`SEEDS` where the default fit ends below R's best
-#: non-degenerate optimum (the survey of seeds 5..14 of 2026-12-04); on both, a start
-#: whose EM converges to R's optimum (or above) is in the pool but is dropped at the
-#: first cut of the short runs.
+#: Seeds beyond :data:`SEEDS` that are tested too: the former gaps of the start
+#: search.  On airquality k=3 seed 8 (R's -487.048) the fit ended at -487.875: the
+#: one start of 359 in R's basin ranked 288th after the first short runs and was
+#: culled.  Since the first cut also keeps the runs that climbed fastest in the
+#: last short iteration (:func:`streammix.algorithms.start.pool.first_cut_runs`) it
+#: reaches R's optimum, and the survey of seeds 0..14 on every case
+#: (``benchmarks/real_data_survey.py``) fails only on the gap below.
+FORMER_GAPS = {"airquality/k=3/per_component": (8,)}
+#: (case, seed, why) beyond the tested seeds where the default fit ends below R's
+#: best non-degenerate optimum (the survey of seeds 0..14 of 2026-12-04): strict
+#: xfails, so that a fix shows.
 KNOWN_GAPS = [
-    ("airquality/k=3/per_component", 8,
-     "ends at -487.875 below R's -487.048: the one start of 359 in R's basin ranks 288th "
-     "after the short runs and is not kept"),
     ("prestige/k=2/per_component", 10,
      "ends at -344.563 below R's -344.500: the one start of 400 that reaches -344.017 "
-     "ranks 108th of the identified short runs, past the 51 kept"),
+     "ranks 108th of the identified short runs, past the 97 kept (the 97 places for "
+     "forming runs held 5; giving the other 92 to identified runs fixes this seed, but "
+     "with the climbers of the first cut loses npreg k=3 seed 1, crowding its "
+     "optimum out of the finalists)"),
 ]
 #: Cases where spikes or a small component compete with the sensible optimum -- R
 #: found a higher degenerate optimum (:data:`HIGHER_DEGENERATE`), or a better
@@ -93,13 +100,15 @@ CONTESTED = sorted((set(HIGHER_DEGENERATE) | {k for k in BETTER if k != "_meta"}
                    - set(FRAGILE))
 
 
-def _seeds(key) -> range:
+def _seeds(key) -> list[int]:
     """The seeds of ``key``: they check that reaching R's optimum does not hang on
     the draw of the starts, and the draw matters most where some seed has failed
     (:data:`FRAGILE`: all five), then where spikes compete (:data:`CONTESTED`:
     three).  On the other 50 cases every seed 0..14 passed on 2026-12-04; two
-    still catch a pool that reaches the optimum by luck."""
-    return SEEDS if key in FRAGILE else SEEDS[:3] if key in CONTESTED else SEEDS[:2]
+    still catch a pool that reaches the optimum by luck.  The seeds of the former
+    gaps (:data:`FORMER_GAPS`) come on top."""
+    seeds = SEEDS if key in FRAGILE else SEEDS[:3] if key in CONTESTED else SEEDS[:2]
+    return [*seeds, *FORMER_GAPS.get(key, ())]
 
 
 def _data(name):
@@ -146,6 +155,7 @@ def test_the_suite_covers_twelve_data_sets_both_k_and_both_noise_models():
     assert set(KEYS) == {f"{n}/k={k}/{noise}" for n in SUITE for k in CASES[n]["k"]
                          for noise in CASES[n]["noise"]}
     assert set(FRAGILE) <= set(KEYS) and len(CONTESTED) == 21
+    assert set(FORMER_GAPS) <= set(FRAGILE)
 
 
 def _check_default_fit(key, flexmix, seed) -> None:

@@ -11,7 +11,7 @@ their floors, and beyond a few thousand rows the pool is not used at all
 from __future__ import annotations
 
 __all__ = ["POOL_BUDGET", "MIN_POOL", "MAX_POOL", "SHORT_ITER", "LONG_ITER",
-           "SURVIVOR_SHARE", "N_FINALISTS", "MAX_FINALISTS", "EXCHANGE_ROUNDS",
+           "SURVIVOR_SHARE", "GAIN_SHARE", "N_FINALISTS", "MAX_FINALISTS", "EXCHANGE_ROUNDS",
            "N_FULL", "N_FORMING", "MAX_FULL", "pool_size", "short_iterations",
            "survivor_count", "finalist_count", "long_iterations", "exchange_moves"]
 
@@ -46,6 +46,10 @@ EXCHANGE_ROUNDS = 3
 
 #: The best quarter of the first short runs continues.
 SURVIVOR_SHARE = 4
+
+#: Beside the survivors by log-likelihood, one in this many more continue: the
+#: runs that climbed fastest in the last short iteration.
+GAIN_SHARE = 8
 
 #: Distinct survivors of each kind (identified, forming) that run LONG_ITER more.
 N_FINALISTS = 2 * N_FULL

@@ -101,7 +101,8 @@ def _over_components(op, a: np.ndarray) -> np.ndarray:
 def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population, *,
                   n_iter: int, noise: str, floor: float,
                   penalty: np.ndarray | None = None,
-                  fixed_sigma2: np.ndarray | None = None, tol: float = 0.0) -> Population:
+                  fixed_sigma2: np.ndarray | None = None, tol: float = 0.0,
+                  trace: list | None = None) -> Population:
     """``n_iter`` EM iterations of every run of ``pop`` on the rows ``(Xd, y, w)``,
     fewer when ``tol`` > 0 and no run's log-likelihood moved by more than ``tol``
     in the last one.
@@ -110,7 +111,8 @@ def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population,
     parameters.  ``noise`` is ``"per_component"``, ``"shared"`` or
     ``"fixed"`` (σ² held at ``fixed_sigma2``); ``floor`` bounds every σ²
     from below; ``penalty`` (p, p) is added to every weighted Gram matrix
-    (the ridge).  Runs whose M-step fails keep −inf log-likelihood.
+    (the ridge).  Runs whose M-step fails keep −inf log-likelihood.  ``trace``,
+    if given, receives the log-likelihoods of every E-step, one (R,) array each.
 
     On a few hundred rows each iteration is a dozen element-wise passes over
     (R, m, n) arrays, so they are made in place in three buffers; with unit
@@ -140,6 +142,8 @@ def population_em(Xd: np.ndarray, y: np.ndarray, w: np.ndarray, pop: Population,
             previous, loglik = loglik, lse[:, 0, :] @ w
             if not all_ok:
                 loglik = np.where(ok, loglik, -np.inf)
+            if trace is not None:
+                trace.append(loglik)
             gamma = np.exp(np.subtract(lj, lse, out=lj), out=lj)
             n_eff = gamma.sum(axis=2)
             if it == n_iter or (tol > 0 and it > 0 and _settled(loglik, previous, tol)):
