@@ -12,7 +12,8 @@ by group of grouped classes (:func:`group_loglik`, used by
 which give the same results to rounding.
 
 The kernel is optional: it is built where a C compiler was found (importing
-this module without it gives a ``RuntimeWarning``, unless ``STREAMMIX_KERNEL``
+this module without it gives a ``RuntimeWarning`` at the user's line that imported
+streammix, once for a process and the processes it starts, unless ``STREAMMIX_KERNEL``
 is ``0``).  When it
 is built it runs unless the environment variable ``STREAMMIX_KERNEL`` is
 ``0`` at import; :func:`set_enabled` and :func:`enabled_as` switch it (the
@@ -23,20 +24,50 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+#: Set by the warning that the kernel is not built to the folder of this installation,
+#: so that the child processes that inherit it (a ``LocalCluster``'s workers) and import
+#: the same installation do not repeat it; another installation still warns.
+_WARNED = "STREAMMIX_KERNEL_MISSING_WARNED"
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside streammix for a warning of the
+    caller (the line of the user's code that imported streammix); frames of the import
+    machinery are skipped by :func:`warnings.warn` itself and not counted."""
+    def bootstrap(frame) -> bool:  # the rule of warnings.warn
+        return "importlib" in frame.f_code.co_filename and "_bootstrap" in frame.f_code.co_filename
+
+    frame, level = sys._getframe(1), 1
+    while frame is not None and (bootstrap(frame) or frame.f_globals.get(
+            "__name__", "").split(".")[0] in ("streammix", "importlib")):
+        level += not bootstrap(frame)
+        frame = frame.f_back
+    return level
+
+
+def _warn_not_built() -> None:
+    """Warn that the kernel is not built, unless switched off or said in a parent process."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.environ.get("STREAMMIX_KERNEL", "1") == "0" or os.environ.get(_WARNED) == here:
+        return
+    os.environ[_WARNED] = here
+    warnings.warn(
+        "the compiled kernel of streammix (streammix.core._kernel) is not built, so its "
+        "numpy code runs: the same results, several times slower.  Install a C compiler "
+        "(GCC or clang) and reinstall streammix to build it; STREAMMIX_KERNEL=0 runs the "
+        "numpy code without this warning", RuntimeWarning, stacklevel=_outside_stacklevel())
+
 
 try:  # built by setup.py where a C compiler was found
     from streammix.core import _kernel as _compiled
 except ImportError:  # depends on the build (tests/core/test_kernel_build.py imports without it)
     _compiled = None
-    if os.environ.get("STREAMMIX_KERNEL", "1") != "0":
-        warnings.warn(
-            "the compiled kernel of streammix (streammix.core._kernel) is not built, so its "
-            "numpy code runs: the same results, several times slower.  Install a C compiler "
-            "(GCC or clang) and reinstall streammix to build it; STREAMMIX_KERNEL=0 runs the "
-            "numpy code without this warning", RuntimeWarning, stacklevel=2)
+    _warn_not_built()
 
 #: The calling convention this module expects of the build (``API`` in ``_kernel.c``;
 #: 2: ``info_chunk`` takes ``intercept``; 3: ``set_vector_lanes``).

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from streammix.exceptions import DataError, FeatureNamesWarning
 
 __all__ = ["is_frame", "frame_names", "frame_column", "frame_matrix", "split_frame",
-           "select_features", "names_mismatch_message"]
+           "select_features", "names_mismatch_message", "computed_dask_frame"]
 
 
 def _module(obj) -> str:
@@ -36,6 +36,21 @@ def is_frame(obj) -> bool:
         return False
     return _module(obj) in ("pandas", "polars") and hasattr(obj, "columns") \
         and hasattr(obj, "shape") and len(obj.shape) == 2
+
+
+def computed_dask_frame(obj, names: list[str] | None = None):
+    """A Dask DataFrame computed into the pandas DataFrame it stands for (only its
+    columns ``names``, when it has them all), so that ``predict`` and the like take
+    its columns by name as for pandas; anything else is returned as it is.
+
+    Their results are in-memory arrays of one row per input row, so the columns
+    they need are brought to this process.
+    """
+    if not (callable(getattr(type(obj), "__dask_graph__", None)) and hasattr(obj, "columns")):
+        return obj
+    if names is not None and set(names) <= {str(c) for c in obj.columns}:
+        obj = obj[list(names)]
+    return obj.compute()
 
 
 def frame_names(obj) -> list[str] | None:

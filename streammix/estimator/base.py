@@ -20,7 +20,12 @@ from streammix.core.checks import check_fitted
 from streammix.core.mstep import NOISE_MODELS, MStepOptions
 from streammix.core.params import MixtureParams
 from streammix.core.stats import SuffStats, design_matrix
-from streammix.data.frames import is_frame, names_mismatch_message, select_features
+from streammix.data.frames import (
+    computed_dask_frame,
+    is_frame,
+    names_mismatch_message,
+    select_features,
+)
 from streammix.data.resolve import as_source, is_source
 from streammix.engines.resolve import resolve_engine
 from streammix.estimator.constraints import check_fixed
@@ -273,6 +278,10 @@ def source_like_fit(model, X, y, sample_weight):
         source = source_for_model(model, X, y, sample_weight)
         if source is not None:
             return source
+    if y is None and is_frame(X):
+        raise DataError(f"y is required: X is a table ({type(X).__name__}) whose columns give "
+                        "the features only; pass its target column as y, e.g. "
+                        "score(frame, frame['y'])")
     source = as_source(features_like_fit(model, X, stacklevel=6), y, sample_weight,
                        chunk_rows=model.chunk_rows)
     names = fitted_feature_names(model)
@@ -317,8 +326,10 @@ def pass_stats(model, X, y, sample_weight) -> SuffStats:
 def design(model, X, stacklevel: int = 4) -> np.ndarray:
     """The design matrix of features ``X``: a table's columns by name (in the fit's
     order), an array's by position (as many as the fit had, else ValueError); a
-    formula model encodes a table with its formula."""
-    if getattr(model, "formula_", None) is not None and is_frame(X):
+    formula model encodes a table with its formula.  A Dask DataFrame is a table."""
+    formula = getattr(model, "formula_", None)
+    X = computed_dask_frame(X, None if formula is not None else fitted_feature_names(model))
+    if formula is not None and is_frame(X):
         from streammix.estimator.formulas import encode_frame
         return design_matrix(encode_frame(model.formula_, X), model.fit_intercept)
     X = select_features(X, fitted_feature_names(model), model.n_features_in_, "the model",

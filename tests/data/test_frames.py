@@ -154,3 +154,43 @@ def test_predict_takes_a_source_with_or_without_the_target(lake, frame, tmp_path
         fitted.score(without)
     with pytest.raises(DataError, match="needs the target"):
         model().fit(without)
+
+
+def test_dask_frames_are_predicted_by_name_like_pandas(frame):
+    """predict & co. on a Dask DataFrame take its columns by name, as for pandas
+    (not by position with a warning that it has no names), and ignore the target."""
+    import dask.dataframe as dd
+    fitted = model().fit(frame, target="y")
+    ddf = dd.from_pandas(frame, npartitions=3)
+    reordered = ddf[["x3", "y", "x1", "x2"]]
+    X = frame[["x1", "x2", "x3"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(fitted.predict(reordered), fitted.predict(X))
+        np.testing.assert_array_equal(fitted.predict_components(reordered),
+                                      fitted.predict_components(X))
+        np.testing.assert_array_equal(fitted.predict_proba(reordered, ddf["y"]),
+                                      fitted.predict_proba(X, frame["y"]))
+        np.testing.assert_array_equal(fitted.score_samples(reordered, ddf["y"]),
+                                      fitted.score_samples(X, frame["y"]))
+    with pytest.raises(DataError, match="missing:\n- x2"):
+        fitted.predict(ddf[["x1", "x3"]])
+
+
+def test_a_formula_model_predicts_a_dask_frame_like_pandas(frame):
+    import dask.dataframe as dd
+    cat = frame.assign(region=np.where(frame["x1"] > 0, "a", "b"))
+    fitted = model().fit(cat, formula="y ~ x1 + x2 + C(region)")
+    ddf = dd.from_pandas(cat[["region", "x2", "x1"]], npartitions=2)
+    np.testing.assert_array_equal(fitted.predict(ddf), fitted.predict(cat))
+
+
+def test_scoring_a_table_without_y_says_to_pass_its_target_column(frame):
+    """fit(frame, target="y") then score(frame): the message names the table and the
+    way out, not "when X is an array"."""
+    fitted = model().fit(frame, target="y")
+    for method in (fitted.score, fitted.bic, fitted.aic, fitted.compute_se):
+        with pytest.raises(DataError, match=r"X is a table.*pass its target column as y"):
+            method(frame)
+    assert fitted.score(frame, frame["y"]) == pytest.approx(fitted.loglik_ / len(frame),
+                                                            rel=1e-12)
