@@ -59,12 +59,16 @@ __attribute__((simd("notinbranch"), const, nothrow)) double log(double);
 #ifndef SM_PF_LOCALITY
 #define SM_PF_LOCALITY 2
 #endif
+#ifndef SM_PREFETCH  /* tests/core/prefetch_harness.c records the addresses */
 #define SM_PREFETCH(p) __builtin_prefetch((p), 0, SM_PF_LOCALITY)
+#endif
 #else
 #define SM_PRAGMA(x)
 #define SIMD
 #define SM_INLINE static inline
+#ifndef SM_PREFETCH
 #define SM_PREFETCH(p) ((void)(p))
+#endif
 #endif
 
 typedef struct {
@@ -209,25 +213,32 @@ SM_INLINE void upper_tiles(const double *a, const double *b, Py_ssize_t q, Py_ss
  * Prefetches change no result. */
 typedef struct {
     const double *F, *y, *w;   /* the next block's rows */
-    Py_ssize_t fs, d, flen;    /* d rows of flen doubles, row k of F at F + k fs */
+    Py_ssize_t fs, d, flen;    /* d runs of flen doubles, run k of F at F + k fs */
     Py_ssize_t len;            /* and len doubles of y and of w */
-    Py_ssize_t k;              /* the row being fetched (d: y, d + 1: w; beyond: done) */
-    const double *at;          /* its next line, and the lines of it left */
-    Py_ssize_t left;
+    Py_ssize_t off;            /* 1: the runs start off cache lines, so span a line more */
+    Py_ssize_t k;              /* the run being fetched (d: y, d + 1: w; beyond: done) */
+    const double *run;         /* its start, its length, its next line and lines */
+    Py_ssize_t runlen, line, lines;
     Py_ssize_t step;           /* lines a call of pf_lines fetches */
 } Prefetch;
 
+/* Line i of a run is fetched at its double 8 i, the last line (when the run
+ * starts off a line) at its last double: every address formed is inside the
+ * arrays (one past their end is already undefined behaviour in C, even for
+ * an address only prefetched). */
 SM_INLINE void pf_lines(Prefetch *p)
 {
     for (Py_ssize_t c = 0; c < p->step; c++) {
-        if (p->left == 0) {  /* the next row */
+        if (p->line == p->lines) {  /* the next run */
             if (++p->k > p->d + 1) return;
-            p->at = p->k < p->d ? p->F + p->k * p->fs : p->k == p->d ? p->y : p->w;
-            p->left = (p->k < p->d ? p->flen : p->len) / 8;
+            p->run = p->k < p->d ? p->F + p->k * p->fs : p->k == p->d ? p->y : p->w;
+            p->runlen = p->k < p->d ? p->flen : p->len;
+            p->line = 0;
+            p->lines = (p->runlen + 7) / 8 + p->off;
         }
-        SM_PREFETCH(p->at);
-        p->at += 8;
-        p->left--;
+        const Py_ssize_t at = 8 * p->line < p->runlen ? 8 * p->line : p->runlen - 1;
+        SM_PREFETCH(p->run + at);
+        p->line++;
     }
 }
 
@@ -706,20 +717,20 @@ static void run_job(Job *J)
             F = Fbuf;
             fs = LDB;
         }
-        Prefetch pf = {NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};  /* step 0: nothing */
+        Prefetch pf = {NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, NULL, 0, 0, 0, 0};  /* step 0: nothing */
         if (tiled && start + bk < n) {  /* the next block's rows, features, y and w */
             const Py_ssize_t next = n - start - bk < bk ? n - start - bk : bk;
-            const Py_ssize_t rs = J->rowstride;  /* (n, d) rows: one run of next rs doubles */
+            const Py_ssize_t rs = J->rowstride;  /* (n, d) rows: one run of them */
             /* a run of doubles off a cache line's start spans one line more */
             const int off = (((uintptr_t)J->F | (uintptr_t)(J->fstride * 8) | (uintptr_t)J->y
                               | (uintptr_t)J->w) & 63) != 0;
-            const Py_ssize_t len = ((next + 7) / 8 + off) * 8;
-            const Py_ssize_t flen = rs ? ((next * rs + 7) / 8 + off) * 8 : len;
+            const Py_ssize_t flen = rs ? (next - 1) * rs + d : next;
             const Py_ssize_t rows = rs ? 1 : d;
-            const Py_ssize_t lines = rows * (flen / 8) + 2 * (len / 8);
+            const Py_ssize_t lines = rows * ((flen + 7) / 8 + off) + 2 * ((next + 7) / 8 + off);
             const Py_ssize_t calls = m * (q4 / 4) * (q4 / 4 + 1) / 2;
             pf = (Prefetch){rs ? J->F + (start + bk) * rs : J->F + start + bk, yb + bk, wb + bk,
-                            J->fstride, rows, flen, len, -1, NULL, 0, (lines + calls - 1) / calls};
+                            J->fstride, rows, flen, next, off, -1, NULL, 0, 0, 0,
+                            (lines + calls - 1) / calls};
         }
         /* lanes read the block's columns in place only when they are whole
          * vectors on cache lines (split loads cost more than a copy, measured
