@@ -1,8 +1,8 @@
 """What scikit-learn asks of the estimator beyond ``BaseEstimator``: its tags and its clone.
 
-scikit-learn is a runtime dependency (the installation page says why): the
-estimator inherits :class:`sklearn.base.BaseEstimator` for everyone, so
-``clone``, ``get_params``/``set_params``, the repr, ``GridSearchCV``,
+scikit-learn is a runtime dependency (the arrays guide, docs/guide/arrays.rst,
+says why): the estimator inherits :class:`sklearn.base.BaseEstimator` for everyone,
+so ``clone``, ``get_params``/``set_params``, the repr, ``GridSearchCV``,
 ``cross_val_score`` and ``Pipeline`` behave the same in every installation.
 """
 
