@@ -251,7 +251,8 @@ def fitted_feature_names(model) -> list[str] | None:
 
 def features_like_fit(model, X, stacklevel: int = 4):
     """``X`` with the fit's features: a table's columns by name, in the fit's order;
-    an array's (or a Dask collection's, or a source's) as they are."""
+    an array's (or a Dask collection's, or a source's) as they are, an array's with a
+    :class:`~streammix.FeatureNamesWarning` when the model was fitted on names."""
     if is_frame(X):
         return select_features(X, fitted_feature_names(model), model.n_features_in_,
                                "the model", stacklevel=stacklevel)
@@ -262,6 +263,10 @@ def features_like_fit(model, X, stacklevel: int = 4):
         if message is not None:
             raise DataError(message)
         return X[names]
+    if names is not None and columns is None and not is_source(X) \
+            and not hasattr(X, "__dask_graph__"):  # an array: by position, which warns
+        return select_features(X, names, model.n_features_in_, "the model",
+                               stacklevel=stacklevel)
     return X
 
 

@@ -194,3 +194,21 @@ def test_scoring_a_table_without_y_says_to_pass_its_target_column(frame):
             method(frame)
     assert fitted.score(frame, frame["y"]) == pytest.approx(fitted.loglik_ / len(frame),
                                                             rel=1e-12)
+
+
+def test_score_and_standard_errors_of_arrays_warn_when_fitted_on_names(frame, data):
+    """As predict does: an array's columns are taken by position, which a model
+    fitted on names says (the reversed columns would score otherwise silently)."""
+    X, y = data
+    fitted = model().fit(frame, target="y")
+    for method in (fitted.score, fitted.bic, fitted.aic):
+        with pytest.warns(FeatureNamesWarning, match="does not have valid feature names") as seen:
+            by_position = method(X, y)
+        assert seen[0].filename == __file__
+        assert by_position == method(frame[["x1", "x2", "x3"]], frame["y"])
+    with pytest.warns(FeatureNamesWarning, match="does not have valid feature names"):
+        fitted.compute_se(X, y)
+    on_arrays = model().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        on_arrays.score(X, y)

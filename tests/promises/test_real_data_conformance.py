@@ -68,29 +68,27 @@ HIGHER_DEGENERATE = [k for k in KEYS if RESULTS[k]["summary"]["higher_degenerate
 #: prestige k=2 seeds 12, 14; faithful k=3 seeds 8, 11; mcycle k=3 seed 12), to
 #: optima that mixtools' and flexmix's EM started from them keep, non-degenerate
 #: by the choice rule: documented in ``better_optima.json`` since.  Two ended
-#: below R's: :data:`FORMER_GAPS`, :data:`KNOWN_GAPS`.
+#: below R's, the gaps fixed since (:data:`FORMER_GAPS`).
 FRAGILE = ["airquality/k=2/per_component", "airquality/k=3/per_component",
            "faithful/k=3/per_component", "mcycle/k=3/per_component",
            "prestige/k=2/per_component"]
 #: Seeds beyond :data:`SEEDS` that are tested too: the former gaps of the start
-#: search.  On airquality k=3 seed 8 (R's -487.048) the fit ended at -487.875: the
+#: search.  On airquality k=3 seed 8 (R's -487.048, the fit ended at -487.875) the
 #: one start of 359 in R's basin ranked 288th after the first short runs and was
-#: culled.  Since the first cut also keeps the runs that climbed fastest in the
-#: last short iteration (:func:`streammix.algorithms.start.pool.first_cut_runs`) it
-#: reaches R's optimum, and the survey of seeds 0..14 on every case
-#: (``benchmarks/real_data_survey.py``) fails only on the gap below.
-FORMER_GAPS = {"airquality/k=3/per_component": (8,)}
-#: (case, seed, why) beyond the tested seeds where the default fit ends below R's
-#: best non-degenerate optimum (the survey of seeds 0..14 of 2026-12-04): strict
-#: xfails, so that a fix shows.
-KNOWN_GAPS = [
-    ("prestige/k=2/per_component", 10,
-     "ends at -344.563 below R's -344.500: the one start of 400 that reaches -344.017 "
-     "ranks 108th of the identified short runs, past the 97 kept (the 97 places for "
-     "forming runs held 5; giving the other 92 to identified runs fixes this seed, but "
-     "with the climbers of the first cut loses npreg k=3 seed 1, crowding its "
-     "optimum out of the finalists)"),
-]
+#: culled; on prestige k=2 seed 10 (R's -344.500, the fit ended at -344.563) the one
+#: start of 400 that reaches -344.017 ranked 108th of the identified short runs,
+#: past the 97 kept while 97 places for forming runs held 5.  Since the first cut
+#: gives unused forming places to identified runs and keeps the runs that climbed
+#: fastest in the last short iteration
+#: (:func:`streammix.algorithms.start.pool.first_cut_runs`), and a quarter more
+#: finalists run on, both reach R's optimum or the better one, and the survey of
+#: seeds 0..14 on every case (``benchmarks/real_data_survey.py``) fails nowhere.
+FORMER_GAPS = {"airquality/k=3/per_component": (8,), "prestige/k=2/per_component": (10,)}
+#: (case, seed, why) beyond the tested seeds where the default fit is known to end
+#: below R's best non-degenerate optimum: none since the survey of seeds 0..14 of
+#: 2026-12-04 after the first cut above (strict xfails when there are some, so
+#: that a fix shows).
+KNOWN_GAPS: list[tuple[str, int, str]] = []
 #: Cases where spikes or a small component compete with the sensible optimum -- R
 #: found a higher degenerate optimum (:data:`HIGHER_DEGENERATE`), or a better
 #: optimum than R's is documented (``better_optima.json``: the pool has to find a
