@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs GCC on Linux and the kernel's source")
 
 
+@pytest.mark.slow
 def test_every_prefetched_address_lies_inside_the_chunk_arrays(tmp_path):
     exe = tmp_path / "prefetch_harness"
     built = subprocess.run(
